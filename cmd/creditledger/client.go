@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/creditledger/creditledger/api"
+	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// clientFlags are shared by the client subcommands.
+type clientFlags struct {
+	url     string
+	timeout time.Duration
+}
+
+func (c *clientFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&c.url, "nats-url", nats.DefaultURL, "NATS URL of the ledger")
+	f.DurationVar(&c.timeout, "timeout", 10*time.Second, "request timeout")
+}
+
+func (c *clientFlags) connect() (*nats.Conn, *commands.Client, error) {
+	nc, err := nats.Connect(c.url, nats.Name("creditledger-cli"))
+	if err != nil {
+		return nil, nil, &exitCodeError{exitError, fmt.Errorf("connect %s: %w", c.url, err)}
+	}
+	cl, err := commands.NewClient(nc, c.timeout)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, cl, nil
+}
+
+// printOutcome prints the reply (or the rejection body) and maps it to an exit code.
+func printOutcome(raw json.RawMessage, err error) error {
+	var le *ledger.Error
+	if errors.As(err, &le) {
+		b, _ := json.Marshal(api.Rejected{Error: api.ErrorBody{Code: le.Code, Message: le.Message, Data: le.Data}})
+		fmt.Println(string(b))
+		return &exitCodeError{exitRejected, fmt.Errorf("rejected: %s", le.Code)}
+	}
+	if err != nil {
+		return &exitCodeError{exitError, err}
+	}
+	fmt.Println(string(raw))
+	return nil
+}
+
+// commandTypes maps command names to their wire types, for flags derived from JSON tags.
+var commandTypes = map[string]any{
+	"purchase_license":       commands.PurchaseLicense{},
+	"activate_license":       commands.ActivateLicense{},
+	"upgrade_contract":       commands.UpgradeContract{},
+	"allocate_credits":       commands.AllocateCredits{},
+	"release_credits":        commands.ReleaseCredits{},
+	"set_auto_renew":         commands.SetAutoRenew{},
+	"purchase_payg_contract": commands.PurchasePaygContract{},
+	"activate_payg_contract": commands.ActivatePaygContract{},
+	"switch_billing_model":   commands.SwitchBillingModel{},
+}
+
+func commandCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "command NAME --account ID [--FIELD VALUE ... | --data JSON]",
+		Short: "Send a command; prints the reply and exits 1 on a rejection",
+	}
+	for _, name := range commands.Names() {
+		cmd.AddCommand(oneCommand(name, commandTypes[name]))
+	}
+	return cmd
+}
+
+// oneCommand builds `command NAME` with one flag per request field (named as in JSON).
+func oneCommand(name string, proto any) *cobra.Command {
+	var cf clientFlags
+	var account, commandID, data string
+	var expected int64
+	fields := map[string]string{} // flag name -> kind
+	c := &cobra.Command{
+		Use:   name,
+		Short: "Send " + name,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body := map[string]any{}
+			if data != "" {
+				if err := json.Unmarshal([]byte(data), &body); err != nil {
+					return fmt.Errorf("--data: %w", err)
+				}
+			}
+			if account != "" {
+				body["account_id"] = account
+			}
+			if _, ok := body["command_id"]; !ok || commandID != "" {
+				if commandID == "" {
+					commandID = uuid.NewString()
+				}
+				body["command_id"] = commandID
+			}
+			if cmd.Flags().Changed("expected-version") {
+				body["expected_version"] = expected
+			}
+			for flagName, kind := range fields {
+				if !cmd.Flags().Changed(flagName) {
+					continue
+				}
+				v, err := flagValue(cmd.Flags(), flagName, kind)
+				if err != nil {
+					return err
+				}
+				body[flagName] = v
+			}
+			nc, cl, err := cf.connect()
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			acc, err := cl.Send(cmd.Context(), name, body)
+			var raw json.RawMessage
+			if err == nil {
+				raw, _ = json.Marshal(acc)
+			}
+			return printOutcome(raw, err)
+		},
+	}
+	f := c.Flags()
+	cf.add(f)
+	f.StringVar(&account, "account", "", "account id")
+	f.StringVar(&commandID, "command-id", "", "idempotency key (default: a new UUID)")
+	f.StringVar(&data, "data", "", "the request as a JSON object (flags override its fields)")
+	f.Int64Var(&expected, "expected-version", 0, "fail with version_conflict unless the account is at this version")
+	t := reflect.TypeOf(proto)
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := strings.Split(sf.Tag.Get("json"), ",")[0]
+		if sf.Anonymous || tag == "" || tag == "-" {
+			continue
+		}
+		kind := "string"
+		switch {
+		case sf.Type.Kind() == reflect.Map:
+			kind = "map"
+			f.StringToString(tag, nil, tag+" as key=value pairs")
+		case sf.Type == reflect.TypeOf(new(bool)) || sf.Type.Kind() == reflect.Bool:
+			kind = "bool"
+			f.Bool(tag, false, tag)
+		case sf.Type == reflect.TypeOf(new(int)):
+			kind = "int"
+			f.Int(tag, 0, tag)
+		default:
+			f.String(tag, "", tag)
+		}
+		fields[tag] = kind
+	}
+	return c
+}
+
+func flagValue(f *pflag.FlagSet, name, kind string) (any, error) {
+	switch kind {
+	case "bool":
+		return f.GetBool(name)
+	case "int":
+		return f.GetInt(name)
+	case "map":
+		return f.GetStringToString(name)
+	default:
+		return f.GetString(name)
+	}
+}
+
+func queryCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "query balance|licenses|switches --account ID", Short: "Read a projection"}
+	for _, name := range []string{"balance", "licenses", "switches"} {
+		name := name
+		var cf clientFlags
+		var account string
+		var minPos uint64
+		q := &cobra.Command{
+			Use:   name,
+			Short: "Query " + name,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				nc, cl, err := cf.connect()
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				body := map[string]any{"account_id": account}
+				if minPos > 0 {
+					body["min_position"] = minPos
+				}
+				raw, err := cl.Query(context.Background(), name, body)
+				return printOutcome(raw, err)
+			},
+		}
+		cf.add(q.Flags())
+		q.Flags().StringVar(&account, "account", "", "account id")
+		q.Flags().Uint64Var(&minPos, "min-position", 0, "wait until the projection has applied this position")
+		_ = q.MarkFlagRequired("account")
+		cmd.AddCommand(q)
+	}
+	return cmd
+}

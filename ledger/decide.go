@@ -1,0 +1,367 @@
+package ledger
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/events"
+)
+
+// Business constants from the domain rules.
+const (
+	// AWSActivationWindow is how long after purchase an AWS Marketplace license can be activated.
+	AWSActivationWindow = 4 * time.Hour
+	// SwitchInterval is how long a feature stays on a billing model before it may switch again.
+	SwitchInterval = 30 * 24 * time.Hour
+	// RenewalTermMonths is the length of every renewed term.
+	RenewalTermMonths = 12
+	// DefaultTermMonths is a new license's term unless the purchase says otherwise.
+	DefaultTermMonths = 12
+	// MaxTermMonths bounds a purchase's term.
+	MaxTermMonths = 120
+	// maxCatchUpTerms bounds the renewals one decision may emit for a long-past contract start.
+	maxCatchUpTerms = 1200
+)
+
+// Azure "number of users" bounds for one license (one user is one credit).
+var (
+	AzureMinCredits = decimal.NewFromInt(3)
+	AzureMaxCredits = decimal.NewFromInt(1_000_000)
+)
+
+// Rules decides commands against the feature catalogue.
+type Rules struct {
+	Catalogue Catalogue
+}
+
+// NewRules returns the rules over a catalogue.
+func NewRules(c Catalogue) Rules { return Rules{Catalogue: c} }
+
+// Decide returns the events a command produces on an account at time now, or a *Error. Before
+// the command it brings the account's licenses up to date with now (renewals and expiries), so a
+// decision never uses credits that have already lapsed; those time events are part of the result.
+// It does not modify a.
+func (r Rules) Decide(a Account, cmd Command, now time.Time) ([]events.Payload, error) {
+	now = now.UTC()
+	due := DueEvents(a, now)
+	if len(due) > 0 {
+		a = a.Clone()
+		for _, p := range due {
+			a = Evolve(a, events.Event{Envelope: events.Envelope{Version: a.Version + 1}, Data: p})
+		}
+	}
+	out, err := r.decide(a, cmd, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(due, out...), nil
+}
+
+func (r Rules) decide(a Account, cmd Command, now time.Time) ([]events.Payload, error) {
+	switch c := cmd.(type) {
+	case PurchaseLicense:
+		return decidePurchase(a, c, now)
+	case ActivateLicense:
+		return decideActivate(a, c, now)
+	case UpgradeContract:
+		return decideUpgrade(a, c, now)
+	case AllocateCredits:
+		return r.decideAllocate(a, c)
+	case ReleaseCredits:
+		return r.decideRelease(a, c)
+	case SetAutoRenew:
+		return decideAutoRenew(a, c)
+	case PurchasePaygContract:
+		return r.decidePaygPurchase(a, c, now)
+	case ActivatePaygContract:
+		return decidePaygActivate(a, c, now)
+	case SwitchBillingModel:
+		return r.decideSwitch(a, c, now)
+	case AdvanceTime:
+		return nil, nil
+	default:
+		return nil, Reject(CodeInvalidArgument, "unknown command %T", cmd)
+	}
+}
+
+// DueEvents lists the renewals and expiries that are due on the account at now, in license order.
+func DueEvents(a Account, now time.Time) []events.Payload {
+	var out []events.Payload
+	for _, id := range a.LicenseOrder {
+		l := a.Licenses[id]
+		if l.ParentID == "" && l.Status != StatusExpired && !l.ExpiresAt.After(now) {
+			out = append(out, termEvents(l, now)...)
+		}
+	}
+	return out
+}
+
+// termEvents renews a lapsed license term by term until it runs past now, or expires it.
+func termEvents(l License, now time.Time) []events.Payload {
+	if !l.AutoRenew {
+		return []events.Payload{events.LicenseExpired{LicenseID: l.ID, ExpiredAt: l.ExpiresAt}}
+	}
+	var out []events.Payload
+	exp := l.ExpiresAt
+	for i := 0; i < maxCatchUpTerms && !exp.After(now); i++ {
+		next := exp.AddDate(0, RenewalTermMonths, 0)
+		out = append(out, events.LicenseRenewed{LicenseID: l.ID, PreviousExpiresAt: exp, ExpiresAt: next})
+		exp = next
+	}
+	return out
+}
+
+func positive(field string, d decimal.Decimal) error {
+	if !d.IsPositive() {
+		return Reject(CodeInvalidArgument, "%s must be greater than zero", field)
+	}
+	return nil
+}
+
+func decidePurchase(a Account, c PurchaseLicense, now time.Time) ([]events.Payload, error) {
+	if !ValidID(c.LicenseID) {
+		return nil, Reject(CodeInvalidArgument, "license_id must be 1-64 characters of A-Za-z0-9_-")
+	}
+	if _, exists := a.Licenses[c.LicenseID]; exists {
+		return nil, Reject(CodeAlreadyExists, "license %s already exists", c.LicenseID)
+	}
+	if err := positive("credits", c.Credits); err != nil {
+		return nil, err
+	}
+	switch c.Source {
+	case SourceSales, SourceAWS:
+	case SourceAzure:
+		if !c.Credits.IsInteger() || c.Credits.LessThan(AzureMinCredits) || c.Credits.GreaterThan(AzureMaxCredits) {
+			return nil, Reject(CodeInvalidArgument, "azure_marketplace credits must be a whole number from 3 to 1000000")
+		}
+	default:
+		return nil, Reject(CodeInvalidArgument, "source must be sales, aws_marketplace or azure_marketplace")
+	}
+	term := c.TermMonths
+	if term == 0 {
+		term = DefaultTermMonths
+	}
+	if term < 1 || term > MaxTermMonths {
+		return nil, Reject(CodeInvalidArgument, "term_months must be from 1 to %d", MaxTermMonths)
+	}
+	start := c.ContractStart.UTC()
+	if c.ContractStart.IsZero() {
+		start = now
+	}
+	p := events.LicensePurchased{
+		LicenseID: c.LicenseID, Source: c.Source, Credits: c.Credits, TermMonths: term,
+		AutoRenew: c.AutoRenew, ContractStart: start, PurchasedAt: now,
+		ExpiresAt: start.AddDate(0, term, 0),
+	}
+	out := []events.Payload{p}
+	if !p.ExpiresAt.After(now) {
+		// A contract that started in the past is brought up to date in the same append.
+		out = append(out, termEvents(License{ID: p.LicenseID, AutoRenew: p.AutoRenew, ExpiresAt: p.ExpiresAt}, now)...)
+	}
+	return out, nil
+}
+
+func decideActivate(a Account, c ActivateLicense, now time.Time) ([]events.Payload, error) {
+	l, ok := a.Licenses[c.LicenseID]
+	if !ok {
+		return nil, Reject(CodeNotFound, "license %s not found", c.LicenseID)
+	}
+	switch l.Status {
+	case StatusActive:
+		return nil, Reject(CodeAlreadyActivated, "license %s is already activated", c.LicenseID)
+	case StatusExpired:
+		return nil, Reject(CodeLicenseExpired, "license %s expired at %s", c.LicenseID, l.ExpiresAt.Format(time.RFC3339))
+	}
+	if l.Source == SourceAWS && now.Sub(l.PurchasedAt) > AWSActivationWindow {
+		return nil, Reject(CodeActivationWindowExpired,
+			"AWS Marketplace licenses must be activated within 4 hours of purchase (purchased %s); restart set-up",
+			l.PurchasedAt.Format(time.RFC3339))
+	}
+	return []events.Payload{events.LicenseActivated{LicenseID: c.LicenseID, ActivatedAt: now}}, nil
+}
+
+func decideUpgrade(a Account, c UpgradeContract, now time.Time) ([]events.Payload, error) {
+	l, ok := a.Licenses[c.LicenseID]
+	if !ok {
+		return nil, Reject(CodeNotFound, "license %s not found", c.LicenseID)
+	}
+	if l.ParentID != "" {
+		return nil, Reject(CodeInvalidArgument, "%s is an upgrade item; upgrade license %s instead", c.LicenseID, l.ParentID)
+	}
+	switch l.Status {
+	case StatusExpired:
+		return nil, Reject(CodeLicenseExpired, "license %s expired at %s", c.LicenseID, l.ExpiresAt.Format(time.RFC3339))
+	case StatusPending:
+		return nil, Reject(CodeLicenseNotActive, "license %s is not activated", c.LicenseID)
+	}
+	if err := positive("additional_credits", c.AdditionalCredits); err != nil {
+		return nil, err
+	}
+	p := events.ContractUpgraded{LicenseID: c.LicenseID, AdditionalCredits: c.AdditionalCredits, ExpiresAt: l.ExpiresAt, UpgradedAt: now}
+	if l.Source != SourceAzure {
+		if c.ItemID != "" {
+			return nil, Reject(CodeInvalidArgument, "item_id applies to azure_marketplace licenses only")
+		}
+		return []events.Payload{p}, nil
+	}
+	family := decimal.Zero
+	items := 0
+	for _, x := range a.Licenses {
+		if x.ID == l.ID || x.ParentID == l.ID {
+			family = family.Add(x.Credits)
+			items++
+		}
+	}
+	if !c.AdditionalCredits.IsInteger() || family.Add(c.AdditionalCredits).GreaterThan(AzureMaxCredits) {
+		return nil, Reject(CodeInvalidArgument, "azure_marketplace upgrades are whole numbers and a license holds at most 1000000 users (now %s)", family)
+	}
+	p.ItemID = c.ItemID
+	if p.ItemID == "" {
+		for n := items; ; n++ {
+			p.ItemID = fmt.Sprintf("%s-u%d", c.LicenseID, n)
+			if _, taken := a.Licenses[p.ItemID]; !taken && ValidID(p.ItemID) {
+				break
+			}
+			if n > items+len(a.Licenses) {
+				return nil, Reject(CodeInvalidArgument, "cannot derive an item_id from %s; give one", c.LicenseID)
+			}
+		}
+	} else if !ValidID(p.ItemID) {
+		return nil, Reject(CodeInvalidArgument, "item_id must be 1-64 characters of A-Za-z0-9_-")
+	} else if _, taken := a.Licenses[p.ItemID]; taken {
+		return nil, Reject(CodeAlreadyExists, "license item %s already exists", p.ItemID)
+	}
+	return []events.Payload{p}, nil
+}
+
+func (r Rules) feature(id string) (Feature, error) {
+	f, ok := r.Catalogue.Feature(id)
+	if !ok {
+		return Feature{}, Reject(CodeUnknownFeature, "feature %q is not in the catalogue", id)
+	}
+	return f, nil
+}
+
+func (r Rules) decideAllocate(a Account, c AllocateCredits) ([]events.Payload, error) {
+	if _, err := r.feature(c.Feature); err != nil {
+		return nil, err
+	}
+	if err := positive("credits", c.Credits); err != nil {
+		return nil, err
+	}
+	if a.BillingModel(c.Feature) == ModelPayg {
+		return nil, Reject(CodeFeatureOnPayg, "feature %s is billed pay-as-you-go and holds no credits", c.Feature)
+	}
+	if avail := a.AvailableCredits(); avail.LessThan(c.Credits) {
+		e := Reject(CodeInsufficientCredits, "requested %s credits, %s available", c.Credits, avail)
+		e.Data = map[string]string{"available": avail.String(), "requested": c.Credits.String()}
+		return nil, e
+	}
+	return []events.Payload{events.CreditsAllocated{Feature: c.Feature, Credits: c.Credits}}, nil
+}
+
+func (r Rules) decideRelease(a Account, c ReleaseCredits) ([]events.Payload, error) {
+	if _, err := r.feature(c.Feature); err != nil {
+		return nil, err
+	}
+	if err := positive("credits", c.Credits); err != nil {
+		return nil, err
+	}
+	if held := a.Allocations[c.Feature]; held.LessThan(c.Credits) {
+		e := Reject(CodeInsufficientAllocation, "requested %s credits, feature %s holds %s", c.Credits, c.Feature, held)
+		e.Data = map[string]string{"allocated": held.String(), "requested": c.Credits.String()}
+		return nil, e
+	}
+	return []events.Payload{events.CreditsReleased{Feature: c.Feature, Credits: c.Credits, Reason: events.ReleaseRequested}}, nil
+}
+
+func decideAutoRenew(a Account, c SetAutoRenew) ([]events.Payload, error) {
+	l, ok := a.Licenses[c.LicenseID]
+	if !ok {
+		return nil, Reject(CodeNotFound, "license %s not found", c.LicenseID)
+	}
+	if l.ParentID != "" {
+		return nil, Reject(CodeInvalidArgument, "%s is an upgrade item; set auto-renew on license %s", c.LicenseID, l.ParentID)
+	}
+	if l.Status == StatusExpired {
+		return nil, Reject(CodeLicenseExpired, "license %s expired at %s", c.LicenseID, l.ExpiresAt.Format(time.RFC3339))
+	}
+	return []events.Payload{events.AutoRenewSet{LicenseID: c.LicenseID, Enabled: c.Enabled}}, nil
+}
+
+func (r Rules) decidePaygPurchase(a Account, c PurchasePaygContract, now time.Time) ([]events.Payload, error) {
+	if !ValidID(c.ContractID) {
+		return nil, Reject(CodeInvalidArgument, "contract_id must be 1-64 characters of A-Za-z0-9_-")
+	}
+	if _, exists := a.Contracts[c.ContractID]; exists {
+		return nil, Reject(CodeAlreadyExists, "PAYG contract %s already exists", c.ContractID)
+	}
+	features := make([]string, 0, len(c.Rates))
+	for f := range c.Rates {
+		features = append(features, f)
+	}
+	sort.Strings(features)
+	for _, f := range features {
+		feat, err := r.feature(f)
+		if err != nil {
+			return nil, err
+		}
+		if !feat.PaygEligible {
+			return nil, Reject(CodeFeatureNotPaygEligible, "feature %s cannot be billed pay-as-you-go", f)
+		}
+		if err := positive("rates."+f, c.Rates[f]); err != nil {
+			return nil, err
+		}
+	}
+	rates := c.Rates
+	if len(rates) == 0 {
+		rates = nil
+	}
+	return []events.Payload{events.PaygContractPurchased{ContractID: c.ContractID, Rates: rates, PurchasedAt: now}}, nil
+}
+
+func decidePaygActivate(a Account, c ActivatePaygContract, now time.Time) ([]events.Payload, error) {
+	k, ok := a.Contracts[c.ContractID]
+	if !ok {
+		return nil, Reject(CodeNotFound, "PAYG contract %s not found", c.ContractID)
+	}
+	if k.Active {
+		return nil, Reject(CodeAlreadyActivated, "PAYG contract %s is already activated", c.ContractID)
+	}
+	return []events.Payload{events.PaygContractActivated{ContractID: c.ContractID, ActivatedAt: now}}, nil
+}
+
+func (r Rules) decideSwitch(a Account, c SwitchBillingModel, now time.Time) ([]events.Payload, error) {
+	f, err := r.feature(c.Feature)
+	if err != nil {
+		return nil, err
+	}
+	if !f.PaygEligible {
+		return nil, Reject(CodeFeatureNotPaygEligible, "feature %s cannot be billed pay-as-you-go", c.Feature)
+	}
+	if c.To != ModelPayg && c.To != ModelCredits {
+		return nil, Reject(CodeInvalidArgument, "to must be payg or credits")
+	}
+	from := a.BillingModel(c.Feature)
+	if from == c.To {
+		return nil, Reject(CodeAlreadyOnModel, "feature %s is already on %s", c.Feature, c.To)
+	}
+	if c.To == ModelPayg && !a.HasActivePayg() {
+		return nil, Reject(CodeNoActivePaygContract, "switching to pay-as-you-go needs an active PAYG contract")
+	}
+	if next := a.Features[c.Feature].NextSwitchAllowedAt; now.Before(next) {
+		e := Reject(CodeSwitchTooSoon, "feature %s can switch again at %s", c.Feature, next.Format(time.RFC3339))
+		e.Data = map[string]string{"next_switch_allowed_at": next.Format(time.RFC3339)}
+		return nil, e
+	}
+	var out []events.Payload
+	if held := a.Allocations[c.Feature]; c.To == ModelPayg && held.IsPositive() {
+		out = append(out, events.CreditsReleased{Feature: c.Feature, Credits: held, Reason: events.ReleaseSwitchedToPayg})
+	}
+	return append(out, events.BillingModelSwitched{
+		Feature: c.Feature, From: from, To: c.To, At: now, NextSwitchAllowedAt: now.Add(SwitchInterval),
+	}), nil
+}

@@ -1,0 +1,73 @@
+package ledger
+
+import "fmt"
+
+// Code is a stable rejection reason; clients in any language branch on it, so codes never change.
+type Code string
+
+// The rejection codes of the command and query contract.
+const (
+	CodeInvalidArgument         Code = "invalid_argument"
+	CodeNotFound                Code = "not_found"
+	CodeAlreadyExists           Code = "already_exists"
+	CodeAlreadyActivated        Code = "already_activated"
+	CodeActivationWindowExpired Code = "activation_window_expired"
+	CodeLicenseExpired          Code = "license_expired"
+	CodeLicenseNotActive        Code = "license_not_active"
+	CodeInsufficientCredits     Code = "insufficient_credits"
+	CodeInsufficientAllocation  Code = "insufficient_allocation"
+	CodeUnknownFeature          Code = "unknown_feature"
+	CodeFeatureNotPaygEligible  Code = "feature_not_payg_eligible"
+	CodeFeatureOnPayg           Code = "feature_on_payg"
+	CodeNoActivePaygContract    Code = "no_active_payg_contract"
+	CodeSwitchTooSoon           Code = "switch_too_soon"
+	CodeAlreadyOnModel          Code = "already_on_model"
+	CodeVersionConflict         Code = "version_conflict"
+	CodeIdempotencyKeyReused    Code = "idempotency_key_reused"
+	CodeUnavailable             Code = "unavailable"
+	CodeInternal                Code = "internal"
+)
+
+// Error is the one domain error type: a stable code, a human message, and optional data
+// (for example available and requested credits) that callers may act on.
+type Error struct {
+	Code    Code
+	Message string
+	Data    map[string]string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// Is matches any *Error with the same code, so errors.Is(err, ErrInsufficientCredits) works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Sentinels for errors.Is; the errors returned carry messages and data.
+var (
+	ErrInvalidArgument     = &Error{Code: CodeInvalidArgument}
+	ErrNotFound            = &Error{Code: CodeNotFound}
+	ErrAlreadyExists       = &Error{Code: CodeAlreadyExists}
+	ErrAlreadyActivated    = &Error{Code: CodeAlreadyActivated}
+	ErrActivationWindow    = &Error{Code: CodeActivationWindowExpired}
+	ErrLicenseExpired      = &Error{Code: CodeLicenseExpired}
+	ErrLicenseNotActive    = &Error{Code: CodeLicenseNotActive}
+	ErrInsufficientCredits = &Error{Code: CodeInsufficientCredits}
+	ErrInsufficientAlloc   = &Error{Code: CodeInsufficientAllocation}
+	ErrUnknownFeature      = &Error{Code: CodeUnknownFeature}
+	ErrNotPaygEligible     = &Error{Code: CodeFeatureNotPaygEligible}
+	ErrFeatureOnPayg       = &Error{Code: CodeFeatureOnPayg}
+	ErrNoActivePayg        = &Error{Code: CodeNoActivePaygContract}
+	ErrSwitchTooSoon       = &Error{Code: CodeSwitchTooSoon}
+	ErrAlreadyOnModel      = &Error{Code: CodeAlreadyOnModel}
+	ErrVersionConflict     = &Error{Code: CodeVersionConflict}
+	ErrIdempotencyReused   = &Error{Code: CodeIdempotencyKeyReused}
+	ErrUnavailable         = &Error{Code: CodeUnavailable}
+	ErrInternal            = &Error{Code: CodeInternal}
+)
+
+// Reject builds a domain error with a formatted message.
+func Reject(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}

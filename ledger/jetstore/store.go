@@ -1,0 +1,311 @@
+package jetstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Stream and subject names of the event store; outside readers (auditors) rely on them.
+const (
+	StreamName    = "LEDGER"
+	SubjectPrefix = "ledger.events."
+	SubjectAll    = "ledger.events.>"
+	// MaxBatch is nats-server's limit on messages in one atomic batch.
+	MaxBatch = 1000
+)
+
+// JetStream API error codes the store maps to ledger errors.
+const (
+	errCodeWrongLastSeq      = 10071
+	errCodeWrongLastSeqConst = 10164
+)
+
+// Subject is the stream subject of an account's events.
+func Subject(accountID string) string { return SubjectPrefix + accountID }
+
+// Store appends to and reads from the LEDGER stream.
+type Store struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	timeout time.Duration
+}
+
+// Config says how the LEDGER stream is created.
+type Config struct {
+	// Replicas is the stream's replica count (1 on a single server, 3 in a cluster).
+	Replicas int
+	// Timeout bounds one append; an append that times out is reported as ledger.ErrUncertain.
+	Timeout time.Duration
+}
+
+// StreamConfig is the LEDGER stream's required configuration: file storage, nothing ever
+// deleted, purged or aged out, and atomic batches allowed.
+func StreamConfig(replicas int) jetstream.StreamConfig {
+	if replicas < 1 {
+		replicas = 1
+	}
+	return jetstream.StreamConfig{
+		Name:               StreamName,
+		Description:        "creditledger event store: immutable, hash-chained account events",
+		Subjects:           []string{SubjectAll},
+		Storage:            jetstream.FileStorage,
+		Retention:          jetstream.LimitsPolicy,
+		MaxMsgs:            -1,
+		MaxBytes:           -1,
+		MaxMsgsPerSubject:  -1,
+		MaxAge:             0,
+		Discard:            jetstream.DiscardNew,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+		Replicas:           replicas,
+	}
+}
+
+// CheckStreamConfig explains the first way an existing stream is weaker than the ledger needs.
+func CheckStreamConfig(c jetstream.StreamConfig) error {
+	fix := "fix it with `nats stream edit " + StreamName + "` or recreate the stream"
+	switch {
+	case c.Storage != jetstream.FileStorage:
+		return fmt.Errorf("stream %s uses memory storage; the ledger needs file storage (%s)", StreamName, fix)
+	case !c.DenyDelete:
+		return fmt.Errorf("stream %s allows message deletion; set deny_delete (%s)", StreamName, fix)
+	case !c.DenyPurge:
+		return fmt.Errorf("stream %s allows purge; set deny_purge (%s)", StreamName, fix)
+	case c.MaxAge != 0:
+		return fmt.Errorf("stream %s has max_age %s; events must never age out, set max_age 0 (%s)", StreamName, c.MaxAge, fix)
+	case c.AllowMsgTTL:
+		return fmt.Errorf("stream %s allows per-message TTL; disable allow_msg_ttl (%s)", StreamName, fix)
+	case c.MaxMsgs > 0 || c.MaxBytes > 0 || c.MaxMsgsPerSubject > 0:
+		return fmt.Errorf("stream %s has message or byte limits that would drop events; set them to -1 (%s)", StreamName, fix)
+	case c.Retention != jetstream.LimitsPolicy:
+		return fmt.Errorf("stream %s has retention %s; the ledger needs limits retention (%s)", StreamName, c.Retention, fix)
+	case !c.AllowAtomicPublish:
+		return fmt.Errorf("stream %s does not allow atomic batches; set allow_atomic (%s)", StreamName, fix)
+	}
+	for _, s := range c.Subjects {
+		if s == SubjectAll {
+			return nil
+		}
+	}
+	return fmt.Errorf("stream %s does not capture %s (%s)", StreamName, SubjectAll, fix)
+}
+
+// Open creates the LEDGER stream if it is missing and refuses one whose settings are weaker.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	if nc == nil {
+		return nil, errors.New("jetstore: nil connection")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	stream, err := js.Stream(ctx, StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		stream, err = js.CreateStream(ctx, StreamConfig(cfg.Replicas))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+	}
+	if err := CheckStreamConfig(stream.CachedInfo().Config); err != nil {
+		return nil, err
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &Store{nc: nc, js: js, stream: stream, timeout: timeout}, nil
+}
+
+// JetStream exposes the JetStream context for readers that share the connection.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+type pubAck struct {
+	Stream string `json:"stream"`
+	Seq    uint64 `json:"seq"`
+	Count  uint64 `json:"count"`
+	Error  *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// Append stores recs atomically: one message is a plain publish, more are one atomic batch.
+func (s *Store) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	if len(recs) > MaxBatch {
+		return nil, fmt.Errorf("append %d records: at most %d in one atomic batch", len(recs), MaxBatch)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	batchID := ""
+	if len(recs) > 1 {
+		batchID = nuid.Next()
+	}
+	var last *nats.Msg
+	for i, r := range recs {
+		m := nats.NewMsg(Subject(r.AccountID))
+		m.Data = r.Data
+		if r.CheckHead {
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.Head, 10))
+		}
+		if batchID != "" {
+			m.Header.Set("Nats-Batch-Id", batchID)
+			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		}
+		if i == len(recs)-1 {
+			if batchID != "" {
+				m.Header.Set("Nats-Batch-Commit", "1")
+			}
+			last = m
+			break
+		}
+		if err := s.nc.PublishMsg(m); err != nil {
+			return nil, fmt.Errorf("append batch message %d: %w", i+1, err)
+		}
+	}
+	resp, err := s.nc.RequestMsgWithContext(ctx, last)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil, fmt.Errorf("append: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %v", ledger.ErrUncertain, err)
+	}
+	var ack pubAck
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return nil, fmt.Errorf("%w: unreadable ack: %v", ledger.ErrUncertain, err)
+	}
+	if ack.Error != nil {
+		if ack.Error.ErrCode == errCodeWrongLastSeq || ack.Error.ErrCode == errCodeWrongLastSeqConst {
+			return nil, fmt.Errorf("%w: %s", ledger.ErrConflict, ack.Error.Description)
+		}
+		return nil, fmt.Errorf("append refused: %s (err_code %d)", ack.Error.Description, ack.Error.ErrCode)
+	}
+	n := uint64(len(recs))
+	if ack.Seq < n {
+		return nil, fmt.Errorf("%w: ack seq %d for %d records", ledger.ErrUncertain, ack.Seq, n)
+	}
+	pos := make([]uint64, len(recs))
+	for i := range pos {
+		pos[i] = ack.Seq - n + 1 + uint64(i)
+	}
+	return pos, nil
+}
+
+// Head is the stream's last position.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Read replays the stream from position from up to its head at the time of the call.
+func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	head, err := s.Head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if from < 1 {
+		from = 1
+	}
+	if head < from {
+		return head, nil
+	}
+	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{SubjectAll},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	}, head, fn)
+	return head, err
+}
+
+// AccountHead is the position of the account's last message, 0 if it has none.
+func (s *Store) AccountHead(ctx context.Context, accountID string) (uint64, error) {
+	last, err := s.stream.GetLastMsgForSubject(ctx, Subject(accountID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last message of %s: %w", accountID, err)
+	}
+	return last.Sequence, nil
+}
+
+// ReadAccount returns one account's records in order.
+func (s *Store) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
+	last, err := s.stream.GetLastMsgForSubject(ctx, Subject(accountID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last message of %s: %w", accountID, err)
+	}
+	var out []ledger.Record
+	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{Subject(accountID)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}, last.Sequence, func(r ledger.Record) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// consume runs an ordered consumer until it has delivered the message at position until.
+func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, until uint64, fn func(ledger.Record) error) error {
+	cons, err := s.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("ordered consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer it.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-done:
+		}
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read stream: %w", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		subj := msg.Subject()
+		if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
+			return err
+		}
+		if md.Sequence.Stream >= until {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrConflict means an append was refused because an account's stream head moved since the
+// writer last saw it (another writer, or a message that did not come from this process).
+var ErrConflict = errors.New("append conflict: account head moved")
+
+// ErrUncertain means the store may or may not have applied an append (a timeout or a lost
+// connection after sending); the caller must re-read the accounts before deciding again.
+var ErrUncertain = errors.New("append outcome unknown")
+
+// Record is one stored event message: its account, its encoded envelope and, once stored, its
+// position in the store's total order.
+type Record struct {
+	AccountID string
+	Data      []byte
+	Position  uint64
+	// CheckHead asks the store to refuse the whole append unless the account's last stored
+	// position is still Head. Set it on an account's first record in an append.
+	CheckHead bool
+	Head      uint64
+}
+
+// Store is the event store contract: atomic multi-record appends with per-account optimistic
+// concurrency, and ordered reads. JetStream implements it; another store can be added behind it.
+type Store interface {
+	// Append stores all records or none and returns their positions, in order.
+	Append(ctx context.Context, recs []Record) ([]uint64, error)
+	// Read calls fn for every record from position from up to the head at the time of the call.
+	Read(ctx context.Context, from uint64, fn func(Record) error) (head uint64, err error)
+	// ReadAccount returns every record of one account, in order.
+	ReadAccount(ctx context.Context, accountID string) ([]Record, error)
+	// AccountHead is the position of the account's last record (0 if it has none).
+	AccountHead(ctx context.Context, accountID string) (uint64, error)
+}

@@ -1,0 +1,60 @@
+package projections
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/creditledger/creditledger/api"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Handler serves the read models over HTTP:
+// GET /v1/accounts/{id}/balance|licenses|switches[?min_position=P] and GET /healthz.
+func Handler(q *Queries, healthy func() error) http.Handler {
+	mux := http.NewServeMux()
+	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches} {
+		name := name
+		mux.HandleFunc("GET /v1/accounts/{id}/"+name, func(w http.ResponseWriter, r *http.Request) {
+			req := QueryRequest{AccountID: r.PathValue("id")}
+			if s := r.URL.Query().Get("min_position"); s != "" {
+				p, err := strconv.ParseUint(s, 10, 64)
+				if err != nil {
+					writeError(w, ledger.Reject(ledger.CodeInvalidArgument, "min_position must be a non-negative integer"))
+					return
+				}
+				req.MinPosition = p
+			}
+			out, err := q.Answer(r.Context(), name, req)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, out)
+		})
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if healthy != nil {
+			if err := healthy(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": err.Error()})
+				return
+			}
+		}
+		parked, n := q.proj.ParkedMessages()
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "position": q.proj.Position(), "parked_count": n, "parked": parked})
+	})
+	return mux
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	le := api.AsError(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(api.HTTPStatus(le.Code))
+	_, _ = w.Write(api.RejectedBody(le))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

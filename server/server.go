@@ -1,0 +1,224 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/projections"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// Config configures one ledger process.
+type Config struct {
+	// DataDir holds the embedded server's JetStream store.
+	DataDir string
+	// NATSListen is the embedded server's client address (ignored with NATSURL).
+	NATSListen string
+	// NATSURL connects to an existing NATS/JetStream deployment instead of embedding one.
+	NATSURL string
+	// HTTPListen is the HTTP API's address; empty disables HTTP.
+	HTTPListen string
+	// Clock defaults to the system clock.
+	Clock writer.Clock
+	// SweepInterval is how often the expiry processor looks for due renewals and expiries.
+	SweepInterval time.Duration
+	// Replicas of the LEDGER stream when it is created.
+	Replicas int
+	// QueryMaxWait bounds a min_position wait.
+	QueryMaxWait time.Duration
+	Log          zerolog.Logger
+}
+
+// Server is a running ledger process.
+type Server struct {
+	cfg      Config
+	ns       *natsserver.Server
+	nc       *nats.Conn
+	store    *jetstore.Store
+	writer   *writer.Writer
+	proj     *projections.Projector
+	svc      micro.Service
+	http     *http.Server
+	httpAddr string
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// Start brings every part up and returns once the projections have caught up with the stream.
+func Start(ctx context.Context, cfg Config) (s *Server, err error) {
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	s = &Server{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.Shutdown(context.Background())
+		}
+	}()
+	url := cfg.NATSURL
+	if url == "" {
+		if s.ns, err = StartEmbedded(EmbeddedConfig{Listen: cfg.NATSListen, DataDir: cfg.DataDir}); err != nil {
+			return nil, err
+		}
+		url = s.ns.ClientURL()
+	}
+	s.nc, err = nats.Connect(url, nats.Name("creditledger"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	if s.store, err = jetstore.Open(ctx, s.nc, jetstore.Config{Replicas: cfg.Replicas}); err != nil {
+		return nil, err
+	}
+	rules := ledger.NewRules(ledger.DefaultCatalogue())
+	s.writer, err = writer.New(writer.Options{
+		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
+		SweepInterval: cfg.SweepInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writer.Load(ctx); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.proj = projections.NewProjector(cfg.Log.With().Str("component", "projector").Logger())
+	stream, err := s.store.JetStream().Stream(ctx, jetstore.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream handle: %w", err)
+	}
+	s.goRun(func() {
+		if err := s.proj.Run(runCtx, stream); err != nil {
+			cfg.Log.Error().Err(err).Msg("projector stopped")
+		}
+	})
+	if err := s.proj.WaitFor(ctx, s.writer.Head()); err != nil {
+		return nil, fmt.Errorf("projections catching up to %d: %w", s.writer.Head(), err)
+	}
+	s.goRun(func() { s.writer.Run(runCtx) })
+	queries, err := projections.NewQueries(s.proj, rules.Catalogue, cfg.QueryMaxWait)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.startServices(runCtx, queries); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) startServices(runCtx context.Context, queries *projections.Queries) error {
+	var err error
+	s.svc, err = micro.AddService(s.nc, micro.Config{
+		Name: commands.ServiceName, Version: commands.ServiceVersion,
+		Description: "creditledger: event-sourced credits ledger (commands ledger.cmd.*, queries ledger.query.*)",
+	})
+	if err != nil {
+		return fmt.Errorf("micro service: %w", err)
+	}
+	log := s.cfg.Log
+	if err := commands.Register(s.svc, s.writer, log.With().Str("component", "commands").Logger()); err != nil {
+		return err
+	}
+	if err := projections.Register(runCtx, s.svc, queries, log.With().Str("component", "queries").Logger()); err != nil {
+		return err
+	}
+	if s.cfg.HTTPListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPListen, err)
+	}
+	s.httpAddr = ln.Addr().String()
+	s.http = &http.Server{
+		Handler:           projections.Handler(queries, s.healthy),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	s.goRun(func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("http server stopped")
+		}
+	})
+	return nil
+}
+
+func (s *Server) goRun(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) healthy() error {
+	if !s.nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	return nil
+}
+
+func newEventID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// ClientURL is the NATS URL clients use to reach this ledger.
+func (s *Server) ClientURL() string {
+	if s.ns != nil {
+		return s.ns.ClientURL()
+	}
+	return s.cfg.NATSURL
+}
+
+// HTTPAddr is the HTTP API's bound address.
+func (s *Server) HTTPAddr() string { return s.httpAddr }
+
+// Head is the last stream position the writer committed.
+func (s *Server) Head() uint64 { return s.writer.Head() }
+
+// Sweep asks the expiry processor to run now (tests move a manual clock, then sweep).
+func (s *Server) Sweep() { s.writer.Sweep() }
+
+// Projector exposes the read models (tests and in-process tools).
+func (s *Server) Projector() *projections.Projector { return s.proj }
+
+// Shutdown stops taking requests, lets the writer finish its in-flight append (queued commands
+// are answered unavailable), then stops the projector, the connection and the embedded server.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.stopOnce.Do(func() {
+		if s.svc != nil {
+			_ = s.svc.Stop()
+		}
+		if s.http != nil {
+			_ = s.http.Shutdown(ctx)
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		if s.nc != nil {
+			_ = s.nc.Drain()
+			s.nc.Close()
+		}
+		if s.ns != nil {
+			s.ns.Shutdown()
+			s.ns.WaitForShutdown()
+		}
+	})
+}

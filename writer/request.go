@@ -1,0 +1,48 @@
+package writer
+
+import (
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Request is one command handed to the writer. Reply is called exactly once, from the writer's
+// goroutine, after the command's events are durable or the command is rejected.
+type Request struct {
+	CommandID     string
+	AccountID     string
+	CorrelationID string
+	// BodyHash identifies the command's content for idempotency: a repeat of CommandID with a
+	// different BodyHash is rejected with idempotency_key_reused.
+	BodyHash        string
+	ExpectedVersion *uint64
+	Command         ledger.Command
+	Reply           func(Result)
+
+	attempts int
+	sweep    bool
+	internal bool
+}
+
+// EventRef names one appended event in a reply.
+type EventRef struct {
+	Type     string `json:"type"`
+	Version  uint64 `json:"version"`
+	Position uint64 `json:"position"`
+}
+
+// Result is the outcome of a command: the account's version and position after it, or an error.
+type Result struct {
+	AccountID string
+	Version   uint64
+	Position  uint64
+	Events    []EventRef
+	// Replayed is true when the reply repeats an earlier outcome of the same command_id.
+	Replayed bool
+	Err      *ledger.Error
+}
+
+// commandRecord is what the writer remembers of an accepted command, for idempotent replies.
+type commandRecord struct {
+	accountID string
+	bodyHash  string
+	result    Result
+}

@@ -1,0 +1,283 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// planned is one decided command waiting for its append.
+type planned struct {
+	req      *Request
+	acct     *account
+	isNew    bool
+	envs     []events.Envelope
+	payloads []events.Payload
+	data     [][]byte
+	first    int
+}
+
+// round decides as many requests as fit in one atomic append (one command per account), appends
+// them, and replies. It returns the requests left for the next round, oldest first.
+func (w *Writer) round(ctx context.Context, reqs []*Request) []*Request {
+	now := w.opts.Clock.Now().UTC()
+	var (
+		recs     []ledger.Record
+		plans    []planned
+		next     []*Request
+		touched  = map[string]bool{}
+		inRound  = map[string]bool{}
+		reserved = map[string]string{}
+	)
+	for i, r := range reqs {
+		if len(recs) >= w.opts.MaxBatch {
+			next = append(next, reqs[i:]...)
+			break
+		}
+		if r.sweep {
+			next = append(next, w.sweepRequests(now)...)
+			continue
+		}
+		if touched[r.AccountID] || (!r.internal && inRound[r.CommandID]) {
+			next = append(next, r)
+			continue
+		}
+		if !r.internal {
+			if rec, ok := w.commands[r.CommandID]; ok {
+				w.replyRecorded(r, rec)
+				continue
+			}
+		}
+		p, err := w.plan(ctx, r, now, len(recs), reserved)
+		if err != nil {
+			if errors.Is(err, errDefer) {
+				next = append(next, r)
+				continue
+			}
+			w.reject(r, asError(err))
+			continue
+		}
+		if p == nil {
+			continue // answered without an append
+		}
+		touched[r.AccountID], inRound[r.CommandID] = true, true
+		for j, data := range p.data {
+			recs = append(recs, ledger.Record{AccountID: r.AccountID, Data: data, CheckHead: j == 0, Head: p.acct.head})
+		}
+		plans = append(plans, *p)
+	}
+	if len(plans) == 0 {
+		return next
+	}
+	positions, err := w.opts.Store.Append(ctx, recs)
+	if err != nil {
+		return append(w.recover(ctx, plans, err), next...)
+	}
+	for _, p := range plans {
+		w.commit(p, positions[p.first:p.first+len(p.envs)])
+	}
+	w.head.Store(positions[len(positions)-1])
+	return next
+}
+
+var errDefer = errors.New("defer to next round")
+
+// plan decides one request and seals its events; nil, nil means it was answered already.
+func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int, reserved map[string]string) (*planned, error) {
+	acct, isNew, err := w.account(ctx, r.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExpectedVersion != nil && *r.ExpectedVersion != acct.state.Version {
+		return nil, ledger.Reject(ledger.CodeVersionConflict, "account %s is at version %d, command expected %d",
+			r.AccountID, acct.state.Version, *r.ExpectedVersion)
+	}
+	payloads, err := w.opts.Rules.Decide(acct.state, r.Command, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(payloads) == 0 {
+		w.reply(r, Result{AccountID: r.AccountID, Version: acct.state.Version, Position: acct.head})
+		return nil, nil
+	}
+	if queued+len(payloads) > w.opts.MaxBatch {
+		if queued == 0 {
+			return nil, ledger.Reject(ledger.CodeInvalidArgument, "command produces %d events, more than one append holds", len(payloads))
+		}
+		return nil, errDefer
+	}
+	for _, p := range payloads {
+		for _, id := range createdIDs(p) {
+			owner, ok := w.owners[id]
+			if !ok {
+				owner, ok = reserved[id]
+			}
+			if ok && owner != r.AccountID {
+				return nil, ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", id)
+			}
+		}
+	}
+	for _, p := range payloads {
+		for _, id := range createdIDs(p) {
+			reserved[id] = r.AccountID
+		}
+	}
+	envs := make([]events.Envelope, len(payloads))
+	data := make([][]byte, len(payloads))
+	prev := acct.hash
+	if prev == "" {
+		prev = events.ZeroHash
+	}
+	for i, p := range payloads {
+		raw, err := events.EncodePayload(p)
+		if err != nil {
+			return nil, err
+		}
+		envs[i] = events.Envelope{
+			EventID: w.opts.NewID(), Type: p.EventType(), SchemaVersion: events.SchemaVersion(p.EventType()),
+			AccountID: r.AccountID, Version: acct.state.Version + uint64(i) + 1, OccurredAt: now,
+			CommandID: r.CommandID, CommandHash: r.BodyHash, CorrelationID: r.CorrelationID,
+			Payload: raw, PrevHash: prev,
+		}
+		if err := envs[i].Seal(); err != nil {
+			return nil, err
+		}
+		if data[i], err = events.Encode(&envs[i]); err != nil {
+			return nil, err
+		}
+		prev = envs[i].Hash
+	}
+	return &planned{req: r, acct: acct, isNew: isNew, envs: envs, payloads: payloads, data: data, first: queued}, nil
+}
+
+// account returns the in-memory account, re-reading it from the store when it is stale.
+func (w *Writer) account(ctx context.Context, id string) (*account, bool, error) {
+	a, ok := w.accounts[id]
+	if !ok {
+		return &account{state: ledger.NewAccount(id)}, true, nil
+	}
+	if a.stale {
+		if err := w.reload(ctx, id); err != nil {
+			return nil, false, ledger.Reject(ledger.CodeUnavailable, "account %s could not be read: %v", id, err)
+		}
+		a = w.accounts[id]
+	}
+	if a.broken != nil {
+		return nil, false, ledger.Reject(ledger.CodeInternal, "account %s history cannot be folded (%v); refusing commands until an operator investigates", id, a.broken)
+	}
+	return a, false, nil
+}
+
+// reload replaces an account's state with what the store holds.
+func (w *Writer) reload(ctx context.Context, id string) error {
+	recs, err := w.opts.Store.ReadAccount(ctx, id)
+	if err != nil {
+		return err
+	}
+	delete(w.accounts, id)
+	for _, r := range recs {
+		w.apply(r)
+	}
+	if _, ok := w.accounts[id]; !ok {
+		w.accounts[id] = &account{state: ledger.NewAccount(id)}
+	}
+	return nil
+}
+
+// recover handles a refused or uncertain append: accounts whose head moved are re-read (which
+// also picks up our own events if the append did land), and every request is tried again, a
+// bounded number of times.
+func (w *Writer) recover(ctx context.Context, plans []planned, cause error) []*Request {
+	w.opts.Log.Warn().Err(cause).Int("commands", len(plans)).Msg("append failed; re-deciding")
+	retry := make([]*Request, 0, len(plans))
+	for _, p := range plans {
+		head, err := w.opts.Store.AccountHead(ctx, p.req.AccountID)
+		if err != nil || head != p.acct.head {
+			if a, ok := w.accounts[p.req.AccountID]; ok {
+				a.stale = true
+			} else if err != nil || head != 0 {
+				w.accounts[p.req.AccountID] = &account{state: ledger.NewAccount(p.req.AccountID), stale: true}
+			}
+		}
+		p.req.attempts++
+		if p.req.attempts >= w.opts.MaxAttempts {
+			w.reject(p.req, ledger.Reject(ledger.CodeUnavailable, "event store did not accept the append after %d attempts: %v", p.req.attempts, cause))
+			continue
+		}
+		retry = append(retry, p.req)
+	}
+	if !errors.Is(cause, ledger.ErrConflict) {
+		// The store itself is failing: pause briefly (bounded by attempts) instead of spinning.
+		time.Sleep(50 * time.Millisecond)
+	}
+	return retry
+}
+
+// commit folds appended events into memory and answers the command.
+func (w *Writer) commit(p planned, positions []uint64) {
+	a := p.acct
+	if p.isNew {
+		w.accounts[p.req.AccountID] = a
+	}
+	res := Result{AccountID: p.req.AccountID, Events: make([]EventRef, len(p.envs))}
+	for i, env := range p.envs {
+		ev := events.Event{Envelope: env, Position: positions[i], Data: p.payloads[i]}
+		a.state = ledger.Evolve(a.state, ev)
+		w.own(p.req.AccountID, p.payloads[i])
+		res.Events[i] = EventRef{Type: env.Type, Version: env.Version, Position: positions[i]}
+	}
+	a.head = positions[len(positions)-1]
+	a.hash = p.envs[len(p.envs)-1].Hash
+	res.Version, res.Position = a.state.Version, a.head
+	if !p.req.internal {
+		w.commands[p.req.CommandID] = &commandRecord{accountID: p.req.AccountID, bodyHash: p.req.BodyHash, result: res}
+	}
+	w.reply(p.req, res)
+}
+
+func (w *Writer) reply(r *Request, res Result) {
+	if r.internal {
+		delete(w.advancing, r.AccountID)
+	}
+	if r.Reply != nil {
+		r.Reply(res)
+	}
+}
+
+// replyRecorded answers a repeated command_id from memory.
+func (w *Writer) replyRecorded(r *Request, rec *commandRecord) {
+	if rec.accountID != r.AccountID || rec.bodyHash != r.BodyHash {
+		w.reject(r, ledger.Reject(ledger.CodeIdempotencyKeyReused,
+			"command_id %s was already used with a different body", r.CommandID))
+		return
+	}
+	res := rec.result
+	res.Replayed = true
+	w.reply(r, res)
+}
+
+// sweepRequests makes one AdvanceTime request per account with a renewal or expiry due.
+func (w *Writer) sweepRequests(now time.Time) []*Request {
+	var out []*Request
+	for id, a := range w.accounts {
+		if w.advancing[id] || a.broken != nil || len(ledger.DueEvents(a.state, now)) == 0 {
+			continue
+		}
+		w.advancing[id] = true
+		out = append(out, &Request{
+			internal: true, AccountID: id, CommandID: timeCommandID(id, a.state.Version),
+			CorrelationID: "expiry-processor", Command: ledger.AdvanceTime{},
+			Reply: func(res Result) {
+				if res.Err != nil {
+					w.opts.Log.Error().Str("account_id", id).Str("code", string(res.Err.Code)).Msg(res.Err.Message)
+				} else if len(res.Events) > 0 {
+					w.opts.Log.Info().Str("account_id", id).Int("events", len(res.Events)).Uint64("position", res.Position).Msg("licenses brought up to date")
+				}
+			},
+		})
+	}
+	return out
+}

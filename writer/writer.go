@@ -1,0 +1,282 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Clock tells the writer the time; tests inject a settable one.
+type Clock interface {
+	Now() time.Time
+}
+
+// Defaults of Options.
+const (
+	DefaultQueueSize     = 65536
+	DefaultMaxBatch      = 1000
+	DefaultMaxAttempts   = 5
+	DefaultSweepInterval = time.Second
+	// maxRound bounds the requests one round considers, deferred ones included.
+	maxRound = 8192
+	// timeCommandPrefix marks command ids the writer makes for itself; clients cannot use it.
+	timeCommandPrefix = "$time:"
+)
+
+// ErrBusy is returned by Submit when the queue is full or the writer has stopped.
+var ErrBusy = errors.New("writer busy or stopped")
+
+// Options configure a Writer. Store, Clock and NewID are required.
+type Options struct {
+	Store         ledger.Store
+	Rules         ledger.Rules
+	Clock         Clock
+	NewID         func() string
+	Log           zerolog.Logger
+	QueueSize     int
+	MaxBatch      int
+	MaxAttempts   int
+	SweepInterval time.Duration
+}
+
+// Writer owns all account state and is the only goroutine that appends events.
+type Writer struct {
+	opts     Options
+	queue    chan *Request
+	stopped  chan struct{}
+	closed   atomic.Bool
+	head     atomic.Uint64
+	accounts map[string]*account
+	commands map[string]*commandRecord
+	owners   map[string]string
+	// advancing holds accounts with an AdvanceTime request in flight.
+	advancing map[string]bool
+}
+
+// account is the writer's in-memory copy of one account.
+type account struct {
+	state ledger.Account
+	head  uint64
+	hash  string
+	stale bool
+	// broken is set when the stored history cannot be folded; the account takes no commands.
+	broken error
+}
+
+// New checks the options and returns a writer that must be Loaded, then Run.
+func New(o Options) (*Writer, error) {
+	if o.Store == nil || o.Clock == nil || o.NewID == nil {
+		return nil, errors.New("writer: Store, Clock and NewID are required")
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.MaxBatch <= 0 || o.MaxBatch > 1000 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	return &Writer{
+		opts:      o,
+		queue:     make(chan *Request, o.QueueSize),
+		stopped:   make(chan struct{}),
+		accounts:  map[string]*account{},
+		commands:  map[string]*commandRecord{},
+		owners:    map[string]string{},
+		advancing: map[string]bool{},
+	}, nil
+}
+
+// Head is the last stream position the writer has committed or loaded.
+func (w *Writer) Head() uint64 { return w.head.Load() }
+
+// Load folds the whole store into memory; call it once before Run.
+func (w *Writer) Load(ctx context.Context) error {
+	head, err := w.opts.Store.Read(ctx, 1, func(r ledger.Record) error {
+		w.apply(r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load accounts: %w", err)
+	}
+	w.head.Store(head)
+	for id, a := range w.accounts {
+		if a.broken != nil {
+			w.opts.Log.Error().Str("account_id", id).Err(a.broken).Msg("account history unreadable; its commands will be refused")
+		}
+	}
+	return nil
+}
+
+// apply folds one stored record into the in-memory state (load and reload path).
+func (w *Writer) apply(r ledger.Record) {
+	a := w.accounts[r.AccountID]
+	if a == nil {
+		a = &account{state: ledger.NewAccount(r.AccountID)}
+		w.accounts[r.AccountID] = a
+	}
+	a.head = r.Position
+	if a.broken != nil {
+		return
+	}
+	ev, err := events.Decode(r.Data)
+	if err == nil && (ev.AccountID != r.AccountID || ev.Version != a.state.Version+1) {
+		err = fmt.Errorf("event %s has account %s version %d, expected %s version %d",
+			ev.EventID, ev.AccountID, ev.Version, r.AccountID, a.state.Version+1)
+	}
+	if err != nil {
+		a.broken = fmt.Errorf("position %d: %w", r.Position, err)
+		return
+	}
+	ev.Position = r.Position
+	a.state = ledger.Evolve(a.state, ev)
+	a.hash = ev.Hash
+	w.own(r.AccountID, ev.Data)
+	if ev.CommandID == "" || isTimeCommand(ev.CommandID) {
+		return
+	}
+	rec := w.commands[ev.CommandID]
+	if rec == nil || rec.accountID != r.AccountID {
+		rec = &commandRecord{accountID: r.AccountID, bodyHash: ev.CommandHash, result: Result{AccountID: r.AccountID}}
+		w.commands[ev.CommandID] = rec
+	}
+	rec.result.Version, rec.result.Position = ev.Version, r.Position
+	rec.result.Events = append(rec.result.Events, EventRef{Type: ev.Type, Version: ev.Version, Position: r.Position})
+}
+
+func isTimeCommand(id string) bool {
+	return len(id) >= len(timeCommandPrefix) && id[:len(timeCommandPrefix)] == timeCommandPrefix
+}
+
+// ReservedCommandID reports whether a client command id collides with the writer's own ids.
+func ReservedCommandID(id string) bool { return len(id) > 0 && id[0] == '$' }
+
+// own records which account holds the globally unique ids an event creates.
+func (w *Writer) own(accountID string, p events.Payload) {
+	for _, id := range createdIDs(p) {
+		w.owners[id] = accountID
+	}
+}
+
+// createdIDs lists the ids that must be unique across all accounts.
+func createdIDs(p events.Payload) []string {
+	switch e := p.(type) {
+	case events.LicensePurchased:
+		return []string{"license:" + e.LicenseID}
+	case events.ContractUpgraded:
+		if e.ItemID != "" {
+			return []string{"license:" + e.ItemID}
+		}
+	case events.PaygContractPurchased:
+		return []string{"payg:" + e.ContractID}
+	}
+	return nil
+}
+
+// Submit hands a request to the writer without blocking.
+func (w *Writer) Submit(r *Request) error {
+	if w.closed.Load() {
+		return ErrBusy
+	}
+	select {
+	case w.queue <- r:
+		return nil
+	default:
+		return ErrBusy
+	}
+}
+
+// Sweep asks the writer to bring every account up to date with the clock now.
+func (w *Writer) Sweep() {
+	select {
+	case w.queue <- &Request{internal: true, sweep: true}:
+	default:
+	}
+}
+
+// Run processes requests until ctx ends, then answers everything still queued with unavailable.
+func (w *Writer) Run(ctx context.Context) {
+	defer close(w.stopped)
+	tick := time.NewTicker(w.opts.SweepInterval)
+	defer tick.Stop()
+	var carry []*Request
+	for {
+		if len(carry) == 0 {
+			select {
+			case <-ctx.Done():
+				w.shutdown(carry)
+				return
+			case <-tick.C:
+				carry = append(carry, &Request{internal: true, sweep: true})
+			case r := <-w.queue:
+				carry = append(carry, r)
+			}
+		}
+	drain:
+		for len(carry) < maxRound {
+			select {
+			case r := <-w.queue:
+				carry = append(carry, r)
+			default:
+				break drain
+			}
+		}
+		if ctx.Err() != nil {
+			w.shutdown(carry)
+			return
+		}
+		carry = w.round(context.WithoutCancel(ctx), carry)
+	}
+}
+
+// Stopped is closed when Run has returned.
+func (w *Writer) Stopped() <-chan struct{} { return w.stopped }
+
+func (w *Writer) shutdown(carry []*Request) {
+	w.closed.Store(true)
+	for {
+		for _, r := range carry {
+			w.reject(r, ledger.Reject(ledger.CodeUnavailable, "ledger is shutting down; retry with the same command_id"))
+		}
+		select {
+		case r := <-w.queue:
+			carry = []*Request{r}
+		default:
+			return
+		}
+	}
+}
+
+func (w *Writer) reject(r *Request, err *ledger.Error) {
+	if r.Reply != nil {
+		r.Reply(Result{AccountID: r.AccountID, Err: err})
+	}
+	if r.internal && r.AccountID != "" {
+		delete(w.advancing, r.AccountID)
+	}
+}
+
+// asError turns any decision error into a domain error; anything unexpected is internal.
+func asError(err error) *ledger.Error {
+	var le *ledger.Error
+	if errors.As(err, &le) {
+		return le
+	}
+	return ledger.Reject(ledger.CodeInternal, "%v", err)
+}
+
+func timeCommandID(accountID string, version uint64) string {
+	return timeCommandPrefix + accountID + ":" + strconv.FormatUint(version, 10)
+}
