@@ -32,6 +32,7 @@ type Projector struct {
 	changed  chan struct{}
 	parked   []Parked
 	parkedN  int
+	watchers map[string]map[chan uint64]struct{}
 }
 
 // NewProjector returns an empty projector.
@@ -67,6 +68,12 @@ func (p *Projector) Apply(position uint64, accountID string, data []byte) {
 		} else {
 			ev.Position = position
 			p.accounts[accountID] = ledger.Evolve(a, ev)
+			for ch := range p.watchers[accountID] {
+				select {
+				case ch <- position:
+				default: // the watcher has a wake-up pending; it reads the newest state anyway
+				}
+			}
 			return
 		}
 	}
@@ -80,6 +87,32 @@ func (p *Projector) Apply(position uint64, accountID string, data []byte) {
 func (p *Projector) notify() {
 	close(p.changed)
 	p.changed = make(chan struct{})
+}
+
+// Watch returns a channel that receives a position each time an event of the account is applied
+// (coalesced: a slow reader gets one wake-up, not a backlog), and a func that stops the watch.
+func (p *Projector) Watch(accountID string) (<-chan uint64, func()) {
+	ch := make(chan uint64, 1)
+	p.mu.Lock()
+	if p.watchers == nil {
+		p.watchers = map[string]map[chan uint64]struct{}{}
+	}
+	if p.watchers[accountID] == nil {
+		p.watchers[accountID] = map[chan uint64]struct{}{}
+	}
+	p.watchers[accountID][ch] = struct{}{}
+	p.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			p.mu.Lock()
+			delete(p.watchers[accountID], ch)
+			if len(p.watchers[accountID]) == 0 {
+				delete(p.watchers, accountID)
+			}
+			p.mu.Unlock()
+		})
+	}
 }
 
 // ParkedMessages reports the messages the projector could not apply (at most maxParked) and
