@@ -119,12 +119,6 @@ type SwitchBillingModel struct {
 	To      string `json:"to"`
 }
 
-// contract_start bounds: a start outside them is a typo, not a contract.
-var (
-	minContractStart = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxContractStart = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
-)
-
 func (c *PurchaseLicense) domain() (ledger.Command, error) {
 	if err := checkID("license_id", c.LicenseID); err != nil {
 		return nil, err
@@ -153,7 +147,7 @@ func (c *PurchaseLicense) domain() (ledger.Command, error) {
 		if err != nil {
 			return nil, fmt.Errorf("contract_start must be an RFC 3339 time")
 		}
-		if t.Before(minContractStart) || !t.Before(maxContractStart) {
+		if t.Before(ledger.MinContractStart) || !t.Before(ledger.MaxContractStart) {
 			return nil, fmt.Errorf("contract_start must be in the years 2000 to 2099")
 		}
 		cmd.ContractStart = t.UTC()

@@ -96,7 +96,7 @@ func Decode(data []byte) (Event, error) {
 	if err := dec.Decode(&ev.Envelope); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if dec.More() {
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
 		return Event{}, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
 	en, ok := registry[ev.Type]
@@ -106,8 +106,8 @@ func Decode(data []byte) (Event, error) {
 	if ev.SchemaVersion != en.schemaVersion {
 		return Event{}, fmt.Errorf("%w: %s schema version %d", ErrUnknownType, ev.Type, ev.SchemaVersion)
 	}
-	if len(ev.Payload) == 0 {
-		return Event{}, fmt.Errorf("%w: %s without payload", ErrMalformed, ev.Type)
+	if p := bytes.TrimSpace(ev.Payload); len(p) == 0 || p[0] != '{' {
+		return Event{}, fmt.Errorf("%w: %s payload is not an object", ErrMalformed, ev.Type)
 	}
 	p, err := en.decode(ev.Payload)
 	if err != nil {

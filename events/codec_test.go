@@ -362,7 +362,6 @@ func TestDecodeMalformed(t *testing.T) {
 
 func TestDecodeRejectsTrailingCloser(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG: events.Decode accepts a valid envelope followed by '}' or ']' (dec.More() is false before a closing delimiter), so trailing data slips through")
 	valid := encoded(t, samplePayloads()[events.TypeCreditsAllocated])
 	for _, tail := range []string{"}", "]", " }"} {
 		_, err := events.Decode(append(bytes.Clone(valid), tail...))
@@ -372,31 +371,36 @@ func TestDecodeRejectsTrailingCloser(t *testing.T) {
 
 func TestDecodeRejectsNullPayload(t *testing.T) {
 	t.Parallel()
-	t.Skip(`BUG: events.Decode accepts "payload":null and returns a zero-valued payload; the "without payload" check only tests len(Payload) == 0`)
 	m := envelopeJSON(t)
 	m["payload"] = nil
 	_, err := events.Decode(marshal(t, m))
 	assert.ErrorIs(t, err, events.ErrMalformed)
 }
 
-// TestDecodeNeverPanics feeds every prefix and every one-byte change of valid encodings.
+// TestDecodeNeverPanics feeds every prefix and many one-byte changes of valid encodings.
 func TestDecodeNeverPanics(t *testing.T) {
 	t.Parallel()
+	stride := 1
+	if testing.Short() {
+		stride = 5
+	}
 	for _, typ := range sortedTypes() {
 		valid := encoded(t, samplePayloads()[typ])
-		for i := range len(valid) {
-			require.NotPanics(t, func() { _, _ = events.Decode(valid[:i]) })
-			for _, c := range []byte{0, '"', '{', '}', '\\', 0xff} {
-				b := bytes.Clone(valid)
-				b[i] = c
-				require.NotPanics(t, func() {
-					ev, err := events.Decode(b)
-					if err == nil {
-						require.NotNil(t, ev.Data)
-					}
-				})
+		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
+			for i := 0; i < len(valid); i += stride {
+				require.NotPanics(t, func() { _, _ = events.Decode(valid[:i]) })
+				for _, c := range []byte{'"', '}', '\\', 0xff} {
+					b := bytes.Clone(valid)
+					b[i] = c
+					require.NotPanics(t, func() {
+						if ev, err := events.Decode(b); err == nil {
+							assert.NotNil(t, ev.Data)
+						}
+					})
+				}
 			}
-		}
+		})
 	}
 }
 

@@ -95,6 +95,7 @@ func (a Account) Clone() Account {
 	}
 	c.Contracts = make(map[string]PaygContract, len(a.Contracts))
 	for k, v := range a.Contracts {
+		v.Rates = copyRates(v.Rates)
 		c.Contracts[k] = v
 	}
 	c.ContractOrder = append([]string(nil), a.ContractOrder...)
@@ -204,7 +205,7 @@ func Evolve(a Account, e events.Event) Account {
 	case events.AutoRenewSet:
 		a.updateFamily(p.LicenseID, func(l *License) { l.AutoRenew = p.Enabled })
 	case events.PaygContractPurchased:
-		a.Contracts[p.ContractID] = PaygContract{ID: p.ContractID, Rates: p.Rates, PurchasedAt: p.PurchasedAt}
+		a.Contracts[p.ContractID] = PaygContract{ID: p.ContractID, Rates: copyRates(p.Rates), PurchasedAt: p.PurchasedAt}
 		a.ContractOrder = append(a.ContractOrder, p.ContractID)
 	case events.PaygContractActivated:
 		c := a.Contracts[p.ContractID]
@@ -233,4 +234,15 @@ func (a Account) updateFamily(licenseID string, f func(*License)) {
 			a.Licenses[id] = l
 		}
 	}
+}
+
+func copyRates(m map[string]decimal.Decimal) map[string]decimal.Decimal {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]decimal.Decimal, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

@@ -26,6 +26,13 @@ const (
 	maxCatchUpTerms = 1200
 )
 
+// Contract starts outside these bounds are typos, not contracts; the bounds also keep the
+// catch-up of a past start to a few dozen renewals and every expiry encodable.
+var (
+	MinContractStart = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxContractStart = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Azure "number of users" bounds for one license (one user is one credit).
 var (
 	AzureMinCredits = decimal.NewFromInt(3)
@@ -150,6 +157,9 @@ func decidePurchase(a Account, c PurchaseLicense, now time.Time) ([]events.Paylo
 	start := c.ContractStart.UTC()
 	if c.ContractStart.IsZero() {
 		start = now
+	}
+	if start.Before(MinContractStart) || !start.Before(MaxContractStart) {
+		return nil, Reject(CodeInvalidArgument, "contract_start must be in the years %d to %d", MinContractStart.Year(), MaxContractStart.Year()-1)
 	}
 	p := events.LicensePurchased{
 		LicenseID: c.LicenseID, Source: c.Source, Credits: c.Credits, TermMonths: term,

@@ -1157,3 +1157,35 @@ func TestErrorIdentity(t *testing.T) {
 	assert.Equal(t, ledger.CodeInsufficientCredits, de.Code)
 	assert.Equal(t, "insufficient_credits: requested 5", de.Error())
 }
+
+// TestDecidePurchaseRejectsUnencodableExpiry: a contract start that RFC 3339 can express but whose
+// expiry cannot be stored must be rejected, not accepted and then fail in the event store.
+func TestDecidePurchaseRejectsUnencodableExpiry(t *testing.T) {
+	t.Parallel()
+	got, err := rules.Decide(ledger.NewAccount(acct), ledger.PurchaseLicense{
+		LicenseID: "lic-1", Source: ledger.SourceSales, Credits: dec("1"), ContractStart: time.Date(9999, time.June, 1, 0, 0, 0, 0, time.UTC),
+	}, t0)
+	if err == nil {
+		for _, p := range got {
+			_, encErr := events.EncodePayload(p)
+			assert.NoError(t, encErr, "Decide returned an event that cannot be stored")
+		}
+		return
+	}
+	assert.ErrorIs(t, err, ledger.ErrInvalidArgument)
+}
+
+// TestDecidePurchaseFarPastStartIsCaughtUpOrRejected: the contract says a license bought with a
+// past contract_start is brought up to date at once.
+func TestDecidePurchaseFarPastStartIsCaughtUpOrRejected(t *testing.T) {
+	t.Parallel()
+	got, err := rules.Decide(ledger.NewAccount(acct), ledger.PurchaseLicense{
+		LicenseID: "lic-1", Source: ledger.SourceSales, Credits: dec("1"), AutoRenew: true, ContractStart: time.Date(1, time.January, 1, 0, 0, 1, 0, time.UTC),
+	}, t0)
+	if err != nil {
+		assert.ErrorIs(t, err, ledger.ErrInvalidArgument)
+		return
+	}
+	due := ledger.DueEvents(apply(ledger.NewAccount(acct), got...), t0)
+	assert.Zerof(t, len(due), "%d renewals still due right after the purchase (%d events emitted)", len(due), len(got))
+}

@@ -20,17 +20,22 @@ type planned struct {
 	first    int
 }
 
-// round decides as many requests as fit in one atomic append (one command per account), appends
-// them, and replies. It returns the requests left for the next round, oldest first.
-func (w *Writer) round(ctx context.Context, reqs []*Request) []*Request {
+// appendDone is the outcome of one in-flight append, handed back to the writer goroutine.
+type appendDone struct {
+	plans     []planned
+	positions []uint64
+	err       error
+}
+
+// launch decides as many requests as fit in one atomic append (one command per account, none on
+// an account with an append in flight), starts the append in the background, and answers the
+// requests that need no append. It returns the requests left for later, oldest first.
+func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	now := w.opts.Clock.Now().UTC()
 	var (
-		recs     []ledger.Record
-		plans    []planned
-		next     []*Request
-		touched  = map[string]bool{}
-		inRound  = map[string]bool{}
-		reserved = map[string]string{}
+		recs  []ledger.Record
+		plans []planned
+		next  []*Request
 	)
 	for i, r := range reqs {
 		if len(recs) >= w.opts.MaxBatch {
@@ -41,7 +46,7 @@ func (w *Writer) round(ctx context.Context, reqs []*Request) []*Request {
 			next = append(next, w.sweepRequests(now)...)
 			continue
 		}
-		if touched[r.AccountID] || (!r.internal && inRound[r.CommandID]) {
+		if w.busyAccounts[r.AccountID] || (!r.internal && w.busyCommands[r.CommandID]) {
 			next = append(next, r)
 			continue
 		}
@@ -51,7 +56,7 @@ func (w *Writer) round(ctx context.Context, reqs []*Request) []*Request {
 				continue
 			}
 		}
-		p, err := w.plan(ctx, r, now, len(recs), reserved)
+		p, err := w.plan(ctx, r, now, len(recs))
 		if err != nil {
 			if errors.Is(err, errDefer) {
 				next = append(next, r)
@@ -63,7 +68,10 @@ func (w *Writer) round(ctx context.Context, reqs []*Request) []*Request {
 		if p == nil {
 			continue // answered without an append
 		}
-		touched[r.AccountID], inRound[r.CommandID] = true, true
+		w.busyAccounts[r.AccountID] = true
+		if !r.internal {
+			w.busyCommands[r.CommandID] = true
+		}
 		for j, data := range p.data {
 			recs = append(recs, ledger.Record{AccountID: r.AccountID, Data: data, CheckHead: j == 0, Head: p.acct.head})
 		}
@@ -72,21 +80,45 @@ func (w *Writer) round(ctx context.Context, reqs []*Request) []*Request {
 	if len(plans) == 0 {
 		return next
 	}
-	positions, err := w.opts.Store.Append(ctx, recs)
-	if err != nil {
-		return append(w.recover(ctx, plans, err), next...)
-	}
-	for _, p := range plans {
-		w.commit(p, positions[p.first:p.first+len(p.envs)])
-	}
-	w.head.Store(positions[len(positions)-1])
+	w.inflight++
+	go func() {
+		positions, err := w.opts.Store.Append(ctx, recs)
+		w.acks <- appendDone{plans: plans, positions: positions, err: err}
+	}()
 	return next
+}
+
+// finish applies an append's outcome: replies on success, bounded re-decision on failure. It
+// returns the requests to try again.
+func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
+	w.inflight--
+	for _, p := range d.plans {
+		delete(w.busyAccounts, p.req.AccountID)
+		delete(w.busyCommands, p.req.CommandID)
+		for _, pl := range p.payloads {
+			for _, id := range createdIDs(pl) {
+				if w.reserved[id] == p.req.AccountID {
+					delete(w.reserved, id)
+				}
+			}
+		}
+	}
+	if d.err != nil {
+		return w.recover(ctx, d.plans, d.err)
+	}
+	for _, p := range d.plans {
+		w.commit(p, d.positions[p.first:p.first+len(p.envs)])
+	}
+	if last := d.positions[len(d.positions)-1]; last > w.head.Load() {
+		w.head.Store(last)
+	}
+	return nil
 }
 
 var errDefer = errors.New("defer to next round")
 
 // plan decides one request and seals its events; nil, nil means it was answered already.
-func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int, reserved map[string]string) (*planned, error) {
+func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int) (*planned, error) {
 	acct, isNew, err := w.account(ctx, r.AccountID)
 	if err != nil {
 		return nil, err
@@ -113,7 +145,7 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 		for _, id := range createdIDs(p) {
 			owner, ok := w.owners[id]
 			if !ok {
-				owner, ok = reserved[id]
+				owner, ok = w.reserved[id]
 			}
 			if ok && owner != r.AccountID {
 				return nil, ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", id)
@@ -122,7 +154,7 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 	}
 	for _, p := range payloads {
 		for _, id := range createdIDs(p) {
-			reserved[id] = r.AccountID
+			w.reserved[id] = r.AccountID
 		}
 	}
 	envs := make([]events.Envelope, len(payloads))

@@ -25,6 +25,8 @@ const (
 	DefaultMaxBatch      = 1000
 	DefaultMaxAttempts   = 5
 	DefaultSweepInterval = time.Second
+	DefaultMaxInflight   = 4
+	DefaultPipelineMin   = 32
 	// maxRound bounds the requests one round considers, deferred ones included.
 	maxRound = 8192
 	// timeCommandPrefix marks command ids the writer makes for itself; clients cannot use it.
@@ -45,6 +47,11 @@ type Options struct {
 	MaxBatch      int
 	MaxAttempts   int
 	SweepInterval time.Duration
+	// MaxInflight is how many appends may be in flight at once (on disjoint accounts).
+	MaxInflight int
+	// PipelineMin is how many waiting requests justify starting an append while another is
+	// still in flight; below it the writer lets requests gather into the next, larger batch.
+	PipelineMin int
 }
 
 // Writer owns all account state and is the only goroutine that appends events.
@@ -59,6 +66,12 @@ type Writer struct {
 	owners   map[string]string
 	// advancing holds accounts with an AdvanceTime request in flight.
 	advancing map[string]bool
+	// In-flight appends: their accounts, command ids and reserved unique ids.
+	busyAccounts map[string]bool
+	busyCommands map[string]bool
+	reserved     map[string]string
+	inflight     int
+	acks         chan appendDone
 }
 
 // account is the writer's in-memory copy of one account.
@@ -85,6 +98,12 @@ func New(o Options) (*Writer, error) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultMaxAttempts
 	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = DefaultMaxInflight
+	}
+	if o.PipelineMin <= 0 {
+		o.PipelineMin = DefaultPipelineMin
+	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = DefaultSweepInterval
 	}
@@ -96,6 +115,11 @@ func New(o Options) (*Writer, error) {
 		commands:  map[string]*commandRecord{},
 		owners:    map[string]string{},
 		advancing: map[string]bool{},
+
+		busyAccounts: map[string]bool{},
+		busyCommands: map[string]bool{},
+		reserved:     map[string]string{},
+		acks:         make(chan appendDone, o.MaxInflight),
 	}, nil
 }
 
@@ -206,39 +230,67 @@ func (w *Writer) Sweep() {
 	}
 }
 
-// Run processes requests until ctx ends, then answers everything still queued with unavailable.
+// Run processes requests until ctx ends, then waits for the appends in flight and answers
+// everything still queued with unavailable.
 func (w *Writer) Run(ctx context.Context) {
 	defer close(w.stopped)
 	tick := time.NewTicker(w.opts.SweepInterval)
 	defer tick.Stop()
+	appendCtx := context.WithoutCancel(ctx)
 	var carry []*Request
 	for {
-		if len(carry) == 0 {
-			select {
-			case <-ctx.Done():
-				w.shutdown(carry)
-				return
-			case <-tick.C:
-				carry = append(carry, &Request{internal: true, sweep: true})
-			case r := <-w.queue:
-				carry = append(carry, r)
-			}
+		before := len(carry)
+		launched := false
+		if len(carry) > 0 && w.inflight < w.opts.MaxInflight && (w.inflight == 0 || len(carry) >= w.opts.PipelineMin) {
+			n := w.inflight
+			carry = w.launch(appendCtx, carry)
+			launched = w.inflight > n
 		}
-	drain:
-		for len(carry) < maxRound {
-			select {
-			case r := <-w.queue:
-				carry = append(carry, r)
-			default:
-				break drain
-			}
+		if launched || len(carry) != before {
+			carry = w.gather(appendCtx, carry)
+			continue
 		}
 		if ctx.Err() != nil {
+			for w.inflight > 0 {
+				carry = append(w.finish(appendCtx, <-w.acks), carry...)
+			}
 			w.shutdown(carry)
 			return
 		}
-		carry = w.round(context.WithoutCancel(ctx), carry)
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			carry = append(carry, &Request{internal: true, sweep: true})
+		case d := <-w.acks:
+			carry = append(w.finish(appendCtx, d), carry...)
+		case r := <-w.queue:
+			carry = append(carry, r)
+		}
+		carry = w.gather(appendCtx, carry)
 	}
+}
+
+// gather takes whatever is already waiting, without blocking: finished appends first, then
+// queued requests up to the round bound.
+func (w *Writer) gather(ctx context.Context, carry []*Request) []*Request {
+	for {
+		select {
+		case d := <-w.acks:
+			carry = append(w.finish(ctx, d), carry...)
+			continue
+		default:
+		}
+		break
+	}
+	for len(carry) < maxRound {
+		select {
+		case r := <-w.queue:
+			carry = append(carry, r)
+		default:
+			return carry
+		}
+	}
+	return carry
 }
 
 // Stopped is closed when Run has returned.

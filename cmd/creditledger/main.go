@@ -29,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), commandCmd(), queryCmd())
+	root.AddCommand(serveCmd(), commandCmd(), queryCmd(), benchCmd())
 	if err := root.Execute(); err != nil {
 		code := exitError
 		if ec, ok := err.(*exitCodeError); ok {

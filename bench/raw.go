@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// rawStream is the scratch stream the baselines write to; it is deleted afterwards.
+const rawStream = "BENCH_RAW"
+
+// RawBaselines are raw JetStream figures from the same server, in messages per second.
+type RawBaselines struct {
+	PublishOneAtATime float64 `json:"publish_one_at_a_time_msgs_per_s"`
+	AtomicBatch100    float64 `json:"atomic_batch_100_msgs_per_s"`
+	AtomicBatch1000   float64 `json:"atomic_batch_1000_msgs_per_s"`
+}
+
+func rawStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name: rawStream, Subjects: []string{"benchraw.>"}, Storage: jetstream.FileStorage,
+		AllowAtomicPublish: true, AllowDirect: true,
+	}
+}
+
+// MeasureRaw runs the three write baselines for about per each; 300-byte messages over 1,000
+// subjects, with an expected-last-subject-sequence check on every message.
+func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration) (RawBaselines, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return RawBaselines{}, err
+	}
+	_ = js.DeleteStream(ctx, rawStream)
+	if _, err := js.CreateStream(ctx, rawStreamConfig()); err != nil {
+		return RawBaselines{}, fmt.Errorf("scratch stream: %w", err)
+	}
+	defer func() { _ = js.DeleteStream(context.Background(), rawStream) }()
+	r := &rawRun{nc: nc, payload: make([]byte, 300), last: map[int]uint64{}}
+	var out RawBaselines
+	if out.PublishOneAtATime, err = r.run(ctx, per, 1); err != nil {
+		return out, err
+	}
+	if out.AtomicBatch100, err = r.run(ctx, per, 100); err != nil {
+		return out, err
+	}
+	if out.AtomicBatch1000, err = r.run(ctx, per, 1000); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+type rawRun struct {
+	nc      *nats.Conn
+	payload []byte
+	last    map[int]uint64
+	next    int
+}
+
+// run publishes batches of size n for about d and returns messages per second.
+func (r *rawRun) run(ctx context.Context, d time.Duration, n int) (float64, error) {
+	start := time.Now()
+	msgs := 0
+	for time.Since(start) < d {
+		if err := r.batch(ctx, n); err != nil {
+			return 0, err
+		}
+		msgs += n
+	}
+	return float64(msgs) / time.Since(start).Seconds(), nil
+}
+
+func (r *rawRun) batch(ctx context.Context, n int) error {
+	id := nuid.Next()
+	subjects := make([]int, n)
+	var last *nats.Msg
+	for i := 0; i < n; i++ {
+		s := r.next % 1000
+		r.next++
+		subjects[i] = s
+		m := nats.NewMsg("benchraw." + strconv.Itoa(s))
+		m.Data = r.payload
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.last[s], 10))
+		if n > 1 {
+			m.Header.Set("Nats-Batch-Id", id)
+			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		}
+		if i == n-1 {
+			if n > 1 {
+				m.Header.Set("Nats-Batch-Commit", "1")
+			}
+			last = m
+			break
+		}
+		if err := r.nc.PublishMsg(m); err != nil {
+			return err
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := r.nc.RequestMsgWithContext(cctx, last)
+	if err != nil {
+		return fmt.Errorf("raw publish: %w", err)
+	}
+	var ack struct {
+		Seq   uint64 `json:"seq"`
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return err
+	}
+	if ack.Error != nil {
+		return errors.New("raw publish refused: " + ack.Error.Description)
+	}
+	for i, s := range subjects {
+		r.last[s] = ack.Seq - uint64(n-1-i)
+	}
+	return nil
+}
+
+// MeasureOrderedRead reads a whole stream with an ordered consumer and returns messages per second.
+func MeasureOrderedRead(ctx context.Context, nc *nats.Conn, stream string, fn func(jetstream.Msg)) (float64, uint64, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, 0, err
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, 0, err
+	}
+	head := st.CachedInfo().State.LastSeq
+	if head == 0 {
+		return 0, 0, nil
+	}
+	start := time.Now()
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return 0, 0, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer it.Stop()
+	var n uint64
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return 0, n, err
+		}
+		n++
+		if fn != nil {
+			fn(m)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return 0, n, err
+		}
+		if md.Sequence.Stream >= head {
+			break
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), n, nil
+}

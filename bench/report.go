@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/projections"
+	"github.com/creditledger/creditledger/server"
+)
+
+// Options configure a bench run.
+type Options struct {
+	// NATSURL drives an existing ledger; empty starts an embedded one in DataDir.
+	NATSURL string
+	DataDir string
+	Load    LoadConfig
+	RawFor  time.Duration
+	LagFor  time.Duration
+	// RestartEvents tops the store up to this many events and measures a restart (embedded only; 0 skips).
+	RestartEvents uint64
+	Log           zerolog.Logger
+}
+
+// Report is everything one run measured; it is printed as a table and written as JSON.
+type Report struct {
+	Machine      string             `json:"machine"`
+	StartedAt    time.Time          `json:"started_at"`
+	Raw          RawBaselines       `json:"raw_jetstream"`
+	Load         LoadResult         `json:"load"`
+	LagLoad      LoadResult         `json:"lag_load"`
+	Ratios       map[string]float64 `json:"ratios"`
+	Replay       ReplayResult       `json:"replay"`
+	Restart      *RestartResult     `json:"restart,omitempty"`
+	PeakRSSBytes int64              `json:"peak_rss_bytes"`
+	BytesPerAcct float64            `json:"heap_bytes_per_account"`
+	AccountsHeld int                `json:"accounts_held"`
+	StreamEvents uint64             `json:"stream_events"`
+}
+
+// ReplayResult compares reading the stream raw with rebuilding the projections from it.
+type ReplayResult struct {
+	Events           uint64  `json:"events"`
+	RawOrderedPerSec float64 `json:"raw_ordered_read_per_s"`
+	RebuildPerSec    float64 `json:"projection_rebuild_per_s"`
+}
+
+// RestartResult is how long a restart took to serve queries.
+type RestartResult struct {
+	Events  uint64  `json:"events"`
+	Seconds float64 `json:"seconds_to_ready"`
+}
+
+// Run performs the whole benchmark.
+func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
+	rep := &Report{StartedAt: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	var srv *server.Server
+	url := o.NATSURL
+	startCfg := server.Config{DataDir: o.DataDir, NATSListen: "127.0.0.1:-1", Log: o.Log}
+	if url == "" {
+		var err error
+		if srv, err = server.Start(ctx, startCfg); err != nil {
+			return nil, err
+		}
+		defer func() { srv.Shutdown(context.Background()) }()
+		url = srv.ClientURL()
+		startCfg.NATSListen = strings.TrimPrefix(url, "nats://")
+	}
+	conns, err := dial(url, 4)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(conns)
+	step := func(s string) { fmt.Fprintf(progress, "bench: %s\n", s) }
+
+	step("raw JetStream baselines")
+	if rep.Raw, err = MeasureRaw(ctx, conns[0], o.RawFor); err != nil {
+		return nil, err
+	}
+	if o.Load.RunID == "" {
+		o.Load.RunID = strconv.FormatInt(time.Now().Unix()%100000, 36)
+	}
+	d := newDriver(conns, o.Load.RunID)
+	step(fmt.Sprintf("setting up %d accounts", o.Load.Accounts))
+	if err := d.Setup(ctx, o.Load); err != nil {
+		return nil, err
+	}
+	step(fmt.Sprintf("load: %d clients", o.Load.Clients))
+	rep.Load = d.Run(ctx, o.Load, false)
+	half := o.Load
+	half.Clients, half.Duration, half.Commands = max(1, o.Load.Clients/2), o.LagFor, 0
+	step(fmt.Sprintf("projection lag: %d clients", half.Clients))
+	rep.LagLoad = d.Run(ctx, half, true)
+
+	step("replay")
+	if rep.Replay, err = measureReplay(ctx, conns[0]); err != nil {
+		return nil, err
+	}
+	rep.StreamEvents = rep.Replay.Events
+	if srv != nil && o.RestartEvents > 0 {
+		for head := srv.Head(); head < o.RestartEvents; head = srv.Head() {
+			step(fmt.Sprintf("topping the store up: %d of %d events", head, o.RestartEvents))
+			fill := o.Load
+			fill.Duration, fill.Commands = 0, int(o.RestartEvents-head)
+			d.Run(ctx, fill, false)
+		}
+		step("restart")
+		closeAll(conns)
+		events := srv.Head()
+		srv.Shutdown(ctx)
+		t0 := time.Now()
+		if srv, err = server.Start(ctx, startCfg); err != nil {
+			return nil, fmt.Errorf("restart: %w", err)
+		}
+		if conns, err = dial(srv.ClientURL(), 1); err != nil {
+			return nil, err
+		}
+		if _, err := conns[0].Request("ledger.query.balance", []byte(`{"account_id":"`+d.account(0)+`"}`), 10*time.Second); err != nil {
+			return nil, fmt.Errorf("query after restart: %w", err)
+		}
+		rep.Restart = &RestartResult{Events: events, Seconds: time.Since(t0).Seconds()}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		rep.AccountsHeld = srv.Projector().Accounts()
+		if rep.AccountsHeld > 0 {
+			rep.BytesPerAcct = float64(ms.HeapInuse) / float64(rep.AccountsHeld)
+		}
+	}
+	rep.PeakRSSBytes = peakRSS()
+	rep.Ratios = ratios(rep)
+	return rep, nil
+}
+
+func dial(url string, n int) ([]*nats.Conn, error) {
+	var out []*nats.Conn
+	for i := 0; i < n; i++ {
+		nc, err := nats.Connect(url, nats.Name("creditledger-bench"))
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("connect %s: %w", url, err)
+		}
+		out = append(out, nc)
+	}
+	return out, nil
+}
+
+func closeAll(conns []*nats.Conn) {
+	for _, nc := range conns {
+		nc.Close()
+	}
+}
+
+func measureReplay(ctx context.Context, nc *nats.Conn) (ReplayResult, error) {
+	raw, n, err := MeasureOrderedRead(ctx, nc, jetstore.StreamName, nil)
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("raw read: %w", err)
+	}
+	proj := projections.NewProjector(zerolog.Nop())
+	rebuild, _, err := MeasureOrderedRead(ctx, nc, jetstore.StreamName, func(m jetstream.Msg) {
+		md, _ := m.Metadata()
+		proj.Apply(md.Sequence.Stream, strings.TrimPrefix(m.Subject(), jetstore.SubjectPrefix), m.Data())
+	})
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("rebuild read: %w", err)
+	}
+	return ReplayResult{Events: n, RawOrderedPerSec: raw, RebuildPerSec: rebuild}, nil
+}
+
+func ratios(r *Report) map[string]float64 {
+	out := map[string]float64{}
+	div := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	out["accepted_vs_atomic_batch_1000"] = div(r.Load.AcceptedPerSecond, r.Raw.AtomicBatch1000)
+	out["accepted_vs_atomic_batch_100"] = div(r.Load.AcceptedPerSecond, r.Raw.AtomicBatch100)
+	out["accepted_vs_one_at_a_time"] = div(r.Load.AcceptedPerSecond, r.Raw.PublishOneAtATime)
+	out["commands_vs_atomic_batch_1000"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatch1000)
+	out["commands_vs_one_at_a_time"] = div(r.Load.CommandsPerSecond, r.Raw.PublishOneAtATime)
+	out["rebuild_vs_raw_read"] = div(r.Replay.RebuildPerSec, r.Replay.RawOrderedPerSec)
+	return out
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) on Linux; 0 elsewhere.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// WriteTable prints the report for people.
+func (r *Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+	p("machine\t%s", r.Machine)
+	p("raw: publish one at a time, expected seq\t%.0f msgs/s", r.Raw.PublishOneAtATime)
+	p("raw: atomic batch of 100\t%.0f msgs/s", r.Raw.AtomicBatch100)
+	p("raw: atomic batch of 1000\t%.0f msgs/s", r.Raw.AtomicBatch1000)
+	l := r.Load
+	p("ledger: clients / accounts\t%d / %d", l.Clients, l.Accounts)
+	p("ledger: commands accepted\t%.0f /s (%d of %d commands, %.0f commands/s incl. rejections)", l.AcceptedPerSecond, l.Accepted, l.Commands, l.CommandsPerSecond)
+	p("ledger: command latency p50 / p99 / p99.9\t%.2f / %.2f / %.2f ms", l.Latency.P50, l.Latency.P99, l.Latency.P999)
+	p("ledger: rejections by code\t%v", l.Rejections)
+	p("ledger: errors\t%v", l.Errors)
+	if lag := r.LagLoad.ProjectionLag; lag != nil {
+		p("projection lag at %d clients p50 / p99\t%.2f / %.2f ms", r.LagLoad.Clients, lag.P50, lag.P99)
+	}
+	for _, k := range []string{"accepted_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100", "accepted_vs_one_at_a_time", "rebuild_vs_raw_read"} {
+		p("ratio %s\t%.2f", k, r.Ratios[k])
+	}
+	p("replay: raw ordered read / projection rebuild\t%.0f / %.0f events/s over %d events", r.Replay.RawOrderedPerSec, r.Replay.RebuildPerSec, r.Replay.Events)
+	if r.Restart != nil {
+		p("restart to ready\t%.2f s with %d events", r.Restart.Seconds, r.Restart.Events)
+		p("heap per account\t%.0f bytes (%d accounts)", r.BytesPerAcct, r.AccountsHeld)
+	}
+	p("peak RSS (ledger and load in one process)\t%.0f MiB", float64(r.PeakRSSBytes)/(1<<20))
+	_ = tw.Flush()
+}
+
+// WriteJSON writes the report as JSON.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}

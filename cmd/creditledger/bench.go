@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/creditledger/creditledger/bench"
+)
+
+func benchCmd() *cobra.Command {
+	var o bench.Options
+	var jsonPath, logLevel, cpuProfile string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test a ledger through its NATS API and compare with raw JetStream in the same run",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			o.Log = log
+			if o.NATSURL == "" && o.DataDir == "" {
+				dir, err := os.MkdirTemp("", "creditledger-bench-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				o.DataDir = dir
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := bench.Run(ctx, o, os.Stderr)
+			if err != nil {
+				return err
+			}
+			rep.WriteTable(os.Stdout)
+			if jsonPath != "" {
+				return rep.WriteJSON(jsonPath)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.NATSURL, "nats-url", "", "drive this running ledger (default: start an embedded one in a temp dir)")
+	f.StringVar(&o.DataDir, "data-dir", "", "data dir of the embedded ledger (default: a temp dir, removed afterwards)")
+	f.IntVar(&o.Load.Accounts, "accounts", 10000, "accounts in the load")
+	f.IntVar(&o.Load.Clients, "clients", 64, "concurrent requesters")
+	f.DurationVar(&o.Load.Duration, "duration", 20*time.Second, "length of the main load")
+	f.IntVar(&o.Load.Commands, "commands", 0, "stop the main load after this many commands instead of --duration")
+	f.Uint64Var(&o.Load.Seed, "seed", 1, "random seed of the mix")
+	f.DurationVar(&o.RawFor, "raw-for", 3*time.Second, "length of each raw JetStream baseline")
+	f.DurationVar(&o.LagFor, "lag-for", 10*time.Second, "length of the projection-lag phase (half the clients)")
+	f.Uint64Var(&o.RestartEvents, "restart-events", 0, "top the store up to this many events and time a restart (embedded only; e.g. 1000000)")
+	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (ledger and load) to this file")
+	f.StringVar(&logLevel, "log-level", "warn", "log level of the embedded ledger")
+	return cmd
+}
