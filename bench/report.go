@@ -19,6 +19,7 @@ import (
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/projections"
 	"github.com/creditledger/creditledger/server"
+	"github.com/creditledger/creditledger/writer"
 )
 
 // Options configure a bench run.
@@ -48,6 +49,29 @@ type Report struct {
 	BytesPerAcct float64            `json:"heap_bytes_per_account"`
 	AccountsHeld int                `json:"accounts_held"`
 	StreamEvents uint64             `json:"stream_events"`
+	Writer       *WriterFigures     `json:"writer,omitempty"`
+}
+
+// WriterFigures describe the group commit during the main load (embedded ledger only).
+type WriterFigures struct {
+	Appends           uint64  `json:"appends"`
+	RecordsPerAppend  float64 `json:"records_per_append"`
+	CommandsPerAppend float64 `json:"commands_per_append"`
+	AppendMillisMean  float64 `json:"append_ms_mean"`
+	FailedAppends     uint64  `json:"failed_appends"`
+}
+
+func diffStats(after, before writer.Stats) *WriterFigures {
+	n := after.Appends - before.Appends
+	if n == 0 {
+		return &WriterFigures{}
+	}
+	return &WriterFigures{
+		Appends: n, RecordsPerAppend: float64(after.Records-before.Records) / float64(n),
+		CommandsPerAppend: float64(after.Commands-before.Commands) / float64(n),
+		AppendMillisMean:  float64(after.AppendMicros-before.AppendMicros) / float64(n) / 1000,
+		FailedAppends:     after.FailedAppends - before.FailedAppends,
+	}
 }
 
 // ReplayResult compares reading the stream raw with rebuilding the projections from it.
@@ -98,7 +122,14 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return nil, err
 	}
 	step(fmt.Sprintf("load: %d clients", o.Load.Clients))
+	var before writer.Stats
+	if srv != nil {
+		before = srv.WriterStats()
+	}
 	rep.Load = d.Run(ctx, o.Load, false)
+	if srv != nil {
+		rep.Writer = diffStats(srv.WriterStats(), before)
+	}
 	half := o.Load
 	half.Clients, half.Duration, half.Commands = max(1, o.Load.Clients/2), o.LagFor, 0
 	step(fmt.Sprintf("projection lag: %d clients", half.Clients))
@@ -228,6 +259,10 @@ func (r *Report) WriteTable(w io.Writer) {
 	p("ledger: command latency p50 / p99 / p99.9\t%.2f / %.2f / %.2f ms", l.Latency.P50, l.Latency.P99, l.Latency.P999)
 	p("ledger: rejections by code\t%v", l.Rejections)
 	p("ledger: errors\t%v", l.Errors)
+	if wf := r.Writer; wf != nil {
+		p("writer: appends / records per append / commands per append\t%d / %.1f / %.1f", wf.Appends, wf.RecordsPerAppend, wf.CommandsPerAppend)
+		p("writer: mean append time\t%.2f ms (%d failed)", wf.AppendMillisMean, wf.FailedAppends)
+	}
 	if lag := r.LagLoad.ProjectionLag; lag != nil {
 		p("projection lag at %d clients p50 / p99\t%.2f / %.2f ms", r.LagLoad.Clients, lag.P50, lag.P99)
 	}

@@ -22,6 +22,8 @@ const (
 	DefaultTermMonths = 12
 	// MaxTermMonths bounds a purchase's term.
 	MaxTermMonths = 120
+	// MaxEventsPerCommand bounds the events one decision may produce (one atomic append).
+	MaxEventsPerCommand = 1000
 	// maxCatchUpTerms bounds the renewals one decision may emit for a long-past contract start.
 	maxCatchUpTerms = 1200
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/projections"
+	"github.com/creditledger/creditledger/web"
 	"github.com/creditledger/creditledger/writer"
 )
 
@@ -38,6 +39,8 @@ type Config struct {
 	SweepInterval time.Duration
 	// Replicas of the LEDGER stream when it is created.
 	Replicas int
+	// SnapshotEvery is how many events trigger a state snapshot (0: the writer's default).
+	SnapshotEvery uint64
 	// QueryMaxWait bounds a min_position wait.
 	QueryMaxWait time.Duration
 	Log          zerolog.Logger
@@ -84,10 +87,14 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.store, err = jetstore.Open(ctx, s.nc, jetstore.Config{Replicas: cfg.Replicas}); err != nil {
 		return nil, err
 	}
+	snaps, err := jetstore.OpenSnapshots(ctx, s.store.JetStream(), cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	rules := ledger.NewRules(ledger.DefaultCatalogue())
 	s.writer, err = writer.New(writer.Options{
 		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
-		SweepInterval: cfg.SweepInterval,
+		SweepInterval: cfg.SweepInterval, Snapshots: snaps, SnapshotEvery: cfg.SnapshotEvery,
 	})
 	if err != nil {
 		return nil, err
@@ -98,6 +105,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.proj = projections.NewProjector(cfg.Log.With().Str("component", "projector").Logger())
+	s.proj.Seed(s.writer.Head(), s.writer.EachAccount)
 	stream, err := s.store.JetStream().Stream(ctx, jetstore.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("stream handle: %w", err)
@@ -140,13 +148,18 @@ func (s *Server) startServices(runCtx context.Context, queries *projections.Quer
 	if s.cfg.HTTPListen == "" {
 		return nil
 	}
+	// The dashboard's routes (/, /assets/, /v1/accounts/{id}/events|history) beside the JSON API.
+	handler, err := web.Handler(s.proj, s.store, projections.Handler(queries, s.healthy))
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPListen, err)
 	}
 	s.httpAddr = ln.Addr().String()
 	s.http = &http.Server{
-		Handler:           projections.Handler(queries, s.healthy),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -194,6 +207,9 @@ func (s *Server) Head() uint64 { return s.writer.Head() }
 
 // Sweep asks the expiry processor to run now (tests move a manual clock, then sweep).
 func (s *Server) Sweep() { s.writer.Sweep() }
+
+// WriterStats reports the writer's running totals.
+func (s *Server) WriterStats() writer.Stats { return s.writer.Stats() }
 
 // Projector exposes the read models (tests and in-process tools).
 func (s *Server) Projector() *projections.Projector { return s.proj }

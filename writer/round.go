@@ -82,7 +82,12 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	}
 	w.inflight++
 	go func() {
+		start := time.Now()
 		positions, err := w.opts.Store.Append(ctx, recs)
+		w.stats.appends.Add(1)
+		w.stats.records.Add(uint64(len(recs)))
+		w.stats.commands.Add(uint64(len(plans)))
+		w.stats.appendMicros.Add(uint64(time.Since(start).Microseconds()))
 		w.acks <- appendDone{plans: plans, positions: positions, err: err}
 	}()
 	return next
@@ -104,6 +109,8 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 		}
 	}
 	if d.err != nil {
+		w.stats.failed.Add(1)
+		w.stats.retried.Add(uint64(len(d.plans)))
 		return w.recover(ctx, d.plans, d.err)
 	}
 	for _, p := range d.plans {
@@ -286,6 +293,7 @@ func (w *Writer) replyRecorded(r *Request, rec *commandRecord) {
 			"command_id %s was already used with a different body", r.CommandID))
 		return
 	}
+	w.stats.replayed.Add(1)
 	res := rec.result
 	res.Replayed = true
 	w.reply(r, res)

@@ -49,13 +49,31 @@ type Options struct {
 	SweepInterval time.Duration
 	// MaxInflight is how many appends may be in flight at once (on disjoint accounts).
 	MaxInflight int
+	// Snapshots, when set, receives a snapshot every SnapshotEvery events and at shutdown, and
+	// Load starts from the newest one.
+	Snapshots     SnapshotStore
+	SnapshotEvery uint64
 	// PipelineMin is how many waiting requests justify starting an append while another is
 	// still in flight; below it the writer lets requests gather into the next, larger batch.
 	PipelineMin int
 }
 
+// Stats are the writer's running totals, for metrics and the load tool.
+type Stats struct {
+	Appends       uint64 `json:"appends"`
+	Records       uint64 `json:"records"`
+	Commands      uint64 `json:"commands_appended"`
+	AppendMicros  uint64 `json:"append_micros_total"`
+	FailedAppends uint64 `json:"failed_appends"`
+	Retried       uint64 `json:"commands_retried"`
+	Replayed      uint64 `json:"idempotent_replays"`
+}
+
 // Writer owns all account state and is the only goroutine that appends events.
 type Writer struct {
+	stats struct {
+		appends, records, commands, appendMicros, failed, retried, replayed atomic.Uint64
+	}
 	opts     Options
 	queue    chan *Request
 	stopped  chan struct{}
@@ -72,6 +90,9 @@ type Writer struct {
 	reserved     map[string]string
 	inflight     int
 	acks         chan appendDone
+	// snapHead is the position of the last snapshot; saving is closed when its save ends.
+	snapHead uint64
+	saving   chan struct{}
 }
 
 // account is the writer's in-memory copy of one account.
@@ -101,6 +122,9 @@ func New(o Options) (*Writer, error) {
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = DefaultMaxInflight
 	}
+	if o.SnapshotEvery == 0 {
+		o.SnapshotEvery = DefaultSnapshotEvery
+	}
 	if o.PipelineMin <= 0 {
 		o.PipelineMin = DefaultPipelineMin
 	}
@@ -123,17 +147,48 @@ func New(o Options) (*Writer, error) {
 	}, nil
 }
 
+// EachAccount calls f with a copy of every account's state; use it before Run (to seed the
+// projections from what Load folded) or after Run has stopped.
+func (w *Writer) EachAccount(f func(id string, a ledger.Account)) {
+	for id, a := range w.accounts {
+		if a.broken == nil && !a.stale {
+			f(id, a.state.Clone())
+		}
+	}
+}
+
+// Stats returns the running totals.
+func (w *Writer) Stats() Stats {
+	s := &w.stats
+	return Stats{
+		Appends: s.appends.Load(), Records: s.records.Load(), Commands: s.commands.Load(),
+		AppendMicros: s.appendMicros.Load(), FailedAppends: s.failed.Load(), Retried: s.retried.Load(),
+		Replayed: s.replayed.Load(),
+	}
+}
+
 // Head is the last stream position the writer has committed or loaded.
 func (w *Writer) Head() uint64 { return w.head.Load() }
 
-// Load folds the whole store into memory; call it once before Run.
+// Load restores the newest snapshot and folds the rest of the store into memory; call it once
+// before Run.
 func (w *Writer) Load(ctx context.Context) error {
-	head, err := w.opts.Store.Read(ctx, 1, func(r ledger.Record) error {
+	from := w.loadSnapshot(ctx)
+	head, err := w.opts.Store.Read(ctx, from, func(r ledger.Record) error {
 		w.apply(r)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
+	}
+	if head < from-1 {
+		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
+		w.opts.Log.Warn().Uint64("snapshot", from-1).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
+		w.accounts, w.commands, w.owners = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}
+		w.snapHead = 0
+		if head, err = w.opts.Store.Read(ctx, 1, func(r ledger.Record) error { w.apply(r); return nil }); err != nil {
+			return fmt.Errorf("load accounts: %w", err)
+		}
 	}
 	w.head.Store(head)
 	for id, a := range w.accounts {
@@ -239,9 +294,14 @@ func (w *Writer) Run(ctx context.Context) {
 	appendCtx := context.WithoutCancel(ctx)
 	var carry []*Request
 	for {
+		snapshotDue := w.opts.Snapshots != nil && w.head.Load()-w.snapHead >= w.opts.SnapshotEvery
+		if snapshotDue && w.inflight == 0 {
+			w.snapshotNow(appendCtx, false)
+			snapshotDue = false
+		}
 		before := len(carry)
 		launched := false
-		if len(carry) > 0 && w.inflight < w.opts.MaxInflight && (w.inflight == 0 || len(carry) >= w.opts.PipelineMin) {
+		if !snapshotDue && len(carry) > 0 && w.inflight < w.opts.MaxInflight && (w.inflight == 0 || len(carry) >= w.opts.PipelineMin) {
 			n := w.inflight
 			carry = w.launch(appendCtx, carry)
 			launched = w.inflight > n
@@ -255,6 +315,11 @@ func (w *Writer) Run(ctx context.Context) {
 				carry = append(w.finish(appendCtx, <-w.acks), carry...)
 			}
 			w.shutdown(carry)
+			if w.head.Load() > w.snapHead {
+				w.snapshotNow(appendCtx, true)
+			} else if w.saving != nil {
+				<-w.saving
+			}
 			return
 		}
 		select {

@@ -1,0 +1,282 @@
+package writer
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// SnapshotStore keeps the writer's snapshots. A snapshot is a cache: losing or refusing one
+// only means replaying the stream from the start.
+type SnapshotStore interface {
+	Save(ctx context.Context, name string, data []byte) error
+	Load(ctx context.Context, name string) ([]byte, error)
+}
+
+const (
+	// snapshotName changes with snapshotMagic so an old format is never misread.
+	snapshotName  = "writer-v1"
+	snapshotMagic = "creditledger-writer-snapshot-v1\n"
+	// DefaultSnapshotEvery is how many appended events trigger a snapshot.
+	DefaultSnapshotEvery = 100_000
+)
+
+// accountSnap is one account in a snapshot.
+type accountSnap struct {
+	State  ledger.Account
+	Head   uint64
+	Hash   string
+	Broken string
+}
+
+// typeCodes numbers event types for the compact command section.
+func typeCodes() ([]string, map[string]byte) {
+	types := events.Types()
+	sort.Strings(types)
+	idx := make(map[string]byte, len(types))
+	for i, t := range types {
+		idx[t] = byte(i)
+	}
+	return types, idx
+}
+
+// encodeSnapshot serialises accounts (gob) and idempotency records (a compact binary section).
+func (w *Writer) encodeSnapshot() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(snapshotMagic)
+	accts := make(map[string]accountSnap, len(w.accounts))
+	for id, a := range w.accounts {
+		s := accountSnap{State: a.state, Head: a.head, Hash: a.hash}
+		if a.broken != nil {
+			s.Broken = a.broken.Error()
+		}
+		if a.stale {
+			continue // re-read from the stream after restore
+		}
+		accts[id] = s
+	}
+	enc := gob.NewEncoder(&buf)
+	if err := enc.Encode(w.head.Load()); err != nil {
+		return nil, fmt.Errorf("encode snapshot head: %w", err)
+	}
+	if err := enc.Encode(accts); err != nil {
+		return nil, fmt.Errorf("encode snapshot accounts: %w", err)
+	}
+	_, codes := typeCodes()
+	b := buf.Bytes()
+	b = binary.AppendUvarint(b, uint64(len(w.commands)))
+	for id, rec := range w.commands {
+		b = appendString(b, id)
+		b = appendString(b, rec.accountID)
+		b = appendString(b, rec.bodyHash)
+		b = binary.AppendUvarint(b, uint64(len(rec.result.Events)))
+		for _, e := range rec.result.Events {
+			code, ok := codes[e.Type]
+			if !ok {
+				return nil, fmt.Errorf("snapshot: unknown event type %q", e.Type)
+			}
+			b = append(b, code)
+			b = binary.AppendUvarint(b, e.Version)
+			b = binary.AppendUvarint(b, e.Position)
+		}
+	}
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// snapReader reads the compact section, remembering the first error.
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+func (r *snapReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("snapshot truncated")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) str() string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errors.New("snapshot truncated")
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *snapReader) byte() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errors.New("snapshot truncated")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+// restore replaces the in-memory state with a snapshot's.
+func (w *Writer) restore(data []byte) (uint64, error) {
+	if !bytes.HasPrefix(data, []byte(snapshotMagic)) {
+		return 0, errors.New("not a writer snapshot")
+	}
+	rd := bytes.NewReader(data[len(snapshotMagic):])
+	dec := gob.NewDecoder(rd)
+	var head uint64
+	accts := map[string]accountSnap{}
+	if err := dec.Decode(&head); err != nil {
+		return 0, fmt.Errorf("decode snapshot head: %w", err)
+	}
+	if err := dec.Decode(&accts); err != nil {
+		return 0, fmt.Errorf("decode snapshot accounts: %w", err)
+	}
+	rest := data[len(data)-rd.Len():]
+	types, _ := typeCodes()
+	r := &snapReader{b: rest}
+	n := r.uvarint()
+	commands := make(map[string]*commandRecord, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		id := r.str()
+		rec := &commandRecord{accountID: r.str(), bodyHash: r.str()}
+		rec.result.AccountID = rec.accountID
+		ne := r.uvarint()
+		if ne > ledger.MaxEventsPerCommand {
+			return 0, errors.New("snapshot: implausible event count")
+		}
+		rec.result.Events = make([]EventRef, ne)
+		for j := range rec.result.Events {
+			c := r.byte()
+			if int(c) >= len(types) {
+				return 0, errors.New("snapshot: unknown event type code")
+			}
+			rec.result.Events[j] = EventRef{Type: types[c], Version: r.uvarint(), Position: r.uvarint()}
+		}
+		if ne > 0 {
+			last := rec.result.Events[ne-1]
+			rec.result.Version, rec.result.Position = last.Version, last.Position
+		}
+		commands[id] = rec
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	w.accounts = make(map[string]*account, len(accts))
+	w.owners = map[string]string{}
+	for id, s := range accts {
+		a := &account{state: s.State, head: s.Head, hash: s.Hash}
+		if a.state.Licenses == nil {
+			a.state = ledger.NewAccount(id)
+		}
+		if s.Broken != "" {
+			a.broken = errors.New(s.Broken)
+		}
+		w.accounts[id] = a
+		for _, oid := range ownedIDs(a.state) {
+			w.owners[oid] = id
+		}
+	}
+	w.commands = commands
+	return head, nil
+}
+
+// ownedIDs lists the globally unique ids an account holds (the inverse of createdIDs).
+func ownedIDs(a ledger.Account) []string {
+	out := make([]string, 0, len(a.Licenses)+len(a.Contracts))
+	for id := range a.Licenses {
+		out = append(out, "license:"+id)
+	}
+	for id := range a.Contracts {
+		out = append(out, "payg:"+id)
+	}
+	return out
+}
+
+// snapshotNow encodes the state in the writer goroutine and saves it in the background; only
+// one save runs at a time.
+func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
+	if w.opts.Snapshots == nil {
+		return
+	}
+	if w.saving != nil {
+		select {
+		case <-w.saving:
+		default:
+			if !wait {
+				return
+			}
+			<-w.saving
+		}
+	}
+	start := time.Now()
+	head := w.head.Load()
+	data, err := w.encodeSnapshot()
+	if err != nil {
+		w.opts.Log.Error().Err(err).Msg("snapshot encoding failed")
+		return
+	}
+	w.snapHead = head
+	encoded := time.Since(start)
+	done := make(chan struct{})
+	w.saving = done
+	save := func() {
+		defer close(done)
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := w.opts.Snapshots.Save(sctx, snapshotName, data); err != nil {
+			w.opts.Log.Error().Err(err).Uint64("position", head).Msg("snapshot save failed")
+			return
+		}
+		w.opts.Log.Info().Uint64("position", head).Int("bytes", len(data)).Dur("encode", encoded).
+			Dur("total", time.Since(start)).Msg("snapshot saved")
+	}
+	if wait {
+		save()
+		return
+	}
+	go save()
+}
+
+// loadSnapshot restores the newest snapshot if there is a usable one; it returns the position
+// to replay from.
+func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
+	if w.opts.Snapshots == nil {
+		return 1
+	}
+	data, err := w.opts.Snapshots.Load(ctx, snapshotName)
+	if err != nil || data == nil {
+		if err != nil {
+			w.opts.Log.Warn().Err(err).Msg("snapshot unavailable; replaying the whole stream")
+		}
+		return 1
+	}
+	head, err := w.restore(data)
+	if err != nil {
+		w.opts.Log.Warn().Err(err).Msg("snapshot unreadable; replaying the whole stream")
+		w.accounts, w.commands, w.owners = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}
+		return 1
+	}
+	w.head.Store(head)
+	w.snapHead = head
+	return head + 1
+}

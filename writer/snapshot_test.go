@@ -1,0 +1,152 @@
+package writer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/server"
+	"github.com/creditledger/creditledger/writer"
+)
+
+type rig struct {
+	store *jetstore.Store
+	snaps *jetstore.Snapshots
+	clock *server.ManualClock
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ns, err := server.StartEmbedded(server.EmbeddedConfig{Listen: "127.0.0.1:-1", DataDir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(t, err)
+	snaps, err := jetstore.OpenSnapshots(ctx, st.JetStream(), 1)
+	require.NoError(t, err)
+	return &rig{store: st, snaps: snaps, clock: server.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))}
+}
+
+// start loads and runs a writer; the returned stop waits for Run to return.
+func (r *rig) start(t *testing.T, snaps writer.SnapshotStore, every uint64) (*writer.Writer, func()) {
+	t.Helper()
+	w, err := writer.New(writer.Options{
+		Store: r.store, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: r.clock,
+		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Log: zerolog.Nop(),
+		Snapshots: snaps, SnapshotEvery: every, SweepInterval: time.Hour,
+	})
+	require.NoError(t, err)
+	require.NoError(t, w.Load(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	go w.Run(ctx)
+	return w, func() { cancel(); <-w.Stopped() }
+}
+
+// do submits one parsed command and waits for its result.
+func do(t *testing.T, w *writer.Writer, name string, body map[string]any) writer.Result {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	p, err := commands.Parse(name, raw)
+	require.NoError(t, err)
+	done := make(chan writer.Result, 1)
+	require.NoError(t, w.Submit(&writer.Request{
+		CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash, Command: p.Command,
+		Reply: func(res writer.Result) { done <- res },
+	}))
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply within 10s")
+		return writer.Result{}
+	}
+}
+
+func states(w *writer.Writer) map[string]string {
+	out := map[string]string{}
+	w.EachAccount(func(id string, a ledger.Account) {
+		b, _ := json.Marshal(a)
+		out[id] = string(b)
+	})
+	return out
+}
+
+func TestSnapshotRestoresStateAndIdempotency(t *testing.T) {
+	r := newRig(t)
+	w1, stop1 := r.start(t, r.snaps, 7)
+	var first writer.Result
+	for i := 0; i < 5; i++ {
+		acct := fmt.Sprintf("acct-%d", i)
+		lic := fmt.Sprintf("lic-%d", i)
+		require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "p" + acct, "account_id": acct, "license_id": lic, "source": "sales", "credits": "100"}).Err)
+		require.Nil(t, do(t, w1, "activate_license", map[string]any{"command_id": "a" + acct, "account_id": acct, "license_id": lic}).Err)
+		res := do(t, w1, "allocate_credits", map[string]any{"command_id": "x" + acct, "account_id": acct, "feature": "file_security", "credits": "12.5"})
+		require.Nil(t, res.Err)
+		if i == 0 {
+			first = res
+		}
+	}
+	stop1()
+	want, wantHead := states(w1), w1.Head()
+	data, err := r.snaps.Load(context.Background(), "writer-v1")
+	require.NoError(t, err)
+	require.NotNil(t, data, "a snapshot is saved at shutdown")
+
+	// A restart from the snapshot and one from a full replay agree with the first writer.
+	w2, stop2 := r.start(t, r.snaps, 7)
+	defer stop2()
+	w3, stop3 := r.start(t, nil, 7)
+	defer stop3()
+	assert.Equal(t, wantHead, w2.Head())
+	assert.Equal(t, want, states(w2))
+	assert.Equal(t, want, states(w3))
+
+	// Idempotency survives the snapshot: the same command returns the first reply, appending nothing.
+	again := do(t, w2, "allocate_credits", map[string]any{"command_id": "xacct-0", "account_id": "acct-0", "feature": "file_security", "credits": "12.5"})
+	require.Nil(t, again.Err)
+	assert.True(t, again.Replayed)
+	assert.Equal(t, first.Events, again.Events)
+	assert.Equal(t, wantHead, w2.Head())
+	reused := do(t, w2, "allocate_credits", map[string]any{"command_id": "xacct-0", "account_id": "acct-0", "feature": "file_security", "credits": "1"})
+	require.NotNil(t, reused.Err)
+	assert.Equal(t, ledger.CodeIdempotencyKeyReused, reused.Err.Code)
+	// Uniqueness survives too: another account cannot buy lic-3.
+	taken := do(t, w2, "purchase_license", map[string]any{"command_id": "steal", "account_id": "thief", "license_id": "lic-3", "source": "sales", "credits": "1"})
+	require.NotNil(t, taken.Err)
+	assert.Equal(t, ledger.CodeAlreadyExists, taken.Err.Code)
+}
+
+// brokenSnapshots serves garbage: the writer must fall back to a full replay.
+type brokenSnapshots struct{}
+
+func (brokenSnapshots) Save(context.Context, string, []byte) error { return nil }
+func (brokenSnapshots) Load(context.Context, string) ([]byte, error) {
+	return []byte("creditledger-writer-snapshot-v1\n\x00\x01garbage"), nil
+}
+
+func TestUnreadableSnapshotFallsBackToReplay(t *testing.T) {
+	r := newRig(t)
+	w1, stop1 := r.start(t, nil, 0)
+	require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "c1", "account_id": "a", "license_id": "l", "source": "sales", "credits": "5"}).Err)
+	stop1()
+	w2, stop2 := r.start(t, brokenSnapshots{}, 0)
+	defer stop2()
+	assert.Equal(t, states(w1), states(w2))
+	assert.Equal(t, w1.Head(), w2.Head())
+}
