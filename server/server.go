@@ -57,6 +57,10 @@ type Server struct {
 	svc      micro.Service
 	http     *http.Server
 	httpAddr string
+	// svcNC carries the micro service (requests in, replies out); nc carries appends and the
+	// projector's consumer, so neither waits behind the other's writes.
+	svcNC    *nats.Conn
+	url      string
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -80,9 +84,12 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		}
 		url = s.ns.ClientURL()
 	}
-	s.nc, err = nats.Connect(url, nats.Name("creditledger"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	s.url = url
+	if s.nc, err = s.dial("creditledger-store"); err != nil {
+		return nil, err
+	}
+	if s.svcNC, err = s.dial("creditledger-service"); err != nil {
+		return nil, err
 	}
 	if s.store, err = jetstore.Open(ctx, s.nc, jetstore.Config{Replicas: cfg.Replicas}); err != nil {
 		return nil, err
@@ -131,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 
 func (s *Server) startServices(runCtx context.Context, queries *projections.Queries) error {
 	var err error
-	s.svc, err = micro.AddService(s.nc, micro.Config{
+	s.svc, err = micro.AddService(s.svcNC, micro.Config{
 		Name: commands.ServiceName, Version: commands.ServiceVersion,
 		Description: "creditledger: event-sourced credits ledger (commands ledger.cmd.*, queries ledger.query.*)",
 	})
@@ -189,6 +196,16 @@ func (s *Server) healthy() error {
 	return nil
 }
 
+// dial opens one of the process's NATS connections; every connection the ledger makes goes
+// through here, so connection options (credentials, TLS) live in one place.
+func (s *Server) dial(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(s.url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", s.url, err)
+	}
+	return nc, nil
+}
+
 func newEventID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // ClientURL is the NATS URL clients use to reach this ledger.
@@ -228,8 +245,10 @@ func (s *Server) Shutdown(ctx context.Context) {
 			s.cancel()
 		}
 		s.wg.Wait()
+		if s.svcNC != nil {
+			s.svcNC.Close()
+		}
 		if s.nc != nil {
-			_ = s.nc.Drain()
 			s.nc.Close()
 		}
 		if s.ns != nil {
