@@ -32,7 +32,9 @@ type Options struct {
 	LagFor  time.Duration
 	// RestartEvents tops the store up to this many events and measures a restart (embedded only; 0 skips).
 	RestartEvents uint64
-	Log           zerolog.Logger
+	// MaxInflight tunes the embedded ledger's writer (0: default).
+	MaxInflight int
+	Log         zerolog.Logger
 }
 
 // Report is everything one run measured; it is printed as a table and written as JSON.
@@ -92,7 +94,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep := &Report{StartedAt: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
 	var srv *server.Server
 	url := o.NATSURL
-	startCfg := server.Config{DataDir: o.DataDir, NATSListen: "127.0.0.1:-1", Log: o.Log}
+	startCfg := server.Config{DataDir: o.DataDir, NATSListen: "127.0.0.1:-1", Log: o.Log, MaxInflight: o.MaxInflight}
 	if url == "" {
 		var err error
 		if srv, err = server.Start(ctx, startCfg); err != nil {

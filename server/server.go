@@ -39,11 +39,15 @@ type Config struct {
 	SweepInterval time.Duration
 	// Replicas of the LEDGER stream when it is created.
 	Replicas int
+	// MaxInflight is how many group-commit appends may be in flight (0: the writer's default).
+	MaxInflight int
 	// SnapshotEvery is how many events trigger a state snapshot (0: the writer's default).
 	SnapshotEvery uint64
 	// QueryMaxWait bounds a min_position wait.
 	QueryMaxWait time.Duration
 	Log          zerolog.Logger
+	// Checkpoints configures the signed checkpoint publisher (server/checkpoints.go).
+	Checkpoints CheckpointConfig
 }
 
 // Server is a running ledger process.
@@ -102,6 +106,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.writer, err = writer.New(writer.Options{
 		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 		SweepInterval: cfg.SweepInterval, Snapshots: snaps, SnapshotEvery: cfg.SnapshotEvery,
+		MaxInflight: cfg.MaxInflight,
 	})
 	if err != nil {
 		return nil, err
@@ -130,7 +135,11 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	queries.UseHistory(s.store) // as_of queries fold the account's stored events
 	if err := s.startServices(runCtx, queries); err != nil {
+		return nil, err
+	}
+	if err := s.startCheckpoints(runCtx); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -25,8 +25,13 @@ const (
 	DefaultMaxBatch      = 1000
 	DefaultMaxAttempts   = 5
 	DefaultSweepInterval = time.Second
-	DefaultMaxInflight   = 4
-	DefaultPipelineMin   = 32
+	// DefaultMaxInflight is 1: nats-server processes a stream's atomic batches one after another
+	// and pays a fixed cost per batch (a staging file store and several fsyncs for R1 file
+	// storage), so fewer, larger batches beat overlapping smaller ones. Measured with the load
+	// tool at 256 clients: 1 in flight ~95 commands per append and ~7,100 accepted/s; 4 in flight
+	// ~41 per append and ~4,600/s.
+	DefaultMaxInflight = 1
+	DefaultPipelineMin = 32
 	// maxRound bounds the requests one round considers, deferred ones included.
 	maxRound = 8192
 	// timeCommandPrefix marks command ids the writer makes for itself; clients cannot use it.

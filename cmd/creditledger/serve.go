@@ -56,6 +56,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS/JetStream deployment instead of embedding one")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
+	f.IntVar(&cfg.MaxInflight, "max-inflight", 0, "group-commit appends in flight at once (0: default)")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the LEDGER stream when it is created")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
