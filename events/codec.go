@@ -3,8 +3,10 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+
 	"errors"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // ErrUnknownType is returned for an envelope whose type or schema version this build cannot read;
@@ -28,11 +30,14 @@ type entry struct {
 	decode        func(raw []byte) (Payload, error)
 }
 
+// strict is how stored JSON is read: unknown members, duplicate names and invalid UTF-8 are
+// errors. The json v2 decoder does this in one pass, several times faster than encoding/json
+// with DisallowUnknownFields, which is what makes replay keep up with a raw stream read.
+var strict = jsonv2.JoinOptions(jsonv2.RejectUnknownMembers(true))
+
 func decodeAs[T Payload](raw []byte) (Payload, error) {
 	var p T
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := jsonv2.Unmarshal(raw, &p, strict); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -91,13 +96,8 @@ func Encode(e *Envelope) ([]byte, error) {
 // versions with ErrUnknownType. It does not check the hash: see Envelope.VerifyHash.
 func Decode(data []byte) (Event, error) {
 	var ev Event
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev.Envelope); err != nil {
+	if err := jsonv2.Unmarshal(data, &ev.Envelope, strict); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
-		return Event{}, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
 	en, ok := registry[ev.Type]
 	if !ok {
