@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/nats-io/nats.go/micro"
+
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -52,4 +54,12 @@ func HTTPStatus(c ledger.Code) int {
 	default:
 		return http.StatusUnprocessableEntity
 	}
+}
+
+// ErrorHeaders are the micro error headers of a rejection. Rejections are sent with Respond and
+// these headers rather than micro's Request.Error, because replies leave from other goroutines
+// (the writer, a query's waiter) and Request.Error records the error in state micro's handler
+// wrapper reads concurrently.
+func ErrorHeaders(e *ledger.Error) micro.Headers {
+	return micro.Headers{micro.ErrorHeader: {e.Message}, micro.ErrorCodeHeader: {string(e.Code)}}
 }

@@ -26,6 +26,9 @@ import (
 type Options struct {
 	// NATSURL drives an existing ledger; empty starts an embedded one in DataDir.
 	NATSURL string
+	// ConnOptions (credentials, TLS: natsconn) apply to the connections to NATSURL; leave them
+	// empty for the embedded ledger.
+	ConnOptions []nats.Option
 	DataDir string
 	Load    LoadConfig
 	RawFor  time.Duration
@@ -104,7 +107,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		url = srv.ClientURL()
 		startCfg.NATSListen = strings.TrimPrefix(url, "nats://")
 	}
-	conns, err := dial(url, 4)
+	conns, err := dial(url, 4, o.ConnOptions...)
 	if err != nil {
 		return nil, err
 	}
@@ -177,10 +180,10 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	return rep, nil
 }
 
-func dial(url string, n int) ([]*nats.Conn, error) {
+func dial(url string, n int, opts ...nats.Option) ([]*nats.Conn, error) {
 	var out []*nats.Conn
 	for i := 0; i < n; i++ {
-		nc, err := nats.Connect(url, nats.Name("creditledger-bench"))
+		nc, err := nats.Connect(url, append([]nats.Option{nats.Name("creditledger-bench")}, opts...)...)
 		if err != nil {
 			closeAll(out)
 			return nil, fmt.Errorf("connect %s: %w", url, err)

@@ -127,3 +127,18 @@ func (c *Client) ActivatePaygContract(ctx context.Context, r ActivatePaygContrac
 func (c *Client) SwitchBillingModel(ctx context.Context, r SwitchBillingModel) (Accepted, error) {
 	return c.Send(ctx, "switch_billing_model", r)
 }
+
+// RecordUsage sends record_usage.
+func (c *Client) RecordUsage(ctx context.Context, r RecordUsage) (Accepted, error) {
+	return c.Send(ctx, "record_usage", r)
+}
+
+// LinkSubscription sends link_subscription.
+func (c *Client) LinkSubscription(ctx context.Context, r LinkSubscription) (Accepted, error) {
+	return c.Send(ctx, "link_subscription", r)
+}
+
+// UnlinkSubscription sends unlink_subscription.
+func (c *Client) UnlinkSubscription(ctx context.Context, r UnlinkSubscription) (Accepted, error) {
+	return c.Send(ctx, "unlink_subscription", r)
+}

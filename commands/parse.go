@@ -35,6 +35,9 @@ var registry = map[string]func() wire{
 	"purchase_payg_contract": func() wire { return &PurchasePaygContract{} },
 	"activate_payg_contract": func() wire { return &ActivatePaygContract{} },
 	"switch_billing_model":   func() wire { return &SwitchBillingModel{} },
+	"record_usage":           func() wire { return &RecordUsage{} },
+	"link_subscription":      func() wire { return &LinkSubscription{} },
+	"unlink_subscription":    func() wire { return &UnlinkSubscription{} },
 }
 
 // Names lists the command names, sorted.

@@ -34,13 +34,17 @@ type Submitter interface {
 
 // Register adds one endpoint per command to the micro service. Handlers never wait: they hand
 // the request to the writer, which replies from its own goroutine once the events are durable.
-func Register(svc micro.Service, w Submitter, log zerolog.Logger) error {
+func Register(svc micro.Service, w Submitter, log zerolog.Logger, opts ...Option) error {
 	if svc == nil || w == nil {
 		return errors.New("commands: nil service or writer")
 	}
+	o, err := newOptions(opts) // options: observe.go
+	if err != nil {
+		return err
+	}
 	g := svc.AddGroup(SubjectPrefix)
 	for _, name := range Names() {
-		if err := g.AddEndpoint(name, handler(name, w, log), micro.WithEndpointMetadata(map[string]string{
+		if err := g.AddEndpoint(name, handler(name, w, log, o.observer), micro.WithEndpointMetadata(map[string]string{
 			"description": "command " + name,
 		})); err != nil {
 			return err
@@ -49,12 +53,12 @@ func Register(svc micro.Service, w Submitter, log zerolog.Logger) error {
 	return nil
 }
 
-func handler(name string, w Submitter, log zerolog.Logger) micro.HandlerFunc {
+func handler(name string, w Submitter, log zerolog.Logger, obs Observer) micro.HandlerFunc {
 	return func(req micro.Request) {
 		start := time.Now()
 		p, err := Parse(name, req.Data())
 		if err != nil {
-			respond(req, name, "", writer.Result{Err: api.AsError(err)}, start, log)
+			respond(req, name, "", writer.Result{Err: api.AsError(err)}, start, log, obs)
 			return
 		}
 		r := &writer.Request{
@@ -64,16 +68,17 @@ func handler(name string, w Submitter, log zerolog.Logger) micro.HandlerFunc {
 		if r.CorrelationID == "" {
 			r.CorrelationID = p.CommandID
 		}
-		r.Reply = func(res writer.Result) { respond(req, name, p.CommandID, res, start, log) }
+		r.Reply = func(res writer.Result) { respond(req, name, p.CommandID, res, start, log, obs) }
 		if err := w.Submit(r); err != nil {
 			respond(req, name, p.CommandID, writer.Result{AccountID: p.AccountID,
-				Err: ledger.Reject(ledger.CodeUnavailable, "ledger is overloaded or stopping; retry with the same command_id")}, start, log)
+				Err: ledger.Reject(ledger.CodeUnavailable, "ledger is overloaded or stopping; retry with the same command_id")}, start, log, obs)
 		}
 	}
 }
 
 // respond sends the reply and logs one line per outcome.
-func respond(req micro.Request, name, commandID string, res writer.Result, start time.Time, log zerolog.Logger) {
+func respond(req micro.Request, name, commandID string, res writer.Result, start time.Time, log zerolog.Logger, obs Observer) {
+	defer observe(obs, name, res, start)
 	var err error
 	ev := log.Info()
 	if res.Err != nil {
@@ -81,7 +86,7 @@ func respond(req micro.Request, name, commandID string, res writer.Result, start
 		if res.Err.Code == ledger.CodeInternal || res.Err.Code == ledger.CodeUnavailable {
 			ev = log.Error().Str("code", string(res.Err.Code)).Str("reason", res.Err.Message)
 		}
-		err = req.Error(string(res.Err.Code), res.Err.Message, api.RejectedBody(res.Err))
+		err = req.Respond(api.RejectedBody(res.Err), micro.WithHeaders(api.ErrorHeaders(res.Err)))
 	} else {
 		var opts []micro.RespondOpt
 		if res.Replayed {

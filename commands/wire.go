@@ -142,6 +142,9 @@ func (c *PurchaseLicense) domain() (ledger.Command, error) {
 	if c.AutoRenew != nil {
 		cmd.AutoRenew = *c.AutoRenew
 	}
+	// Fill the defaults into the request too, so the idempotency hash treats an omitted
+	// default and the same value sent explicitly as one body.
+	c.TermMonths, c.AutoRenew = &cmd.TermMonths, &cmd.AutoRenew
 	if c.ContractStart != nil {
 		t, err := time.Parse(time.RFC3339Nano, *c.ContractStart)
 		if err != nil {
@@ -216,7 +219,7 @@ func (c *PurchasePaygContract) domain() (ledger.Command, error) {
 		cmd.Rates = make(map[string]decimalT, len(c.Rates))
 	}
 	for f, r := range c.Rates {
-		if err := checkID("rates feature", f); err != nil {
+		if err := checkRateKey(f); err != nil {
 			return nil, err
 		}
 		if err := r.check("rates." + f); err != nil {

@@ -57,6 +57,10 @@ var registry = map[string]entry{
 	TypeBillingModelSwitched:  {1, decodeAs[BillingModelSwitched]},
 	TypeLicenseRenewed:        {1, decodeAs[LicenseRenewed]},
 	TypeLicenseExpired:        {1, decodeAs[LicenseExpired]},
+	TypeUsageRecorded:         {1, decodeAs[UsageRecorded]},
+	TypeSubscriptionLinked:    {1, decodeAs[SubscriptionLinked]},
+	TypeSubscriptionUnlinked:  {1, decodeAs[SubscriptionUnlinked]},
+	TypeAccountExpired:        {1, decodeAs[AccountExpired]},
 }
 
 // Types lists every registered event type, for exhaustiveness tests.

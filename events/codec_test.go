@@ -46,6 +46,18 @@ func samplePayloads() map[string]events.Payload {
 		},
 		events.TypeLicenseRenewed: events.LicenseRenewed{LicenseID: "lic-1", PreviousExpiresAt: exp, ExpiresAt: exp.AddDate(1, 0, 0)},
 		events.TypeLicenseExpired: events.LicenseExpired{LicenseID: "lic-1", ExpiredAt: exp},
+		events.TypeUsageRecorded: events.UsageRecorded{
+			UsageID: "u-1", Feature: "advanced_server_workload_protection", Quantity: dec("2.5"), Unit: "hours",
+			OccurredAt: at.Add(-time.Hour), RecordedAt: at, InstanceSize: "large", CloudConnector: "none",
+			ContractID: "payg-1", RateKey: "advanced_server_workload_protection:data_center", Rate: dec("0.06"),
+			RateSource: events.RateFromCard, RateCard: "2026-01", RateReason: "data-center rate", Amount: dec("0.15"), Currency: "USD",
+		},
+		events.TypeSubscriptionLinked: events.SubscriptionLinked{SubscriptionID: "sub-1", Marketplace: "aws", LinkedAt: at, PreviousAccountID: "acc-0"},
+		events.TypeSubscriptionUnlinked: events.SubscriptionUnlinked{
+			SubscriptionID: "sub-1", Marketplace: "aws", Reason: events.UnlinkMoved, MovedToAccountID: "acc-2",
+			UnlinkedAt: at, GraceUntil: at.Add(48 * time.Hour),
+		},
+		events.TypeAccountExpired: events.AccountExpired{Reason: events.AccountExpiredReason, SubscriptionID: "sub-1", ExpiredAt: at.Add(48 * time.Hour)},
 	}
 }
 

@@ -20,6 +20,11 @@ const (
 	TypeBillingModelSwitched  = "BillingModelSwitched"
 	TypeLicenseRenewed        = "LicenseRenewed"
 	TypeLicenseExpired        = "LicenseExpired"
+	// Pay-as-you-go usage and marketplace subscriptions (issue 5).
+	TypeUsageRecorded        = "UsageRecorded"
+	TypeSubscriptionLinked   = "SubscriptionLinked"
+	TypeSubscriptionUnlinked = "SubscriptionUnlinked"
+	TypeAccountExpired       = "AccountExpired"
 )
 
 // Payload is the business content of one event; its type name selects the envelope's "type".
@@ -125,3 +130,7 @@ func (PaygContractActivated) EventType() string { return TypePaygContractActivat
 func (BillingModelSwitched) EventType() string  { return TypeBillingModelSwitched }
 func (LicenseRenewed) EventType() string        { return TypeLicenseRenewed }
 func (LicenseExpired) EventType() string        { return TypeLicenseExpired }
+func (UsageRecorded) EventType() string         { return TypeUsageRecorded }
+func (SubscriptionLinked) EventType() string    { return TypeSubscriptionLinked }
+func (SubscriptionUnlinked) EventType() string  { return TypeSubscriptionUnlinked }
+func (AccountExpired) EventType() string        { return TypeAccountExpired }

@@ -63,6 +63,17 @@ type Account struct {
 	Features      map[string]FeatureBilling
 	Contracts     map[string]PaygContract
 	ContractOrder []string
+	// Usage indexes the account's recorded PAYG usage by usage_id (unique per account).
+	Usage map[string]UsageRecord
+	// Subscription is the linked marketplace subscription (zero ID when none).
+	Subscription Subscription
+	// LapsedSubscription is the subscription the account lost most recently.
+	LapsedSubscription Subscription
+	// GraceUntil is the end of the grace period that began when the account lost its
+	// subscription (zero if it never lost one, cleared by a new link).
+	GraceUntil time.Time
+	// ExpiredAt is when the grace period ended without a new subscription (zero unless expired).
+	ExpiredAt time.Time
 }
 
 // NewAccount is the state of an account with no events.
@@ -73,6 +84,7 @@ func NewAccount(id string) Account {
 		Allocations: map[string]decimal.Decimal{},
 		Features:    map[string]FeatureBilling{},
 		Contracts:   map[string]PaygContract{},
+		Usage:       map[string]UsageRecord{},
 	}
 }
 
@@ -99,6 +111,10 @@ func (a Account) Clone() Account {
 		c.Contracts[k] = v
 	}
 	c.ContractOrder = append([]string(nil), a.ContractOrder...)
+	c.Usage = make(map[string]UsageRecord, len(a.Usage))
+	for k, v := range a.Usage {
+		c.Usage[k] = v
+	}
 	return c
 }
 
@@ -221,6 +237,10 @@ func Evolve(a Account, e events.Event) Account {
 		a.updateFamily(p.LicenseID, func(l *License) { l.ExpiresAt = p.ExpiresAt })
 	case events.LicenseExpired:
 		a.updateFamily(p.LicenseID, func(l *License) { l.Status = StatusExpired })
+	case events.UsageRecorded:
+		a = a.evolveUsage(e, p)
+	case events.SubscriptionLinked, events.SubscriptionUnlinked, events.AccountExpired:
+		a = a.evolveSubscription(p)
 	}
 	return a
 }

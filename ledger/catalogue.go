@@ -13,6 +13,9 @@ type Feature struct {
 	Name         string `json:"name"`
 	PaygEligible bool   `json:"payg_eligible"`
 	Unit         string `json:"unit"`
+	// InstanceSized features meter usage per computer and price it by instance size and cloud
+	// connector (workload protection); see RateCard.Resolve.
+	InstanceSized bool `json:"instance_sized,omitempty"`
 }
 
 // Catalogue is the set of features the ledger knows; it is data (catalogue.json), not code, so

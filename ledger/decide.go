@@ -44,6 +44,12 @@ var (
 // Rules decides commands against the feature catalogue.
 type Rules struct {
 	Catalogue Catalogue
+	// RateCard prices the PAYG usage a contract has no rate for (nil: DefaultRateCard).
+	RateCard *RateCard
+	// UsageLateness is how long after it happened usage may be recorded (0: DefaultUsageLateness).
+	UsageLateness time.Duration
+	// UsageClockSkew is how far in the future occurred_at may be (0: DefaultUsageClockSkew).
+	UsageClockSkew time.Duration
 }
 
 // NewRules returns the rules over a catalogue.
@@ -89,6 +95,14 @@ func (r Rules) decide(a Account, cmd Command, now time.Time) ([]events.Payload, 
 		return decidePaygActivate(a, c, now)
 	case SwitchBillingModel:
 		return r.decideSwitch(a, c, now)
+	case RecordUsage:
+		return r.decideUsage(a, c, now)
+	case LinkSubscription:
+		return decideLink(a, c, now)
+	case UnlinkSubscription:
+		return decideUnlink(a, c, now)
+	case TransferSubscription:
+		return decideTransfer(a, c, now)
 	case AdvanceTime:
 		return nil, nil
 	default:
@@ -96,7 +110,8 @@ func (r Rules) decide(a Account, cmd Command, now time.Time) ([]events.Payload, 
 	}
 }
 
-// DueEvents lists the renewals and expiries that are due on the account at now, in license order.
+// DueEvents lists the renewals and expiries that are due on the account at now, in license order,
+// then the account's own expiry when its subscription grace period has ended.
 func DueEvents(a Account, now time.Time) []events.Payload {
 	var out []events.Payload
 	for _, id := range a.LicenseOrder {
@@ -105,7 +120,7 @@ func DueEvents(a Account, now time.Time) []events.Payload {
 			out = append(out, termEvents(l, now)...)
 		}
 	}
-	return out
+	return append(out, subscriptionDue(a, now)...)
 }
 
 // termEvents renews a lapsed license term by term until it runs past now, or expires it.
@@ -148,6 +163,11 @@ func decidePurchase(a Account, c PurchaseLicense, now time.Time) ([]events.Paylo
 		}
 	default:
 		return nil, Reject(CodeInvalidArgument, "source must be sales, aws_marketplace or azure_marketplace")
+	}
+	if c.Source == SourceSales && a.Subscription.ID != "" {
+		e := Reject(CodeSubscriptionConflict, "account pays through marketplace subscription %s; an account pays through a marketplace subscription or annual licenses, never both", a.Subscription.ID)
+		e.Data = map[string]string{"subscription_id": a.Subscription.ID}
+		return nil, e
 	}
 	term := c.TermMonths
 	if term == 0 {
@@ -317,12 +337,16 @@ func (r Rules) decidePaygPurchase(a Account, c PurchasePaygContract, now time.Ti
 	}
 	sort.Strings(features)
 	for _, f := range features {
-		feat, err := r.feature(f)
+		id, tier := SplitRateKey(f)
+		feat, err := r.feature(id)
 		if err != nil {
 			return nil, err
 		}
 		if !feat.PaygEligible {
-			return nil, Reject(CodeFeatureNotPaygEligible, "feature %s cannot be billed pay-as-you-go", f)
+			return nil, Reject(CodeFeatureNotPaygEligible, "feature %s cannot be billed pay-as-you-go", id)
+		}
+		if tier != "" && (!feat.InstanceSized || !oneOf(tier, RateTiers)) {
+			return nil, Reject(CodeInvalidArgument, "rate key %s: only instance-sized features take a tier, one of %v", f, RateTiers)
 		}
 		if err := positive("rates."+f, c.Rates[f]); err != nil {
 			return nil, err

@@ -26,6 +26,10 @@ const (
 	CodeIdempotencyKeyReused    Code = "idempotency_key_reused"
 	CodeUnavailable             Code = "unavailable"
 	CodeInternal                Code = "internal"
+	// Pay-as-you-go usage and marketplace subscriptions (issue 5).
+	CodeFeatureNotOnPayg     Code = "feature_not_on_payg"
+	CodeUsageTooLate         Code = "usage_too_late"
+	CodeSubscriptionConflict Code = "subscription_conflict"
 )
 
 // Error is the one domain error type: a stable code, a human message, and optional data
@@ -46,25 +50,28 @@ func (e *Error) Is(target error) bool {
 
 // Sentinels for errors.Is; the errors returned carry messages and data.
 var (
-	ErrInvalidArgument     = &Error{Code: CodeInvalidArgument}
-	ErrNotFound            = &Error{Code: CodeNotFound}
-	ErrAlreadyExists       = &Error{Code: CodeAlreadyExists}
-	ErrAlreadyActivated    = &Error{Code: CodeAlreadyActivated}
-	ErrActivationWindow    = &Error{Code: CodeActivationWindowExpired}
-	ErrLicenseExpired      = &Error{Code: CodeLicenseExpired}
-	ErrLicenseNotActive    = &Error{Code: CodeLicenseNotActive}
-	ErrInsufficientCredits = &Error{Code: CodeInsufficientCredits}
-	ErrInsufficientAlloc   = &Error{Code: CodeInsufficientAllocation}
-	ErrUnknownFeature      = &Error{Code: CodeUnknownFeature}
-	ErrNotPaygEligible     = &Error{Code: CodeFeatureNotPaygEligible}
-	ErrFeatureOnPayg       = &Error{Code: CodeFeatureOnPayg}
-	ErrNoActivePayg        = &Error{Code: CodeNoActivePaygContract}
-	ErrSwitchTooSoon       = &Error{Code: CodeSwitchTooSoon}
-	ErrAlreadyOnModel      = &Error{Code: CodeAlreadyOnModel}
-	ErrVersionConflict     = &Error{Code: CodeVersionConflict}
-	ErrIdempotencyReused   = &Error{Code: CodeIdempotencyKeyReused}
-	ErrUnavailable         = &Error{Code: CodeUnavailable}
-	ErrInternal            = &Error{Code: CodeInternal}
+	ErrInvalidArgument      = &Error{Code: CodeInvalidArgument}
+	ErrNotFound             = &Error{Code: CodeNotFound}
+	ErrAlreadyExists        = &Error{Code: CodeAlreadyExists}
+	ErrAlreadyActivated     = &Error{Code: CodeAlreadyActivated}
+	ErrActivationWindow     = &Error{Code: CodeActivationWindowExpired}
+	ErrLicenseExpired       = &Error{Code: CodeLicenseExpired}
+	ErrLicenseNotActive     = &Error{Code: CodeLicenseNotActive}
+	ErrInsufficientCredits  = &Error{Code: CodeInsufficientCredits}
+	ErrInsufficientAlloc    = &Error{Code: CodeInsufficientAllocation}
+	ErrUnknownFeature       = &Error{Code: CodeUnknownFeature}
+	ErrNotPaygEligible      = &Error{Code: CodeFeatureNotPaygEligible}
+	ErrFeatureOnPayg        = &Error{Code: CodeFeatureOnPayg}
+	ErrNoActivePayg         = &Error{Code: CodeNoActivePaygContract}
+	ErrSwitchTooSoon        = &Error{Code: CodeSwitchTooSoon}
+	ErrAlreadyOnModel       = &Error{Code: CodeAlreadyOnModel}
+	ErrVersionConflict      = &Error{Code: CodeVersionConflict}
+	ErrIdempotencyReused    = &Error{Code: CodeIdempotencyKeyReused}
+	ErrUnavailable          = &Error{Code: CodeUnavailable}
+	ErrInternal             = &Error{Code: CodeInternal}
+	ErrFeatureNotOnPayg     = &Error{Code: CodeFeatureNotOnPayg}
+	ErrUsageTooLate         = &Error{Code: CodeUsageTooLate}
+	ErrSubscriptionConflict = &Error{Code: CodeSubscriptionConflict}
 )
 
 // Reject builds a domain error with a formatted message.

@@ -42,6 +42,13 @@ func evolveSamples() map[string]events.Payload {
 		events.TypeBillingModelSwitched:  switched("file_security", ledger.ModelCredits, ledger.ModelPayg, t0),
 		events.TypeLicenseRenewed:        events.LicenseRenewed{LicenseID: "lic-2", PreviousExpiresAt: exp, ExpiresAt: exp.AddDate(1, 0, 0)},
 		events.TypeLicenseExpired:        events.LicenseExpired{LicenseID: "lic-2", ExpiredAt: exp},
+		events.TypeUsageRecorded: events.UsageRecorded{UsageID: "u-1", Feature: "file_security", Quantity: dec("3"), Unit: "gb",
+			OccurredAt: t0, RecordedAt: t0, ContractID: "payg-1", RateKey: "file_security", Rate: dec("0.03"),
+			RateSource: events.RateFromCard, RateCard: "2026-01", RateReason: "card", Amount: dec("0.09"), Currency: "USD"},
+		events.TypeSubscriptionLinked: events.SubscriptionLinked{SubscriptionID: "sub-1", Marketplace: ledger.MarketplaceAWS, LinkedAt: t0},
+		events.TypeSubscriptionUnlinked: events.SubscriptionUnlinked{SubscriptionID: "sub-1", Marketplace: ledger.MarketplaceAWS,
+			Reason: events.UnlinkRequested, UnlinkedAt: t0, GraceUntil: t0.Add(ledger.SubscriptionGracePeriod)},
+		events.TypeAccountExpired: events.AccountExpired{Reason: events.AccountExpiredReason, SubscriptionID: "sub-1", ExpiredAt: t0},
 	}
 }
 

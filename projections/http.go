@@ -10,13 +10,15 @@ import (
 )
 
 // Handler serves the read models over HTTP:
-// GET /v1/accounts/{id}/balance|licenses|switches[?min_position=P] and GET /healthz.
+// GET /v1/accounts/{id}/balance|licenses|switches[?min_position=P][?as_of=RFC3339],
+// GET /v1/accounts/{id}/usage[?month=YYYY-MM], GET /v1/accounts/{id} (the account read model)
+// and GET /healthz.
 func Handler(q *Queries, healthy func() error) http.Handler {
 	mux := http.NewServeMux()
-	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches} {
+	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches, QueryUsage, QueryAccount} {
 		name := name
-		mux.HandleFunc("GET /v1/accounts/{id}/"+name, func(w http.ResponseWriter, r *http.Request) {
-			req := QueryRequest{AccountID: r.PathValue("id")}
+		mux.HandleFunc(queryRoute(name), func(w http.ResponseWriter, r *http.Request) { // queryRoute: account.go (issue 5)
+			req := QueryRequest{AccountID: r.PathValue("id"), AsOf: r.URL.Query().Get("as_of"), Month: r.URL.Query().Get("month")}
 			if s := r.URL.Query().Get("min_position"); s != "" {
 				p, err := strconv.ParseUint(s, 10, 64)
 				if err != nil {

@@ -25,6 +25,10 @@ const (
 type QueryRequest struct {
 	AccountID   string `json:"account_id"`
 	MinPosition uint64 `json:"min_position,omitempty"`
+	// Month (YYYY-MM) selects one month of the usage read model.
+	Month string `json:"month,omitempty"`
+	// AsOf (RFC 3339) asks for the read model as it was at that time (see FoldAsOf).
+	AsOf string `json:"as_of,omitempty"`
 }
 
 // Queries answers read-model queries; NATS and HTTP share it so both answer identically.
@@ -32,6 +36,7 @@ type Queries struct {
 	proj    *Projector
 	cat     ledger.Catalogue
 	maxWait time.Duration
+	history AccountHistory
 }
 
 // NewQueries serves the projector's read models.
@@ -61,6 +66,9 @@ func (q *Queries) Answer(ctx context.Context, name string, r QueryRequest) (any,
 	if !ledger.ValidID(r.AccountID) {
 		return nil, ledger.Reject(ledger.CodeInvalidArgument, "account_id must be 1-64 characters of A-Za-z0-9_-")
 	}
+	if r.AsOf != "" {
+		return q.answerAsOf(ctx, name, r)
+	}
 	if r.MinPosition > 0 {
 		wctx, cancel := context.WithTimeout(ctx, q.maxWait)
 		err := q.proj.WaitFor(wctx, r.MinPosition)
@@ -80,6 +88,8 @@ func (q *Queries) Answer(ctx context.Context, name string, r QueryRequest) (any,
 			out = LicensesOf(a, pos)
 		case QuerySwitches:
 			out = SwitchesOf(a, pos, q.cat)
+		case QueryUsage, QueryAccount: // hook: usage.go, account.go (issue 5)
+			out, err = paygView(name, a, pos, r)
 		default:
 			err = ledger.Reject(ledger.CodeInvalidArgument, "unknown query %q", name)
 		}

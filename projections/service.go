@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
@@ -16,24 +17,30 @@ import (
 // so each runs in its own goroutine instead of blocking the endpoint's subscription.
 const MaxConcurrentQueries = 1024
 
-// Register adds the query endpoints (ledger.query.balance, .licenses, .switches) to the service.
+// Register adds the query endpoints (ledger.query.balance, .licenses, .switches, .usage,
+// .account) to the service.
 // ctx bounds the goroutines the handlers start.
-func Register(ctx context.Context, svc micro.Service, q *Queries, log zerolog.Logger) error {
+func Register(ctx context.Context, svc micro.Service, q *Queries, log zerolog.Logger, opts ...RegisterOption) error {
 	if svc == nil || q == nil {
 		return errors.New("projections: nil service or queries")
 	}
+	o, err := newRegisterOptions(opts) // options: observe.go
+	if err != nil {
+		return err
+	}
 	g := svc.AddGroup(QuerySubjectPrefix)
-	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches} {
+	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches, QueryUsage, QueryAccount} {
 		sem := make(chan struct{}, MaxConcurrentQueries)
-		if err := g.AddEndpoint(name, queryHandler(ctx, name, q, sem, log)); err != nil {
+		if err := g.AddEndpoint(name, queryHandler(ctx, name, q, sem, log, o.observer)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func queryHandler(ctx context.Context, name string, q *Queries, sem chan struct{}, log zerolog.Logger) micro.HandlerFunc {
+func queryHandler(ctx context.Context, name string, q *Queries, sem chan struct{}, log zerolog.Logger, obs QueryObserver) micro.HandlerFunc {
 	return func(req micro.Request) {
+		start := time.Now()
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -48,6 +55,7 @@ func queryHandler(ctx context.Context, name string, q *Queries, sem chan struct{
 				out, err = q.Answer(ctx, name, r)
 			}
 			respondQuery(req, out, err, log)
+			observeQuery(obs, name, err, start)
 		}()
 	}
 }
@@ -55,7 +63,7 @@ func queryHandler(ctx context.Context, name string, q *Queries, sem chan struct{
 func respondQuery(req micro.Request, out any, err error, log zerolog.Logger) {
 	if err != nil {
 		le := api.AsError(err)
-		if rerr := req.Error(string(le.Code), le.Message, api.RejectedBody(le)); rerr != nil {
+		if rerr := req.Respond(api.RejectedBody(le), micro.WithHeaders(api.ErrorHeaders(le))); rerr != nil {
 			log.Error().Err(rerr).Msg("respond to query")
 		}
 		return
@@ -63,7 +71,7 @@ func respondQuery(req micro.Request, out any, err error, log zerolog.Logger) {
 	b, merr := json.Marshal(out)
 	if merr != nil {
 		le := ledger.Reject(ledger.CodeInternal, "encode answer: %v", merr)
-		_ = req.Error(string(le.Code), le.Message, api.RejectedBody(le))
+		_ = req.Respond(api.RejectedBody(le), micro.WithHeaders(api.ErrorHeaders(le)))
 		return
 	}
 	if rerr := req.Respond(b); rerr != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/creditledger/creditledger/authz"
 )
 
 // EmbeddedConfig configures the in-process NATS server.
@@ -16,8 +18,16 @@ type EmbeddedConfig struct {
 	Listen string
 	// DataDir holds the JetStream store (DataDir/jetstream).
 	DataDir string
-	// ServerName names the node (defaults to a name derived from the port).
+	// ServerName names the node (defaults to a name derived from the port); a cluster node
+	// needs a stable one.
 	ServerName string
+	// Auth, when set, turns authorization on: only its users connect, each with its role's
+	// permissions (security.go).
+	Auth *authz.Config
+	// TLS secures the client port and the cluster routes (security.go).
+	TLS TLSFiles
+	// Cluster makes the server a node of a JetStream cluster (cluster.go).
+	Cluster ClusterConfig
 }
 
 // StartEmbedded starts a NATS server with JetStream on file storage that fsyncs every write
@@ -45,6 +55,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*natsserver.Server, error) {
 		NoLog:         true,
 		MaxPayload:    1 << 20,
 		WriteDeadline: 10 * time.Second,
+	}
+	if err := applyAccess(opts, cfg); err != nil {
+		return nil, err
+	}
+	if err := applyCluster(opts, cfg); err != nil {
+		return nil, err
 	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {

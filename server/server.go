@@ -15,9 +15,11 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
+	"github.com/creditledger/creditledger/authz"
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/natsconn"
 	"github.com/creditledger/creditledger/projections"
 	"github.com/creditledger/creditledger/web"
 	"github.com/creditledger/creditledger/writer"
@@ -39,6 +41,9 @@ type Config struct {
 	SweepInterval time.Duration
 	// Replicas of the LEDGER stream when it is created.
 	Replicas int
+	// SharedStream says other ledger processes append to the same LEDGER stream (a cluster);
+	// it is implied by NATSURL.
+	SharedStream bool
 	// MaxInflight is how many group-commit appends may be in flight (0: the writer's default).
 	MaxInflight int
 	// SnapshotEvery is how many events trigger a state snapshot (0: the writer's default).
@@ -48,6 +53,24 @@ type Config struct {
 	Log          zerolog.Logger
 	// Checkpoints configures the signed checkpoint publisher (server/checkpoints.go).
 	Checkpoints CheckpointConfig
+	// ProductionConfig: access control, TLS, cluster (issue 6).
+	ProductionConfig
+	// Payg configures usage metering: lateness window, clock skew, rate card (server/payg.go).
+	Payg PaygConfig
+}
+
+// ProductionConfig is the production footing of a process (issue 6): access control, TLS,
+// cluster membership; see security.go, cluster.go, httpauth.go.
+type ProductionConfig struct {
+	// Auth turns on NATS authorization and HTTP bearer tokens; nil runs open.
+	Auth *authz.Config
+	// TLS secures the embedded server's client port and routes (with NATSURL: see NATSConn).
+	TLS TLSFiles
+	// Cluster makes the embedded server a JetStream cluster node; ServerName names the node.
+	Cluster    ClusterConfig
+	ServerName string
+	// NATSConn holds credentials and TLS for the connections to NATSURL.
+	NATSConn natsconn.Options
 }
 
 // Server is a running ledger process.
@@ -68,6 +91,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	prod     production // issue 6: metrics, id claims (security.go)
 }
 
 // Start brings every part up and returns once the projections have caught up with the stream.
@@ -76,6 +100,8 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		cfg.Clock = SystemClock{}
 	}
 	s = &Server{cfg: cfg}
+	s.cfg.Replicas = s.resolveReplicas() // 3 in a cluster of 3+ nodes (cluster.go)
+	cfg = s.cfg
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -83,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}()
 	url := cfg.NATSURL
 	if url == "" {
-		if s.ns, err = StartEmbedded(EmbeddedConfig{Listen: cfg.NATSListen, DataDir: cfg.DataDir}); err != nil {
+		if s.ns, err = s.startEmbedded(ctx); err != nil { // auth, TLS, cluster: security.go
 			return nil, err
 		}
 		url = s.ns.ClientURL()
@@ -102,11 +128,17 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openShared(ctx); err != nil { // id claims when nodes share the stream: cluster.go
+		return nil, err
+	}
 	rules := ledger.NewRules(ledger.DefaultCatalogue())
+	cfg.Payg.apply(&rules) // hook: server/payg.go (issue 5)
 	s.writer, err = writer.New(writer.Options{
 		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
-		SweepInterval: cfg.SweepInterval, Snapshots: snaps, SnapshotEvery: cfg.SnapshotEvery,
+		SweepInterval: cfg.SweepInterval, Snapshots: s.snapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 		MaxInflight: cfg.MaxInflight,
+		// Any deployment this process did not embed alone may have other writers on LEDGER.
+		Shared: cfg.NATSURL != "" || cfg.SharedStream,
 	})
 	if err != nil {
 		return nil, err
@@ -142,6 +174,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err := s.startCheckpoints(runCtx); err != nil {
 		return nil, err
 	}
+	// Make sure the NATS server has every endpoint subscription before callers are told we are up.
+	if err := s.svcNC.Flush(); err != nil {
+		return nil, fmt.Errorf("flush service subscriptions: %w", err)
+	}
 	return s, nil
 }
 
@@ -155,10 +191,10 @@ func (s *Server) startServices(runCtx context.Context, queries *projections.Quer
 		return fmt.Errorf("micro service: %w", err)
 	}
 	log := s.cfg.Log
-	if err := commands.Register(s.svc, s.writer, log.With().Str("component", "commands").Logger()); err != nil {
+	if err := commands.Register(s.svc, s.writer, log.With().Str("component", "commands").Logger(), s.commandOptions()...); err != nil {
 		return err
 	}
-	if err := projections.Register(runCtx, s.svc, queries, log.With().Str("component", "queries").Logger()); err != nil {
+	if err := projections.Register(runCtx, s.svc, queries, log.With().Str("component", "queries").Logger(), s.queryOptions()...); err != nil {
 		return err
 	}
 	if s.cfg.HTTPListen == "" {
@@ -175,7 +211,7 @@ func (s *Server) startServices(runCtx context.Context, queries *projections.Quer
 	}
 	s.httpAddr = ln.Addr().String()
 	s.http = &http.Server{
-		Handler:           handler,
+		Handler:           s.wrapHTTP(handler), // auth, bounds, /readyz, /metrics: httpauth.go
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -208,7 +244,11 @@ func (s *Server) healthy() error {
 // dial opens one of the process's NATS connections; every connection the ledger makes goes
 // through here, so connection options (credentials, TLS) live in one place.
 func (s *Server) dial(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(s.url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	opts, err := s.connOptions(name) // identity, TLS, in-process: security.go
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(s.url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", s.url, err)
 	}

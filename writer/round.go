@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/creditledger/creditledger/events"
@@ -43,6 +44,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			break
 		}
 		if r.sweep {
+			w.redecided++ // the sweep became its requests: progress, even if it made exactly one
 			next = append(next, w.sweepRequests(now)...)
 			continue
 		}
@@ -56,26 +58,26 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 				continue
 			}
 		}
-		p, err := w.plan(ctx, r, now, len(recs))
+		// Hook (subscriptions.go): planGroup wraps plan; a subscription move plans two accounts.
+		group, err := w.planGroup(ctx, r, now, len(recs))
 		if err != nil {
-			if errors.Is(err, errDefer) {
+			if errors.Is(err, errDefer) || w.staleRejection(ctx, r) {
 				next = append(next, r)
 				continue
 			}
 			w.reject(r, asError(err))
 			continue
 		}
-		if p == nil {
-			continue // answered without an append
+		for _, p := range group { // empty: answered without an append
+			w.busyAccounts[p.req.AccountID] = true
+			if !p.req.internal {
+				w.busyCommands[p.req.CommandID] = true
+			}
+			for j, data := range p.data {
+				recs = append(recs, ledger.Record{AccountID: p.req.AccountID, Data: data, CheckHead: j == 0, Head: p.acct.head})
+			}
+			plans = append(plans, p)
 		}
-		w.busyAccounts[r.AccountID] = true
-		if !r.internal {
-			w.busyCommands[r.CommandID] = true
-		}
-		for j, data := range p.data {
-			recs = append(recs, ledger.Record{AccountID: r.AccountID, Data: data, CheckHead: j == 0, Head: p.acct.head})
-		}
-		plans = append(plans, *p)
 	}
 	if len(plans) == 0 {
 		return next
@@ -100,6 +102,7 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 	for _, p := range d.plans {
 		delete(w.busyAccounts, p.req.AccountID)
 		delete(w.busyCommands, p.req.CommandID)
+		w.releaseSubscriptions(p) // hook (subscriptions.go)
 		for _, pl := range p.payloads {
 			for _, id := range createdIDs(pl) {
 				if w.reserved[id] == p.req.AccountID {
@@ -130,10 +133,17 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 	if err != nil {
 		return nil, err
 	}
+	if rec, ok := w.commands[r.CommandID]; ok && !r.internal {
+		// Re-reading a stale account can reveal that this command was appended after all
+		// (an uncertain append, or another node's writer).
+		w.replyRecorded(r, rec)
+		return nil, nil
+	}
 	if r.ExpectedVersion != nil && *r.ExpectedVersion != acct.state.Version {
 		return nil, ledger.Reject(ledger.CodeVersionConflict, "account %s is at version %d, command expected %d",
 			r.AccountID, acct.state.Version, *r.ExpectedVersion)
 	}
+	w.assignItemID(r, acct.state)
 	payloads, err := w.opts.Rules.Decide(acct.state, r.Command, now)
 	if err != nil {
 		return nil, err
@@ -155,9 +165,12 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 				owner, ok = w.reserved[id]
 			}
 			if ok && owner != r.AccountID {
-				return nil, ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", id)
+				return nil, ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", displayID(id))
 			}
 		}
+	}
+	if err := w.claimIDs(ctx, r.AccountID, payloads); err != nil { // cross-process uniqueness: cluster.go
+		return nil, err
 	}
 	for _, p := range payloads {
 		for _, id := range createdIDs(p) {
@@ -192,6 +205,58 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 	return &planned{req: r, acct: acct, isNew: isNew, envs: envs, payloads: payloads, data: data, first: queued}, nil
 }
 
+// assignItemID gives an Azure upgrade without item_id the first "<license>-u<n>" that no
+// account holds: item ids are unique across accounts, which only the writer can see, so the id
+// is injected here like any other generated id rather than derived inside the pure domain.
+func (w *Writer) assignItemID(r *Request, a ledger.Account) {
+	uc, ok := r.Command.(ledger.UpgradeContract)
+	if !ok || uc.ItemID != "" || a.Licenses[uc.LicenseID].Source != ledger.SourceAzure {
+		return
+	}
+	for n := 1; n <= len(a.Licenses)+len(w.owners)+1; n++ {
+		id := fmt.Sprintf("%s-u%d", uc.LicenseID, n)
+		if !ledger.ValidID(id) {
+			return // the domain derives or rejects
+		}
+		_, local := a.Licenses[id]
+		_, global := w.owners["license:"+id]
+		_, pending := w.reserved["license:"+id]
+		if !local && !global && !pending {
+			uc.ItemID = id
+			r.Command = uc
+			return
+		}
+	}
+}
+
+// staleRejection reports, when other writers share the stream, whether a rejection was decided
+// on an out-of-date account; the account is then marked for re-reading and the request retried
+// (a bounded number of times). An acceptance needs no such check: the append's
+// expected-last-subject-sequence refuses it when the account moved.
+func (w *Writer) staleRejection(ctx context.Context, r *Request) bool {
+	if !w.opts.Shared || r.attempts >= w.opts.MaxAttempts {
+		return false
+	}
+	var known uint64
+	a, ok := w.accounts[r.AccountID]
+	if ok {
+		known = a.head
+	}
+	head, err := w.opts.Store.AccountHead(ctx, r.AccountID)
+	if err != nil || head == known {
+		return false
+	}
+	if !ok {
+		a = &account{state: ledger.NewAccount(r.AccountID)}
+		w.accounts[r.AccountID] = a
+	}
+	a.stale = true
+	r.attempts++
+	w.redecided++
+	w.stats.retried.Add(1)
+	return true
+}
+
 // account returns the in-memory account, re-reading it from the store when it is stale.
 func (w *Writer) account(ctx context.Context, id string) (*account, bool, error) {
 	a, ok := w.accounts[id]
@@ -219,6 +284,9 @@ func (w *Writer) reload(ctx context.Context, id string) error {
 	delete(w.accounts, id)
 	for _, r := range recs {
 		w.apply(r)
+		if r.Position > w.head.Load() {
+			w.head.Store(r.Position)
+		}
 	}
 	if _, ok := w.accounts[id]; !ok {
 		w.accounts[id] = &account{state: ledger.NewAccount(id)}
@@ -240,6 +308,9 @@ func (w *Writer) recover(ctx context.Context, plans []planned, cause error) []*R
 			} else if err != nil || head != 0 {
 				w.accounts[p.req.AccountID] = &account{state: ledger.NewAccount(p.req.AccountID), stale: true}
 			}
+		}
+		if isMoveSide(p.req) { // hook (subscriptions.go): re-planned with the link that caused it
+			continue
 		}
 		p.req.attempts++
 		if p.req.attempts >= w.opts.MaxAttempts {
@@ -320,4 +391,14 @@ func (w *Writer) sweepRequests(now time.Time) []*Request {
 		})
 	}
 	return out
+}
+
+// displayID strips the kind prefix of a unique-id key ("license:L-1" -> "license L-1").
+func displayID(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] == ':' {
+			return key[:i] + " " + key[i+1:]
+		}
+	}
+	return key
 }

@@ -209,6 +209,7 @@ func ownedIDs(a ledger.Account) []string {
 	for id := range a.Contracts {
 		out = append(out, "payg:"+id)
 	}
+	out = append(out, subscriptionOwned(a)...) // hook (subscriptions.go)
 	return out
 }
 

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,20 +18,29 @@ import (
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
-	"github.com/creditledger/creditledger/server"
 	"github.com/creditledger/creditledger/writer"
 )
 
 type rig struct {
+	url   string
 	store *jetstore.Store
 	snaps *jetstore.Snapshots
-	clock *server.ManualClock
+	clock fixedClock
 }
+
+// fixedClock is the writer's clock in these tests: time does not matter to them.
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	ns, err := server.StartEmbedded(server.EmbeddedConfig{Listen: "127.0.0.1:-1", DataDir: t.TempDir()})
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true,
+	})
 	require.NoError(t, err)
+	ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second))
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
@@ -39,14 +50,24 @@ func newRig(t *testing.T) *rig {
 	require.NoError(t, err)
 	snaps, err := jetstore.OpenSnapshots(ctx, st.JetStream(), 1)
 	require.NoError(t, err)
-	return &rig{store: st, snaps: snaps, clock: server.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))}
+	return &rig{url: ns.ClientURL(), store: st, snaps: snaps, clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}}
 }
+
+func jetstreamFor(nc *nats.Conn) (jetstream.JetStream, error) { return jetstream.New(nc) }
 
 // start loads and runs a writer; the returned stop waits for Run to return.
 func (r *rig) start(t *testing.T, snaps writer.SnapshotStore, every uint64) (*writer.Writer, func()) {
+	return r.startWith(t, snaps, every, false)
+}
+
+// startShared runs a writer that knows other writers share the stream.
+func (r *rig) startShared(t *testing.T) (*writer.Writer, func()) { return r.startWith(t, nil, 0, true) }
+
+func (r *rig) startWith(t *testing.T, snaps writer.SnapshotStore, every uint64, shared bool) (*writer.Writer, func()) {
 	t.Helper()
 	w, err := writer.New(writer.Options{
-		Store: r.store, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: r.clock,
+		Shared: shared,
+		Store:  r.store, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: r.clock,
 		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Log: zerolog.Nop(),
 		Snapshots: snaps, SnapshotEvery: every, SweepInterval: time.Hour,
 	})

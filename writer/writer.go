@@ -54,6 +54,9 @@ type Options struct {
 	SweepInterval time.Duration
 	// MaxInflight is how many appends may be in flight at once (on disjoint accounts).
 	MaxInflight int
+	// Shared says other writers (other nodes) may append to the same stream: every rejection is
+	// then confirmed against the account's stored head before it is sent.
+	Shared bool
 	// Snapshots, when set, receives a snapshot every SnapshotEvery events and at shutdown, and
 	// Load starts from the newest one.
 	Snapshots     SnapshotStore
@@ -61,6 +64,9 @@ type Options struct {
 	// PipelineMin is how many waiting requests justify starting an append while another is
 	// still in flight; below it the writer lets requests gather into the next, larger batch.
 	PipelineMin int
+	// Claims, when set, reserves globally unique ids in a store shared with other ledger
+	// processes before they are appended (cluster.go); nil in a single-process deployment.
+	Claims IDClaims
 }
 
 // Stats are the writer's running totals, for metrics and the load tool.
@@ -98,6 +104,9 @@ type Writer struct {
 	// snapHead is the position of the last snapshot; saving is closed when its save ends.
 	snapHead uint64
 	saving   chan struct{}
+	// redecided counts requests put back to be decided again (on a re-read account, or a sweep
+	// turned into its requests); the run loop treats a change as progress.
+	redecided uint64
 }
 
 // account is the writer's in-memory copy of one account.
@@ -252,6 +261,7 @@ func (w *Writer) own(accountID string, p events.Payload) {
 	for _, id := range createdIDs(p) {
 		w.owners[id] = accountID
 	}
+	w.ownSubscription(accountID, p) // hook (subscriptions.go): subscriptions move between accounts
 }
 
 // createdIDs lists the ids that must be unique across all accounts.
@@ -304,14 +314,14 @@ func (w *Writer) Run(ctx context.Context) {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
 		}
-		before := len(carry)
+		before, redecided := len(carry), w.redecided
 		launched := false
 		if !snapshotDue && len(carry) > 0 && w.inflight < w.opts.MaxInflight && (w.inflight == 0 || len(carry) >= w.opts.PipelineMin) {
 			n := w.inflight
 			carry = w.launch(appendCtx, carry)
 			launched = w.inflight > n
 		}
-		if launched || len(carry) != before {
+		if launched || len(carry) != before || w.redecided != redecided {
 			carry = w.gather(appendCtx, carry)
 			continue
 		}

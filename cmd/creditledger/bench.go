@@ -11,11 +11,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/creditledger/creditledger/bench"
+	"github.com/creditledger/creditledger/natsconn"
 )
 
 func benchCmd() *cobra.Command {
 	var o bench.Options
 	var jsonPath, logLevel, cpuProfile string
+	var conn natsconn.Options // credentials and TLS towards --nats-url
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a ledger through its NATS API and compare with raw JetStream in the same run",
@@ -25,6 +27,11 @@ func benchCmd() *cobra.Command {
 				return err
 			}
 			o.Log = log
+			if o.NATSURL != "" {
+				if o.ConnOptions, err = conn.NATSOptions(); err != nil {
+					return err
+				}
+			}
 			if o.NATSURL == "" && o.DataDir == "" {
 				dir, err := os.MkdirTemp("", "creditledger-bench-")
 				if err != nil {
@@ -59,6 +66,8 @@ func benchCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.NATSURL, "nats-url", "", "drive this running ledger (default: start an embedded one in a temp dir)")
+	conn.AddCredentialFlags(f)
+	conn.AddTLSFlags(f)
 	f.StringVar(&o.DataDir, "data-dir", "", "data dir of the embedded ledger (default: a temp dir, removed afterwards)")
 	f.IntVar(&o.Load.Accounts, "accounts", 10000, "accounts in the load")
 	f.IntVar(&o.Load.Clients, "clients", 64, "concurrent requesters")

@@ -17,23 +17,28 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/natsconn"
 )
 
 // clientFlags are shared by the client subcommands.
 type clientFlags struct {
 	url     string
 	timeout time.Duration
+	conn    natsconn.Options // credentials and TLS
 }
 
 func (c *clientFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&c.url, "nats-url", nats.DefaultURL, "NATS URL of the ledger")
 	f.DurationVar(&c.timeout, "timeout", 10*time.Second, "request timeout")
+	c.conn.AddCredentialFlags(f)
+	c.conn.AddTLSFlags(f)
 }
 
 func (c *clientFlags) connect() (*nats.Conn, *commands.Client, error) {
-	nc, err := nats.Connect(c.url, nats.Name("creditledger-cli"))
+	c.conn.URL = c.url
+	nc, err := natsconn.Connect(c.conn, nats.Name("creditledger-cli"))
 	if err != nil {
-		return nil, nil, &exitCodeError{exitError, fmt.Errorf("connect %s: %w", c.url, err)}
+		return nil, nil, &exitCodeError{exitError, err}
 	}
 	cl, err := commands.NewClient(nc, c.timeout)
 	if err != nil {
@@ -69,6 +74,9 @@ var commandTypes = map[string]any{
 	"purchase_payg_contract": commands.PurchasePaygContract{},
 	"activate_payg_contract": commands.ActivatePaygContract{},
 	"switch_billing_model":   commands.SwitchBillingModel{},
+	"record_usage":           commands.RecordUsage{},
+	"link_subscription":      commands.LinkSubscription{},
+	"unlink_subscription":    commands.UnlinkSubscription{},
 }
 
 func commandCmd() *cobra.Command {
@@ -180,12 +188,13 @@ func flagValue(f *pflag.FlagSet, name, kind string) (any, error) {
 }
 
 func queryCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "query balance|licenses|switches --account ID", Short: "Read a projection"}
-	for _, name := range []string{"balance", "licenses", "switches"} {
+	cmd := &cobra.Command{Use: "query balance|licenses|switches|usage|account --account ID", Short: "Read a projection"}
+	for _, name := range []string{"balance", "licenses", "switches", "usage", "account"} {
 		name := name
 		var cf clientFlags
 		var account string
 		var minPos uint64
+		var month string
 		q := &cobra.Command{
 			Use:   name,
 			Short: "Query " + name,
@@ -200,6 +209,9 @@ func queryCmd() *cobra.Command {
 				if minPos > 0 {
 					body["min_position"] = minPos
 				}
+				if month != "" {
+					body["month"] = month
+				}
 				raw, err := cl.Query(context.Background(), name, body)
 				return printOutcome(raw, err)
 			},
@@ -207,6 +219,9 @@ func queryCmd() *cobra.Command {
 		cf.add(q.Flags())
 		q.Flags().StringVar(&account, "account", "", "account id")
 		q.Flags().Uint64Var(&minPos, "min-position", 0, "wait until the projection has applied this position")
+		if name == "usage" {
+			q.Flags().StringVar(&month, "month", "", "one calendar month (UTC), YYYY-MM")
+		}
 		_ = q.MarkFlagRequired("account")
 		cmd.AddCommand(q)
 	}

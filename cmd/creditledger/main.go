@@ -30,6 +30,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), commandCmd(), queryCmd(), benchCmd())
+	root.AddCommand(auditCmd())
 	if err := root.Execute(); err != nil {
 		code := exitError
 		if ec, ok := err.(*exitCodeError); ok {

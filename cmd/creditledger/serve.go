@@ -24,6 +24,7 @@ func newLogger(level string) (zerolog.Logger, error) {
 func serveCmd() *cobra.Command {
 	var cfg server.Config
 	var logLevel string
+	var pf prodFlags // auth, TLS, cluster: production.go
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ledger: embedded NATS+JetStream, command service, projectors, queries, HTTP",
@@ -33,6 +34,9 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			cfg.Log = log
+			if err := pf.apply(&cfg, log); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			start := time.Now()
@@ -57,7 +61,9 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS/JetStream deployment instead of embedding one")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", 0, "group-commit appends in flight at once (0: default)")
-	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the LEDGER stream when it is created")
+	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of the LEDGER stream when it is created (0: 3 in a cluster of 3+ nodes, else 1)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	addCheckpointFlags(f, &cfg.Checkpoints)
+	pf.add(f)
 	return cmd
 }

@@ -1,0 +1,138 @@
+package authz_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nats-io/nkeys"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/authz"
+)
+
+const validYAML = `
+nats:
+  users:
+    - {role: ledger, user: ledger, password: ledger-secret-0001}
+    - {role: service, user: orders, password: "$2a$11$abcdefghijklmnopqrstuu0123456789abcdefghijklmnopqrstu"}
+    - {role: dashboard, user: dash, password: dash-secret}
+    - {role: auditor, user: audit, password: audit-secret}
+http:
+  tokens:
+    - {role: dashboard, token: dashboard-token-0123456789}
+    - {role: auditor, token_sha256: "%s"}
+`
+
+func sha(s string) string {
+	b := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(b[:])
+}
+
+func TestLoadYAMLAndJSON(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	y := filepath.Join(dir, "access.yaml")
+	require.NoError(t, os.WriteFile(y, []byte(fmt.Sprintf(validYAML, sha("auditor-token-0123456789"))), 0o600))
+	c, err := authz.Load(y)
+	require.NoError(t, err)
+	assert.Equal(t, "ledger", c.Ledger().User)
+
+	role, ok := c.TokenRole("dashboard-token-0123456789")
+	assert.True(t, ok)
+	assert.Equal(t, authz.RoleDashboard, role)
+	role, ok = c.TokenRole("auditor-token-0123456789")
+	assert.True(t, ok)
+	assert.Equal(t, authz.RoleAuditor, role)
+	_, ok = c.TokenRole("auditor-token-012345678")
+	assert.False(t, ok)
+	_, ok = c.TokenRole("")
+	assert.False(t, ok)
+
+	j := filepath.Join(dir, "access.json")
+	require.NoError(t, os.WriteFile(j, []byte(`{"nats":{"users":[{"role":"ledger","user":"l","password":"p"}]},"http":{"tokens":[]}}`), 0o600))
+	c, err = authz.Load(j)
+	require.NoError(t, err)
+	assert.Equal(t, "l", c.Ledger().User)
+}
+
+func TestLedgerNkeySeedFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kp, err := nkeys.CreateUser()
+	require.NoError(t, err)
+	seed, err := kp.Seed()
+	require.NoError(t, err)
+	pub, err := kp.PublicKey()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ledger.nk"), seed, 0o600))
+	cfg := filepath.Join(dir, "access.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("nats:\n  users:\n    - {role: ledger, nkey_seed_file: ledger.nk}\n"), 0o600))
+	c, err := authz.Load(cfg)
+	require.NoError(t, err)
+	users, nk, err := c.ServerUsers()
+	require.NoError(t, err)
+	assert.Empty(t, users)
+	require.Len(t, nk, 1)
+	assert.Equal(t, pub, nk[0].Nkey, "the ledger's public nkey is derived from its seed, relative to the config file")
+	_, err = c.LedgerOptions()
+	require.NoError(t, err)
+}
+
+func TestInvalidConfigs(t *testing.T) {
+	t.Parallel()
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	cases := map[string]string{
+		"no ledger":            "nats: {users: [{role: service, user: s, password: p}]}",
+		"two ledgers":          "nats: {users: [{role: ledger, user: a, password: p}, {role: ledger, user: b, password: p}]}",
+		"unknown role":         "nats: {users: [{role: ledger, user: a, password: p}, {role: admin, user: b, password: p}]}",
+		"unknown field":        "nats: {users: [{role: ledger, user: a, password: p, permissions: all}]}",
+		"user without secret":  "nats: {users: [{role: ledger, user: a}]}",
+		"two credentials":      "nats: {users: [{role: ledger, user: a, password: p}, {role: service, user: b, password: p, nkey: " + pub + "}]}",
+		"duplicate user":       "nats: {users: [{role: ledger, user: a, password: p}, {role: service, user: a, password: q}]}",
+		"bad nkey":             "nats: {users: [{role: ledger, user: a, password: p}, {role: service, nkey: UNOPE}]}",
+		"bcrypt ledger":        "nats: {users: [{role: ledger, user: a, password: \"$2a$11$xyz\"}]}",
+		"ledger public nkey":   "nats: {users: [{role: ledger, nkey: " + pub + "}]}",
+		"seed for non-ledger":  "nats: {users: [{role: ledger, user: a, password: p}, {role: service, nkey_seed_file: x.nk}]}",
+		"metrics as nats role": "nats: {users: [{role: ledger, user: a, password: p}, {role: metrics, user: b, password: p}]}",
+		"short token":          "nats: {users: [{role: ledger, user: a, password: p}]}\nhttp: {tokens: [{role: dashboard, token: short}]}",
+		"service token":        "nats: {users: [{role: ledger, user: a, password: p}]}\nhttp: {tokens: [{role: service, token: 0123456789abcdefghij}]}",
+		"token and hash":       "nats: {users: [{role: ledger, user: a, password: p}]}\nhttp: {tokens: [{role: auditor, token: 0123456789abcdefghij, token_sha256: " + sha("x") + "}]}",
+		"bad hash":             "nats: {users: [{role: ledger, user: a, password: p}]}\nhttp: {tokens: [{role: auditor, token_sha256: abc}]}",
+		"bad stream":           "nats: {users: [{role: ledger, user: a, password: p}], auditor_streams: [\"LEDGER.>\"]}",
+		"half route auth":      "nats: {users: [{role: ledger, user: a, password: p}], cluster: {user: r}}",
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := authz.Parse([]byte(doc), false)
+			require.ErrorIs(t, err, authz.ErrInvalid)
+		})
+	}
+}
+
+func TestPermissionsAreLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	c, err := authz.Parse([]byte("nats: {users: [{role: ledger, user: a, password: p}]}"), false)
+	require.NoError(t, err)
+	svc := c.Permissions(authz.RoleService)
+	assert.ElementsMatch(t, []string{"ledger.cmd.>", "ledger.query.>"}, svc.Publish.Allow)
+	assert.Contains(t, svc.Publish.Deny, "ledger.events.>")
+	assert.Equal(t, []string{"_INBOX.>"}, svc.Subscribe.Allow)
+	dash := c.Permissions(authz.RoleDashboard)
+	assert.Equal(t, []string{"ledger.query.>"}, dash.Publish.Allow)
+	aud := c.Permissions(authz.RoleAuditor)
+	assert.Contains(t, aud.Publish.Allow, "$JS.API.DIRECT.GET.LEDGER.>")
+	assert.Contains(t, aud.Publish.Allow, "$JS.API.STREAM.INFO.LEDGER_CHECKPOINTS")
+	for _, s := range aud.Publish.Allow {
+		assert.NotContains(t, s, "PURGE")
+		assert.NotContains(t, s, "DELETE")
+		assert.NotContains(t, s, "ledger.events")
+		assert.NotContains(t, s, "ledger.cmd")
+	}
+	assert.Nil(t, c.Permissions(authz.RoleMetrics), "metrics is an HTTP role only")
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
+
+	"github.com/creditledger/creditledger/authz"
+	"github.com/creditledger/creditledger/natsconn"
+	"github.com/creditledger/creditledger/server"
+)
+
+// prodFlags are serve's production-footing flags: access config, TLS, cluster membership and,
+// with --nats-url, the credentials to reach that deployment.
+type prodFlags struct {
+	authConfig    string
+	tls           server.TLSFiles
+	clusterName   string
+	clusterListen string
+	routes        []string
+	serverName    string
+	sharedStream  bool
+	conn          natsconn.Options
+}
+
+func (p *prodFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&p.authConfig, "auth-config", "", "access config (YAML or JSON): NATS users per role and HTTP bearer tokens; see docs/SECURITY.md")
+	f.StringVar(&p.tls.Cert, "tls-cert", "", "TLS certificate (PEM) of the embedded NATS server (client port and routes); with --nats-url: client certificate")
+	f.StringVar(&p.tls.Key, "tls-key", "", "private key (PEM) of --tls-cert")
+	f.StringVar(&p.tls.CA, "tls-ca", "", "CA (PEM) that signs client and route certificates; with --nats-url: CA of the deployment")
+	f.BoolVar(&p.tls.Verify, "tls-verify", false, "require client certificates signed by --tls-ca (mTLS)")
+	f.StringVar(&p.clusterName, "cluster-name", "", "run the embedded server as a node of this JetStream cluster")
+	f.StringVar(&p.clusterListen, "cluster-listen", "", "HOST:PORT of this node's cluster route listener (e.g. 0.0.0.0:6222)")
+	f.StringSliceVar(&p.routes, "routes", nil, "route URLs of the other nodes, comma-separated (nats://ledger2:6222,...)")
+	f.StringVar(&p.serverName, "server-name", "", "stable name of this node (default: the host name in a cluster)")
+	f.BoolVar(&p.sharedStream, "shared-stream", false, "other ledger processes append to the same LEDGER stream (implied by --cluster-name)")
+	p.conn.AddCredentialFlags(f)
+}
+
+// apply fills the server config; the log gets one loud line when the ledger runs open.
+func (p *prodFlags) apply(cfg *server.Config, log zerolog.Logger) error {
+	if p.authConfig != "" {
+		a, err := authz.Load(p.authConfig)
+		if err != nil {
+			return err
+		}
+		if st, err := os.Stat(p.authConfig); err == nil && st.Mode().Perm()&0o077 != 0 {
+			log.Warn().Str("file", p.authConfig).Str("mode", st.Mode().Perm().String()).
+				Msg("the access config holds secrets but is readable by group or others; chmod 600 it")
+		}
+		cfg.Auth = a
+	}
+	cfg.Cluster = server.ClusterConfig{Name: p.clusterName, Listen: p.clusterListen, Routes: p.routes, SharedStream: p.sharedStream}
+	cfg.ServerName = p.serverName
+	if cfg.Cluster.Enabled() && cfg.ServerName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--server-name: %w", err)
+		}
+		cfg.ServerName = h
+	}
+	if cfg.NATSURL != "" {
+		if cfg.Cluster.Enabled() {
+			return fmt.Errorf("--cluster-name, --cluster-listen and --routes configure the embedded server; with --nats-url use --shared-stream if several ledgers share the deployment")
+		}
+		p.conn.TLSCA, p.conn.TLSCert, p.conn.TLSKey = p.tls.CA, p.tls.Cert, p.tls.Key
+		cfg.NATSConn = p.conn
+	} else {
+		cfg.TLS = p.tls
+	}
+	switch {
+	case cfg.Auth == nil && cfg.NATSURL == "":
+		log.Warn().Msg("SECURITY WARNING: no --auth-config: the embedded NATS server lets ANY client send commands, " +
+			"publish forged events and manage streams, and the HTTP API needs no token; see docs/SECURITY.md")
+	case cfg.Auth == nil:
+		log.Warn().Msg("SECURITY WARNING: no --auth-config: the HTTP API needs no token; see docs/SECURITY.md")
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package jetstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ClaimsBucket is the key-value bucket that reserves globally unique ids (license, Azure item and
+// PAYG contract ids) across ledger processes sharing the LEDGER stream. Key: the id's kind and
+// value ("license.L-1"); value: the account that holds it. Keys are only ever created.
+const ClaimsBucket = "LEDGER_IDS"
+
+// Claims reserves ids with create-only writes: the first account to create a key holds the id.
+type Claims struct {
+	kv jetstream.KeyValue
+}
+
+// OpenClaims opens the reservation bucket, creating it (file storage, one value per key) with
+// the given replicas if it is missing. Several processes may race to create it.
+func OpenClaims(ctx context.Context, js jetstream.JetStream, replicas int) (*Claims, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	kv, err := js.KeyValue(ctx, ClaimsBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      ClaimsBucket,
+			Description: "creditledger: which account holds each globally unique id",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, ClaimsBucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", ClaimsBucket, err)
+	}
+	return &Claims{kv: kv}, nil
+}
+
+// Claim makes accountID the holder of id unless another account holds it, and returns the
+// holder. ids are "kind:value" with values restricted to A-Za-z0-9_- (ledger.ValidID), which
+// are valid key tokens.
+func (c *Claims) Claim(ctx context.Context, id, accountID string) (string, error) {
+	key := strings.Replace(id, ":", ".", 1)
+	_, err := c.kv.Create(ctx, key, []byte(accountID))
+	if err == nil {
+		return accountID, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", fmt.Errorf("reserve %s: %w", id, err)
+	}
+	e, err := c.kv.Get(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("read reservation of %s: %w", id, err)
+	}
+	return string(e.Value()), nil
+}
+
+// StoredAt is when JetStream stored the message at position (a direct get on the LEDGER stream).
+func (s *Store) StoredAt(ctx context.Context, position uint64) (time.Time, error) {
+	m, err := s.stream.GetMsg(ctx, position)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("message %d: %w", position, err)
+	}
+	return m.Time, nil
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/creditledger/creditledger/authz"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// ClusterReplicas is the LEDGER stream's replica count in a cluster of at least that many nodes.
+const ClusterReplicas = 3
+
+// clusterWaitLog is how often a node waiting for its JetStream cluster says so.
+const clusterWaitLog = 5 * time.Second
+
+// ClusterConfig makes the embedded server one node of a JetStream cluster: every node runs the
+// command, projection and query services against one replicated LEDGER stream.
+type ClusterConfig struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Listen is HOST:PORT of this node's route listener.
+	Listen string
+	// Routes are the other nodes' route URLs (nats://host:port); this node's own is ignored.
+	Routes []string
+	// SharedStream says other ledger processes append to the same LEDGER stream (implied by a
+	// cluster; set it by hand when several processes use one --nats-url deployment). It turns on
+	// the cross-process id reservations and turns off the writer's state snapshots.
+	SharedStream bool
+}
+
+// Enabled reports whether the embedded server is to join a cluster.
+func (c ClusterConfig) Enabled() bool { return c.Name != "" || c.Listen != "" || len(c.Routes) > 0 }
+
+// applyCluster sets the route listener, the routes (with the access config's route
+// credentials) and route TLS (always mutual) in the embedded server's options.
+func applyCluster(opts *natsserver.Options, cfg EmbeddedConfig) error {
+	c := cfg.Cluster
+	if !c.Enabled() {
+		return nil
+	}
+	if c.Name == "" || c.Listen == "" || cfg.ServerName == "" {
+		return errors.New("cluster: --cluster-name, --cluster-listen and --server-name are all required")
+	}
+	host, port, err := splitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("cluster listen: %w", err)
+	}
+	opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = c.Name, host, port
+	var ra *authz.RouteAuth
+	if cfg.Auth != nil {
+		ra = cfg.Auth.NATS.Cluster
+	}
+	if ra != nil {
+		opts.Cluster.Username, opts.Cluster.Password = ra.User, ra.Password
+	}
+	for _, r := range c.Routes {
+		u, err := url.Parse(strings.TrimSpace(r))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("cluster route %q: want nats://host:port", r)
+		}
+		if ra != nil {
+			u.User = url.UserPassword(ra.User, ra.Password)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	if !cfg.TLS.Enabled() {
+		return nil
+	}
+	if cfg.TLS.CA == "" {
+		return errors.New("cluster: TLS on routes is mutual; give --tls-ca")
+	}
+	tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{
+		CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, CaFile: cfg.TLS.CA, Verify: true, Timeout: tlsTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster tls: %w", err)
+	}
+	opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = tc, tlsTimeout
+	return nil
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", portStr, err)
+	}
+	return host, port, nil
+}
+
+// waitJetStream waits, as long as ctx allows, until a clustered server's JetStream meta group
+// has a leader this node follows: before that no stream can be created or opened.
+func waitJetStream(ctx context.Context, ns *natsserver.Server, cfg Config) error {
+	if !cfg.Cluster.Enabled() {
+		return nil
+	}
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	start, logged := time.Now(), time.Now()
+	for !ns.JetStreamIsCurrent() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster %s: JetStream has no meta leader after %s (are a majority of nodes up?): %w",
+				cfg.Cluster.Name, time.Since(start).Round(time.Millisecond), ctx.Err())
+		case <-tick.C:
+		}
+		if time.Since(logged) >= clusterWaitLog {
+			logged = time.Now()
+			cfg.Log.Warn().Str("cluster", cfg.Cluster.Name).Dur("waited", time.Since(start)).
+				Msg("waiting for a majority of cluster nodes to elect a JetStream meta leader")
+		}
+	}
+	return nil
+}
+
+// sharedStream reports whether other ledger processes may append to the same stream.
+func (s *Server) sharedStream() bool {
+	return s.cfg.Cluster.Enabled() || s.cfg.Cluster.SharedStream
+}
+
+// resolveReplicas is the replica count for the streams the ledger creates: Config.Replicas when
+// set; else ClusterReplicas when the embedded server is a node of a cluster of at least that many
+// nodes (counted from the routes); else 1.
+func (s *Server) resolveReplicas() int {
+	if s.cfg.Replicas > 0 {
+		return s.cfg.Replicas
+	}
+	if s.cfg.NATSURL == "" && ClusterSize(s.cfg.Cluster, s.cfg.ServerName) >= ClusterReplicas {
+		return ClusterReplicas
+	}
+	return 1
+}
+
+// ClusterSize counts the nodes a cluster config names: this node plus every distinct route that
+// is not its own route address.
+func ClusterSize(c ClusterConfig, serverName string) int {
+	if !c.Enabled() {
+		return 1
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Routes {
+		u, err := url.Parse(strings.TrimSpace(r))
+		if err != nil || u.Host == "" || isSelf(u.Host, c.Listen, serverName) {
+			continue
+		}
+		seen[strings.ToLower(u.Host)] = true
+	}
+	return len(seen) + 1
+}
+
+// isSelf reports whether a route address is this node's own route listener.
+func isSelf(route, listen, serverName string) bool {
+	rh, rp, err := net.SplitHostPort(route)
+	if err != nil {
+		return false
+	}
+	lh, lp, err := net.SplitHostPort(listen)
+	if err != nil || rp != lp {
+		return false
+	}
+	if strings.EqualFold(rh, lh) || strings.EqualFold(rh, serverName) {
+		return true
+	}
+	if hn, err := os.Hostname(); err == nil && strings.EqualFold(rh, hn) {
+		return true
+	}
+	if lh != "" && lh != "0.0.0.0" && lh != "::" {
+		return false // bound to one address, and the route names another
+	}
+	addrs, err := net.LookupHost(rh)
+	if err != nil {
+		return false
+	}
+	local, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		for _, l := range local {
+			if ipn, ok := l.(*net.IPNet); ok && ipn.IP.String() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// openShared prepares a process that shares its stream with others: the id reservations bucket
+// (so no two accounts ever hold one license id), and a warning when the LEDGER stream has fewer
+// replicas than this cluster calls for.
+func (s *Server) openShared(ctx context.Context) error {
+	if !s.sharedStream() {
+		return nil
+	}
+	claims, err := jetstore.OpenClaims(ctx, s.store.JetStream(), s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	s.prod.claims = claims
+	st, err := s.store.JetStream().Stream(ctx, jetstore.StreamName)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", jetstore.StreamName, err)
+	}
+	if have := st.CachedInfo().Config.Replicas; have < s.cfg.Replicas {
+		s.cfg.Log.Warn().Int("replicas", have).Int("want", s.cfg.Replicas).
+			Msg("the LEDGER stream has fewer replicas than this cluster calls for; raise them with `nats stream edit LEDGER --replicas N`")
+	}
+	return nil
+}
+
+// snapshots is the writer's snapshot store: none when other processes append to the stream,
+// because this writer's state then lags the stream (other nodes' events reach it only through
+// a conflict), so a snapshot of it would seed a restarted node with a partial history.
+func (s *Server) snapshots(sn *jetstore.Snapshots) writer.SnapshotStore {
+	if sn == nil || s.sharedStream() {
+		return nil
+	}
+	return sn
+}

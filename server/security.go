@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/creditledger/creditledger/authz"
+	"github.com/creditledger/creditledger/metrics"
+	"github.com/creditledger/creditledger/natsconn"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// tlsTimeout bounds a TLS handshake on the client port and on routes, in seconds.
+const tlsTimeout = 2.0
+
+// TLSFiles are the PEM files of the embedded server's TLS, used on the client port and on the
+// cluster routes. Verify requires every client to present a certificate signed by CA (mTLS);
+// routes always verify each other.
+type TLSFiles struct {
+	Cert   string
+	Key    string
+	CA     string
+	Verify bool
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSFiles) Enabled() bool { return t.Cert != "" || t.Key != "" }
+
+func (t TLSFiles) validate() error {
+	if (t.Cert == "") != (t.Key == "") {
+		return fmt.Errorf("tls: give both --tls-cert and --tls-key")
+	}
+	if t.Verify && (t.CA == "" || !t.Enabled()) {
+		return fmt.Errorf("tls: --tls-verify needs --tls-cert, --tls-key and --tls-ca (the CA that signs client certificates)")
+	}
+	if t.CA != "" && !t.Enabled() {
+		return fmt.Errorf("tls: --tls-ca without --tls-cert and --tls-key")
+	}
+	return nil
+}
+
+// production is the state the production-footing features (access control, TLS, cluster,
+// metrics) keep on a Server.
+type production struct {
+	metrics *metrics.Metrics
+	claims  writer.IDClaims
+}
+
+// applyAccess turns on authorization (every user with its role's permissions) and TLS in the
+// embedded server's options.
+func applyAccess(opts *natsserver.Options, cfg EmbeddedConfig) error {
+	if cfg.Auth != nil {
+		users, nkeys, err := cfg.Auth.ServerUsers()
+		if err != nil {
+			return err
+		}
+		opts.Users, opts.Nkeys = users, nkeys
+		opts.NoAuthUser = ""
+	}
+	if err := cfg.TLS.validate(); err != nil {
+		return err
+	}
+	if !cfg.TLS.Enabled() {
+		return nil
+	}
+	tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{
+		CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, CaFile: cfg.TLS.CA, Verify: cfg.TLS.Verify, Timeout: tlsTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = tc, true, cfg.TLS.Verify, tlsTimeout
+	return nil
+}
+
+// startEmbedded starts the embedded server with the process's access, TLS and cluster settings
+// and, in a cluster, waits until JetStream has a meta leader.
+func (s *Server) startEmbedded(ctx context.Context) (*natsserver.Server, error) {
+	cfg := s.cfg
+	ns, err := StartEmbedded(EmbeddedConfig{
+		Listen: cfg.NATSListen, DataDir: cfg.DataDir, ServerName: cfg.ServerName,
+		Auth: cfg.Auth, TLS: cfg.TLS, Cluster: cfg.Cluster,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := waitJetStream(ctx, ns, cfg); err != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, err
+	}
+	return ns, nil
+}
+
+// connOptions are the options of every connection the process makes: its name and reconnect
+// policy, the ledger identity when an access config is given, and TLS. To its own embedded
+// server the ledger connects in-process when TLS is on, so it needs no client certificate;
+// towards --nats-url it uses NATSConn (or the ledger identity of the access config).
+func (s *Server) connOptions(name string) ([]nats.Option, error) {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	conn := s.cfg.NATSConn
+	explicit := conn.User != "" || conn.NkeySeedFile != "" || conn.CredsFile != ""
+	if s.ns != nil {
+		conn = natsconn.Options{} // the embedded server: credentials from Auth, no client TLS
+		explicit = false
+		if s.cfg.TLS.Enabled() {
+			// ClientURL says tls://, which would make the client insist on a handshake the
+			// in-process pipe does not need (the server offers TLS there, but does not require it).
+			plain := "nats://" + strings.TrimPrefix(s.ns.ClientURL(), "tls://")
+			opts = append(opts, nats.InProcessServer(s.ns), func(o *nats.Options) error {
+				o.Servers, o.Secure = []string{plain}, false
+				return nil
+			})
+		}
+	}
+	more, err := conn.NATSOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, more...)
+	if s.cfg.Auth != nil && !explicit {
+		id, err := s.cfg.Auth.LedgerOptions()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, id...)
+	}
+	return opts, nil
+}
+
+// Auth is the access config the process runs with (nil: none).
+func (s *Server) Auth() *authz.Config { return s.cfg.Auth }

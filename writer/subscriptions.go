@@ -1,0 +1,170 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// This file holds the writer's part of PAYG usage and marketplace subscriptions (issue 5):
+//
+//   - A link_subscription that moves a subscription from account A to account B is one command
+//     with two accounts' events: A's SubscriptionUnlinked (decided from a TransferSubscription,
+//     the "move side") and B's SubscriptionLinked go into the same atomic append, A's first, each
+//     account's first record guarded by its expected head. Both accounts are busy while it is in
+//     flight, so no other command on either can interleave, and at every stream position the
+//     subscription is held by exactly the account the events say.
+//   - Subscription ids are unique across accounts: w.owners maps "subscription:<id>" to the
+//     account holding it (kept by ownSubscription from the events, rebuilt from account state
+//     after a snapshot), and w.reserved holds the new holder of a link in flight so that a second
+//     link of the same subscription waits for the first to land.
+//   - A record_usage repeating a recorded usage_id with the same content is answered with the
+//     reply of the command that recorded it (ledger.DuplicateUsage).
+
+// subscriptionKey is the w.owners and w.reserved key of a marketplace subscription.
+func subscriptionKey(id string) string { return "subscription:" + id }
+
+// planGroup plans one request: usually one account's events, two for a subscription move (the
+// holder's side first). It returns no plans when the request was answered without an append.
+func (w *Writer) planGroup(ctx context.Context, r *Request, now time.Time, queued int) ([]planned, error) {
+	if link, ok := r.Command.(ledger.LinkSubscription); ok {
+		return w.planLink(ctx, r, link, now, queued)
+	}
+	p, err := w.plan(ctx, r, now, queued)
+	var dup *ledger.DuplicateUsage
+	if errors.As(err, &dup) {
+		w.replayUsage(r, dup)
+		return nil, nil
+	}
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return []planned{*p}, nil
+}
+
+// planLink decides a link on the requesting account with the current holder filled in and, when
+// the subscription moves, the holder's side as well. It defers while another link of the same
+// subscription, or any command of the holder, is in flight or already in this batch.
+func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubscription, now time.Time, queued int) ([]planned, error) {
+	key := subscriptionKey(link.SubscriptionID)
+	if to, ok := w.reserved[key]; ok && to != r.AccountID {
+		return nil, errDefer
+	}
+	holder := w.owners[key]
+	link.HeldBy = holder
+	r.Command = link // re-resolved on every attempt
+	var group []planned
+	if holder != "" && holder != r.AccountID {
+		if w.busyAccounts[holder] {
+			return nil, errDefer
+		}
+		side := &Request{
+			internal: true, AccountID: holder, CommandID: r.CommandID, CorrelationID: r.CorrelationID, BodyHash: r.BodyHash,
+			Command: ledger.TransferSubscription{SubscriptionID: link.SubscriptionID, Marketplace: link.Marketplace, ToAccountID: r.AccountID},
+		}
+		sp, err := w.plan(ctx, side, now, queued)
+		if err != nil {
+			return nil, err
+		}
+		if sp == nil {
+			return nil, ledger.Reject(ledger.CodeInternal, "moving subscription %s from %s decided nothing", link.SubscriptionID, holder)
+		}
+		group = append(group, *sp)
+		queued += len(sp.data)
+	}
+	p, err := w.plan(ctx, r, now, queued)
+	if err != nil || p == nil {
+		w.unreserve(group)
+		return nil, err
+	}
+	w.reserved[key] = r.AccountID
+	return append(group, *p), nil
+}
+
+// isMoveSide reports whether a planned request is the holder's side of a subscription move; it is
+// never retried on its own (the link that caused it is re-planned instead).
+func isMoveSide(r *Request) bool {
+	_, ok := r.Command.(ledger.TransferSubscription)
+	return ok && r.internal
+}
+
+// unreserve drops the unique-id reservations of plans that will not be appended.
+func (w *Writer) unreserve(plans []planned) {
+	for _, p := range plans {
+		for _, pl := range p.payloads {
+			for _, id := range createdIDs(pl) {
+				if w.reserved[id] == p.req.AccountID {
+					delete(w.reserved, id)
+				}
+			}
+		}
+	}
+}
+
+// releaseSubscriptions ends the reservation of a link once its append has landed or failed.
+func (w *Writer) releaseSubscriptions(p planned) {
+	for _, pl := range p.payloads {
+		if e, ok := pl.(events.SubscriptionLinked); ok {
+			if key := subscriptionKey(e.SubscriptionID); w.reserved[key] == p.req.AccountID {
+				delete(w.reserved, key)
+			}
+		}
+	}
+}
+
+// ownSubscription keeps w.owners in step with a subscription event just folded into accountID's
+// state. The owner is whichever account's state holds the subscription: a current owner that
+// still holds it stays (so re-reading one account's old history never steals it), otherwise the
+// account itself or, for a move, the account it moved to.
+func (w *Writer) ownSubscription(accountID string, p events.Payload) {
+	var sub, other string
+	switch e := p.(type) {
+	case events.SubscriptionLinked:
+		sub, other = e.SubscriptionID, e.PreviousAccountID
+	case events.SubscriptionUnlinked:
+		sub, other = e.SubscriptionID, e.MovedToAccountID
+	default:
+		return
+	}
+	holds := func(id string) bool {
+		a := w.accounts[id]
+		return id != "" && a != nil && a.state.Subscription.ID == sub
+	}
+	key := subscriptionKey(sub)
+	if holds(w.owners[key]) {
+		return
+	}
+	for _, id := range []string{accountID, other} {
+		if holds(id) {
+			w.owners[key] = id
+			return
+		}
+	}
+	delete(w.owners, key)
+}
+
+// subscriptionOwned lists the subscription an account holds, for rebuilding w.owners from state.
+func subscriptionOwned(a ledger.Account) []string {
+	if a.Subscription.ID == "" {
+		return nil
+	}
+	return []string{subscriptionKey(a.Subscription.ID)}
+}
+
+// replayUsage answers a repeated usage with the reply of the command that recorded it.
+func (w *Writer) replayUsage(r *Request, dup *ledger.DuplicateUsage) {
+	rec := dup.Record
+	res := Result{
+		AccountID: r.AccountID, Version: rec.Version, Position: rec.Position,
+		Events: []EventRef{{Type: events.TypeUsageRecorded, Version: rec.Version, Position: rec.Position}},
+	}
+	if first, ok := w.commands[rec.CommandID]; ok && first.accountID == r.AccountID {
+		res = first.result
+	}
+	res.Replayed = true
+	w.stats.replayed.Add(1)
+	w.reply(r, res)
+}
