@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -253,7 +254,7 @@ func AppendLine(buf []byte, m Message) []byte {
 	buf = strconv.AppendQuote(buf, m.Subject)
 	buf = append(buf, `,"stored_at":"`...)
 	buf = m.StoredAt.UTC().AppendFormat(buf, time.RFC3339Nano)
-	if json.Valid(m.Data) && !bytes.ContainsAny(m.Data, "\r\n") {
+	if jsontext.Value(m.Data).IsValid() && !bytes.ContainsAny(m.Data, "\r\n") {
 		buf = append(buf, `","event":`...)
 		buf = append(buf, m.Data...)
 	} else {

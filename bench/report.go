@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/projections"
 	"github.com/creditledger/creditledger/server"
@@ -29,10 +30,10 @@ type Options struct {
 	// ConnOptions (credentials, TLS: natsconn) apply to the connections to NATSURL; leave them
 	// empty for the embedded ledger.
 	ConnOptions []nats.Option
-	DataDir string
-	Load    LoadConfig
-	RawFor  time.Duration
-	LagFor  time.Duration
+	DataDir     string
+	Load        LoadConfig
+	RawFor      time.Duration
+	LagFor      time.Duration
 	// RestartEvents tops the store up to this many events and measures a restart (embedded only; 0 skips).
 	RestartEvents uint64
 	// MaxInflight tunes the embedded ledger's writer (0: default).
@@ -84,6 +85,8 @@ type ReplayResult struct {
 	Events           uint64  `json:"events"`
 	RawOrderedPerSec float64 `json:"raw_ordered_read_per_s"`
 	RebuildPerSec    float64 `json:"projection_rebuild_per_s"`
+	// AuditReplayPerSec is `creditledger audit replay` writing JSON lines to a discarding sink.
+	AuditReplayPerSec float64 `json:"audit_replay_per_s"`
 }
 
 // RestartResult is how long a restart took to serve queries.
@@ -204,15 +207,31 @@ func measureReplay(ctx context.Context, nc *nats.Conn) (ReplayResult, error) {
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("raw read: %w", err)
 	}
-	proj := projections.NewProjector(zerolog.Nop())
-	rebuild, _, err := MeasureOrderedRead(ctx, nc, jetstore.StreamName, func(m jetstream.Msg) {
-		md, _ := m.Metadata()
-		proj.Apply(md.Sequence.Stream, strings.TrimPrefix(m.Subject(), jetstore.SubjectPrefix), m.Data())
-	})
+	js, err := jetstream.New(nc)
 	if err != nil {
-		return ReplayResult{}, fmt.Errorf("rebuild read: %w", err)
+		return ReplayResult{}, err
 	}
-	return ReplayResult{Events: n, RawOrderedPerSec: raw, RebuildPerSec: rebuild}, nil
+	stream, err := js.Stream(ctx, jetstore.StreamName)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	start := time.Now()
+	proj, err := projections.Rebuild(ctx, stream, zerolog.Nop())
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("rebuild: %w", err)
+	}
+	rebuild := float64(proj.Position()) / time.Since(start).Seconds()
+	src, err := audit.NewSource(ctx, nc)
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("audit source: %w", err)
+	}
+	start = time.Now()
+	lines, err := audit.Replay(ctx, src, audit.Filter{}, io.Discard)
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("audit replay: %w", err)
+	}
+	replay := float64(lines) / time.Since(start).Seconds()
+	return ReplayResult{Events: n, RawOrderedPerSec: raw, RebuildPerSec: rebuild, AuditReplayPerSec: replay}, nil
 }
 
 func ratios(r *Report) map[string]float64 {
@@ -229,6 +248,7 @@ func ratios(r *Report) map[string]float64 {
 	out["commands_vs_atomic_batch_1000"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatch1000)
 	out["commands_vs_one_at_a_time"] = div(r.Load.CommandsPerSecond, r.Raw.PublishOneAtATime)
 	out["rebuild_vs_raw_read"] = div(r.Replay.RebuildPerSec, r.Replay.RawOrderedPerSec)
+	out["audit_replay_vs_raw_read"] = div(r.Replay.AuditReplayPerSec, r.Replay.RawOrderedPerSec)
 	return out
 }
 
@@ -271,10 +291,11 @@ func (r *Report) WriteTable(w io.Writer) {
 	if lag := r.LagLoad.ProjectionLag; lag != nil {
 		p("projection lag at %d clients p50 / p99\t%.2f / %.2f ms", r.LagLoad.Clients, lag.P50, lag.P99)
 	}
-	for _, k := range []string{"accepted_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100", "accepted_vs_one_at_a_time", "rebuild_vs_raw_read"} {
+	for _, k := range []string{"accepted_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100", "accepted_vs_one_at_a_time", "rebuild_vs_raw_read", "audit_replay_vs_raw_read"} {
 		p("ratio %s\t%.2f", k, r.Ratios[k])
 	}
-	p("replay: raw ordered read / projection rebuild\t%.0f / %.0f events/s over %d events", r.Replay.RawOrderedPerSec, r.Replay.RebuildPerSec, r.Replay.Events)
+	p("replay: raw ordered read / projection rebuild / audit replay\t%.0f / %.0f / %.0f events/s over %d events",
+		r.Replay.RawOrderedPerSec, r.Replay.RebuildPerSec, r.Replay.AuditReplayPerSec, r.Replay.Events)
 	if r.Restart != nil {
 		p("restart to ready\t%.2f s with %d events", r.Restart.Seconds, r.Restart.Events)
 		p("heap per account\t%.0f bytes (%d accounts)", r.BytesPerAcct, r.AccountsHeld)

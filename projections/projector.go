@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -61,6 +62,13 @@ func (p *Projector) Position() uint64 {
 // Apply folds one stored message in. Messages at or below the applied position are ignored, which
 // makes redelivery harmless; undecodable or out-of-order messages are parked and reported.
 func (p *Projector) Apply(position uint64, accountID string, data []byte) {
+	ev, err := events.Decode(data)
+	p.ApplyDecoded(position, accountID, ev, err)
+}
+
+// ApplyDecoded is Apply for a message decoded elsewhere (decoding needs no lock, so a feeder can
+// decode on one core while the projector folds on another); decodeErr parks the message.
+func (p *Projector) ApplyDecoded(position uint64, accountID string, ev events.Event, decodeErr error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if position <= p.position {
@@ -68,7 +76,7 @@ func (p *Projector) Apply(position uint64, accountID string, data []byte) {
 	}
 	p.position = position
 	defer p.notify()
-	ev, err := events.Decode(data)
+	err := decodeErr
 	if err == nil {
 		a, ok := p.accounts[accountID]
 		if !ok {
@@ -180,20 +188,70 @@ func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 	if err != nil {
 		return fmt.Errorf("projector consumer: %w", err)
 	}
+	// Two stages: the consumer's goroutine decodes, this one folds. The queue is bounded, so a
+	// slow fold holds the consumer back instead of growing memory.
+	decoded := make(chan decodedMsg, feedQueue)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		md, err := m.Metadata()
 		if err != nil {
 			p.log.Error().Err(err).Msg("projector: message without metadata")
 			return
 		}
-		subj := m.Subject()
-		p.Apply(md.Sequence.Stream, subj[len(jetstore.SubjectPrefix):], m.Data())
+		d := decodedMsg{position: md.Sequence.Stream, accountID: strings.TrimPrefix(m.Subject(), jetstore.SubjectPrefix)}
+		d.ev, d.err = events.Decode(m.Data())
+		select {
+		case decoded <- d:
+		case <-ctx.Done():
+		}
 	}, jetstream.PullMaxMessages(4096))
 	if err != nil {
 		return fmt.Errorf("projector consume: %w", err)
 	}
-	<-ctx.Done()
-	cc.Stop()
-	<-cc.Closed()
-	return nil
+	for {
+		select {
+		case d := <-decoded:
+			p.ApplyDecoded(d.position, d.accountID, d.ev, d.err)
+		case <-ctx.Done():
+			cc.Stop()
+			<-cc.Closed()
+			return nil
+		}
+	}
+}
+
+// feedQueue bounds the decoded messages waiting to be folded.
+const feedQueue = 4096
+
+// decodedMsg is a stream message after the decode stage.
+type decodedMsg struct {
+	position  uint64
+	accountID string
+	ev        events.Event
+	err       error
+}
+
+// Rebuild folds the whole stream, from position 1 to its head at the time of the call, into a
+// fresh projector, with the same two-stage pipeline as Run.
+func Rebuild(ctx context.Context, stream jetstream.Stream, log zerolog.Logger) (*Projector, error) {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	p := NewProjector(log)
+	head := info.State.LastSeq
+	if head == 0 {
+		return p, nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(rctx, stream) }()
+	if err := p.WaitFor(ctx, head); err != nil {
+		return nil, err
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return p, nil
 }
