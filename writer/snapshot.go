@@ -23,8 +23,8 @@ type SnapshotStore interface {
 
 const (
 	// snapshotName changes with snapshotMagic so an old format is never misread.
-	snapshotName  = "writer-v1"
-	snapshotMagic = "creditledger-writer-snapshot-v1\n"
+	snapshotName  = "writer-v2"
+	snapshotMagic = "creditledger-writer-snapshot-v2\n"
 	// DefaultSnapshotEvery is how many appended events trigger a snapshot.
 	DefaultSnapshotEvery = 100_000
 )
@@ -70,7 +70,12 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 	if err := enc.Encode(accts); err != nil {
 		return nil, fmt.Errorf("encode snapshot accounts: %w", err)
 	}
-	_, codes := typeCodes()
+	// The snapshot carries its own table of event-type codes, so a build that registers more
+	// types still reads an older snapshot correctly.
+	types, codes := typeCodes()
+	if err := enc.Encode(types); err != nil {
+		return nil, fmt.Errorf("encode snapshot type table: %w", err)
+	}
 	b := buf.Bytes()
 	b = binary.AppendUvarint(b, uint64(len(w.commands)))
 	for id, rec := range w.commands {
@@ -151,8 +156,11 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	if err := dec.Decode(&accts); err != nil {
 		return 0, fmt.Errorf("decode snapshot accounts: %w", err)
 	}
+	var types []string
+	if err := dec.Decode(&types); err != nil {
+		return 0, fmt.Errorf("decode snapshot type table: %w", err)
+	}
 	rest := data[len(data)-rd.Len():]
-	types, _ := typeCodes()
 	r := &snapReader{b: rest}
 	n := r.uvarint()
 	commands := make(map[string]*commandRecord, n)
