@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/shopspring/decimal"
 )
@@ -13,6 +14,7 @@ var (
 	MaxAmount           = decimal.New(1, 12)
 	MaxFractionDigits   = int32(4)
 	numberLiteral       = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?$`)
+	decimalString       = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
 	maxAmountLiteralLen = 64
 )
 
@@ -44,17 +46,37 @@ func parseLiteral(s string) (decimal.Decimal, error) {
 	return decimal.NewFromString(s)
 }
 
-// UnmarshalJSON accepts a string or a number literal, never null, booleans or objects.
+// fractionDigits counts the digits after the point as written ("1.50" has 2); -1 when the
+// literal has an exponent and only its value can tell.
+func fractionDigits(lit string) int {
+	if strings.ContainsAny(lit, "eE") {
+		return -1
+	}
+	if i := strings.IndexByte(lit, '.'); i >= 0 {
+		return len(lit) - i - 1
+	}
+	return 0
+}
+
+// UnmarshalJSON accepts a decimal string ("12.5", no exponent) or a number literal, never null,
+// booleans or objects; at most 4 fractional digits as written.
 func (a *Amount) UnmarshalJSON(b []byte) error {
 	lit := string(b)
-	if len(b) > 0 && b[0] == '"' {
+	quoted := len(b) > 0 && b[0] == '"'
+	if quoted {
 		if err := json.Unmarshal(b, &lit); err != nil {
 			return err
+		}
+		if !decimalString.MatchString(lit) {
+			return fmt.Errorf("%q is not a decimal string like \"1500\" or \"12.5\"", lit)
 		}
 	}
 	d, err := parseLiteral(lit)
 	if err != nil {
 		return err
+	}
+	if n := fractionDigits(lit); n > int(MaxFractionDigits) {
+		return fmt.Errorf("%s has more than %d fractional digits", lit, MaxFractionDigits)
 	}
 	a.Decimal = d
 	return nil

@@ -1,13 +1,13 @@
 package commands
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/ledger"
@@ -68,13 +68,10 @@ func Parse(name string, data []byte) (Parsed, error) {
 		return Parsed{}, ledger.Reject(ledger.CodeInvalidArgument, "request larger than %d bytes", MaxRequestBytes)
 	}
 	w := mk()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(w); err != nil {
+	// Strict JSON: exact (case-sensitive) member names, no unknown or duplicate members, valid
+	// UTF-8, nothing after the object. encoding/json would let "Credits" override "credits".
+	if err := jsonv2.Unmarshal(data, w, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return Parsed{}, ledger.Reject(ledger.CodeInvalidArgument, "malformed request: %v", err)
-	}
-	if dec.More() {
-		return Parsed{}, ledger.Reject(ledger.CodeInvalidArgument, "malformed request: trailing data after the JSON object")
 	}
 	m := w.meta()
 	if err := m.check(); err != nil {

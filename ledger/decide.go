@@ -389,8 +389,8 @@ func (r Rules) decideSwitch(a Account, c SwitchBillingModel, now time.Time) ([]e
 		return nil, Reject(CodeNoActivePaygContract, "switching to pay-as-you-go needs an active PAYG contract")
 	}
 	if next := a.Features[c.Feature].NextSwitchAllowedAt; now.Before(next) {
-		e := Reject(CodeSwitchTooSoon, "feature %s can switch again at %s", c.Feature, next.Format(time.RFC3339))
-		e.Data = map[string]string{"next_switch_allowed_at": next.Format(time.RFC3339)}
+		e := Reject(CodeSwitchTooSoon, "feature %s can switch again at %s", c.Feature, next.Format(time.RFC3339Nano))
+		e.Data = map[string]string{"next_switch_allowed_at": next.Format(time.RFC3339Nano)}
 		return nil, e
 	}
 	var out []events.Payload

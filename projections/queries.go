@@ -1,11 +1,11 @@
 package projections
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -53,9 +53,7 @@ func NewQueries(p *Projector, cat ledger.Catalogue, maxWait time.Duration) (*Que
 // DecodeRequest parses a NATS query body strictly.
 func DecodeRequest(data []byte) (QueryRequest, error) {
 	var q QueryRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&q); err != nil {
+	if err := jsonv2.Unmarshal(data, &q, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return q, ledger.Reject(ledger.CodeInvalidArgument, "malformed query: %v", err)
 	}
 	return q, nil

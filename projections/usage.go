@@ -24,14 +24,14 @@ const RoundingRule = "amount fields are rounded half-even (banker's rounding) to
 type UsageFeature struct {
 	Unit        string          `json:"unit"`
 	Quantity    decimal.Decimal `json:"quantity"`
-	Amount      decimal.Decimal `json:"amount"`
+	Amount      string          `json:"amount"`
 	AmountExact decimal.Decimal `json:"amount_exact"`
 	Records     int             `json:"records"`
 }
 
 // UsageTotal is the total of one month.
 type UsageTotal struct {
-	Amount      decimal.Decimal `json:"amount"`
+	Amount      string          `json:"amount"`
 	AmountExact decimal.Decimal `json:"amount_exact"`
 	Records     int             `json:"records"`
 }
@@ -98,16 +98,16 @@ func UsageOf(a ledger.Account, position uint64, month string) (Usage, error) {
 	out := Usage{OK: true, AccountID: a.ID, Position: position, Rounding: RoundingRule, Months: make([]UsageMonth, 0, len(exact))}
 	for _, um := range exact {
 		for id, f := range um.Features {
-			f.Amount = ledger.RoundMoney(f.AmountExact, um.Currency)
+			f.Amount = shownMoney(f.AmountExact, um.Currency)
 			um.Features[id] = f
 		}
-		um.Total.Amount = ledger.RoundMoney(um.Total.AmountExact, um.Currency)
+		um.Total.Amount = shownMoney(um.Total.AmountExact, um.Currency)
 		out.Months = append(out.Months, *um)
 	}
 	if month != "" && len(out.Months) == 0 {
 		cur := ledger.DefaultRateCard().Currency
 		out.Months = append(out.Months, UsageMonth{Month: month, Currency: cur, Features: map[string]UsageFeature{},
-			Total: UsageTotal{Amount: ledger.RoundMoney(decimal.Zero, cur), AmountExact: decimal.Zero}})
+			Total: UsageTotal{Amount: shownMoney(decimal.Zero, cur), AmountExact: decimal.Zero}})
 	}
 	sort.Slice(out.Months, func(i, j int) bool {
 		if out.Months[i].Month != out.Months[j].Month {
@@ -116,4 +116,10 @@ func UsageOf(a ledger.Account, position uint64, month string) (Usage, error) {
 		return out.Months[i].Currency < out.Months[j].Currency
 	})
 	return out, nil
+}
+
+// shownMoney renders an amount rounded half-even to the currency's minor unit with every minor
+// digit written ("5.00", not "5"), as an invoice shows it.
+func shownMoney(amount decimal.Decimal, currency string) string {
+	return ledger.RoundMoney(amount, currency).StringFixedBank(ledger.MinorUnitDigits(currency))
 }

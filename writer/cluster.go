@@ -8,8 +8,59 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// claimTimeout bounds one reservation round trip.
+// claimTimeout bounds one reservation or account-head round trip.
 const claimTimeout = 5 * time.Second
+
+// LeaderReads is what a store shared with other processes offers for fresh decisions:
+// *jetstore.Store implements it.
+type LeaderReads interface {
+	// LeaderAccountHead is the account's last position as the store's leader knows it.
+	LeaderAccountHead(ctx context.Context, accountID string) (uint64, error)
+	// ReadAccountTo returns the account's records up to head, waiting for a lagging replica.
+	ReadAccountTo(ctx context.Context, accountID string, head uint64) ([]ledger.Record, error)
+}
+
+// refreshShared makes sure a command on a stream other processes also append to is decided on
+// the account's latest state. The writer's memory only sees its own appends; the
+// expected-sequence check catches a stale state when appending, but a rejection (or an answer
+// that needs no append) decided on a stale state would be wrong, and a command another process
+// already appended would be decided again. So, with SharedStream, every command first reads its
+// account's head from the store's leader (one round trip); if it moved, the account is re-read
+// up to that head before the idempotency check and the decision.
+func (w *Writer) refreshShared(ctx context.Context, accountID string) error {
+	if !w.opts.SharedStream || accountID == "" {
+		return nil
+	}
+	ls, ok := w.opts.Store.(LeaderReads)
+	if !ok {
+		return ledger.Reject(ledger.CodeInternal, "a shared stream needs a store with leader reads")
+	}
+	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	head, err := ls.LeaderAccountHead(cctx, accountID)
+	if err != nil {
+		return ledger.Reject(ledger.CodeUnavailable, "reading the head of account %s: %v; retry with the same command_id", accountID, err)
+	}
+	a, ok := w.accounts[accountID]
+	if (ok && a.head == head && !a.stale) || (!ok && head == 0) {
+		return nil
+	}
+	recs, err := ls.ReadAccountTo(cctx, accountID, head)
+	if err != nil {
+		return ledger.Reject(ledger.CodeUnavailable, "re-reading account %s: %v; retry with the same command_id", accountID, err)
+	}
+	delete(w.accounts, accountID)
+	for _, r := range recs {
+		w.apply(r)
+		if r.Position > w.head.Load() {
+			w.head.Store(r.Position)
+		}
+	}
+	if _, ok := w.accounts[accountID]; !ok {
+		w.accounts[accountID] = &account{state: ledger.NewAccount(accountID)}
+	}
+	return nil
+}
 
 // IDClaims reserves ids that must be unique across all accounts (license ids, Azure item ids,
 // PAYG contract ids) in a store every ledger process shares. The writer's own owner index only

@@ -52,6 +52,10 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			next = append(next, r)
 			continue
 		}
+		if err := w.refreshShared(ctx, r.AccountID); err != nil { // other processes' appends: cluster.go
+			w.reject(r, asError(err))
+			continue
+		}
 		if !r.internal {
 			if rec, ok := w.commands[r.CommandID]; ok {
 				w.replyRecorded(r, rec)
@@ -374,6 +378,9 @@ func (w *Writer) replyRecorded(r *Request, rec *commandRecord) {
 func (w *Writer) sweepRequests(now time.Time) []*Request {
 	var out []*Request
 	for id, a := range w.accounts {
+		if len(out) >= maxSweep {
+			break // the rest are found by the next sweep, a second later
+		}
 		if w.advancing[id] || a.broken != nil || len(ledger.DueEvents(a.state, now)) == 0 {
 			continue
 		}

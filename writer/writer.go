@@ -32,6 +32,8 @@ const (
 	// ~41 per append and ~4,600/s.
 	DefaultMaxInflight = 1
 	DefaultPipelineMin = 32
+	// maxSweep bounds the AdvanceTime requests one sweep makes.
+	maxSweep = 1000
 	// maxRound bounds the requests one round considers, deferred ones included.
 	maxRound = 8192
 	// timeCommandPrefix marks command ids the writer makes for itself; clients cannot use it.
@@ -64,6 +66,9 @@ type Options struct {
 	// PipelineMin is how many waiting requests justify starting an append while another is
 	// still in flight; below it the writer lets requests gather into the next, larger batch.
 	PipelineMin int
+	// SharedStream says other ledger processes append to the same store (a cluster): every
+	// command first checks its account's head in the store (cluster.go).
+	SharedStream bool
 	// Claims, when set, reserves globally unique ids in a store shared with other ledger
 	// processes before they are appended (cluster.go); nil in a single-process deployment.
 	Claims IDClaims
