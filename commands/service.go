@@ -86,7 +86,11 @@ func respond(req micro.Request, name, commandID string, res writer.Result, start
 		if res.Err.Code == ledger.CodeInternal || res.Err.Code == ledger.CodeUnavailable {
 			ev = log.Error().Str("code", string(res.Err.Code)).Str("reason", res.Err.Message)
 		}
-		err = req.Respond(api.RejectedBody(res.Err), micro.WithHeaders(api.ErrorHeaders(res.Err)))
+		hdr := api.ErrorHeaders(res.Err)
+		if res.Replayed {
+			hdr[ReplayedHeader] = []string{"true"}
+		}
+		err = req.Respond(api.RejectedBody(res.Err), micro.WithHeaders(hdr))
 	} else {
 		var opts []micro.RespondOpt
 		if res.Replayed {

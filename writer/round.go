@@ -61,6 +61,10 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 				w.replyRecorded(r, rec)
 				continue
 			}
+			if rec, ok := w.rejections[r.CommandID]; ok {
+				w.replyRejected(r, rec)
+				continue
+			}
 		}
 		// Hook (subscriptions.go): planGroup wraps plan; a subscription move plans two accounts.
 		group, err := w.planGroup(ctx, r, now, len(recs))

@@ -56,6 +56,8 @@ type Options struct {
 	SweepInterval time.Duration
 	// MaxInflight is how many appends may be in flight at once (on disjoint accounts).
 	MaxInflight int
+	// RejectionsRemembered bounds the rejected command ids kept for idempotent replies.
+	RejectionsRemembered int
 	// Shared says other writers (other nodes) may append to the same stream: every rejection is
 	// then confirmed against the account's stored head before it is sent.
 	Shared bool
@@ -109,6 +111,9 @@ type Writer struct {
 	// snapHead is the position of the last snapshot; saving is closed when its save ends.
 	snapHead uint64
 	saving   chan struct{}
+	// rejections remembers rejected commands (bounded, oldest evicted first).
+	rejections  map[string]*rejection
+	rejectOrder []string
 	// redecided counts requests put back to be decided again (on a re-read account, or a sweep
 	// turned into its requests); the run loop treats a change as progress.
 	redecided uint64
@@ -141,6 +146,9 @@ func New(o Options) (*Writer, error) {
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = DefaultMaxInflight
 	}
+	if o.RejectionsRemembered <= 0 {
+		o.RejectionsRemembered = DefaultRejectionsRemembered
+	}
 	if o.SnapshotEvery == 0 {
 		o.SnapshotEvery = DefaultSnapshotEvery
 	}
@@ -160,6 +168,7 @@ func New(o Options) (*Writer, error) {
 		advancing: map[string]bool{},
 
 		busyAccounts: map[string]bool{},
+		rejections:   map[string]*rejection{},
 		busyCommands: map[string]bool{},
 		reserved:     map[string]string{},
 		acks:         make(chan appendDone, o.MaxInflight),
@@ -397,6 +406,7 @@ func (w *Writer) shutdown(carry []*Request) {
 }
 
 func (w *Writer) reject(r *Request, err *ledger.Error) {
+	w.rememberRejection(r, err)
 	if r.Reply != nil {
 		r.Reply(Result{AccountID: r.AccountID, Err: err})
 	}
