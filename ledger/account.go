@@ -88,6 +88,27 @@ func NewAccount(id string) Account {
 	}
 }
 
+// WithMaps fills in any nil map, keeping everything else: a decoded snapshot (gob leaves empty
+// maps nil) or a zero Account becomes safe to Evolve without losing what it holds.
+func (a Account) WithMaps() Account {
+	if a.Licenses == nil {
+		a.Licenses = map[string]License{}
+	}
+	if a.Allocations == nil {
+		a.Allocations = map[string]decimal.Decimal{}
+	}
+	if a.Features == nil {
+		a.Features = map[string]FeatureBilling{}
+	}
+	if a.Contracts == nil {
+		a.Contracts = map[string]PaygContract{}
+	}
+	if a.Usage == nil {
+		a.Usage = map[string]UsageRecord{}
+	}
+	return a
+}
+
 // Clone returns a deep copy that shares nothing mutable with a.
 func (a Account) Clone() Account {
 	c := a
@@ -178,9 +199,7 @@ func (a Account) HasActivePayg() bool {
 // Evolve applies one event to the state. It is total: every registered event type has a case,
 // and the version advances for every event.
 func Evolve(a Account, e events.Event) Account {
-	if a.Licenses == nil {
-		a = NewAccount(e.AccountID)
-	}
+	a = a.WithMaps()
 	if a.ID == "" {
 		a.ID = e.AccountID
 	}

@@ -34,6 +34,11 @@ type Projector struct {
 	parked   []Parked
 	parkedN  int
 	watchers map[string]map[chan uint64]struct{}
+	// Checkpoints (snapshot.go); used only by the Run goroutine.
+	snaps     SnapshotStore
+	snapEvery uint64
+	snapAt    uint64
+	saving    chan struct{}
 }
 
 // NewProjector returns an empty projector.
@@ -211,9 +216,11 @@ func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 		select {
 		case d := <-decoded:
 			p.ApplyDecoded(d.position, d.accountID, d.ev, d.err)
+			p.maybeCheckpoint(ctx, false)
 		case <-ctx.Done():
 			cc.Stop()
 			<-cc.Closed()
+			p.maybeCheckpoint(ctx, true)
 			return nil
 		}
 	}

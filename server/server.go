@@ -102,9 +102,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s = &Server{cfg: cfg}
 	s.cfg.Replicas = s.resolveReplicas() // 3 in a cluster of 3+ nodes (cluster.go)
 	cfg = s.cfg
+	started := s // `return nil, err` sets s to nil before this deferred cleanup runs
 	defer func() {
 		if err != nil {
-			s.Shutdown(context.Background())
+			started.Shutdown(context.Background())
 		}
 	}()
 	url := cfg.NATSURL
@@ -121,10 +122,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.svcNC, err = s.dial("creditledger-service"); err != nil {
 		return nil, err
 	}
-	if s.store, err = jetstore.Open(ctx, s.nc, jetstore.Config{Replicas: cfg.Replicas}); err != nil {
+	if s.store, err = s.openStore(ctx); err != nil { // retries while a cluster forms: cluster.go
 		return nil, err
 	}
-	snaps, err := jetstore.OpenSnapshots(ctx, s.store.JetStream(), cfg.Replicas)
+	snaps, err := s.openSnapshots(ctx) // none when nodes share the stream: cluster.go
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	cfg.Payg.apply(&rules) // hook: server/payg.go (issue 5)
 	s.writer, err = writer.New(writer.Options{
 		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
-		SweepInterval: cfg.SweepInterval, Snapshots: s.snapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
+		SweepInterval: cfg.SweepInterval, Snapshots: s.snapshots(snaps), Claims: s.prod.claims, SharedStream: s.sharedStream(), SnapshotEvery: cfg.SnapshotEvery,
 		MaxInflight: cfg.MaxInflight,
 		// Any deployment this process did not embed alone may have other writers on LEDGER.
 		Shared: cfg.NATSURL != "" || cfg.SharedStream,
@@ -148,8 +149,16 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.proj = projections.NewProjector(cfg.Log.With().Str("component", "projector").Logger())
-	s.proj.Seed(s.writer.Head(), s.writer.EachAccount)
+	// The projector resumes from its own checkpoint (read models and position saved together),
+	// independently of the writer's fold; without one it replays the stream from the start.
+	projLog := cfg.Log.With().Str("component", "projector").Logger()
+	s.proj = projections.NewProjector(projLog)
+	if pos, err := s.proj.Restore(ctx, snaps); err != nil || pos > s.writer.Head() {
+		projLog.Warn().Err(err).Uint64("checkpoint", pos).Uint64("stream_head", s.writer.Head()).
+			Msg("projections checkpoint unusable; rebuilding from the stream")
+		s.proj = projections.NewProjector(projLog)
+	}
+	s.proj.UseSnapshots(snaps, cfg.SnapshotEvery)
 	stream, err := s.store.JetStream().Stream(ctx, jetstore.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("stream handle: %w", err)
@@ -301,8 +310,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 			s.nc.Close()
 		}
 		if s.ns != nil {
-			s.ns.Shutdown()
-			s.ns.WaitForShutdown()
+			s.stopEmbedded() // a cluster node hands its leaderships over first: cluster.go
 		}
 	})
 }

@@ -192,10 +192,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	w.accounts = make(map[string]*account, len(accts))
 	w.owners = map[string]string{}
 	for id, s := range accts {
-		a := &account{state: s.State, head: s.Head, hash: s.Hash}
-		if a.state.Licenses == nil {
-			a.state = ledger.NewAccount(id)
-		}
+		a := &account{state: s.State.WithMaps(), head: s.Head, hash: s.Hash} // gob leaves empty maps nil
 		if s.Broken != "" {
 			a.broken = errors.New(s.Broken)
 		}

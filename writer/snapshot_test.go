@@ -123,8 +123,11 @@ func TestSnapshotRestoresStateAndIdempotency(t *testing.T) {
 			first = res
 		}
 	}
+	// An account with no license at all (only a PAYG contract) must survive the snapshot whole.
+	require.Nil(t, do(t, w1, "purchase_payg_contract", map[string]any{"command_id": "pg", "account_id": "payg-only", "contract_id": "P1"}).Err)
 	stop1()
 	want, wantHead := states(w1), w1.Head()
+	require.Contains(t, want["payg-only"], `"P1"`)
 	data, err := r.snaps.Load(context.Background(), "writer-v2")
 	require.NoError(t, err)
 	require.NotNil(t, data, "a snapshot is saved at shutdown")
