@@ -12,7 +12,10 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/authz"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/writer"
@@ -21,8 +24,18 @@ import (
 // ClusterReplicas is the LEDGER stream's replica count in a cluster of at least that many nodes.
 const ClusterReplicas = 3
 
-// clusterWaitLog is how often a node waiting for its JetStream cluster says so.
-const clusterWaitLog = 5 * time.Second
+// Cluster start-up bounds: how often a waiting node says so, how long one attempt to open the
+// LEDGER stream may take, and the pause between attempts. The whole wait is bounded by the
+// start context.
+const (
+	clusterWaitLog     = 5 * time.Second
+	clusterOpenTimeout = 5 * time.Second
+	clusterOpenPause   = 250 * time.Millisecond
+	// A node stopping in lame-duck mode hands over its raft leaderships (about a second), then
+	// closes the clients still connected over lameDuckDuration so they move to other nodes.
+	lameDuckDuration = 2 * time.Second
+	lameDuckGrace    = 250 * time.Millisecond
+)
 
 // ClusterConfig makes the embedded server one node of a JetStream cluster: every node runs the
 // command, projection and query services against one replicated LEDGER stream.
@@ -57,6 +70,7 @@ func applyCluster(opts *natsserver.Options, cfg EmbeddedConfig) error {
 		return fmt.Errorf("cluster listen: %w", err)
 	}
 	opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = c.Name, host, port
+	opts.LameDuckDuration, opts.LameDuckGracePeriod = lameDuckDuration, lameDuckGrace
 	var ra *authz.RouteAuth
 	if cfg.Auth != nil {
 		ra = cfg.Auth.NATS.Cluster
@@ -86,6 +100,9 @@ func applyCluster(opts *natsserver.Options, cfg EmbeddedConfig) error {
 	if err != nil {
 		return fmt.Errorf("cluster tls: %w", err)
 	}
+	// A node is both client and server on routes: it verifies peers it dials against the same CA
+	// (as nats-server's own cluster tls block does).
+	tc.RootCAs = tc.ClientCAs
 	opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = tc, tlsTimeout
 	return nil
 }
@@ -125,6 +142,17 @@ func waitJetStream(ctx context.Context, ns *natsserver.Server, cfg Config) error
 		}
 	}
 	return nil
+}
+
+// stopEmbedded stops the embedded server. A cluster node stops in lame-duck mode: it first hands
+// the leadership of every stream and of the meta group to another node, so the survivors go on
+// at once instead of waiting out an election (an abrupt stop costs one: several seconds).
+func (s *Server) stopEmbedded() {
+	if s.cfg.Cluster.Enabled() {
+		s.ns.LameDuckShutdown()
+	}
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
 }
 
 // sharedStream reports whether other ledger processes may append to the same stream.
@@ -206,12 +234,31 @@ func (s *Server) openShared(ctx context.Context) error {
 	if !s.sharedStream() {
 		return nil
 	}
-	claims, err := jetstore.OpenClaims(ctx, s.store.JetStream(), s.cfg.Replicas)
+	js := s.store.JetStream()
+	err := s.retryJS(ctx, "the id reservations", func(ctx context.Context) error {
+		claims, err := jetstore.OpenClaims(ctx, js, s.cfg.Replicas)
+		if err == nil {
+			s.prod.claims = claims
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	s.prod.claims = claims
-	st, err := s.store.JetStream().Stream(ctx, jetstore.StreamName)
+	if !s.cfg.Checkpoints.Disabled {
+		// Created here, with retries, so the checkpoint publisher finds it (see retryJS).
+		err := s.retryJS(ctx, "the checkpoint stream", func(ctx context.Context) error {
+			if _, err := js.Stream(ctx, audit.CheckpointStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return err
+			}
+			_, err := js.CreateStream(ctx, audit.CheckpointStreamConfig(s.cfg.Replicas))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	st, err := js.Stream(ctx, jetstore.StreamName)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", jetstore.StreamName, err)
 	}
@@ -220,6 +267,15 @@ func (s *Server) openShared(ctx context.Context) error {
 			Msg("the LEDGER stream has fewer replicas than this cluster calls for; raise them with `nats stream edit LEDGER --replicas N`")
 	}
 	return nil
+}
+
+// openSnapshots opens the writer's snapshot bucket; a process that shares its stream keeps no
+// snapshots (see snapshots) and does not create it.
+func (s *Server) openSnapshots(ctx context.Context) (*jetstore.Snapshots, error) {
+	if s.sharedStream() {
+		return nil, nil
+	}
+	return jetstore.OpenSnapshots(ctx, s.store.JetStream(), s.cfg.Replicas)
 }
 
 // snapshots is the writer's snapshot store: none when other processes append to the stream,
@@ -231,3 +287,61 @@ func (s *Server) snapshots(sn *jetstore.Snapshots) writer.SnapshotStore {
 	}
 	return sn
 }
+
+// openStore opens (or creates) the LEDGER stream, retrying while a cluster forms (retryJS).
+func (s *Server) openStore(ctx context.Context) (*jetstore.Store, error) {
+	var st *jetstore.Store
+	err := s.retryJS(ctx, "the LEDGER stream", func(ctx context.Context) (err error) {
+		st, err = jetstore.Open(ctx, s.nc, jetstore.Config{Replicas: s.cfg.Replicas})
+		return err
+	})
+	return st, err
+}
+
+// retryJS runs one JetStream set-up step. On a cluster node it tries again while the cluster is
+// still forming: a new meta leader may not yet know enough peers to place three replicas ("no
+// suitable peers"), and one of several identical creates racing from different nodes can go
+// unanswered. Each attempt is bounded; the whole wait is bounded by ctx. Anything else (a
+// stream with weaker settings, say) fails at once.
+func (s *Server) retryJS(ctx context.Context, what string, step func(context.Context) error) error {
+	if !s.cfg.Cluster.Enabled() {
+		return step(ctx)
+	}
+	start, logged := time.Now(), time.Now()
+	for {
+		actx, cancel := context.WithTimeout(ctx, clusterOpenTimeout)
+		err := step(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !transientJS(err) || ctx.Err() != nil {
+			return err
+		}
+		if time.Since(logged) >= clusterWaitLog {
+			logged = time.Now()
+			s.cfg.Log.Warn().Err(err).Dur("waited", time.Since(start)).Msg("waiting for the cluster to place " + what)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last: %v)", what, ctx.Err(), err)
+		case <-time.After(clusterOpenPause):
+		}
+	}
+}
+
+// transientJS reports whether a JetStream error can pass while a cluster forms.
+func transientJS(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.ErrorCode == errCodeNoSuitablePeers || apiErr.ErrorCode == errCodeInsufficientResources
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// JetStream error codes of a cluster that cannot place a stream yet.
+const (
+	errCodeNoSuitablePeers       = 10005
+	errCodeInsufficientResources = 10023
+)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -15,9 +16,16 @@ import (
 // value ("license.L-1"); value: the account that holds it. Keys are only ever created.
 const ClaimsBucket = "LEDGER_IDS"
 
+// claimReadAttempts and claimReadPause bound the wait for a racing reservation to be stored.
+const (
+	claimReadAttempts = 100
+	claimReadPause    = 5 * time.Millisecond
+)
+
 // Claims reserves ids with create-only writes: the first account to create a key holds the id.
 type Claims struct {
 	kv jetstream.KeyValue
+	nc *nats.Conn
 }
 
 // OpenClaims opens the reservation bucket, creating it (file storage, one value per key) with
@@ -42,7 +50,7 @@ func OpenClaims(ctx context.Context, js jetstream.JetStream, replicas int) (*Cla
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", ClaimsBucket, err)
 	}
-	return &Claims{kv: kv}, nil
+	return &Claims{kv: kv, nc: js.Conn()}, nil
 }
 
 // Claim makes accountID the holder of id unless another account holds it, and returns the
@@ -57,11 +65,24 @@ func (c *Claims) Claim(ctx context.Context, id, accountID string) (string, error
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return "", fmt.Errorf("reserve %s: %w", id, err)
 	}
-	e, err := c.kv.Get(ctx, key)
-	if err != nil {
-		return "", fmt.Errorf("read reservation of %s: %w", id, err)
+	// Read the holder from the bucket's leader: a direct get (kv.Get) may be answered by a
+	// replica that has not seen the reservation yet. The leader refuses a second create as soon
+	// as the first is in flight, before it has stored it, so the read may briefly find nothing.
+	for attempt := 0; attempt < claimReadAttempts; attempt++ {
+		seq, holder, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+key)
+		if err != nil {
+			return "", fmt.Errorf("read reservation of %s: %w", id, err)
+		}
+		if seq != 0 {
+			return string(holder), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("read reservation of %s: %w", id, ctx.Err())
+		case <-time.After(claimReadPause):
+		}
 	}
-	return string(e.Value()), nil
+	return "", fmt.Errorf("reservation of %s exists but could not be read", id)
 }
 
 // StoredAt is when JetStream stored the message at position (a direct get on the LEDGER stream).
