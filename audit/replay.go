@@ -285,6 +285,29 @@ func ParseLine(line []byte) (Message, error) {
 	return m, nil
 }
 
+// ReplayStored writes each selected message's stored bytes verbatim, one per line, in stream
+// order: the events exactly as stored. A message that cannot stand as one JSON line (not valid
+// JSON, or containing a line break — never true of what the ledger writes) is written in the
+// positioned form of AppendLine instead, and counted in the second result.
+func ReplayStored(ctx context.Context, src *Source, f Filter, w io.Writer) (int, int, error) {
+	n, odd := 0, 0
+	var buf []byte
+	_, err := src.Scan(ctx, f, func(m Message) error {
+		if jsontext.Value(m.Data).IsValid() && !bytes.ContainsAny(m.Data, "\r\n") {
+			buf = append(append(buf[:0], m.Data...), '\n')
+		} else {
+			buf = AppendLine(buf[:0], m)
+			odd++
+		}
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("write replay: %w", err)
+		}
+		n++
+		return nil
+	})
+	return n, odd, err
+}
+
 // Replay writes the selected messages as JSON lines, in stream order, exactly as stored, and
 // returns how many it wrote.
 func Replay(ctx context.Context, src *Source, f Filter, w io.Writer) (int, error) {

@@ -226,7 +226,7 @@ func measureReplay(ctx context.Context, nc *nats.Conn) (ReplayResult, error) {
 		return ReplayResult{}, fmt.Errorf("audit source: %w", err)
 	}
 	start = time.Now()
-	lines, err := audit.Replay(ctx, src, audit.Filter{}, io.Discard)
+	lines, _, err := audit.ReplayStored(ctx, src, audit.Filter{}, io.Discard)
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("audit replay: %w", err)
 	}

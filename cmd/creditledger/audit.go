@@ -143,8 +143,9 @@ func optTime(name, s string) (time.Time, error) {
 func auditReplayCmd() *cobra.Command {
 	var c auditConn
 	var ff filterFlags
+	var withPosition bool
 	cmd := &cobra.Command{
-		Use:   "replay [--account ID] [--from-position P] [--since T] [--until T]",
+		Use:   "replay [--account ID] [--from-position P] [--since T] [--until T] [--with-position]",
 		Short: "Write the events as JSON lines, in stream order, exactly as stored",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -159,7 +160,15 @@ func auditReplayCmd() *cobra.Command {
 			defer done()
 			defer progress(cmd, src, "replay")()
 			w := bufio.NewWriter(cmd.OutOrStdout())
-			_, err = audit.Replay(ctx, src, f, w)
+			if withPosition {
+				_, err = audit.Replay(ctx, src, f, w)
+			} else {
+				var odd int
+				_, odd, err = audit.ReplayStored(ctx, src, f, w)
+				if odd > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "creditledger: %d stored messages are not single-line JSON; written in the positioned form with data_base64\n", odd)
+				}
+			}
 			if ferr := w.Flush(); err == nil {
 				err = ferr
 			}
@@ -168,6 +177,8 @@ func auditReplayCmd() *cobra.Command {
 	}
 	c.add(cmd.Flags())
 	ff.add(cmd.Flags())
+	cmd.Flags().BoolVar(&withPosition, "with-position", false,
+		`wrap each event as {"position","subject","stored_at","event"} (the stored bytes unchanged inside)`)
 	return cmd
 }
 

@@ -178,7 +178,7 @@ func TestAuditIsQuietWhenStdoutIsNotATerminal(t *testing.T) {
 	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	require.NoError(t, err)
 	defer f.Close()
-	_, err = runAudit(t, f, "replay", "--nats-url", l.ClientURL())
+	_, err = runAudit(t, f, "replay", "--nats-url", l.ClientURL(), "--with-position")
 	require.NoError(t, err)
 	b, err := os.ReadFile(f.Name())
 	require.NoError(t, err)
@@ -187,4 +187,14 @@ func TestAuditIsQuietWhenStdoutIsNotATerminal(t *testing.T) {
 	m, err := audit.ParseLine([]byte(lines[0]))
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), m.Position)
+
+	// By default each line is the stored event itself, byte for byte.
+	raw, err := os.Create(filepath.Join(t.TempDir(), "raw"))
+	require.NoError(t, err)
+	defer raw.Close()
+	_, err = runAudit(t, raw, "replay", "--nats-url", l.ClientURL())
+	require.NoError(t, err)
+	rb, err := os.ReadFile(raw.Name())
+	require.NoError(t, err)
+	assert.Equal(t, string(m.Data)+"\n", string(rb))
 }
