@@ -125,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.store, err = s.openStore(ctx); err != nil { // retries while a cluster forms: cluster.go
 		return nil, err
 	}
-	snaps, err := s.openSnapshots(ctx) // none when nodes share the stream: cluster.go
+	snaps, err := s.openSnapshots(ctx) // retries while a cluster forms: cluster.go
 	if err != nil {
 		return nil, err
 	}
@@ -136,24 +136,36 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	cfg.Payg.apply(&rules) // hook: server/payg.go (issue 5)
 	s.writer, err = writer.New(writer.Options{
 		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
-		SweepInterval: cfg.SweepInterval, Snapshots: s.snapshots(snaps), Claims: s.prod.claims, SharedStream: s.sharedStream(), SnapshotEvery: cfg.SnapshotEvery,
+		SweepInterval: cfg.SweepInterval, Snapshots: s.snapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 		MaxInflight: cfg.MaxInflight,
 		// Any deployment this process did not embed alone may have other writers on LEDGER.
-		Shared: cfg.NATSURL != "" || cfg.SharedStream,
+		Shared: s.sharedStream(), // cluster, NATSURL or SharedStream: cluster.go
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writer.Load(ctx); err != nil {
-		return nil, err
+	// The projector resumes from its own checkpoint (read models and position saved together),
+	// independently of the writer's fold; without one it replays the stream from the start. The
+	// two restores share nothing, so they run side by side.
+	projLog := cfg.Log.With().Str("component", "projector").Logger()
+	s.proj = projections.NewProjector(projLog)
+	type restored struct {
+		pos uint64
+		err error
+	}
+	projDone := make(chan restored, 1)
+	go func() {
+		pos, err := s.proj.Restore(ctx, snaps)
+		projDone <- restored{pos, err}
+	}()
+	loadErr := s.writer.Load(ctx)
+	pr := <-projDone
+	if loadErr != nil {
+		return nil, loadErr
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	// The projector resumes from its own checkpoint (read models and position saved together),
-	// independently of the writer's fold; without one it replays the stream from the start.
-	projLog := cfg.Log.With().Str("component", "projector").Logger()
-	s.proj = projections.NewProjector(projLog)
-	if pos, err := s.proj.Restore(ctx, snaps); err != nil || pos > s.writer.Head() {
+	if pos, err := pr.pos, pr.err; err != nil || pos > s.writer.Head() {
 		projLog.Warn().Err(err).Uint64("checkpoint", pos).Uint64("stream_head", s.writer.Head()).
 			Msg("projections checkpoint unusable; rebuilding from the stream")
 		s.proj = projections.NewProjector(projLog)

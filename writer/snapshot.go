@@ -164,9 +164,16 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	r := &snapReader{b: rest}
 	n := r.uvarint()
 	commands := make(map[string]*commandRecord, n)
+	interned := make(map[string]string, len(accts))
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		id := r.str()
-		rec := &commandRecord{accountID: r.str(), bodyHash: r.str()}
+		acct := r.str()
+		if k, ok := interned[acct]; ok {
+			acct = k // share the account id string instead of one copy per command
+		} else {
+			interned[acct] = acct
+		}
+		rec := &commandRecord{accountID: acct, bodyHash: r.str()}
 		rec.result.AccountID = rec.accountID
 		ne := r.uvarint()
 		if ne > ledger.MaxEventsPerCommand {
