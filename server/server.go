@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -108,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 			started.Shutdown(context.Background())
 		}
 	}()
+	t0 := time.Now()
 	url := cfg.NATSURL
 	if url == "" {
 		if s.ns, err = s.startEmbedded(ctx); err != nil { // auth, TLS, cluster: security.go
@@ -116,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		url = s.ns.ClientURL()
 	}
 	s.url = url
+	tNATS := time.Since(t0)
 	if s.nc, err = s.dial("creditledger-store"); err != nil {
 		return nil, err
 	}
@@ -136,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	cfg.Payg.apply(&rules) // hook: server/payg.go (issue 5)
 	s.writer, err = writer.New(writer.Options{
 		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
-		SweepInterval: cfg.SweepInterval, Snapshots: s.snapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
+		SweepInterval: cfg.SweepInterval, Snapshots: s.writerSnapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 		MaxInflight: cfg.MaxInflight,
 		// Any deployment this process did not embed alone may have other writers on LEDGER.
 		Shared: s.sharedStream(), // cluster, NATSURL or SharedStream: cluster.go
@@ -155,11 +159,19 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	projDone := make(chan restored, 1)
 	go func() {
-		pos, err := s.proj.Restore(ctx, snaps)
+		pos, err := s.proj.Restore(ctx, s.projectionSnapshots(snaps))
 		projDone <- restored{pos, err}
 	}()
+	tLoad := time.Now()
+	// Restoring builds millions of small objects that all stay live; collecting while they are
+	// built only burns CPU the restore needs, so the collector is relaxed until both are done.
+	gcPercent := debug.SetGCPercent(400)
 	loadErr := s.writer.Load(ctx)
+	writerLoad := time.Since(tLoad)
 	pr := <-projDone
+	debug.SetGCPercent(gcPercent)
+	cfg.Log.Info().Dur("nats_ready", tNATS).Dur("writer_load", writerLoad).Dur("state_restored", time.Since(tLoad)).
+		Uint64("position", s.writer.Head()).Uint64("projections_checkpoint", pr.pos).Msg("state loaded")
 	if loadErr != nil {
 		return nil, loadErr
 	}
@@ -170,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 			Msg("projections checkpoint unusable; rebuilding from the stream")
 		s.proj = projections.NewProjector(projLog)
 	}
-	s.proj.UseSnapshots(snaps, cfg.SnapshotEvery)
+	s.proj.UseSnapshots(s.projectionSnapshots(snaps), cfg.SnapshotEvery)
 	stream, err := s.store.JetStream().Stream(ctx, jetstore.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("stream handle: %w", err)
@@ -325,4 +337,30 @@ func (s *Server) Shutdown(ctx context.Context) {
 			s.stopEmbedded() // a cluster node hands its leaderships over first: cluster.go
 		}
 	})
+}
+
+// localSnapshots is the file store for snapshots when this process embeds the only NATS server
+// of its stream and so owns the disk (snapfile.go); nil otherwise.
+func (s *Server) localSnapshots() *fileSnapshots {
+	if s.ns == nil || s.sharedStream() || s.cfg.DataDir == "" {
+		return nil
+	}
+	return &fileSnapshots{dir: filepath.Join(s.cfg.DataDir, "snapshots")}
+}
+
+// writerSnapshots is where the writer keeps its snapshots: local files for a lone embedded
+// node, otherwise whatever the cluster rules allow (cluster.go).
+func (s *Server) writerSnapshots(sn *jetstore.Snapshots) writer.SnapshotStore {
+	if local := s.localSnapshots(); local != nil {
+		return local
+	}
+	return s.snapshots(sn)
+}
+
+// projectionSnapshots is where the projector checkpoints.
+func (s *Server) projectionSnapshots(sn *jetstore.Snapshots) projections.SnapshotStore {
+	if local := s.localSnapshots(); local != nil {
+		return local
+	}
+	return sn
 }

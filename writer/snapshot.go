@@ -276,7 +276,9 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 	if w.opts.Snapshots == nil {
 		return 1
 	}
+	start := time.Now()
 	data, err := w.opts.Snapshots.Load(ctx, snapshotName)
+	fetched := time.Since(start)
 	if err != nil || data == nil {
 		if err != nil {
 			w.opts.Log.Warn().Err(err).Msg("snapshot unavailable; replaying the whole stream")
@@ -291,5 +293,8 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 	}
 	w.head.Store(head)
 	w.snapHead = head
+	w.opts.Log.Info().Uint64("position", head).Int("bytes", len(data)).Dur("fetch", fetched).
+		Dur("decode", time.Since(start)-fetched).Int("accounts", len(w.accounts)).Int("commands", len(w.commands)).
+		Msg("snapshot restored")
 	return head + 1
 }
