@@ -23,8 +23,8 @@ type SnapshotStore interface {
 
 const (
 	// snapshotName changes with snapshotMagic so an old format is never misread.
-	snapshotName  = "writer-v2"
-	snapshotMagic = "creditledger-writer-snapshot-v2\n"
+	snapshotName  = "writer-v3"
+	snapshotMagic = "creditledger-writer-snapshot-v3\n"
 	// DefaultSnapshotEvery is how many appended events trigger a snapshot.
 	DefaultSnapshotEvery = 100_000
 )
@@ -63,12 +63,13 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 		}
 		accts[id] = s
 	}
-	enc := gob.NewEncoder(&buf)
+	// Layout: magic, the length of the gob section, the gob section (head, type table, accounts),
+	// then the compact command section. The length lets a restore decode the two sections on two
+	// cores at once.
+	var sec bytes.Buffer
+	enc := gob.NewEncoder(&sec)
 	if err := enc.Encode(w.head.Load()); err != nil {
 		return nil, fmt.Errorf("encode snapshot head: %w", err)
-	}
-	if err := enc.Encode(accts); err != nil {
-		return nil, fmt.Errorf("encode snapshot accounts: %w", err)
 	}
 	// The snapshot carries its own table of event-type codes, so a build that registers more
 	// types still reads an older snapshot correctly.
@@ -76,7 +77,11 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 	if err := enc.Encode(types); err != nil {
 		return nil, fmt.Errorf("encode snapshot type table: %w", err)
 	}
-	b := buf.Bytes()
+	if err := enc.Encode(accts); err != nil {
+		return nil, fmt.Errorf("encode snapshot accounts: %w", err)
+	}
+	b := binary.AppendUvarint(buf.Bytes(), uint64(sec.Len()))
+	b = append(b, sec.Bytes()...)
 	b = binary.AppendUvarint(b, uint64(len(w.commands)))
 	for id, rec := range w.commands {
 		b = appendString(b, id)
@@ -146,56 +151,40 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	if !bytes.HasPrefix(data, []byte(snapshotMagic)) {
 		return 0, errors.New("not a writer snapshot")
 	}
-	rd := bytes.NewReader(data[len(snapshotMagic):])
-	dec := gob.NewDecoder(rd)
+	hdr := &snapReader{b: data[len(snapshotMagic):]}
+	secLen := hdr.uvarint()
+	if hdr.err != nil || secLen > uint64(len(hdr.b)) {
+		return 0, errors.New("snapshot truncated")
+	}
+	sec, rest := hdr.b[:secLen], hdr.b[secLen:]
+	dec := gob.NewDecoder(bytes.NewReader(sec))
 	var head uint64
-	accts := map[string]accountSnap{}
+	var types []string
 	if err := dec.Decode(&head); err != nil {
 		return 0, fmt.Errorf("decode snapshot head: %w", err)
 	}
-	if err := dec.Decode(&accts); err != nil {
-		return 0, fmt.Errorf("decode snapshot accounts: %w", err)
-	}
-	var types []string
 	if err := dec.Decode(&types); err != nil {
 		return 0, fmt.Errorf("decode snapshot type table: %w", err)
 	}
-	rest := data[len(data)-rd.Len():]
-	r := &snapReader{b: rest}
-	n := r.uvarint()
-	commands := make(map[string]*commandRecord, n)
-	interned := make(map[string]string, len(accts))
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		id := r.str()
-		acct := r.str()
-		if k, ok := interned[acct]; ok {
-			acct = k // share the account id string instead of one copy per command
-		} else {
-			interned[acct] = acct
-		}
-		rec := &commandRecord{accountID: acct, bodyHash: r.str()}
-		rec.result.AccountID = rec.accountID
-		ne := r.uvarint()
-		if ne > ledger.MaxEventsPerCommand {
-			return 0, errors.New("snapshot: implausible event count")
-		}
-		rec.result.Events = make([]EventRef, ne)
-		for j := range rec.result.Events {
-			c := r.byte()
-			if int(c) >= len(types) {
-				return 0, errors.New("snapshot: unknown event type code")
-			}
-			rec.result.Events[j] = EventRef{Type: types[c], Version: r.uvarint(), Position: r.uvarint()}
-		}
-		if ne > 0 {
-			last := rec.result.Events[ne-1]
-			rec.result.Version, rec.result.Position = last.Version, last.Position
-		}
-		commands[id] = rec
+	type decoded struct {
+		commands map[string]*commandRecord
+		err      error
 	}
-	if r.err != nil {
-		return 0, r.err
+	cmds := make(chan decoded, 1)
+	go func() {
+		c, err := decodeCommands(rest, types)
+		cmds <- decoded{c, err}
+	}()
+	accts := map[string]accountSnap{}
+	accErr := dec.Decode(&accts)
+	dc := <-cmds
+	if accErr != nil {
+		return 0, fmt.Errorf("decode snapshot accounts: %w", accErr)
 	}
+	if dc.err != nil {
+		return 0, dc.err
+	}
+	commands := dc.commands
 	w.accounts = make(map[string]*account, len(accts))
 	w.owners = map[string]string{}
 	for id, s := range accts {
@@ -297,4 +286,47 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 		Dur("decode", time.Since(start)-fetched).Int("accounts", len(w.accounts)).Int("commands", len(w.commands)).
 		Msg("snapshot restored")
 	return head + 1
+}
+
+// decodeCommands reads the compact idempotency section of a snapshot.
+func decodeCommands(b []byte, types []string) (map[string]*commandRecord, error) {
+	r := &snapReader{b: b}
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		return nil, errors.New("snapshot: implausible command count")
+	}
+	commands := make(map[string]*commandRecord, n)
+	interned := map[string]string{}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		id := r.str()
+		acct := r.str()
+		if k, ok := interned[acct]; ok {
+			acct = k // share the account id string instead of one copy per command
+		} else {
+			interned[acct] = acct
+		}
+		rec := &commandRecord{accountID: acct, bodyHash: r.str()}
+		rec.result.AccountID = rec.accountID
+		ne := r.uvarint()
+		if ne > ledger.MaxEventsPerCommand {
+			return nil, errors.New("snapshot: implausible event count")
+		}
+		rec.result.Events = make([]EventRef, ne)
+		for j := range rec.result.Events {
+			c := r.byte()
+			if int(c) >= len(types) {
+				return nil, errors.New("snapshot: unknown event type code")
+			}
+			rec.result.Events[j] = EventRef{Type: types[c], Version: r.uvarint(), Position: r.uvarint()}
+		}
+		if ne > 0 {
+			last := rec.result.Events[ne-1]
+			rec.result.Version, rec.result.Position = last.Version, last.Position
+		}
+		commands[id] = rec
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return commands, nil
 }

@@ -128,7 +128,7 @@ func TestSnapshotRestoresStateAndIdempotency(t *testing.T) {
 	stop1()
 	want, wantHead := states(w1), w1.Head()
 	require.Contains(t, want["payg-only"], `"P1"`)
-	data, err := r.snaps.Load(context.Background(), "writer-v2")
+	data, err := r.snaps.Load(context.Background(), "writer-v3")
 	require.NoError(t, err)
 	require.NotNil(t, data, "a snapshot is saved at shutdown")
 
@@ -161,7 +161,7 @@ type brokenSnapshots struct{}
 
 func (brokenSnapshots) Save(context.Context, string, []byte) error { return nil }
 func (brokenSnapshots) Load(context.Context, string) ([]byte, error) {
-	return []byte("creditledger-writer-snapshot-v2\n\x00\x01garbage"), nil
+	return []byte("creditledger-writer-snapshot-v3\n\x00\x01garbage"), nil
 }
 
 func TestUnreadableSnapshotFallsBackToReplay(t *testing.T) {
