@@ -136,3 +136,14 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 	}
 	assert.Nil(t, c.Permissions(authz.RoleMetrics), "metrics is an HTTP role only")
 }
+
+func TestShippedConfigsLoad(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"../deploy/access.yaml", "../docs/access.example.yaml"} {
+		c, err := authz.Load(path)
+		require.NoError(t, err, path)
+		users, nkeys, err := c.ServerUsers()
+		require.NoError(t, err, path)
+		assert.NotEmpty(t, append([]any{}, len(users), len(nkeys)), path)
+	}
+}

@@ -46,10 +46,6 @@ type ClusterConfig struct {
 	Listen string
 	// Routes are the other nodes' route URLs (nats://host:port); this node's own is ignored.
 	Routes []string
-	// SharedStream says other ledger processes append to the same LEDGER stream (implied by a
-	// cluster; set it by hand when several processes use one --nats-url deployment). It turns on
-	// the cross-process id reservations and turns off the writer's state snapshots.
-	SharedStream bool
 }
 
 // Enabled reports whether the embedded server is to join a cluster.
@@ -155,9 +151,11 @@ func (s *Server) stopEmbedded() {
 	s.ns.WaitForShutdown()
 }
 
-// sharedStream reports whether other ledger processes may append to the same stream.
+// sharedStream reports whether other ledger processes may append to the same stream: on a
+// cluster node, with NATSURL, or when Config.SharedStream says so. It turns on fresh reads before
+// every decision and the cross-process id reservations, and turns off state snapshots.
 func (s *Server) sharedStream() bool {
-	return s.cfg.Cluster.Enabled() || s.cfg.Cluster.SharedStream
+	return s.cfg.Cluster.Enabled() || s.cfg.NATSURL != "" || s.cfg.SharedStream
 }
 
 // resolveReplicas is the replica count for the streams the ledger creates: Config.Replicas when
@@ -269,13 +267,30 @@ func (s *Server) openShared(ctx context.Context) error {
 	return nil
 }
 
-// openSnapshots opens the writer's snapshot bucket; a process that shares its stream keeps no
-// snapshots (see snapshots) and does not create it.
+// openSnapshots opens the snapshot bucket, retrying while a cluster forms (retryJS). Processes
+// sharing the stream keep their projections' checkpoints under their node name (concurrent puts
+// of one object stall each other); the writer keeps none there (see snapshots).
 func (s *Server) openSnapshots(ctx context.Context) (*jetstore.Snapshots, error) {
-	if s.sharedStream() {
-		return nil, nil
+	var sn *jetstore.Snapshots
+	err := s.retryJS(ctx, "the snapshot bucket", func(ctx context.Context) (err error) {
+		sn, err = jetstore.OpenSnapshots(ctx, s.store.JetStream(), s.cfg.Replicas)
+		return err
+	})
+	if err == nil && s.sharedStream() {
+		sn = sn.ForNode(s.nodeName())
 	}
-	return jetstore.OpenSnapshots(ctx, s.store.JetStream(), s.cfg.Replicas)
+	return sn, err
+}
+
+// nodeName names this process among those sharing the stream: the server name, else the host.
+func (s *Server) nodeName() string {
+	if s.cfg.ServerName != "" {
+		return s.cfg.ServerName
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "ledger"
 }
 
 // snapshots is the writer's snapshot store: none when other processes append to the stream,

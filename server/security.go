@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -99,23 +102,21 @@ func (s *Server) startEmbedded(ctx context.Context) (*natsserver.Server, error) 
 
 // connOptions are the options of every connection the process makes: its name and reconnect
 // policy, the ledger identity when an access config is given, and TLS. To its own embedded
-// server the ledger connects in-process when TLS is on, so it needs no client certificate;
-// towards --nats-url it uses NATSConn (or the ledger identity of the access config).
+// server it connects over loopback with selfTLS; towards --nats-url it uses NATSConn (or the
+// ledger identity of the access config).
 func (s *Server) connOptions(name string) ([]nats.Option, error) {
 	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	conn := s.cfg.NATSConn
 	explicit := conn.User != "" || conn.NkeySeedFile != "" || conn.CredsFile != ""
 	if s.ns != nil {
-		conn = natsconn.Options{} // the embedded server: credentials from Auth, no client TLS
+		conn = natsconn.Options{} // the embedded server: credentials from Auth, TLS below
 		explicit = false
 		if s.cfg.TLS.Enabled() {
-			// ClientURL says tls://, which would make the client insist on a handshake the
-			// in-process pipe does not need (the server offers TLS there, but does not require it).
-			plain := "nats://" + strings.TrimPrefix(s.ns.ClientURL(), "tls://")
-			opts = append(opts, nats.InProcessServer(s.ns), func(o *nats.Options) error {
-				o.Servers, o.Secure = []string{plain}, false
-				return nil
-			})
+			tc, err := selfTLS(s.cfg.TLS)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, nats.Secure(tc))
 		}
 	}
 	more, err := conn.NATSOptions()
@@ -131,6 +132,31 @@ func (s *Server) connOptions(name string) ([]nats.Option, error) {
 		opts = append(opts, id...)
 	}
 	return opts, nil
+}
+
+// selfTLS is the client side of the ledger's connections to its own embedded server: it
+// presents the server's own certificate (so --tls-verify needs no extra client certificate; the
+// certificate must allow client auth, as cluster routes need anyway) and accepts exactly that
+// certificate from the other end, whatever name the listen address has (0.0.0.0 in a container).
+// (An in-process connection would need neither, but nats-server's in-process pipe was seen to
+// stall object-store writes for a minute in a cluster; loopback TCP does not.)
+func selfTLS(t TLSFiles) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	own := pair.Certificate[0]
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		Certificates:       []tls.Certificate{pair},
+		InsecureSkipVerify: true, // replaced by the pin below: the peer must be this very certificate
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || !bytes.Equal(raw[0], own) {
+				return errors.New("tls: the embedded server did not present its own certificate")
+			}
+			return nil
+		},
+	}, nil
 }
 
 // Auth is the access config the process runs with (nil: none).

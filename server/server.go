@@ -277,7 +277,7 @@ func (s *Server) healthy() error {
 // dial opens one of the process's NATS connections; every connection the ledger makes goes
 // through here, so connection options (credentials, TLS) live in one place.
 func (s *Server) dial(name string) (*nats.Conn, error) {
-	opts, err := s.connOptions(name) // identity, TLS, in-process: security.go
+	opts, err := s.connOptions(name) // identity, TLS: security.go
 	if err != nil {
 		return nil, err
 	}

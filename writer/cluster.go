@@ -24,11 +24,11 @@ type LeaderReads interface {
 // the account's latest state. The writer's memory only sees its own appends; the
 // expected-sequence check catches a stale state when appending, but a rejection (or an answer
 // that needs no append) decided on a stale state would be wrong, and a command another process
-// already appended would be decided again. So, with SharedStream, every command first reads its
+// already appended would be decided again. So, with Shared, every command first reads its
 // account's head from the store's leader (one round trip); if it moved, the account is re-read
 // up to that head before the idempotency check and the decision.
 func (w *Writer) refreshShared(ctx context.Context, accountID string) error {
-	if !w.opts.SharedStream || accountID == "" {
+	if !w.opts.Shared || accountID == "" {
 		return nil
 	}
 	ls, ok := w.opts.Store.(LeaderReads)
@@ -47,7 +47,7 @@ func (w *Writer) refreshShared(ctx context.Context, accountID string) error {
 	}
 	recs, err := ls.ReadAccountTo(cctx, accountID, head)
 	if err != nil {
-		return ledger.Reject(ledger.CodeUnavailable, "re-reading account %s: %v; retry with the same command_id", accountID, err)
+		return ledger.Reject(ledger.CodeUnavailable, "re-reading account %s up to %d: %v; retry with the same command_id", accountID, head, err)
 	}
 	delete(w.accounts, accountID)
 	for _, r := range recs {

@@ -68,9 +68,6 @@ type Options struct {
 	// PipelineMin is how many waiting requests justify starting an append while another is
 	// still in flight; below it the writer lets requests gather into the next, larger batch.
 	PipelineMin int
-	// SharedStream says other ledger processes append to the same store (a cluster): every
-	// command first checks its account's head in the store (cluster.go).
-	SharedStream bool
 	// Claims, when set, reserves globally unique ids in a store shared with other ledger
 	// processes before they are appended (cluster.go); nil in a single-process deployment.
 	Claims IDClaims

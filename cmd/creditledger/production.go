@@ -35,7 +35,7 @@ func (p *prodFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&p.clusterListen, "cluster-listen", "", "HOST:PORT of this node's cluster route listener (e.g. 0.0.0.0:6222)")
 	f.StringSliceVar(&p.routes, "routes", nil, "route URLs of the other nodes, comma-separated (nats://ledger2:6222,...)")
 	f.StringVar(&p.serverName, "server-name", "", "stable name of this node (default: the host name in a cluster)")
-	f.BoolVar(&p.sharedStream, "shared-stream", false, "other ledger processes append to the same LEDGER stream (implied by --cluster-name)")
+	f.BoolVar(&p.sharedStream, "shared-stream", false, "other ledger processes append to the same LEDGER stream (implied by --cluster-name and --nats-url)")
 	p.conn.AddCredentialFlags(f)
 }
 
@@ -52,7 +52,8 @@ func (p *prodFlags) apply(cfg *server.Config, log zerolog.Logger) error {
 		}
 		cfg.Auth = a
 	}
-	cfg.Cluster = server.ClusterConfig{Name: p.clusterName, Listen: p.clusterListen, Routes: p.routes, SharedStream: p.sharedStream}
+	cfg.Cluster = server.ClusterConfig{Name: p.clusterName, Listen: p.clusterListen, Routes: p.routes}
+	cfg.SharedStream = cfg.SharedStream || p.sharedStream
 	cfg.ServerName = p.serverName
 	if cfg.Cluster.Enabled() && cfg.ServerName == "" {
 		h, err := os.Hostname()

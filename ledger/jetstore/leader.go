@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,19 +61,108 @@ func leaderLast(ctx context.Context, nc *nats.Conn, stream, subject string) (uin
 	return resp.Message.Seq, resp.Message.Data, nil
 }
 
-// ReadAccountTo returns one account's records up to position head, its last event: the
-// consumer waits (within ctx) until the replica it reads from has caught up to head.
+// directBatch bounds the messages one batched direct get returns.
+const directBatch = 1000
+
+// ReadAccountTo returns one account's records up to position head, its last event, with batched
+// direct gets (no consumer: an ephemeral consumer placed on another node can miss its first pull
+// request while the route learns of it, and stall for the pull's whole expiry). The replica that
+// answers may lag the leader by a few milliseconds, or (catching up) not answer at all: each
+// attempt waits at most directWait for an answer, and attempts repeat until one reaches head,
+// within ctx.
 func (s *Store) ReadAccountTo(ctx context.Context, accountID string, head uint64) ([]ledger.Record, error) {
 	if head == 0 {
 		return nil, nil
 	}
+	for {
+		recs, err := s.directAttempt(ctx, accountID, head)
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("read account %s: %w", accountID, err)
+		}
+		if n := len(recs); err == nil && n > 0 && recs[n-1].Position >= head {
+			for n > 0 && recs[n-1].Position > head { // appended since head was read
+				n--
+			}
+			return recs[:n], nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read account %s up to %d: %w", accountID, head, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// directWait bounds the wait for one answer of a direct get.
+const directWait = 250 * time.Millisecond
+
+// directAttempt reads the account's range on a fresh inbox, so a late answer to an abandoned
+// attempt is never mistaken for this one's.
+func (s *Store) directAttempt(ctx context.Context, accountID string, head uint64) ([]ledger.Record, error) {
+	sub, err := s.nc.SubscribeSync(s.nc.NewRespInbox())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	return s.directRange(ctx, sub, accountID, head)
+}
+
+// directRange reads the account's messages from position 1 up to head in batches, as far as the
+// answering replica has them.
+func (s *Store) directRange(ctx context.Context, sub *nats.Subscription, accountID string, head uint64) ([]ledger.Record, error) {
 	var out []ledger.Record
-	err := s.consume(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{Subject(accountID)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	}, head, func(r ledger.Record) error {
-		out = append(out, r)
-		return nil
-	})
-	return out, err
+	from := uint64(1)
+	for from <= head {
+		body, err := json.Marshal(map[string]any{"seq": from, "next_by_subj": Subject(accountID), "batch": directBatch, "up_to_seq": head})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, sub.Subject, body); err != nil {
+			return nil, err
+		}
+		got, more := 0, false
+		for {
+			wctx, cancel := context.WithTimeout(ctx, directWait)
+			m, err := sub.NextMsgWithContext(wctx)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			switch status := m.Header.Get("Status"); status {
+			case "":
+			case "204": // end of batch
+				more = got == directBatch && m.Header.Get("Nats-Num-Pending") != "0"
+			case "404": // nothing (more) on the subject at this replica
+			default:
+				return nil, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+			}
+			if m.Header.Get("Status") != "" {
+				break
+			}
+			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("direct get: sequence %q: %w", m.Header.Get("Nats-Sequence"), err)
+			}
+			out = append(out, ledger.Record{AccountID: accountID, Data: m.Data, Position: seq})
+			from, got = seq+1, got+1
+		}
+		if !more {
+			break
+		}
+	}
+	return out, nil
+}
+
+// sharedSaveTimeout bounds one snapshot save on a shared stream: a save whose acknowledgements
+// are lost while a peer hands over leadership (nodes stopping together) would otherwise wait out
+// the caller's whole deadline. A snapshot is only a restart shortcut; a lost one costs a replay.
+const sharedSaveTimeout = 15 * time.Second
+
+// ForNode returns the same bucket with every name prefixed by node, so several processes that
+// share the stream keep their own snapshots (each is a valid prefix of the one stream; separate
+// names keep them from writing one object at once), and with saves bounded by sharedSaveTimeout.
+func (s *Snapshots) ForNode(node string) *Snapshots {
+	c := *s
+	c.prefix, c.saveTimeout = node+"/", sharedSaveTimeout
+	return &c
 }

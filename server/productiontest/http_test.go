@@ -1,0 +1,57 @@
+package productiontest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHTTPBearerTokens: 401 without a token or with an unknown one, 403 outside the role,
+// 200 inside it; probes and the page stay open; query strings and bodies are bounded.
+func TestHTTPBearerTokens(t *testing.T) {
+	t.Parallel()
+	srv, _, admin := securedLedger(t)
+	a, err := client(t, admin).PurchaseLicense(ctxT(t), purchase("h-1", "acct-http", "L-http", "30"))
+	require.NoError(t, err)
+	base := "http://" + srv.HTTPAddr()
+	balance := base + "/v1/accounts/acct-http/balance?min_position=" + itoa(a.Position)
+
+	cases := []struct {
+		name, url, token string
+		want             int
+	}{
+		{"healthz open", base + "/healthz", "", 200},
+		{"readyz open", base + "/readyz", "", 200},
+		{"page open", base + "/", "", 200},
+		{"no token", balance, "", 401},
+		{"unknown token", balance, "not-a-token-0123456789", 401},
+		{"dashboard reads balance", balance, dashboardToken, 200},
+		{"auditor reads balance", balance, auditorToken, 200},
+		{"dashboard reads licenses", base + "/v1/accounts/acct-http/licenses", dashboardToken, 200},
+		{"metrics token may not read accounts", balance, metricsToken, 403},
+		{"dashboard may not scrape metrics", base + "/metrics", dashboardToken, 403},
+		{"metrics scrape", base + "/metrics", metricsToken, 200},
+		{"no token for metrics", base + "/metrics", "", 401},
+		{"audit routes are the auditor's", base + "/v1/audit/anything", dashboardToken, 403},
+		{"auditor passes to audit routes", base + "/v1/audit/anything", auditorToken, 404},
+		{"query string bounded", balance + "&pad=" + strings.Repeat("x", 4096), dashboardToken, 414},
+	}
+	for _, c := range cases {
+		got, body := httpDo(t, c.url, c.token)
+		assert.Equal(t, c.want, got, "%s: %s", c.name, body)
+		switch c.want {
+		case 401:
+			assert.Contains(t, body, `"code":"unauthenticated"`, c.name)
+		case 403:
+			assert.Contains(t, body, `"code":"permission_denied"`, c.name)
+		}
+	}
+	status, body := httpDo(t, balance, "", "Authorization", "Basic "+dashboardToken)
+	assert.Equal(t, 401, status, "only bearer tokens: %s", body)
+
+	// A body larger than the bound is refused before any handler reads it.
+	status, _ = httpPost(t, balance, dashboardToken, strings.Repeat("x", 128<<10))
+	assert.Equal(t, 413, status)
+}
