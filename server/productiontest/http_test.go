@@ -1,8 +1,12 @@
 package productiontest
 
 import (
+	"bufio"
+	"context"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,6 +34,15 @@ func TestHTTPBearerTokens(t *testing.T) {
 		{"dashboard reads balance", balance, dashboardToken, 200},
 		{"auditor reads balance", balance, auditorToken, 200},
 		{"dashboard reads licenses", base + "/v1/accounts/acct-http/licenses", dashboardToken, 200},
+		// Every route the dashboard page calls works with its token and refuses without one.
+		{"page: switches", base + "/v1/accounts/acct-http/switches", dashboardToken, 200},
+		{"page: history", base + "/v1/accounts/acct-http/history", dashboardToken, 200},
+		{"page: history without token", base + "/v1/accounts/acct-http/history", "", 401},
+		{"page: account", base + "/v1/accounts/acct-http", dashboardToken, 200},
+		{"page: usage", base + "/v1/accounts/acct-http/usage", dashboardToken, 200},
+		{"page: live events without token", base + "/v1/accounts/acct-http/events", "", 401},
+		{"page: as_of balance", balance + "&as_of=2030-01-01T00:00:00Z", dashboardToken, 200},
+		{"page: assets open", base + "/assets/app.js", "", 200},
 		{"metrics token may not read accounts", balance, metricsToken, 403},
 		{"dashboard may not scrape metrics", base + "/metrics", dashboardToken, 403},
 		{"metrics scrape", base + "/metrics", metricsToken, 200},
@@ -54,4 +67,30 @@ func TestHTTPBearerTokens(t *testing.T) {
 	// A body larger than the bound is refused before any handler reads it.
 	status, _ = httpPost(t, balance, dashboardToken, strings.Repeat("x", 128<<10))
 	assert.Equal(t, 413, status)
+}
+
+// TestLiveEventsWithToken: the dashboard's live stream opens with the dashboard's bearer token
+// and sends the account's position first.
+func TestLiveEventsWithToken(t *testing.T) {
+	t.Parallel()
+	srv, _, admin := securedLedger(t)
+	_, err := client(t, admin).PurchaseLicense(ctxT(t), purchase("sse-1", "acct-sse", "L-sse", "5"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(ctxT(t), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+srv.HTTPAddr()+"/v1/accounts/acct-sse/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+dashboardToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/event-stream")
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data:") {
+			return
+		}
+	}
+	t.Fatalf("no event before the stream ended: %v", sc.Err())
 }
