@@ -39,6 +39,7 @@ func (w *Writer) rememberRejection(r *Request, err *ledger.Error) {
 		return
 	}
 	w.rejections[r.CommandID] = &rejection{accountID: r.AccountID, bodyHash: r.BodyHash, err: err}
+	w.rejectedSinceSnap++
 	w.rejectOrder = append(w.rejectOrder, r.CommandID)
 	if len(w.rejectOrder) > w.opts.RejectionsRemembered {
 		delete(w.rejections, w.rejectOrder[0])

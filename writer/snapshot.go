@@ -98,6 +98,26 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 			b = binary.AppendUvarint(b, e.Position)
 		}
 	}
+	// Remembered rejections follow, oldest first, so a clean restart keeps replaying them.
+	b = binary.AppendUvarint(b, uint64(len(w.rejectOrder)))
+	for _, id := range w.rejectOrder {
+		rj := w.rejections[id]
+		b = appendString(b, id)
+		b = appendString(b, rj.accountID)
+		b = appendString(b, rj.bodyHash)
+		b = appendString(b, string(rj.err.Code))
+		b = appendString(b, rj.err.Message)
+		keys := make([]string, 0, len(rj.err.Data))
+		for k := range rj.err.Data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, k := range keys {
+			b = appendString(b, k)
+			b = appendString(b, rj.err.Data[k])
+		}
+	}
 	return b, nil
 }
 
@@ -167,13 +187,19 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 		return 0, fmt.Errorf("decode snapshot type table: %w", err)
 	}
 	type decoded struct {
-		commands map[string]*commandRecord
-		err      error
+		commands    map[string]*commandRecord
+		rejections  map[string]*rejection
+		rejectOrder []string
+		err         error
 	}
 	cmds := make(chan decoded, 1)
 	go func() {
-		c, err := decodeCommands(rest, types)
-		cmds <- decoded{c, err}
+		var d decoded
+		var tail []byte
+		if d.commands, tail, d.err = decodeCommands(rest, types); d.err == nil {
+			d.rejections, d.rejectOrder, d.err = decodeRejections(tail)
+		}
+		cmds <- d
 	}()
 	accts := map[string]accountSnap{}
 	accErr := dec.Decode(&accts)
@@ -198,6 +224,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 		}
 	}
 	w.commands = commands
+	w.rejections, w.rejectOrder = dc.rejections, dc.rejectOrder
 	return head, nil
 }
 
@@ -238,6 +265,7 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 		return
 	}
 	w.snapHead = head
+	w.rejectedSinceSnap = 0
 	encoded := time.Since(start)
 	done := make(chan struct{})
 	w.saving = done
@@ -289,11 +317,11 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 }
 
 // decodeCommands reads the compact idempotency section of a snapshot.
-func decodeCommands(b []byte, types []string) (map[string]*commandRecord, error) {
+func decodeCommands(b []byte, types []string) (map[string]*commandRecord, []byte, error) {
 	r := &snapReader{b: b}
 	n := r.uvarint()
 	if n > uint64(len(b)) {
-		return nil, errors.New("snapshot: implausible command count")
+		return nil, nil, errors.New("snapshot: implausible command count")
 	}
 	commands := make(map[string]*commandRecord, n)
 	interned := map[string]string{}
@@ -309,13 +337,13 @@ func decodeCommands(b []byte, types []string) (map[string]*commandRecord, error)
 		rec.result.AccountID = rec.accountID
 		ne := r.uvarint()
 		if ne > ledger.MaxEventsPerCommand {
-			return nil, errors.New("snapshot: implausible event count")
+			return nil, nil, errors.New("snapshot: implausible event count")
 		}
 		rec.result.Events = make([]EventRef, ne)
 		for j := range rec.result.Events {
 			c := r.byte()
 			if int(c) >= len(types) {
-				return nil, errors.New("snapshot: unknown event type code")
+				return nil, nil, errors.New("snapshot: unknown event type code")
 			}
 			rec.result.Events[j] = EventRef{Type: types[c], Version: r.uvarint(), Position: r.uvarint()}
 		}
@@ -326,7 +354,39 @@ func decodeCommands(b []byte, types []string) (map[string]*commandRecord, error)
 		commands[id] = rec
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, nil, r.err
 	}
-	return commands, nil
+	return commands, r.b, nil
+}
+
+// decodeRejections reads the remembered rejections (absent in snapshots written before them).
+func decodeRejections(b []byte) (map[string]*rejection, []string, error) {
+	out, order := map[string]*rejection{}, []string{}
+	if len(b) == 0 {
+		return out, order, nil
+	}
+	r := &snapReader{b: b}
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		return nil, nil, errors.New("snapshot: implausible rejection count")
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		id := r.str()
+		rj := &rejection{accountID: r.str(), bodyHash: r.str()}
+		e := &ledger.Error{Code: ledger.Code(r.str()), Message: r.str()}
+		if nd := r.uvarint(); nd > 0 && nd <= uint64(len(r.b)) {
+			e.Data = make(map[string]string, nd)
+			for k := uint64(0); k < nd; k++ {
+				key := r.str()
+				e.Data[key] = r.str()
+			}
+		}
+		rj.err = e
+		out[id] = rj
+		order = append(order, id)
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return out, order, nil
 }

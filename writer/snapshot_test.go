@@ -123,6 +123,9 @@ func TestSnapshotRestoresStateAndIdempotency(t *testing.T) {
 			first = res
 		}
 	}
+	// A business rejection is remembered across a clean restart (it is in the snapshot).
+	rejected := do(t, w1, "allocate_credits", map[string]any{"command_id": "too-much", "account_id": "acct-1", "feature": "file_security", "credits": "1000"})
+	require.NotNil(t, rejected.Err)
 	// An account with no license at all (only a PAYG contract) must survive the snapshot whole.
 	require.Nil(t, do(t, w1, "purchase_payg_contract", map[string]any{"command_id": "pg", "account_id": "payg-only", "contract_id": "P1"}).Err)
 	stop1()
@@ -150,6 +153,10 @@ func TestSnapshotRestoresStateAndIdempotency(t *testing.T) {
 	reused := do(t, w2, "allocate_credits", map[string]any{"command_id": "xacct-0", "account_id": "acct-0", "feature": "file_security", "credits": "1"})
 	require.NotNil(t, reused.Err)
 	assert.Equal(t, ledger.CodeIdempotencyKeyReused, reused.Err.Code)
+	replayedRejection := do(t, w2, "allocate_credits", map[string]any{"command_id": "too-much", "account_id": "acct-1", "feature": "file_security", "credits": "1000"})
+	require.NotNil(t, replayedRejection.Err)
+	assert.True(t, replayedRejection.Replayed)
+	assert.Equal(t, rejected.Err, replayedRejection.Err)
 	// Uniqueness survives too: another account cannot buy lic-3.
 	taken := do(t, w2, "purchase_license", map[string]any{"command_id": "steal", "account_id": "thief", "license_id": "lic-3", "source": "sales", "credits": "1"})
 	require.NotNil(t, taken.Err)

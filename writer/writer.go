@@ -111,6 +111,8 @@ type Writer struct {
 	// rejections remembers rejected commands (bounded, oldest evicted first).
 	rejections  map[string]*rejection
 	rejectOrder []string
+	// rejectedSinceSnap counts rejections remembered since the last snapshot.
+	rejectedSinceSnap int
 	// redecided counts requests put back to be decided again (on a re-read account, or a sweep
 	// turned into its requests); the run loop treats a change as progress.
 	redecided uint64
@@ -341,7 +343,7 @@ func (w *Writer) Run(ctx context.Context) {
 				carry = append(w.finish(appendCtx, <-w.acks), carry...)
 			}
 			w.shutdown(carry)
-			if w.head.Load() > w.snapHead {
+			if w.head.Load() > w.snapHead || w.rejectedSinceSnap > 0 {
 				w.snapshotNow(appendCtx, true)
 			} else if w.saving != nil {
 				<-w.saving
