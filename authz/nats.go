@@ -13,9 +13,7 @@ const (
 	subjQueries  = "ledger.query.>"
 	subjEvents   = "ledger.events.>"
 	subjInbox    = "_INBOX.>"
-	// subjCheckpointRequest asks the ledger to sign a checkpoint now (audit.CheckpointRequestSubject).
-	subjCheckpointRequest = "ledger.audit.checkpoint"
-	jsAPI                 = "$JS.API."
+	jsAPI        = "$JS.API."
 )
 
 // Permissions is what a NATS role may publish and subscribe to; nil for an unknown role.
@@ -24,8 +22,8 @@ const (
 //     streams and the id-reservation bucket, and answers on callers' inboxes).
 //   - service: publish ledger.cmd.> and ledger.query.>; subscribe to its reply inboxes.
 //   - dashboard: publish ledger.query.>; subscribe to its reply inboxes.
-//   - auditor: publish ledger.query.>, ledger.audit.checkpoint (ask for a signed checkpoint
-//     now; it adds a checkpoint and changes no account) and, for each auditor stream S, the read-only
+//   - auditor: publish ledger.query.> (nothing else under ledger., not even a checkpoint
+//     request, as the contract says) and, for each auditor stream S, the read-only
 //     JetStream API an ordered consumer and a direct get need (AuditorStreamAPI); subscribe to
 //     its inboxes (where consumers deliver). No CONSUMER.DELETE, no stream admin.
 //
@@ -52,7 +50,7 @@ func (c *Config) Permissions(r Role) *natsserver.Permissions {
 			Subscribe: inbox,
 		}
 	case RoleAuditor:
-		allow := []string{subjQueries, subjCheckpointRequest}
+		allow := []string{subjQueries} // no checkpoint requests: no publish to ledger. beyond queries
 		for _, s := range c.auditorStreams() {
 			allow = append(allow, AuditorStreamAPI(s)...)
 		}
