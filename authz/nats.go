@@ -12,8 +12,11 @@ const (
 	subjCommands = "ledger.cmd.>"
 	subjQueries  = "ledger.query.>"
 	subjEvents   = "ledger.events.>"
-	subjInbox    = "_INBOX.>"
-	jsAPI        = "$JS.API."
+	// subjRejections is the rejection log: only the ledger writes it (a forged rejection would
+	// make the ledger refuse a command_id it never refused).
+	subjRejections = "ledger.rejections.>"
+	subjInbox      = "_INBOX.>"
+	jsAPI          = "$JS.API."
 )
 
 // Permissions is what a NATS role may publish and subscribe to; nil for an unknown role.
@@ -31,7 +34,7 @@ const (
 // so a later widening of an allow list cannot reopen them.
 func (c *Config) Permissions(r Role) *natsserver.Permissions {
 	inbox := &natsserver.SubjectPermission{Allow: []string{subjInbox}}
-	deny := []string{subjEvents, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
+	deny := []string{subjEvents, subjRejections, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
 		jsAPI + "STREAM.PURGE.>", jsAPI + "STREAM.MSG.DELETE.>", jsAPI + "CONSUMER.DELETE.>"}
 	switch r {
 	case RoleLedger:

@@ -138,8 +138,13 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	rules := ledger.NewRules(ledger.DefaultCatalogue())
 	cfg.Payg.apply(&rules) // hook: server/payg.go (issue 5)
+	rejLog, err := jetstore.OpenRejections(ctx, s.store, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	s.writer, err = writer.New(writer.Options{
-		Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
+		Rejections: rejectionLog{rejLog},
+		Store:      s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 		SweepInterval: cfg.SweepInterval, Snapshots: s.writerSnapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 		MaxInflight: cfg.MaxInflight,
 		// Any deployment this process did not embed alone may have other writers on LEDGER.

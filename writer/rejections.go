@@ -1,6 +1,9 @@
 package writer
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -13,6 +16,87 @@ type rejection struct {
 	accountID string
 	bodyHash  string
 	err       *ledger.Error
+	// pending is true while the rejection is being written to the rejection log.
+	pending bool
+}
+
+// Rejection is a remembered rejection as the rejection log stores it.
+type Rejection struct {
+	CommandID string
+	AccountID string
+	BodyHash  string
+	Err       *ledger.Error
+}
+
+// RejectionLog stores rejections durably so a retry of a rejected command_id gets the same
+// answer after a crash too. Rejections are not events: they changed no account.
+type RejectionLog interface {
+	// AppendRejections stores the rejections atomically and returns the position of the last.
+	AppendRejections(ctx context.Context, rs []Rejection) (uint64, error)
+	// ReadRejections calls fn for each stored rejection after position from; it returns the head.
+	ReadRejections(ctx context.Context, from uint64, fn func(Rejection)) (uint64, error)
+}
+
+// pendingReject is a rejection decided in a round, answered once it is in the log.
+type pendingReject struct {
+	req *Request
+	err *ledger.Error
+}
+
+func rejectionsOf(ps []pendingReject) []Rejection {
+	out := make([]Rejection, len(ps))
+	for i, p := range ps {
+		out[i] = Rejection{CommandID: p.req.CommandID, AccountID: p.req.AccountID, BodyHash: p.req.BodyHash, Err: p.err}
+	}
+	return out
+}
+
+// finishRejections answers a round's rejections: with the rejection once it is durable, or
+// with unavailable (and forgotten, so a retry is decided again) when the log refused it.
+func (w *Writer) finishRejections(d appendDone) {
+	if len(d.rejects) == 0 {
+		return
+	}
+	if d.rejErr == nil && d.rejPos > w.rejSeq {
+		w.rejSeq = d.rejPos
+	}
+	for _, p := range d.rejects {
+		if d.rejErr != nil {
+			delete(w.rejections, p.req.CommandID)
+			if p.req.Reply != nil {
+				p.req.Reply(Result{AccountID: p.req.AccountID, Err: ledger.Reject(ledger.CodeUnavailable,
+					"the rejection could not be recorded (%v); retry with the same command_id", d.rejErr)})
+			}
+			continue
+		}
+		if rec, ok := w.rejections[p.req.CommandID]; ok {
+			rec.pending = false
+		}
+		if p.req.Reply != nil {
+			p.req.Reply(Result{AccountID: p.req.AccountID, Err: p.err})
+		}
+	}
+}
+
+// loadRejections reads the rejection log after the snapshot's position into memory.
+func (w *Writer) loadRejections(ctx context.Context) error {
+	if w.opts.Rejections == nil {
+		return nil
+	}
+	head, err := w.opts.Rejections.ReadRejections(ctx, w.rejSeq+1, func(r Rejection) {
+		if _, ok := w.rejections[r.CommandID]; ok {
+			return
+		}
+		w.rememberRejection(&Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}, r.Err)
+	})
+	if err != nil {
+		return fmt.Errorf("load rejections: %w", err)
+	}
+	if head > w.rejSeq {
+		w.rejSeq = head
+	}
+	w.rejectedSinceSnap = 0
+	return nil
 }
 
 // rememberable says whether a rejection is a business answer about the command (remembered) or

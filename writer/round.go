@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/creditledger/creditledger/events"
@@ -26,6 +27,10 @@ type appendDone struct {
 	plans     []planned
 	positions []uint64
 	err       error
+	// The round's business rejections and the outcome of writing them to the rejection log.
+	rejects []pendingReject
+	rejPos  uint64
+	rejErr  error
 }
 
 // launch decides as many requests as fit in one atomic append (one command per account, none on
@@ -34,9 +39,10 @@ type appendDone struct {
 func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	now := w.opts.Clock.Now().UTC()
 	var (
-		recs  []ledger.Record
-		plans []planned
-		next  []*Request
+		recs    []ledger.Record
+		plans   []planned
+		next    []*Request
+		rejects []pendingReject
 	)
 	for i, r := range reqs {
 		if len(recs) >= w.opts.MaxBatch {
@@ -62,6 +68,10 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 				continue
 			}
 			if rec, ok := w.rejections[r.CommandID]; ok {
+				if rec.pending {
+					next = append(next, r) // its first answer is still being written
+					continue
+				}
 				w.replyRejected(r, rec)
 				continue
 			}
@@ -71,6 +81,13 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 		if err != nil {
 			if errors.Is(err, errDefer) || w.staleRejection(ctx, r) {
 				next = append(next, r)
+				continue
+			}
+			if le := asError(err); w.opts.Rejections != nil && rememberable(r, le) {
+				// Written to the rejection log with this round's append; answered after.
+				w.rememberRejection(r, le)
+				w.rejections[r.CommandID].pending = true
+				rejects = append(rejects, pendingReject{req: r, err: le})
 				continue
 			}
 			w.reject(r, asError(err))
@@ -87,18 +104,30 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			plans = append(plans, p)
 		}
 	}
-	if len(plans) == 0 {
+	if len(plans) == 0 && len(rejects) == 0 {
 		return next
 	}
 	w.inflight++
 	go func() {
-		start := time.Now()
-		positions, err := w.opts.Store.Append(ctx, recs)
-		w.stats.appends.Add(1)
-		w.stats.records.Add(uint64(len(recs)))
-		w.stats.commands.Add(uint64(len(plans)))
-		w.stats.appendMicros.Add(uint64(time.Since(start).Microseconds()))
-		w.acks <- appendDone{plans: plans, positions: positions, err: err}
+		d := appendDone{plans: plans, rejects: rejects}
+		var wg sync.WaitGroup
+		if len(rejects) > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.rejPos, d.rejErr = w.opts.Rejections.AppendRejections(ctx, rejectionsOf(rejects))
+			}()
+		}
+		if len(plans) > 0 {
+			start := time.Now()
+			d.positions, d.err = w.opts.Store.Append(ctx, recs)
+			w.stats.appends.Add(1)
+			w.stats.records.Add(uint64(len(recs)))
+			w.stats.commands.Add(uint64(len(plans)))
+			w.stats.appendMicros.Add(uint64(time.Since(start).Microseconds()))
+		}
+		wg.Wait()
+		w.acks <- d
 	}()
 	return next
 }
@@ -107,6 +136,10 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 // returns the requests to try again.
 func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 	w.inflight--
+	w.finishRejections(d)
+	if len(d.plans) == 0 {
+		return nil
+	}
 	for _, p := range d.plans {
 		delete(w.busyAccounts, p.req.AccountID)
 		delete(w.busyCommands, p.req.CommandID)

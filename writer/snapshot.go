@@ -99,8 +99,14 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 		}
 	}
 	// Remembered rejections follow, oldest first, so a clean restart keeps replaying them.
-	b = binary.AppendUvarint(b, uint64(len(w.rejectOrder)))
+	kept := make([]string, 0, len(w.rejectOrder))
 	for _, id := range w.rejectOrder {
+		if _, ok := w.rejections[id]; ok { // a rejection the log refused was forgotten
+			kept = append(kept, id)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(kept)))
+	for _, id := range kept {
 		rj := w.rejections[id]
 		b = appendString(b, id)
 		b = appendString(b, rj.accountID)
@@ -118,6 +124,7 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 			b = appendString(b, rj.err.Data[k])
 		}
 	}
+	b = binary.AppendUvarint(b, w.rejSeq) // the rejection log position those reflect
 	return b, nil
 }
 
@@ -190,6 +197,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 		commands    map[string]*commandRecord
 		rejections  map[string]*rejection
 		rejectOrder []string
+		rejSeq      uint64
 		err         error
 	}
 	cmds := make(chan decoded, 1)
@@ -197,7 +205,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 		var d decoded
 		var tail []byte
 		if d.commands, tail, d.err = decodeCommands(rest, types); d.err == nil {
-			d.rejections, d.rejectOrder, d.err = decodeRejections(tail)
+			d.rejections, d.rejectOrder, d.rejSeq, d.err = decodeRejections(tail)
 		}
 		cmds <- d
 	}()
@@ -224,7 +232,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 		}
 	}
 	w.commands = commands
-	w.rejections, w.rejectOrder = dc.rejections, dc.rejectOrder
+	w.rejections, w.rejectOrder, w.rejSeq = dc.rejections, dc.rejectOrder, dc.rejSeq
 	return head, nil
 }
 
@@ -360,15 +368,15 @@ func decodeCommands(b []byte, types []string) (map[string]*commandRecord, []byte
 }
 
 // decodeRejections reads the remembered rejections (absent in snapshots written before them).
-func decodeRejections(b []byte) (map[string]*rejection, []string, error) {
+func decodeRejections(b []byte) (map[string]*rejection, []string, uint64, error) {
 	out, order := map[string]*rejection{}, []string{}
 	if len(b) == 0 {
-		return out, order, nil
+		return out, order, 0, nil
 	}
 	r := &snapReader{b: b}
 	n := r.uvarint()
 	if n > uint64(len(b)) {
-		return nil, nil, errors.New("snapshot: implausible rejection count")
+		return nil, nil, 0, errors.New("snapshot: implausible rejection count")
 	}
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		id := r.str()
@@ -385,8 +393,12 @@ func decodeRejections(b []byte) (map[string]*rejection, []string, error) {
 		out[id] = rj
 		order = append(order, id)
 	}
-	if r.err != nil {
-		return nil, nil, r.err
+	var seq uint64
+	if len(r.b) > 0 {
+		seq = r.uvarint()
 	}
-	return out, order, nil
+	if r.err != nil {
+		return nil, nil, 0, r.err
+	}
+	return out, order, seq, nil
 }

@@ -26,6 +26,8 @@ type rig struct {
 	store *jetstore.Store
 	snaps *jetstore.Snapshots
 	clock fixedClock
+	// rejections, when set, is given to every writer the rig starts.
+	rejections writer.RejectionLog
 }
 
 // fixedClock is the writer's clock in these tests: time does not matter to them.
@@ -66,8 +68,8 @@ func (r *rig) startShared(t *testing.T) (*writer.Writer, func()) { return r.star
 func (r *rig) startWith(t *testing.T, snaps writer.SnapshotStore, every uint64, shared bool) (*writer.Writer, func()) {
 	t.Helper()
 	w, err := writer.New(writer.Options{
-		Shared: shared,
-		Store:  r.store, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: r.clock,
+		Shared: shared, Rejections: r.rejections,
+		Store: r.store, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: r.clock,
 		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Log: zerolog.Nop(),
 		Snapshots: snaps, SnapshotEvery: every, SweepInterval: time.Hour,
 	})

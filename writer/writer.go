@@ -56,6 +56,9 @@ type Options struct {
 	SweepInterval time.Duration
 	// MaxInflight is how many appends may be in flight at once (on disjoint accounts).
 	MaxInflight int
+	// Rejections, when set, makes business rejections durable: each is written to this log
+	// before it is sent, and Load reads it back.
+	Rejections RejectionLog
 	// RejectionsRemembered bounds the rejected command ids kept for idempotent replies.
 	RejectionsRemembered int
 	// Shared says other writers (other nodes) may append to the same stream: every rejection is
@@ -113,6 +116,8 @@ type Writer struct {
 	rejectOrder []string
 	// rejectedSinceSnap counts rejections remembered since the last snapshot.
 	rejectedSinceSnap int
+	// rejSeq is the rejection log position the in-memory rejections reflect.
+	rejSeq uint64
 	// redecided counts requests put back to be decided again (on a re-read account, or a sweep
 	// turned into its requests); the run loop treats a change as progress.
 	redecided uint64
@@ -218,6 +223,9 @@ func (w *Writer) Load(ctx context.Context) error {
 		}
 	}
 	w.head.Store(head)
+	if err := w.loadRejections(ctx); err != nil {
+		return err
+	}
 	for id, a := range w.accounts {
 		if a.broken != nil {
 			w.opts.Log.Error().Str("account_id", id).Err(a.broken).Msg("account history unreadable; its commands will be refused")

@@ -145,6 +145,12 @@ type pubAck struct {
 
 // Append stores recs atomically: one message is a plain publish, more are one atomic batch.
 func (s *Store) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
+	return s.appendBatch(ctx, Subject, recs)
+}
+
+// appendBatch publishes recs as one atomic batch (a plain publish for one) on the subjects
+// subject gives their accounts.
+func (s *Store) appendBatch(ctx context.Context, subject func(string) string, recs []ledger.Record) ([]uint64, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -159,7 +165,7 @@ func (s *Store) Append(ctx context.Context, recs []ledger.Record) ([]uint64, err
 	}
 	var last *nats.Msg
 	for i, r := range recs {
-		m := nats.NewMsg(Subject(r.AccountID))
+		m := nats.NewMsg(subject(r.AccountID))
 		m.Data = r.Data
 		if r.CheckHead {
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.Head, 10))

@@ -1,0 +1,62 @@
+package writer_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// jsRejections adapts the JetStream rejection stream (as server does).
+type jsRejections struct{ log *jetstore.RejectionLog }
+
+func (j jsRejections) AppendRejections(ctx context.Context, rs []writer.Rejection) (uint64, error) {
+	out := make([]jetstore.Rejection, len(rs))
+	for i, x := range rs {
+		out[i] = jetstore.Rejection{CommandID: x.CommandID, AccountID: x.AccountID, BodyHash: x.BodyHash,
+			Code: x.Err.Code, Message: x.Err.Message, Data: x.Err.Data}
+	}
+	return j.log.Append(ctx, out)
+}
+
+func (j jsRejections) ReadRejections(ctx context.Context, from uint64, fn func(writer.Rejection)) (uint64, error) {
+	return j.log.Read(ctx, from, func(x jetstore.Rejection) {
+		fn(writer.Rejection{CommandID: x.CommandID, AccountID: x.AccountID, BodyHash: x.BodyHash,
+			Err: &ledger.Error{Code: x.Code, Message: x.Message, Data: x.Data}})
+	})
+}
+
+// A rejection written to the rejection log is replayed by a writer that starts without any
+// snapshot (as after a crash), even though the account would now accept the command.
+func TestRejectionSurvivesACrash(t *testing.T) {
+	r := newRig(t)
+	log, err := jetstore.OpenRejections(context.Background(), r.store, 1)
+	require.NoError(t, err)
+	r.rejections = jsRejections{log}
+
+	w1, stop1 := r.start(t, nil, 0)
+	require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "buy", "account_id": "acme", "license_id": "L", "source": "sales", "credits": "10"}).Err)
+	require.Nil(t, do(t, w1, "activate_license", map[string]any{"command_id": "act", "account_id": "acme", "license_id": "L"}).Err)
+	first := do(t, w1, "allocate_credits", map[string]any{"command_id": "big", "account_id": "acme", "feature": "file_security", "credits": "50"})
+	require.NotNil(t, first.Err)
+	require.Equal(t, ledger.CodeInsufficientCredits, first.Err.Code)
+	require.Nil(t, do(t, w1, "upgrade_contract", map[string]any{"command_id": "up", "account_id": "acme", "license_id": "L", "additional_credits": "100"}).Err)
+	stop1() // no snapshot store: the next writer knows only the streams
+
+	w2, stop2 := r.start(t, nil, 0)
+	defer stop2()
+	again := do(t, w2, "allocate_credits", map[string]any{"command_id": "big", "account_id": "acme", "feature": "file_security", "credits": "50"})
+	require.NotNil(t, again.Err, "the retry must get the first answer, not a fresh decision")
+	assert.True(t, again.Replayed)
+	assert.Equal(t, first.Err, again.Err)
+	head := w2.Head()
+	other := do(t, w2, "allocate_credits", map[string]any{"command_id": "big", "account_id": "acme", "feature": "file_security", "credits": "5"})
+	require.NotNil(t, other.Err)
+	assert.Equal(t, ledger.CodeIdempotencyKeyReused, other.Err.Code)
+	assert.Equal(t, head, w2.Head(), "nothing appended")
+}
