@@ -49,16 +49,7 @@ func (w *Writer) refreshShared(ctx context.Context, accountID string) error {
 	if err != nil {
 		return ledger.Reject(ledger.CodeUnavailable, "re-reading account %s up to %d: %v; retry with the same command_id", accountID, head, err)
 	}
-	delete(w.accounts, accountID)
-	for _, r := range recs {
-		w.apply(r)
-		if r.Position > w.head.Load() {
-			w.head.Store(r.Position)
-		}
-	}
-	if _, ok := w.accounts[accountID]; !ok {
-		w.accounts[accountID] = &account{state: ledger.NewAccount(accountID)}
-	}
+	w.replaceAccount(accountID, recs)
 	return nil
 }
 

@@ -79,7 +79,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 		// Hook (subscriptions.go): planGroup wraps plan; a subscription move plans two accounts.
 		group, err := w.planGroup(ctx, r, now, len(recs))
 		if err != nil {
-			if errors.Is(err, errDefer) || w.staleRejection(ctx, r) {
+			if errors.Is(err, errDefer) {
 				next = append(next, r)
 				continue
 			}
@@ -270,34 +270,6 @@ func (w *Writer) assignItemID(r *Request, a ledger.Account) {
 	}
 }
 
-// staleRejection reports, when other writers share the stream, whether a rejection was decided
-// on an out-of-date account; the account is then marked for re-reading and the request retried
-// (a bounded number of times). An acceptance needs no such check: the append's
-// expected-last-subject-sequence refuses it when the account moved.
-func (w *Writer) staleRejection(ctx context.Context, r *Request) bool {
-	if !w.opts.Shared || r.attempts >= w.opts.MaxAttempts {
-		return false
-	}
-	var known uint64
-	a, ok := w.accounts[r.AccountID]
-	if ok {
-		known = a.head
-	}
-	head, err := w.opts.Store.AccountHead(ctx, r.AccountID)
-	if err != nil || head == known {
-		return false
-	}
-	if !ok {
-		a = &account{state: ledger.NewAccount(r.AccountID)}
-		w.accounts[r.AccountID] = a
-	}
-	a.stale = true
-	r.attempts++
-	w.redecided++
-	w.stats.retried.Add(1)
-	return true
-}
-
 // account returns the in-memory account, re-reading it from the store when it is stale.
 func (w *Writer) account(ctx context.Context, id string) (*account, bool, error) {
 	a, ok := w.accounts[id]
@@ -322,6 +294,13 @@ func (w *Writer) reload(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	w.replaceAccount(id, recs)
+	return nil
+}
+
+// replaceAccount rebuilds an account from its stored records (which also brings back the
+// idempotency records and unique ids its events carry).
+func (w *Writer) replaceAccount(id string, recs []ledger.Record) {
 	delete(w.accounts, id)
 	for _, r := range recs {
 		w.apply(r)
@@ -332,7 +311,6 @@ func (w *Writer) reload(ctx context.Context, id string) error {
 	if _, ok := w.accounts[id]; !ok {
 		w.accounts[id] = &account{state: ledger.NewAccount(id)}
 	}
-	return nil
 }
 
 // recover handles a refused or uncertain append: accounts whose head moved are re-read (which

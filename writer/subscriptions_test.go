@@ -2,71 +2,30 @@ package writer_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
-	"github.com/creditledger/creditledger/server"
 	"github.com/creditledger/creditledger/writer"
 )
 
-// subRun starts an embedded JetStream, a store and a running writer on it.
+// subRun starts an embedded JetStream, a store and a running writer on it (the shared rig).
 func subRun(t *testing.T) (*jetstore.Store, *writer.Writer) {
 	t.Helper()
-	ns, err := server.StartEmbedded(server.EmbeddedConfig{Listen: "127.0.0.1:-1", DataDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	st, err := jetstore.Open(context.Background(), nc, jetstore.Config{})
-	require.NoError(t, err)
-	w, err := writer.New(writer.Options{
-		Store: st, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
-		Clock: server.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)),
-		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Log: zerolog.Nop(), SweepInterval: time.Hour,
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Load(context.Background()))
-	ctx, cancel := context.WithCancel(context.Background())
-	go w.Run(ctx)
-	t.Cleanup(func() { cancel(); <-w.Stopped() })
-	return st, w
-}
-
-func subDo(t *testing.T, w *writer.Writer, name string, body map[string]any) writer.Result {
-	t.Helper()
-	raw, err := json.Marshal(body)
-	require.NoError(t, err)
-	p, err := commands.Parse(name, raw)
-	require.NoError(t, err)
-	done := make(chan writer.Result, 1)
-	require.NoError(t, w.Submit(&writer.Request{
-		CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash, Command: p.Command,
-		Reply: func(res writer.Result) { done <- res },
-	}))
-	select {
-	case res := <-done:
-		return res
-	case <-time.After(10 * time.Second):
-		t.Fatal("no reply within 10s")
-		return writer.Result{}
-	}
+	r := newRig(t)
+	w, stop := r.start(t, nil, 0)
+	t.Cleanup(stop)
+	return r.store, w
 }
 
 func subLink(t *testing.T, w *writer.Writer, cmd, account string) writer.Result {
 	t.Helper()
-	return subDo(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
+	return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
 }
 
 // lastLink decodes the SubscriptionLinked event of an account's last record.
@@ -108,7 +67,7 @@ func TestSubscriptionOwnerSurvivesReload(t *testing.T) {
 	require.NoError(t, err)
 
 	// The writer's next command on A conflicts, re-reads A (replaying its old link) and retries.
-	res := subDo(t, w, "purchase_payg_contract", map[string]any{"command_id": "p1", "account_id": "A", "contract_id": "mine"})
+	res := do(t, w, "purchase_payg_contract", map[string]any{"command_id": "p1", "account_id": "A", "contract_id": "mine"})
 	require.Nil(t, res.Err)
 
 	res = subLink(t, w, "l3", "C")
@@ -127,23 +86,23 @@ func TestSubscriptionOwnerSurvivesReload(t *testing.T) {
 // id, same content) with the first command's result and appends nothing.
 func TestRepeatedUsageReplaysTheFirstResult(t *testing.T) {
 	_, w := subRun(t)
-	require.Nil(t, subDo(t, w, "purchase_payg_contract", map[string]any{"command_id": "buy", "account_id": "A", "contract_id": "P"}).Err)
-	require.Nil(t, subDo(t, w, "activate_payg_contract", map[string]any{"command_id": "act", "account_id": "A", "contract_id": "P"}).Err)
-	require.Nil(t, subDo(t, w, "switch_billing_model", map[string]any{"command_id": "sw", "account_id": "A", "feature": "file_security", "to": "payg"}).Err)
+	require.Nil(t, do(t, w, "purchase_payg_contract", map[string]any{"command_id": "buy", "account_id": "A", "contract_id": "P"}).Err)
+	require.Nil(t, do(t, w, "activate_payg_contract", map[string]any{"command_id": "act", "account_id": "A", "contract_id": "P"}).Err)
+	require.Nil(t, do(t, w, "switch_billing_model", map[string]any{"command_id": "sw", "account_id": "A", "feature": "file_security", "to": "payg"}).Err)
 	usage := func(cmd, qty string) map[string]any {
 		return map[string]any{"command_id": cmd, "account_id": "A", "usage_id": "u1", "feature": "file_security",
 			"quantity": qty, "unit": "gb", "occurred_at": "2026-03-01T00:00:00Z"}
 	}
-	first := subDo(t, w, "record_usage", usage("r1", "2"))
+	first := do(t, w, "record_usage", usage("r1", "2"))
 	require.Nil(t, first.Err)
 	head := w.Head()
-	again := subDo(t, w, "record_usage", usage("r2", "2.0"))
+	again := do(t, w, "record_usage", usage("r2", "2.0"))
 	require.Nil(t, again.Err)
 	assert.True(t, again.Replayed)
 	again.Replayed = false
 	assert.Equal(t, first, again)
 	assert.Equal(t, head, w.Head(), "nothing appended")
-	other := subDo(t, w, "record_usage", usage("r3", "3"))
+	other := do(t, w, "record_usage", usage("r3", "3"))
 	require.NotNil(t, other.Err)
 	assert.Equal(t, ledger.CodeIdempotencyKeyReused, other.Err.Code)
 }

@@ -61,8 +61,8 @@ type Options struct {
 	Rejections RejectionLog
 	// RejectionsRemembered bounds the rejected command ids kept for idempotent replies.
 	RejectionsRemembered int
-	// Shared says other writers (other nodes) may append to the same stream: every rejection is
-	// then confirmed against the account's stored head before it is sent.
+	// Shared says other writers (other nodes) may append to the same stream: every command is
+	// then decided on the account as the stream leader has it (refreshShared, cluster.go).
 	Shared bool
 	// Snapshots, when set, receives a snapshot every SnapshotEvery events and at shutdown, and
 	// Load starts from the newest one.
@@ -118,8 +118,8 @@ type Writer struct {
 	rejectedSinceSnap int
 	// rejSeq is the rejection log position the in-memory rejections reflect.
 	rejSeq uint64
-	// redecided counts requests put back to be decided again (on a re-read account, or a sweep
-	// turned into its requests); the run loop treats a change as progress.
+	// redecided counts sweeps turned into their requests; the run loop treats a change as
+	// progress even when a sweep became exactly one request.
 	redecided uint64
 }
 
