@@ -37,3 +37,12 @@ type Store interface {
 	// AccountHead is the position of the account's last record (0 if it has none).
 	AccountHead(ctx context.Context, accountID string) (uint64, error)
 }
+
+// Rejection is a business rejection remembered so a retry of the same command_id gets the same
+// answer; it is not an event (it changed no account), so stores keep it apart from the stream.
+type Rejection struct {
+	CommandID string
+	AccountID string
+	BodyHash  string
+	Err       *Error
+}

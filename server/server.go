@@ -143,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.writer, err = writer.New(writer.Options{
-		Rejections: rejectionLog{rejLog},
+		Rejections: rejLog,
 		Store:      s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 		SweepInterval: cfg.SweepInterval, Snapshots: s.writerSnapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 		MaxInflight: cfg.MaxInflight,

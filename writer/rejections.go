@@ -20,21 +20,13 @@ type rejection struct {
 	pending bool
 }
 
-// Rejection is a remembered rejection as the rejection log stores it.
-type Rejection struct {
-	CommandID string
-	AccountID string
-	BodyHash  string
-	Err       *ledger.Error
-}
-
 // RejectionLog stores rejections durably so a retry of a rejected command_id gets the same
 // answer after a crash too. Rejections are not events: they changed no account.
 type RejectionLog interface {
 	// AppendRejections stores the rejections atomically and returns the position of the last.
-	AppendRejections(ctx context.Context, rs []Rejection) (uint64, error)
+	AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error)
 	// ReadRejections calls fn for each stored rejection after position from; it returns the head.
-	ReadRejections(ctx context.Context, from uint64, fn func(Rejection)) (uint64, error)
+	ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error)
 }
 
 // pendingReject is a rejection decided in a round, answered once it is in the log.
@@ -43,10 +35,10 @@ type pendingReject struct {
 	err *ledger.Error
 }
 
-func rejectionsOf(ps []pendingReject) []Rejection {
-	out := make([]Rejection, len(ps))
+func rejectionsOf(ps []pendingReject) []ledger.Rejection {
+	out := make([]ledger.Rejection, len(ps))
 	for i, p := range ps {
-		out[i] = Rejection{CommandID: p.req.CommandID, AccountID: p.req.AccountID, BodyHash: p.req.BodyHash, Err: p.err}
+		out[i] = ledger.Rejection{CommandID: p.req.CommandID, AccountID: p.req.AccountID, BodyHash: p.req.BodyHash, Err: p.err}
 	}
 	return out
 }
@@ -83,7 +75,7 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 	if w.opts.Rejections == nil {
 		return nil
 	}
-	head, err := w.opts.Rejections.ReadRejections(ctx, w.rejSeq+1, func(r Rejection) {
+	head, err := w.opts.Rejections.ReadRejections(ctx, w.rejSeq+1, func(r ledger.Rejection) {
 		if _, ok := w.rejections[r.CommandID]; ok {
 			return
 		}

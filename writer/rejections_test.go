@@ -9,27 +9,7 @@ import (
 
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
-	"github.com/creditledger/creditledger/writer"
 )
-
-// jsRejections adapts the JetStream rejection stream (as server does).
-type jsRejections struct{ log *jetstore.RejectionLog }
-
-func (j jsRejections) AppendRejections(ctx context.Context, rs []writer.Rejection) (uint64, error) {
-	out := make([]jetstore.Rejection, len(rs))
-	for i, x := range rs {
-		out[i] = jetstore.Rejection{CommandID: x.CommandID, AccountID: x.AccountID, BodyHash: x.BodyHash,
-			Code: x.Err.Code, Message: x.Err.Message, Data: x.Err.Data}
-	}
-	return j.log.Append(ctx, out)
-}
-
-func (j jsRejections) ReadRejections(ctx context.Context, from uint64, fn func(writer.Rejection)) (uint64, error) {
-	return j.log.Read(ctx, from, func(x jetstore.Rejection) {
-		fn(writer.Rejection{CommandID: x.CommandID, AccountID: x.AccountID, BodyHash: x.BodyHash,
-			Err: &ledger.Error{Code: x.Code, Message: x.Message, Data: x.Data}})
-	})
-}
 
 // A rejection written to the rejection log is replayed by a writer that starts without any
 // snapshot (as after a crash), even though the account would now accept the command.
@@ -37,7 +17,7 @@ func TestRejectionSurvivesACrash(t *testing.T) {
 	r := newRig(t)
 	log, err := jetstore.OpenRejections(context.Background(), r.store, 1)
 	require.NoError(t, err)
-	r.rejections = jsRejections{log}
+	r.rejections = log
 
 	w1, stop1 := r.start(t, nil, 0)
 	require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "buy", "account_id": "acme", "license_id": "L", "source": "sales", "credits": "10"}).Err)

@@ -22,8 +22,8 @@ const (
 	RejectionRetention = 30 * 24 * time.Hour
 )
 
-// Rejection is one remembered rejection.
-type Rejection struct {
+// rejectionDoc is one remembered rejection as the stream stores it.
+type rejectionDoc struct {
 	CommandID string            `json:"command_id"`
 	AccountID string            `json:"account_id"`
 	BodyHash  string            `json:"body_hash"`
@@ -62,11 +62,12 @@ func OpenRejections(ctx context.Context, s *Store, replicas int) (*RejectionLog,
 	return &RejectionLog{store: s, stream: st}, nil
 }
 
-// Append stores rejections atomically and returns the position of the last.
-func (l *RejectionLog) Append(ctx context.Context, rs []Rejection) (uint64, error) {
+// AppendRejections stores rejections atomically and returns the position of the last.
+func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error) {
 	recs := make([]ledger.Record, len(rs))
 	for i, r := range rs {
-		b, err := json.Marshal(r)
+		b, err := json.Marshal(rejectionDoc{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash,
+			Code: r.Err.Code, Message: r.Err.Message, Data: r.Err.Data})
 		if err != nil {
 			return 0, fmt.Errorf("encode rejection: %w", err)
 		}
@@ -79,8 +80,10 @@ func (l *RejectionLog) Append(ctx context.Context, rs []Rejection) (uint64, erro
 	return pos[len(pos)-1], nil
 }
 
-// Read calls fn for every rejection from position from to the stream's head; it returns the head.
-func (l *RejectionLog) Read(ctx context.Context, from uint64, fn func(Rejection)) (uint64, error) {
+// ReadRejections calls fn for every rejection from position from to the stream's head; it
+// returns the head. Messages that are not rejection documents are skipped: only the ledger may
+// publish here.
+func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error) {
 	info, err := l.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)
@@ -112,9 +115,10 @@ func (l *RejectionLog) Read(ctx context.Context, from uint64, fn func(Rejection)
 		if err != nil {
 			return 0, fmt.Errorf("rejection metadata: %w", err)
 		}
-		var r Rejection
+		var r rejectionDoc
 		if json.Unmarshal(m.Data(), &r) == nil && r.CommandID != "" {
-			fn(r)
+			fn(ledger.Rejection{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash,
+				Err: &ledger.Error{Code: r.Code, Message: r.Message, Data: r.Data}})
 		}
 		if md.Sequence.Stream >= head {
 			return head, nil
