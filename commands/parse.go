@@ -8,12 +8,9 @@ import (
 	"sort"
 
 	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/ledger"
 )
-
-type decimalT = decimal.Decimal
 
 // wire is implemented by every command request type.
 type wire interface {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -216,7 +218,7 @@ func (c *PurchasePaygContract) domain() (ledger.Command, error) {
 	}
 	cmd := ledger.PurchasePaygContract{ContractID: c.ContractID}
 	if len(c.Rates) > 0 {
-		cmd.Rates = make(map[string]decimalT, len(c.Rates))
+		cmd.Rates = make(map[string]decimal.Decimal, len(c.Rates))
 	}
 	for f, r := range c.Rates {
 		if err := checkRateKey(f); err != nil {
