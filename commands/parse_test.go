@@ -86,3 +86,14 @@ func TestBodyHashNormalises(t *testing.T) {
 	assert.NotEqual(t, base, hash(`{"command_id":"c","account_id":"a","license_id":"L","source":"sales","credits":"11"}`))
 	assert.NotEqual(t, base, hash(`{"command_id":"c","account_id":"b","license_id":"L","source":"sales","credits":"10"}`))
 }
+
+// DOMAIN: a license bought without saying otherwise runs 12 months with auto-renew on.
+func TestPurchaseDefaults(t *testing.T) {
+	t.Parallel()
+	p, err := commands.Parse("purchase_license", []byte(`{"command_id":"c","account_id":"a","license_id":"L","source":"aws_marketplace","credits":"5"}`))
+	require.NoError(t, err)
+	cmd := p.Command.(ledger.PurchaseLicense)
+	assert.Equal(t, 12, cmd.TermMonths)
+	assert.True(t, cmd.AutoRenew)
+	assert.True(t, cmd.ContractStart.IsZero(), "contract_start defaults to the decision time, injected by the writer's clock")
+}

@@ -1189,3 +1189,26 @@ func TestDecidePurchaseFarPastStartIsCaughtUpOrRejected(t *testing.T) {
 	due := ledger.DueEvents(apply(ledger.NewAccount(acct), got...), t0)
 	assert.Zerof(t, len(due), "%d renewals still due right after the purchase (%d events emitted)", len(due), len(got))
 }
+
+// DOMAIN: auto-renew is on by default and the buyer can turn it off and on again at any time;
+// the setting in force at expiry decides between renewal and expiry.
+func TestAutoRenewOffThenOnAgainRenews(t *testing.T) {
+	t.Parallel()
+	a := ledger.NewAccount(acct)
+	step := func(at time.Time, cmd ledger.Command) {
+		t.Helper()
+		out, err := rules.Decide(a, cmd, at)
+		require.NoError(t, err)
+		a = apply(a, out...)
+	}
+	step(t0, ledger.PurchaseLicense{LicenseID: "L", Source: ledger.SourceSales, Credits: dec("10"), AutoRenew: true})
+	step(t0, ledger.ActivateLicense{LicenseID: "L"})
+	step(t0.Add(time.Hour), ledger.SetAutoRenew{LicenseID: "L", Enabled: false})
+	step(t0.Add(2*time.Hour), ledger.SetAutoRenew{LicenseID: "L", Enabled: true})
+	expiry := a.Licenses["L"].ExpiresAt
+	due := ledger.DueEvents(a, expiry)
+	require.Len(t, due, 1)
+	renewed, ok := due[0].(events.LicenseRenewed)
+	require.True(t, ok, "got %T", due[0])
+	assert.True(t, renewed.ExpiresAt.Equal(expiry.AddDate(0, 12, 0)))
+}
