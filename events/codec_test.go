@@ -452,3 +452,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// SealEncode is Seal followed by Encode, byte for byte, for every event type.
+func TestSealEncodeEqualsSealThenEncode(t *testing.T) {
+	t.Parallel()
+	for _, typ := range events.Types() {
+		env := sealedEnvelope(t, samplePayloads()[typ])
+		env.Hash = ""
+		viaOnePass := env
+		got, err := viaOnePass.SealEncode()
+		require.NoError(t, err)
+		require.NoError(t, env.Seal())
+		want, err := events.Encode(&env)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), typ)
+		assert.Equal(t, env.Hash, viaOnePass.Hash, typ)
+		ev, err := events.Decode(got)
+		require.NoError(t, err, typ)
+		assert.True(t, ev.VerifyHash(), typ)
+	}
+}

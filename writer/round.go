@@ -235,10 +235,7 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 			CommandID: r.CommandID, CommandHash: r.BodyHash, CorrelationID: r.CorrelationID,
 			Payload: raw, PrevHash: prev,
 		}
-		if err := envs[i].Seal(); err != nil {
-			return nil, err
-		}
-		if data[i], err = events.Encode(&envs[i]); err != nil {
+		if data[i], err = envs[i].SealEncode(); err != nil {
 			return nil, err
 		}
 		prev = envs[i].Hash
