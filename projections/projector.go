@@ -46,17 +46,6 @@ func NewProjector(log zerolog.Logger) *Projector {
 	return &Projector{log: log, accounts: map[string]ledger.Account{}, changed: make(chan struct{})}
 }
 
-// Seed replaces the read models with states folded elsewhere up to position (the writer's load
-// at start-up), so a process folds its history once, not twice. Call it before Run.
-func (p *Projector) Seed(position uint64, each func(func(id string, a ledger.Account))) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.accounts = map[string]ledger.Account{}
-	each(func(id string, a ledger.Account) { p.accounts[id] = a })
-	p.position = position
-	p.notify()
-}
-
 // Position is the last stream position applied.
 func (p *Projector) Position() uint64 {
 	p.mu.RLock()

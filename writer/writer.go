@@ -179,8 +179,8 @@ func New(o Options) (*Writer, error) {
 	}, nil
 }
 
-// EachAccount calls f with a copy of every account's state; use it before Run (to seed the
-// projections from what Load folded) or after Run has stopped.
+// EachAccount calls f with a copy of every account's state; use it before Run or after Run has
+// stopped (tests compare a restored writer with the one that wrote).
 func (w *Writer) EachAccount(f func(id string, a ledger.Account)) {
 	for id, a := range w.accounts {
 		if a.broken == nil && !a.stale {
