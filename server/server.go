@@ -138,8 +138,12 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	rules := ledger.NewRules(ledger.DefaultCatalogue())
 	cfg.Payg.apply(&rules) // hook: server/payg.go (issue 5)
-	rejLog, err := jetstore.OpenRejections(ctx, s.store, cfg.Replicas)
-	if err != nil {
+	var rejLog *jetstore.RejectionLog
+	// Retried while a cluster forms, like the other streams (retryJS, cluster.go).
+	if err := s.retryJS(ctx, "the rejection stream", func(ctx context.Context) (err error) {
+		rejLog, err = jetstore.OpenRejections(ctx, s.store, cfg.Replicas)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	s.writer, err = writer.New(writer.Options{
