@@ -23,7 +23,8 @@ type rejection struct {
 // RejectionLog stores rejections durably so a retry of a rejected command_id gets the same
 // answer after a crash too. Rejections are not events: they changed no account.
 type RejectionLog interface {
-	// AppendRejections stores the rejections atomically and returns the position of the last.
+	// AppendRejections stores the rejections durably and returns the position of the last; after
+	// an error none of them may be relied on.
 	AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error)
 	// ReadRejections calls fn for each stored rejection after position from; it returns the head.
 	ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error)
