@@ -38,7 +38,9 @@ type Options struct {
 	RestartEvents uint64
 	// MaxInflight tunes the embedded ledger's writer (0: default).
 	MaxInflight int
-	Log         zerolog.Logger
+	// Linger tunes the embedded ledger's group-commit linger (0: default).
+	Linger time.Duration
+	Log    zerolog.Logger
 }
 
 // Report is everything one run measured; it is printed as a table and written as JSON.
@@ -100,7 +102,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep := &Report{StartedAt: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
 	var srv *server.Server
 	url := o.NATSURL
-	startCfg := server.Config{DataDir: o.DataDir, NATSListen: "127.0.0.1:-1", Log: o.Log, MaxInflight: o.MaxInflight}
+	startCfg := server.Config{DataDir: o.DataDir, NATSListen: "127.0.0.1:-1", Log: o.Log, MaxInflight: o.MaxInflight, Linger: o.Linger}
 	if url == "" {
 		var err error
 		if srv, err = server.Start(ctx, startCfg); err != nil {

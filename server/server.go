@@ -48,6 +48,9 @@ type Config struct {
 	SharedStream bool
 	// MaxInflight is how many group-commit appends may be in flight (0: the writer's default).
 	MaxInflight int
+	// Linger bounds the group-commit wait for the commands an append's replies set off (0: the
+	// writer's default; negative: never wait).
+	Linger time.Duration
 	// SnapshotEvery is how many events trigger a state snapshot (0: the writer's default).
 	SnapshotEvery uint64
 	// QueryMaxWait bounds a min_position wait.
@@ -150,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		Rejections: rejLog,
 		Store:      s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 		SweepInterval: cfg.SweepInterval, Snapshots: s.writerSnapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
-		MaxInflight: cfg.MaxInflight,
+		MaxInflight: cfg.MaxInflight, Linger: cfg.Linger,
 		// Any deployment this process did not embed alone may have other writers on LEDGER.
 		Shared: s.sharedStream(), // cluster, NATSURL or SharedStream: cluster.go
 	})

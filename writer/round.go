@@ -31,6 +31,8 @@ type appendDone struct {
 	rejects []pendingReject
 	rejPos  uint64
 	rejErr  error
+	// took is how long the append (and the rejection write beside it) took.
+	took time.Duration
 }
 
 // launch decides as many requests as fit in one atomic append (one command per account, none on
@@ -110,6 +112,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	w.inflight++
 	go func() {
 		d := appendDone{plans: plans, rejects: rejects}
+		began := time.Now()
 		var wg sync.WaitGroup
 		if len(rejects) > 0 {
 			wg.Add(1)
@@ -127,6 +130,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			w.stats.appendMicros.Add(uint64(time.Since(start).Microseconds()))
 		}
 		wg.Wait()
+		d.took = time.Since(began)
 		w.acks <- d
 	}()
 	return next
@@ -136,6 +140,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 // returns the requests to try again.
 func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 	w.inflight--
+	w.answered, w.answeredAt, w.lastAppend = len(d.plans)+len(d.rejects), time.Now(), d.took
 	w.finishRejections(d)
 	if len(d.plans) == 0 {
 		return nil

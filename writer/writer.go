@@ -32,6 +32,12 @@ const (
 	// ~41 per append and ~4,600/s.
 	DefaultMaxInflight = 1
 	DefaultPipelineMin = 32
+	// DefaultLinger is how long, at most, a round waits after an append is acknowledged for the
+	// commands its replies set off. Without it the clients answered by round k miss round k+1 by
+	// the reply's round trip (the next round starts the moment k ends), so under load the clients
+	// split into two cohorts answered every other round, each round half full. Measured with the
+	// load tool at 64 clients: see BENCHMARKS.md.
+	DefaultLinger = 5 * time.Millisecond
 	// maxSweep bounds the AdvanceTime requests one sweep makes.
 	maxSweep = 1000
 	// maxRound bounds the requests one round considers, deferred ones included.
@@ -71,6 +77,10 @@ type Options struct {
 	// PipelineMin is how many waiting requests justify starting an append while another is
 	// still in flight; below it the writer lets requests gather into the next, larger batch.
 	PipelineMin int
+	// Linger bounds the wait after an append for as many requests as it answered (DefaultLinger;
+	// negative: never wait). An idle writer never waits: it only lingers while fewer requests are
+	// queued than the last append answered.
+	Linger time.Duration
 	// Claims, when set, reserves globally unique ids in a store shared with other ledger
 	// processes before they are appended (cluster.go); nil in a single-process deployment.
 	Claims IDClaims
@@ -121,6 +131,11 @@ type Writer struct {
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
 	// progress even when a sweep became exactly one request.
 	redecided uint64
+	// answered and answeredAt describe the last finished append: how many requests it answered,
+	// and when (the linger that follows it).
+	answered   int
+	answeredAt time.Time
+	lastAppend time.Duration
 }
 
 // account is the writer's in-memory copy of one account.
@@ -161,6 +176,9 @@ func New(o Options) (*Writer, error) {
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
 	}
 	return &Writer{
 		opts:      o,
@@ -328,6 +346,9 @@ func (w *Writer) Run(ctx context.Context) {
 	tick := time.NewTicker(w.opts.SweepInterval)
 	defer tick.Stop()
 	appendCtx := context.WithoutCancel(ctx)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	var carry []*Request
 	for {
 		snapshotDue := w.opts.Snapshots != nil && w.head.Load()-w.snapHead >= w.opts.SnapshotEvery
@@ -337,7 +358,10 @@ func (w *Writer) Run(ctx context.Context) {
 		}
 		before, redecided := len(carry), w.redecided
 		launched := false
-		if !snapshotDue && len(carry) > 0 && w.inflight < w.opts.MaxInflight && (w.inflight == 0 || len(carry) >= w.opts.PipelineMin) {
+		wait := w.lingering(len(carry))
+		if wait > 0 {
+			linger.Reset(wait)
+		} else if !snapshotDue && len(carry) > 0 && w.inflight < w.opts.MaxInflight && (w.inflight == 0 || len(carry) >= w.opts.PipelineMin) {
 			n := w.inflight
 			carry = w.launch(appendCtx, carry)
 			launched = w.inflight > n
@@ -362,6 +386,7 @@ func (w *Writer) Run(ctx context.Context) {
 		case <-ctx.Done():
 		case <-tick.C:
 			carry = append(carry, &Request{internal: true, sweep: true})
+		case <-linger.C:
 		case d := <-w.acks:
 			carry = append(w.finish(appendCtx, d), carry...)
 		case r := <-w.queue:
@@ -369,6 +394,21 @@ func (w *Writer) Run(ctx context.Context) {
 		}
 		carry = w.gather(appendCtx, carry)
 	}
+}
+
+// lingering says how much longer to hold back the next round: while fewer requests are waiting
+// than the last append answered, for at most Linger and half the last append's time after it
+// (so a round grows by at most half, and a fast store is barely held back); 0 means go now.
+func (w *Writer) lingering(waiting int) time.Duration {
+	if w.opts.Linger < 0 || waiting == 0 || waiting >= w.answered || w.inflight > 0 {
+		return 0
+	}
+	left := min(w.opts.Linger, w.lastAppend/2) - time.Since(w.answeredAt)
+	if left <= 0 {
+		w.answered = 0
+		return 0
+	}
+	return left
 }
 
 // gather takes whatever is already waiting, without blocking: finished appends first, then

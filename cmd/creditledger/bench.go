@@ -78,6 +78,7 @@ func benchCmd() *cobra.Command {
 	f.DurationVar(&o.LagFor, "lag-for", 10*time.Second, "length of the projection-lag phase (half the clients)")
 	f.Uint64Var(&o.RestartEvents, "restart-events", 0, "top the store up to this many events and time a restart (embedded only; e.g. 1000000)")
 	f.IntVar(&o.MaxInflight, "max-inflight", 0, "appends the embedded ledger's writer keeps in flight (0: default)")
+	f.DurationVar(&o.Linger, "linger", 0, "the embedded ledger's group-commit linger (0: default, negative: off)")
 	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (ledger and load) to this file")
 	f.StringVar(&logLevel, "log-level", "warn", "log level of the embedded ledger")

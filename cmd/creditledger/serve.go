@@ -61,6 +61,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS/JetStream deployment instead of embedding one")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", 0, "group-commit appends in flight at once (0: default)")
+	f.DurationVar(&cfg.Linger, "linger", 0, "longest group-commit wait for the commands an append's replies set off (0: default 5ms, negative: off)")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of the LEDGER stream when it is created (0: 3 in a cluster of 3+ nodes, else 1)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	addCheckpointFlags(f, &cfg.Checkpoints)
