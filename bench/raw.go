@@ -21,6 +21,11 @@ type RawBaselines struct {
 	PublishOneAtATime float64 `json:"publish_one_at_a_time_msgs_per_s"`
 	AtomicBatch100    float64 `json:"atomic_batch_100_msgs_per_s"`
 	AtomicBatch1000   float64 `json:"atomic_batch_1000_msgs_per_s"`
+	// BatchOfClients is an atomic batch as large as the load's client count, one at a time: the
+	// most a group commit can reach when every client waits for its reply before sending again
+	// (clients can never have more commands outstanding), with no ledger work at all.
+	BatchOfClients       int     `json:"batch_of_clients"`
+	AtomicBatchOfClients float64 `json:"atomic_batch_of_clients_msgs_per_s"`
 }
 
 func rawStreamConfig() jetstream.StreamConfig {
@@ -30,9 +35,10 @@ func rawStreamConfig() jetstream.StreamConfig {
 	}
 }
 
-// MeasureRaw runs the three write baselines for about per each; 300-byte messages over 1,000
-// subjects, with an expected-last-subject-sequence check on every message.
-func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration) (RawBaselines, error) {
+// MeasureRaw runs the write baselines for about per each; 300-byte messages over 1,000
+// subjects, with an expected-last-subject-sequence check on every message. clients sizes the
+// closed-loop ceiling (an atomic batch of that many messages; skipped outside 2..1000).
+func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration, clients int) (RawBaselines, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return RawBaselines{}, err
@@ -52,6 +58,12 @@ func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration) (RawBasel
 	}
 	if out.AtomicBatch1000, err = r.run(ctx, per, 1000); err != nil {
 		return out, err
+	}
+	if clients >= 2 && clients <= 1000 {
+		out.BatchOfClients = clients
+		if out.AtomicBatchOfClients, err = r.run(ctx, per, clients); err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }

@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	step := func(s string) { fmt.Fprintf(progress, "bench: %s\n", s) }
 
 	step("raw JetStream baselines")
-	if rep.Raw, err = MeasureRaw(ctx, conns[0], o.RawFor); err != nil {
+	if rep.Raw, err = MeasureRaw(ctx, conns[0], o.RawFor, o.Load.Clients); err != nil {
 		return nil, err
 	}
 	if o.Load.RunID == "" {
@@ -249,6 +249,10 @@ func ratios(r *Report) map[string]float64 {
 	out["accepted_vs_one_at_a_time"] = div(r.Load.AcceptedPerSecond, r.Raw.PublishOneAtATime)
 	out["commands_vs_atomic_batch_1000"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatch1000)
 	out["commands_vs_one_at_a_time"] = div(r.Load.CommandsPerSecond, r.Raw.PublishOneAtATime)
+	if r.Raw.AtomicBatchOfClients > 0 {
+		out["accepted_vs_atomic_batch_of_clients"] = div(r.Load.AcceptedPerSecond, r.Raw.AtomicBatchOfClients)
+		out["commands_vs_atomic_batch_of_clients"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatchOfClients)
+	}
 	out["rebuild_vs_raw_read"] = div(r.Replay.RebuildPerSec, r.Replay.RawOrderedPerSec)
 	out["audit_replay_vs_raw_read"] = div(r.Replay.AuditReplayPerSec, r.Replay.RawOrderedPerSec)
 	return out
@@ -280,6 +284,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	p("raw: publish one at a time, expected seq\t%.0f msgs/s", r.Raw.PublishOneAtATime)
 	p("raw: atomic batch of 100\t%.0f msgs/s", r.Raw.AtomicBatch100)
 	p("raw: atomic batch of 1000\t%.0f msgs/s", r.Raw.AtomicBatch1000)
+	if r.Raw.BatchOfClients > 0 {
+		p("raw: atomic batch of %d (= clients: the closed-loop ceiling)\t%.0f msgs/s", r.Raw.BatchOfClients, r.Raw.AtomicBatchOfClients)
+	}
 	l := r.Load
 	p("ledger: clients / accounts\t%d / %d", l.Clients, l.Accounts)
 	p("ledger: commands accepted\t%.0f /s (%d of %d commands, %.0f commands/s incl. rejections)", l.AcceptedPerSecond, l.Accepted, l.Commands, l.CommandsPerSecond)
@@ -293,8 +300,12 @@ func (r *Report) WriteTable(w io.Writer) {
 	if lag := r.LagLoad.ProjectionLag; lag != nil {
 		p("projection lag at %d clients p50 / p99\t%.2f / %.2f ms", r.LagLoad.Clients, lag.P50, lag.P99)
 	}
-	for _, k := range []string{"accepted_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100", "accepted_vs_one_at_a_time", "rebuild_vs_raw_read", "audit_replay_vs_raw_read"} {
-		p("ratio %s\t%.2f", k, r.Ratios[k])
+	for _, k := range []string{"accepted_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100", "accepted_vs_one_at_a_time",
+		"commands_vs_one_at_a_time", "accepted_vs_atomic_batch_of_clients", "commands_vs_atomic_batch_of_clients",
+		"rebuild_vs_raw_read", "audit_replay_vs_raw_read"} {
+		if v, ok := r.Ratios[k]; ok {
+			p("ratio %s\t%.2f", k, v)
+		}
 	}
 	p("replay: raw ordered read / projection rebuild / audit replay\t%.0f / %.0f / %.0f events/s over %d events",
 		r.Replay.RawOrderedPerSec, r.Replay.RebuildPerSec, r.Replay.AuditReplayPerSec, r.Replay.Events)
