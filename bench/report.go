@@ -45,9 +45,14 @@ type Options struct {
 
 // Report is everything one run measured; it is printed as a table and written as JSON.
 type Report struct {
-	Machine      string             `json:"machine"`
-	StartedAt    time.Time          `json:"started_at"`
+	Machine   string    `json:"machine"`
+	StartedAt time.Time `json:"started_at"`
+	// Raw is the mean of RawBefore and RawAfter, measured either side of the ledger's load: the
+	// machine's speed drifts during a run, and the ratios should not depend on which side of
+	// the load a slow minute fell.
 	Raw          RawBaselines       `json:"raw_jetstream"`
+	RawBefore    RawBaselines       `json:"raw_jetstream_before_load"`
+	RawAfter     RawBaselines       `json:"raw_jetstream_after_load"`
 	Load         LoadResult         `json:"load"`
 	LagLoad      LoadResult         `json:"lag_load"`
 	Ratios       map[string]float64 `json:"ratios"`
@@ -120,7 +125,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	step := func(s string) { fmt.Fprintf(progress, "bench: %s\n", s) }
 
 	step("raw JetStream baselines")
-	if rep.Raw, err = MeasureRaw(ctx, conns[0], o.RawFor, o.Load.Clients); err != nil {
+	if rep.RawBefore, err = MeasureRaw(ctx, conns[0], o.RawFor, o.Load.Clients); err != nil {
 		return nil, err
 	}
 	if o.Load.RunID == "" {
@@ -144,6 +149,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	half.Clients, half.Duration, half.Commands = max(1, o.Load.Clients/2), o.LagFor, 0
 	step(fmt.Sprintf("projection lag: %d clients", half.Clients))
 	rep.LagLoad = d.Run(ctx, half, true)
+
+	step("raw JetStream baselines again")
+	if rep.RawAfter, err = MeasureRaw(ctx, conns[0], o.RawFor, o.Load.Clients); err != nil {
+		return nil, err
+	}
+	rep.Raw = meanRaw(rep.RawBefore, rep.RawAfter)
 
 	step("replay")
 	if rep.Replay, err = measureReplay(ctx, conns[0]); err != nil {
@@ -236,6 +247,15 @@ func measureReplay(ctx context.Context, nc *nats.Conn) (ReplayResult, error) {
 	return ReplayResult{Events: n, RawOrderedPerSec: raw, RebuildPerSec: rebuild, AuditReplayPerSec: replay}, nil
 }
 
+func meanRaw(a, b RawBaselines) RawBaselines {
+	return RawBaselines{
+		PublishOneAtATime: (a.PublishOneAtATime + b.PublishOneAtATime) / 2,
+		AtomicBatch100:    (a.AtomicBatch100 + b.AtomicBatch100) / 2,
+		AtomicBatch1000:   (a.AtomicBatch1000 + b.AtomicBatch1000) / 2,
+		BatchOfClients:    a.BatchOfClients, AtomicBatchOfClients: (a.AtomicBatchOfClients + b.AtomicBatchOfClients) / 2,
+	}
+}
+
 func ratios(r *Report) map[string]float64 {
 	out := map[string]float64{}
 	div := func(a, b float64) float64 {
@@ -281,11 +301,15 @@ func (r *Report) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
 	p("machine\t%s", r.Machine)
-	p("raw: publish one at a time, expected seq\t%.0f msgs/s", r.Raw.PublishOneAtATime)
-	p("raw: atomic batch of 100\t%.0f msgs/s", r.Raw.AtomicBatch100)
-	p("raw: atomic batch of 1000\t%.0f msgs/s", r.Raw.AtomicBatch1000)
+	raw := func(label string, f func(RawBaselines) float64) {
+		p("raw: %s\t%.0f msgs/s (before %.0f, after %.0f the load)", label, f(r.Raw), f(r.RawBefore), f(r.RawAfter))
+	}
+	raw("publish one at a time, expected seq", func(b RawBaselines) float64 { return b.PublishOneAtATime })
+	raw("atomic batch of 100", func(b RawBaselines) float64 { return b.AtomicBatch100 })
+	raw("atomic batch of 1000", func(b RawBaselines) float64 { return b.AtomicBatch1000 })
 	if r.Raw.BatchOfClients > 0 {
-		p("raw: atomic batch of %d (= clients: the closed-loop ceiling)\t%.0f msgs/s", r.Raw.BatchOfClients, r.Raw.AtomicBatchOfClients)
+		raw(fmt.Sprintf("atomic batch of %d (= clients: the closed-loop ceiling)", r.Raw.BatchOfClients),
+			func(b RawBaselines) float64 { return b.AtomicBatchOfClients })
 	}
 	l := r.Load
 	p("ledger: clients / accounts\t%d / %d", l.Clients, l.Accounts)
