@@ -123,6 +123,21 @@ func DueEvents(a Account, now time.Time) []events.Payload {
 	return append(out, subscriptionDue(a, now)...)
 }
 
+// NextDue is the earliest moment at which DueEvents has something to do on the account; ok is
+// false when nothing will ever fall due without a command. It lets the expiry processor wait
+// for that moment instead of asking every account every second.
+func NextDue(a Account) (at time.Time, ok bool) {
+	for _, l := range a.Licenses {
+		if l.ParentID == "" && l.Status != StatusExpired && (!ok || l.ExpiresAt.Before(at)) {
+			at, ok = l.ExpiresAt, true
+		}
+	}
+	if a.Subscription.ID == "" && !a.GraceUntil.IsZero() && a.ExpiredAt.IsZero() && (!ok || a.GraceUntil.Before(at)) {
+		at, ok = a.GraceUntil, true
+	}
+	return at, ok
+}
+
 // termEvents renews a lapsed license term by term until it runs past now, or expires it.
 func termEvents(l License, now time.Time) []events.Payload {
 	if !l.AutoRenew {

@@ -391,6 +391,19 @@ func checkPoolInvariants(t *testing.T, a ledger.Account, o *oracle, where stepIn
 	}
 }
 
+// checkNextDue: nothing is due an instant before NextDue, something is due at it, and an account
+// without a NextDue has nothing due even a century on.
+func checkNextDue(t *testing.T, a ledger.Account, now time.Time, where stepInfo) {
+	t.Helper()
+	due, ok := ledger.NextDue(a)
+	if !ok {
+		require.Emptyf(t, ledger.DueEvents(a, now.AddDate(100, 0, 0)), "%s: nothing should ever fall due", where)
+		return
+	}
+	require.Emptyf(t, ledger.DueEvents(a, due.Add(-time.Nanosecond)), "%s: due before NextDue %s", where, due)
+	require.NotEmptyf(t, ledger.DueEvents(a, due), "%s: nothing due at NextDue %s", where, due)
+}
+
 // TestPoolInvariantsAgainstOracle decides and folds random command sequences and compares every
 // outcome and balance with the oracle.
 func TestPoolInvariantsAgainstOracle(t *testing.T) {
@@ -462,6 +475,7 @@ func runOracle(t *testing.T, seed uint64, steps int) map[string]int {
 			}
 		}
 		checkPoolInvariants(t, a, o, where)
+		checkNextDue(t, a, now, where)
 		if a.Shortfall().IsPositive() {
 			seen["shortfall"]++
 		}

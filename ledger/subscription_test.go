@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
@@ -142,4 +143,24 @@ func TestBillingPath(t *testing.T) {
 	assert.Equal(t, ledger.BillingNone, fold(purchased("s-1", ledger.SourceSales, "10", true, t0)).BillingPath(), "a pending license does not pay")
 	assert.Equal(t, ledger.BillingAnnual, fold(active("s-1", ledger.SourceSales, "10", true, t0)...).BillingPath())
 	assert.Equal(t, ledger.BillingMarketplace, fold(hist(active("a-1", ledger.SourceAWS, "10", true, t0), linked("sub-1", t0))...).BillingPath())
+}
+
+// TestNextDueGracePeriod: the end of a grace period is due on its own, before a license that
+// expires later, and not after the account has expired or while a subscription is linked.
+func TestNextDueGracePeriod(t *testing.T) {
+	t.Parallel()
+	graceEnd := t0.Add(ledger.SubscriptionGracePeriod)
+	lapsed := fold(hist(active("aws-1", ledger.SourceAWS, "10", true, t0), linked("sub-1", t0), unlinked("sub-1", events.UnlinkMoved, "acc-2", t0))...)
+	at, ok := ledger.NextDue(lapsed)
+	require.True(t, ok)
+	assert.Equal(t, graceEnd, at, "the grace period ends long before the license's year")
+
+	expired := apply(lapsed, events.AccountExpired{Reason: events.AccountExpiredReason, SubscriptionID: "sub-1", ExpiredAt: graceEnd})
+	at, ok = ledger.NextDue(expired)
+	require.True(t, ok)
+	assert.Equal(t, lapsed.Licenses["aws-1"].ExpiresAt, at, "only the license is left to fall due")
+
+	linkedNow := fold(hist(linked("sub-1", t0))...)
+	_, ok = ledger.NextDue(linkedNow)
+	assert.False(t, ok, "a linked account with no license has nothing due")
 }

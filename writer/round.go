@@ -313,6 +313,7 @@ func (w *Writer) replaceAccount(id string, recs []ledger.Record) {
 	if _, ok := w.accounts[id]; !ok {
 		w.accounts[id] = &account{state: ledger.NewAccount(id)}
 	}
+	w.schedule(id, w.accounts[id])
 }
 
 // recover handles a refused or uncertain append: accounts whose head moved are re-read (which
@@ -362,6 +363,7 @@ func (w *Writer) commit(p planned, positions []uint64) {
 	}
 	a.head = positions[len(positions)-1]
 	a.hash = p.envs[len(p.envs)-1].Hash
+	w.schedule(p.req.AccountID, a)
 	res.Version, res.Position = a.state.Version, a.head
 	if !p.req.internal {
 		w.commands[p.req.CommandID] = &commandRecord{accountID: p.req.AccountID, bodyHash: p.req.BodyHash, result: res}
@@ -391,14 +393,19 @@ func (w *Writer) replyRecorded(r *Request, rec *commandRecord) {
 	w.reply(r, res)
 }
 
-// sweepRequests makes one AdvanceTime request per account with a renewal or expiry due.
+// sweepRequests makes one AdvanceTime request per account with a renewal or expiry due (at most
+// maxSweep; the rest are found by the next sweep, a second later). Only the due accounts are
+// looked at (due.go).
 func (w *Writer) sweepRequests(now time.Time) []*Request {
 	var out []*Request
-	for id, a := range w.accounts {
-		if len(out) >= maxSweep {
-			break // the rest are found by the next sweep, a second later
+	for _, id := range w.dueAccounts(now, maxSweep) {
+		a := w.accounts[id]
+		if a.broken != nil {
+			a.nextDue = time.Time{} // off the schedule; a reload that mends it schedules it again
+			continue
 		}
-		if w.advancing[id] || a.broken != nil || len(ledger.DueEvents(a.state, now)) == 0 {
+		w.reschedule(id) // until its state changes, in case this round does not bring it up to date
+		if w.advancing[id] || len(ledger.DueEvents(a.state, now)) == 0 {
 			continue
 		}
 		w.advancing[id] = true

@@ -133,6 +133,8 @@ type Writer struct {
 	redecided uint64
 	// answered and answeredAt describe the last finished append: how many requests it answered,
 	// and when (the linger that follows it).
+	// due schedules the expiry processor (due.go).
+	due        dueHeap
 	answered   int
 	answeredAt time.Time
 	lastAppend time.Duration
@@ -146,6 +148,8 @@ type account struct {
 	stale bool
 	// broken is set when the stored history cannot be folded; the account takes no commands.
 	broken error
+	// nextDue is when the account next has renewals or expiries due (zero: never); due.go.
+	nextDue time.Time
 }
 
 // New checks the options and returns a writer that must be Loaded, then Run.
@@ -241,6 +245,7 @@ func (w *Writer) Load(ctx context.Context) error {
 		}
 	}
 	w.head.Store(head)
+	w.rescheduleAll()
 	if err := w.loadRejections(ctx); err != nil {
 		return err
 	}
