@@ -201,16 +201,25 @@ func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 	if err != nil {
 		return fmt.Errorf("projector consume: %w", err)
 	}
+	p.fold(ctx, decoded)
+	cc.Stop()
+	<-cc.Closed()
+	p.maybeCheckpoint(ctx, true)
+	return nil
+}
+
+// fold applies decoded messages until ctx ends or decoded is closed.
+func (p *Projector) fold(ctx context.Context, decoded <-chan decodedMsg) {
 	for {
 		select {
-		case d := <-decoded:
+		case d, ok := <-decoded:
+			if !ok {
+				return
+			}
 			p.ApplyDecoded(d.position, d.accountID, d.ev, d.err)
 			p.maybeCheckpoint(ctx, false)
 		case <-ctx.Done():
-			cc.Stop()
-			<-cc.Closed()
-			p.maybeCheckpoint(ctx, true)
-			return nil
+			return
 		}
 	}
 }
