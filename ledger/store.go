@@ -36,7 +36,12 @@ type Store interface {
 	ReadAccount(ctx context.Context, accountID string) ([]Record, error)
 	// AccountHead is the position of the account's last record (0 if it has none).
 	AccountHead(ctx context.Context, accountID string) (uint64, error)
+	// ReadAt returns the record at position; ErrNoRecord if there is none.
+	ReadAt(ctx context.Context, position uint64) (Record, error)
 }
+
+// ErrNoRecord means a store holds nothing at the position asked for.
+var ErrNoRecord = errors.New("no record at that position")
 
 // Rejection is a business rejection remembered so a retry of the same command_id gets the same
 // answer; it is not an event (it changed no account), so stores keep it apart from the stream.

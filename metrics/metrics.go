@@ -144,6 +144,8 @@ func writerCollectors(w Writer) []prometheus.Collector {
 			func(s writer.Stats) uint64 { return s.Retried }),
 		counter("idempotent_replays_total", "Commands answered with the first reply of their command_id, appending nothing.",
 			func(s writer.Stats) uint64 { return s.Replayed }),
+		counter("idempotency_read_back_total", "Replays of older commands whose first reply was read back from the stream (the record was in compact form).",
+			func(s writer.Stats) uint64 { return s.ReadBack }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "append_seconds_total",
 			Help: "Total time spent in appends; divided by appends_total it is the mean append time."},
 			func() float64 { return float64(w.Stats().AppendMicros) / 1e6 }),

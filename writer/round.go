@@ -65,7 +65,12 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			continue
 		}
 		if !r.internal {
-			if rec, ok := w.commands[r.CommandID]; ok {
+			rec, err := w.recorded(ctx, r.CommandID)
+			if err != nil {
+				w.reject(r, asError(err))
+				continue
+			}
+			if rec != nil {
 				w.replyRecorded(r, rec)
 				continue
 			}
@@ -179,11 +184,15 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 	if err != nil {
 		return nil, err
 	}
-	if rec, ok := w.commands[r.CommandID]; ok && !r.internal {
+	if !r.internal {
 		// Re-reading a stale account can reveal that this command was appended after all
 		// (an uncertain append, or another node's writer).
-		w.replyRecorded(r, rec)
-		return nil, nil
+		if rec, err := w.recorded(ctx, r.CommandID); err != nil || rec != nil {
+			if err == nil {
+				w.replyRecorded(r, rec)
+			}
+			return nil, err
+		}
 	}
 	if r.ExpectedVersion != nil && *r.ExpectedVersion != acct.state.Version {
 		return nil, ledger.Reject(ledger.CodeVersionConflict, "account %s is at version %d, command expected %d",

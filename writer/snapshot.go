@@ -22,9 +22,15 @@ type SnapshotStore interface {
 }
 
 const (
-	// snapshotName changes with snapshotMagic so an old format is never misread.
-	snapshotName  = "writer-v3"
-	snapshotMagic = "creditledger-writer-snapshot-v3\n"
+	// snapshotName changes with snapshotMagic so an old format is never misread; an older build
+	// does not find a newer snapshot and replays the stream instead (v3 lacks the compacted
+	// idempotency section: reading a v4 snapshot as v3 would forget those commands).
+	snapshotName  = "writer-v4"
+	snapshotMagic = "creditledger-writer-snapshot-v4\n"
+	// The previous format, still read when no v4 snapshot exists yet (the first start after an
+	// upgrade), so an upgrade does not replay the whole stream.
+	snapshotNameV3  = "writer-v3"
+	snapshotMagicV3 = "creditledger-writer-snapshot-v3\n"
 	// DefaultSnapshotEvery is how many appended events trigger a snapshot.
 	DefaultSnapshotEvery = 100_000
 )
@@ -125,6 +131,12 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 		}
 	}
 	b = binary.AppendUvarint(b, w.rejSeq) // the rejection log position those reflect
+	// v4: the compacted idempotency records, fixed-width so a restore reads them at memory speed.
+	b = binary.AppendUvarint(b, uint64(len(w.compacted)))
+	for k, pos := range w.compacted {
+		b = binary.LittleEndian.AppendUint64(b, k)
+		b = binary.LittleEndian.AppendUint64(b, pos)
+	}
 	return b, nil
 }
 
@@ -175,10 +187,14 @@ func (r *snapReader) byte() byte {
 
 // restore replaces the in-memory state with a snapshot's.
 func (w *Writer) restore(data []byte) (uint64, error) {
-	if !bytes.HasPrefix(data, []byte(snapshotMagic)) {
+	magic := snapshotMagic
+	if bytes.HasPrefix(data, []byte(snapshotMagicV3)) {
+		magic = snapshotMagicV3
+	}
+	if !bytes.HasPrefix(data, []byte(magic)) {
 		return 0, errors.New("not a writer snapshot")
 	}
-	hdr := &snapReader{b: data[len(snapshotMagic):]}
+	hdr := &snapReader{b: data[len(magic):]}
 	secLen := hdr.uvarint()
 	if hdr.err != nil || secLen > uint64(len(hdr.b)) {
 		return 0, errors.New("snapshot truncated")
@@ -198,6 +214,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 		rejections  map[string]*rejection
 		rejectOrder []string
 		rejSeq      uint64
+		compacted   map[uint64]uint64
 		err         error
 	}
 	cmds := make(chan decoded, 1)
@@ -205,7 +222,10 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 		var d decoded
 		var tail []byte
 		if d.commands, tail, d.err = decodeCommands(rest, types); d.err == nil {
-			d.rejections, d.rejectOrder, d.rejSeq, d.err = decodeRejections(tail)
+			d.rejections, d.rejectOrder, d.rejSeq, tail, d.err = decodeRejections(tail)
+		}
+		if d.err == nil && magic == snapshotMagic {
+			d.compacted, d.err = decodeCompacted(tail)
 		}
 		cmds <- d
 	}()
@@ -233,6 +253,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	}
 	w.commands = commands
 	w.rejections, w.rejectOrder, w.rejSeq = dc.rejections, dc.rejectOrder, dc.rejSeq
+	w.compacted = dc.compacted
 	return head, nil
 }
 
@@ -267,6 +288,7 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 	}
 	start := time.Now()
 	head := w.head.Load()
+	w.compactCommands()
 	data, err := w.encodeSnapshot()
 	if err != nil {
 		w.opts.Log.Error().Err(err).Msg("snapshot encoding failed")
@@ -303,6 +325,11 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 	}
 	start := time.Now()
 	data, err := w.opts.Snapshots.Load(ctx, snapshotName)
+	upgrade := false
+	if err == nil && data == nil {
+		data, err = w.opts.Snapshots.Load(ctx, snapshotNameV3)
+		upgrade = data != nil
+	}
 	fetched := time.Since(start)
 	if err != nil || data == nil {
 		if err != nil {
@@ -313,13 +340,17 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 	head, err := w.restore(data)
 	if err != nil {
 		w.opts.Log.Warn().Err(err).Msg("snapshot unreadable; replaying the whole stream")
-		w.accounts, w.commands, w.owners = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}
+		w.accounts, w.commands, w.owners, w.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
 		return 1
 	}
 	w.head.Store(head)
 	w.snapHead = head
+	if upgrade {
+		w.snapHead = 0 // write the current format soon (at once past SnapshotEvery, else at shutdown)
+	}
 	w.opts.Log.Info().Uint64("position", head).Int("bytes", len(data)).Dur("fetch", fetched).
 		Dur("decode", time.Since(start)-fetched).Int("accounts", len(w.accounts)).Int("commands", len(w.commands)).
+		Int("commands_compacted", len(w.compacted)).
 		Msg("snapshot restored")
 	return head + 1
 }
@@ -367,16 +398,32 @@ func decodeCommands(b []byte, types []string) (map[string]*commandRecord, []byte
 	return commands, r.b, nil
 }
 
-// decodeRejections reads the remembered rejections (absent in snapshots written before them).
-func decodeRejections(b []byte) (map[string]*rejection, []string, uint64, error) {
+// decodeCompacted reads the v4 section of compacted idempotency records.
+func decodeCompacted(b []byte) (map[uint64]uint64, error) {
+	r := &snapReader{b: b}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b))/16 {
+		return nil, errors.New("snapshot: compacted section truncated")
+	}
+	out := make(map[uint64]uint64, n)
+	for i := uint64(0); i < n; i++ {
+		e := r.b[i*16:]
+		out[binary.LittleEndian.Uint64(e)] = binary.LittleEndian.Uint64(e[8:])
+	}
+	return out, nil
+}
+
+// decodeRejections reads the remembered rejections (absent in snapshots written before them)
+// and returns the bytes after them.
+func decodeRejections(b []byte) (map[string]*rejection, []string, uint64, []byte, error) {
 	out, order := map[string]*rejection{}, []string{}
 	if len(b) == 0 {
-		return out, order, 0, nil
+		return out, order, 0, nil, nil
 	}
 	r := &snapReader{b: b}
 	n := r.uvarint()
 	if n > uint64(len(b)) {
-		return nil, nil, 0, errors.New("snapshot: implausible rejection count")
+		return nil, nil, 0, nil, errors.New("snapshot: implausible rejection count")
 	}
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		id := r.str()
@@ -398,7 +445,7 @@ func decodeRejections(b []byte) (map[string]*rejection, []string, uint64, error)
 		seq = r.uvarint()
 	}
 	if r.err != nil {
-		return nil, nil, 0, r.err
+		return nil, nil, 0, nil, r.err
 	}
-	return out, order, seq, nil
+	return out, order, seq, r.b, nil
 }

@@ -95,12 +95,14 @@ type Stats struct {
 	FailedAppends uint64 `json:"failed_appends"`
 	Retried       uint64 `json:"commands_retried"`
 	Replayed      uint64 `json:"idempotent_replays"`
+	// ReadBack counts replays whose record was read back from the stream (idempotency.go).
+	ReadBack uint64 `json:"idempotency_read_back"`
 }
 
 // Writer owns all account state and is the only goroutine that appends events.
 type Writer struct {
 	stats struct {
-		appends, records, commands, appendMicros, failed, retried, replayed atomic.Uint64
+		appends, records, commands, appendMicros, failed, retried, replayed, readBack atomic.Uint64
 	}
 	opts     Options
 	queue    chan *Request
@@ -109,7 +111,9 @@ type Writer struct {
 	head     atomic.Uint64
 	accounts map[string]*account
 	commands map[string]*commandRecord
-	owners   map[string]string
+	// compacted holds the older idempotency records in compact form (idempotency.go).
+	compacted map[uint64]uint64
+	owners    map[string]string
 	// advancing holds accounts with an AdvanceTime request in flight.
 	advancing map[string]bool
 	// In-flight appends: their accounts, command ids and reserved unique ids.
@@ -217,7 +221,7 @@ func (w *Writer) Stats() Stats {
 	return Stats{
 		Appends: s.appends.Load(), Records: s.records.Load(), Commands: s.commands.Load(),
 		AppendMicros: s.appendMicros.Load(), FailedAppends: s.failed.Load(), Retried: s.retried.Load(),
-		Replayed: s.replayed.Load(),
+		Replayed: s.replayed.Load(), ReadBack: s.readBack.Load(),
 	}
 }
 
@@ -238,7 +242,7 @@ func (w *Writer) Load(ctx context.Context) error {
 	if head < from-1 {
 		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
 		w.opts.Log.Warn().Uint64("snapshot", from-1).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
-		w.accounts, w.commands, w.owners = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}
+		w.accounts, w.commands, w.owners, w.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
 		w.snapHead = 0
 		if head, err = w.opts.Store.Read(ctx, 1, func(r ledger.Record) error { w.apply(r); return nil }); err != nil {
 			return fmt.Errorf("load accounts: %w", err)
@@ -246,6 +250,7 @@ func (w *Writer) Load(ctx context.Context) error {
 	}
 	w.head.Store(head)
 	w.rescheduleAll()
+	w.compactCommands()
 	if err := w.loadRejections(ctx); err != nil {
 		return err
 	}

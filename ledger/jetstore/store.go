@@ -254,6 +254,21 @@ func (s *Store) AccountHead(ctx context.Context, accountID string) (uint64, erro
 	return last.Sequence, nil
 }
 
+// ReadAt returns the record at position (a direct get; about a millisecond, so for rare paths).
+func (s *Store) ReadAt(ctx context.Context, position uint64) (ledger.Record, error) {
+	m, err := s.stream.GetMsg(ctx, position)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ledger.Record{}, fmt.Errorf("position %d: %w", position, ledger.ErrNoRecord)
+	}
+	if err != nil {
+		return ledger.Record{}, fmt.Errorf("read position %d: %w", position, err)
+	}
+	if len(m.Subject) <= len(SubjectPrefix) || m.Subject[:len(SubjectPrefix)] != SubjectPrefix {
+		return ledger.Record{}, fmt.Errorf("position %d holds %s, not an event: %w", position, m.Subject, ledger.ErrNoRecord)
+	}
+	return ledger.Record{AccountID: m.Subject[len(SubjectPrefix):], Data: m.Data, Position: m.Sequence}, nil
+}
+
 // ReadAccount returns one account's records in order.
 func (s *Store) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
 	last, err := s.stream.GetLastMsgForSubject(ctx, Subject(accountID))
