@@ -2,8 +2,8 @@ package writer
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"time"
 
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
@@ -15,13 +15,38 @@ import (
 //     replayed since the last snapshot: a retry of a recent command, the usual case (a reply
 //     lost in transit), is answered from memory.
 //   - w.compacted maps a 64-bit hash of each older command_id to the stream position of its
-//     first event: 16 bytes a command instead of about 250, and a snapshot section that restores
-//     at memory speed instead of decoding a million records. A retry of such a command reads its
-//     events back from the stream (a direct get per event, about a millisecond), which also
-//     confirms the command_id: a hash collision is found there and treated as a miss.
+//     first event and its number of events (compactEntry): 16 bytes a command instead of about
+//     250, and a snapshot section that restores at memory speed instead of decoding a million
+//     records. A retry of such a command reads its events back from the stream (a direct get
+//     per event, about a millisecond each, on the writer goroutine: most commands have one to
+//     three events, and readBackTimeout bounds the rest), which also confirms the command_id:
+//     a hash collision is found there and treated as a miss.
 //
 // Every snapshot (and the end of a load) moves the full records into the compact form; a
 // record whose hash is already taken by another command stays full.
+
+// readBackTimeout bounds reading one command's events back; past it the retry is answered
+// unavailable (and may be retried) rather than holding up every other command.
+const readBackTimeout = 2 * time.Second
+
+// A compacted entry packs the position of a command's first event (low 48 bits) with its number
+// of events (high 16 bits; 0 when unknown, as in the first v4 snapshots: then the events are read
+// until the next command's).
+const (
+	compactPosBits = 48
+	compactPosMask = 1<<compactPosBits - 1
+)
+
+func compactEntry(first uint64, events int) (uint64, bool) {
+	if first > compactPosMask || events <= 0 || events >= 1<<(64-compactPosBits) {
+		return 0, false
+	}
+	return first | uint64(events)<<compactPosBits, true
+}
+
+func splitEntry(e uint64) (first uint64, events int) {
+	return e & compactPosMask, int(e >> compactPosBits)
+}
 
 // commandKey is a stable 64-bit FNV-1a hash of a command id; it is stored in snapshots, so it
 // must never change.
@@ -39,34 +64,47 @@ func (w *Writer) recorded(ctx context.Context, id string) (*commandRecord, error
 	if rec, ok := w.commands[id]; ok {
 		return rec, nil
 	}
-	pos, ok := w.compacted[commandKey(id)]
+	entry, ok := w.compacted[commandKey(id)]
 	if !ok {
 		return nil, nil
 	}
-	rec, err := w.readRecord(ctx, id, pos)
+	ctx, cancel := context.WithTimeout(ctx, readBackTimeout)
+	defer cancel()
+	pos, n := splitEntry(entry)
+	rec, err := w.readRecord(ctx, id, pos, n)
 	if err != nil {
 		return nil, ledger.Reject(ledger.CodeUnavailable, "command_id %s: its earlier outcome could not be read back: %v", id, err)
 	}
 	return rec, nil
 }
 
-// readRecord rebuilds a command's record from its events, starting at the position of its
-// first; nil when that event belongs to another command (a hash collision).
-func (w *Writer) readRecord(ctx context.Context, id string, pos uint64) (*commandRecord, error) {
+// readRecord rebuilds a command's record from its n events (n 0: unknown, read until the next
+// command's), starting at the position of its first; nil when that event belongs to another
+// command (a hash collision).
+func (w *Writer) readRecord(ctx context.Context, id string, pos uint64, n int) (*commandRecord, error) {
+	limit := uint64(n)
+	if n <= 0 {
+		limit = ledger.MaxEventsPerCommand
+	}
 	var rec *commandRecord
-	for p := pos; p < pos+ledger.MaxEventsPerCommand; p++ {
+	for p := pos; p < pos+limit; p++ {
 		r, err := w.opts.Store.ReadAt(ctx, p)
-		if errors.Is(err, ledger.ErrNoRecord) && rec != nil {
-			break // the command's last event is the stream's last
+		var ev events.Event
+		if err == nil {
+			if ev, err = events.Decode(r.Data); err != nil {
+				err = fmt.Errorf("position %d: %w", p, err)
+			}
 		}
 		if err != nil {
+			if rec != nil && n <= 0 {
+				break // past the command's events: the stream's end, or a message that is not ours
+			}
 			return nil, err
 		}
-		ev, err := events.Decode(r.Data)
-		if err != nil {
-			return nil, fmt.Errorf("position %d: %w", p, err)
-		}
 		if ev.CommandID != id || (rec != nil && r.AccountID != rec.accountID) {
+			if rec != nil && n > 0 {
+				return nil, fmt.Errorf("position %d: expected event %d of command %s, found %s's", p, len(rec.result.Events)+1, id, ev.CommandID)
+			}
 			break // a collision (first event) or the next command (later ones)
 		}
 		if rec == nil {
@@ -90,12 +128,17 @@ func (w *Writer) compactCommands() {
 		if len(rec.result.Events) == 0 {
 			continue
 		}
-		first := rec.result.Events[0].Position
-		k := commandKey(id)
-		if at, taken := w.compacted[k]; taken && at != first {
-			continue // another command has this hash: keep this one in full
+		entry, ok := compactEntry(rec.result.Events[0].Position, len(rec.result.Events))
+		if !ok {
+			continue // out of the compact form's range: kept in full
 		}
-		w.compacted[k] = first
+		k := commandKey(id)
+		if at, taken := w.compacted[k]; taken {
+			if first, _ := splitEntry(at); first != rec.result.Events[0].Position {
+				continue // another command has this hash: keep this one in full
+			}
+		}
+		w.compacted[k] = entry
 		delete(w.commands, id)
 	}
 }

@@ -133,9 +133,9 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 	b = binary.AppendUvarint(b, w.rejSeq) // the rejection log position those reflect
 	// v4: the compacted idempotency records, fixed-width so a restore reads them at memory speed.
 	b = binary.AppendUvarint(b, uint64(len(w.compacted)))
-	for k, pos := range w.compacted {
+	for k, entry := range w.compacted { // idempotency.go: first position and event count
 		b = binary.LittleEndian.AppendUint64(b, k)
-		b = binary.LittleEndian.AppendUint64(b, pos)
+		b = binary.LittleEndian.AppendUint64(b, entry)
 	}
 	return b, nil
 }

@@ -36,7 +36,7 @@ func (w *Writer) planGroup(ctx context.Context, r *Request, now time.Time, queue
 	p, err := w.plan(ctx, r, now, queued)
 	var dup *ledger.DuplicateUsage
 	if errors.As(err, &dup) {
-		w.replayUsage(r, dup)
+		w.replayUsage(ctx, r, dup)
 		return nil, nil
 	}
 	if err != nil || p == nil {
@@ -155,14 +155,14 @@ func subscriptionOwned(a ledger.Account) []string {
 }
 
 // replayUsage answers a repeated usage with the reply of the command that recorded it.
-func (w *Writer) replayUsage(r *Request, dup *ledger.DuplicateUsage) {
+func (w *Writer) replayUsage(ctx context.Context, r *Request, dup *ledger.DuplicateUsage) {
 	rec := dup.Record
 	res := Result{
 		AccountID: r.AccountID, Version: rec.Version, Position: rec.Position,
 		Events: []EventRef{{Type: events.TypeUsageRecorded, Version: rec.Version, Position: rec.Position}},
 	}
-	if first, ok := w.commands[rec.CommandID]; ok && first.accountID == r.AccountID {
-		res = first.result
+	if first, err := w.recorded(ctx, rec.CommandID); err == nil && first != nil && first.accountID == r.AccountID {
+		res = first.result // the whole first reply (it may have brought renewals up to date too)
 	}
 	res.Replayed = true
 	w.stats.replayed.Add(1)

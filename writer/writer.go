@@ -286,16 +286,26 @@ func (w *Writer) apply(r ledger.Record) {
 	a.state = ledger.Evolve(a.state, ev)
 	a.hash = ev.Hash
 	w.own(r.AccountID, ev.Data)
-	if ev.CommandID == "" || isTimeCommand(ev.CommandID) {
+	if ev.CommandID == "" || isTimeCommand(ev.CommandID) || isMoveSideEvent(ev) {
 		return
 	}
 	rec := w.commands[ev.CommandID]
-	if rec == nil || rec.accountID != r.AccountID {
+	switch {
+	case rec == nil || rec.accountID != r.AccountID:
 		rec = &commandRecord{accountID: r.AccountID, bodyHash: ev.CommandHash, result: Result{AccountID: r.AccountID}}
 		w.commands[ev.CommandID] = rec
+	case len(rec.result.Events) > 0 && rec.result.Events[len(rec.result.Events)-1].Position >= r.Position:
+		return // the account is being re-read: this event is in the record already
 	}
 	rec.result.Version, rec.result.Position = ev.Version, r.Position
 	rec.result.Events = append(rec.result.Events, EventRef{Type: ev.Type, Version: ev.Version, Position: r.Position})
+}
+
+// isMoveSideEvent reports the former holder's event of a subscription move: it carries the move's
+// command_id, but the command (and its reply) belongs to the account the subscription moved to.
+func isMoveSideEvent(ev events.Event) bool {
+	u, ok := ev.Data.(events.SubscriptionUnlinked)
+	return ok && u.Reason == events.UnlinkMoved
 }
 
 func isTimeCommand(id string) bool {
