@@ -77,9 +77,10 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 		return nil
 	}
 	head, err := w.opts.Rejections.ReadRejections(ctx, w.rejSeq+1, func(r ledger.Rejection) {
-		if _, ok := w.rejections[r.CommandID]; ok {
-			return
-		}
+		// The later of two rejections of one command_id is the one that was sent: an earlier one
+		// is in the log only when its round's write failed part-way, and it was then answered
+		// unavailable and decided again.
+		delete(w.rejections, r.CommandID)
 		w.rememberRejection(&Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}, r.Err)
 	})
 	if err != nil {

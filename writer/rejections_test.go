@@ -2,11 +2,13 @@ package writer_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 )
@@ -39,4 +41,33 @@ func TestRejectionSurvivesACrash(t *testing.T) {
 	require.NotNil(t, other.Err)
 	assert.Equal(t, ledger.CodeIdempotencyKeyReused, other.Err.Code)
 	assert.Equal(t, head, w2.Head(), "nothing appended")
+}
+
+// TestLaterRejectionWins: when the log holds two rejections of one command_id (the first from a
+// round whose write failed part-way, never sent), a restart replays the later, sent one.
+func TestLaterRejectionWins(t *testing.T) {
+	r := newRig(t)
+	log, err := jetstore.OpenRejections(context.Background(), r.store, 1)
+	require.NoError(t, err)
+	r.rejections = log
+	body := map[string]any{"command_id": "c", "account_id": "acme", "feature": "file_security", "credits": "5"}
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	p, err := commands.Parse("allocate_credits", raw)
+	require.NoError(t, err)
+	unsent := ledger.Rejection{CommandID: "c", AccountID: "acme", BodyHash: p.BodyHash,
+		Err: &ledger.Error{Code: ledger.CodeUnknownFeature, Message: "never sent"}}
+	sent := ledger.Rejection{CommandID: "c", AccountID: "acme", BodyHash: p.BodyHash,
+		Err: &ledger.Error{Code: ledger.CodeInsufficientCredits, Message: "the answer given"}}
+	for _, rj := range []ledger.Rejection{unsent, sent} {
+		_, err = log.AppendRejections(context.Background(), []ledger.Rejection{rj})
+		require.NoError(t, err)
+	}
+
+	w, stop := r.start(t, nil, 0)
+	defer stop()
+	again := do(t, w, "allocate_credits", body)
+	require.NotNil(t, again.Err)
+	assert.True(t, again.Replayed)
+	assert.Equal(t, sent.Err, again.Err)
 }

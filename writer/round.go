@@ -145,7 +145,17 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 // returns the requests to try again.
 func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 	w.inflight--
-	w.answered, w.answeredAt, w.lastAppend = len(d.plans)+len(d.rejects), time.Now(), d.took
+	// The linger after this append waits for the clients it answers (not the expiry processor's
+	// requests), and not at all after a failed append (recover retries those at once).
+	w.answered, w.answeredAt, w.lastAppend = 0, time.Now(), d.took
+	if d.err == nil {
+		for _, p := range d.plans {
+			if !p.req.internal {
+				w.answered++
+			}
+		}
+		w.answered += len(d.rejects)
+	}
 	w.finishRejections(d)
 	if len(d.plans) == 0 {
 		return nil
@@ -407,14 +417,16 @@ func (w *Writer) replyRecorded(r *Request, rec *commandRecord) {
 // looked at (due.go).
 func (w *Writer) sweepRequests(now time.Time) []*Request {
 	var out []*Request
-	for _, id := range w.dueAccounts(now, maxSweep) {
+	// Popping more than maxSweep keeps accounts already in flight (or failing every time) from
+	// filling the sweep and starving accounts that fell due after them.
+	for _, id := range w.dueAccounts(now, 4*maxSweep) {
 		a := w.accounts[id]
 		if a.broken != nil {
 			a.nextDue = time.Time{} // off the schedule; a reload that mends it schedules it again
 			continue
 		}
 		w.reschedule(id) // until its state changes, in case this round does not bring it up to date
-		if w.advancing[id] || len(ledger.DueEvents(a.state, now)) == 0 {
+		if len(out) >= maxSweep || w.advancing[id] || len(ledger.DueEvents(a.state, now)) == 0 {
 			continue
 		}
 		w.advancing[id] = true

@@ -66,7 +66,7 @@ func OpenRejections(ctx context.Context, s *Store, replicas int) (*RejectionLog,
 // RejectionSubject is where the ledger writes a round's rejections, all in one message.
 const RejectionSubject = RejectionSubjectPrefix + "round"
 
-// maxRejectionMessage keeps one rejection message well under the server's max_payload.
+// maxRejectionMessage bounds one rejection message (and half the server's max_payload, below).
 const maxRejectionMessage = 512 << 10
 
 // AppendRejections stores rejections and returns the position of the last message.
@@ -83,6 +83,10 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 		last  uint64
 		chunk []byte
 	)
+	limit := maxRejectionMessage
+	if mp := int(l.store.nc.MaxPayload()); mp > 0 && mp/2 < limit {
+		limit = mp / 2
+	}
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
@@ -103,7 +107,7 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 		if err != nil {
 			return 0, fmt.Errorf("encode rejection: %w", err)
 		}
-		if len(chunk) > 0 && len(chunk)+len(b)+2 > maxRejectionMessage {
+		if len(chunk) > 0 && len(chunk)+len(b)+2 > limit {
 			if err := flush(); err != nil {
 				return 0, err
 			}
