@@ -27,6 +27,7 @@ func TestLingering(t *testing.T) {
 		{"capped by Linger", 2 * time.Millisecond, 40, 10, 0, 8 * time.Millisecond, 0, true, 2 * time.Millisecond},
 		{"fast store barely waits", 5 * time.Millisecond, 3, 1, 0, 400 * time.Microsecond, 0, true, 200 * time.Microsecond},
 		{"cohort arrived", 5 * time.Millisecond, 40, 40, 0, 8 * time.Millisecond, 0, false, 0},
+		{"enough waiting already", 5 * time.Millisecond, 150, 64, 0, 12 * time.Millisecond, 0, false, 0},
 		{"nothing waiting", 5 * time.Millisecond, 40, 0, 0, 8 * time.Millisecond, 0, false, 0},
 		{"append in flight", 5 * time.Millisecond, 40, 10, 1, 8 * time.Millisecond, 0, false, 0},
 		{"linger over", 5 * time.Millisecond, 40, 10, 0, 8 * time.Millisecond, 5 * time.Millisecond, false, 0},
