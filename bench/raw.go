@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // rawStream is the scratch stream the baselines write to; it is deleted afterwards.
@@ -24,14 +26,18 @@ type RawBaselines struct {
 	// BatchOfClients is an atomic batch as large as the load's client count, one at a time: the
 	// most a group commit can reach when every client waits for its reply before sending again
 	// (clients can never have more commands outstanding), with no ledger work at all.
-	BatchOfClients       int     `json:"batch_of_clients"`
+	BatchOfClients int `json:"batch_of_clients"`
+	// Replicas is the scratch stream\'s replica count (LEDGER\'s).
+	Replicas             int     `json:"replicas"`
 	AtomicBatchOfClients float64 `json:"atomic_batch_of_clients_msgs_per_s"`
 }
 
-func rawStreamConfig() jetstream.StreamConfig {
+// rawStreamConfig is the scratch stream: file storage like LEDGER, and as many replicas, so a
+// cluster's ledger is compared with raw JetStream replicated the same way.
+func rawStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name: rawStream, Subjects: []string{"benchraw.>"}, Storage: jetstream.FileStorage,
-		AllowAtomicPublish: true, AllowDirect: true,
+		AllowAtomicPublish: true, AllowDirect: true, Replicas: max(1, replicas),
 	}
 }
 
@@ -43,13 +49,17 @@ func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration, clients i
 	if err != nil {
 		return RawBaselines{}, err
 	}
+	replicas := 1
+	if ledger, err := js.Stream(ctx, jetstore.StreamName); err == nil {
+		replicas = ledger.CachedInfo().Config.Replicas
+	}
 	_ = js.DeleteStream(ctx, rawStream)
-	if _, err := js.CreateStream(ctx, rawStreamConfig()); err != nil {
+	if _, err := js.CreateStream(ctx, rawStreamConfig(replicas)); err != nil {
 		return RawBaselines{}, fmt.Errorf("scratch stream: %w", err)
 	}
 	defer func() { _ = js.DeleteStream(context.Background(), rawStream) }()
 	r := &rawRun{nc: nc, payload: make([]byte, 300), last: map[int]uint64{}}
-	var out RawBaselines
+	out := RawBaselines{Replicas: max(1, replicas)}
 	if out.PublishOneAtATime, err = r.run(ctx, per, 1); err != nil {
 		return out, err
 	}

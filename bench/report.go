@@ -253,6 +253,7 @@ func meanRaw(a, b RawBaselines) RawBaselines {
 		AtomicBatch100:    (a.AtomicBatch100 + b.AtomicBatch100) / 2,
 		AtomicBatch1000:   (a.AtomicBatch1000 + b.AtomicBatch1000) / 2,
 		BatchOfClients:    a.BatchOfClients, AtomicBatchOfClients: (a.AtomicBatchOfClients + b.AtomicBatchOfClients) / 2,
+		Replicas: a.Replicas,
 	}
 }
 
@@ -301,6 +302,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
 	p("machine\t%s", r.Machine)
+	p("raw: scratch stream\tfile storage, %d replica(s) like LEDGER", r.Raw.Replicas)
 	raw := func(label string, f func(RawBaselines) float64) {
 		p("raw: %s\t%.0f msgs/s (before %.0f, after %.0f the load)", label, f(r.Raw), f(r.RawBefore), f(r.RawAfter))
 	}
