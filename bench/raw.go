@@ -26,10 +26,10 @@ type RawBaselines struct {
 	// BatchOfClients is an atomic batch as large as the load's client count, one at a time: the
 	// most a group commit can reach when every client waits for its reply before sending again
 	// (clients can never have more commands outstanding), with no ledger work at all.
-	BatchOfClients int `json:"batch_of_clients"`
-	// Replicas is the scratch stream\'s replica count (LEDGER\'s).
-	Replicas             int     `json:"replicas"`
+	BatchOfClients       int     `json:"batch_of_clients"`
 	AtomicBatchOfClients float64 `json:"atomic_batch_of_clients_msgs_per_s"`
+	// Replicas is the scratch stream's replica count: LEDGER's.
+	Replicas int `json:"replicas"`
 }
 
 // rawStreamConfig is the scratch stream: file storage like LEDGER, and as many replicas, so a
