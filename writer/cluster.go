@@ -2,6 +2,7 @@ package writer
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/creditledger/creditledger/events"
@@ -27,7 +28,11 @@ type LeaderReads interface {
 // already appended would be decided again. So, with Shared, every command first reads its
 // account's head from the store's leader (one round trip); if it moved, the account is re-read
 // up to that head before the idempotency check and the decision.
-func (w *Writer) refreshShared(ctx context.Context, accountID string) error {
+//
+// The heads of a round's accounts are read in parallel beforehand (prefetchHeads): one at a time
+// on the writer goroutine, they were the whole cost of a round in a cluster (64 clients on a
+// three-node cluster on one machine: ~460 commands/s, p50 104 ms).
+func (w *Writer) refreshShared(ctx context.Context, accountID string, heads map[string]headRead) error {
 	if !w.opts.Shared || accountID == "" {
 		return nil
 	}
@@ -37,7 +42,13 @@ func (w *Writer) refreshShared(ctx context.Context, accountID string) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
-	head, err := ls.LeaderAccountHead(cctx, accountID)
+	hr, ok := heads[accountID]
+	if ok {
+		delete(heads, accountID) // read once: a later request on the account reads afresh
+	} else {
+		hr.head, hr.err = ls.LeaderAccountHead(cctx, accountID)
+	}
+	head, err := hr.head, hr.err
 	if err != nil {
 		return ledger.Reject(ledger.CodeUnavailable, "reading the head of account %s: %v; retry with the same command_id", accountID, err)
 	}
@@ -51,6 +62,58 @@ func (w *Writer) refreshShared(ctx context.Context, accountID string) error {
 	}
 	w.replaceAccount(accountID, recs)
 	return nil
+}
+
+// headRead is one account's head as the leader gave it.
+type headRead struct {
+	head uint64
+	err  error
+}
+
+// maxHeadReads bounds the leader reads in flight at once.
+const maxHeadReads = 32
+
+// prefetchHeads reads, in parallel, the leader's head of every account the round's requests are
+// on (Shared only; accounts with an append in flight wait for the next round anyway).
+func (w *Writer) prefetchHeads(ctx context.Context, reqs []*Request) map[string]headRead {
+	ls, ok := w.opts.Store.(LeaderReads)
+	if !w.opts.Shared || !ok {
+		return nil
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		if r.sweep || r.AccountID == "" || seen[r.AccountID] || w.busyAccounts[r.AccountID] {
+			continue
+		}
+		seen[r.AccountID] = true
+		ids = append(ids, r.AccountID)
+		if len(ids) >= w.opts.MaxBatch {
+			break
+		}
+	}
+	out := make(map[string]headRead, len(ids))
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxHeadReads)
+	)
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+			defer cancel()
+			head, err := ls.LeaderAccountHead(cctx, id)
+			mu.Lock()
+			out[id] = headRead{head: head, err: err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // IDClaims reserves ids that must be unique across all accounts (license ids, Azure item ids,

@@ -40,6 +40,7 @@ type appendDone struct {
 // requests that need no append. It returns the requests left for later, oldest first.
 func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	now := w.opts.Clock.Now().UTC()
+	heads := w.prefetchHeads(ctx, reqs) // cluster.go
 	var (
 		recs    []ledger.Record
 		plans   []planned
@@ -60,7 +61,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			next = append(next, r)
 			continue
 		}
-		if err := w.refreshShared(ctx, r.AccountID); err != nil { // other processes' appends: cluster.go
+		if err := w.refreshShared(ctx, r.AccountID, heads); err != nil { // other processes' appends: cluster.go
 			w.reject(r, asError(err))
 			continue
 		}
