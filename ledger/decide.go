@@ -138,6 +138,21 @@ func NextDue(a Account) (at time.Time, ok bool) {
 	return at, ok
 }
 
+// addMonths moves t by n calendar months, keeping the day of the month but clamping it to the
+// last day of a shorter month: a one-month term bought on 31 January ends on 28 (or 29)
+// February, not on 3 March, and a year bought on 29 February ends on 28 February. (time.AddDate
+// normalises the overflow into the next month, which counted credits for up to three days past
+// the contract.) Events already stored keep the dates they were decided with.
+func addMonths(t time.Time, n int) time.Time {
+	y, m, d := t.Date()
+	hh, mm, ss := t.Clock()
+	first := time.Date(y, m+time.Month(n), 1, hh, mm, ss, t.Nanosecond(), t.Location())
+	if last := first.AddDate(0, 1, -1).Day(); d > last {
+		d = last
+	}
+	return time.Date(first.Year(), first.Month(), d, hh, mm, ss, t.Nanosecond(), t.Location())
+}
+
 // termEvents renews a lapsed license term by term until it runs past now, or expires it.
 func termEvents(l License, now time.Time) []events.Payload {
 	if !l.AutoRenew {
@@ -146,7 +161,7 @@ func termEvents(l License, now time.Time) []events.Payload {
 	var out []events.Payload
 	exp := l.ExpiresAt
 	for i := 0; i < maxCatchUpTerms && !exp.After(now); i++ {
-		next := exp.AddDate(0, RenewalTermMonths, 0)
+		next := addMonths(exp, RenewalTermMonths)
 		out = append(out, events.LicenseRenewed{LicenseID: l.ID, PreviousExpiresAt: exp, ExpiresAt: next})
 		exp = next
 	}
@@ -201,7 +216,7 @@ func decidePurchase(a Account, c PurchaseLicense, now time.Time) ([]events.Paylo
 	p := events.LicensePurchased{
 		LicenseID: c.LicenseID, Source: c.Source, Credits: c.Credits, TermMonths: term,
 		AutoRenew: c.AutoRenew, ContractStart: start, PurchasedAt: now,
-		ExpiresAt: start.AddDate(0, term, 0),
+		ExpiresAt: addMonths(start, term),
 	}
 	out := []events.Payload{p}
 	if !p.ExpiresAt.After(now) {

@@ -1212,3 +1212,46 @@ func TestAutoRenewOffThenOnAgainRenews(t *testing.T) {
 	require.True(t, ok, "got %T", due[0])
 	assert.True(t, renewed.ExpiresAt.Equal(expiry.AddDate(0, 12, 0)))
 }
+
+// TestTermsEndOnTheLastDayOfShorterMonths: a term that would end on a day the month does not
+// have ends on the month's last day (not days into the next month), at purchase and at renewal.
+func TestTermsEndOnTheLastDayOfShorterMonths(t *testing.T) {
+	t.Parallel()
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+		return v
+	}
+	cases := []struct {
+		name  string
+		start string
+		term  int
+		want  string
+	}{
+		{"one month from 31 January", "2026-01-31T10:00:00Z", 1, "2026-02-28T10:00:00Z"},
+		{"one month from 31 January in a leap year", "2028-01-31T10:00:00Z", 1, "2028-02-29T10:00:00Z"},
+		{"a year from 29 February", "2028-02-29T00:00:00Z", 12, "2029-02-28T00:00:00Z"},
+		{"three months from 31 March", "2026-03-31T23:59:59Z", 3, "2026-06-30T23:59:59Z"},
+		{"a day every month has", "2026-01-15T08:00:00Z", 12, "2027-01-15T08:00:00Z"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := rules.Decide(ledger.NewAccount(acct), ledger.PurchaseLicense{LicenseID: "L", Source: ledger.SourceSales,
+				Credits: dec("10"), TermMonths: c.term, ContractStart: at(c.start)}, at(c.start))
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			assert.Equal(t, at(c.want), got[0].(events.LicensePurchased).ExpiresAt)
+		})
+	}
+	// Renewal: a license ending on 31 March 2027 with auto-renew, brought up to date a year on.
+	a := fold(events.LicensePurchased{LicenseID: "L", Source: ledger.SourceSales, Credits: dec("10"), TermMonths: 1,
+		AutoRenew: true, PurchasedAt: at("2027-02-28T00:00:00Z"), ExpiresAt: at("2027-03-31T00:00:00Z")})
+	due := ledger.DueEvents(a, at("2027-03-31T00:00:00Z"))
+	require.Len(t, due, 1)
+	assert.Equal(t, at("2028-03-31T00:00:00Z"), due[0].(events.LicenseRenewed).ExpiresAt)
+	leap := fold(events.LicensePurchased{LicenseID: "L", Source: ledger.SourceSales, Credits: dec("10"), TermMonths: 12,
+		AutoRenew: true, PurchasedAt: at("2027-02-28T00:00:00Z"), ExpiresAt: at("2028-02-29T00:00:00Z")})
+	due = ledger.DueEvents(leap, at("2028-02-29T00:00:00Z"))
+	require.Len(t, due, 1)
+	assert.Equal(t, at("2029-02-28T00:00:00Z"), due[0].(events.LicenseRenewed).ExpiresAt, "not 1 March")
+}

@@ -197,10 +197,21 @@ func (o *oracle) lapse(now time.Time) {
 			l.status = ledger.StatusExpired
 		}
 		for l.autoRenew && !l.expiresAt.After(now) {
-			l.expiresAt = l.expiresAt.AddDate(1, 0, 0)
+			l.expiresAt = oracleMonths(l.expiresAt, 12)
 		}
 		o.licenses[id] = l
 	}
+}
+
+// oracleMonths is "the same day n months later, or that month's last day if it is shorter",
+// written independently of the ledger's addMonths.
+func oracleMonths(t time.Time, n int) time.Time {
+	want := (int(t.Month()) - 1 + n) % 12
+	c := t.AddDate(0, n, 0)
+	for int(c.Month())-1 != want { // the day overflowed into the next month: step back
+		c = c.AddDate(0, 0, -1)
+	}
+	return c
 }
 
 func (o *oracle) total() int64 {
@@ -248,7 +259,7 @@ func (o *oracle) apply(cmd ledger.Command, now time.Time) ledger.Code {
 			start = now
 		}
 		o.licenses[c.LicenseID] = oracleLicense{source: c.Source, credits: n, autoRenew: c.AutoRenew, status: ledger.StatusPending,
-			purchasedAt: now, expiresAt: start.AddDate(0, term, 0)}
+			purchasedAt: now, expiresAt: oracleMonths(start, term)}
 		o.order = append(o.order, c.LicenseID)
 		o.lapse(now)
 	case ledger.ActivateLicense:
