@@ -30,6 +30,11 @@ const (
 type snapshotDoc struct {
 	Position uint64
 	Accounts map[string]ledger.Account
+	// The messages parked before Position: an account whose read models stopped behind one
+	// stays reported after a restart (added after v1; absent in older checkpoints, which gob
+	// reads as none).
+	Parked  []Parked
+	ParkedN int
 }
 
 // encodeSnapshot serialises the read models and their position under the read lock.
@@ -38,7 +43,8 @@ func (p *Projector) encodeSnapshot() ([]byte, uint64, error) {
 	defer p.mu.RUnlock()
 	var buf bytes.Buffer
 	buf.WriteString(snapshotMagic)
-	if err := gob.NewEncoder(&buf).Encode(snapshotDoc{Position: p.position, Accounts: p.accounts}); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(snapshotDoc{Position: p.position, Accounts: p.accounts,
+		Parked: p.parked, ParkedN: p.parkedN}); err != nil {
 		return nil, 0, fmt.Errorf("encode projections checkpoint: %w", err)
 	}
 	return buf.Bytes(), p.position, nil
@@ -66,6 +72,7 @@ func (p *Projector) Restore(ctx context.Context, store SnapshotStore) (uint64, e
 	}
 	p.mu.Lock()
 	p.accounts, p.position = doc.Accounts, doc.Position
+	p.parked, p.parkedN = doc.Parked, doc.ParkedN
 	p.notify()
 	p.mu.Unlock()
 	return doc.Position, nil

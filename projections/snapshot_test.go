@@ -98,3 +98,25 @@ func TestCheckpointRestoresReadModels(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "10.5", bal.(projections.Balance).AllocatedCredits.String())
 }
+
+// A checkpoint keeps the parked messages: an account whose read models stopped behind an
+// unreadable message is still reported after a restart.
+func TestCheckpointKeepsParkedMessages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	live := projections.NewProjector(zerolog.Nop())
+	live.Apply(1, "a", []byte(`{"not":"an event"}`))
+	live.Apply(2, "a", encoded(t, "a", 2, events.LicenseActivated{LicenseID: "L"})) // out of order now
+	wantParked, wantN := live.ParkedMessages()
+	require.Equal(t, 2, wantN)
+	store := &memSnapshots{data: map[string][]byte{}}
+	live.UseSnapshots(store, 1)
+	live.SaveCheckpoint(ctx)
+
+	restored := projections.NewProjector(zerolog.Nop())
+	_, err := restored.Restore(ctx, store)
+	require.NoError(t, err)
+	parked, n := restored.ParkedMessages()
+	assert.Equal(t, wantN, n)
+	assert.Equal(t, wantParked, parked)
+}
