@@ -18,6 +18,15 @@ type rejection struct {
 	err       *ledger.Error
 	// pending is true while the rejection is being written to the rejection log.
 	pending bool
+	// seq is its place in w.rejectOrder (an id forgotten and rejected again is there twice).
+	seq uint64
+}
+
+// rejectRef is one entry of w.rejectOrder: it still names the remembered rejection only while
+// that rejection's seq matches (a forgotten one may have been replaced since).
+type rejectRef struct {
+	id  string
+	seq uint64
 }
 
 // RejectionLog stores rejections durably so a retry of a rejected command_id gets the same
@@ -108,21 +117,28 @@ func rememberable(r *Request, err *ledger.Error) bool {
 	return true
 }
 
-// rememberRejection records a rejection, evicting the oldest beyond the bound.
-func (w *Writer) rememberRejection(r *Request, err *ledger.Error) {
+// rememberRejection records a rejection, evicting the oldest beyond the bound, and returns it
+// (nil when it is not remembered).
+func (w *Writer) rememberRejection(r *Request, err *ledger.Error) *rejection {
 	if !rememberable(r, err) {
-		return
+		return nil
 	}
-	if _, ok := w.rejections[r.CommandID]; ok {
-		return
+	if rj, ok := w.rejections[r.CommandID]; ok {
+		return rj
 	}
-	w.rejections[r.CommandID] = &rejection{accountID: r.AccountID, bodyHash: r.BodyHash, err: err}
+	w.rejectSeq++
+	rj := &rejection{accountID: r.AccountID, bodyHash: r.BodyHash, err: err, seq: w.rejectSeq}
+	w.rejections[r.CommandID] = rj
 	w.rejectedSinceSnap++
-	w.rejectOrder = append(w.rejectOrder, r.CommandID)
-	if len(w.rejectOrder) > w.opts.RejectionsRemembered {
-		delete(w.rejections, w.rejectOrder[0])
+	w.rejectOrder = append(w.rejectOrder, rejectRef{id: r.CommandID, seq: rj.seq})
+	for len(w.rejectOrder) > w.opts.RejectionsRemembered {
+		old := w.rejectOrder[0]
 		w.rejectOrder = w.rejectOrder[1:]
+		if cur, ok := w.rejections[old.id]; ok && cur.seq == old.seq {
+			delete(w.rejections, old.id) // not an entry forgotten (and perhaps replaced) since
+		}
 	}
+	return rj
 }
 
 // replyRejected answers a repeated command_id whose first outcome was a rejection.

@@ -93,8 +93,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			}
 			if le := asError(err); w.opts.Rejections != nil && rememberable(r, le) {
 				// Written to the rejection log with this round's append; answered after.
-				w.rememberRejection(r, le)
-				w.rejections[r.CommandID].pending = true
+				w.rememberRejection(r, le).pending = true
 				rejects = append(rejects, pendingReject{req: r, err: le})
 				continue
 			}
@@ -226,12 +225,13 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 	}
 	for _, p := range payloads {
 		for _, id := range createdIDs(p) {
-			owner, ok := w.owners[id]
-			if !ok {
-				owner, ok = w.reserved[id]
-			}
-			if ok && owner != r.AccountID {
+			if owner, ok := w.owners[id]; ok && owner != r.AccountID {
 				return nil, ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", displayID(id))
+			}
+			if holder, ok := w.reserved[id]; ok && holder != r.AccountID {
+				// Another account's append of it is in flight: wait for its outcome rather than
+				// answer (durably) already_exists for an id that append may still fail to take.
+				return nil, errDefer
 			}
 		}
 	}

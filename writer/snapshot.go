@@ -106,9 +106,9 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 	}
 	// Remembered rejections follow, oldest first, so a clean restart keeps replaying them.
 	kept := make([]string, 0, len(w.rejectOrder))
-	for _, id := range w.rejectOrder {
-		if _, ok := w.rejections[id]; ok { // a rejection the log refused was forgotten
-			kept = append(kept, id)
+	for _, ref := range w.rejectOrder {
+		if rj, ok := w.rejections[ref.id]; ok && rj.seq == ref.seq { // not forgotten since
+			kept = append(kept, ref.id)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(kept)))
@@ -212,7 +212,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	type decoded struct {
 		commands    map[string]*commandRecord
 		rejections  map[string]*rejection
-		rejectOrder []string
+		rejectOrder []rejectRef
 		rejSeq      uint64
 		compacted   map[uint64]uint64
 		err         error
@@ -253,6 +253,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	}
 	w.commands = commands
 	w.rejections, w.rejectOrder, w.rejSeq = dc.rejections, dc.rejectOrder, dc.rejSeq
+	w.rejectSeq = uint64(len(dc.rejectOrder))
 	w.compacted = dc.compacted
 	return head, nil
 }
@@ -287,6 +288,14 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 		}
 	}
 	start := time.Now()
+	if err := w.freshenStale(ctx); err != nil {
+		// A snapshot must describe every account up to its head; one left out would come back
+		// empty (or unreadable) after a restore. The previous snapshot stays (a restart replays
+		// more), and the next one is tried SnapshotEvery events on.
+		w.opts.Log.Warn().Err(err).Msg("snapshot skipped: a stale account could not be re-read")
+		w.snapHead = w.head.Load()
+		return
+	}
 	head := w.head.Load()
 	w.compactCommands()
 	data, err := w.encodeSnapshot()
@@ -315,6 +324,24 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 		return
 	}
 	go save()
+}
+
+// freshenStale re-reads the accounts a failed or uncertain append left stale.
+func (w *Writer) freshenStale(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var stale []string
+	for id, a := range w.accounts {
+		if a.stale {
+			stale = append(stale, id)
+		}
+	}
+	for _, id := range stale {
+		if err := w.reload(ctx, id); err != nil {
+			return fmt.Errorf("account %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // loadSnapshot restores the newest snapshot if there is a usable one; it returns the position
@@ -415,8 +442,8 @@ func decodeCompacted(b []byte) (map[uint64]uint64, error) {
 
 // decodeRejections reads the remembered rejections (absent in snapshots written before them)
 // and returns the bytes after them.
-func decodeRejections(b []byte) (map[string]*rejection, []string, uint64, []byte, error) {
-	out, order := map[string]*rejection{}, []string{}
+func decodeRejections(b []byte) (map[string]*rejection, []rejectRef, uint64, []byte, error) {
+	out, order := map[string]*rejection{}, []rejectRef{}
 	if len(b) == 0 {
 		return out, order, 0, nil, nil
 	}
@@ -437,8 +464,9 @@ func decodeRejections(b []byte) (map[string]*rejection, []string, uint64, []byte
 			}
 		}
 		rj.err = e
+		rj.seq = uint64(len(order) + 1)
 		out[id] = rj
-		order = append(order, id)
+		order = append(order, rejectRef{id: id, seq: rj.seq})
 	}
 	var seq uint64
 	if len(r.b) > 0 {

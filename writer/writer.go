@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +113,7 @@ type Writer struct {
 	}
 	opts     Options
 	queue    chan *Request
+	submitMu sync.RWMutex
 	stopped  chan struct{}
 	closed   atomic.Bool
 	head     atomic.Uint64
@@ -133,7 +135,8 @@ type Writer struct {
 	saving   chan struct{}
 	// rejections remembers rejected commands (bounded, oldest evicted first).
 	rejections  map[string]*rejection
-	rejectOrder []string
+	rejectOrder []rejectRef
+	rejectSeq   uint64
 	// rejectedSinceSnap counts rejections remembered since the last snapshot.
 	rejectedSinceSnap int
 	// rejSeq is the rejection log position the in-memory rejections reflect.
@@ -346,6 +349,10 @@ func createdIDs(p events.Payload) []string {
 
 // Submit hands a request to the writer without blocking.
 func (w *Writer) Submit(r *Request) error {
+	// The read lock spans the check and the send, so shutdown (which closes under the write
+	// lock, then drains) cannot drain the queue between them and leave r unanswered.
+	w.submitMu.RLock()
+	defer w.submitMu.RUnlock()
 	if w.closed.Load() {
 		return ErrBusy
 	}
@@ -464,7 +471,9 @@ func (w *Writer) gather(ctx context.Context, carry []*Request) []*Request {
 func (w *Writer) Stopped() <-chan struct{} { return w.stopped }
 
 func (w *Writer) shutdown(carry []*Request) {
+	w.submitMu.Lock()
 	w.closed.Store(true)
+	w.submitMu.Unlock()
 	for {
 		for _, r := range carry {
 			w.reject(r, ledger.Reject(ledger.CodeUnavailable, "ledger is shutting down; retry with the same command_id"))

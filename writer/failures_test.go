@@ -1,0 +1,174 @@
+package writer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// failingStore wraps the real store: appends touching failAccount fail (nothing stored) while
+// failing is set, and so do head reads, so the writer cannot tell where the account stands.
+type failingStore struct {
+	*jetstore.Store
+	failAccount string
+	failing     atomic.Bool
+}
+
+func (s *failingStore) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
+	for _, r := range recs {
+		if s.failing.Load() && r.AccountID == s.failAccount {
+			return nil, errors.New("connection lost")
+		}
+	}
+	return s.Store.Append(ctx, recs)
+}
+
+func (s *failingStore) AccountHead(ctx context.Context, id string) (uint64, error) {
+	if s.failing.Load() {
+		return 0, errors.New("head read failed")
+	}
+	return s.Store.AccountHead(ctx, id)
+}
+
+// failingLog refuses the first n rejection writes.
+type failingLog struct {
+	writer.RejectionLog
+	refusals atomic.Int32
+}
+
+func (l *failingLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error) {
+	if l.refusals.Add(-1) >= 0 {
+		return 0, errors.New("log unavailable")
+	}
+	return l.RejectionLog.AppendRejections(ctx, rs)
+}
+
+// newWriter builds and loads a writer on st without running it.
+func newWriter(t *testing.T, r *rig, st ledger.Store, o writer.Options) *writer.Writer {
+	t.Helper()
+	o.Store, o.Rules, o.Clock, o.Log, o.SweepInterval = st, ledger.NewRules(ledger.DefaultCatalogue()), r.clock, zerolog.Nop(), time.Hour
+	o.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	w, err := writer.New(o)
+	require.NoError(t, err)
+	require.NoError(t, w.Load(context.Background()))
+	return w
+}
+
+func run(t *testing.T, w *writer.Writer) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go w.Run(ctx)
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-w.Stopped() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// submitted parses and queues a command; the returned channel receives its result.
+func submitted(t *testing.T, w *writer.Writer, name string, body map[string]any) <-chan writer.Result {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	p, err := commands.Parse(name, raw)
+	require.NoError(t, err)
+	done := make(chan writer.Result, 1)
+	require.NoError(t, w.Submit(&writer.Request{CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash,
+		Command: p.Command, Reply: func(res writer.Result) { done <- res }}))
+	return done
+}
+
+func result(t *testing.T, c <-chan writer.Result) writer.Result {
+	t.Helper()
+	select {
+	case res := <-c:
+		return res
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply within 10s")
+		return writer.Result{}
+	}
+}
+
+// TestSnapshotReReadsStaleAccounts: an account a failed append left stale (its head could not be
+// read either, and the command ran out of attempts) is re-read before a snapshot, not left out of
+// it: a writer restored from that snapshot still has its credits and its license id.
+func TestSnapshotReReadsStaleAccounts(t *testing.T) {
+	r := newRig(t)
+	fs := &failingStore{Store: r.store, failAccount: "acme"}
+	w1 := newWriter(t, r, fs, writer.Options{Snapshots: r.snaps, SnapshotEvery: 1_000_000, MaxAttempts: 1})
+	stop1 := run(t, w1)
+	require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "buy", "account_id": "acme", "license_id": "L1", "source": "sales", "credits": "100"}).Err)
+	require.Nil(t, do(t, w1, "activate_license", map[string]any{"command_id": "act", "account_id": "acme", "license_id": "L1"}).Err)
+	fs.failing.Store(true)
+	failed := do(t, w1, "allocate_credits", map[string]any{"command_id": "alloc", "account_id": "acme", "feature": "file_security", "credits": "10"})
+	require.NotNil(t, failed.Err)
+	require.Equal(t, ledger.CodeUnavailable, failed.Err.Code)
+	fs.failing.Store(false)
+	require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "other", "account_id": "other", "license_id": "L2", "source": "sales", "credits": "5"}).Err)
+	stop1() // the shutdown snapshot
+
+	w2 := newWriter(t, r, r.store, writer.Options{Snapshots: r.snaps, SnapshotEvery: 1_000_000})
+	run(t, w2)
+	got := do(t, w2, "allocate_credits", map[string]any{"command_id": "alloc2", "account_id": "acme", "feature": "file_security", "credits": "10"})
+	assert.Nil(t, got.Err, "acme holds 100 active credits")
+	steal := do(t, w2, "purchase_license", map[string]any{"command_id": "steal", "account_id": "thief", "license_id": "L1", "source": "sales", "credits": "1"})
+	require.NotNil(t, steal.Err)
+	assert.Equal(t, ledger.CodeAlreadyExists, steal.Err.Code)
+}
+
+// TestRejectedAgainAfterALogFailure: a rejection the log refused is forgotten (answered
+// unavailable); the same command rejected again, with room for one remembered rejection, is
+// remembered and answered, not a crash of the writer.
+func TestRejectedAgainAfterALogFailure(t *testing.T) {
+	r := newRig(t)
+	log, err := jetstore.OpenRejections(context.Background(), r.store, 1)
+	require.NoError(t, err)
+	fl := &failingLog{RejectionLog: log}
+	fl.refusals.Store(1)
+	w := newWriter(t, r, r.store, writer.Options{Rejections: fl, RejectionsRemembered: 1})
+	run(t, w)
+	body := map[string]any{"command_id": "big", "account_id": "acme", "feature": "file_security", "credits": "50"}
+	first := do(t, w, "allocate_credits", body)
+	require.NotNil(t, first.Err)
+	require.Equal(t, ledger.CodeUnavailable, first.Err.Code)
+	second := do(t, w, "allocate_credits", body)
+	require.NotNil(t, second.Err)
+	assert.Equal(t, ledger.CodeInsufficientCredits, second.Err.Code)
+	third := do(t, w, "allocate_credits", body)
+	require.NotNil(t, third.Err)
+	assert.True(t, third.Replayed, "remembered this time")
+	assert.Equal(t, second.Err, third.Err)
+}
+
+// TestIDInFlightDefersTheSecondBuyer: a purchase of a license id another account's append is
+// still taking waits for that append; when it fails for good, the second buyer gets the id,
+// rather than a durable already_exists for an id nobody holds.
+func TestIDInFlightDefersTheSecondBuyer(t *testing.T) {
+	r := newRig(t)
+	log, err := jetstore.OpenRejections(context.Background(), r.store, 1)
+	require.NoError(t, err)
+	fs := &failingStore{Store: r.store, failAccount: "x"}
+	fs.failing.Store(true)
+	w := newWriter(t, r, fs, writer.Options{Rejections: log, MaxAttempts: 1})
+	// Both are queued before the writer runs, so they meet in its first round.
+	x := submitted(t, w, "purchase_license", map[string]any{"command_id": "bx", "account_id": "x", "license_id": "L", "source": "sales", "credits": "5"})
+	y := submitted(t, w, "purchase_license", map[string]any{"command_id": "by", "account_id": "y", "license_id": "L", "source": "sales", "credits": "5"})
+	run(t, w)
+	xr := result(t, x)
+	require.NotNil(t, xr.Err)
+	assert.Equal(t, ledger.CodeUnavailable, xr.Err.Code, "x's append failed for good")
+	yr := result(t, y)
+	assert.Nil(t, yr.Err, "nobody holds L: y buys it")
+}
