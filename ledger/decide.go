@@ -366,6 +366,7 @@ func (r Rules) decidePaygPurchase(a Account, c PurchasePaygContract, now time.Ti
 		features = append(features, f)
 	}
 	sort.Strings(features)
+	sized := map[string]bool{}
 	for _, f := range features {
 		id, tier := SplitRateKey(f)
 		feat, err := r.feature(id)
@@ -380,6 +381,17 @@ func (r Rules) decidePaygPurchase(a Account, c PurchasePaygContract, now time.Ti
 		}
 		if err := positive("rates."+f, c.Rates[f]); err != nil {
 			return nil, err
+		}
+		if feat.InstanceSized {
+			sized[id] = true
+		}
+	}
+	for _, f := range features { // in key order, so the first offending feature is named
+		if id, _ := SplitRateKey(f); sized[id] {
+			if err := r.rateCard().CheckTierOrder(c.Rates, id); err != nil {
+				return nil, err
+			}
+			delete(sized, id)
 		}
 	}
 	rates := c.Rates

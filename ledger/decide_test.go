@@ -823,6 +823,22 @@ func TestDecidePaygContract(t *testing.T) {
 			},
 		},
 		{name: "duplicate contract", given: bought, at: at, when: ledger.PurchasePaygContract{ContractID: "payg-1"}, err: ledger.ErrAlreadyExists},
+		// The data-center rate is the highest (DOMAIN), whichever of the contract or the card sets
+		// each tier: otherwise a computer outside a cloud connector would pay less than a sized one.
+		{name: "a size tier above the card's data-center rate", at: at, err: ledger.ErrInvalidArgument,
+			when: ledger.PurchasePaygContract{ContractID: "payg-1", Rates: map[string]decimal.Decimal{
+				"advanced_server_workload_protection:xlarge": dec("0.10")}}},
+		{name: "a data-center rate below the card's xlarge rate", at: at, err: ledger.ErrInvalidArgument,
+			when: ledger.PurchasePaygContract{ContractID: "payg-1", Rates: map[string]decimal.Decimal{
+				"advanced_server_workload_protection:data_center": dec("0.01")}}},
+		{name: "a size tier above the contract's single rate", at: at, err: ledger.ErrInvalidArgument,
+			when: ledger.PurchasePaygContract{ContractID: "payg-1", Rates: map[string]decimal.Decimal{
+				"advanced_server_workload_protection": dec("0.5"), "advanced_server_workload_protection:xlarge": dec("0.7")}}},
+		{name: "a size tier and a data-center rate at least as high", at: at,
+			when: ledger.PurchasePaygContract{ContractID: "payg-1", Rates: map[string]decimal.Decimal{
+				"advanced_server_workload_protection:xlarge": dec("0.10"), "advanced_server_workload_protection:data_center": dec("0.10")}},
+			then: []events.Payload{events.PaygContractPurchased{ContractID: "payg-1", PurchasedAt: at, Rates: map[string]decimal.Decimal{
+				"advanced_server_workload_protection:xlarge": dec("0.10"), "advanced_server_workload_protection:data_center": dec("0.10")}}}},
 		{name: "contract id with a dot", at: at, when: ledger.PurchasePaygContract{ContractID: "payg.1"}, err: ledger.ErrInvalidArgument},
 		{
 			name: "rate for a feature that cannot be billed payg",

@@ -128,6 +128,35 @@ func checkFeatureRates(id string, f FeatureRates) error {
 	return nil
 }
 
+// CheckTierOrder refuses contract rates under which a computer outside a cloud connector would
+// pay less than a sized one under a connector: the data-center rate is the highest, whichever of
+// the contract (its tier rate, else its single rate for the feature) or the card sets each tier.
+func (rc *RateCard) CheckTierOrder(contract map[string]decimal.Decimal, feature string) error {
+	card := rc.features[feature]
+	effective := func(tier string) (decimal.Decimal, bool) {
+		if r, ok := contract[RateKey(feature, tier)]; ok {
+			return r, true
+		}
+		if r, ok := contract[feature]; ok {
+			return r, true
+		}
+		r, ok := card.Tiers[tier]
+		return r, ok
+	}
+	dcKey := RateKey(feature, TierDataCenter)
+	dc, ok := effective(TierDataCenter)
+	if !ok {
+		return nil // nothing prices a data-center computer: such usage is refused when recorded
+	}
+	for _, t := range RateTiers {
+		if r, ok := effective(t); ok && t != TierDataCenter && r.GreaterThan(dc) {
+			return Reject(CodeInvalidArgument, "rates: %s (%s) would be above the data-center rate %s (%s); a computer outside a cloud connector pays the highest rate, so set %s at least as high",
+				RateKey(feature, t), r, dcKey, dc, dcKey)
+		}
+	}
+	return nil
+}
+
 // Feature returns the card's prices of a feature.
 func (rc *RateCard) Feature(id string) (FeatureRates, bool) {
 	f, ok := rc.features[id]
