@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -171,4 +172,38 @@ func TestIDInFlightDefersTheSecondBuyer(t *testing.T) {
 	assert.Equal(t, ledger.CodeUnavailable, xr.Err.Code, "x's append failed for good")
 	yr := result(t, y)
 	assert.Nil(t, yr.Err, "nobody holds L: y buys it")
+}
+
+// landsUncertain stores the first append touching account, then reports it uncertain (a timeout
+// after the server applied it).
+type landsUncertain struct {
+	*jetstore.Store
+	account string
+	done    atomic.Bool
+}
+
+func (s *landsUncertain) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
+	pos, err := s.Store.Append(ctx, recs)
+	for _, r := range recs {
+		if err == nil && r.AccountID == s.account && s.done.CompareAndSwap(false, true) {
+			return nil, fmt.Errorf("%w: timeout", ledger.ErrUncertain)
+		}
+	}
+	return pos, err
+}
+
+// TestUncertainMoveThatLandedIsAReplay: a subscription move whose append timed out but landed is
+// answered as accepted (a replay of what landed), not internal, and is not appended twice.
+func TestUncertainMoveThatLandedIsAReplay(t *testing.T) {
+	r := newRig(t)
+	st := &landsUncertain{Store: r.store, account: "B"}
+	w := newWriter(t, r, st, writer.Options{})
+	run(t, w)
+	require.Nil(t, do(t, w, "link_subscription", map[string]any{"command_id": "l1", "account_id": "A", "subscription_id": "S", "marketplace": "aws"}).Err)
+	moved := do(t, w, "link_subscription", map[string]any{"command_id": "l2", "account_id": "B", "subscription_id": "S", "marketplace": "aws"})
+	require.Nil(t, moved.Err, "%v", moved.Err)
+	assert.True(t, moved.Replayed, "answered from the events that landed")
+	recs, err := r.store.ReadAccount(context.Background(), "B")
+	require.NoError(t, err)
+	assert.Len(t, recs, 1, "the link is stored once")
 }

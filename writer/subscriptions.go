@@ -53,6 +53,18 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 	if to, ok := w.reserved[key]; ok && to != r.AccountID {
 		return nil, errDefer
 	}
+	// A stale requester is re-read first: an uncertain append of this very link may have landed
+	// (then it is a replay), and its events say who holds the subscription now; planning the
+	// former holder's side from the owner index would fail on a move that already happened.
+	if _, _, err := w.account(ctx, r.AccountID); err != nil {
+		return nil, err
+	}
+	if rec, err := w.recorded(ctx, r.CommandID); err != nil || rec != nil {
+		if err == nil {
+			w.replyRecorded(r, rec)
+		}
+		return nil, err
+	}
 	holder := w.owners[key]
 	link.HeldBy = holder
 	r.Command = link // re-resolved on every attempt
