@@ -188,6 +188,9 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 
 var errDefer = errors.New("defer to next round")
 
+// reloadTimeout bounds re-reading one account from the store.
+const reloadTimeout = 30 * time.Second
+
 // plan decides one request and seals its events; nil, nil means it was answered already.
 func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int) (*planned, error) {
 	acct, isNew, err := w.account(ctx, r.AccountID)
@@ -312,6 +315,10 @@ func (w *Writer) account(ctx context.Context, id string) (*account, bool, error)
 
 // reload replaces an account's state with what the store holds.
 func (w *Writer) reload(ctx context.Context, id string) error {
+	// Bounded: it runs on the writer goroutine, whose context has no deadline (appends must
+	// finish at shutdown), and a stalled read would hold up every command.
+	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
 	recs, err := w.opts.Store.ReadAccount(ctx, id)
 	if err != nil {
 		return err
