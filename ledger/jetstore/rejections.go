@@ -33,6 +33,9 @@ type rejectionDoc struct {
 	Data      map[string]string `json:"data,omitempty"`
 }
 
+// streamVisibleWait bounds the wait for a just-opened stream to be visible (ReadRejections).
+const streamVisibleWait = 15 * time.Second
+
 // RejectionLog appends to and reads the rejection stream.
 type RejectionLog struct {
 	store  *Store
@@ -149,6 +152,16 @@ func decodeRejections(data []byte) []rejectionDoc {
 // publish here.
 func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error) {
 	info, err := l.stream.Info(ctx)
+	// In a cluster that is still forming, a stream created (or opened) a moment ago can be
+	// unknown to the node asked next for a short while: wait for it, bounded.
+	for wait := time.Now().Add(streamVisibleWait); errors.Is(err, jetstream.ErrStreamNotFound) && time.Now().Before(wait); {
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("rejection stream info: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+		info, err = l.stream.Info(ctx)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)
 	}
