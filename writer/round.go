@@ -177,11 +177,13 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 		w.stats.retried.Add(uint64(len(d.plans)))
 		return w.recover(ctx, d.plans, d.err)
 	}
-	for _, p := range d.plans {
-		w.commit(p, d.positions[p.first:p.first+len(p.envs)])
-	}
+	// The head moves before the replies go out, so a client that reads it after its reply sees
+	// its own append.
 	if last := d.positions[len(d.positions)-1]; last > w.head.Load() {
 		w.head.Store(last)
+	}
+	for _, p := range d.plans {
+		w.commit(p, d.positions[p.first:p.first+len(p.envs)])
 	}
 	return nil
 }
