@@ -126,8 +126,8 @@ func (w *Writer) rememberRejection(r *Request, err *ledger.Error) *rejection {
 	if rj, ok := w.rejections[r.CommandID]; ok {
 		return rj
 	}
-	w.rejectSeq++
-	rj := &rejection{accountID: r.AccountID, bodyHash: r.BodyHash, err: err, seq: w.rejectSeq}
+	w.rejectOrderSeq++
+	rj := &rejection{accountID: r.AccountID, bodyHash: r.BodyHash, err: err, seq: w.rejectOrderSeq}
 	w.rejections[r.CommandID] = rj
 	w.rejectedSinceSnap++
 	w.rejectOrder = append(w.rejectOrder, rejectRef{id: r.CommandID, seq: rj.seq})

@@ -253,7 +253,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	}
 	w.commands = commands
 	w.rejections, w.rejectOrder, w.rejSeq = dc.rejections, dc.rejectOrder, dc.rejSeq
-	w.rejectSeq = uint64(len(dc.rejectOrder))
+	w.rejectOrderSeq = uint64(len(dc.rejectOrder))
 	w.compacted = dc.compacted
 	return head, nil
 }

@@ -136,7 +136,8 @@ type Writer struct {
 	// rejections remembers rejected commands (bounded, oldest evicted first).
 	rejections  map[string]*rejection
 	rejectOrder []rejectRef
-	rejectSeq   uint64
+	// rejectOrderSeq numbers the rejections remembered, for rejectOrder.
+	rejectOrderSeq uint64
 	// rejectedSinceSnap counts rejections remembered since the last snapshot.
 	rejectedSinceSnap int
 	// rejSeq is the rejection log position the in-memory rejections reflect.
@@ -144,10 +145,10 @@ type Writer struct {
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
 	// progress even when a sweep became exactly one request.
 	redecided uint64
-	// answered and answeredAt describe the last finished append: how many requests it answered,
-	// and when (the linger that follows it).
 	// due schedules the expiry processor (due.go).
-	due        dueHeap
+	due dueHeap
+	// answered, answeredAt and lastAppend describe the last finished append: how many client
+	// requests it answered, when, and how long it took (the linger that follows it).
 	answered   int
 	answeredAt time.Time
 	lastAppend time.Duration
