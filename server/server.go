@@ -88,6 +88,7 @@ type Server struct {
 	proj     *projections.Projector
 	svc      micro.Service
 	http     *http.Server
+	httpStop chan struct{}
 	httpAddr string
 	// svcNC carries the micro service (requests in, replies out); nc carries appends and the
 	// projector's consumer, so neither waits behind the other's writes.
@@ -246,7 +247,8 @@ func (s *Server) startServices(runCtx context.Context, queries *projections.Quer
 		return nil
 	}
 	// The dashboard's routes (/, /assets/, /v1/accounts/{id}/events|history) beside the JSON API.
-	handler, err := web.Handler(s.proj, s.store, projections.Handler(queries, s.healthy))
+	s.httpStop = make(chan struct{})
+	handler, err := web.Handler(s.proj, s.store, projections.Handler(queries, s.healthy), web.WithStop(s.httpStop))
 	if err != nil {
 		return err
 	}
@@ -333,6 +335,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 			_ = s.svc.Stop()
 		}
 		if s.http != nil {
+			close(s.httpStop) // open dashboard streams end (web.WithStop)
 			_ = s.http.Shutdown(ctx)
 		}
 		if s.cancel != nil {

@@ -65,6 +65,17 @@ func WithMaxStreams(n int) Option {
 	}
 }
 
+// WithStop ends every open event stream, and refuses new ones, once stop is closed. Close it
+// before http.Server.Shutdown: a stream that began just as the server started shutting down
+// registers its RegisterOnShutdown hook too late to be told, and would hold the shutdown until
+// the dashboard left.
+func WithStop(stop <-chan struct{}) Option {
+	return func(db *Dashboard) error {
+		db.stop = stop
+		return nil
+	}
+}
+
 // WithMaxWait bounds how long a history query waits for its min_position.
 func WithMaxWait(d time.Duration) Option {
 	return func(db *Dashboard) error {
@@ -87,6 +98,8 @@ type Dashboard struct {
 
 	mu      sync.Mutex
 	closing map[*http.Server]chan struct{}
+	// stop, when set, ends every stream (WithStop).
+	stop <-chan struct{}
 }
 
 // New returns the dashboard over a projector (live updates) and an event reader (history).

@@ -33,6 +33,7 @@ func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ledger.Reject(ledger.CodeUnavailable, "too many event streams open (%d)", cap(d.streams)))
 		return
 	}
+	closing := d.closingSignal(r) // before the first write, so a shutdown from then on is seen
 	rc := http.NewResponseController(w)
 	// The server's ReadTimeout would end the stream (its background read times out and cancels
 	// the request's context): a stream has no request body left to read, so lift it.
@@ -48,7 +49,6 @@ func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !d.send(w, rc, "retry: 1000\n"+message(id, d.proj.Position())) {
 		return
 	}
-	closing := d.closingSignal(r)
 	beat := time.NewTicker(d.heartbeat)
 	defer beat.Stop()
 	for {
@@ -57,6 +57,8 @@ func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-closing:
+			return
+		case <-d.stop: // nil (never) without WithStop
 			return
 		case pos := <-updates:
 			msg = message(id, pos)

@@ -217,3 +217,23 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		t.Fatal("the stream was not ended")
 	}
 }
+
+// TestStopEndsStreams: closing the WithStop channel ends an open stream, and one opened after
+// it ends at once: a stream that starts as the server begins shutting down cannot hold it.
+func TestStopEndsStreams(t *testing.T) {
+	t.Parallel()
+	l := testledger.Start(t)
+	stop := make(chan struct{})
+	srv := dashboard(t, l, web.WithStop(stop))
+	open := openStream(t, srv.URL+"/v1/accounts/acme/events")
+	open.nextPosition(5 * time.Second)
+	close(stop)
+	late := openStream(t, srv.URL+"/v1/accounts/acme/events")
+	for _, st := range []*stream{open, late} {
+		select {
+		case <-st.done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stream was not ended")
+		}
+	}
+}
