@@ -195,19 +195,12 @@ const reloadTimeout = 30 * time.Second
 
 // plan decides one request and seals its events; nil, nil means it was answered already.
 func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int) (*planned, error) {
+	if done, err := w.rereadReplay(ctx, r); done || err != nil {
+		return nil, err
+	}
 	acct, isNew, err := w.account(ctx, r.AccountID)
 	if err != nil {
 		return nil, err
-	}
-	if !r.internal {
-		// Re-reading a stale account can reveal that this command was appended after all
-		// (an uncertain append, or another node's writer).
-		if rec, err := w.recorded(ctx, r.CommandID); err != nil || rec != nil {
-			if err == nil {
-				w.replyRecorded(r, rec)
-			}
-			return nil, err
-		}
 	}
 	if r.ExpectedVersion != nil && *r.ExpectedVersion != acct.state.Version {
 		return nil, ledger.Reject(ledger.CodeVersionConflict, "account %s is at version %d, command expected %d",
@@ -295,6 +288,25 @@ func (w *Writer) assignItemID(r *Request, a ledger.Account) {
 			return
 		}
 	}
+}
+
+// rereadReplay re-reads the requester's account when a failed or uncertain append left it stale:
+// the re-read can reveal that this very command was appended after all (an uncertain append, or
+// another node's writer), and then it is answered as a replay (done). launch has already looked
+// the command up; only a re-read can change the answer, so a fresh account costs nothing here.
+func (w *Writer) rereadReplay(ctx context.Context, r *Request) (done bool, err error) {
+	if a, ok := w.accounts[r.AccountID]; r.internal || !ok || !a.stale {
+		return false, nil
+	}
+	if _, _, err := w.account(ctx, r.AccountID); err != nil {
+		return false, err
+	}
+	rec, err := w.recorded(ctx, r.CommandID)
+	if err != nil || rec == nil {
+		return false, err
+	}
+	w.replyRecorded(r, rec)
+	return true, nil
 }
 
 // account returns the in-memory account, re-reading it from the store when it is stale.

@@ -56,13 +56,7 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 	// A stale requester is re-read first: an uncertain append of this very link may have landed
 	// (then it is a replay), and its events say who holds the subscription now; planning the
 	// former holder's side from the owner index would fail on a move that already happened.
-	if _, _, err := w.account(ctx, r.AccountID); err != nil {
-		return nil, err
-	}
-	if rec, err := w.recorded(ctx, r.CommandID); err != nil || rec != nil {
-		if err == nil {
-			w.replyRecorded(r, rec)
-		}
+	if done, err := w.rereadReplay(ctx, r); done || err != nil {
 		return nil, err
 	}
 	holder := w.owners[key]
