@@ -30,8 +30,7 @@ import (
 const readBackTimeout = 2 * time.Second
 
 // A compacted entry packs the position of a command's first event (low 48 bits) with its number
-// of events (high 16 bits; 0 when unknown, as in the first v4 snapshots: then the events are read
-// until the next command's).
+// of events (high 16 bits), so a read-back reads exactly those.
 const (
 	compactPosBits = 48
 	compactPosMask = 1<<compactPosBits - 1
@@ -78,34 +77,25 @@ func (w *Writer) recorded(ctx context.Context, id string) (*commandRecord, error
 	return rec, nil
 }
 
-// readRecord rebuilds a command's record from its n events (n 0: unknown, read until the next
-// command's), starting at the position of its first; nil when that event belongs to another
-// command (a hash collision).
+// readRecord rebuilds a command's record from its n events, starting at the position of its
+// first; nil when that event belongs to another command (a hash collision).
 func (w *Writer) readRecord(ctx context.Context, id string, pos uint64, n int) (*commandRecord, error) {
-	limit := uint64(n)
-	if n <= 0 {
-		limit = ledger.MaxEventsPerCommand
-	}
 	var rec *commandRecord
-	for p := pos; p < pos+limit; p++ {
+	for i := range n {
+		p := pos + uint64(i)
 		r, err := w.opts.Store.ReadAt(ctx, p)
-		var ev events.Event
-		if err == nil {
-			if ev, err = events.Decode(r.Data); err != nil {
-				err = fmt.Errorf("position %d: %w", p, err)
-			}
-		}
 		if err != nil {
-			if rec != nil && n <= 0 {
-				break // past the command's events: the stream's end, or a message that is not ours
-			}
 			return nil, err
 		}
-		if ev.CommandID != id || (rec != nil && r.AccountID != rec.accountID) {
-			if rec != nil && n > 0 {
-				return nil, fmt.Errorf("position %d: expected event %d of command %s, found %s's", p, len(rec.result.Events)+1, id, ev.CommandID)
-			}
-			break // a collision (first event) or the next command (later ones)
+		ev, err := events.Decode(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("position %d: %w", p, err)
+		}
+		if rec == nil && ev.CommandID != id {
+			return nil, nil // a collision: the position holds another command
+		}
+		if ev.CommandID != id || r.AccountID != ev.AccountID || (rec != nil && r.AccountID != rec.accountID) {
+			return nil, fmt.Errorf("position %d: expected event %d of command %s, found %s's", p, i+1, id, ev.CommandID)
 		}
 		if rec == nil {
 			rec = &commandRecord{accountID: r.AccountID, bodyHash: ev.CommandHash, result: Result{AccountID: r.AccountID}}

@@ -32,7 +32,9 @@ func TestCompactedHashCollision(t *testing.T) {
 	w := &Writer{commands: map[string]*commandRecord{}, compacted: map[uint64]uint64{}}
 	// Position 7 holds an event of command "other"; pretend "mine" hashes to the same key.
 	w.opts.Store = storeAt{recs: map[uint64]ledger.Record{7: {AccountID: "a", Position: 7, Data: encodedEvent(t, "a", "other")}}}
-	w.compacted[commandKey("mine")] = 7
+	seven, ok := compactEntry(7, 1)
+	require.True(t, ok)
+	w.compacted[commandKey("mine")] = seven
 	rec, err := w.recorded(context.Background(), "mine")
 	require.NoError(t, err)
 	assert.Nil(t, rec, "the event at the position belongs to another command")
@@ -40,7 +42,7 @@ func TestCompactedHashCollision(t *testing.T) {
 	w.commands["mine"] = &commandRecord{accountID: "a", result: Result{Events: []EventRef{{Position: 9}}}}
 	w.compactCommands()
 	assert.Contains(t, w.commands, "mine", "its hash is taken: it keeps its full record")
-	assert.Equal(t, uint64(7), w.compacted[commandKey("mine")])
+	assert.Equal(t, seven, w.compacted[commandKey("mine")])
 	rec, err = w.recorded(context.Background(), "mine")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(9), rec.result.Events[0].Position)

@@ -435,7 +435,13 @@ func decodeCompacted(b []byte) (map[uint64]uint64, error) {
 	out := make(map[uint64]uint64, n)
 	for i := uint64(0); i < n; i++ {
 		e := r.b[i*16:]
-		out[binary.LittleEndian.Uint64(e)] = binary.LittleEndian.Uint64(e[8:])
+		entry := binary.LittleEndian.Uint64(e[8:])
+		if _, events := splitEntry(entry); events == 0 {
+			// Only a build from before entries carried their event count wrote these; replaying the
+			// stream is safer than a retry that could not find its command.
+			return nil, errors.New("snapshot: compacted entry without an event count")
+		}
+		out[binary.LittleEndian.Uint64(e)] = entry
 	}
 	return out, nil
 }
