@@ -351,8 +351,10 @@ func transientJS(err error) bool {
 	if errors.As(err, &apiErr) {
 		return apiErr.Code == 503 || apiErr.ErrorCode == errCodeNoSuitablePeers || apiErr.ErrorCode == errCodeInsufficientResources
 	}
+	// A stream just created (here or by another node) can be unknown for a moment to the node
+	// asked next; every step retried here creates the stream it then finds missing.
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // JetStream error codes of a cluster that cannot place a stream yet.

@@ -145,8 +145,11 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	var rejLog *jetstore.RejectionLog
 	// Retried while a cluster forms, like the other streams (retryJS, cluster.go).
 	if err := s.retryJS(ctx, "the rejection stream", func(ctx context.Context) (err error) {
-		rejLog, err = jetstore.OpenRejections(ctx, s.store, cfg.Replicas)
-		return err
+		if rejLog, err = jetstore.OpenRejections(ctx, s.store, cfg.Replicas); err != nil {
+			return err
+		}
+		return rejLog.Visible(ctx) // the writer reads it next
+
 	}); err != nil {
 		return nil, err
 	}

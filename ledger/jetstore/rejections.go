@@ -33,9 +33,6 @@ type rejectionDoc struct {
 	Data      map[string]string `json:"data,omitempty"`
 }
 
-// streamVisibleWait bounds the wait for a just-opened stream to be visible (ReadRejections).
-const streamVisibleWait = 15 * time.Second
-
 // RejectionLog appends to and reads the rejection stream.
 type RejectionLog struct {
 	store  *Store
@@ -71,6 +68,15 @@ const RejectionSubject = RejectionSubjectPrefix + "round"
 
 // maxRejectionMessage bounds one rejection message (and half the server's max_payload, below).
 const maxRejectionMessage = 512 << 10
+
+// Visible checks that the stream answers: in a cluster that is still forming, a stream another
+// node created a moment ago can be unknown to the node asked next.
+func (l *RejectionLog) Visible(ctx context.Context) error {
+	if _, err := l.stream.Info(ctx); err != nil {
+		return fmt.Errorf("rejection stream info: %w", err)
+	}
+	return nil
+}
 
 // AppendRejections stores rejections and returns the position of the last message.
 //
@@ -152,16 +158,6 @@ func decodeRejections(data []byte) []rejectionDoc {
 // publish here.
 func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error) {
 	info, err := l.stream.Info(ctx)
-	// In a cluster that is still forming, a stream created (or opened) a moment ago can be
-	// unknown to the node asked next for a short while: wait for it, bounded.
-	for wait := time.Now().Add(streamVisibleWait); errors.Is(err, jetstream.ErrStreamNotFound) && time.Now().Before(wait); {
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("rejection stream info: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-		info, err = l.stream.Info(ctx)
-	}
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)
 	}
