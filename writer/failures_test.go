@@ -2,20 +2,14 @@ package writer_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/writer"
@@ -56,50 +50,6 @@ func (l *failingLog) AppendRejections(ctx context.Context, rs []ledger.Rejection
 		return 0, errors.New("log unavailable")
 	}
 	return l.RejectionLog.AppendRejections(ctx, rs)
-}
-
-// newWriter builds and loads a writer on st without running it.
-func newWriter(t *testing.T, r *rig, st ledger.Store, o writer.Options) *writer.Writer {
-	t.Helper()
-	o.Store, o.Rules, o.Clock, o.Log, o.SweepInterval = st, ledger.NewRules(ledger.DefaultCatalogue()), r.clock, zerolog.Nop(), time.Hour
-	o.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
-	w, err := writer.New(o)
-	require.NoError(t, err)
-	require.NoError(t, w.Load(context.Background()))
-	return w
-}
-
-func run(t *testing.T, w *writer.Writer) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	go w.Run(ctx)
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-w.Stopped() }) }
-	t.Cleanup(stop)
-	return stop
-}
-
-// submitted parses and queues a command; the returned channel receives its result.
-func submitted(t *testing.T, w *writer.Writer, name string, body map[string]any) <-chan writer.Result {
-	t.Helper()
-	raw, err := json.Marshal(body)
-	require.NoError(t, err)
-	p, err := commands.Parse(name, raw)
-	require.NoError(t, err)
-	done := make(chan writer.Result, 1)
-	require.NoError(t, w.Submit(&writer.Request{CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash,
-		Command: p.Command, Reply: func(res writer.Result) { done <- res }}))
-	return done
-}
-
-func result(t *testing.T, c <-chan writer.Result) writer.Result {
-	t.Helper()
-	select {
-	case res := <-c:
-		return res
-	case <-time.After(10 * time.Second):
-		t.Fatal("no reply within 10s")
-		return writer.Result{}
-	}
 }
 
 // TestSnapshotReReadsStaleAccounts: an account a failed append left stale (its head could not be

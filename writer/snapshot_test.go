@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,38 +68,58 @@ func (r *rig) startShared(t *testing.T) (*writer.Writer, func()) { return r.star
 
 func (r *rig) startWith(t *testing.T, snaps writer.SnapshotStore, every uint64, shared bool) (*writer.Writer, func()) {
 	t.Helper()
-	w, err := writer.New(writer.Options{
-		Shared: shared, Rejections: r.rejections,
-		Store: r.store, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: r.clock,
-		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Log: zerolog.Nop(),
-		Snapshots: snaps, SnapshotEvery: every, SweepInterval: time.Hour,
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Load(context.Background()))
-	ctx, cancel := context.WithCancel(context.Background())
-	go w.Run(ctx)
-	return w, func() { cancel(); <-w.Stopped() }
+	w := newWriter(t, r, r.store, writer.Options{Shared: shared, Rejections: r.rejections, Snapshots: snaps, SnapshotEvery: every})
+	return w, run(t, w)
 }
 
-// do submits one parsed command and waits for its result.
-func do(t *testing.T, w *writer.Writer, name string, body map[string]any) writer.Result {
+// newWriter builds and loads a writer on st without running it.
+func newWriter(t *testing.T, r *rig, st ledger.Store, o writer.Options) *writer.Writer {
+	t.Helper()
+	o.Store, o.Rules, o.Clock, o.Log, o.SweepInterval = st, ledger.NewRules(ledger.DefaultCatalogue()), r.clock, zerolog.Nop(), time.Hour
+	o.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	w, err := writer.New(o)
+	require.NoError(t, err)
+	require.NoError(t, w.Load(context.Background()))
+	return w
+}
+
+func run(t *testing.T, w *writer.Writer) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go w.Run(ctx)
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-w.Stopped() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// submitted parses and queues a command; the returned channel receives its result.
+func submitted(t *testing.T, w *writer.Writer, name string, body map[string]any) <-chan writer.Result {
 	t.Helper()
 	raw, err := json.Marshal(body)
 	require.NoError(t, err)
 	p, err := commands.Parse(name, raw)
 	require.NoError(t, err)
 	done := make(chan writer.Result, 1)
-	require.NoError(t, w.Submit(&writer.Request{
-		CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash, Command: p.Command,
-		Reply: func(res writer.Result) { done <- res },
-	}))
+	require.NoError(t, w.Submit(&writer.Request{CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash,
+		Command: p.Command, Reply: func(res writer.Result) { done <- res }}))
+	return done
+}
+
+func result(t *testing.T, c <-chan writer.Result) writer.Result {
+	t.Helper()
 	select {
-	case res := <-done:
+	case res := <-c:
 		return res
 	case <-time.After(10 * time.Second):
 		t.Fatal("no reply within 10s")
 		return writer.Result{}
 	}
+}
+
+// do submits one parsed command and waits for its result.
+func do(t *testing.T, w *writer.Writer, name string, body map[string]any) writer.Result {
+	t.Helper()
+	return result(t, submitted(t, w, name, body))
 }
 
 func states(w *writer.Writer) map[string]string {
