@@ -50,7 +50,9 @@ type LicenseActivated struct {
 	ActivatedAt time.Time `json:"activated_at"`
 }
 
-// ContractUpgraded records added credits; on Azure the increase is its own item (ItemID).
+// ContractUpgraded records added credits. On AWS and Azure Marketplace the increase is its own
+// item (ItemID); without ItemID (sales licenses, and AWS upgrades stored before issue 16) it
+// raises the license's own credits.
 type ContractUpgraded struct {
 	LicenseID         string          `json:"license_id"`
 	AdditionalCredits decimal.Decimal `json:"additional_credits"`

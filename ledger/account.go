@@ -15,8 +15,8 @@ const (
 	StatusExpired = "expired"
 )
 
-// License is one item of the license list: a purchased license or, on Azure, an upgrade item
-// (ParentID set) that shares its parent's term.
+// License is one item of the license list: a purchased license or, on AWS and Azure Marketplace,
+// an upgrade item (ParentID set) that shares its parent's term.
 type License struct {
 	ID          string
 	ParentID    string
@@ -217,6 +217,9 @@ func Evolve(a Account, e events.Event) Account {
 		a.Licenses[p.LicenseID] = l
 	case events.ContractUpgraded:
 		parent := a.Licenses[p.LicenseID]
+		// No item id: a sales upgrade, or an AWS upgrade stored before AWS upgrades became items
+		// (issue 16). Both raise the license's own credits, so stored events keep folding to the
+		// balances they always gave; only new events carry an item id.
 		if p.ItemID == "" {
 			parent.Credits = parent.Credits.Add(p.AdditionalCredits)
 			a.Licenses[p.LicenseID] = parent

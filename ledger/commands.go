@@ -39,11 +39,13 @@ type PurchaseLicense struct {
 // ActivateLicense puts a purchased license's credits into the pool.
 type ActivateLicense struct{ LicenseID string }
 
-// UpgradeContract adds credits to an active license (an extra item on Azure).
+// UpgradeContract adds credits to an active license: an extra item of the license list on AWS
+// and Azure Marketplace, more credits on the license itself for a sales license.
 type UpgradeContract struct {
 	LicenseID         string
 	AdditionalCredits decimal.Decimal
-	ItemID            string
+	// ItemID names the new item (marketplace licenses only); empty derives "<license>-u<n>".
+	ItemID string
 }
 
 // AllocateCredits reserves credits of the pool for a feature.

@@ -245,6 +245,16 @@ func decideActivate(a Account, c ActivateLicense, now time.Time) ([]events.Paylo
 	return []events.Payload{events.LicenseActivated{LicenseID: c.LicenseID, ActivatedAt: now}}, nil
 }
 
+// UpgradeMakesItem reports whether an upgrade of a license from source becomes a separate item
+// of the license list (on both marketplaces) rather than raising the license's own credits
+// (sales licenses).
+func UpgradeMakesItem(source string) bool { return source == SourceAWS || source == SourceAzure }
+
+// decideUpgrade adds credits to an active license. On AWS and Azure Marketplace the increase is
+// an item of its own (ContractUpgraded with ItemID) that shares the license's term; an item id
+// left out is derived from the license id ("<license>-u<n>", the first one the account does not
+// hold), so a replay decides the same id. Azure's whole-number and 1,000,000-user limits apply to
+// Azure alone.
 func decideUpgrade(a Account, c UpgradeContract, now time.Time) ([]events.Payload, error) {
 	l, ok := a.Licenses[c.LicenseID]
 	if !ok {
@@ -263,9 +273,9 @@ func decideUpgrade(a Account, c UpgradeContract, now time.Time) ([]events.Payloa
 		return nil, err
 	}
 	p := events.ContractUpgraded{LicenseID: c.LicenseID, AdditionalCredits: c.AdditionalCredits, ExpiresAt: l.ExpiresAt, UpgradedAt: now}
-	if l.Source != SourceAzure {
+	if !UpgradeMakesItem(l.Source) {
 		if c.ItemID != "" {
-			return nil, Reject(CodeInvalidArgument, "item_id applies to azure_marketplace licenses only")
+			return nil, Reject(CodeInvalidArgument, "item_id applies to aws_marketplace and azure_marketplace licenses only")
 		}
 		return []events.Payload{p}, nil
 	}
@@ -277,7 +287,7 @@ func decideUpgrade(a Account, c UpgradeContract, now time.Time) ([]events.Payloa
 			items++
 		}
 	}
-	if !c.AdditionalCredits.IsInteger() || family.Add(c.AdditionalCredits).GreaterThan(AzureMaxCredits) {
+	if l.Source == SourceAzure && (!c.AdditionalCredits.IsInteger() || family.Add(c.AdditionalCredits).GreaterThan(AzureMaxCredits)) {
 		return nil, Reject(CodeInvalidArgument, "azure_marketplace upgrades are whole numbers and a license holds at most 1000000 users (now %s)", family)
 	}
 	p.ItemID = c.ItemID

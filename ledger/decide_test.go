@@ -453,7 +453,7 @@ func TestDecideUpgradeContract(t *testing.T) {
 			at:    at,
 			then:  []events.Payload{events.ContractUpgraded{LicenseID: "lic-1", AdditionalCredits: dec("500"), ExpiresAt: exp, UpgradedAt: at}},
 			check: func(t *testing.T, a ledger.Account) {
-				assert.Equal(t, []string{"lic-1"}, a.LicenseOrder, "no new item outside azure")
+				assert.Equal(t, []string{"lic-1"}, a.LicenseOrder, "a sales upgrade is no item")
 				assertDecimal(t, "1500", a.Licenses["lic-1"].Credits, "license credits")
 				assertDecimal(t, "1500", a.TotalCredits(), "pool")
 			},
@@ -463,10 +463,10 @@ func TestDecideUpgradeContract(t *testing.T) {
 			given: hist(active("aws-1", ledger.SourceAWS, "10", true, t0)),
 			when:  ledger.UpgradeContract{LicenseID: "aws-1", AdditionalCredits: dec("0.5")},
 			at:    at,
-			then:  []events.Payload{events.ContractUpgraded{LicenseID: "aws-1", AdditionalCredits: dec("0.5"), ExpiresAt: exp, UpgradedAt: at}},
+			then:  []events.Payload{events.ContractUpgraded{LicenseID: "aws-1", AdditionalCredits: dec("0.5"), ItemID: "aws-1-u1", ExpiresAt: exp, UpgradedAt: at}},
 		},
 		{
-			name:  "item id outside azure",
+			name:  "item id on a sales license",
 			given: hist(active("lic-1", ledger.SourceSales, "1000", true, t0)),
 			when:  ledger.UpgradeContract{LicenseID: "lic-1", AdditionalCredits: dec("5"), ItemID: "x-1"},
 			at:    at,

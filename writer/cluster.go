@@ -116,7 +116,7 @@ func (w *Writer) prefetchHeads(ctx context.Context, reqs []*Request) map[string]
 	return out
 }
 
-// IDClaims reserves ids that must be unique across all accounts (license ids, Azure item ids,
+// IDClaims reserves ids that must be unique across all accounts (license ids, marketplace item ids,
 // PAYG contract ids) in a store every ledger process shares. The writer's own owner index only
 // knows the events it loaded or appended itself; when several processes append to one stream
 // (a cluster, or several processes on one NATS deployment), two of them could otherwise accept

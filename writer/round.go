@@ -266,12 +266,12 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 	return &planned{req: r, acct: acct, isNew: isNew, envs: envs, payloads: payloads, data: data, first: queued}, nil
 }
 
-// assignItemID gives an Azure upgrade without item_id the first "<license>-u<n>" that no
+// assignItemID gives a marketplace upgrade without item_id the first "<license>-u<n>" that no
 // account holds: item ids are unique across accounts, which only the writer can see, so the id
 // is injected here like any other generated id rather than derived inside the pure domain.
 func (w *Writer) assignItemID(r *Request, a ledger.Account) {
 	uc, ok := r.Command.(ledger.UpgradeContract)
-	if !ok || uc.ItemID != "" || a.Licenses[uc.LicenseID].Source != ledger.SourceAzure {
+	if !ok || uc.ItemID != "" || !ledger.UpgradeMakesItem(a.Licenses[uc.LicenseID].Source) {
 		return
 	}
 	for n := 1; n <= len(a.Licenses)+len(w.owners)+1; n++ {

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ClaimsBucket is the key-value bucket that reserves globally unique ids (license, Azure item and
+// ClaimsBucket is the key-value bucket that reserves globally unique ids (license, marketplace item and
 // PAYG contract ids) across ledger processes sharing the LEDGER stream. Key: the id's kind and
 // value ("license.L-1"); value: the account that holds it. Keys are only ever created.
 const ClaimsBucket = "LEDGER_IDS"

@@ -297,7 +297,7 @@
 
   function renderLicenses(l) {
     const items = l.licenses || [];
-    // Azure increases are their own rows, listed right under the license they extend.
+    // AWS and Azure increases are their own rows, listed right under the license they extend.
     const children = new Map();
     for (const it of items) {
       if (it.parent_license_id) {
