@@ -23,6 +23,9 @@ type RecordUsage struct {
 	// computer for workload protection; other features must leave them out.
 	InstanceSize   string `json:"instance_size,omitempty"`
 	CloudConnector string `json:"cloud_connector,omitempty"`
+	// VCenter (true or false, default false) says the computer is part of a vCenter account: it
+	// is billed at the data-center rate whatever its size and connector. Workload protection only.
+	VCenter bool `json:"vcenter,omitempty"`
 }
 
 // LinkSubscription is the link_subscription request.
@@ -58,7 +61,7 @@ func (c *RecordUsage) domain() (ledger.Command, error) {
 	}
 	return ledger.RecordUsage{
 		UsageID: c.UsageID, Feature: c.Feature, Quantity: c.Quantity.Decimal, Unit: c.Unit, OccurredAt: t.UTC(),
-		InstanceSize: c.InstanceSize, CloudConnector: c.CloudConnector,
+		InstanceSize: c.InstanceSize, CloudConnector: c.CloudConnector, VCenter: c.VCenter,
 	}, nil
 }
 

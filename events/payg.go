@@ -27,6 +27,8 @@ const AccountExpiredReason = "trial or subscription expired"
 // "advanced_server_workload_protection:data_center"), where the rate came from (the contract or
 // the default rate card, with the card's version) and a sentence saying why that rate applies.
 // Amount keeps full precision; rounding to the currency's minor unit happens only for display.
+// VCenter is true for a computer that is part of a vCenter account, which pays the data-center
+// rate (issue 16); events without it (every one stored before) describe no vCenter computer.
 type UsageRecorded struct {
 	UsageID        string          `json:"usage_id"`
 	Feature        string          `json:"feature"`
@@ -36,6 +38,7 @@ type UsageRecorded struct {
 	RecordedAt     time.Time       `json:"recorded_at"`
 	InstanceSize   string          `json:"instance_size,omitempty"`
 	CloudConnector string          `json:"cloud_connector,omitempty"`
+	VCenter        bool            `json:"vcenter,omitempty"`
 	ContractID     string          `json:"contract_id"`
 	RateKey        string          `json:"rate_key"`
 	Rate           decimal.Decimal `json:"rate"`

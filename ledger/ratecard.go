@@ -19,7 +19,8 @@ const (
 	SizeMedium = "medium"
 	SizeLarge  = "large"
 	SizeXLarge = "xlarge"
-	// TierDataCenter is the rate tier of every computer that is not under a cloud connector.
+	// TierDataCenter is the rate tier of every computer that is not under a cloud connector, or
+	// that is part of a vCenter account.
 	TierDataCenter = "data_center"
 
 	ConnectorAWS   = "aws"
@@ -197,10 +198,11 @@ type AppliedRate struct {
 
 // Resolve finds the rate of one usage record of a feature. A tiered feature (the catalogue's
 // instance_sized, workload protection) is priced by tier: the instance size when the computer is
-// under a cloud connector, the data-center tier otherwise, whatever its size. A contract rate wins
+// under a cloud connector and not part of a vCenter account, the data-center tier otherwise,
+// whatever its size (a vCenter computer pays it even under a connector). A contract rate wins
 // over the card: first the contract's "feature:tier" rate, then its flat "feature" rate (one price
 // for every tier), then the card. It fails with invalid_argument when neither prices the usage.
-func (rc *RateCard) Resolve(contract map[string]decimal.Decimal, feature string, tiered bool, size, connector string) (AppliedRate, error) {
+func (rc *RateCard) Resolve(contract map[string]decimal.Decimal, feature string, tiered bool, size, connector string, vcenter bool) (AppliedRate, error) {
 	card, onCard := rc.features[feature]
 	if !tiered {
 		if r, ok := contract[feature]; ok {
@@ -214,7 +216,10 @@ func (rc *RateCard) Resolve(contract map[string]decimal.Decimal, feature string,
 		return AppliedRate{}, noRate(feature, feature)
 	}
 	tier, why := size, fmt.Sprintf("a %s computer under the %s cloud connector pays the %s rate", size, connector, size)
-	if connector == ConnectorNone {
+	switch {
+	case vcenter:
+		tier, why = TierDataCenter, fmt.Sprintf("a computer that is part of a vCenter account pays the data-center rate whatever its size (%s) and cloud connector (%s)", size, connector)
+	case connector == ConnectorNone:
 		tier, why = TierDataCenter, fmt.Sprintf("a computer outside a cloud connector pays the data-center rate whatever its size (%s)", size)
 	}
 	key := RateKey(feature, tier)

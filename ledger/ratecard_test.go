@@ -47,7 +47,7 @@ func TestResolveWorkloadEverySizeAndConnector(t *testing.T) {
 		for _, conn := range ledger.CloudConnectors {
 			t.Run(size+"/"+conn, func(t *testing.T) {
 				t.Parallel()
-				got, err := card.Resolve(nil, asw, true, size, conn)
+				got, err := card.Resolve(nil, asw, true, size, conn, false)
 				require.NoError(t, err)
 				wantTier, wantRate := size, bySize[size]
 				if conn == ledger.ConnectorNone {
@@ -62,6 +62,27 @@ func TestResolveWorkloadEverySizeAndConnector(t *testing.T) {
 				} else {
 					assert.Contains(t, got.Reason, "under the "+conn+" cloud connector")
 				}
+			})
+		}
+	}
+}
+
+// TestResolveVCenterPaysTheDataCenterRate is the vCenter rule (issue 16): a computer that is
+// part of a vCenter account pays the data-center rate whatever its size, even when a cloud
+// connector is named, and the reason says so.
+func TestResolveVCenterPaysTheDataCenterRate(t *testing.T) {
+	t.Parallel()
+	card := ledger.DefaultRateCard()
+	for _, size := range ledger.InstanceSizes {
+		for _, conn := range ledger.CloudConnectors {
+			t.Run(size+"/"+conn, func(t *testing.T) {
+				t.Parallel()
+				got, err := card.Resolve(nil, asw, true, size, conn, true)
+				require.NoError(t, err)
+				assert.Equal(t, ledger.RateKey(asw, ledger.TierDataCenter), got.Key)
+				assertDecimal(t, "0.06", got.Rate, "rate")
+				assert.Equal(t, events.RateFromCard, got.Source)
+				assert.Contains(t, got.Reason, "part of a vCenter account pays the data-center rate whatever its size ("+size+") and cloud connector ("+conn+")")
 			})
 		}
 	}
@@ -82,6 +103,7 @@ func TestResolveContractRatesAndFallbacks(t *testing.T) {
 		feature         string
 		tiered          bool
 		size, connector string
+		vcenter         bool
 		key, rate, src  string
 		err             bool
 	}{
@@ -94,6 +116,12 @@ func TestResolveContractRatesAndFallbacks(t *testing.T) {
 		{name: "a flat contract rate covers every tier", contract: flat, feature: asw, tiered: true, size: "xlarge", connector: "azure",
 			key: asw, rate: "0.03", src: events.RateFromContract},
 		{name: "a flat contract rate covers the data-center tier", contract: flat, feature: asw, tiered: true, size: "medium", connector: "none",
+			key: asw, rate: "0.03", src: events.RateFromContract},
+		{name: "contract data-center rate for a vCenter computer under a connector", contract: contract, feature: asw, tiered: true, size: "large", connector: "aws", vcenter: true,
+			key: asw + ":data_center", rate: "0.05", src: events.RateFromContract},
+		{name: "card data-center rate for a vCenter computer under a connector", feature: asw, tiered: true, size: "medium", connector: "azure", vcenter: true,
+			key: asw + ":data_center", rate: "0.06", src: events.RateFromCard},
+		{name: "a flat contract rate covers a vCenter computer", contract: flat, feature: asw, tiered: true, size: "large", connector: "gcp", vcenter: true,
 			key: asw, rate: "0.03", src: events.RateFromContract},
 		{name: "flat feature from the contract", contract: contract, feature: "container_security",
 			key: "container_security", rate: "0.004", src: events.RateFromContract},
@@ -110,7 +138,7 @@ func TestResolveContractRatesAndFallbacks(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := card.Resolve(tc.contract, tc.feature, tc.tiered, tc.size, tc.connector)
+			got, err := card.Resolve(tc.contract, tc.feature, tc.tiered, tc.size, tc.connector, tc.vcenter)
 			if tc.err {
 				assert.ErrorIs(t, err, ledger.ErrInvalidArgument)
 				var de *ledger.Error

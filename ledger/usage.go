@@ -30,6 +30,9 @@ type RecordUsage struct {
 	// (workload protection); they must be empty for every other feature.
 	InstanceSize   string
 	CloudConnector string
+	// VCenter says the computer is part of a vCenter account: it pays the data-center rate
+	// whatever its size and connector. Instance-sized features only.
+	VCenter bool
 }
 
 // Name is the command's wire name.
@@ -45,6 +48,7 @@ type UsageRecord struct {
 	OccurredAt     time.Time
 	InstanceSize   string
 	CloudConnector string
+	VCenter        bool
 	ContractID     string
 	Rate           decimal.Decimal
 	Amount         decimal.Decimal
@@ -57,7 +61,8 @@ type UsageRecord struct {
 // sameContent reports whether a repeated command describes the recorded usage.
 func (u UsageRecord) sameContent(c RecordUsage) bool {
 	return u.Feature == c.Feature && u.Unit == c.Unit && u.Quantity.Equal(c.Quantity) &&
-		u.OccurredAt.Equal(c.OccurredAt) && u.InstanceSize == c.InstanceSize && u.CloudConnector == c.CloudConnector
+		u.OccurredAt.Equal(c.OccurredAt) && u.InstanceSize == c.InstanceSize && u.CloudConnector == c.CloudConnector &&
+		u.VCenter == c.VCenter
 }
 
 // DuplicateUsage is the outcome of a record_usage whose usage_id the account already recorded
@@ -120,13 +125,13 @@ func (r Rules) decideUsage(a Account, c RecordUsage, now time.Time) ([]events.Pa
 		return nil, Reject(CodeNoActivePaygContract, "no PAYG contract was active at %s", c.OccurredAt.Format(time.RFC3339))
 	}
 	card := r.rateCard()
-	rate, err := card.Resolve(k.Rates, f.ID, f.InstanceSized, c.InstanceSize, c.CloudConnector)
+	rate, err := card.Resolve(k.Rates, f.ID, f.InstanceSized, c.InstanceSize, c.CloudConnector, c.VCenter)
 	if err != nil {
 		return nil, err
 	}
 	p := events.UsageRecorded{
 		UsageID: c.UsageID, Feature: f.ID, Quantity: c.Quantity, Unit: c.Unit, OccurredAt: c.OccurredAt,
-		RecordedAt: now, InstanceSize: c.InstanceSize, CloudConnector: c.CloudConnector, ContractID: k.ID,
+		RecordedAt: now, InstanceSize: c.InstanceSize, CloudConnector: c.CloudConnector, VCenter: c.VCenter, ContractID: k.ID,
 		RateKey: rate.Key, Rate: rate.Rate, RateSource: rate.Source, RateReason: rate.Reason,
 		Amount: c.Quantity.Mul(rate.Rate), Currency: card.Currency,
 	}
@@ -138,7 +143,7 @@ func (r Rules) decideUsage(a Account, c RecordUsage, now time.Time) ([]events.Pa
 
 // usageFeature checks what a usage record says about its feature: known, PAYG-eligible, a
 // positive quantity in the catalogue's unit, and the computer's size and connector exactly when
-// the feature is instance-sized.
+// the feature is instance-sized (vcenter only then).
 func (r Rules) usageFeature(c RecordUsage) (Feature, error) {
 	f, err := r.feature(c.Feature)
 	if err != nil {
@@ -154,8 +159,8 @@ func (r Rules) usageFeature(c RecordUsage) (Feature, error) {
 		return Feature{}, Reject(CodeInvalidArgument, "unit must be %q for feature %s, got %q", f.Unit, f.ID, c.Unit)
 	}
 	if !f.InstanceSized {
-		if c.InstanceSize != "" || c.CloudConnector != "" {
-			return Feature{}, Reject(CodeInvalidArgument, "instance_size and cloud_connector apply only to instance-sized features such as workload protection")
+		if c.InstanceSize != "" || c.CloudConnector != "" || c.VCenter {
+			return Feature{}, Reject(CodeInvalidArgument, "instance_size, cloud_connector and vcenter apply only to instance-sized features such as workload protection")
 		}
 		return f, nil
 	}
@@ -234,7 +239,7 @@ func (a Account) evolveUsage(e events.Event, p events.UsageRecorded) Account {
 	}
 	a.Usage[p.UsageID] = UsageRecord{
 		ID: p.UsageID, Feature: p.Feature, Quantity: p.Quantity, Unit: p.Unit, OccurredAt: p.OccurredAt,
-		InstanceSize: p.InstanceSize, CloudConnector: p.CloudConnector, ContractID: p.ContractID,
+		InstanceSize: p.InstanceSize, CloudConnector: p.CloudConnector, VCenter: p.VCenter, ContractID: p.ContractID,
 		Rate: p.Rate, Amount: p.Amount, Currency: p.Currency,
 		CommandID: e.CommandID, Version: e.Version, Position: e.Position,
 	}

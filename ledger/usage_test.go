@@ -41,11 +41,11 @@ func recorded(t *testing.T, c ledger.RecordUsage, contractID string, rates map[s
 	card := ledger.DefaultRateCard()
 	f, ok := ledger.DefaultCatalogue().Feature(c.Feature)
 	require.True(t, ok)
-	r, err := card.Resolve(rates, c.Feature, f.InstanceSized, c.InstanceSize, c.CloudConnector)
+	r, err := card.Resolve(rates, c.Feature, f.InstanceSized, c.InstanceSize, c.CloudConnector, c.VCenter)
 	require.NoError(t, err)
 	p := events.UsageRecorded{
 		UsageID: c.UsageID, Feature: c.Feature, Quantity: c.Quantity, Unit: c.Unit, OccurredAt: c.OccurredAt,
-		RecordedAt: now, InstanceSize: c.InstanceSize, CloudConnector: c.CloudConnector, ContractID: contractID,
+		RecordedAt: now, InstanceSize: c.InstanceSize, CloudConnector: c.CloudConnector, VCenter: c.VCenter, ContractID: contractID,
 		RateKey: r.Key, Rate: r.Rate, RateSource: r.Source, RateReason: r.Reason, Amount: c.Quantity.Mul(r.Rate), Currency: "USD",
 	}
 	if r.Source == events.RateFromCard {
