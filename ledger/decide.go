@@ -252,9 +252,10 @@ func UpgradeMakesItem(source string) bool { return source == SourceAWS || source
 
 // decideUpgrade adds credits to an active license. On AWS and Azure Marketplace the increase is
 // an item of its own (ContractUpgraded with ItemID) that shares the license's term; an item id
-// left out is derived from the license id ("<license>-u<n>", the first one the account does not
-// hold), so a replay decides the same id. Azure's whole-number and 1,000,000-user limits apply to
-// Azure alone.
+// left out is derived from the account alone ("<license>-u<n>", counting on from the license's
+// items to the first id the account does not hold), so a replay decides the same id; the writer
+// usually injects one that no account holds. Azure's whole-number and 1,000,000-user limits
+// apply to Azure alone.
 func decideUpgrade(a Account, c UpgradeContract, now time.Time) ([]events.Payload, error) {
 	l, ok := a.Licenses[c.LicenseID]
 	if !ok {
