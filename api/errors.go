@@ -49,7 +49,7 @@ func HTTPStatus(c ledger.Code) int {
 		return http.StatusConflict
 	case ledger.CodeUnavailable:
 		return http.StatusServiceUnavailable
-	case ledger.CodeInternal:
+	case ledger.CodeInternal, ledger.CodeHistoryBroken:
 		return http.StatusInternalServerError
 	default:
 		return http.StatusUnprocessableEntity

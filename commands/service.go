@@ -83,7 +83,7 @@ func respond(req micro.Request, name, commandID string, res writer.Result, start
 	ev := log.Info()
 	if res.Err != nil {
 		ev = log.Info().Str("code", string(res.Err.Code))
-		if res.Err.Code == ledger.CodeInternal || res.Err.Code == ledger.CodeUnavailable {
+		if res.Err.Code == ledger.CodeInternal || res.Err.Code == ledger.CodeUnavailable || res.Err.Code == ledger.CodeHistoryBroken {
 			ev = log.Error().Str("code", string(res.Err.Code)).Str("reason", res.Err.Message)
 		}
 		hdr := api.ErrorHeaders(res.Err)

@@ -26,6 +26,9 @@ const (
 	CodeIdempotencyKeyReused    Code = "idempotency_key_reused"
 	CodeUnavailable             Code = "unavailable"
 	CodeInternal                Code = "internal"
+	// CodeHistoryBroken refuses commands on an account whose stored history has a gap, a foreign
+	// or undecodable message, or a broken hash chain; data carries the position where it breaks.
+	CodeHistoryBroken Code = "history_broken"
 	// Pay-as-you-go usage and marketplace subscriptions (issue 5).
 	CodeFeatureNotOnPayg     Code = "feature_not_on_payg"
 	CodeUsageTooLate         Code = "usage_too_late"
@@ -69,6 +72,7 @@ var (
 	ErrIdempotencyReused    = &Error{Code: CodeIdempotencyKeyReused}
 	ErrUnavailable          = &Error{Code: CodeUnavailable}
 	ErrInternal             = &Error{Code: CodeInternal}
+	ErrHistoryBroken        = &Error{Code: CodeHistoryBroken}
 	ErrFeatureNotOnPayg     = &Error{Code: CodeFeatureNotOnPayg}
 	ErrUsageTooLate         = &Error{Code: CodeUsageTooLate}
 	ErrSubscriptionConflict = &Error{Code: CodeSubscriptionConflict}

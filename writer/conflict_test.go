@@ -1,15 +1,12 @@
 package writer_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // Two writers on one stream (two nodes): each append of a stale writer is refused by the
@@ -41,27 +38,4 @@ func TestTwoWritersReDecideOnConflict(t *testing.T) {
 	require.NotNil(t, over.Err)
 	assert.Equal(t, ledger.CodeInsufficientCredits, over.Err.Code)
 	assert.Equal(t, "40", over.Err.Data["available"])
-}
-
-// A message that is not a ledger event, published straight to an account's subject, makes the
-// account refuse commands (internal) instead of deciding on a history it cannot fold.
-func TestForgedMessageStopsTheAccount(t *testing.T) {
-	r := newRig(t)
-	w, stop := r.start(t, nil, 0)
-	defer stop()
-	require.Nil(t, do(t, w, "purchase_license", map[string]any{"command_id": "c1", "account_id": "acme", "license_id": "L1", "source": "sales", "credits": "5"}).Err)
-
-	nc, err := nats.Connect(r.url)
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstreamFor(nc)
-	require.NoError(t, err)
-	_, err = js.Publish(context.Background(), jetstore.Subject("acme"), []byte(`{"type":"CreditsAllocated","forged":true}`))
-	require.NoError(t, err)
-
-	res := do(t, w, "activate_license", map[string]any{"command_id": "c2", "account_id": "acme", "license_id": "L1"})
-	require.NotNil(t, res.Err)
-	assert.Equal(t, ledger.CodeInternal, res.Err.Code)
-	// Other accounts are unaffected.
-	require.Nil(t, do(t, w, "purchase_license", map[string]any{"command_id": "c3", "account_id": "other", "license_id": "L2", "source": "sales", "credits": "5"}).Err)
 }

@@ -111,7 +111,8 @@ func rememberable(r *Request, err *ledger.Error) bool {
 		return false
 	}
 	switch err.Code {
-	case ledger.CodeInvalidArgument, ledger.CodeUnavailable, ledger.CodeInternal, ledger.CodeVersionConflict, ledger.CodeIdempotencyKeyReused:
+	case ledger.CodeInvalidArgument, ledger.CodeUnavailable, ledger.CodeInternal, ledger.CodeHistoryBroken,
+		ledger.CodeVersionConflict, ledger.CodeIdempotencyKeyReused:
 		return false
 	}
 	return true

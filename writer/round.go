@@ -322,7 +322,7 @@ func (w *Writer) account(ctx context.Context, id string) (*account, bool, error)
 		a = w.accounts[id]
 	}
 	if a.broken != nil {
-		return nil, false, ledger.Reject(ledger.CodeInternal, "account %s history cannot be folded (%v); refusing commands until an operator investigates", id, a.broken)
+		return nil, false, a.broken.refusal(id)
 	}
 	return a, false, nil
 }

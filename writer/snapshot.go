@@ -41,6 +41,8 @@ type accountSnap struct {
 	Head   uint64
 	Hash   string
 	Broken string
+	// BrokenAt is the position where a broken account's history breaks (0 in older snapshots).
+	BrokenAt uint64
 }
 
 // typeCodes numbers event types for the compact command section.
@@ -62,7 +64,7 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 	for id, a := range w.accounts {
 		s := accountSnap{State: a.state, Head: a.head, Hash: a.hash}
 		if a.broken != nil {
-			s.Broken = a.broken.Error()
+			s.Broken, s.BrokenAt = a.broken.reason, a.broken.position
 		}
 		if a.stale {
 			continue // re-read from the stream after restore
@@ -244,7 +246,7 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 	for id, s := range accts {
 		a := &account{state: s.State.WithMaps(), head: s.Head, hash: s.Hash} // gob leaves empty maps nil
 		if s.Broken != "" {
-			a.broken = errors.New(s.Broken)
+			a.broken = &historyBreak{position: s.BrokenAt, reason: s.Broken}
 		}
 		w.accounts[id] = a
 		for _, oid := range ownedIDs(a.state) {

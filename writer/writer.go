@@ -160,8 +160,9 @@ type account struct {
 	head  uint64
 	hash  string
 	stale bool
-	// broken is set when the stored history cannot be folded; the account takes no commands.
-	broken error
+	// broken is set when the stored history cannot be continued (history.go); the account takes
+	// no commands and is never appended to.
+	broken *historyBreak
 	// nextDue is when the account next has renewals or expiries due (zero: never); due.go.
 	nextDue time.Time
 }
@@ -266,7 +267,7 @@ func (w *Writer) Load(ctx context.Context) error {
 	}
 	for id, a := range w.accounts {
 		if a.broken != nil {
-			w.opts.Log.Error().Str("account_id", id).Err(a.broken).Msg("account history unreadable; its commands will be refused")
+			w.opts.Log.Error().Str("account_id", id).Err(a.broken).Msg("account history broken; its commands will be refused (history_broken)")
 		}
 	}
 	return nil
@@ -279,17 +280,14 @@ func (w *Writer) apply(r ledger.Record) {
 		a = &account{state: ledger.NewAccount(r.AccountID)}
 		w.accounts[r.AccountID] = a
 	}
+	prevPosition := a.head
 	a.head = r.Position
 	if a.broken != nil {
 		return
 	}
-	ev, err := events.Decode(r.Data)
-	if err == nil && (ev.AccountID != r.AccountID || ev.Version != a.state.Version+1) {
-		err = fmt.Errorf("event %s has account %s version %d, expected %s version %d",
-			ev.EventID, ev.AccountID, ev.Version, r.AccountID, a.state.Version+1)
-	}
-	if err != nil {
-		a.broken = fmt.Errorf("position %d: %w", r.Position, err)
+	ev, brk := nextEvent(a, prevPosition, r) // history.go
+	if brk != nil {
+		a.broken = brk
 		return
 	}
 	ev.Position = r.Position
