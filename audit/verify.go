@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger/jetstore"
@@ -202,6 +203,9 @@ func (c *Chain) check(m Message) (Finding, bool) {
 		f.Kind, f.Reason = KindVersionRepeat, fmt.Sprintf("version %d repeats: the account is already at version %d (position %d)", ev.Version, want-1, h.position)
 		return f, false
 	case ev.Version > want:
+		if h != nil {
+			f.LinkedPosition = h.position
+		}
 		f.Kind, f.Reason = KindVersionGap, fmt.Sprintf("version %d where %d was expected: %s missing (removed, or re-ordered after this event)", ev.Version, want, span("version", want, ev.Version-1))
 		return f, false
 	}
@@ -340,8 +344,40 @@ func Verify(ctx context.Context, src *Source, opts VerifyOptions) (Report, error
 		rep.HeadPosition = max(head, chain.Position())
 		rep.AccountsRoot, rep.LogDigest = chain.AccountsRoot(), chain.LogDigest()
 	}
+	attributeMissing(fs.list)
 	sort.SliceStable(fs.list, func(i, j int) bool { return fs.list[i].Position < fs.list[j].Position })
 	rep.Findings, rep.FindingsTotal = fs.list, fs.total
 	rep.OK = fs.total == 0
 	return rep, nil
+}
+
+// attributeMissing names the account of a hole in the stream when the neighbours allow it: an
+// account whose versions skip across the hole (its event before the hole is version n, its event
+// after it n+2 or later) held the missing message. A hole only one account skips across is that
+// account's; one several skip across names them all in the reason.
+func attributeMissing(list []Finding) {
+	for i := range list {
+		m := &list[i]
+		if m.Kind != KindMissing || m.AccountID != "" {
+			continue
+		}
+		var owners []string
+		seen := map[string]bool{} // an account's later events skip from the same event: name it once
+		for _, g := range list {
+			if g.Kind == KindVersionGap && g.LinkedPosition < m.Position && m.Position < g.Position && !seen[g.AccountID] {
+				seen[g.AccountID] = true
+				owners = append(owners, fmt.Sprintf("%s (version %d at position %d follows position %d)", g.AccountID, g.Version, g.Position, g.LinkedPosition))
+				if len(owners) == 1 {
+					m.AccountID = g.AccountID
+				}
+			}
+		}
+		switch {
+		case len(owners) == 1:
+			m.Reason += "; it held an event of account " + owners[0]
+		case len(owners) > 1:
+			m.AccountID = ""
+			m.Reason += "; the versions of several accounts skip across it: " + strings.Join(owners, ", ")
+		}
+	}
 }

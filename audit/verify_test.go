@@ -160,7 +160,7 @@ func TestVerifyReportsOfflineTampering(t *testing.T) {
 		{"untouched copy", func(orig []audit.Message) tampered { return tampered{msgs: orig} }, nil},
 		{"deleted message leaves a gap", func(orig []audit.Message) tampered {
 			return tampered{msgs: orig, delete: []uint64{pos("acc001", 3)(orig)}}
-		}, &want{kind: audit.KindMissing, position: pos("acc001", 3)}},
+		}, &want{kind: audit.KindMissing, account: "acc001", position: pos("acc001", 3)}},
 		{"removed message, the rest renumbered", func(orig []audit.Message) tampered {
 			i := find(t, orig, "acc001", 3)
 			return tampered{msgs: append(append([]audit.Message(nil), orig[:i]...), orig[i+1:]...)}
