@@ -1,10 +1,12 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -66,10 +68,61 @@ func StartEmbedded(cfg EmbeddedConfig) (*natsserver.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
 	}
+	fatal := &fatalLog{}
+	ns.SetLoggerV2(fatal, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
+	if err := waitReady(ns, fatal, embeddedReadyTimeout); err != nil {
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats server not ready on %s", cfg.Listen)
+		return nil, fmt.Errorf("embedded nats server on %s: %w", cfg.Listen, err)
 	}
 	return ns, nil
 }
+
+// embeddedReadyTimeout bounds the wait for the embedded server's listeners.
+const embeddedReadyTimeout = 30 * time.Second
+
+// waitReady waits for the server's listeners, and returns at once with the cause when the
+// server reports a fatal error instead (a port already in use): the server does not exit on
+// one, it only logs it, and without this the start waited out the whole timeout.
+func waitReady(ns *natsserver.Server, fatal *fatalLog, timeout time.Duration) error {
+	const step = 50 * time.Millisecond
+	for waited := time.Duration(0); waited < timeout; waited += step {
+		if msg := fatal.first(); msg != "" {
+			return errors.New(msg)
+		}
+		if ns.ReadyForConnections(step) {
+			return nil
+		}
+	}
+	if msg := fatal.first(); msg != "" {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("not ready after %s", timeout)
+}
+
+// fatalLog is the embedded server's logger: it keeps the first fatal error (the server's own
+// loggers would exit the process on one) and drops the rest, as NoLog did.
+type fatalLog struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (l *fatalLog) first() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msg
+}
+
+func (l *fatalLog) Fatalf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.msg == "" {
+		l.msg = fmt.Sprintf(format, v...)
+	}
+}
+
+func (l *fatalLog) Noticef(string, ...any) {}
+func (l *fatalLog) Warnf(string, ...any)   {}
+func (l *fatalLog) Errorf(string, ...any)  {}
+func (l *fatalLog) Debugf(string, ...any)  {}
+func (l *fatalLog) Tracef(string, ...any)  {}

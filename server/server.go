@@ -98,24 +98,32 @@ type Server struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	prod     production // issue 6: metrics, id claims (security.go)
+	dirLock  *dirLock   // one process per data directory (datadir.go)
 }
 
 // Start brings every part up and returns once the projections have caught up with the stream.
-func Start(ctx context.Context, cfg Config) (s *Server, err error) {
+// The result is unnamed so that `return nil, err` cannot nil the s that the goroutines started
+// here (projector, writer, HTTP) still read: that was a nil-pointer panic on a failed start.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
-	s = &Server{cfg: cfg}
+	s := &Server{cfg: cfg}
 	s.cfg.Replicas = s.resolveReplicas() // 3 in a cluster of 3+ nodes (cluster.go)
 	cfg = s.cfg
-	started := s // `return nil, err` sets s to nil before this deferred cleanup runs
 	defer func() {
 		if err != nil {
-			started.Shutdown(context.Background())
+			s.Shutdown(context.Background())
 		}
 	}()
 	t0 := time.Now()
 	url := cfg.NATSURL
+	if url == "" && cfg.DataDir != "" {
+		// Before anything in the directory is opened: a second process on it fails here.
+		if s.dirLock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	if url == "" {
 		if s.ns, err = s.startEmbedded(ctx); err != nil { // auth, TLS, cluster: security.go
 			return nil, err
@@ -354,6 +362,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		if s.ns != nil {
 			s.stopEmbedded() // a cluster node hands its leaderships over first: cluster.go
 		}
+		_ = s.dirLock.Close() // last: the store is closed
 	})
 }
 
