@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -56,10 +54,19 @@ func HTTPStatus(c ledger.Code) int {
 	}
 }
 
-// ErrorHeaders are the micro error headers of a rejection. Rejections are sent with Respond and
-// these headers rather than micro's Request.Error, because replies leave from other goroutines
-// (the writer, a query's waiter) and Request.Error records the error in state micro's handler
-// wrapper reads concurrently.
-func ErrorHeaders(e *ledger.Error) micro.Headers {
-	return micro.Headers{micro.ErrorHeader: {e.Message}, micro.ErrorCodeHeader: {string(e.Code)}}
+// Headers of a rejection. ErrorHeader and ErrorCodeHeader are the NATS micro error headers
+// (nats.go micro.ErrorHeader and micro.ErrorCodeHeader); the code header carries the stable text
+// code ("insufficient_credits"), which outside clients branch on. This package does not import
+// micro, so that the client and the writer do not link it; a test checks the names agree.
+const (
+	ErrorHeader     = "Nats-Service-Error"
+	ErrorCodeHeader = "Nats-Service-Error-Code"
+)
+
+// ErrorHeaders are the micro error headers of a rejection, for replies sent with Respond from
+// another goroutine than the handler's (the writer, a query's waiter): micro's Request.Error
+// records the error in state its handler wrapper reads when the handler returns, so it may only
+// be called on the handler's own goroutine. The map converts to micro.Headers.
+func ErrorHeaders(e *ledger.Error) map[string][]string {
+	return map[string][]string{ErrorHeader: {e.Message}, ErrorCodeHeader: {string(e.Code)}}
 }

@@ -3,8 +3,6 @@ package commands
 import (
 	"errors"
 	"time"
-
-	"github.com/creditledger/creditledger/writer"
 )
 
 // Observer is told the outcome of every command the service answers (metrics). code is "ok"
@@ -14,42 +12,33 @@ type Observer interface {
 	ObserveCommand(name, code string, latency time.Duration)
 }
 
-// Option adjusts Register.
-type Option func(*options) error
+// Option adjusts the command service (commands/service.Register).
+type Option func(*Options) error
 
-type options struct {
-	observer Observer
+// Options are the command service's settings, filled in by Option values.
+type Options struct {
+	// Observer, when set, is told every answered command.
+	Observer Observer
 }
 
 // WithObserver reports every answered command to o.
 func WithObserver(o Observer) Option {
-	return func(opts *options) error {
+	return func(opts *Options) error {
 		if o == nil {
 			return errors.New("commands: nil observer")
 		}
-		opts.observer = o
+		opts.Observer = o
 		return nil
 	}
 }
 
-func newOptions(opts []Option) (options, error) {
-	var o options
+// ApplyOptions resolves opts.
+func ApplyOptions(opts []Option) (Options, error) {
+	var o Options
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return o, err
 		}
 	}
 	return o, nil
-}
-
-// observe reports one answered command to obs, if there is one.
-func observe(obs Observer, name string, res writer.Result, start time.Time) {
-	if obs == nil {
-		return
-	}
-	code := "ok"
-	if res.Err != nil {
-		code = string(res.Err.Code)
-	}
-	obs.ObserveCommand(name, code, time.Since(start))
 }

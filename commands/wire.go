@@ -24,6 +24,15 @@ type Meta struct {
 
 func (m *Meta) meta() *Meta { return m }
 
+// RequestMeta returns the fields every request carries, so that a client can fill them in on any
+// request type (the Go client generates an empty command_id).
+func (m *Meta) RequestMeta() *Meta { return m }
+
+// Request is implemented by a pointer to every command request type.
+type Request interface {
+	RequestMeta() *Meta
+}
+
 // MaxCommandIDLen bounds command_id.
 const MaxCommandIDLen = 128
 

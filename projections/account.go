@@ -3,37 +3,18 @@ package projections
 import (
 	"time"
 
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/ledger"
+)
+
+// The read models' answer types live in api, shared with the Go client (ledgerclient).
+type (
+	AccountSubscription = api.AccountSubscription
+	AccountView         = api.AccountView
 )
 
 // QueryAccount is the account read model: NATS ledger.query.account, HTTP GET /v1/accounts/{id}.
 const QueryAccount = "account"
-
-// AccountSubscription is the marketplace subscription linked to an account.
-type AccountSubscription struct {
-	SubscriptionID string    `json:"subscription_id"`
-	Marketplace    string    `json:"marketplace"`
-	LinkedAt       time.Time `json:"linked_at"`
-}
-
-// AccountView is the account read model: its status (active, grace, expired), how it pays
-// (marketplace, annual, none), the linked subscription and the grace period.
-type AccountView struct {
-	OK           bool                 `json:"ok"`
-	AccountID    string               `json:"account_id"`
-	Position     uint64               `json:"position"`
-	Version      uint64               `json:"version"`
-	Status       string               `json:"status"`
-	BillingPath  string               `json:"billing_path"`
-	Subscription *AccountSubscription `json:"subscription"`
-	// GraceUntil is the end of the grace period that began when the account lost its
-	// subscription (null if it never lost one or linked a new one).
-	GraceUntil *time.Time `json:"grace_until"`
-	// ExpiredAt is when the account entered the "trial or subscription expired" state.
-	ExpiredAt *time.Time `json:"expired_at"`
-	// PreviousSubscriptionID is the subscription the account lost most recently.
-	PreviousSubscriptionID string `json:"previous_subscription_id,omitempty"`
-}
 
 // AccountOf renders the account read model from an account state.
 func AccountOf(a ledger.Account, position uint64) AccountView {

@@ -6,7 +6,16 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/ledger"
+)
+
+// The read models' answer types live in api, shared with the Go client (ledgerclient).
+type (
+	UsageFeature = api.UsageFeature
+	UsageTotal   = api.UsageTotal
+	UsageMonth   = api.UsageMonth
+	Usage        = api.Usage
 )
 
 // QueryUsage is the usage read model: NATS ledger.query.usage, HTTP
@@ -19,40 +28,6 @@ const UsageMonthLayout = "2006-01"
 // RoundingRule describes how the usage read model shows amounts; it is part of every answer.
 const RoundingRule = "amount fields are rounded half-even (banker's rounding) to the currency's minor unit, " +
 	"each from the exact sum it shows; amount_exact fields keep full precision and add up exactly"
-
-// UsageFeature is one feature's usage in one month.
-type UsageFeature struct {
-	Unit        string          `json:"unit"`
-	Quantity    decimal.Decimal `json:"quantity"`
-	Amount      string          `json:"amount"`
-	AmountExact decimal.Decimal `json:"amount_exact"`
-	Records     int             `json:"records"`
-}
-
-// UsageTotal is the total of one month.
-type UsageTotal struct {
-	Amount      string          `json:"amount"`
-	AmountExact decimal.Decimal `json:"amount_exact"`
-	Records     int             `json:"records"`
-}
-
-// UsageMonth is one calendar month (UTC, by occurred_at) of usage in one currency.
-type UsageMonth struct {
-	Month    string                  `json:"month"`
-	Currency string                  `json:"currency"`
-	Features map[string]UsageFeature `json:"features"`
-	Total    UsageTotal              `json:"total"`
-}
-
-// Usage is the usage read model of one account: every month with usage, oldest first, or just
-// the month asked for (with zero totals when it had none).
-type Usage struct {
-	OK        bool         `json:"ok"`
-	AccountID string       `json:"account_id"`
-	Position  uint64       `json:"position"`
-	Rounding  string       `json:"rounding"`
-	Months    []UsageMonth `json:"months"`
-}
 
 // ParseUsageMonth checks a month parameter (YYYY-MM); empty means every month.
 func ParseUsageMonth(s string) (string, error) {

@@ -1,68 +1,21 @@
 package projections
 
 import (
-	"time"
-
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// Balance is the balance read model of one account.
-type Balance struct {
-	OK               bool                       `json:"ok"`
-	AccountID        string                     `json:"account_id"`
-	Position         uint64                     `json:"position"`
-	TotalCredits     decimal.Decimal            `json:"total_credits"`
-	AllocatedCredits decimal.Decimal            `json:"allocated_credits"`
-	AvailableCredits decimal.Decimal            `json:"available_credits"`
-	Shortfall        decimal.Decimal            `json:"shortfall"`
-	Allocations      map[string]decimal.Decimal `json:"allocations"`
-}
-
-// LicenseItem is one row of the license list.
-type LicenseItem struct {
-	LicenseID       string          `json:"license_id"`
-	ParentLicenseID *string         `json:"parent_license_id"`
-	Source          string          `json:"source"`
-	Status          string          `json:"status"`
-	Credits         decimal.Decimal `json:"credits"`
-	AutoRenew       bool            `json:"auto_renew"`
-	PurchasedAt     time.Time       `json:"purchased_at"`
-	ActivatedAt     *time.Time      `json:"activated_at"`
-	ExpiresAt       time.Time       `json:"expires_at"`
-}
-
-// Licenses is the license list of one account, in purchase order.
-type Licenses struct {
-	OK        bool          `json:"ok"`
-	AccountID string        `json:"account_id"`
-	Position  uint64        `json:"position"`
-	Licenses  []LicenseItem `json:"licenses"`
-}
-
-// SwitchEntry is one billing-model change.
-type SwitchEntry struct {
-	From string    `json:"from"`
-	To   string    `json:"to"`
-	At   time.Time `json:"at"`
-}
-
-// FeatureSwitches is a feature's billing model and switch history.
-type FeatureSwitches struct {
-	BillingModel        string        `json:"billing_model"`
-	NextSwitchAllowedAt *time.Time    `json:"next_switch_allowed_at"`
-	History             []SwitchEntry `json:"history"`
-}
-
-// Switches is the billing-switch history of one account: every PAYG-eligible feature, plus any
-// other feature with history.
-type Switches struct {
-	OK        bool                       `json:"ok"`
-	AccountID string                     `json:"account_id"`
-	Position  uint64                     `json:"position"`
-	Features  map[string]FeatureSwitches `json:"features"`
-}
+// The read models' answer types live in api, shared with the Go client (ledgerclient).
+type (
+	Balance         = api.Balance
+	LicenseItem     = api.LicenseItem
+	Licenses        = api.Licenses
+	SwitchEntry     = api.SwitchEntry
+	FeatureSwitches = api.FeatureSwitches
+	Switches        = api.Switches
+)
 
 // BalanceOf renders the balance read model from an account state.
 func BalanceOf(a ledger.Account, position uint64) Balance {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/creditledger/creditledger/authz"
 	"github.com/creditledger/creditledger/commands"
+	commandservice "github.com/creditledger/creditledger/commands/service"
+	"github.com/creditledger/creditledger/internal/buildinfo"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/natsconn"
@@ -239,16 +241,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 }
 
 func (s *Server) startServices(runCtx context.Context, queries *projections.Queries) error {
-	var err error
+	log := s.cfg.Log
+	cmds, err := commandservice.New(s.writer, log.With().Str("component", "commands").Logger(), s.commandOptions()...)
+	if err != nil {
+		return err
+	}
 	s.svc, err = micro.AddService(s.svcNC, micro.Config{
-		Name: commands.ServiceName, Version: commands.ServiceVersion,
-		Description: "creditledger: event-sourced credits ledger (commands ledger.cmd.*, queries ledger.query.*)",
+		Name: commands.ServiceName, Version: buildinfo.Version(),
+		Description:  "creditledger: event-sourced credits ledger (commands ledger.cmd.*, queries ledger.query.*)",
+		StatsHandler: cmds.EndpointStats, // writer-answered rejections per command endpoint
 	})
 	if err != nil {
 		return fmt.Errorf("micro service: %w", err)
 	}
-	log := s.cfg.Log
-	if err := commands.Register(s.svc, s.writer, log.With().Str("component", "commands").Logger(), s.commandOptions()...); err != nil {
+	if err := cmds.Register(s.svc); err != nil {
 		return err
 	}
 	if err := projections.Register(runCtx, s.svc, queries, log.With().Str("component", "queries").Logger(), s.queryOptions()...); err != nil {

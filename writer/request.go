@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -22,12 +23,9 @@ type Request struct {
 	internal bool
 }
 
-// EventRef names one appended event in a reply.
-type EventRef struct {
-	Type     string `json:"type"`
-	Version  uint64 `json:"version"`
-	Position uint64 `json:"position"`
-}
+// EventRef names one appended event in a reply; the wire type lives in api, which the command
+// edge and the Go client share without linking the writer.
+type EventRef = api.EventRef
 
 // Result is the outcome of a command: the account's version and position after it, or an error.
 type Result struct {

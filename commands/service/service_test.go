@@ -1,0 +1,223 @@
+package service_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/api"
+	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/commands/service"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// fakeWriter answers from another goroutine, as the writer does: allocations are accepted,
+// releases rejected (insufficient_allocation), and command ids starting with "again" replayed.
+type fakeWriter struct{}
+
+func (fakeWriter) Submit(r *writer.Request) error {
+	go func() {
+		res := writer.Result{AccountID: r.AccountID, Replayed: strings.HasPrefix(r.CommandID, "again")}
+		switch r.Command.(type) {
+		case ledger.ReleaseCredits:
+			res.Err = &ledger.Error{Code: ledger.CodeInsufficientAllocation, Message: "release 5 of 0 allocated",
+				Data: map[string]string{"allocated": "0", "requested": "5"}}
+		default:
+			res.Version, res.Position = 1, 1
+			res.Events = []writer.EventRef{{Type: "CreditsAllocated", Version: 1, Position: 1}}
+		}
+		r.Reply(res)
+	}()
+	return nil
+}
+
+// countingObserver counts the commands the service reports.
+type countingObserver struct {
+	mu    sync.Mutex
+	codes map[string]int
+}
+
+func (o *countingObserver) ObserveCommand(_, code string, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.codes[code]++
+}
+
+// syncBuffer is a log sink safe for the writer's and the handlers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startService runs the command service on an embedded nats-server and returns a client
+// connection.
+func startService(t *testing.T, level zerolog.Level, obs commands.Observer) (*nats.Conn, *syncBuffer) {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second))
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	svcNC, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(svcNC.Close)
+	logs := &syncBuffer{}
+	var opts []commands.Option
+	if obs != nil {
+		opts = append(opts, commands.WithObserver(obs))
+	}
+	cmds, err := service.New(fakeWriter{}, zerolog.New(logs).Level(level), opts...)
+	require.NoError(t, err)
+	svc, err := micro.AddService(svcNC, micro.Config{Name: commands.ServiceName, Version: "1.2.3", StatsHandler: cmds.EndpointStats})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Stop() })
+	require.NoError(t, cmds.Register(svc))
+	require.NoError(t, svcNC.Flush())
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc, logs
+}
+
+func send(t *testing.T, nc *nats.Conn, name, body string) *nats.Msg {
+	t.Helper()
+	msg, err := nc.Request(commands.Subject(name), []byte(body), 5*time.Second)
+	require.NoError(t, err)
+	return msg
+}
+
+func body(name, id string) string {
+	return fmt.Sprintf(`{"command_id":%q,"account_id":"acme","feature":"file_security","credits":"5"}`, id)
+}
+
+// TestNoPerCommandLogLinesAtInfo: at info (serve's and bench's level) answering commands writes
+// nothing per command; metrics count them. At debug there is one line per command.
+func TestNoPerCommandLogLinesAtInfo(t *testing.T) {
+	t.Parallel()
+	const n = 60
+	for _, c := range []struct {
+		level zerolog.Level
+		lines int
+	}{{zerolog.InfoLevel, 0}, {zerolog.DebugLevel, n}} {
+		t.Run(c.level.String(), func(t *testing.T) {
+			t.Parallel()
+			obs := &countingObserver{codes: map[string]int{}}
+			nc, logs := startService(t, c.level, obs)
+			for i := 0; i < n; i++ {
+				switch i % 3 {
+				case 0:
+					send(t, nc, "allocate_credits", body("allocate_credits", fmt.Sprint("c", i)))
+				case 1:
+					send(t, nc, "release_credits", body("release_credits", fmt.Sprint("c", i)))
+				default:
+					send(t, nc, "allocate_credits", `{"command_id":"","account_id":"acme"}`) // invalid_argument
+				}
+			}
+			assert.Equal(t, c.lines, strings.Count(logs.String(), `"message":"command"`), "%s", logs.String())
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			assert.Equal(t, map[string]int{"ok": n / 3, "insufficient_allocation": n / 3, "invalid_argument": n / 3}, obs.codes)
+		})
+	}
+}
+
+// TestRejectionsOnTheWire: the body and the micro headers keep their shape, a replay carries
+// Ledger-Replayed, and $SRV.STATS counts rejections: the handler's own through micro's error
+// reply (num_errors), the writer's in the endpoint's data.
+func TestRejectionsOnTheWire(t *testing.T) {
+	t.Parallel()
+	nc, _ := startService(t, zerolog.InfoLevel, nil)
+
+	invalid := send(t, nc, "allocate_credits", `{"command_id":"x","account_id":"acme","credits":"5"}`)
+	assert.Equal(t, "invalid_argument", invalid.Header.Get(micro.ErrorCodeHeader))
+	assert.NotEmpty(t, invalid.Header.Get(micro.ErrorHeader))
+	var rej api.Rejected
+	require.NoError(t, json.Unmarshal(invalid.Data, &rej))
+	assert.False(t, rej.OK)
+	assert.Equal(t, ledger.CodeInvalidArgument, rej.Error.Code)
+
+	release := send(t, nc, "release_credits", body("release_credits", "r1"))
+	assert.Equal(t, "insufficient_allocation", release.Header.Get(micro.ErrorCodeHeader))
+	assert.Equal(t, "release 5 of 0 allocated", release.Header.Get(micro.ErrorHeader))
+	assert.JSONEq(t, `{"ok":false,"error":{"code":"insufficient_allocation","message":"release 5 of 0 allocated",`+
+		`"data":{"allocated":"0","requested":"5"}}}`, string(release.Data))
+
+	replay := send(t, nc, "allocate_credits", body("allocate_credits", "again-1"))
+	assert.Equal(t, "true", replay.Header.Get(commands.ReplayedHeader))
+	assert.Empty(t, replay.Header.Get(micro.ErrorCodeHeader))
+	assert.JSONEq(t, `{"ok":true,"account_id":"acme","version":1,"position":1,"events":[{"type":"CreditsAllocated","version":1,"position":1}]}`,
+		string(replay.Data))
+
+	msg, err := nc.Request("$SRV.STATS."+commands.ServiceName, nil, 5*time.Second)
+	require.NoError(t, err)
+	var stats micro.Stats
+	require.NoError(t, json.Unmarshal(msg.Data, &stats))
+	byName := map[string]*micro.EndpointStats{}
+	for _, e := range stats.Endpoints {
+		byName[e.Name] = e
+	}
+	alloc, rel := byName["allocate_credits"], byName["release_credits"]
+	require.NotNil(t, alloc)
+	require.NotNil(t, rel)
+	assert.Equal(t, 1, alloc.NumErrors, "the handler's invalid_argument is micro's num_errors")
+	assert.Contains(t, alloc.LastError, "invalid_argument")
+	var data struct {
+		Rejections    uint64            `json:"rejections"`
+		LastRejection string            `json:"last_rejection"`
+		ByCode        map[string]uint64 `json:"by_code"`
+	}
+	require.NoError(t, json.Unmarshal(rel.Data, &data))
+	assert.Equal(t, uint64(1), data.Rejections)
+	assert.Equal(t, map[string]uint64{"insufficient_allocation": 1}, data.ByCode)
+	assert.Equal(t, "insufficient_allocation:release 5 of 0 allocated", data.LastRejection)
+}
+
+// TestEndpointMetadata: every command endpoint says what it does and names its schemas, and the
+// service reports the version it was given.
+func TestEndpointMetadata(t *testing.T) {
+	t.Parallel()
+	nc, _ := startService(t, zerolog.InfoLevel, nil)
+	msg, err := nc.Request("$SRV.INFO."+commands.ServiceName, nil, 5*time.Second)
+	require.NoError(t, err)
+	var info micro.Info
+	require.NoError(t, json.Unmarshal(msg.Data, &info))
+	assert.Equal(t, "1.2.3", info.Version)
+	require.Len(t, info.Endpoints, len(commands.Names()))
+	for _, e := range info.Endpoints {
+		assert.NotEmpty(t, e.Metadata[service.MetaDescription], e.Name)
+		assert.NotEmpty(t, e.Metadata[service.MetaRequest], e.Name)
+		assert.Equal(t, "Accepted", e.Metadata[service.MetaReply], e.Name)
+		assert.Equal(t, "Rejected", e.Metadata[service.MetaError], e.Name)
+	}
+}
+
+// TestWireHeaderNames: api spells micro's header names without importing micro.
+func TestWireHeaderNames(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, micro.ErrorHeader, api.ErrorHeader)
+	assert.Equal(t, micro.ErrorCodeHeader, api.ErrorCodeHeader)
+}
