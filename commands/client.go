@@ -14,12 +14,18 @@ import (
 
 // Client sends commands and queries to a ledger over NATS. A rejection comes back as a
 // *ledger.Error, so callers can use errors.Is(err, ledger.ErrInsufficientCredits).
+//
+// Deprecated: use ledgerclient.Client, which generates empty command ids, returns typed query
+// answers and Replayed, and retries unavailable answers with the same command_id. Client keeps
+// working for existing callers.
 type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
 }
 
 // NewClient wraps a connection; timeout bounds each request when ctx has no deadline.
+//
+// Deprecated: use ledgerclient.New.
 func NewClient(nc *nats.Conn, timeout time.Duration) (*Client, error) {
 	if nc == nil {
 		return nil, errors.New("commands: nil connection")

@@ -57,25 +57,43 @@ var (
 	ErrNotFound             = &Error{Code: CodeNotFound}
 	ErrAlreadyExists        = &Error{Code: CodeAlreadyExists}
 	ErrAlreadyActivated     = &Error{Code: CodeAlreadyActivated}
-	ErrActivationWindow     = &Error{Code: CodeActivationWindowExpired}
 	ErrLicenseExpired       = &Error{Code: CodeLicenseExpired}
 	ErrLicenseNotActive     = &Error{Code: CodeLicenseNotActive}
 	ErrInsufficientCredits  = &Error{Code: CodeInsufficientCredits}
-	ErrInsufficientAlloc    = &Error{Code: CodeInsufficientAllocation}
 	ErrUnknownFeature       = &Error{Code: CodeUnknownFeature}
-	ErrNotPaygEligible      = &Error{Code: CodeFeatureNotPaygEligible}
 	ErrFeatureOnPayg        = &Error{Code: CodeFeatureOnPayg}
-	ErrNoActivePayg         = &Error{Code: CodeNoActivePaygContract}
 	ErrSwitchTooSoon        = &Error{Code: CodeSwitchTooSoon}
 	ErrAlreadyOnModel       = &Error{Code: CodeAlreadyOnModel}
 	ErrVersionConflict      = &Error{Code: CodeVersionConflict}
-	ErrIdempotencyReused    = &Error{Code: CodeIdempotencyKeyReused}
 	ErrUnavailable          = &Error{Code: CodeUnavailable}
 	ErrInternal             = &Error{Code: CodeInternal}
 	ErrHistoryBroken        = &Error{Code: CodeHistoryBroken}
 	ErrFeatureNotOnPayg     = &Error{Code: CodeFeatureNotOnPayg}
 	ErrUsageTooLate         = &Error{Code: CodeUsageTooLate}
 	ErrSubscriptionConflict = &Error{Code: CodeSubscriptionConflict}
+)
+
+// Sentinels for errors.Is whose earlier names did not match their codes.
+var (
+	ErrActivationWindowExpired = &Error{Code: CodeActivationWindowExpired}
+	ErrInsufficientAllocation  = &Error{Code: CodeInsufficientAllocation}
+	ErrFeatureNotPaygEligible  = &Error{Code: CodeFeatureNotPaygEligible}
+	ErrNoActivePaygContract    = &Error{Code: CodeNoActivePaygContract}
+	ErrIdempotencyKeyReused    = &Error{Code: CodeIdempotencyKeyReused}
+)
+
+// The earlier names, kept so that callers still compile.
+var (
+	// Deprecated: use ErrActivationWindowExpired.
+	ErrActivationWindow = ErrActivationWindowExpired
+	// Deprecated: use ErrInsufficientAllocation.
+	ErrInsufficientAlloc = ErrInsufficientAllocation
+	// Deprecated: use ErrFeatureNotPaygEligible.
+	ErrNotPaygEligible = ErrFeatureNotPaygEligible
+	// Deprecated: use ErrNoActivePaygContract.
+	ErrNoActivePayg = ErrNoActivePaygContract
+	// Deprecated: use ErrIdempotencyKeyReused.
+	ErrIdempotencyReused = ErrIdempotencyKeyReused
 )
 
 // Reject builds a domain error with a formatted message.
