@@ -63,6 +63,10 @@ const (
 	ErrorCodeHeader = "Nats-Service-Error-Code"
 )
 
+// HTTPErrorCodeHeader carries the stable text code of an HTTP error answer (the body has it
+// too), so that proxies, logs and the metrics can read it without parsing the body.
+const HTTPErrorCodeHeader = "Ledger-Error-Code"
+
 // ErrorHeaders are the micro error headers of a rejection, for replies sent with Respond from
 // another goroutine than the handler's (the writer, a query's waiter): micro's Request.Error
 // records the error in state its handler wrapper reads when the handler returns, so it may only

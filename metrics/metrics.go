@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/creditledger/creditledger/internal/buildinfo"
 	"github.com/creditledger/creditledger/writer"
 )
 
@@ -55,6 +56,10 @@ type Sources struct {
 	Stream Stream
 	// ReadModels are the read models the projector maintains (one position, one lag each).
 	ReadModels []string
+	// ParkedCount, when set, tells how many messages the projector has parked.
+	ParkedCount func() int
+	// Build labels creditledger_build_info (the running binary's when zero).
+	Build buildinfo.Info
 	// Now is the wall clock for lag in seconds (time.Now when nil; stored times are wall times).
 	Now           func() time.Time
 	StreamTimeout time.Duration
@@ -118,6 +123,13 @@ func New(src Sources) (*Metrics, error) {
 		&projectionCollector{src: src},
 	}
 	cs = append(cs, writerCollectors(src.Writer)...)
+	if src.Build == (buildinfo.Info{}) {
+		src.Build = buildinfo.Read()
+	}
+	cs = append(cs, buildInfo(src.Build))
+	if src.ParkedCount != nil {
+		cs = append(cs, parkedMessages(src.ParkedCount))
+	}
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {
 			return nil, err

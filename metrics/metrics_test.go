@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/internal/buildinfo"
 	"github.com/creditledger/creditledger/metrics"
 	"github.com/creditledger/creditledger/writer"
 )
@@ -124,4 +125,29 @@ func TestObserveAndServe(t *testing.T) {
 	assert.Contains(t, body, "go_goroutines")
 	_, err = metrics.New(metrics.Sources{})
 	assert.Error(t, err)
+}
+
+func TestBuildInfoParkedAndQueryCodes(t *testing.T) {
+	t.Parallel()
+	parked := 0
+	m, err := metrics.New(metrics.Sources{Writer: fakeWriter{}, Projector: fakeProjector(0),
+		ParkedCount: func() int { return parked },
+		Build:       buildinfo.Info{Version: "1.2.3", Revision: "abc", GoVersion: "go1.26.8"}})
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, value(t, m, "creditledger_build_info", "version", "1.2.3", "revision", "abc", "goversion", "go1.26.8"))
+	assert.Equal(t, 0.0, value(t, m, "creditledger_projection_parked_messages"))
+	parked = 2
+	assert.Equal(t, 2.0, value(t, m, "creditledger_projection_parked_messages"), "read at scrape time")
+
+	for _, c := range []struct {
+		status int
+		ledger string
+		want   string
+	}{
+		{200, "", "ok"}, {404, "not_found", "not_found"}, {422, "insufficient_credits", "insufficient_credits"},
+		{404, "", "not_found"}, {401, "", "unauthenticated"}, {403, "", "permission_denied"},
+		{405, "", "method_not_allowed"}, {413, "", "http_413"},
+	} {
+		assert.Equal(t, c.want, metrics.QueryCode(c.status, c.ledger), "%d %q", c.status, c.ledger)
+	}
 }

@@ -51,6 +51,7 @@ func Handler(q *Queries, healthy func() error) http.Handler {
 func writeError(w http.ResponseWriter, err error) {
 	le := api.AsError(err)
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(api.HTTPErrorCodeHeader, string(le.Code)) // the same code label as over NATS
 	w.WriteHeader(api.HTTPStatus(le.Code))
 	_, _ = w.Write(api.RejectedBody(le))
 }

@@ -66,7 +66,7 @@ func (s *Server) wrapHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		defer func() { s.observeHTTP(m, r, rec.status(), time.Since(start)) }()
+		defer func() { s.observeHTTP(m, r, rec, time.Since(start)) }()
 		if len(r.URL.RawQuery) > MaxQueryBytes {
 			writeHTTPError(rec, http.StatusRequestURITooLong, ledger.CodeInvalidArgument, "query string longer than "+strconv.Itoa(MaxQueryBytes)+" bytes")
 			return
@@ -169,7 +169,8 @@ func (s *Server) observability() *metrics.Metrics {
 	}
 	m, err := metrics.New(metrics.Sources{
 		Writer: s.writer, Projector: s.proj, Stream: s.store,
-		ReadModels: []string{"balance", "licenses", "switches"},
+		ReadModels:  []string{"balance", "licenses", "switches"},
+		ParkedCount: func() int { _, n := s.proj.ParkedMessages(); return n },
 	})
 	if err != nil {
 		// Only a duplicate registration fails, and the registry is fresh: a programming error.
@@ -180,21 +181,24 @@ func (s *Server) observability() *metrics.Metrics {
 }
 
 // observeHTTP counts the request by route pattern and status, and times account queries.
-func (s *Server) observeHTTP(m *metrics.Metrics, r *http.Request, status int, d time.Duration) {
-	route := r.Pattern
+// The code label is the ledger's code, as over NATS (metrics.QueryCode).
+func (s *Server) observeHTTP(m *metrics.Metrics, r *http.Request, rec *statusRecorder, d time.Duration) {
+	route, status := r.Pattern, rec.status()
 	if route == "" {
 		route = "unmatched"
 	}
 	m.ObserveHTTP(route, status)
-	const prefix = "GET /v1/accounts/{id}/"
-	if !strings.HasPrefix(route, prefix) || route == prefix+"events" {
+	const account = "GET /v1/accounts/{id}"
+	const prefix = account + "/"
+	query := strings.TrimPrefix(route, prefix)
+	switch {
+	case route == account:
+		query = "account"
+	case !strings.HasPrefix(route, prefix) || route == prefix+"events":
 		return // not a query (the live event stream is long-lived by design)
 	}
-	code := metrics.OutcomeOK
-	if status >= 400 {
-		code = "http_" + strconv.Itoa(status)
-	}
-	m.ObserveQuery(strings.TrimPrefix(route, prefix), metrics.TransportHTTP, code, d)
+	code := metrics.QueryCode(status, rec.Header().Get(api.HTTPErrorCodeHeader))
+	m.ObserveQuery(query, metrics.TransportHTTP, code, d)
 }
 
 // statusRecorder remembers the status a handler wrote; Unwrap keeps http.ResponseController
