@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -317,8 +318,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	p("ledger: clients / accounts\t%d / %d", l.Clients, l.Accounts)
 	p("ledger: commands accepted\t%.0f /s (%d of %d commands, %.0f commands/s incl. rejections)", l.AcceptedPerSecond, l.Accepted, l.Commands, l.CommandsPerSecond)
 	p("ledger: command latency p50 / p99 / p99.9\t%.2f / %.2f / %.2f ms", l.Latency.P50, l.Latency.P99, l.Latency.P999)
-	p("ledger: rejections by code\t%v", l.Rejections)
-	p("ledger: errors\t%v", l.Errors)
+	p("ledger: rejections by code\t%s", countList(l.Rejections))
+	p("ledger: errors\t%s", countList(l.Errors))
 	if wf := r.Writer; wf != nil {
 		p("writer: appends / records per append / commands per append\t%d / %.1f / %.1f", wf.Appends, wf.RecordsPerAppend, wf.CommandsPerAppend)
 		p("writer: mean append time\t%.2f ms (%d failed)", wf.AppendMillisMean, wf.FailedAppends)
@@ -341,6 +342,29 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	p("peak RSS (ledger and load in one process)\t%.0f MiB", float64(r.PeakRSSBytes)/(1<<20))
 	_ = tw.Flush()
+}
+
+// countList renders counts by name for people: the largest first, "none" when empty
+// ("insufficient_credits 120, not_found 3").
+func countList(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if m[names[i]] != m[names[j]] {
+			return m[names[i]] > m[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // WriteJSON writes the report as JSON.

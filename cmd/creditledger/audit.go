@@ -59,7 +59,7 @@ type auditConn struct {
 }
 
 func (a *auditConn) add(f *pflag.FlagSet) {
-	f.StringVar(&a.url, "nats-url", nats.DefaultURL, "NATS URL of the ledger's JetStream")
+	f.StringVar(&a.url, "nats-url", defaultNATSURL(), "NATS URL of the ledger's JetStream ($NATS_URL, when set, is the default)")
 	a.conn.AddCredentialFlags(f)
 	a.conn.AddTLSFlags(f)
 }
@@ -187,7 +187,7 @@ func auditExportCmd() *cobra.Command {
 	var ff filterFlags
 	var format, out string
 	cmd := &cobra.Command{
-		Use:   "export --format jsonl|csv --out FILE [filters]",
+		Use:   "export --format jsonl|csv --out FILE|- [filters]",
 		Short: "Export the events to a file as JSON lines or CSV (one row per event, payload as JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -203,6 +203,10 @@ func auditExportCmd() *cobra.Command {
 				return err
 			}
 			defer done()
+			if out == "-" { // the export itself is the output: no progress bar, no summary line
+				_, err := audit.Export(ctx, src, f, format, cmd.OutOrStdout())
+				return err
+			}
 			stop := progress(cmd, src, "export")
 			n, err := writeAtomically(out, func(w io.Writer) (int, error) { return audit.Export(ctx, src, f, format, w) })
 			stop()
@@ -216,7 +220,7 @@ func auditExportCmd() *cobra.Command {
 	c.add(cmd.Flags())
 	ff.add(cmd.Flags())
 	cmd.Flags().StringVar(&format, "format", audit.FormatJSONL, "jsonl or csv")
-	cmd.Flags().StringVar(&out, "out", "", "file to write (replaced only once the export is complete)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write (replaced only once the export is complete); - writes to stdout")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) add(f *pflag.FlagSet) {
-	f.StringVar(&c.url, "nats-url", nats.DefaultURL, "NATS URL of the ledger")
+	f.StringVar(&c.url, "nats-url", defaultNATSURL(), "NATS URL of the ledger ($NATS_URL, when set, is the default)")
 	f.DurationVar(&c.timeout, "timeout", 10*time.Second, "request timeout")
 	c.conn.AddCredentialFlags(f)
 	c.conn.AddTLSFlags(f)
@@ -49,17 +50,17 @@ func (c *clientFlags) connect() (*nats.Conn, *commands.Client, error) {
 }
 
 // printOutcome prints the reply (or the rejection body) and maps it to an exit code.
-func printOutcome(raw json.RawMessage, err error) error {
+func printOutcome(w io.Writer, raw json.RawMessage, err error) error {
 	var le *ledger.Error
 	if errors.As(err, &le) {
 		b, _ := json.Marshal(api.Rejected{Error: api.ErrorBody{Code: le.Code, Message: le.Message, Data: le.Data}})
-		fmt.Println(string(b))
+		fmt.Fprintln(w, string(b))
 		return &exitCodeError{exitRejected, fmt.Errorf("rejected: %s", le.Code)}
 	}
 	if err != nil {
 		return &exitCodeError{exitError, err}
 	}
-	fmt.Println(string(raw))
+	fmt.Fprintln(w, string(raw))
 	return nil
 }
 
@@ -97,9 +98,10 @@ func oneCommand(name string, proto any) *cobra.Command {
 	var expected int64
 	fields := map[string]string{} // flag name -> kind
 	c := &cobra.Command{
-		Use:   name,
-		Short: "Send " + name,
-		Args:  cobra.NoArgs,
+		Use:     name,
+		Short:   "Send " + name,
+		Example: "  creditledger command " + name + " " + commandExamples[name],
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]any{}
 			if data != "" {
@@ -139,13 +141,13 @@ func oneCommand(name string, proto any) *cobra.Command {
 			if err == nil {
 				raw, _ = json.Marshal(acc)
 			}
-			return printOutcome(raw, err)
+			return printOutcome(cmd.OutOrStdout(), raw, err)
 		},
 	}
 	f := c.Flags()
 	cf.add(f)
-	f.StringVar(&account, "account", "", "account id")
-	f.StringVar(&commandID, "command-id", "", "idempotency key (default: a new UUID)")
+	f.StringVar(&account, "account", "", "account id (1-64 characters of A-Za-z0-9_-)")
+	f.StringVar(&commandID, "command-id", "", "idempotency key, 1-128 characters: a retry with the same one is answered once (default: a new UUID)")
 	f.StringVar(&data, "data", "", "the request as a JSON object (flags override its fields)")
 	f.Int64Var(&expected, "expected-version", 0, "fail with version_conflict unless the account is at this version")
 	t := reflect.TypeOf(proto)
@@ -156,18 +158,24 @@ func oneCommand(name string, proto any) *cobra.Command {
 			continue
 		}
 		kind := "string"
+		help := fieldHelp[tag]
+		if help == "" {
+			help = tag
+		}
+		// Flags are registered under the field's JSON name; the kebab-case normalisation
+		// (main.go) shows them as --license-id and accepts --license_id too.
 		switch {
 		case sf.Type.Kind() == reflect.Map:
 			kind = "map"
-			f.StringToString(tag, nil, tag+" as key=value pairs")
+			f.StringToString(tag, nil, help)
 		case sf.Type == reflect.TypeOf(new(bool)) || sf.Type.Kind() == reflect.Bool:
 			kind = "bool"
-			f.Bool(tag, false, tag)
+			f.Bool(tag, false, help)
 		case sf.Type == reflect.TypeOf(new(int)):
 			kind = "int"
-			f.Int(tag, 0, tag)
+			f.Int(tag, 0, help)
 		default:
-			f.String(tag, "", tag)
+			f.String(tag, "", help)
 		}
 		fields[tag] = kind
 	}
@@ -196,9 +204,10 @@ func queryCmd() *cobra.Command {
 		var minPos uint64
 		var month string
 		q := &cobra.Command{
-			Use:   name,
-			Short: "Query " + name,
-			Args:  cobra.NoArgs,
+			Use:     name,
+			Short:   "Query " + name,
+			Example: "  creditledger query " + name + " " + queryExamples[name],
+			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				nc, cl, err := cf.connect()
 				if err != nil {
@@ -213,7 +222,7 @@ func queryCmd() *cobra.Command {
 					body["month"] = month
 				}
 				raw, err := cl.Query(context.Background(), name, body)
-				return printOutcome(raw, err)
+				return printOutcome(cmd.OutOrStdout(), raw, err)
 			},
 		}
 		cf.add(q.Flags())

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,12 +15,12 @@ import (
 	"github.com/creditledger/creditledger/server"
 )
 
-func newLogger(level string) (zerolog.Logger, error) {
+func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
-	if err != nil {
-		return zerolog.Logger{}, err
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: must be debug, info, warn or error", level)
 	}
-	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 func serveCmd() *cobra.Command {
@@ -26,10 +28,12 @@ func serveCmd() *cobra.Command {
 	var logLevel string
 	var pf prodFlags // auth, TLS, cluster: production.go
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the ledger: embedded NATS+JetStream, command service, projectors, queries, HTTP",
+		Use:     "serve",
+		Short:   "Run the ledger: embedded NATS+JetStream, command service, projectors, queries, HTTP",
+		Example: "  creditledger serve --data-dir ./data --nats-listen 127.0.0.1:4222 --http-listen 127.0.0.1:8080",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(logLevel)
+			log, err := newLogger(logLevel, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -37,7 +41,7 @@ func serveCmd() *cobra.Command {
 			if err := pf.apply(&cfg, log); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			start := time.Now()
 			srv, err := server.Start(ctx, cfg)
