@@ -5,8 +5,12 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# The version --version, $SRV.INFO and build_info report: docker build --build-arg VERSION=1.2.0 .
+ARG VERSION=0.0.0-dev
 # CGO off: a fully static binary that runs on distroless/static (no libc).
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/creditledger ./cmd/creditledger \
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
+      -ldflags="-s -w -X github.com/creditledger/creditledger/internal/buildinfo.version=${VERSION}" \
+      -o /out/creditledger ./cmd/creditledger \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
