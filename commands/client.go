@@ -38,23 +38,28 @@ func NewClient(nc *nats.Conn, timeout time.Duration) (*Client, error) {
 
 // Send sends any command request by name and returns the accepted reply or the rejection.
 func (c *Client) Send(ctx context.Context, name string, body any) (Accepted, error) {
-	raw, err := c.request(ctx, Subject(name), body)
+	msg, err := c.request(ctx, Subject(name), body)
 	if err != nil {
 		return Accepted{}, err
 	}
 	var a Accepted
-	if err := json.Unmarshal(raw, &a); err != nil {
+	if err := json.Unmarshal(msg.Data, &a); err != nil {
 		return Accepted{}, fmt.Errorf("decode reply of %s: %w", name, err)
 	}
+	a.Replayed = msg.Header.Get(ReplayedHeader) == "true"
 	return a, nil
 }
 
 // Query sends a query (balance, licenses, switches, ...) and returns the raw JSON answer.
 func (c *Client) Query(ctx context.Context, name string, body any) (json.RawMessage, error) {
-	return c.request(ctx, "ledger.query."+name, body)
+	msg, err := c.request(ctx, "ledger.query."+name, body)
+	if err != nil {
+		return nil, err
+	}
+	return msg.Data, nil
 }
 
-func (c *Client) request(ctx context.Context, subject string, body any) (json.RawMessage, error) {
+func (c *Client) request(ctx context.Context, subject string, body any) (*nats.Msg, error) {
 	var data []byte
 	switch b := body.(type) {
 	case []byte:
@@ -86,7 +91,7 @@ func (c *Client) request(ctx context.Context, subject string, body any) (json.Ra
 		}
 		return nil, &ledger.Error{Code: r.Error.Code, Message: r.Error.Message, Data: r.Error.Data}
 	}
-	return msg.Data, nil
+	return msg, nil
 }
 
 // PurchaseLicense sends purchase_license.
