@@ -30,6 +30,7 @@ var (
 	ErrIdempotencyKeyReused    = ledger.ErrIdempotencyKeyReused
 	ErrUnavailable             = ledger.ErrUnavailable
 	ErrInternal                = ledger.ErrInternal
+	ErrHistoryBroken           = ledger.ErrHistoryBroken
 	ErrFeatureNotOnPayg        = ledger.ErrFeatureNotOnPayg
 	ErrUsageTooLate            = ledger.ErrUsageTooLate
 	ErrSubscriptionConflict    = ledger.ErrSubscriptionConflict
