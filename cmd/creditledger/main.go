@@ -66,7 +66,9 @@ func rootCmd() *cobra.Command {
 	// Flags are kebab-case (--license-id); the snake_case spelling of a request field
 	// (--license_id) is accepted as the same flag.
 	root.SetGlobalNormalizationFunc(kebabCase)
+	root.InitDefaultCompletionCmd()
 	requireSubcommand(root)
+	addExamples(root)
 	return root
 }
 
