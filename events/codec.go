@@ -87,8 +87,17 @@ func EncodePayload(p Payload) (json.RawMessage, error) {
 	return b, nil
 }
 
-// Encode renders a sealed envelope as the bytes stored in the stream.
+// Encode renders a sealed envelope as the bytes stored in the stream: under HashRuleJCS the
+// canonical bytes with "hash" appended as the last member (what SealEncode writes), under
+// HashRuleLegacy Go's encoding of the Envelope struct (what the ledger wrote before).
 func Encode(e *Envelope) ([]byte, error) {
+	if e.HashRule == HashRuleJCS {
+		b, err := e.canonicalJCS(make([]byte, 0, 320+len(e.Payload)), false)
+		if err != nil {
+			return nil, fmt.Errorf("encode envelope: %w", err)
+		}
+		return appendHash(b, e.Hash), nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode envelope: %w", err)

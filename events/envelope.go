@@ -1,8 +1,6 @@
 package events
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -25,66 +23,80 @@ type Envelope struct {
 	CorrelationID string          `json:"correlation_id"`
 	Payload       json.RawMessage `json:"payload"`
 	PrevHash      string          `json:"prev_hash"`
-	Hash          string          `json:"hash"`
+	// HashRule names the rule that made Hash (HashRuleJCS); absent on events written before it
+	// existed (HashRuleLegacy). It is covered by the hash it names.
+	HashRule string `json:"hash_rule,omitempty"`
+	Hash     string `json:"hash"`
 }
 
-// canonical is the envelope without its hash, in a fixed field order: the bytes the hash covers.
-type canonical struct {
-	EventID       string          `json:"event_id"`
-	Type          string          `json:"type"`
-	SchemaVersion int             `json:"schema_version"`
-	AccountID     string          `json:"account_id"`
-	Version       uint64          `json:"version"`
-	OccurredAt    time.Time       `json:"occurred_at"`
-	CommandID     string          `json:"command_id"`
-	CommandHash   string          `json:"command_hash,omitempty"`
-	CorrelationID string          `json:"correlation_id"`
-	Payload       json.RawMessage `json:"payload"`
-	PrevHash      string          `json:"prev_hash"`
-}
-
-// ComputeHash returns the hex SHA-256 over the canonical encoding of the envelope without hash.
+// ComputeHash returns the hex SHA-256 of the envelope without hash under the rule HashRule
+// names. For an envelope decoded from stored bytes, StoredHash is the auditor's form: under
+// HashRuleJCS it hashes the stored bytes themselves.
 func (e *Envelope) ComputeHash() (string, error) {
-	b, err := e.canonicalBytes()
+	b, err := e.hashedBytes(nil)
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	return hexSum(b), nil
 }
 
-func (e *Envelope) canonicalBytes() ([]byte, error) {
-	b, err := json.Marshal(canonical{
-		EventID: e.EventID, Type: e.Type, SchemaVersion: e.SchemaVersion, AccountID: e.AccountID,
-		Version: e.Version, OccurredAt: e.OccurredAt, CommandID: e.CommandID,
-		CommandHash: e.CommandHash, CorrelationID: e.CorrelationID, Payload: e.Payload,
-		PrevHash: e.PrevHash,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("canonical envelope: %w", err)
+// hashedBytes appends the bytes the envelope's hash rule hashes.
+func (e *Envelope) hashedBytes(dst []byte) ([]byte, error) {
+	switch e.HashRule {
+	case HashRuleLegacy:
+		return e.legacyBytes()
+	case HashRuleJCS:
+		return e.canonicalJCS(dst, false)
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrUnknownHashRule, e.HashRule)
 	}
-	return b, nil
 }
 
-// SealEncode seals the envelope and returns its stored bytes in one pass: the stored form is the
-// canonical form with "hash" appended as the last member (the field order of Envelope), so the
-// envelope is marshalled once instead of twice on the command path. Encode gives the same bytes.
+// SealEncode seals the envelope under CurrentHashRule and returns its stored bytes in one pass:
+// the stored form is the canonical form with "hash" appended as the last member, so the
+// envelope is encoded once on the command path. Encode gives the same bytes. Like Seal, it
+// replaces the payload with its RFC 8785 form, which is what is stored.
 func (e *Envelope) SealEncode() ([]byte, error) {
-	b, err := e.canonicalBytes()
+	b, err := e.seal(make([]byte, 0, 320+len(e.Payload)))
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(b)
-	e.Hash = hex.EncodeToString(sum[:])
-	out := make([]byte, 0, len(b)+len(e.Hash)+10)
-	out = append(out, b[:len(b)-1]...) // drop the closing brace
-	out = append(out, `,"hash":"`...)
-	out = append(out, e.Hash...)
-	return append(out, `"}`...), nil
+	return appendHash(b, e.Hash), nil
 }
 
-// Seal sets the envelope's hash; PrevHash must already link it to the account's chain.
+// seal canonicalizes the payload, sets HashRule and Hash, and returns the hashed bytes.
+func (e *Envelope) seal(dst []byte) ([]byte, error) {
+	p, err := canonicalPayload(e.Payload)
+	if err != nil {
+		return nil, err
+	}
+	e.Payload, e.HashRule = p, CurrentHashRule
+	b, err := e.canonicalJCS(dst, true)
+	if err != nil {
+		return nil, err
+	}
+	e.Hash = hexSum(b)
+	return b, nil
+}
+
+// appendHash replaces the closing brace of an object with ,"hash":"<h>"}.
+func appendHash(b []byte, h string) []byte {
+	b = append(b[:len(b)-1], `,"hash":"`...)
+	b = append(b, h...)
+	return append(b, `"}`...)
+}
+
+// Seal sets the envelope's hash under CurrentHashRule and its payload to the payload's RFC 8785
+// form (the stored form); PrevHash must already link it to the account's chain.
 func (e *Envelope) Seal() error {
+	_, err := e.seal(nil)
+	return err
+}
+
+// SealLegacy seals the envelope under HashRuleLegacy, as events were sealed before HashRuleJCS.
+// The ledger never writes such events any more; tests and tools that rebuild old history do.
+func (e *Envelope) SealLegacy() error {
+	e.HashRule = HashRuleLegacy
 	h, err := e.ComputeHash()
 	if err != nil {
 		return err
@@ -93,7 +105,7 @@ func (e *Envelope) Seal() error {
 	return nil
 }
 
-// VerifyHash reports whether the stored hash matches the envelope's content.
+// VerifyHash reports whether the stored hash matches the envelope's content under its rule.
 func (e *Envelope) VerifyHash() bool {
 	h, err := e.ComputeHash()
 	return err == nil && h == e.Hash

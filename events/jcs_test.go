@@ -1,0 +1,123 @@
+package events_test
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/events"
+)
+
+// The canonicalizer HashRuleJCS uses (jsontext.Value.Canonicalize) reproduces the RFC's own
+// examples: string escaping, member order by UTF-16 code units, and ES6 number serialisation.
+func TestCanonicalizerPassesRFC8785Vectors(t *testing.T) {
+	t.Parallel()
+	var vec struct {
+		Objects []struct{ Name, Input, Canonical string }
+		Numbers [][2]string
+	}
+	data, err := os.ReadFile("testdata/rfc8785.json")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &vec))
+	require.NotEmpty(t, vec.Objects)
+	for _, o := range vec.Objects {
+		v := jsontext.Value(o.Input)
+		require.NoError(t, v.Canonicalize(), o.Name)
+		assert.Equal(t, o.Canonical, string(v), o.Name)
+	}
+	require.Len(t, vec.Numbers, 24)
+	for _, n := range vec.Numbers {
+		b, err := hex.DecodeString(n[0])
+		require.NoError(t, err)
+		f := math.Float64frombits(binary.BigEndian.Uint64(b))
+		v := jsontext.Value(strconv.FormatFloat(f, 'e', -1, 64))
+		require.NoError(t, v.Canonicalize(), n[0])
+		assert.Equal(t, n[1], string(v), "IEEE 754 %s", n[0])
+	}
+}
+
+// The envelope's hand-written canonical form equals the general canonicalizer run over the
+// envelope as Go encodes it, for every event type and for strings that need escaping.
+func TestCanonicalJCSMatchesRFC8785(t *testing.T) {
+	t.Parallel()
+	odd := []string{"plain", "<&>", "quote\" back\\slash", "ctrl\x01\x1f\t\n", "\u2028\u2029", "é€😀", ""}
+	for _, typ := range sortedTypes() {
+		for _, s := range odd {
+			e := sealedEnvelope(t, samplePayloads()[typ])
+			e.CorrelationID, e.CommandID = s, "cmd"+s
+			if s == "" {
+				e.CommandHash = ""
+			}
+			stored, err := e.SealEncode()
+			require.NoError(t, err)
+			// The generic path: Go's encoding, minus hash, through the RFC 8785 canonicalizer.
+			generic, err := events.CanonicalStored(marshal(t, e))
+			require.NoError(t, err)
+			fromStored, err := events.CanonicalStored(stored)
+			require.NoError(t, err)
+			assert.Equal(t, string(generic), string(fromStored), "%s %q", typ, s)
+			assert.Equal(t, string(stored), string(fromStored[:len(fromStored)-1])+`,"hash":"`+e.Hash+`"}`,
+				"the stored form is the canonical form with hash appended")
+			ev, err := events.Decode(stored)
+			require.NoError(t, err)
+			h, err := events.StoredHash(stored, &ev.Envelope)
+			require.NoError(t, err)
+			assert.Equal(t, e.Hash, h)
+			assert.True(t, ev.VerifyHash())
+		}
+	}
+}
+
+func TestCanonicalStoredRejectsWhatIsNotOneObject(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{``, `[]`, `{"a":1}{}`, `{"a":1,"a":2}`, `{"a":"\ud800"}`, `{"a":1`, `"x"`} {
+		_, err := events.CanonicalStored([]byte(in))
+		assert.Error(t, err, in)
+	}
+	got, err := events.CanonicalStored([]byte(` {"hash":"x", "b":[1.0, "é"], "a":{}} `))
+	require.NoError(t, err)
+	assert.Equal(t, `{"a":{},"b":[1,"é"]}`, string(got))
+}
+
+// Events written before HashRuleJCS (these two lines were written by the previous build) keep
+// verifying, and an envelope names the rule that made its hash.
+func TestLegacyEventsKeepVerifying(t *testing.T) {
+	t.Parallel()
+	legacy := []string{
+		`{"event_id":"0194b7c2-0000-7000-8000-000000000001","type":"LicenseActivated","schema_version":1,"account_id":"acme","version":1,"occurred_at":"2026-01-15T10:00:01Z","command_id":"c-\u003c1\u003e","correlation_id":"","payload":{"license_id":"L-1 \u003c\u0026\u003e","activated_at":"2026-01-15T10:00:00Z"},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0bce39a8cb5984ea6d2fe5f6fe74a2b97245b916093fc6d1c06ae4deedcfe10c"}`,
+		`{"event_id":"0194b7c2-0000-7000-8000-000000000002","type":"AutoRenewSet","schema_version":1,"account_id":"acme","version":2,"occurred_at":"2026-01-15T10:00:02Z","command_id":"c-2","correlation_id":"","payload":{"license_id":"L-1 \u003c\u0026\u003e","enabled":false},"prev_hash":"0bce39a8cb5984ea6d2fe5f6fe74a2b97245b916093fc6d1c06ae4deedcfe10c","hash":"df0ff10ecb1582b9180759dffaa928acdbd73a37922586b4e0a2229206b1e77e"}`,
+	}
+	for _, s := range legacy {
+		ev, err := events.Decode([]byte(s))
+		require.NoError(t, err)
+		assert.Equal(t, events.HashRuleLegacy, ev.HashRule)
+		h, err := events.StoredHash([]byte(s), &ev.Envelope)
+		require.NoError(t, err)
+		assert.Equal(t, ev.Hash, h)
+		again, err := events.Encode(&ev.Envelope)
+		require.NoError(t, err)
+		assert.Equal(t, s, string(again), "a legacy event re-encodes to its stored bytes")
+		// Claiming the new rule for old bytes does not verify: the rule is covered by the hash.
+		forged := strings.Replace(s, `"prev_hash"`, `"hash_rule":"rfc8785-sha256","prev_hash"`, 1)
+		fev, err := events.Decode([]byte(forged))
+		require.NoError(t, err)
+		h, err = events.StoredHash([]byte(forged), &fev.Envelope)
+		require.NoError(t, err)
+		assert.NotEqual(t, fev.Hash, h)
+	}
+	e := sealedEnvelope(t, samplePayloads()[events.TypeCreditsAllocated])
+	assert.Equal(t, events.HashRuleJCS, e.HashRule, "new events use the new rule")
+	unknown := e
+	unknown.HashRule = "md5"
+	_, err := unknown.ComputeHash()
+	assert.ErrorIs(t, err, events.ErrUnknownHashRule)
+}
