@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -183,13 +182,48 @@ func ParseCheckpoint(data []byte) (Checkpoint, error) {
 	return c, nil
 }
 
-// StoredCheckpoint is one message of the checkpoint stream.
+// StoredCheckpoint is one message of the checkpoint stream: a format-1 checkpoint (JSON,
+// Checkpoint) or a format-2 one (a signed tlog checkpoint note, Log).
 type StoredCheckpoint struct {
 	// Seq is the message's sequence in CheckpointStream.
 	Seq        uint64
 	Checkpoint Checkpoint
+	// Log is set for a format-2 checkpoint, parsed but not yet verified (see VerifyWith).
+	Log *LogCheckpoint
+	// VerifierKey is the note verifier key the publisher stored beside a format-2 checkpoint
+	// (header VerifierKeyHeader): informational, as a format-1 checkpoint's public_key is.
+	VerifierKey string
 	// Err is set when the message is not a checkpoint.
 	Err error
+}
+
+// VerifierKeyHeader is the NATS header of a format-2 checkpoint message that carries the
+// signer's note verifier key, for auditors who have not pinned one (trust on first use).
+const VerifierKeyHeader = "Creditledger-Verifier-Key"
+
+// Position is the last LEDGER position the checkpoint covers.
+func (s StoredCheckpoint) Position() uint64 {
+	if s.Log != nil {
+		return s.Log.Size
+	}
+	return s.Checkpoint.Position
+}
+
+// ParseStoredCheckpoint reads a checkpoint in either format (without verifying a format-2
+// signature: see ParseLogCheckpoint).
+func ParseStoredCheckpoint(seq uint64, data []byte) StoredCheckpoint {
+	sc := StoredCheckpoint{Seq: seq}
+	if len(data) > 0 && data[0] == '{' {
+		sc.Checkpoint, sc.Err = ParseCheckpoint(data)
+		return sc
+	}
+	lc, err := ParseLogCheckpoint(data, nil)
+	if err != nil {
+		sc.Err = err
+		return sc
+	}
+	sc.Log = &lc
+	return sc
 }
 
 // checkpointStream opens the checkpoint stream, or reports ErrNoCheckpoints.
@@ -216,11 +250,41 @@ func (s *Source) Checkpoints(ctx context.Context) ([]StoredCheckpoint, error) {
 	}
 	var out []StoredCheckpoint
 	err = consumeRange(ctx, st, CheckpointSubject, info.State.FirstSeq, info.State.LastSeq, func(m Message) error {
-		cp, err := ParseCheckpoint(m.Data)
-		out = append(out, StoredCheckpoint{Seq: m.Position, Checkpoint: cp, Err: err})
+		sc := ParseStoredCheckpoint(m.Position, m.Data)
+		sc.VerifierKey = m.Header.Get(VerifierKeyHeader)
+		out = append(out, sc)
 		return nil
 	}, nil)
 	return out, err
+}
+
+// StoredCheckpoint reads checkpoint number seq (0: the latest) in either format.
+func (s *Source) StoredCheckpoint(ctx context.Context, seq uint64) (StoredCheckpoint, error) {
+	st, err := s.checkpointStream(ctx)
+	if err != nil {
+		return StoredCheckpoint{}, err
+	}
+	var m *jetstream.RawStreamMsg
+	if seq == 0 {
+		m, err = st.GetLastMsgForSubject(ctx, CheckpointSubject)
+	} else {
+		m, err = st.GetMsg(ctx, seq)
+	}
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if seq == 0 {
+			return StoredCheckpoint{}, fmt.Errorf("%w: no checkpoint yet", ErrNoCheckpoints)
+		}
+		return StoredCheckpoint{}, fmt.Errorf("checkpoint %d not found", seq)
+	}
+	if err != nil {
+		return StoredCheckpoint{}, fmt.Errorf("read checkpoint %d: %w", seq, err)
+	}
+	sc := ParseStoredCheckpoint(m.Sequence, m.Data)
+	sc.VerifierKey = m.Header.Get(VerifierKeyHeader)
+	if sc.Err == nil && sc.Log == nil && sc.Checkpoint.Seq != m.Sequence {
+		sc.Err = fmt.Errorf("checkpoint stored as number %d says it is number %d", m.Sequence, sc.Checkpoint.Seq)
+	}
+	return sc, sc.Err
 }
 
 // Checkpoint reads checkpoint number seq (0: the latest).
@@ -246,159 +310,4 @@ func (s *Source) Checkpoint(ctx context.Context, seq uint64) (Checkpoint, error)
 		err = fmt.Errorf("checkpoint stored as number %d says it is number %d", m.Sequence, cp.Seq)
 	}
 	return cp, err
-}
-
-// checkpointCheck checks the stored checkpoints (and a trusted one) against a verification's
-// chain as the scan passes their positions.
-type checkpointCheck struct {
-	rep     *Report
-	fs      *findings
-	pending []pendingCheckpoint
-}
-
-type pendingCheckpoint struct {
-	cp      Checkpoint
-	trusted bool
-	// since is the position of the checkpoint before it: the history up to since was
-	// confirmed by an earlier one, so a difference lies after it.
-	since uint64
-}
-
-func newCheckpointCheck(ctx context.Context, src *Source, opts VerifyOptions, rep *Report, fs *findings) (*checkpointCheck, error) {
-	cc := &checkpointCheck{rep: rep, fs: fs}
-	stored, err := src.Checkpoints(ctx)
-	if errors.Is(err, ErrNoCheckpoints) {
-		rep.Warnings = append(rep.Warnings, "no "+CheckpointStream+" stream: there are no signed checkpoints to check")
-	} else if err != nil {
-		return nil, err
-	}
-	keys := opts.PublicKeys
-	rep.KeyPinned = len(keys) > 0 || opts.Trusted != nil
-	if opts.Trusted != nil {
-		cc.addTrusted(*opts.Trusted, keys, stored)
-		if len(keys) == 0 {
-			if k, err := opts.Trusted.Key(); err == nil {
-				keys = []ed25519.PublicKey{k}
-			}
-		}
-	}
-	if len(keys) == 0 {
-		for _, s := range stored {
-			if k, err := s.Checkpoint.Key(); s.Err == nil && err == nil {
-				keys = []ed25519.PublicKey{k}
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("checkpoint key not pinned: trusting key %s of the first checkpoint; pass --public-key to pin it", KeyID(k)))
-				break
-			}
-		}
-	}
-	cc.addStored(stored, keys)
-	sort.SliceStable(cc.pending, func(i, j int) bool { return cc.pending[i].cp.Position < cc.pending[j].cp.Position })
-	return cc, nil
-}
-
-func (cc *checkpointCheck) addTrusted(t Checkpoint, keys []ed25519.PublicKey, stored []StoredCheckpoint) {
-	cc.rep.Trusted = t.Seq
-	if err := t.VerifySignature(keys); err != nil {
-		cc.fs.add(Finding{Kind: KindCheckpointSignature, Position: t.Position, Checkpoint: t.Seq, Reason: "trusted checkpoint: " + err.Error()})
-		return
-	}
-	cc.pending = append(cc.pending, pendingCheckpoint{cp: t, trusted: true})
-	for _, s := range stored {
-		if s.Seq == t.Seq {
-			if s.Err != nil || s.Checkpoint.Digest() != t.Digest() || s.Checkpoint.Signature != t.Signature {
-				cc.fs.add(Finding{Kind: KindCheckpointChain, Position: t.Position, Checkpoint: t.Seq,
-					Reason: fmt.Sprintf("stored checkpoint %d differs from the trusted copy", t.Seq)})
-			}
-			return
-		}
-	}
-	cc.fs.add(Finding{Kind: KindCheckpointChain, Position: t.Position, Checkpoint: t.Seq,
-		Reason: fmt.Sprintf("trusted checkpoint %d is missing from the %s stream", t.Seq, CheckpointStream)})
-}
-
-// addStored checks numbering, links and signatures, and queues the sound ones for their roots.
-func (cc *checkpointCheck) addStored(stored []StoredCheckpoint, keys []ed25519.PublicKey) {
-	prev, prevPos, want := events.ZeroHash, uint64(0), uint64(1)
-	seen := map[string]bool{}
-	for _, s := range stored {
-		cp := s.Checkpoint
-		f := Finding{Kind: KindCheckpointChain, Position: cp.Position, Checkpoint: s.Seq}
-		switch {
-		case s.Err != nil:
-			f.Kind, f.Position, f.Reason = KindCheckpointMalformed, prevPos, s.Err.Error()
-		case s.Seq != want:
-			f.Reason = fmt.Sprintf("checkpoints %d to %d are missing from the %s stream", want, s.Seq-1, CheckpointStream)
-		case cp.Seq != s.Seq:
-			f.Reason = fmt.Sprintf("checkpoint stored as number %d says it is number %d", s.Seq, cp.Seq)
-		case cp.Prev != prev:
-			f.Reason = fmt.Sprintf("prev %s does not match the digest %s of checkpoint %d", cp.Prev, prev, s.Seq-1)
-		case cp.Position < prevPos:
-			f.Reason = fmt.Sprintf("position %d goes back from %d", cp.Position, prevPos)
-		}
-		want = s.Seq + 1
-		if f.Reason != "" {
-			cc.fs.add(f)
-			prev, prevPos = cp.Digest(), max(prevPos, cp.Position)
-			continue
-		}
-		prev = cp.Digest()
-		if err := cp.VerifySignature(keys); err != nil {
-			cc.fs.add(Finding{Kind: KindCheckpointSignature, Position: cp.Position, Checkpoint: s.Seq, Reason: err.Error()})
-			continue
-		}
-		if !seen[cp.KeyID] {
-			seen[cp.KeyID] = true
-			cc.rep.KeyIDs = append(cc.rep.KeyIDs, cp.KeyID)
-		}
-		cc.pending = append(cc.pending, pendingCheckpoint{cp: cp, since: prevPos})
-		prevPos = cp.Position
-	}
-}
-
-// before checks every queued checkpoint whose position lies before position p; the chain then
-// holds exactly the history up to that checkpoint.
-func (cc *checkpointCheck) before(p uint64, c *Chain) {
-	for len(cc.pending) > 0 && cc.pending[0].cp.Position < p {
-		cc.check(cc.pending[0], c)
-		cc.pending = cc.pending[1:]
-	}
-}
-
-// finish checks the rest: those within the stream, and those beyond its end (truncation).
-func (cc *checkpointCheck) finish(c *Chain) {
-	for _, pc := range cc.pending {
-		if pc.cp.Position <= c.Position() {
-			cc.check(pc, c)
-			continue
-		}
-		cc.fs.add(Finding{Kind: KindTruncated, Position: c.Position() + 1, Checkpoint: pc.cp.Seq,
-			Reason: fmt.Sprintf("checkpoint %d covers positions up to %d but the stream ends at %d: events were removed from the end",
-				pc.cp.Seq, pc.cp.Position, c.Position())})
-	}
-	cc.pending = nil
-}
-
-func (cc *checkpointCheck) check(pc pendingCheckpoint, c *Chain) {
-	cp := pc.cp
-	var diff []string
-	if got := c.AccountsRoot(); got != cp.AccountsRoot {
-		diff = append(diff, fmt.Sprintf("accounts root %s, signed %s", got, cp.AccountsRoot))
-	}
-	if got := c.LogDigest(); got != cp.LogDigest {
-		diff = append(diff, fmt.Sprintf("log digest %s, signed %s", got, cp.LogDigest))
-	}
-	if c.Accounts() != cp.Accounts {
-		diff = append(diff, fmt.Sprintf("%d accounts, signed %d", c.Accounts(), cp.Accounts))
-	}
-	if len(diff) == 0 {
-		cc.rep.Checkpoints++
-		return
-	}
-	what := "checkpoint"
-	if pc.trusted {
-		what = "trusted checkpoint"
-	}
-	cc.fs.add(Finding{Kind: KindCheckpointMismatch, Position: cp.Position, Checkpoint: cp.Seq,
-		Reason: fmt.Sprintf("the history up to position %d is not what %s %d signed (events after position %d were altered, removed, inserted or re-ordered): %v",
-			cp.Position, what, cp.Seq, pc.since, diff)})
 }

@@ -30,8 +30,22 @@ var ErrFormat = errors.New("unknown export format")
 // envelope fields alone would not reproduce them exactly (a malformed or hand-edited message).
 var CSVHeader = []string{
 	"position", "subject", "stored_at", "event_id", "type", "schema_version", "account_id", "version",
+	"occurred_at", "command_id", "command_hash", "correlation_id", "payload", "prev_hash", "hash_rule", "hash", "data_base64",
+}
+
+// csvHeaderV1 is the header of exports written before hash_rule existed; ReadCSV still reads
+// them (their events all have the legacy rule).
+var csvHeaderV1 = []string{
+	"position", "subject", "stored_at", "event_id", "type", "schema_version", "account_id", "version",
 	"occurred_at", "command_id", "command_hash", "correlation_id", "payload", "prev_hash", "hash", "data_base64",
 }
+
+// CSV column indexes past prev_hash.
+const (
+	colHashRule = 14
+	colHash     = 15
+	colData     = 16
+)
 
 // Export writes the selected messages to w as JSON lines or CSV and returns how many it wrote.
 func Export(ctx context.Context, src *Source, f Filter, format string, w io.Writer) (int, error) {
@@ -78,16 +92,16 @@ func csvRow(m Message) []string {
 	row[2] = m.StoredAt.UTC().Format(time.RFC3339Nano)
 	var e events.Envelope
 	if err := json.Unmarshal(m.Data, &e); err != nil {
-		row[15] = base64.StdEncoding.EncodeToString(m.Data)
+		row[colData] = base64.StdEncoding.EncodeToString(m.Data)
 		return row
 	}
 	at, _ := e.OccurredAt.MarshalText()
 	copy(row[3:], []string{
 		e.EventID, e.Type, strconv.Itoa(e.SchemaVersion), e.AccountID, strconv.FormatUint(e.Version, 10),
-		string(at), e.CommandID, e.CommandHash, e.CorrelationID, string(e.Payload), e.PrevHash, e.Hash,
+		string(at), e.CommandID, e.CommandHash, e.CorrelationID, string(e.Payload), e.PrevHash, e.HashRule, e.Hash,
 	})
 	if again, err := events.Encode(&e); err != nil || !bytes.Equal(again, m.Data) {
-		row[15] = base64.StdEncoding.EncodeToString(m.Data)
+		row[colData] = base64.StdEncoding.EncodeToString(m.Data)
 	}
 	return row
 }
@@ -95,16 +109,24 @@ func csvRow(m Message) []string {
 // ReadCSV reads a CSV export back into the messages it holds, with their stored bytes.
 func ReadCSV(r io.Reader) ([]Message, error) {
 	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = len(CSVHeader)
+	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("csv header: %w", err)
 	}
-	for i, h := range CSVHeader {
+	want := CSVHeader
+	if len(header) == len(csvHeaderV1) {
+		want = csvHeaderV1
+	}
+	if len(header) != len(want) {
+		return nil, fmt.Errorf("csv header has %d columns, want %d", len(header), len(CSVHeader))
+	}
+	for i, h := range want {
 		if header[i] != h {
 			return nil, fmt.Errorf("csv header column %d is %q, want %q", i+1, header[i], h)
 		}
 	}
+	cr.FieldsPerRecord = len(want)
 	var out []Message
 	for line := 2; ; line++ {
 		row, err := cr.Read()
@@ -113,6 +135,9 @@ func ReadCSV(r io.Reader) ([]Message, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("csv: %w", err)
+		}
+		if len(want) == len(csvHeaderV1) { // no hash_rule column: legacy events
+			row = append(append(row[:colHashRule:colHashRule], ""), row[colHashRule:]...)
 		}
 		m, err := messageFromRow(row)
 		if err != nil {
@@ -132,12 +157,13 @@ func messageFromRow(row []string) (Message, error) {
 	if m.StoredAt, err = time.Parse(time.RFC3339Nano, row[2]); err != nil {
 		return m, fmt.Errorf("stored_at: %w", err)
 	}
-	if row[15] != "" {
-		m.Data, err = base64.StdEncoding.DecodeString(row[15])
+	if row[colData] != "" {
+		m.Data, err = base64.StdEncoding.DecodeString(row[colData])
 		return m, err
 	}
 	e := events.Envelope{EventID: row[3], Type: row[4], AccountID: row[6], CommandID: row[9],
-		CommandHash: row[10], CorrelationID: row[11], Payload: json.RawMessage(row[12]), PrevHash: row[13], Hash: row[14]}
+		CommandHash: row[10], CorrelationID: row[11], Payload: json.RawMessage(row[12]), PrevHash: row[13],
+		HashRule: row[colHashRule], Hash: row[colHash]}
 	if e.SchemaVersion, err = strconv.Atoi(row[5]); err != nil {
 		return m, fmt.Errorf("schema_version: %w", err)
 	}

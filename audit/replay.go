@@ -33,6 +33,8 @@ type Message struct {
 	Data []byte
 	// StoredAt is when JetStream stored the message; it is not covered by any hash.
 	StoredAt time.Time
+	// Header is the message's NATS header, if any; it is not covered by any hash.
+	Header nats.Header
 }
 
 // AccountID is the account the message's subject files it under ("" if the subject is foreign).
@@ -209,7 +211,7 @@ func consumeRange(ctx context.Context, stream jetstream.Stream, subject string, 
 		if pos > last {
 			return nil
 		}
-		if err := fn(Message{Position: pos, Subject: msg.Subject(), Data: msg.Data(), StoredAt: md.Timestamp.UTC()}); err != nil {
+		if err := fn(Message{Position: pos, Subject: msg.Subject(), Data: msg.Data(), StoredAt: md.Timestamp.UTC(), Header: msg.Headers()}); err != nil {
 			return err
 		}
 		if progress != nil {

@@ -26,7 +26,10 @@ const (
 	KindCheckpointSignature = "checkpoint_signature"
 	KindCheckpointChain     = "checkpoint_chain"
 	KindCheckpointMismatch  = "checkpoint_mismatch"
-	KindTruncated           = "history_truncated"
+	// KindCheckpointInconsistent: a checkpoint's tree does not extend the one before it (no
+	// RFC 6962 consistency proof leads from the earlier signed root to the later one).
+	KindCheckpointInconsistent = "checkpoint_inconsistent"
+	KindTruncated              = "history_truncated"
 )
 
 // DefaultMaxFindings bounds the findings a verification keeps (it counts them all).
@@ -92,12 +95,17 @@ type Chain struct {
 	position uint64
 	events   uint64
 	log      [32]byte
+	// tree is the log tree over every stored message (format-2 checkpoints sign its root).
+	tree *LogTree
 	// partial is set for a one-account chain: positions are not contiguous there.
 	partial bool
 }
 
 // NewChain starts a chain at the beginning of the stream.
-func NewChain() *Chain { return &Chain{heads: map[string]*accountHead{}} }
+func NewChain() *Chain { return &Chain{heads: map[string]*accountHead{}, tree: NewLogTree()} }
+
+// Tree is the log tree over every message applied, in stream order.
+func (c *Chain) Tree() *LogTree { return c.tree }
 
 // Position is the last position applied.
 func (c *Chain) Position() uint64 { return c.position }
@@ -175,6 +183,9 @@ func (c *Chain) Apply(m Message) []Finding {
 	c.position = m.Position
 	c.events++
 	c.log = logStep(c.log, m)
+	if !c.partial {
+		c.tree.Append(LogLeafHash(m.Data))
+	}
 	if f, ok := c.check(m); !ok {
 		return append(out, f)
 	}
@@ -210,8 +221,11 @@ func (c *Chain) check(m Message) (Finding, bool) {
 		return f, false
 	}
 	ok := true
-	if computed, err := ev.ComputeHash(); err != nil || computed != ev.Hash {
-		f.Kind, f.Reason, ok = KindHashMismatch, fmt.Sprintf("stored hash %s does not match the event's content (hashes to %s): the event was altered", ev.Hash, computed), false
+	if computed, err := events.StoredHash(m.Data, &ev.Envelope); err != nil {
+		f.Kind, f.Reason, ok = KindHashMismatch, fmt.Sprintf("stored hash %s cannot be recomputed: %v", ev.Hash, err), false
+	} else if computed != ev.Hash {
+		f.Kind, f.Reason, ok = KindHashMismatch, fmt.Sprintf("stored hash %s does not match the event's content (hashes to %s under rule %s): the event was altered",
+			ev.Hash, computed, ruleName(ev.HashRule)), false
 	} else if ev.PrevHash != prev {
 		f.Kind, ok = KindBrokenLink, false
 		if h == nil {
@@ -224,6 +238,13 @@ func (c *Chain) check(m Message) (Finding, bool) {
 	}
 	c.accept(ev.AccountID, Leaf{AccountID: ev.AccountID, Version: ev.Version, Hash: ev.Hash}, m.Position)
 	return f, ok
+}
+
+func ruleName(r string) string {
+	if r == events.HashRuleLegacy {
+		return "legacy"
+	}
+	return r
 }
 
 func (c *Chain) accept(accountID string, l Leaf, position uint64) {
@@ -245,6 +266,8 @@ type VerifyOptions struct {
 	// Trusted is a checkpoint the auditor obtained earlier and trusts; the history up to its
 	// position must reproduce its roots exactly.
 	Trusted *Checkpoint
+	// TrustedLog is a format-2 checkpoint the auditor trusts (ReadCheckpointFile).
+	TrustedLog *LogCheckpoint
 	// PublicKeys pin the keys checkpoints must be signed with. Without them the trusted
 	// checkpoint's key is pinned, or else the first stored checkpoint's key (trust on first use).
 	PublicKeys []ed25519.PublicKey
