@@ -9,13 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/audit"
-	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/server"
 )
@@ -27,17 +24,10 @@ func otherKey(t *testing.T) ed25519.PrivateKey {
 	return k
 }
 
-// storeCheckpoint publishes a checkpoint message straight into the checkpoint stream, as
-// anyone with publish rights could.
+// storeCheckpoint publishes a format-1 checkpoint straight into the checkpoint stream.
 func storeCheckpoint(t *testing.T, url string, cp audit.Checkpoint) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name("forger"))
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	_, err = js.Publish(ctxT(t), audit.CheckpointSubject, mustJSON(t, cp), jetstream.WithExpectLastSequence(cp.Seq-1))
-	require.NoError(t, err)
+	storeRaw(t, url, mustJSON(t, cp), cp.Seq-1)
 }
 
 // flipBit changes the lowest bit of the first character of s.
@@ -47,7 +37,7 @@ func flipBit(s string) string {
 	return string(b)
 }
 
-func TestCheckpointsArePublishedSignedAndChained(t *testing.T) {
+func TestCheckpointsArePublishedSignedAndConsistent(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t, func(c *server.Config) { c.Checkpoints.Every = 5 })
 	generate(t, l, "c", 3, 2)
@@ -62,43 +52,54 @@ func TestCheckpointsArePublishedSignedAndChained(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the signing key is private to its owner")
 	pub := ledgerKey(t, l)
+	vkey, err := audit.VerifierKey(audit.DefaultOrigin, pub)
+	require.NoError(t, err)
+	published, err := os.ReadFile(audit.VerifierKeyFile(keyFile))
+	require.NoError(t, err)
+	assert.Equal(t, vkey+"\n", string(published), "the verifier key is published beside the key")
+	fromFile, err := audit.ReadPublicKey(audit.VerifierKeyFile(keyFile))
+	require.NoError(t, err)
+	assert.True(t, pub.Equal(fromFile))
 
 	first := requestCheckpoint(t, l.NC)
-	require.NoError(t, first.VerifySignature([]ed25519.PublicKey{pub}))
-	assert.Equal(t, l.Head(), first.Position)
-	assert.Equal(t, 3, first.Accounts)
+	_, err = audit.ParseLogCheckpoint(first.Note, []ed25519.PublicKey{pub})
+	require.NoError(t, err)
+	assert.Equal(t, l.Head(), first.Size)
+	assert.Equal(t, audit.DefaultOrigin, first.Origin)
 
 	l.Restart(t)
 	generate(t, l, "d", 1, 1)
 	assert.Equal(t, pub, ledgerKey(t, l), "the key survives a restart")
 	next := requestCheckpoint(t, l.NC)
-	require.NoError(t, next.VerifySignature([]ed25519.PublicKey{pub}))
-	assert.Greater(t, next.Seq, first.Seq)
+	assert.Greater(t, next.Size, first.Size)
 	_, src = connect(t, l.ClientURL())
 	all, err := src.Checkpoints(ctxT(t))
 	require.NoError(t, err)
 	for i, s := range all {
 		require.NoError(t, s.Err)
-		assert.Equal(t, uint64(i+1), s.Checkpoint.Seq)
+		require.NotNil(t, s.Log, "checkpoint %d is a signed tlog note", s.Seq)
+		assert.Equal(t, vkey, s.VerifierKey)
 		if i > 0 {
-			assert.Equal(t, all[i-1].Checkpoint.Digest(), s.Checkpoint.Prev, "checkpoint %d links to %d", i+1, i)
-		} else {
-			assert.Equal(t, events.ZeroHash, s.Checkpoint.Prev)
+			assert.Greater(t, s.Log.Size, all[i-1].Log.Size, "never two checkpoints of one head")
 		}
 	}
 	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{PublicKeys: []ed25519.PublicKey{pub}})
 	require.NoError(t, err)
 	assert.True(t, rep.OK, "%v", rep.Findings)
 	assert.Equal(t, len(all), rep.Checkpoints)
-	assert.Equal(t, []string{audit.KeyID(pub)}, rep.KeyIDs)
+	assert.Equal(t, []string{audit.DefaultOrigin + "+" + audit.KeyHashHex(first.KeyHash)}, rep.KeyIDs)
 	assert.True(t, rep.KeyPinned)
+	unpinned, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	assert.True(t, unpinned.OK, "%v", unpinned.Findings)
+	assert.Contains(t, unpinned.Warnings[len(unpinned.Warnings)-1], "not pinned")
 }
 
 func TestCheckpointSignedWithAnotherKeyIsRejected(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t)
 	generate(t, l, "k", 2, 1)
-	genuine := requestCheckpoint(t, l.NC)
+	genuine := legacyCheckpoint(t, l, nil) // format 1: old checkpoints keep verifying
 	pub := ledgerKey(t, l)
 
 	forged := genuine
@@ -138,7 +139,7 @@ func TestCheckpointWithADigestAlteredByOneBitIsRejected(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t)
 	generate(t, l, "b", 2, 1)
-	genuine := requestCheckpoint(t, l.NC)
+	genuine := legacyCheckpoint(t, l, nil)
 	keys := []ed25519.PublicKey{ledgerKey(t, l)}
 	require.NoError(t, genuine.VerifySignature(keys))
 
@@ -190,23 +191,31 @@ func TestTrustedCheckpointPassesOnAnUntouchedStore(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t)
 	generate(t, l, "t", 3, 1)
-	cp := requestCheckpoint(t, l.NC)
+	cp := legacyCheckpoint(t, l, nil)
 	generate(t, l, "u", 2, 1)
+	cp2 := requestCheckpoint(t, l.NC) // format 2 after format 1: a mixed checkpoint stream
+	generate(t, l, "v", 1, 1)
 	_, src := connect(t, l.ClientURL())
 	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{Trusted: &cp})
 	require.NoError(t, err)
 	assert.True(t, rep.OK, "%v", rep.Findings)
 	assert.Equal(t, cp.Seq, rep.Trusted)
 	assert.True(t, rep.KeyPinned)
-	assert.Equal(t, 2, rep.Checkpoints, "the trusted copy and the stored one")
+	assert.Equal(t, 3, rep.Checkpoints, "the trusted copy and the two stored ones")
 	assert.Greater(t, rep.HeadPosition, cp.Position)
+
+	rep, err = audit.Verify(ctxT(t), src, audit.VerifyOptions{TrustedLog: &cp2, PublicKeys: []ed25519.PublicKey{ledgerKey(t, l)}})
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%v", rep.Findings)
+	assert.Equal(t, uint64(2), rep.Trusted)
+	assert.Equal(t, 3, rep.Checkpoints)
 }
 
 func TestInclusionProofOfEveryAccount(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t)
 	generate(t, l, "p", 5, 1)
-	cp := requestCheckpoint(t, l.NC)
+	cp := legacyCheckpoint(t, l, nil)
 	generate(t, l, "q", 1, 1) // after the checkpoint: not in it
 	keys := []ed25519.PublicKey{ledgerKey(t, l)}
 	_, src := connect(t, l.ClientURL())
@@ -263,20 +272,20 @@ func TestCheckpointsEveryIntervalWhenThereAreNewEvents(t *testing.T) {
 	_, src := connect(t, l.ClientURL())
 	generate(t, l, "i", 1, 1)
 	require.Eventually(t, func() bool {
-		cp, err := src.Checkpoint(ctxT(t), 0)
-		return err == nil && cp.Position == 4
+		cp, err := src.StoredCheckpoint(ctxT(t), 0)
+		return err == nil && cp.Position() == 4
 	}, 10*time.Second, 10*time.Millisecond)
-	first, err := src.Checkpoint(ctxT(t), 0)
+	first, err := src.StoredCheckpoint(ctxT(t), 0)
 	require.NoError(t, err)
 	generate(t, l, "j", 1, 0)
 	require.Eventually(t, func() bool {
-		cp, err := src.Checkpoint(ctxT(t), 0)
-		return err == nil && cp.Position == 6
+		cp, err := src.StoredCheckpoint(ctxT(t), 0)
+		return err == nil && cp.Position() == 6
 	}, 10*time.Second, 10*time.Millisecond)
 	all, err := src.Checkpoints(ctxT(t))
 	require.NoError(t, err)
 	require.Greater(t, len(all), int(first.Seq))
 	for i := 1; i < len(all); i++ {
-		assert.Greater(t, all[i].Checkpoint.Position, all[i-1].Checkpoint.Position, "a tick with no new events signs nothing")
+		assert.Greater(t, all[i].Position(), all[i-1].Position(), "a tick with no new events signs nothing")
 	}
 }

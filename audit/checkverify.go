@@ -71,7 +71,18 @@ func newCheckpointCheck(ctx context.Context, src *Source, opts VerifyOptions, re
 	return cc, nil
 }
 
-// firstUseKeys is the key of the first stored checkpoint that names one, trusted on first use.
+// FirstUseKeys is the key of the first stored checkpoint that names one (a format-1 public_key,
+// or the verifier key stored beside a format-2 one), trusted on first use, and the warning that
+// says so; none when no checkpoint names a key.
+func FirstUseKeys(stored []StoredCheckpoint) ([]ed25519.PublicKey, string) {
+	var rep Report
+	keys := firstUseKeys(stored, &rep)
+	if len(keys) == 0 {
+		return nil, ""
+	}
+	return keys, rep.Warnings[0]
+}
+
 func firstUseKeys(stored []StoredCheckpoint, rep *Report) []ed25519.PublicKey {
 	for _, s := range stored {
 		if s.Err != nil {

@@ -5,11 +5,14 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/audit"
@@ -94,14 +97,52 @@ func generate(t testing.TB, l *testledger.Ledger, prefix string, accounts, pairs
 	return h
 }
 
-// requestCheckpoint asks the service for a checkpoint now.
-func requestCheckpoint(t testing.TB, nc *nats.Conn) audit.Checkpoint {
+// requestCheckpoint asks the service for a checkpoint now: a format-2 one, signature unchecked.
+func requestCheckpoint(t testing.TB, nc *nats.Conn) audit.LogCheckpoint {
 	t.Helper()
 	msg, err := nc.RequestWithContext(ctxT(t), audit.CheckpointRequestSubject, nil)
 	require.NoError(t, err)
-	cp, err := audit.ParseCheckpoint(msg.Data)
+	cp, err := audit.ParseLogCheckpoint(msg.Data, nil)
 	require.NoError(t, err, "reply %s", msg.Data)
 	return cp
+}
+
+// ledgerSigningKey is the private key the test ledger generated in its data directory.
+func ledgerSigningKey(t testing.TB, l *testledger.Ledger) ed25519.PrivateKey {
+	t.Helper()
+	key, _, err := audit.LoadOrCreateKey(l.DataDir+"/"+audit.DefaultKeyFileName, false)
+	require.NoError(t, err)
+	return key
+}
+
+// legacyCheckpoint signs the stream as it stands as the next format-1 checkpoint (after prev,
+// nil for the first) with the ledger's key and stores it, as the ledger did before format 2:
+// a store with old checkpoints.
+func legacyCheckpoint(t testing.TB, l *testledger.Ledger, prev *audit.Checkpoint) audit.Checkpoint {
+	t.Helper()
+	_, src := connect(t, l.ClientURL())
+	chain := audit.NewChain()
+	_, err := src.Scan(ctxT(t), audit.Filter{}, func(m audit.Message) error {
+		require.Empty(t, chain.Apply(m))
+		return nil
+	})
+	require.NoError(t, err)
+	cp := audit.NewCheckpoint(prev, chain, testledger.Epoch, ledgerSigningKey(t, l))
+	storeRaw(t, l.ClientURL(), mustJSON(t, cp), cp.Seq-1)
+	return cp
+}
+
+// storeRaw publishes bytes straight into the checkpoint stream as message afterSeq+1, as anyone
+// with publish rights could.
+func storeRaw(t testing.TB, url string, data []byte, afterSeq uint64) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.Name("forger"))
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.Publish(ctxT(t), audit.CheckpointSubject, data, jetstream.WithExpectLastSequence(afterSeq))
+	require.NoError(t, err)
 }
 
 // ledgerKey is the public key the test ledger generated in its data directory.
@@ -118,3 +159,19 @@ func mustJSON(t testing.TB, v any) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+func httpGet(t testing.TB, url string) ([]byte, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -22,6 +22,28 @@ func PublicKeyFile(keyFile string) string {
 	return strings.TrimSuffix(keyFile, ".key") + ".pub"
 }
 
+// VerifierKeyFile is where the note verifier key of keyFile is written: the same name with .vkey.
+func VerifierKeyFile(keyFile string) string {
+	return strings.TrimSuffix(keyFile, ".key") + ".vkey"
+}
+
+// WriteVerifierKey writes the note verifier key (see VerifierKey) as one line, readable by
+// anyone, unless the file exists already.
+func WriteVerifierKey(path, vkey string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write verifier key: %w", err)
+	}
+	_, werr := f.WriteString(vkey + "\n")
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return fmt.Errorf("write verifier key %s: %w", path, err)
+	}
+	return nil
+}
+
 // LoadOrCreateKey reads the Ed25519 signing key at path (PKCS#8 PEM). When the file does not
 // exist and create is set, it generates a key, writes it with mode 0600 (never overwriting a
 // file) and writes the public key beside it (PublicKeyFile, PKIX PEM, mode 0644). A key file that
@@ -124,24 +146,30 @@ func ReadPublicKey(path string) (ed25519.PublicKey, error) {
 	if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data))); err == nil && len(raw) == ed25519.PublicKeySize {
 		return ed25519.PublicKey(raw), nil
 	}
+	if _, pub, err := ParseVerifierKey(string(data)); err == nil {
+		return pub, nil
+	}
 	if cp, err := ParseCheckpoint(data); err == nil && cp.Prev != "" {
 		return cp.Key()
 	}
-	return nil, fmt.Errorf("public key %s: neither PEM, base64 Ed25519 key nor checkpoint", path)
+	return nil, fmt.Errorf("public key %s: neither PEM, base64 Ed25519 key, note verifier key nor checkpoint", path)
 }
 
-// ReadCheckpointFile reads a checkpoint an auditor saved (audit checkpoint --out).
-func ReadCheckpointFile(path string) (Checkpoint, error) {
+// ReadCheckpointFile reads a checkpoint an auditor saved (audit checkpoint --out), in either
+// format: a format-1 JSON checkpoint, or a format-2 signed note (Log set, signature not yet
+// verified: see ParseLogCheckpoint).
+func ReadCheckpointFile(path string) (StoredCheckpoint, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("checkpoint file: %w", err)
+		return StoredCheckpoint{}, fmt.Errorf("checkpoint file: %w", err)
 	}
-	cp, err := ParseCheckpoint(data)
-	if err != nil {
-		return cp, fmt.Errorf("checkpoint file %s: %w", path, err)
+	sc := ParseStoredCheckpoint(0, data)
+	if sc.Err != nil {
+		return sc, fmt.Errorf("checkpoint file %s: %w", path, sc.Err)
 	}
-	if cp.Prev == "" || cp.Seq == 0 {
-		return cp, fmt.Errorf("checkpoint file %s: not a checkpoint", path)
+	if sc.Log == nil && (sc.Checkpoint.Prev == "" || sc.Checkpoint.Seq == 0) {
+		return sc, fmt.Errorf("checkpoint file %s: not a checkpoint", path)
 	}
-	return cp, nil
+	sc.Seq = sc.Checkpoint.Seq
+	return sc, nil
 }

@@ -76,6 +76,9 @@ func (t *LogTree) Append(leaf [32]byte) {
 	_ = t.rng.Append(leaf[:], visit)
 }
 
+// LogTreeEmptyRoot is the root of the empty tree: SHA-256 of nothing.
+func LogTreeEmptyRoot() [32]byte { return NewLogTree().Root() }
+
 // Root is the RFC 6962 root hash (SHA-256 of nothing for the empty tree).
 func (t *LogTree) Root() [32]byte {
 	var out [32]byte

@@ -286,6 +286,9 @@ type Report struct {
 	// HeadPosition, comparable with a checkpoint's accounts_root. LogDigest covers every stored byte.
 	AccountsRoot string `json:"accounts_root,omitempty"`
 	LogDigest    string `json:"log_digest,omitempty"`
+	// LogRoot is the root of the log tree (RFC 6962, over every stored message) at HeadPosition:
+	// what a format-2 checkpoint of this size signs.
+	LogRoot string `json:"log_root,omitempty"`
 	// Checkpoints is the number of stored checkpoints checked; KeyIDs the keys that signed them.
 	Checkpoints   int       `json:"checkpoints"`
 	KeyIDs        []string  `json:"key_ids,omitempty"`
@@ -366,6 +369,7 @@ func Verify(ctx context.Context, src *Source, opts VerifyOptions) (Report, error
 	if opts.AccountID == "" {
 		rep.HeadPosition = max(head, chain.Position())
 		rep.AccountsRoot, rep.LogDigest = chain.AccountsRoot(), chain.LogDigest()
+		rep.LogRoot = hexHash(chain.Tree().Root())
 	}
 	attributeMissing(fs.list)
 	sort.SliceStable(fs.list, func(i, j int) bool { return fs.list[i].Position < fs.list[j].Position })

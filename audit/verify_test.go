@@ -3,6 +3,7 @@ package audit_test
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -137,7 +138,7 @@ func TestVerifyReportsOfflineTampering(t *testing.T) {
 	l := testledger.Start(t)
 	generate(t, l, "acc", 4, 3)
 	cp := requestCheckpoint(t, l.NC)
-	require.Equal(t, uint64(32), cp.Position)
+	require.Equal(t, uint64(32), cp.Size)
 	pub := ledgerKey(t, l)
 	dataDir := l.DataDir
 	l.Stop()
@@ -204,12 +205,12 @@ func TestVerifyReportsOfflineTampering(t *testing.T) {
 			_, src := connect(t, url)
 			rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{PublicKeys: []ed25519.PublicKey{pub}})
 			require.NoError(t, err)
-			trusted, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{Trusted: &cp})
+			trusted, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{TrustedLog: &cp, PublicKeys: []ed25519.PublicKey{pub}})
 			require.NoError(t, err)
 			if c.want == nil {
 				assert.True(t, rep.OK, "%v", rep.Findings)
 				assert.True(t, trusted.OK, "%v", trusted.Findings)
-				assert.Equal(t, cp.AccountsRoot, rep.AccountsRoot)
+				assert.Equal(t, fmt.Sprintf("%x", cp.Root), rep.LogRoot)
 				return
 			}
 			require.False(t, rep.OK)

@@ -59,6 +59,7 @@ func (s *Server) wrapHTTP(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /v1/audit/proof", newProofHandler(s.nc)) // auditproof.go
 	mux.Handle("/", next)
 	if s.cfg.Auth != nil && len(s.cfg.Auth.HTTP.Tokens) == 0 {
 		s.cfg.Log.Warn().Msg("the access config has no http tokens: every HTTP route but /healthz, /readyz and the page answers 401")

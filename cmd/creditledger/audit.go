@@ -37,6 +37,7 @@ func addCheckpointFlags(f *pflag.FlagSet, c *server.CheckpointConfig) {
 	f.StringVar(&c.KeyFile, "checkpoint-key", "", "Ed25519 checkpoint signing key, PKCS#8 PEM (default: DATA-DIR/"+audit.DefaultKeyFileName+", generated on first start)")
 	f.IntVar(&c.Every, "checkpoint-every", server.DefaultCheckpointEvery, "sign a checkpoint after this many events (negative: never by count)")
 	f.DurationVar(&c.Interval, "checkpoint-interval", server.DefaultCheckpointInterval, "sign a checkpoint this often when there are new events (negative: never by time)")
+	f.StringVar(&c.Origin, "checkpoint-origin", audit.DefaultOrigin, "the checkpoints' origin line and signing key name: unique to this ledger, no spaces or +")
 	f.BoolVar(&c.Disabled, "no-checkpoints", false, "do not sign checkpoints")
 }
 
@@ -48,7 +49,7 @@ func auditCmd() *cobra.Command {
 			"connection and recomputes what it reports. See docs/AUDITORS.md.",
 	}
 	cmd.AddCommand(auditReplayCmd(), auditExportCmd(), auditVerifyCmd(), auditBalanceCmd(),
-		auditRebuildCmd(), auditProofCmd(), auditCheckpointCmd())
+		auditRebuildCmd(), auditProofCmd(), auditCheckpointCmd(), auditConsistencyCmd())
 	return cmd
 }
 
@@ -250,7 +251,7 @@ func writeAtomically(path string, write func(io.Writer) (int, error)) (int, erro
 type keyFlags struct{ files []string }
 
 func (k *keyFlags) add(f *pflag.FlagSet) {
-	f.StringArrayVar(&k.files, "public-key", nil, "pin a checkpoint public key: the ledger's .pub file, base64, or a checkpoint file (repeatable)")
+	f.StringArrayVar(&k.files, "public-key", nil, "pin a checkpoint public key: the ledger's .vkey (note verifier key) or .pub file, base64, or a format-1 checkpoint file (repeatable)")
 }
 
 func (k *keyFlags) keys() ([]ed25519.PublicKey, error) {
@@ -281,11 +282,15 @@ func auditVerifyCmd() *cobra.Command {
 				return err
 			}
 			if trusted != "" {
-				cp, err := audit.ReadCheckpointFile(trusted)
+				sc, err := audit.ReadCheckpointFile(trusted)
 				if err != nil {
 					return &exitCodeError{exitError, err}
 				}
-				opts.Trusted = &cp
+				if sc.Log != nil {
+					opts.TrustedLog = sc.Log
+				} else {
+					opts.Trusted = &sc.Checkpoint
+				}
 			}
 			ctx, _, src, done, err := c.open(cmd)
 			if err != nil {
@@ -444,159 +449,3 @@ func auditRebuildCmd() *cobra.Command {
 	return cmd
 }
 
-func auditProofCmd() *cobra.Command {
-	var c auditConn
-	var kf keyFlags
-	var account, verify string
-	var seq uint64
-	cmd := &cobra.Command{
-		Use:   "proof --account ID [--checkpoint N] | --verify FILE",
-		Short: "Print the inclusion proof of an account's chain head in a signed checkpoint (or check one)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			keys, err := kf.keys()
-			if err != nil {
-				return err
-			}
-			if verify != "" {
-				return verifyProofFile(cmd.OutOrStdout(), verify, keys)
-			}
-			if account == "" {
-				return &exitCodeError{exitError, errors.New("--account is required (or --verify FILE)")}
-			}
-			ctx, _, src, done, err := c.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			p, err := audit.BuildProof(ctx, src, account, seq, keys)
-			if errors.Is(err, audit.ErrRootMismatch) || errors.Is(err, audit.ErrBadSignature) || errors.Is(err, audit.ErrUntrustedKey) {
-				return &exitCodeError{exitAuditFailed, err}
-			}
-			if err != nil {
-				return err
-			}
-			printJSON(cmd.OutOrStdout(), p)
-			return nil
-		},
-	}
-	c.add(cmd.Flags())
-	kf.add(cmd.Flags())
-	cmd.Flags().StringVar(&account, "account", "", "account id")
-	cmd.Flags().Uint64Var(&seq, "checkpoint", 0, "checkpoint number (default: the latest)")
-	cmd.Flags().StringVar(&verify, "verify", "", "check a saved proof offline instead (with --public-key to pin the key)")
-	return cmd
-}
-
-func verifyProofFile(w io.Writer, path string, keys []ed25519.PublicKey) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return &exitCodeError{exitError, err}
-	}
-	var p audit.Proof
-	if err := json.Unmarshal(data, &p); err != nil {
-		return &exitCodeError{exitError, fmt.Errorf("proof %s: %w", path, err)}
-	}
-	if err := p.Verify(keys); err != nil {
-		return &exitCodeError{exitAuditFailed, err}
-	}
-	fmt.Fprintf(w, "OK: account %s at version %d (hash %s) is in checkpoint %d (position %d, key %s)\n",
-		p.Leaf.AccountID, p.Leaf.Version, p.Leaf.Hash, p.Checkpoint.Seq, p.Checkpoint.Position, p.Checkpoint.KeyID)
-	if len(keys) == 0 {
-		fmt.Fprintln(w, "warning: the key was not pinned; pass --public-key to check who signed it")
-	}
-	return nil
-}
-
-func auditCheckpointCmd() *cobra.Command {
-	var c auditConn
-	var kf keyFlags
-	var request, list bool
-	var seq uint64
-	var out string
-	cmd := &cobra.Command{
-		Use:   "checkpoint [--request] [--checkpoint N] [--list] [--out FILE]",
-		Short: "Print (or save) a signed checkpoint: the latest stored, number N, all, or a new one on request",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			keys, err := kf.keys()
-			if err != nil {
-				return err
-			}
-			ctx, nc, src, done, err := c.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			if list {
-				return listCheckpoints(ctx, cmd.OutOrStdout(), src)
-			}
-			var cp audit.Checkpoint
-			if request {
-				cp, err = requestCheckpoint(ctx, nc)
-			} else {
-				cp, err = src.Checkpoint(ctx, seq)
-			}
-			if err != nil {
-				return err
-			}
-			if err := cp.VerifySignature(keys); err != nil {
-				return &exitCodeError{exitAuditFailed, err}
-			}
-			if out != "" {
-				if _, err := writeAtomically(out, func(w io.Writer) (int, error) { printJSON(w, cp); return 1, nil }); err != nil {
-					return err
-				}
-			}
-			printJSON(cmd.OutOrStdout(), cp)
-			if len(keys) == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: key %s not pinned; pass --public-key to check who signed it\n", cp.KeyID)
-			}
-			return nil
-		},
-	}
-	c.add(cmd.Flags())
-	kf.add(cmd.Flags())
-	cmd.Flags().BoolVar(&request, "request", false, "ask the service to sign a checkpoint now (on "+audit.CheckpointRequestSubject+")")
-	cmd.Flags().BoolVar(&list, "list", false, "print every stored checkpoint as JSON lines")
-	cmd.Flags().Uint64Var(&seq, "checkpoint", 0, "checkpoint number (default: the latest)")
-	cmd.Flags().StringVar(&out, "out", "", "also save the checkpoint to this file, for verify --trusted-checkpoint")
-	return cmd
-}
-
-func requestCheckpoint(ctx context.Context, nc *nats.Conn) (audit.Checkpoint, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, audit.CheckpointRequestSubject, nil)
-	if err != nil {
-		return audit.Checkpoint{}, fmt.Errorf("request %s: %w", audit.CheckpointRequestSubject, err)
-	}
-	var rej struct {
-		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(msg.Data, &rej) == nil && rej.Error != nil {
-		return audit.Checkpoint{}, &exitCodeError{exitRejected, fmt.Errorf("checkpoint refused: %s: %s", rej.Error.Code, rej.Error.Message)}
-	}
-	return audit.ParseCheckpoint(msg.Data)
-}
-
-func listCheckpoints(ctx context.Context, w io.Writer, src *audit.Source) error {
-	all, err := src.Checkpoints(ctx)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(w)
-	for _, s := range all {
-		if s.Err != nil {
-			fmt.Fprintf(w, "{\"seq\":%d,\"error\":%q}\n", s.Seq, s.Err.Error())
-			continue
-		}
-		if err := enc.Encode(s.Checkpoint); err != nil {
-			return err
-		}
-	}
-	return nil
-}
