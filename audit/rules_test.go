@@ -81,7 +81,9 @@ func TestChainFindsTamperingUnderEveryHashRule(t *testing.T) {
 	rules := map[string]func(uint64) string{
 		"legacy":  func(uint64) string { return events.HashRuleLegacy },
 		"rfc8785": func(uint64) string { return events.HashRuleJCS },
-		"mixed":   func(v uint64) string { return map[bool]string{true: events.HashRuleLegacy, false: events.HashRuleJCS}[v <= 2] },
+		"mixed": func(v uint64) string {
+			return map[bool]string{true: events.HashRuleLegacy, false: events.HashRuleJCS}[v <= 2]
+		},
 	}
 	// With 3 accounts interleaved, account r01's version v is at position 3(v-1)+2.
 	at := func(v uint64) uint64 { return 3*(v-1) + 2 }

@@ -156,13 +156,17 @@ func CanonicalStored(data []byte) ([]byte, error) {
 	return v, nil
 }
 
-// StoredHash recomputes the hash of a stored message under the rule its envelope names: for
-// HashRuleJCS from the stored bytes (CanonicalStored), for HashRuleLegacy from the decoded
-// envelope (those bytes were never defined apart from this code). ev is data decoded.
+// StoredHash recomputes the hash of a stored message under the rule its envelope names, from
+// the stored bytes themselves as docs/FORMAT.md tells an outside verifier to: for HashRuleJCS,
+// CanonicalStored; for HashRuleLegacy, LegacyStored. ev is data decoded.
 func StoredHash(data []byte, ev *Envelope) (string, error) {
 	switch ev.HashRule {
 	case HashRuleLegacy:
-		return ev.ComputeHash()
+		b, err := LegacyStored(data)
+		if err != nil {
+			return "", err
+		}
+		return hexSum(b), nil
 	case HashRuleJCS:
 		b, err := CanonicalStored(data)
 		if err != nil {
@@ -172,6 +176,20 @@ func StoredHash(data []byte, ev *Envelope) (string, error) {
 	default:
 		return "", fmt.Errorf("%w: %q", ErrUnknownHashRule, ev.HashRule)
 	}
+}
+
+// legacyHashSuffix is how every legacy stored message ends: ,"hash":"<64 hex>"}.
+const legacyHashSuffix = len(`,"hash":"`) + 64 + len(`"}`)
+
+// LegacyStored returns the bytes HashRuleLegacy hashed for a stored message: the ledger stored
+// those bytes with the hash appended as the last member, so they are the stored bytes with the
+// final ,"hash":"<64 hex>" member cut out. A message not in that form is an error.
+func LegacyStored(data []byte) ([]byte, error) {
+	n := len(data) - legacyHashSuffix
+	if n < 1 || !bytes.HasPrefix(data[n:], []byte(`,"hash":"`)) || !bytes.HasSuffix(data, []byte(`"}`)) {
+		return nil, fmt.Errorf("%w: a legacy event must end with its \"hash\" member", ErrMalformed)
+	}
+	return append(data[:n:n], '}'), nil
 }
 
 func hexSum(b []byte) string {

@@ -448,4 +448,3 @@ func auditRebuildCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "timeout of each live query")
 	return cmd
 }
-
