@@ -336,7 +336,7 @@ func printVerify(w io.Writer, rep audit.Report) {
 	}
 	fmt.Fprintf(w, "events: %d\naccounts: %d\nhead position: %d\n", rep.Events, rep.Accounts, rep.HeadPosition)
 	if rep.AccountsRoot != "" {
-		fmt.Fprintf(w, "head digest (accounts root): %s\nlog digest: %s\n", rep.AccountsRoot, rep.LogDigest)
+		fmt.Fprintf(w, "log tree root: %s\nhead digest (accounts root): %s\nlog digest: %s\n", rep.LogRoot, rep.AccountsRoot, rep.LogDigest)
 	}
 	fmt.Fprintf(w, "checkpoints verified: %d", rep.Checkpoints)
 	if len(rep.KeyIDs) > 0 {

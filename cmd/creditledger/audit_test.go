@@ -76,7 +76,7 @@ func TestAuditCommands(t *testing.T) {
 	out, err := runAudit(t, nil, "verify", "--nats-url", url)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "OK: the stored history verifies")
-	assert.Contains(t, out, "events: 9\naccounts: 3\nhead position: 9\nhead digest (accounts root): ")
+	assert.Contains(t, out, "events: 9\naccounts: 3\nhead position: 9\nlog tree root: ")
 
 	cpFile := filepath.Join(dir, "cp.txt")
 	out, err = runAudit(t, nil, "checkpoint", "--request", "--nats-url", url, "--public-key", pub, "--out", cpFile)
