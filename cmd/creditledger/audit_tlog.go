@@ -65,6 +65,9 @@ func auditProofCmd() *cobra.Command {
 			"the latest); with --account ID, of the account's last event at that checkpoint. Under a format-1\n" +
 			"checkpoint, --account proves the account's chain head in its accounts tree instead. The format is in\n" +
 			"docs/FORMAT.md; GET /v1/audit/proof?position=P answers the same.",
+		Example: "creditledger audit proof --position 1234 --public-key checkpoint-ed25519.vkey > proof.json\n" +
+			"  creditledger audit proof --account acme --checkpoint 41 > proof.json\n" +
+			"  creditledger audit proof --verify proof.json --public-key checkpoint-ed25519.vkey",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			keys, err := kf.keys()
@@ -168,7 +171,9 @@ func auditCheckpointCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "checkpoint [--request] [--checkpoint N] [--list] [--out FILE]",
 		Short: "Print (or save) a signed checkpoint: the latest stored, number N, all, or a new one on request",
-		Args:  cobra.NoArgs,
+		Example: "creditledger audit checkpoint --request --out cp.txt --public-key checkpoint-ed25519.vkey\n" +
+			"  creditledger audit checkpoint --list",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			keys, err := kf.keys()
 			if err != nil {
@@ -331,6 +336,8 @@ func auditConsistencyCmd() *cobra.Command {
 			"rebuilt from the stream up to NEW; each checkpoint's signed root must be the stream's root at its size,\n" +
 			"and the RFC 6962 consistency proof must lead from OLD's root to NEW's. Prints the proof (docs/FORMAT.md);\n" +
 			"exit 1 naming what does not hold.",
+		Example: "creditledger audit consistency cp-2026-01.txt cp-2026-02.txt --public-key checkpoint-ed25519.vkey\n" +
+			"  creditledger audit consistency 1000 cp-2026-02.txt",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pinned, err := kf.keys()
