@@ -116,6 +116,15 @@ func appendTime(dst []byte, t time.Time) ([]byte, error) {
 // of the stored JSON object with its top-level "hash" member removed. It reads the stored bytes
 // themselves, not a decoded struct, exactly as docs/FORMAT.md tells an outside verifier to.
 func CanonicalStored(data []byte) ([]byte, error) {
+	if without, err := LegacyStored(data); err == nil && !bytes.Contains(without, []byte(`"hash"`)) {
+		// The form the ledger stores: "hash" is the last member and appears nowhere else, so
+		// cutting it off leaves the object without it, which one canonicalizing pass finishes.
+		v := jsontext.Value(without)
+		if err := v.Canonicalize(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return v, nil
+	}
 	dec := jsontext.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)

@@ -121,3 +121,19 @@ func TestLegacyEventsKeepVerifying(t *testing.T) {
 	_, err := unknown.ComputeHash()
 	assert.ErrorIs(t, err, events.ErrUnknownHashRule)
 }
+
+// The shortcut for the stored form (hash last) and the general path agree, also when "hash"
+// appears elsewhere in the object.
+func TestCanonicalStoredShortcutAgrees(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`{"b":1,"a":"x","hash":"` + strings.Repeat("a", 64) + `"}`,
+		`{"b":{"hash":2},"a":"hash","hash":"` + strings.Repeat("a", 64) + `"}`,
+		`{"hash":"` + strings.Repeat("a", 64) + `","b":1}`,
+	} {
+		got, err := events.CanonicalStored([]byte(in))
+		require.NoError(t, err, in)
+		assert.NotContains(t, strings.TrimPrefix(string(got), "{"), `{"hash":"aaaa`, in)
+		assert.Regexp(t, `^\{("a":("x"|"hash"),)?"b":(1|\{"hash":2\})\}$`, string(got), in)
+	}
+}
