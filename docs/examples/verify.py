@@ -173,7 +173,7 @@ def verify_consistency(size1, size2, path, root1, root2):
 # --- C2SP signed notes and tlog checkpoints ---------------------------------------------------
 
 def parse_vkey(vkey):
-    name, key_hash, key = vkey.strip().split("+")
+    name, key_hash, key = vkey.strip().split("+", 2)  # the base64 part may hold "+" too
     raw = base64.b64decode(key)
     if raw[0] != 1 or len(raw) != 33:
         raise ValueError("not an Ed25519 verifier key")
