@@ -249,7 +249,7 @@ func (s *Source) Checkpoints(ctx context.Context) ([]StoredCheckpoint, error) {
 		return nil, fmt.Errorf("stream %s info: %w", CheckpointStream, err)
 	}
 	var out []StoredCheckpoint
-	err = consumeRange(ctx, st, CheckpointSubject, info.State.FirstSeq, info.State.LastSeq, func(m Message) error {
+	err = consumeRange(ctx, s.js.Conn(), st, CheckpointSubject, info.State.FirstSeq, info.State.LastSeq, func(m Message) error {
 		sc := ParseStoredCheckpoint(m.Position, m.Data)
 		sc.VerifierKey = m.Header.Get(VerifierKeyHeader)
 		out = append(out, sc)

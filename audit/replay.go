@@ -20,8 +20,6 @@ import (
 	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
-// scanBuffer bounds the messages an ordered consumer buffers ahead of the reader.
-const scanBuffer = 4096
 
 // Message is one stored message of the LEDGER stream exactly as JetStream holds it.
 type Message struct {
@@ -77,8 +75,9 @@ func (f Filter) keep(m Message) bool {
 	return f.Until.IsZero() || head.OccurredAt.Before(f.Until)
 }
 
-// Source reads the LEDGER stream over the auditor's own NATS connection: ordered consumers and
-// direct gets straight from JetStream, never through the ledger service.
+// Source reads the LEDGER stream over the auditor's own NATS connection: stream info and
+// (batched) direct gets straight from JetStream, never through the ledger service, and no
+// consumers (direct.go).
 type Source struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -169,58 +168,13 @@ func (s *Source) Scan(ctx context.Context, f Filter, fn func(Message) error) (ui
 	if err != nil || first > last {
 		return last, err
 	}
-	err = consumeRange(ctx, s.stream, subject, first, last, func(m Message) error {
+	err = consumeRange(ctx, s.js.Conn(), s.stream, subject, first, last, func(m Message) error {
 		if !f.keep(m) {
 			return nil
 		}
 		return fn(m)
 	}, s.Progress)
 	return last, err
-}
-
-// consumeRange reads the messages of stream on subject from position first (which must hold one)
-// to last with an ordered consumer, and calls fn for each.
-func consumeRange(ctx context.Context, stream jetstream.Stream, subject string, first, last uint64,
-	fn func(Message) error, progress func(position, last uint64)) error {
-	if first < 1 || first > last {
-		return nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    first,
-	})
-	if err != nil {
-		return fmt.Errorf("ordered consumer: %w", err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(scanBuffer))
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return fmt.Errorf("read stream: %w", err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		pos := md.Sequence.Stream
-		if pos > last {
-			return nil
-		}
-		if err := fn(Message{Position: pos, Subject: msg.Subject(), Data: msg.Data(), StoredAt: md.Timestamp.UTC(), Header: msg.Headers()}); err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(pos, last)
-		}
-		if pos >= last || md.NumPending == 0 {
-			return nil
-		}
-	}
 }
 
 // strictUnmarshal decodes one JSON value, rejecting unknown fields and trailing data.
