@@ -71,7 +71,7 @@ func BalanceAt(ctx context.Context, src *Source, accountID string, at projection
 		Licenses:         projections.LicensesOf(st.Account, st.Position),
 		BillingModels:    projections.SwitchesOf(st.Account, st.Position, cat),
 	}
-	if !at.Time.IsZero() {
+	if at.HasTime() {
 		t := at.Time.UTC()
 		out.AsOf = &t
 	}
@@ -79,7 +79,7 @@ func BalanceAt(ctx context.Context, src *Source, accountID string, at projection
 }
 
 func describeBound(at projections.AsOf) string {
-	if !at.Time.IsZero() {
+	if at.HasTime() {
 		return at.Time.UTC().Format(time.RFC3339Nano)
 	}
 	return fmt.Sprintf("position %d", at.Position)

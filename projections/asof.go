@@ -15,15 +15,21 @@ type AccountHistory interface {
 	ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error)
 }
 
-// AsOf bounds a point-in-time fold. A zero field does not bound.
+// AsOf bounds a point-in-time fold. A zero field does not bound, except a Time marked TimeSet.
 type AsOf struct {
 	// Time keeps the events that occurred at or before it, then applies the renewals and
 	// expiries that were due at Time (see FoldAsOf).
 	Time time.Time
+	// TimeSet makes Time a bound even when it is the zero time (0001-01-01T00:00:00Z): a time
+	// before every event, answered like any other.
+	TimeSet bool
 	// Position keeps the events stored at or before this stream position, exactly as the live
 	// projection had them at that position.
 	Position uint64
 }
+
+// HasTime reports whether the fold is bounded by a time.
+func (a AsOf) HasTime() bool { return a.TimeSet || !a.Time.IsZero() }
 
 // PastState is an account folded to a point in time.
 type PastState struct {
@@ -56,7 +62,7 @@ func FoldAsOf(accountID string, recs []ledger.Record, at AsOf) (PastState, error
 		if err != nil {
 			return st, fmt.Errorf("position %d: %w", r.Position, err)
 		}
-		if !at.Time.IsZero() && ev.OccurredAt.After(at.Time) {
+		if at.HasTime() && ev.OccurredAt.After(at.Time) {
 			break
 		}
 		if ev.AccountID != accountID || ev.Version != st.Account.Version+1 {
@@ -67,7 +73,7 @@ func FoldAsOf(accountID string, recs []ledger.Record, at AsOf) (PastState, error
 		st.Account = ledger.Evolve(st.Account, ev)
 		st.Position, st.Events = r.Position, st.Events+1
 	}
-	if at.Time.IsZero() || st.Events == 0 {
+	if !at.HasTime() || st.Events == 0 {
 		return st, nil
 	}
 	st.Due = ledger.DueEvents(st.Account, at.Time.UTC())
@@ -137,7 +143,7 @@ func (q *Queries) answerAsOf(ctx context.Context, name string, r QueryRequest) (
 	if err != nil {
 		return nil, ledger.Reject(ledger.CodeUnavailable, "read the history of %s: %v", r.AccountID, err)
 	}
-	st, err := FoldAsOf(r.AccountID, recs, AsOf{Time: at})
+	st, err := FoldAsOf(r.AccountID, recs, AsOf{Time: at, TimeSet: true})
 	if err != nil {
 		return nil, ledger.Reject(ledger.CodeInternal, "history of %s cannot be folded: %v", r.AccountID, err)
 	}

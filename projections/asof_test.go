@@ -149,6 +149,12 @@ func TestAsOfQueriesOverNATSAndHTTP(t *testing.T) {
 
 	code, body := httpGet(t, base+"balance"+asOf(start.Add(-time.Second)))
 	assert.Equal(t, http.StatusNotFound, code, "%v", body)
+	// The zero time is a time before the first event like any other (it was read as "no bound").
+	code, zero := httpGet(t, base+"balance?as_of=0001-01-01T00:00:00Z")
+	assert.Equal(t, http.StatusNotFound, code, "%v", zero)
+	assert.Equal(t, body["error"].(map[string]any)["code"], zero["error"].(map[string]any)["code"])
+	_, err = l.Client.Query(ctx, "balance", map[string]any{"account_id": "acc", "as_of": "0001-01-01T00:00:00Z"})
+	assert.ErrorIs(t, err, ledger.ErrNotFound)
 	code, body = httpGet(t, base+"balance?as_of=yesterday")
 	assert.Equal(t, http.StatusBadRequest, code)
 	assert.Equal(t, "invalid_argument", body["error"].(map[string]any)["code"])

@@ -375,8 +375,8 @@ func auditBalanceCmd() *cobra.Command {
 			if bound.Time, err = optTime("at", at); err != nil {
 				return err
 			}
-			bound.Position = position
-			if (bound.Time.IsZero()) == (position == 0) {
+			bound.TimeSet, bound.Position = at != "", position // the zero time is a time like any other
+			if (at == "") == (position == 0) {
 				return &exitCodeError{exitError, errors.New("give exactly one of --at and --position")}
 			}
 			ctx, _, src, done, err := c.open(cmd)

@@ -118,6 +118,12 @@ func TestAuditCommands(t *testing.T) {
 	assert.Equal(t, "0", pit.Balance.TotalCredits.String(), "purchased, not yet activated at position 1: %s", out)
 	_, err = runAudit(t, nil, "balance", "--nats-url", url, "--account", "a1")
 	assert.Equal(t, exitError, exitCode(err))
+	// The zero time is a time before every event, answered like one a second later.
+	zero, errZero := runAudit(t, nil, "balance", "--nats-url", url, "--account", "a1", "--at", "0001-01-01T00:00:00Z")
+	_, errLater := runAudit(t, nil, "balance", "--nats-url", url, "--account", "a1", "--at", "0001-01-01T00:00:01Z")
+	require.Error(t, errZero, zero)
+	assert.ErrorIs(t, errZero, audit.ErrNoHistory)
+	assert.Equal(t, exitCode(errLater), exitCode(errZero))
 
 	out, err = runAudit(t, nil, "replay", "--nats-url", url, "--account", "a3")
 	require.NoError(t, err)
