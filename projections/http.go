@@ -12,7 +12,7 @@ import (
 // Handler serves the read models over HTTP:
 // GET /v1/accounts/{id}/balance|licenses|switches[?min_position=P][?as_of=RFC3339],
 // GET /v1/accounts/{id}/usage[?month=YYYY-MM], GET /v1/accounts/{id} (the account read model)
-// and GET /healthz.
+// GET /healthz (counts only) and GET /healthz/details (the parked messages).
 func Handler(q *Queries, healthy func() error) http.Handler {
 	mux := http.NewServeMux()
 	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches, QueryUsage, QueryAccount} {
@@ -42,6 +42,12 @@ func Handler(q *Queries, healthy func() error) http.Handler {
 				return
 			}
 		}
+		// Open route: up or not and counts only. Which messages were parked (account ids, reasons)
+		// is at /healthz/details, which the server puts behind the metrics or auditor token.
+		_, n := q.proj.ParkedMessages()
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "position": q.proj.Position(), "parked_count": n})
+	})
+	mux.HandleFunc("GET /healthz/details", func(w http.ResponseWriter, r *http.Request) {
 		parked, n := q.proj.ParkedMessages()
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "position": q.proj.Position(), "parked_count": n, "parked": parked})
 	})

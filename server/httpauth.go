@@ -36,6 +36,7 @@ const (
 //
 //	/healthz, /readyz, / and /assets/...   open (probes; the page itself holds no data)
 //	/metrics                               metrics
+//	/healthz/details                       metrics, auditor (parked messages: account ids)
 //	/v1/audit/...                          auditor
 //	/v1/... and anything else              dashboard, auditor
 func httpRoles(path string) (open bool, roles []authz.Role) {
@@ -44,6 +45,8 @@ func httpRoles(path string) (open bool, roles []authz.Role) {
 		return true, nil
 	case path == "/metrics":
 		return false, []authz.Role{authz.RoleMetrics}
+	case path == "/healthz/details":
+		return false, []authz.Role{authz.RoleMetrics, authz.RoleAuditor}
 	case strings.HasPrefix(path, "/v1/audit/"):
 		return false, []authz.Role{authz.RoleAuditor}
 	default:
