@@ -74,6 +74,9 @@ type User struct {
 	// NkeySeedFile (ledger role only) holds the ledger's own seed; its public key is derived.
 	// A relative path is relative to the config file.
 	NkeySeedFile string `json:"nkey_seed_file,omitempty" yaml:"nkey_seed_file,omitempty"`
+	// InboxPrefix is where the user's replies arrive (InboxPrefix: "_INBOX_<user>" or
+	// "_INBOX_<nkey>" unless given); the user may subscribe to nothing else.
+	InboxPrefix string `json:"inbox_prefix,omitempty" yaml:"inbox_prefix,omitempty"`
 }
 
 // RouteAuth is the user and password cluster routes authenticate with.
@@ -173,6 +176,7 @@ func (c *Config) derive() error {
 func (c *Config) Validate() error {
 	ledgers := 0
 	seen := map[string]bool{}
+	prefixes := map[string]string{}
 	for i, u := range c.NATS.Users {
 		where := fmt.Sprintf("nats.users[%d]", i)
 		if err := u.validate(where); err != nil {
@@ -192,6 +196,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %s: %s appears twice", ErrInvalid, where, id)
 		}
 		seen[id] = true
+		if u.User == ResponderUser {
+			return fmt.Errorf("%w: %s: the user name %s is the ledger's own responder", ErrInvalid, where, ResponderUser)
+		}
+		if u.NkeySeedFile == "" { // a seed's prefix is known once the seed is read (derive)
+			if err := c.checkInbox(u, where, prefixes); err != nil {
+				return err
+			}
+		}
 	}
 	if ledgers != 1 {
 		return fmt.Errorf("%w: nats.users needs exactly one user with role ledger (found %d)", ErrInvalid, ledgers)
@@ -268,6 +280,22 @@ func (t Token) validate(where string) error {
 			return fmt.Errorf("%w: %s: token_sha256 must be 64 hex digits", ErrInvalid, where)
 		}
 	}
+	return nil
+}
+
+// checkInbox checks a user's inbox prefix and that no other user has it.
+func (c *Config) checkInbox(u User, where string, prefixes map[string]string) error {
+	p := c.InboxPrefix(u)
+	if err := validInboxPrefix(p); err != nil {
+		if u.InboxPrefix == "" {
+			return fmt.Errorf("%w: %s: %v; give this user an inbox_prefix", ErrInvalid, where, err)
+		}
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, where, err)
+	}
+	if other, ok := prefixes[p]; ok || p == ResponderInboxPrefix {
+		return fmt.Errorf("%w: %s: inbox prefix %s is also %s's", ErrInvalid, where, p, other)
+	}
+	prefixes[p] = where
 	return nil
 }
 

@@ -117,24 +117,63 @@ func TestInvalidConfigs(t *testing.T) {
 
 func TestPermissionsAreLeastPrivilege(t *testing.T) {
 	t.Parallel()
-	c, err := authz.Parse([]byte("nats: {users: [{role: ledger, user: a, password: p}]}"), false)
+	c, err := authz.Parse([]byte(fmt.Sprintf(validYAML, sha("x"))), false)
 	require.NoError(t, err)
-	svc := c.Permissions(authz.RoleService)
+	user := func(name string) authz.User {
+		for _, u := range c.NATS.Users {
+			if u.User == name {
+				return u
+			}
+		}
+		t.Fatalf("no user %s", name)
+		return authz.User{}
+	}
+	svc := c.Permissions(user("orders"))
 	assert.ElementsMatch(t, []string{"ledger.cmd.>", "ledger.query.>"}, svc.Publish.Allow)
 	assert.Contains(t, svc.Publish.Deny, "ledger.events.>")
-	assert.Equal(t, []string{"_INBOX.>"}, svc.Subscribe.Allow)
-	dash := c.Permissions(authz.RoleDashboard)
+	assert.Equal(t, []string{"_INBOX_orders.>"}, svc.Subscribe.Allow, "its own inbox prefix only")
+	dash := c.Permissions(user("dash"))
 	assert.Equal(t, []string{"ledger.query.>"}, dash.Publish.Allow)
-	aud := c.Permissions(authz.RoleAuditor)
+	assert.Equal(t, []string{"_INBOX_dash.>"}, dash.Subscribe.Allow)
+	aud := c.Permissions(user("audit"))
 	assert.Contains(t, aud.Publish.Allow, "$JS.API.DIRECT.GET.LEDGER.>")
 	assert.Contains(t, aud.Publish.Allow, "$JS.API.STREAM.INFO.LEDGER_CHECKPOINTS")
 	for _, s := range aud.Publish.Allow {
 		assert.NotContains(t, s, "PURGE")
 		assert.NotContains(t, s, "DELETE")
+		assert.NotContains(t, s, "CONSUMER", "no consumers: a consumer's deliver subject cannot be restricted")
 		assert.NotContains(t, s, "ledger.events")
 		assert.NotContains(t, s, "ledger.cmd")
+		assert.NotContains(t, s, "ledger.audit")
 	}
-	assert.Nil(t, c.Permissions(authz.RoleMetrics), "metrics is an HTTP role only")
+	led := c.Permissions(c.Ledger())
+	assert.Equal(t, []string{"_INBOX_ledger.>"}, led.Subscribe.Allow)
+	assert.Subset(t, led.Publish.Deny, []string{"_INBOX.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>"},
+		"the appender answers no one")
+	resp := c.ResponderPermissions()
+	assert.ElementsMatch(t, []string{"_INBOX_ledger.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>"}, resp.Publish.Allow,
+		"the responder publishes into the users' inboxes and nowhere else")
+	assert.Nil(t, c.Permissions(authz.User{Role: authz.RoleMetrics}), "metrics is an HTTP role only")
+}
+
+func TestInboxPrefixes(t *testing.T) {
+	t.Parallel()
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	c, err := authz.Parse([]byte("nats: {users: [{role: ledger, user: a, password: p}, {role: service, nkey: "+pub+"}, "+
+		"{role: dashboard, user: d, password: p, inbox_prefix: _INBOX_web}]}"), false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"_INBOX_a", "_INBOX_" + pub, "_INBOX_web"}, c.ClientInboxPrefixes())
+	for name, doc := range map[string]string{
+		"dotted user without prefix": "nats: {users: [{role: ledger, user: a, password: p}, {role: service, user: a.b, password: p}]}",
+		"prefix not an inbox":        "nats: {users: [{role: ledger, user: a, password: p}, {role: service, user: b, password: p, inbox_prefix: ledger}]}",
+		"prefix with a dot":          "nats: {users: [{role: ledger, user: a, password: p}, {role: service, user: b, password: p, inbox_prefix: _INBOX_x.y}]}",
+		"two users, one prefix":      "nats: {users: [{role: ledger, user: a, password: p}, {role: service, user: b, password: p, inbox_prefix: _INBOX_a}]}",
+		"the responder's name":       "nats: {users: [{role: ledger, user: a, password: p}, {role: service, user: creditledger-responder, password: p}]}",
+	} {
+		_, err := authz.Parse([]byte(doc), false)
+		assert.ErrorIs(t, err, authz.ErrInvalid, name)
+	}
 }
 
 func TestShippedConfigsLoad(t *testing.T) {

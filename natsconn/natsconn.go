@@ -1,11 +1,13 @@
 package natsconn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/spf13/pflag"
 )
 
@@ -33,6 +35,43 @@ type Options struct {
 	TLSCA   string
 	TLSCert string
 	TLSKey  string
+	// InboxPrefix is the subject prefix replies arrive on. The ledger's access config lets each
+	// user subscribe only to its own prefix, "_INBOX_<user>" (or "_INBOX_<public nkey>"), so
+	// that is the default with User or NkeySeedFile; "_INBOX" restores the NATS default (for a
+	// deployment that grants _INBOX.>). Without credentials, or with CredsFile, the default is
+	// NATS's own unless this is set.
+	InboxPrefix string
+}
+
+// inboxBase starts the derived inbox prefixes (authz.InboxPrefixBase; natsconn does not
+// import authz, which is the server's policy).
+const inboxBase = "_INBOX_"
+
+// Inbox is the inbox prefix the connection uses: InboxPrefix, else the one the access config
+// gives the user (empty: the NATS default).
+func (o Options) Inbox() (string, error) {
+	switch {
+	case o.InboxPrefix != "":
+		return o.InboxPrefix, nil
+	case o.User != "":
+		return inboxBase + o.User, nil
+	case o.NkeySeedFile != "":
+		seed, err := os.ReadFile(o.NkeySeedFile)
+		if err != nil {
+			return "", fmt.Errorf("%w: nkey seed file: %v", ErrConfig, err)
+		}
+		kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+		if err != nil {
+			return "", fmt.Errorf("%w: nkey seed file: %v", ErrConfig, err)
+		}
+		defer kp.Wipe()
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return "", fmt.Errorf("%w: nkey seed file: %v", ErrConfig, err)
+		}
+		return inboxBase + pub, nil
+	}
+	return "", nil
 }
 
 // Secure reports whether any TLS setting is present.
@@ -102,6 +141,13 @@ func (o Options) NATSOptions() ([]nats.Option, error) {
 	if o.Secure() {
 		opts = append(opts, nats.Secure())
 	}
+	inbox, err := o.Inbox()
+	if err != nil {
+		return nil, err
+	}
+	if inbox != "" {
+		opts = append(opts, nats.CustomInboxPrefix(inbox))
+	}
 	return opts, nil
 }
 
@@ -128,6 +174,7 @@ func (o *Options) AddCredentialFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Password, "nats-password", "", "NATS password (prefer $"+PasswordEnv+": flags show up in ps)")
 	f.StringVar(&o.NkeySeedFile, "nats-nkey", "", "file holding the NATS nkey seed (SU...) to authenticate with")
 	f.StringVar(&o.CredsFile, "nats-creds", "", "NATS JWT credentials file (operator mode deployments)")
+	f.StringVar(&o.InboxPrefix, "nats-inbox-prefix", "", "subject prefix replies arrive on (default _INBOX_<user> or _INBOX_<public nkey>, as the access config grants; _INBOX for the NATS default)")
 }
 
 // AddTLSFlags registers --tls-ca, --tls-cert and --tls-key with client meaning.

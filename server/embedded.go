@@ -26,6 +26,9 @@ type EmbeddedConfig struct {
 	// Auth, when set, turns authorization on: only its users connect, each with its role's
 	// permissions (security.go).
 	Auth *authz.Config
+	// Responder, with Auth, adds the ledger's responder user (authz.ResponderPermissions): the
+	// identity that answers requests and can publish nothing but replies into the users' inboxes.
+	Responder *authz.Responder
 	// TLS secures the client port and the cluster routes (security.go).
 	TLS TLSFiles
 	// Cluster makes the server a node of a JetStream cluster (cluster.go).

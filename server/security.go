@@ -52,13 +52,20 @@ func (t TLSFiles) validate() error {
 type production struct {
 	metrics *metrics.Metrics
 	claims  writer.IDClaims
+	// responder is the identity that answers requests on the embedded server (nil: none, the
+	// ledger identity answers; see responder.go).
+	responder *authz.Responder
 }
 
 // applyAccess turns on authorization (every user with its role's permissions) and TLS in the
 // embedded server's options.
 func applyAccess(opts *natsserver.Options, cfg EmbeddedConfig) error {
 	if cfg.Auth != nil {
-		users, nkeys, err := cfg.Auth.ServerUsers()
+		var resp []authz.Responder
+		if cfg.Responder != nil {
+			resp = append(resp, *cfg.Responder)
+		}
+		users, nkeys, err := cfg.Auth.ServerUsers(resp...)
 		if err != nil {
 			return err
 		}
@@ -85,9 +92,16 @@ func applyAccess(opts *natsserver.Options, cfg EmbeddedConfig) error {
 // and, in a cluster, waits until JetStream has a meta leader.
 func (s *Server) startEmbedded(ctx context.Context) (*natsserver.Server, error) {
 	cfg := s.cfg
+	if cfg.Auth != nil {
+		r, err := authz.NewResponder()
+		if err != nil {
+			return nil, err
+		}
+		s.prod.responder = &r
+	}
 	ns, err := StartEmbedded(EmbeddedConfig{
 		Listen: cfg.NATSListen, DataDir: cfg.DataDir, ServerName: cfg.ServerName,
-		Auth: cfg.Auth, TLS: cfg.TLS, Cluster: cfg.Cluster,
+		Auth: cfg.Auth, Responder: s.prod.responder, TLS: cfg.TLS, Cluster: cfg.Cluster,
 	})
 	if err != nil {
 		return nil, err
@@ -101,10 +115,11 @@ func (s *Server) startEmbedded(ctx context.Context) (*natsserver.Server, error) 
 }
 
 // connOptions are the options of every connection the process makes: its name and reconnect
-// policy, the ledger identity when an access config is given, and TLS. To its own embedded
-// server it connects over loopback with selfTLS; towards --nats-url it uses NATSConn (or the
-// ledger identity of the access config).
-func (s *Server) connOptions(name string) ([]nats.Option, error) {
+// policy, the ledger identity when an access config is given (the responder's for the
+// connection that answers requests, when the embedded server has one), and TLS. To its own
+// embedded server it connects over loopback with selfTLS; towards --nats-url it uses NATSConn
+// (or the ledger identity of the access config).
+func (s *Server) connOptions(name string, responder bool) ([]nats.Option, error) {
 	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	conn := s.cfg.NATSConn
 	explicit := conn.User != "" || conn.NkeySeedFile != "" || conn.CredsFile != ""
@@ -124,6 +139,9 @@ func (s *Server) connOptions(name string) ([]nats.Option, error) {
 		return nil, err
 	}
 	opts = append(opts, more...)
+	if responder && s.ns != nil && s.prod.responder != nil {
+		return append(opts, s.prod.responder.Options()...), nil
+	}
 	if s.cfg.Auth != nil && !explicit {
 		id, err := s.cfg.Auth.LedgerOptions()
 		if err != nil {

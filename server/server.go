@@ -134,10 +134,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.url = url
 	tNATS := time.Since(t0)
-	if s.nc, err = s.dial("creditledger-store"); err != nil {
+	if s.nc, err = s.dial("creditledger-store", false); err != nil {
 		return nil, err
 	}
-	if s.svcNC, err = s.dial("creditledger-service"); err != nil {
+	if s.svcNC, err = s.dial("creditledger-service", true); err != nil { // the responder: responder.go
 		return nil, err
 	}
 	if s.store, err = s.openStore(ctx); err != nil { // retries while a cluster forms: cluster.go
@@ -246,7 +246,7 @@ func (s *Server) startServices(runCtx context.Context, queries *projections.Quer
 	if err != nil {
 		return err
 	}
-	s.svc, err = micro.AddService(s.svcNC, micro.Config{
+	svc, err := micro.AddService(s.svcNC, micro.Config{
 		Name: commands.ServiceName, Version: buildinfo.Version(),
 		Description:  "creditledger: event-sourced credits ledger (commands ledger.cmd.*, queries ledger.query.*)",
 		StatsHandler: cmds.EndpointStats, // writer-answered rejections per command endpoint
@@ -254,6 +254,7 @@ func (s *Server) startServices(runCtx context.Context, queries *projections.Quer
 	if err != nil {
 		return fmt.Errorf("micro service: %w", err)
 	}
+	s.svc = s.guardReplies(svc) // only requests with an inbox reply are served: responder.go
 	if err := cmds.Register(s.svc); err != nil {
 		return err
 	}
@@ -306,9 +307,10 @@ func (s *Server) healthy() error {
 }
 
 // dial opens one of the process's NATS connections; every connection the ledger makes goes
-// through here, so connection options (credentials, TLS) live in one place.
-func (s *Server) dial(name string) (*nats.Conn, error) {
-	opts, err := s.connOptions(name) // identity, TLS: security.go
+// through here, so connection options (credentials, TLS) live in one place. responder asks for
+// the identity that answers requests (the other connections append and read).
+func (s *Server) dial(name string, responder bool) (*nats.Conn, error) {
+	opts, err := s.connOptions(name, responder) // identity, TLS: security.go
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/natsconn"
 	"github.com/creditledger/creditledger/server"
 )
 
@@ -49,8 +50,9 @@ const (
 // token per HTTP role (the auditor's given as its SHA-256).
 type access struct {
 	Path        string
-	Config      *authz.Config
-	ServiceSeed string // file holding the service's nkey seed
+	Config        *authz.Config
+	ServiceSeed   string // file holding the service's nkey seed
+	ServicePublic string // the service's public nkey
 }
 
 func writeAccess(t *testing.T) access {
@@ -83,7 +85,7 @@ http:
 	require.NoError(t, os.WriteFile(path, []byte(doc), 0o600))
 	c, err := authz.Load(path)
 	require.NoError(t, err)
-	return access{Path: path, Config: c, ServiceSeed: seedFile}
+	return access{Path: path, Config: c, ServiceSeed: seedFile, ServicePublic: pub}
 }
 
 // baseConfig is a single-node ledger on random ports in a temp dir with a manual clock.
@@ -161,6 +163,23 @@ func connect(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, *asyncE
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	return nc, ae
+}
+
+// as connects as one user of the test access config the way the project's CLI and Go callers do
+// (natsconn.Options: credentials and the user's own inbox prefix), recording asynchronous errors.
+func as(t *testing.T, url string, o natsconn.Options) (*nats.Conn, *asyncErrors) {
+	t.Helper()
+	opts, err := o.NATSOptions()
+	require.NoError(t, err)
+	return connect(t, url, opts...)
+}
+
+// The users of the test access config, as natsconn options.
+func asLedger() natsconn.Options    { return natsconn.Options{User: "ledger", Password: ledgerPassword} }
+func asDashboard() natsconn.Options { return natsconn.Options{User: "dashboard", Password: dashboardPassword} }
+func asAuditor() natsconn.Options   { return natsconn.Options{User: "auditor", Password: auditorPassword} }
+func asService(acc access) natsconn.Options {
+	return natsconn.Options{NkeySeedFile: acc.ServiceSeed}
 }
 
 // client wraps a connection in the typed client.

@@ -1,0 +1,306 @@
+package productiontest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/audit"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/server"
+)
+
+// The attacks of issue 11, each tried as an outside client would on a ledger run with the real
+// access config (docs/SECURITY.md lists them with these tests).
+
+// attackLedger is a secured ledger that signs checkpoints only on request, so the checkpoint
+// stream moves only when someone makes it.
+func attackLedger(t *testing.T) (*server.Server, access, *nats.Conn) {
+	t.Helper()
+	acc := writeAccess(t)
+	cfg := baseConfig(t)
+	cfg.Auth = acc.Config
+	cfg.Checkpoints.Every, cfg.Checkpoints.Interval = -1, -1
+	srv := start(t, cfg)
+	admin, _ := as(t, srv.ClientURL(), asLedger())
+	waitServing(t, admin)
+	return srv, acc, admin
+}
+
+// streamHeads is every stream's last sequence, by name: a stream created, deleted, purged or
+// written shows up as a difference.
+func streamHeads(t *testing.T, nc *nats.Conn) map[string]uint64 {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	out := map[string]uint64{}
+	names := js.StreamNames(ctxT(t))
+	for name := range names.Name() {
+		st, err := js.Stream(ctxT(t), name)
+		require.NoError(t, err)
+		info, err := st.Info(ctxT(t))
+		require.NoError(t, err)
+		out[name] = info.State.LastSeq
+	}
+	require.NoError(t, names.Err())
+	return out
+}
+
+// metricValue polls GET /metrics until series reaches want.
+func metricValue(t *testing.T, srv *server.Server, series string, want float64) {
+	t.Helper()
+	var text string
+	require.Eventually(t, func() bool {
+		_, text = httpDo(t, "http://"+srv.HTTPAddr()+"/metrics", metricsToken)
+		return sample(text, series) == want
+	}, waitFor, pollTick, "%s never reached %v:\n%s", series, want, text)
+}
+
+// replyTargets are subjects a requester could name as its reply subject to make the ledger
+// publish there: every stream's subjects, the JetStream API, and the ledger's own endpoints.
+var replyTargets = []string{
+	"ledger.events.victim",
+	"ledger.checkpoints",
+	"ledger.rejections.round",
+	"ledger.rejections.victim",
+	"$O." + jetstore.SnapshotBucket + ".M.d3JpdGVyLXY0",
+	"$O." + jetstore.SnapshotBucket + ".C.x",
+	"$KV." + jetstore.ClaimsBucket + ".x",
+	"$JS.API.STREAM.DELETE." + jetstore.RejectionStream,
+	"$JS.API.STREAM.PURGE." + audit.CheckpointStream,
+	"ledger.audit.checkpoint",
+	"ledger.cmd.purchase_license",
+}
+
+// TestReplySubjectsCannotReachTheLedger is the reply-subject matrix of issue 11: every role sends
+// a query, and a command where it may, with a reply subject on each stream's subjects, the
+// JetStream API and the ledger's own endpoints. None is answered (each is counted), nothing is
+// stored, deleted or purged, the victim account still works and the history verifies.
+func TestReplySubjectsCannotReachTheLedger(t *testing.T) {
+	t.Parallel()
+	srv, acc, admin := attackLedger(t)
+	before := streamHeads(t, admin)
+
+	roles := map[string]*nats.Conn{}
+	roles["service"], _ = as(t, srv.ClientURL(), asService(acc))
+	roles["dashboard"], _ = as(t, srv.ClientURL(), asDashboard())
+	roles["auditor"], _ = as(t, srv.ClientURL(), asAuditor())
+	delivered := 0
+	for role, nc := range roles {
+		for i, target := range replyTargets {
+			query := &nats.Msg{Subject: "ledger.query.balance", Reply: target, Data: []byte(`{"account_id":"victim"}`)}
+			require.NoError(t, nc.PublishMsg(query))
+			delivered++
+			cmd := &nats.Msg{Subject: "ledger.cmd.purchase_license", Reply: target, Data: []byte(fmt.Sprintf(
+				`{"command_id":"%s-%d","account_id":"victim","license_id":"L-%s-%d","source":"sales","credits":"5"}`, role, i, role, i))}
+			require.NoError(t, nc.PublishMsg(cmd))
+			if role == "service" { // the others may not send commands at all
+				delivered++
+			}
+		}
+		require.NoError(t, nc.Flush())
+	}
+	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="reply_outside_inboxes"}`, float64(delivered))
+
+	// Nothing stored, deleted or purged; no command executed.
+	assert.Equal(t, before, streamHeads(t, admin))
+	// The victim account works.
+	svc := client(t, roles["service"])
+	res, err := svc.PurchaseLicense(ctxT(t), purchase("v-1", "victim", "L-victim", "10"))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), res.Version)
+	// And the history verifies, read as the auditor.
+	src, err := audit.NewSource(ctxT(t), roles["auditor"])
+	require.NoError(t, err)
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%v", rep.Findings)
+}
+
+// TestAuditorCannotPointTheServerAtTheLedger: the auditor reads with direct gets only; it may not
+// create a consumer (a push consumer delivering into ledger.audit.checkpoint fed itself 5,971
+// checkpoints in 3 s; one delivering into ledger.cmd.* sent events to the ledger as commands).
+// And the command handler ignores stream deliveries even when a privileged identity sets one up.
+func TestAuditorCannotPointTheServerAtTheLedger(t *testing.T) {
+	t.Parallel()
+	srv, _, admin := attackLedger(t)
+	seed := client(t, admin)
+	_, err := seed.PurchaseLicense(ctxT(t), purchase("p-1", "acct-p", "L-p", "10"))
+	require.NoError(t, err)
+	_, err = admin.Request(audit.CheckpointRequestSubject, nil, waitFor)
+	require.NoError(t, err)
+	before := streamHeads(t, admin)
+	consumersNow := map[string]int{}
+	for _, stream := range []string{audit.CheckpointStream, jetstore.StreamName} {
+		consumersNow[stream] = consumerCount(t, admin, stream) // the ledger's own readers
+	}
+
+	nc, ae := as(t, srv.ClientURL(), asAuditor())
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	for stream, deliver := range map[string]string{
+		audit.CheckpointStream: audit.CheckpointRequestSubject,
+		jetstore.StreamName:    "ledger.cmd.allocate_credits",
+	} {
+		body, _ := json.Marshal(map[string]any{"stream_name": stream, "config": map[string]any{
+			"deliver_subject": deliver, "deliver_group": "q", "ack_policy": "none", "deliver_policy": "all"}})
+		require.NoError(t, nc.Publish("$JS.API.CONSUMER.CREATE."+stream, body))
+		ae.requireViolation(t, "Publish", "$JS.API.CONSUMER.CREATE."+stream)
+		rctx, cancel := context.WithTimeout(context.Background(), refusedWait)
+		_, err = js.CreateOrUpdateConsumer(rctx, stream, jetstream.ConsumerConfig{Durable: "pulled"})
+		cancel()
+		require.Error(t, err, "no consumer of any kind for the auditor")
+	}
+	for stream, n := range consumersNow {
+		assert.Equal(t, n, consumerCount(t, admin, stream), "no consumer added on %s", stream)
+	}
+	adminJS, err := jetstream.New(admin)
+	require.NoError(t, err)
+
+	// Defence in depth: even a push consumer a privileged identity points at ledger.cmd.* is
+	// ignored (its deliveries are not requests: their reply subject is not an inbox).
+	st, err := adminJS.Stream(ctxT(t), jetstore.StreamName)
+	require.NoError(t, err)
+	body, _ := json.Marshal(map[string]any{"stream_name": jetstore.StreamName, "config": map[string]any{
+		"deliver_subject": "ledger.cmd.allocate_credits", "deliver_group": "q", // micro's queue group
+		"ack_policy": "explicit", "deliver_policy": "all"}})
+	resp, err := admin.Request("$JS.API.CONSUMER.CREATE."+jetstore.StreamName, body, waitFor)
+	require.NoError(t, err)
+	require.NotContains(t, string(resp.Data), `"error"`)
+
+	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="reply_outside_inboxes"}`, 1)
+	info, err := st.Info(ctxT(t))
+	require.NoError(t, err)
+	assert.Equal(t, before[jetstore.StreamName], info.State.LastSeq, "no event became a command")
+	assert.Equal(t, before, streamHeads(t, admin))
+}
+
+// consumerCount is how many consumers a stream has.
+func consumerCount(t *testing.T, nc *nats.Conn, stream string) int {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	st, err := js.Stream(ctxT(t), stream)
+	require.NoError(t, err)
+	info, err := st.Info(ctxT(t))
+	require.NoError(t, err)
+	return info.State.Consumers
+}
+
+// TestInboxesArePrivate: each role subscribes only to its own inbox prefix. Subscribing to
+// _INBOX.> (where every reply used to arrive, the ledger's own consumer deliveries included) or
+// to another role's prefix is refused, while each role's own requests work.
+func TestInboxesArePrivate(t *testing.T) {
+	t.Parallel()
+	srv, acc, _ := attackLedger(t)
+	dash, dashErrs := as(t, srv.ClientURL(), asDashboard())
+	aud, audErrs := as(t, srv.ClientURL(), asAuditor())
+	svc, _ := as(t, srv.ClientURL(), asService(acc))
+	snoop := map[*nats.Conn]*asyncErrors{dash: dashErrs, aud: audErrs}
+	others := map[*nats.Conn][]string{
+		dash: {"_INBOX.>", "_INBOX_ledger.>", "_INBOX_auditor.>", "_INBOX_" + acc.ServicePublic + ".>", "_INBOX_creditledger-responder.>", ">"},
+		aud:  {"_INBOX.>", "_INBOX_ledger.>", "_INBOX_dashboard.>", "_INBOX_" + acc.ServicePublic + ".>"},
+	}
+	for nc, subjects := range others {
+		for _, subj := range subjects {
+			_, err := nc.SubscribeSync(subj)
+			require.NoError(t, err)
+			snoop[nc].requireViolation(t, "Subscription", subj)
+		}
+	}
+	// Each role's own inbox works: a command (service) and queries (dashboard, auditor) answer.
+	_, err := client(t, svc).PurchaseLicense(ctxT(t), purchase("i-1", "acct-i", "L-i", "10"))
+	require.NoError(t, err)
+	for _, nc := range []*nats.Conn{dash, aud} {
+		_, err := client(t, nc).Query(ctxT(t), "balance", map[string]any{"account_id": "acct-i", "min_position": 1})
+		require.NoError(t, err)
+	}
+	// A client without the prefix (the NATS default _INBOX.) gets no replies at all.
+	plain, plainErrs := connect(t, srv.ClientURL(), nats.UserInfo("dashboard", dashboardPassword))
+	_, err = plain.Request("ledger.query.balance", []byte(`{"account_id":"acct-i"}`), refusedWait)
+	require.Error(t, err)
+	require.Eventually(t, func() bool {
+		for _, e := range plainErrs.all() {
+			if strings.Contains(e, `Permissions Violation for Subscription to "_INBOX.`) {
+				return true
+			}
+		}
+		return false
+	}, waitFor, pollTick, "%v", plainErrs.all())
+}
+
+// TestForeignMessageRefusesTheAccount is the reproduction of a foreign message in an account's
+// history (issue 11, 1 and 5): the account answers history_broken with the position, nothing
+// is appended to it, and the other accounts go on.
+func TestForeignMessageRefusesTheAccount(t *testing.T) {
+	t.Parallel()
+	srv, acc, admin := attackLedger(t)
+	svc := client(t, func() *nats.Conn { nc, _ := as(t, srv.ClientURL(), asService(acc)); return nc }())
+	_, err := svc.PurchaseLicense(ctxT(t), purchase("f-1", "victim", "L-f", "10"))
+	require.NoError(t, err)
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	ack, err := js.Publish(ctxT(t), jetstore.Subject("victim"), []byte(`{"ok":true,"account_id":"x"}`))
+	require.NoError(t, err)
+	head := streamHead(t, admin)
+	_, err = svc.ActivateLicense(ctxT(t), activate("f-2", "victim", "L-f"))
+	require.ErrorIs(t, err, ledger.ErrHistoryBroken)
+	var le *ledger.Error
+	require.ErrorAs(t, err, &le)
+	assert.Equal(t, itoa(ack.Sequence), le.Data["position"])
+	assert.Equal(t, head, streamHead(t, admin), "nothing appended")
+	_, err = svc.PurchaseLicense(ctxT(t), purchase("f-3", "other", "L-o", "10"))
+	require.NoError(t, err)
+}
+
+// TestOpenRoutesHoldNoData: /healthz and /readyz answer without a token with up or not and
+// counts, never account ids or event content; the parked messages' details need the metrics or
+// auditor token.
+func TestOpenRoutesHoldNoData(t *testing.T) {
+	t.Parallel()
+	srv, _, admin := attackLedger(t)
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	_, err = js.Publish(ctxT(t), jetstore.Subject("secret-account"), []byte(`{"secret":"event content"}`))
+	require.NoError(t, err)
+	base := "http://" + srv.HTTPAddr()
+	var body string
+	require.Eventually(t, func() bool {
+		var status int
+		status, body = httpDo(t, base+"/healthz", "")
+		return status == 200 && jsonField(t, body, "parked_count") == float64(1)
+	}, waitFor, pollTick, "the projector never parked the foreign message: %s", body)
+	for _, route := range []string{"/healthz", "/readyz"} {
+		status, body := httpDo(t, base+route, "")
+		assert.Equal(t, 200, status, route)
+		assert.NotContains(t, body, "secret", route)
+		assert.NotContains(t, body, "event content", route)
+	}
+	status, _ := httpDo(t, base+"/healthz/details", "")
+	assert.Equal(t, 401, status)
+	status, _ = httpDo(t, base+"/healthz/details", dashboardToken)
+	assert.Equal(t, 403, status)
+	for _, token := range []string{metricsToken, auditorToken} {
+		status, body := httpDo(t, base+"/healthz/details", token)
+		assert.Equal(t, 200, status)
+		assert.Contains(t, body, "secret-account")
+	}
+}
+
+func jsonField(t *testing.T, body, field string) any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return nil
+	}
+	return m[field]
+}
+
