@@ -177,6 +177,10 @@ func TestAuditorCannotPointTheServerAtTheLedger(t *testing.T) {
 	require.NotContains(t, string(resp.Data), `"error"`)
 
 	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="reply_outside_inboxes"}`, 1)
+	// And a command published without a reply subject is not a request: not decided, counted.
+	require.NoError(t, admin.Publish("ledger.cmd.purchase_license",
+		[]byte(`{"command_id":"no-reply","account_id":"acct-nr","license_id":"L-nr","source":"sales","credits":"5"}`)))
+	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="no_reply"}`, 1)
 	info, err := st.Info(ctxT(t))
 	require.NoError(t, err)
 	assert.Equal(t, before[jetstore.StreamName], info.State.LastSeq, "no event became a command")
