@@ -118,10 +118,15 @@ func (s *Server) startEmbedded(ctx context.Context) (*natsserver.Server, error) 
 // policy, the ledger identity when an access config is given (the responder's for the
 // connection that answers requests, when the embedded server has one), and TLS. To its own
 // embedded server it connects over loopback with selfTLS; towards --nats-url it uses NATSConn
-// (or the ledger identity of the access config).
+// (or the ledger identity of the access config), and ResponderConn for answering when given.
 func (s *Server) connOptions(name string, responder bool) ([]nats.Option, error) {
 	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	conn := s.cfg.NATSConn
+	if r := s.cfg.ResponderConn; responder && r != nil && s.ns == nil {
+		// --nats-url with a user of its own for answering: that deployment enforces what it may
+		// publish (docs/SECURITY.md).
+		conn.User, conn.Password, conn.NkeySeedFile, conn.CredsFile, conn.InboxPrefix = r.User, r.Password, r.NkeySeedFile, r.CredsFile, r.InboxPrefix
+	}
 	explicit := conn.User != "" || conn.NkeySeedFile != "" || conn.CredsFile != ""
 	if s.ns != nil {
 		conn = natsconn.Options{} // the embedded server: credentials from Auth, TLS below

@@ -78,6 +78,11 @@ type ProductionConfig struct {
 	ServerName string
 	// NATSConn holds credentials and TLS for the connections to NATSURL.
 	NATSConn natsconn.Options
+	// ResponderConn, with NATSURL, is the identity of the connection that answers requests (its
+	// TLS settings come from NATSConn): give it a user that may publish only into the users'
+	// inboxes. Nil: the ledger identity answers too (docs/SECURITY.md). The embedded server
+	// makes its own responder and ignores this.
+	ResponderConn *natsconn.Options
 }
 
 // Server is a running ledger process.

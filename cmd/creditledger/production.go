@@ -23,6 +23,7 @@ type prodFlags struct {
 	serverName    string
 	sharedStream  bool
 	conn          natsconn.Options
+	responder     natsconn.Options
 }
 
 func (p *prodFlags) add(f *pflag.FlagSet) {
@@ -37,7 +38,13 @@ func (p *prodFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&p.serverName, "server-name", "", "stable name of this node (default: the host name in a cluster)")
 	f.BoolVar(&p.sharedStream, "shared-stream", false, "other ledger processes append to the same LEDGER stream (implied by --cluster-name and --nats-url)")
 	p.conn.AddCredentialFlags(f)
+	f.StringVar(&p.responder.User, "nats-responder-user", "", "with --nats-url: NATS user that answers requests (password from $"+responderPasswordEnv+"); give it publish rights on the users' inboxes only")
+	f.StringVar(&p.responder.NkeySeedFile, "nats-responder-nkey", "", "with --nats-url: nkey seed file of the user that answers requests")
+	f.StringVar(&p.responder.CredsFile, "nats-responder-creds", "", "with --nats-url: JWT credentials of the user that answers requests")
 }
+
+// responderPasswordEnv holds the password of --nats-responder-user.
+const responderPasswordEnv = "CREDITLEDGER_NATS_RESPONDER_PASSWORD"
 
 // apply fills the server config; the log gets one loud line when the ledger runs open.
 func (p *prodFlags) apply(cfg *server.Config, log zerolog.Logger) error {
@@ -68,6 +75,14 @@ func (p *prodFlags) apply(cfg *server.Config, log zerolog.Logger) error {
 		}
 		p.conn.TLSCA, p.conn.TLSCert, p.conn.TLSKey = p.tls.CA, p.tls.Cert, p.tls.Key
 		cfg.NATSConn = p.conn
+		if r := p.responder; r.User != "" || r.NkeySeedFile != "" || r.CredsFile != "" {
+			if r.Password = os.Getenv(responderPasswordEnv); r.User != "" && r.Password == "" {
+				return fmt.Errorf("--nats-responder-user: set $%s to its password", responderPasswordEnv)
+			}
+			cfg.ResponderConn = &r
+		} else {
+			log.Warn().Msg("--nats-url without --nats-responder-user/-nkey/-creds: the ledger identity, which may append, also answers requests; only the in-process reply check keeps answers in the inboxes (docs/SECURITY.md)")
+		}
 	} else {
 		cfg.TLS = p.tls
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -15,6 +16,7 @@ import (
 	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/natsconn"
 	"github.com/creditledger/creditledger/server"
 )
 
@@ -308,3 +310,43 @@ func jsonField(t *testing.T, body, field string) any {
 	return m[field]
 }
 
+
+// TestExternalDeploymentResponder: towards --nats-url the process cannot make users, so the
+// deployment gives it a second one for answering (ResponderConn, serve --nats-responder-*), which
+// may publish only into the clients' inboxes. Then even a reply the process does not check itself
+// (the micro $SRV discovery verbs) cannot land in a stream.
+func TestExternalDeploymentResponder(t *testing.T) {
+	t.Parallel()
+	perm := func(pub, sub []string) *natsserver.Permissions {
+		return &natsserver.Permissions{Publish: &natsserver.SubjectPermission{Allow: pub}, Subscribe: &natsserver.SubjectPermission{Allow: sub}}
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, Users: []*natsserver.User{
+			{Username: "ledger", Password: "l", Permissions: perm([]string{">"}, []string{"_INBOX_ledger.>"})},
+			{Username: "answers", Password: "a", Permissions: perm([]string{"_INBOX_client.>"},
+				[]string{"ledger.cmd.>", "ledger.query.>", "ledger.audit.>", "$SRV.>"})},
+			{Username: "client", Password: "c", Permissions: perm([]string{"ledger.>", "$SRV.>"}, []string{"_INBOX_client.>"})},
+		}})
+	require.NoError(t, err)
+	ns.Start()
+	require.True(t, ns.ReadyForConnections(waitFor))
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	cfg := baseConfig(t)
+	cfg.NATSURL = ns.ClientURL()
+	cfg.HTTPListen = ""
+	cfg.Checkpoints.Every, cfg.Checkpoints.Interval = -1, -1
+	cfg.NATSConn = natsconn.Options{User: "ledger", Password: "l"}
+	cfg.ResponderConn = &natsconn.Options{User: "answers", Password: "a"}
+	start(t, cfg)
+	client, _ := as(t, ns.ClientURL(), natsconn.Options{User: "client", Password: "c"})
+	waitServing(t, client)
+	admin, _ := as(t, ns.ClientURL(), natsconn.Options{User: "ledger", Password: "l"})
+	before := streamHeads(t, admin)
+
+	ping := &nats.Msg{Subject: "$SRV.PING", Reply: jetstore.Subject("victim")}
+	require.NoError(t, client.PublishMsg(ping))
+	// The discovery verbs still answer a client's inbox (and so show the request was served).
+	_, err = client.Request("$SRV.PING", nil, waitFor)
+	require.NoError(t, err)
+	assert.Equal(t, before, streamHeads(t, admin), "the PING answer was not stored")
+}
