@@ -108,12 +108,19 @@ func TestReplySubjectsCannotReachTheLedger(t *testing.T) {
 				delivered++
 			}
 		}
-		require.NoError(t, nc.Flush())
+		// Each endpoint serves one subscription's messages in order, so once a request after them
+		// is answered, every one before it has been handled (a malformed command changes nothing).
+		_, err := nc.Request("ledger.query.balance", []byte(`{"account_id":"victim"}`), waitFor)
+		require.NoError(t, err)
+		if role == "service" {
+			_, err := nc.Request("ledger.cmd.purchase_license", []byte(`{}`), waitFor)
+			require.NoError(t, err)
+		}
 	}
-	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="reply_outside_inboxes"}`, float64(delivered))
 
-	// Nothing stored, deleted or purged; no command executed.
+	// Nothing stored, deleted or purged; no command executed; every request counted.
 	assert.Equal(t, before, streamHeads(t, admin))
+	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="reply_outside_inboxes"}`, float64(delivered))
 	// The victim account works.
 	svc := client(t, roles["service"])
 	res, err := svc.PurchaseLicense(ctxT(t), purchase("v-1", "victim", "L-victim", "10"))
