@@ -38,12 +38,17 @@ func optionalTime(t time.Time) *time.Time {
 	return &u
 }
 
-// paygView renders the read models of issue 5 (usage, account); Answer calls it.
-func paygView(name string, a ledger.Account, position uint64, r QueryRequest) (any, error) {
-	if name == QueryUsage {
+// paygView renders the usage, account and contracts read models; at is the moment the
+// contract "in effect" is taken at. Answer and PastView call it.
+func paygView(name string, a ledger.Account, position uint64, r QueryRequest, at time.Time) (any, error) {
+	switch name {
+	case QueryUsage:
 		return UsageOf(a, position, r.Month)
+	case QueryContracts:
+		return ContractsOf(a, position, at), nil
+	default:
+		return AccountOf(a, position), nil
 	}
-	return AccountOf(a, position), nil
 }
 
 // queryRoute is the HTTP route of a query: the account read model is the account resource

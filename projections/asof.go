@@ -110,8 +110,27 @@ type PastSwitches struct {
 	Past
 }
 
+// PastUsage is the usage read model at a past time.
+type PastUsage struct {
+	Usage
+	Past
+}
+
+// PastAccount is the account read model at a past time.
+type PastAccount struct {
+	AccountView
+	Past
+}
+
+// PastContracts is the PAYG contracts of an account at a past time.
+type PastContracts struct {
+	Contracts
+	Past
+}
+
 // PastView renders a read model from a past state; position is the last stored event folded.
-func PastView(name string, st PastState, asOf time.Time, cat ledger.Catalogue) (any, error) {
+// month applies to the usage read model.
+func PastView(name string, st PastState, asOf time.Time, cat ledger.Catalogue, month string) (any, error) {
 	p := Past{AsOf: asOf.UTC(), UnrecordedEvents: len(st.Due)}
 	switch name {
 	case QueryBalance:
@@ -120,21 +139,40 @@ func PastView(name string, st PastState, asOf time.Time, cat ledger.Catalogue) (
 		return PastLicenses{LicensesOf(st.Account, st.Position), p}, nil
 	case QuerySwitches:
 		return PastSwitches{SwitchesOf(st.Account, st.Position, cat), p}, nil
+	case QueryUsage:
+		u, err := UsageOf(st.Account, st.Position, month)
+		if err != nil {
+			return nil, err
+		}
+		return PastUsage{u, p}, nil
+	case QueryAccount:
+		return PastAccount{AccountOf(st.Account, st.Position), p}, nil
+	case QueryContracts:
+		return PastContracts{ContractsOf(st.Account, st.Position, asOf), p}, nil
 	default:
-		return nil, ledger.Reject(ledger.CodeInvalidArgument, "as_of applies to the balance, licenses and switches queries, not %q", name)
+		return nil, ledger.Reject(ledger.CodeInvalidArgument, "unknown query %q", name)
 	}
 }
 
 // UseHistory lets the queries answer as_of from the account's stored events. Call it before the
 // queries are served.
-func (q *Queries) UseHistory(h AccountHistory) { q.history = h }
+// When h can also read the whole stream (StreamHistory), the fleet queries answer as_of too.
+func (q *Queries) UseHistory(h AccountHistory) {
+	q.history = h
+	if s, ok := h.(StreamHistory); ok {
+		q.stream = s
+	}
+}
 
 // answerAsOf answers a query with as_of: the account's stored events folded up to that time.
 // min_position does not apply: the answer is read from the stream, not the projection.
 func (q *Queries) answerAsOf(ctx context.Context, name string, r QueryRequest) (any, error) {
-	at, err := time.Parse(time.RFC3339Nano, r.AsOf)
+	at, err := parseAsOf(r.AsOf)
 	if err != nil {
-		return nil, ledger.Reject(ledger.CodeInvalidArgument, "as_of must be an RFC 3339 time such as 2026-01-15T09:00:00Z")
+		return nil, err
+	}
+	if _, err := ParseUsageMonth(r.Month); err != nil {
+		return nil, err
 	}
 	if q.history == nil {
 		return nil, ledger.Reject(ledger.CodeUnavailable, "as_of queries are not served here: no event store")
@@ -150,5 +188,5 @@ func (q *Queries) answerAsOf(ctx context.Context, name string, r QueryRequest) (
 	if st.Events == 0 {
 		return nil, ledger.Reject(ledger.CodeNotFound, "account %s had no events at %s", r.AccountID, at.UTC().Format(time.RFC3339Nano))
 	}
-	return PastView(name, st, at, q.cat)
+	return PastView(name, st, at, q.cat, r.Month)
 }

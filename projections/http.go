@@ -9,32 +9,42 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// Handler serves the read models over HTTP:
-// GET /v1/accounts/{id}/balance|licenses|switches[?min_position=P][?as_of=RFC3339],
-// GET /v1/accounts/{id}/usage[?month=YYYY-MM], GET /v1/accounts/{id} (the account read model)
-// GET /healthz (counts only) and GET /healthz/details (the parked messages).
-func Handler(q *Queries, healthy func() error) http.Handler {
-	mux := http.NewServeMux()
-	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches, QueryUsage, QueryAccount} {
-		name := name
-		mux.HandleFunc(queryRoute(name), func(w http.ResponseWriter, r *http.Request) { // queryRoute: account.go (issue 5)
+// FleetRoutes maps each fleet query to its HTTP route.
+var FleetRoutes = map[string]string{
+	QueryAccounts:      "GET /v1/accounts",
+	QueryTotals:        "GET /v1/totals",
+	QueryPaygCharges:   "GET /v1/payg/charges",
+	QueryPaygContracts: "GET /v1/payg/contracts",
+}
+
+// Handler serves the read models over HTTP: GET /v1/accounts/{id} (the account read model) and
+// GET /v1/accounts/{id}/balance|licenses|switches|usage|contracts with ?min_position=P,
+// ?as_of=RFC3339 and, for usage, ?month=YYYY-MM; the fleet read models at FleetRoutes, with
+// their filters and paging as query parameters named as in QueryRequest; GET /healthz (counts
+// only) and GET /healthz/details (the parked messages).
+func Handler(q *Queries, healthy func() error) *api.Mux {
+	mux := api.NewMux()
+	for _, name := range AccountQueries {
+		mux.HandleFunc(queryRoute(name), func(w http.ResponseWriter, r *http.Request) { // queryRoute: account.go
 			req := QueryRequest{AccountID: r.PathValue("id"), AsOf: r.URL.Query().Get("as_of"), Month: r.URL.Query().Get("month")}
-			if s := r.URL.Query().Get("min_position"); s != "" {
-				p, err := strconv.ParseUint(s, 10, 64)
-				if err != nil {
-					writeError(w, ledger.Reject(ledger.CodeInvalidArgument, "min_position must be a non-negative integer"))
-					return
-				}
-				req.MinPosition = p
+			if err := parsePosition(r, &req); err != nil {
+				writeError(w, err)
+				return
 			}
-			out, err := q.Answer(r.Context(), name, req)
+			answer(w, r, q, name, req)
+		})
+	}
+	for _, name := range FleetQueries {
+		mux.HandleFunc(FleetRoutes[name], func(w http.ResponseWriter, r *http.Request) {
+			req, err := fleetRequest(r)
 			if err != nil {
 				writeError(w, err)
 				return
 			}
-			writeJSON(w, http.StatusOK, out)
+			answer(w, r, q, name, req)
 		})
 	}
+	mux.HandleFunc("GET /openapi.json", api.ServeOpenAPI)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if healthy != nil {
 			if err := healthy(); err != nil {
@@ -54,12 +64,63 @@ func Handler(q *Queries, healthy func() error) http.Handler {
 	return mux
 }
 
+func answer(w http.ResponseWriter, r *http.Request, q *Queries, name string, req QueryRequest) {
+	out, err := q.Answer(r.Context(), name, req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func parsePosition(r *http.Request, req *QueryRequest) error {
+	if s := r.URL.Query().Get("min_position"); s != "" {
+		p, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return ledger.Reject(ledger.CodeInvalidArgument, "min_position must be a non-negative integer")
+		}
+		req.MinPosition = p
+	}
+	return nil
+}
+
+// fleetRequest reads a fleet query from the query string; an unknown parameter is refused, so a
+// misspelt filter does not silently list everything.
+func fleetRequest(r *http.Request) (QueryRequest, error) {
+	var req QueryRequest
+	strs := map[string]*string{"as_of": &req.AsOf, "month": &req.Month, "cursor": &req.Cursor, "prefix": &req.Prefix,
+		"status": &req.Status, "billing_path": &req.BillingPath, "source": &req.Source, "expiring_before": &req.ExpiringBefore}
+	bools := map[string]**bool{"shortfall": &req.Shortfall, "active": &req.Active}
+	for k, vs := range r.URL.Query() {
+		v := vs[len(vs)-1]
+		switch {
+		case strs[k] != nil:
+			*strs[k] = v
+		case bools[k] != nil:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return req, ledger.Reject(ledger.CodeInvalidArgument, "%s must be true or false", k)
+			}
+			*bools[k] = &b
+		case k == "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return req, ledger.Reject(ledger.CodeInvalidArgument, "limit must be an integer")
+			}
+			req.Limit = n
+		case k == "min_position":
+			if err := parsePosition(r, &req); err != nil {
+				return req, err
+			}
+		default:
+			return req, ledger.Reject(ledger.CodeInvalidArgument, "unknown query parameter %q", k)
+		}
+	}
+	return req, nil
+}
+
 func writeError(w http.ResponseWriter, err error) {
-	le := api.AsError(err)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set(api.HTTPErrorCodeHeader, string(le.Code)) // the same code label as over NATS
-	w.WriteHeader(api.HTTPStatus(le.Code))
-	_, _ = w.Write(api.RejectedBody(le))
+	api.WriteError(w, err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

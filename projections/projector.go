@@ -29,6 +29,8 @@ type Projector struct {
 	log      zerolog.Logger
 	mu       sync.RWMutex
 	accounts map[string]ledger.Account
+	// ids is every account id in accounts, sorted: the fleet views page through it (fleet.go).
+	ids      []string
 	position uint64
 	changed  chan struct{}
 	parked   []Parked
@@ -80,6 +82,9 @@ func (p *Projector) ApplyDecoded(position uint64, accountID string, ev events.Ev
 			err = fmt.Errorf("event for %s version %d does not follow %s version %d", ev.AccountID, ev.Version, accountID, a.Version)
 		} else {
 			ev.Position = position
+			if !ok {
+				p.ids = insertSorted(p.ids, accountID)
+			}
 			p.accounts[accountID] = ledger.Evolve(a, ev)
 			for ch := range p.watchers[accountID] {
 				select {

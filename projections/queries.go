@@ -29,6 +29,19 @@ type QueryRequest struct {
 	Month string `json:"month,omitempty"`
 	// AsOf (RFC 3339) asks for the read model as it was at that time (see FoldAsOf).
 	AsOf string `json:"as_of,omitempty"`
+
+	// The fleet queries (fleet.go) page with Cursor (a next_cursor) and Limit, and filter:
+	// Prefix (account id prefix), Status, BillingPath, Source, Shortfall and ExpiringBefore
+	// (RFC 3339) on accounts, Active on payg_contracts.
+	Cursor         string `json:"cursor,omitempty"`
+	Limit          int    `json:"limit,omitempty"`
+	Prefix         string `json:"prefix,omitempty"`
+	Status         string `json:"status,omitempty"`
+	BillingPath    string `json:"billing_path,omitempty"`
+	Source         string `json:"source,omitempty"`
+	Shortfall      *bool  `json:"shortfall,omitempty"`
+	ExpiringBefore string `json:"expiring_before,omitempty"`
+	Active         *bool  `json:"active,omitempty"`
 }
 
 // Queries answers read-model queries; NATS and HTTP share it so both answer identically.
@@ -37,6 +50,7 @@ type Queries struct {
 	cat     ledger.Catalogue
 	maxWait time.Duration
 	history AccountHistory
+	stream  StreamHistory
 }
 
 // NewQueries serves the projector's read models.
@@ -61,20 +75,21 @@ func DecodeRequest(data []byte) (QueryRequest, error) {
 
 // Answer runs one query: it validates, waits for min_position (read-your-writes), then renders.
 func (q *Queries) Answer(ctx context.Context, name string, r QueryRequest) (any, error) {
+	if isFleetQuery(name) {
+		return q.answerFleet(ctx, name, r) // fleet_asof.go
+	}
+	if r.Cursor != "" || r.Limit != 0 || r.Prefix != "" || r.Status != "" || r.BillingPath != "" || r.Source != "" ||
+		r.Shortfall != nil || r.ExpiringBefore != "" || r.Active != nil {
+		return nil, ledger.Reject(ledger.CodeInvalidArgument, "the %s query reads one account: paging and fleet filters do not apply", name)
+	}
 	if !ledger.ValidID(r.AccountID) {
 		return nil, ledger.Reject(ledger.CodeInvalidArgument, "account_id must be 1-64 characters of A-Za-z0-9_-")
 	}
 	if r.AsOf != "" {
 		return q.answerAsOf(ctx, name, r)
 	}
-	if r.MinPosition > 0 {
-		wctx, cancel := context.WithTimeout(ctx, q.maxWait)
-		err := q.proj.WaitFor(wctx, r.MinPosition)
-		cancel()
-		if err != nil {
-			return nil, ledger.Reject(ledger.CodeUnavailable, "projection is at position %d and did not reach %d within %s",
-				q.proj.Position(), r.MinPosition, q.maxWait)
-		}
+	if err := q.waitFor(ctx, r.MinPosition); err != nil {
+		return nil, err
 	}
 	var out any
 	var err error
@@ -86,8 +101,8 @@ func (q *Queries) Answer(ctx context.Context, name string, r QueryRequest) (any,
 			out = LicensesOf(a, pos)
 		case QuerySwitches:
 			out = SwitchesOf(a, pos, q.cat)
-		case QueryUsage, QueryAccount: // hook: usage.go, account.go (issue 5)
-			out, err = paygView(name, a, pos, r)
+		case QueryUsage, QueryAccount, QueryContracts: // usage.go, account.go, fleet_views.go
+			out, err = paygView(name, a, pos, r, endOfTime)
 		default:
 			err = ledger.Reject(ledger.CodeInvalidArgument, "unknown query %q", name)
 		}

@@ -17,8 +17,11 @@ import (
 // so each runs in its own goroutine instead of blocking the endpoint's subscription.
 const MaxConcurrentQueries = 1024
 
-// Register adds the query endpoints (ledger.query.balance, .licenses, .switches, .usage,
-// .account) to the service.
+// AccountQueries are the read models of one account, in the order the services register them.
+var AccountQueries = []string{QueryBalance, QueryLicenses, QuerySwitches, QueryUsage, QueryAccount, QueryContracts}
+
+// Register adds the query endpoints to the service: ledger.query.<name> for every name in
+// AccountQueries and FleetQueries.
 // ctx bounds the goroutines the handlers start.
 func Register(ctx context.Context, svc micro.Service, q *Queries, log zerolog.Logger, opts ...RegisterOption) error {
 	if svc == nil || q == nil {
@@ -29,7 +32,7 @@ func Register(ctx context.Context, svc micro.Service, q *Queries, log zerolog.Lo
 		return err
 	}
 	g := svc.AddGroup(QuerySubjectPrefix)
-	for _, name := range []string{QueryBalance, QueryLicenses, QuerySwitches, QueryUsage, QueryAccount} {
+	for _, name := range append(append([]string(nil), AccountQueries...), FleetQueries...) {
 		sem := make(chan struct{}, MaxConcurrentQueries)
 		if err := g.AddEndpoint(name, queryHandler(ctx, name, q, sem, log, o.observer)); err != nil {
 			return err

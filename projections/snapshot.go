@@ -72,6 +72,7 @@ func (p *Projector) Restore(ctx context.Context, store SnapshotStore) (uint64, e
 	}
 	p.mu.Lock()
 	p.accounts, p.position = doc.Accounts, doc.Position
+	p.ids = sortedIDs(doc.Accounts)
 	p.parked, p.parkedN = doc.Parked, doc.ParkedN
 	p.notify()
 	p.mu.Unlock()

@@ -34,14 +34,15 @@ const (
 
 // httpRoles says who may use a path: open (no token) or the roles whose token is accepted.
 //
-//	/healthz, /readyz, / and /assets/...   open (probes; the page itself holds no data)
+//	/healthz, /readyz, /, /assets/...      open (probes; the page itself holds no data)
+//	/openapi.json                          open (the API's description holds no data)
 //	/metrics                               metrics
 //	/healthz/details                       metrics, auditor (parked messages: account ids)
 //	/v1/audit/...                          auditor
 //	/v1/... and anything else              dashboard, auditor
 func httpRoles(path string) (open bool, roles []authz.Role) {
 	switch {
-	case path == "/healthz" || path == "/readyz" || path == "/" || strings.HasPrefix(path, "/assets/"):
+	case path == "/healthz" || path == "/readyz" || path == "/" || strings.HasPrefix(path, "/assets/") || path == "/openapi.json":
 		return true, nil
 	case path == "/metrics":
 		return false, []authz.Role{authz.RoleMetrics}
@@ -56,18 +57,18 @@ func httpRoles(path string) (open bool, roles []authz.Role) {
 
 // wrapHTTP puts the production edge around the API and dashboard handler: request bounds,
 // bearer-token authorization (when an access config is given), GET /readyz, GET /metrics, and
-// a metric per request.
-func (s *Server) wrapHTTP(next http.Handler) http.Handler {
+// a metric per request. The answer lists every route it serves (api.Router).
+func (s *Server) wrapHTTP(next api.Router) api.Router {
 	m := s.observability()
-	mux := http.NewServeMux()
+	mux := api.NewMux()
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("GET /v1/audit/proof", newProofHandler(s.nc)) // auditproof.go
-	mux.Handle("/", next)
+	mux.Mount(next)                                          // one mux: its 404 and 405 are JSON (api.Mux)
 	if s.cfg.Auth != nil && len(s.cfg.Auth.HTTP.Tokens) == 0 {
 		s.cfg.Log.Warn().Msg("the access config has no http tokens: every HTTP route but /healthz, /readyz and the page answers 401")
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return routed{mux, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() { s.observeHTTP(m, r, rec, time.Since(start)) }()
@@ -84,8 +85,16 @@ func (s *Server) wrapHTTP(next http.Handler) http.Handler {
 			return
 		}
 		mux.ServeHTTP(rec, r)
-	})
+	})}
 }
+
+// routed serves with its handler and lists the routes of its mux.
+type routed struct {
+	mux *api.Mux
+	http.HandlerFunc
+}
+
+func (r routed) Routes() []string { return r.mux.Routes() }
 
 // authorize answers 401 without a valid bearer token and 403 for a role the path does not
 // admit; it reports whether the request may go on.

@@ -94,7 +94,7 @@ type Dashboard struct {
 	heartbeat time.Duration
 	maxWait   time.Duration
 	streams   chan struct{}
-	mux       *http.ServeMux
+	mux       *api.Mux
 
 	mu      sync.Mutex
 	closing map[*http.Server]chan struct{}
@@ -116,14 +116,15 @@ func New(proj *projections.Projector, events EventReader, opts ...Option) (*Dash
 			return nil, err
 		}
 	}
-	d.mux = http.NewServeMux()
+	d.mux = api.NewMux()
 	d.Register(d.mux)
 	return d, nil
 }
 
-// Handler serves the dashboard and the JSON API together from one http.ServeMux: api (usually
-// projections.Handler) answers everything the dashboard's more specific routes do not.
-func Handler(proj *projections.Projector, events EventReader, apiHandler http.Handler, opts ...Option) (http.Handler, error) {
+// Handler serves the dashboard and the JSON API together from one api.Mux. The API's routes
+// (apiHandler, usually projections.Handler, lists them) are mounted beside the dashboard's, so
+// one mux answers every route, and its 404 and 405, with the JSON error body.
+func Handler(proj *projections.Projector, events EventReader, apiHandler api.Router, opts ...Option) (*api.Mux, error) {
 	if apiHandler == nil {
 		return nil, errors.New("web: nil api handler")
 	}
@@ -131,15 +132,21 @@ func Handler(proj *projections.Projector, events EventReader, apiHandler http.Ha
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", apiHandler)
+	mux := api.NewMux()
+	mux.Mount(apiHandler)
 	d.Register(mux)
 	return mux, nil
 }
 
+// Mux is where Register adds routes (*api.Mux, or *http.ServeMux).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+	HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request))
+}
+
 // Register adds the dashboard's routes to mux: GET / (the page), GET /assets/..., and
-// GET /v1/accounts/{id}/events and /history.
-func (d *Dashboard) Register(mux *http.ServeMux) {
+// GET /v1/accounts/{id}/events, /history and /log.
+func (d *Dashboard) Register(mux Mux) {
 	mux.HandleFunc("GET /{$}", d.servePage)
 	static, err := fs.Sub(assetsFS, "assets")
 	if err != nil {
@@ -185,12 +192,7 @@ func withAssetHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func writeError(w http.ResponseWriter, err error) {
-	le := api.AsError(err)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(api.HTTPStatus(le.Code))
-	_, _ = w.Write(api.RejectedBody(le))
-}
+func writeError(w http.ResponseWriter, err error) { api.WriteError(w, err) }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")

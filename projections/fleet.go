@@ -1,0 +1,324 @@
+package projections
+
+import (
+	"encoding/base64"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Fleet query names: read models across accounts. NATS ledger.query.<name>; HTTP
+// GET /v1/accounts (accounts), /v1/totals, /v1/payg/charges, /v1/payg/contracts.
+const (
+	QueryAccounts      = "accounts"
+	QueryTotals        = "totals"
+	QueryPaygCharges   = "payg_charges"
+	QueryPaygContracts = "payg_contracts"
+)
+
+// Page bounds of the paginated fleet queries.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// FleetQueries are the fleet read models, in the order the services register them.
+var FleetQueries = []string{QueryAccounts, QueryTotals, QueryPaygCharges, QueryPaygContracts}
+
+func isFleetQuery(name string) bool {
+	for _, n := range FleetQueries {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// fleetState is every account at one position: the live projection under its read lock, or a
+// fold of the stream up to an as_of time.
+type fleetState struct {
+	ids      []string // sorted
+	accounts map[string]ledger.Account
+	position uint64
+}
+
+// fleetView runs f on every account under the read lock.
+func (p *Projector) fleetView(f func(fleetState)) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	f(fleetState{ids: p.ids, accounts: p.accounts, position: p.position})
+}
+
+func insertSorted(ids []string, id string) []string {
+	i := sort.SearchStrings(ids, id)
+	ids = append(ids, "")
+	copy(ids[i+1:], ids[i:])
+	ids[i] = id
+	return ids
+}
+
+func sortedIDs(m map[string]ledger.Account) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// fleetFilter is a parsed fleet query: the page and the filters that apply to its query.
+type fleetFilter struct {
+	after          string // cursor: the last account id of the previous page
+	limit          int
+	prefix         string
+	status         string
+	billingPath    string
+	source         string
+	shortfall      *bool
+	expiringBefore time.Time
+	active         *bool
+	month          string
+}
+
+// cursorPrefix versions the opaque cursor and ties it to its query.
+const cursorPrefix = "v1:"
+
+// EncodeCursor makes the opaque cursor that resumes a query after an account id.
+func EncodeCursor(query, afterID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + query + ":" + afterID))
+}
+
+func decodeCursor(query, cursor string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	want := cursorPrefix + query + ":"
+	if err != nil || !strings.HasPrefix(string(b), want) || !ledger.ValidID(string(b[len(want):])) {
+		return "", ledger.Reject(ledger.CodeInvalidArgument, "cursor is not a next_cursor of the %s query", query)
+	}
+	return string(b[len(want):]), nil
+}
+
+// parseFleet checks a fleet query's parameters.
+func parseFleet(name string, r QueryRequest) (fleetFilter, error) {
+	f := fleetFilter{limit: r.Limit, prefix: r.Prefix, status: r.Status, billingPath: r.BillingPath,
+		source: r.Source, shortfall: r.Shortfall, active: r.Active}
+	bad := func(format string, args ...any) (fleetFilter, error) {
+		return f, ledger.Reject(ledger.CodeInvalidArgument, format, args...)
+	}
+	if r.AccountID != "" {
+		return bad("the %s query is across accounts: account_id does not apply (use prefix)", name)
+	}
+	if r.Cursor != "" {
+		after, err := decodeCursor(name, r.Cursor)
+		if err != nil {
+			return f, err
+		}
+		f.after = after
+	}
+	switch {
+	case f.limit == 0:
+		f.limit = DefaultPageLimit
+	case f.limit < 0 || f.limit > MaxPageLimit:
+		return bad("limit must be 1-%d", MaxPageLimit)
+	}
+	if f.prefix != "" && !ledger.ValidID(f.prefix) {
+		return bad("prefix must be 1-64 characters of A-Za-z0-9_-")
+	}
+	if !oneOfOrEmpty(f.status, ledger.AccountStatusActive, ledger.AccountStatusGrace, ledger.AccountStatusExpired) {
+		return bad("status must be active, grace or expired")
+	}
+	if !oneOfOrEmpty(f.billingPath, ledger.BillingMarketplace, ledger.BillingAnnual, ledger.BillingNone) {
+		return bad("billing_path must be marketplace, annual or none")
+	}
+	if !oneOfOrEmpty(f.source, ledger.SourceSales, ledger.SourceAWS, ledger.SourceAzure) {
+		return bad("source must be sales, aws_marketplace or azure_marketplace")
+	}
+	if r.ExpiringBefore != "" {
+		t, err := time.Parse(time.RFC3339Nano, r.ExpiringBefore)
+		if err != nil {
+			return bad("expiring_before must be an RFC 3339 time")
+		}
+		f.expiringBefore = t
+	}
+	month, err := ParseUsageMonth(r.Month)
+	if err != nil {
+		return f, err
+	}
+	f.month = month
+	if name == QueryPaygCharges && month == "" {
+		return bad("month (YYYY-MM) is required")
+	}
+	return f, checkApplies(name, f, r)
+}
+
+// checkApplies refuses a filter the query does not have, rather than silently ignoring it.
+func checkApplies(name string, f fleetFilter, r QueryRequest) error {
+	accounts := name == QueryAccounts
+	for _, c := range []struct {
+		set  bool
+		what string
+		ok   bool
+	}{
+		{r.Cursor != "" || r.Limit != 0 || f.prefix != "", "cursor, limit and prefix", name != QueryTotals},
+		{f.status != "" || f.billingPath != "" || f.source != "" || f.shortfall != nil || !f.expiringBefore.IsZero(),
+			"status, billing_path, source, shortfall and expiring_before", accounts},
+		{f.active != nil, "active", name == QueryPaygContracts},
+		{f.month != "", "month", name == QueryPaygCharges},
+	} {
+		if c.set && !c.ok {
+			return ledger.Reject(ledger.CodeInvalidArgument, "%s do not apply to the %s query", c.what, name)
+		}
+	}
+	return nil
+}
+
+func oneOfOrEmpty(v string, allowed ...string) bool {
+	if v == "" {
+		return true
+	}
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// paginate calls emit for up to f.limit accounts after the cursor, in id order, that have the
+// prefix and pass keep; it returns the cursor of the next page ("" when there is none).
+func paginate(st fleetState, query string, f fleetFilter, keep func(ledger.Account) bool, emit func(ledger.Account)) string {
+	start := max(f.after, f.prefix)
+	i := sort.SearchStrings(st.ids, start)
+	if i < len(st.ids) && st.ids[i] == f.after {
+		i++
+	}
+	n, last := 0, ""
+	for ; i < len(st.ids); i++ {
+		id := st.ids[i]
+		if !strings.HasPrefix(id, f.prefix) {
+			break // ids are sorted: the prefix's range has ended
+		}
+		a := st.accounts[id]
+		if !keep(a) {
+			continue
+		}
+		if n == f.limit {
+			return EncodeCursor(query, last)
+		}
+		emit(a)
+		n, last = n+1, id
+	}
+	return ""
+}
+
+// renderFleet renders one fleet read model from a fleet state.
+func renderFleet(name string, st fleetState, f fleetFilter, cat ledger.Catalogue, past *Past) (any, error) {
+	switch name {
+	case QueryAccounts:
+		return AccountsOf(st, f, past), nil
+	case QueryTotals:
+		return TotalsOf(st, cat, past), nil
+	case QueryPaygCharges:
+		return PaygChargesOf(st, f, past), nil
+	case QueryPaygContracts:
+		return PaygContractsOf(st, f, past), nil
+	default:
+		return nil, ledger.Reject(ledger.CodeInvalidArgument, "unknown query %q", name)
+	}
+}
+
+// AccountSummary is one row of the account list.
+type AccountSummary struct {
+	AccountID        string          `json:"account_id"`
+	Version          uint64          `json:"version"`
+	Status           string          `json:"status"`
+	BillingPath      string          `json:"billing_path"`
+	Sources          []string        `json:"sources"`
+	TotalCredits     decimal.Decimal `json:"total_credits"`
+	AllocatedCredits decimal.Decimal `json:"allocated_credits"`
+	AvailableCredits decimal.Decimal `json:"available_credits"`
+	Shortfall        decimal.Decimal `json:"shortfall"`
+	// NextExpiryAt is the earliest end of term among active licenses that will not renew
+	// (auto-renew off): when credits will lapse unless someone acts.
+	NextExpiryAt *time.Time `json:"next_expiry_at"`
+	GraceUntil   *time.Time `json:"grace_until"`
+	ExpiredAt    *time.Time `json:"expired_at"`
+	// PaygContractID is the PAYG contract in effect (the last one activated), if any.
+	PaygContractID *string `json:"payg_contract_id"`
+}
+
+// AccountList is a page of the account list, in account id order.
+type AccountList struct {
+	OK       bool             `json:"ok"`
+	Position uint64           `json:"position"`
+	Accounts []AccountSummary `json:"accounts"`
+	// NextCursor, when set, asks for the next page (pass it as cursor with the same filters).
+	NextCursor string `json:"next_cursor,omitempty"`
+	*Past
+}
+
+// SummaryOf renders one account's row of the account list.
+func SummaryOf(a ledger.Account) AccountSummary {
+	s := AccountSummary{
+		AccountID: a.ID, Version: a.Version, Status: a.Status(), BillingPath: a.BillingPath(), Sources: []string{},
+		TotalCredits: a.TotalCredits(), AllocatedCredits: a.AllocatedCredits(), AvailableCredits: a.AvailableCredits(),
+		Shortfall: a.Shortfall(), GraceUntil: optionalTime(a.GraceUntil), ExpiredAt: optionalTime(a.ExpiredAt),
+	}
+	seen := map[string]bool{}
+	var next time.Time
+	for _, id := range a.LicenseOrder {
+		l := a.Licenses[id]
+		if !seen[l.Source] {
+			seen[l.Source] = true
+			s.Sources = append(s.Sources, l.Source)
+		}
+		if l.Status == ledger.StatusActive && !l.AutoRenew && (next.IsZero() || l.ExpiresAt.Before(next)) {
+			next = l.ExpiresAt
+		}
+	}
+	sort.Strings(s.Sources)
+	s.NextExpiryAt = optionalTime(next)
+	if k, ok := a.PaygContractAt(endOfTime); ok {
+		id := k.ID
+		s.PaygContractID = &id
+	}
+	return s
+}
+
+// endOfTime is later than any event: the contract "in effect" now is the last one activated.
+var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+func (f fleetFilter) keepSummary(s AccountSummary) bool {
+	switch {
+	case f.status != "" && s.Status != f.status,
+		f.billingPath != "" && s.BillingPath != f.billingPath,
+		f.source != "" && !containsString(s.Sources, f.source),
+		f.shortfall != nil && *f.shortfall != s.Shortfall.IsPositive(),
+		!f.expiringBefore.IsZero() && (s.NextExpiryAt == nil || !s.NextExpiryAt.Before(f.expiringBefore)):
+		return false
+	}
+	return true
+}
+
+func containsString(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// AccountsOf renders a page of the account list.
+func AccountsOf(st fleetState, f fleetFilter, past *Past) AccountList {
+	out := AccountList{OK: true, Position: st.position, Accounts: []AccountSummary{}, Past: past}
+	var row AccountSummary
+	out.NextCursor = paginate(st, QueryAccounts, f, func(a ledger.Account) bool {
+		row = SummaryOf(a)
+		return f.keepSummary(row)
+	}, func(ledger.Account) { out.Accounts = append(out.Accounts, row) })
+	return out
+}
