@@ -43,7 +43,8 @@ type RebuildReport struct {
 	// Position is the last position rebuilt (the rebuild follows the live answers' positions).
 	Position uint64 `json:"position"`
 	Accounts int    `json:"accounts"`
-	// Compared is the number of answers compared (three per account).
+	// Compared is the number of answers compared: every one-account read model of every
+	// account, and every page of every fleet read model (payg_charges: every month with usage).
 	Compared int `json:"compared"`
 	// Parked counts messages the rebuilt projector could not apply, as the live one parks them.
 	Parked           int          `json:"parked"`
@@ -70,10 +71,11 @@ func (r *rebuilder) catchUp(ctx context.Context, to uint64) error {
 	return err
 }
 
-// Rebuild rebuilds every read model from position 0 into a fresh projector and compares every
-// account's balance, licenses and switches with the live answers. The live answer is asked for
-// with min_position at the rebuilt position; when the live one has moved further, the rebuild
-// follows it to that position first, so both sides always describe the same position.
+// Rebuild rebuilds every read model from position 0 into a fresh projector and compares them
+// with the live answers: every one-account read model (projections.AccountQueries) of every
+// account, then every page of every fleet read model (projections.FleetQueries). The live answer
+// is asked for with min_position at the rebuilt position; when the live one has moved further,
+// the rebuild follows it to that position first, so both sides always describe the same position.
 func Rebuild(ctx context.Context, src *Source, live Live, cat ledger.Catalogue) (RebuildReport, error) {
 	if live == nil {
 		return RebuildReport{}, errors.New("audit: nil live queries")
@@ -93,35 +95,120 @@ func Rebuild(ctx context.Context, src *Source, live Live, cat ledger.Catalogue) 
 	sort.Strings(ids)
 	var rep RebuildReport
 	for _, id := range ids {
-		for _, name := range []string{projections.QueryBalance, projections.QueryLicenses, projections.QuerySwitches} {
+		for _, name := range projections.AccountQueries {
 			ds, err := r.compare(ctx, live, id, name)
 			if err != nil {
 				return rep, err
 			}
-			rep.Compared++
-			rep.DifferencesTotal += len(ds)
-			for _, d := range ds {
-				if len(rep.Differences) < DefaultMaxDifferences {
-					rep.Differences = append(rep.Differences, d)
-				}
-			}
+			rep.add(ds)
 		}
+	}
+	if err := r.compareFleet(ctx, live, ids, &rep); err != nil {
+		return rep, err
 	}
 	_, rep.Parked = r.proj.ParkedMessages()
 	rep.Position, rep.Accounts, rep.OK = r.proj.Position(), len(ids), rep.DifferencesTotal == 0
 	return rep, nil
 }
 
+func (rep *RebuildReport) add(ds []Difference) {
+	rep.Compared++
+	rep.DifferencesTotal += len(ds)
+	for _, d := range ds {
+		if len(rep.Differences) < DefaultMaxDifferences {
+			rep.Differences = append(rep.Differences, d)
+		}
+	}
+}
+
 func (r *rebuilder) compare(ctx context.Context, live Live, id, name string) ([]Difference, error) {
-	body := map[string]any{"account_id": id, "min_position": r.proj.Position()}
-	raw, err := live.Query(ctx, name, body)
+	ds, _, err := r.comparePage(ctx, live, name, projections.QueryRequest{AccountID: id})
+	return ds, err
+}
+
+// compareFleet compares every page of every fleet read model; payg_charges once per month
+// with usage in the rebuilt read models.
+func (r *rebuilder) compareFleet(ctx context.Context, live Live, ids []string, rep *RebuildReport) error {
+	months, err := r.usageMonths(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, name := range projections.FleetQueries {
+		reqs := []projections.QueryRequest{{}}
+		if name == projections.QueryPaygCharges {
+			reqs = reqs[:0]
+			for _, m := range months {
+				reqs = append(reqs, projections.QueryRequest{Month: m})
+			}
+		}
+		for _, req := range reqs {
+			if name != projections.QueryTotals {
+				req.Limit = projections.MaxPageLimit
+			}
+			for page := 0; ; page++ { // bounded: each page moves the cursor forward through the accounts
+				ds, next, err := r.comparePage(ctx, live, name, req)
+				if err != nil {
+					return err
+				}
+				rep.add(ds)
+				if next == "" || page > len(ids) {
+					break
+				}
+				req.Cursor = next
+			}
+		}
+	}
+	return nil
+}
+
+// usageMonths lists the months with usage in the rebuilt read models, oldest first.
+func (r *rebuilder) usageMonths(ctx context.Context, ids []string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, id := range ids {
+		out, err := r.queries.Answer(ctx, projections.QueryUsage, projections.QueryRequest{AccountID: id})
+		if err != nil {
+			continue // compared (and reported) per account already
+		}
+		for _, m := range out.(projections.Usage).Months {
+			seen[m.Month] = true
+		}
+	}
+	months := make([]string, 0, len(seen))
+	for m := range seen {
+		months = append(months, m)
+	}
+	sort.Strings(months)
+	return months, nil
+}
+
+// comparePage compares one answer; it returns the live answer's next_cursor, if any.
+func (r *rebuilder) comparePage(ctx context.Context, live Live, name string, req projections.QueryRequest) ([]Difference, string, error) {
+	id := req.AccountID
+	if id == "" {
+		id = "(fleet)"
+		if req.Month != "" {
+			id += " " + req.Month
+		}
+	}
+	ask := req
+	ask.MinPosition = r.proj.Position()
+	raw, err := live.Query(ctx, name, ask)
 	var le *ledger.Error
 	if errors.As(err, &le) {
-		return []Difference{{AccountID: id, Query: name, Live: fmt.Sprintf("%s: %s", le.Code, le.Message), Rebuilt: "an answer"}}, nil
+		return []Difference{{AccountID: id, Query: name, Live: fmt.Sprintf("%s: %s", le.Code, le.Message), Rebuilt: "an answer"}}, "", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("live %s of %s: %w", name, id, err)
+		return nil, "", fmt.Errorf("live %s of %s: %w", name, id, err)
 	}
+	var page struct {
+		NextCursor string `json:"next_cursor"`
+	}
+	_ = json.Unmarshal(raw, &page)
+	ds, err := r.diff(ctx, raw, name, id, req)
+	return ds, page.NextCursor, err
+}
+
+func (r *rebuilder) diff(ctx context.Context, raw json.RawMessage, name, id string, req projections.QueryRequest) ([]Difference, error) {
 	var pos struct {
 		Position uint64 `json:"position"`
 	}
@@ -133,7 +220,7 @@ func (r *rebuilder) compare(ctx context.Context, live Live, id, name string) ([]
 			return nil, err
 		}
 	}
-	out, err := r.queries.Answer(ctx, name, projections.QueryRequest{AccountID: id})
+	out, err := r.queries.Answer(ctx, name, req)
 	if err != nil {
 		return []Difference{{AccountID: id, Query: name, Live: "an answer", Rebuilt: err.Error()}}, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/ledger"
@@ -216,6 +217,15 @@ func TestFleetReadModels(t *testing.T) {
 	assert.Contains(t, string(body), `"as_of":`, "over HTTP too")
 	status, body = pgGet(t, l, "/v1/accounts/f-b/usage?as_of="+url.QueryEscape(testledger.Epoch.Add(-time.Hour).Format(time.RFC3339)))
 	assert.Equal(t, http.StatusNotFound, status, "no events an hour before the first: %s", body)
+
+	// audit rebuild compares every read model: the four accounts' one-account read models and
+	// one page each of accounts, totals, payg_contracts and January's payg_charges.
+	src, err := audit.NewSource(pgCtx(t), l.NC)
+	require.NoError(t, err)
+	rep, err := audit.Rebuild(pgCtx(t), src, l.Client, ledger.DefaultCatalogue())
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%v", rep.Differences)
+	assert.Equal(t, 4*len(projections.AccountQueries)+4, rep.Compared)
 }
 
 func TestFleetQueryErrors(t *testing.T) {

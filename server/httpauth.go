@@ -182,7 +182,7 @@ func (s *Server) observability() *metrics.Metrics {
 	}
 	m, err := metrics.New(metrics.Sources{
 		Writer: s.writer, Projector: s.proj, Stream: s.store,
-		ReadModels:  []string{"balance", "licenses", "switches"},
+		ReadModels:  append(append([]string(nil), projections.AccountQueries...), projections.FleetQueries...),
 		ParkedCount: func() int { _, n := s.proj.ParkedMessages(); return n },
 	})
 	if err != nil {

@@ -202,7 +202,7 @@ func queryCmd() *cobra.Command {
 		var cf clientFlags
 		var account string
 		var minPos uint64
-		var month string
+		var month, asOf string
 		q := &cobra.Command{
 			Use:     name,
 			Short:   "Query " + name,
@@ -221,6 +221,9 @@ func queryCmd() *cobra.Command {
 				if month != "" {
 					body["month"] = month
 				}
+				if asOf != "" {
+					body["as_of"] = asOf
+				}
 				raw, err := cl.Query(context.Background(), name, body)
 				return printOutcome(cmd.OutOrStdout(), raw, err)
 			},
@@ -228,6 +231,7 @@ func queryCmd() *cobra.Command {
 		cf.add(q.Flags())
 		q.Flags().StringVar(&account, "account", "", "account id")
 		q.Flags().Uint64Var(&minPos, "min-position", 0, "wait until the projection has applied this position")
+		q.Flags().StringVar(&asOf, "as-of", "", "the read model as it was at this RFC 3339 time, e.g. 2026-01-15T09:00:00Z")
 		if name == "usage" {
 			q.Flags().StringVar(&month, "month", "", "one calendar month (UTC), YYYY-MM")
 		}

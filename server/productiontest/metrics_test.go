@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/projections"
 )
 
 // TestMetrics drives accepted, rejected and replayed commands and NATS and HTTP queries through
@@ -63,6 +64,11 @@ func TestMetrics(t *testing.T) {
 		`creditledger_http_requests_total{code="200",route="GET /v1/accounts/{id}/licenses"}`: 1,
 	} {
 		assert.Equal(t, want, sample(text, series), series)
+	}
+	// Every read model, the fleet ones included, has its position and lag.
+	for _, rm := range append(append([]string(nil), projections.AccountQueries...), projections.FleetQueries...) {
+		assert.Equal(t, float64(last.Position), sample(text, `creditledger_projection_position{read_model="`+rm+`"}`), rm)
+		assert.Equal(t, 0.0, sample(text, `creditledger_projection_lag_events{read_model="`+rm+`"}`), rm)
 	}
 }
 
