@@ -155,6 +155,7 @@ func (d *Dashboard) Register(mux Mux) {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", withAssetHeaders(http.FileServerFS(static))))
 	mux.HandleFunc("GET /v1/accounts/{id}/events", d.serveEvents)
 	mux.HandleFunc("GET /v1/accounts/{id}/history", d.serveHistory)
+	mux.HandleFunc("GET /v1/accounts/{id}/log", d.serveLog)
 }
 
 // ServeHTTP serves only the dashboard's own routes.

@@ -76,16 +76,9 @@ func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.minPosition > 0 {
-		// Wait for the projector, so the series agrees with the read models fetched beside it.
-		wctx, cancel := context.WithTimeout(r.Context(), d.maxWait)
-		err := d.proj.WaitFor(wctx, req.minPosition)
-		cancel()
-		if err != nil {
-			writeError(w, ledger.Reject(ledger.CodeUnavailable, "projection is at position %d and did not reach %d within %s",
-				d.proj.Position(), req.minPosition, d.maxWait))
-			return
-		}
+	if err := d.waitFor(r.Context(), req.minPosition); err != nil {
+		writeError(w, err)
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), historyReadTimeout)
 	defer cancel()
