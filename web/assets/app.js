@@ -18,6 +18,7 @@
     rendered: 0,    // position of the read models on screen
     loading: false,
     again: false,
+    view: '',       // overview, accounts or account
     stream: null,   // AbortController of the event stream
     last: null,     // last answers, to redraw charts on resize
   };
@@ -114,13 +115,15 @@
   async function load() {
     const gen = state.gen;
     const q = { min_position: state.heard, as_of: state.asOf };
-    const [bal, lic, sw, hist, usage, acct] = await Promise.all([
+    const [bal, lic, sw, hist, usage, acct, contracts, log] = await Promise.all([
       getJSON(accountPath('balance'), q),
       getJSON(accountPath('licenses'), q),
       getJSON(accountPath('switches'), q),
       getJSON(accountPath('history'), q),
       getJSON(accountPath('usage'), q),
-      getJSON(`/v1/accounts/${encodeURIComponent(state.account)}`, { as_of: state.asOf }),
+      getJSON(`/v1/accounts/${encodeURIComponent(state.account)}`, q),
+      getJSON(accountPath('contracts'), q),
+      getJSON(accountPath('log'), q),
     ]);
     if (gen !== state.gen) return; // the account or the moment changed meanwhile
     if (!bal.ok) { showProblem(bal); return; }
@@ -134,6 +137,8 @@
     renderHistory(hist.ok ? hist.body : null);
     renderUsage(usage.ok ? usage.body : null);
     renderAccountState(acct.ok ? acct.body : null);
+    renderContracts(contracts.ok ? contracts.body : null);
+    renderEventLog(log.ok ? log.body : null);
     renderAsOfNote(bal.body);
     document.body.dataset.position = String(state.rendered);
     setStatus(`Account ${state.account} at position ${state.rendered}` +
@@ -528,6 +533,176 @@
     note.hidden = false;
   }
 
+  // ---------- PAYG contracts and the event log with its hash-chain status ----------
+
+  function renderContracts(c) {
+    const section = $('contracts');
+    if (!c) { section.hidden = true; return; }
+    section.hidden = false;
+    const list = c.contracts || [];
+    if (!list.length) {
+      $('contracts-body').replaceChildren(el('p', { class: 'muted', text: 'No pay-as-you-go contract.' }));
+      return;
+    }
+    const blocks = list.map((k) => {
+      const rates = Object.entries(k.rates || {}).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      const head = el('p', { class: 'contract', 'data-contract': k.contract_id },
+        el('strong', { text: k.contract_id }), ' ', el('span', { class: `badge ${k.status}`, text: k.status }),
+        k.in_effect ? el('span', { class: 'badge active', text: 'in effect' }) : null,
+        ` · purchased ${fmtDate(k.purchased_at)}`, k.activated_at ? ` · activated ${fmtDate(k.activated_at)}` : '');
+      const table = rates.length
+        ? el('div', { class: 'table-wrap rates', role: 'region', 'aria-label': `Rates of ${k.contract_id}`, tabindex: '0' },
+          el('table', { class: 'rates-table' },
+            el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Feature (tier)' }), el('th', { scope: 'col', class: 'num', text: 'Rate per unit' }))),
+            el('tbody', {}, ...rates.map(([key, r]) => {
+              const [f, tier] = key.split(':');
+              return el('tr', {}, el('td', { text: featureName(f) + (tier ? ` (${tier.replace('_', ' ')})` : '') }), el('td', { class: 'num', text: String(r) }));
+            }))))
+        : el('p', { class: 'muted small', text: 'No contract rates: usage is priced from the rate card.' });
+      return el('div', {}, head, table);
+    });
+    $('contracts-body').replaceChildren(...blocks);
+  }
+
+  function renderEventLog(l) {
+    const section = $('event-log');
+    if (!l) { section.hidden = true; return; }
+    section.hidden = false;
+    const evs = l.events || [];
+    const summary = $('chain-summary');
+    summary.className = l.chain_ok ? 'chain-ok' : 'chain-bad';
+    summary.textContent = l.chain_ok
+      ? `All ${evs.length} events check out: every hash matches its event and links to the one before.`
+      : `${l.broken} of ${evs.length} events do not check out: run creditledger audit verify.`;
+    document.querySelector('#event-log-table tbody').replaceChildren(...evs.slice().reverse().map((e) => el('tr', { 'data-position': e.position },
+      el('td', { text: String(e.position) }), el('td', { text: String(e.version) }),
+      el('td', {}, el('time', { datetime: e.occurred_at, text: fmtTime(e.occurred_at) })),
+      el('td', { text: e.type }),
+      el('td', { class: 'hash', title: e.hash, text: (e.hash || '').slice(0, 12) + '…' }),
+      el('td', { class: e.chain === 'ok' ? 'chain-ok' : 'chain-bad', text: e.chain === 'ok' ? '✓ ok' : `✗ ${e.chain}${e.reason ? ': ' + e.reason : ''}` }))));
+  }
+
+  // ---------- views: overview and account list (fleet read models) ----------
+
+  function setView(name) {
+    state.view = name;
+    $('overview').hidden = name !== 'overview';
+    $('accounts-view').hidden = name !== 'accounts';
+    if (name !== 'account') $('dashboard').hidden = true;
+    for (const [id, v] of [['nav-overview', 'overview'], ['nav-accounts', 'accounts']]) {
+      if (v === name) $(id).setAttribute('aria-current', 'page'); else $(id).removeAttribute('aria-current');
+    }
+    document.querySelector('.live').hidden = name !== 'account'; // the live stream follows one account
+    document.body.dataset.view = name;
+  }
+
+  const accountLink = (id) => el('a', { href: `/?account=${encodeURIComponent(id)}`, text: id });
+  const asOfParam = () => (state.asOf ? { as_of: state.asOf } : {});
+  const isoSeconds = (d) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+  function fleetProblem(r, what) {
+    if (r.status === 401 || r.status === 403) { showProblem(r); return; }
+    const msg = r.body && r.body.error ? `${r.body.error.code}: ${r.body.error.message}` : (r.error || `HTTP ${r.status}`);
+    showError(`Could not load ${what}: ${msg}.`);
+  }
+
+  async function loadOverview() {
+    setView('overview');
+    setStatus('Loading the overview…');
+    const now = state.asOf ? new Date(state.asOf) : new Date();
+    const month = now.toISOString().slice(0, 7);
+    const base = asOfParam();
+    const [tot, short, grace, expiring, charges] = await Promise.all([
+      getJSON('/v1/totals', base),
+      getJSON('/v1/accounts', { ...base, shortfall: 'true', limit: 20 }),
+      getJSON('/v1/accounts', { ...base, status: 'grace', limit: 20 }),
+      getJSON('/v1/accounts', { ...base, expiring_before: isoSeconds(new Date(now.getTime() + 30 * 86400000)), limit: 20 }),
+      getJSON('/v1/payg/charges', { ...base, month, limit: 1 }),
+    ]);
+    if (state.view !== 'overview') return;
+    if (!tot.ok) { fleetProblem(tot, 'the totals'); return; }
+    showError('');
+    $('overview').hidden = false;
+    const t = tot.body;
+    $('fleet-accounts').textContent = fmtCredits(String(t.accounts));
+    $('fleet-sold').textContent = fmtCredits(t.credits.sold);
+    $('fleet-active').textContent = fmtCredits(t.credits.active);
+    $('fleet-allocated').textContent = fmtCredits(t.credits.allocated);
+    $('fleet-available').textContent = fmtCredits(t.credits.available);
+    const ch = charges.ok ? charges.body.totals || [] : [];
+    $('fleet-payg').textContent = ch.length ? ch.map((c) => `${fmtCredits(c.amount)} ${c.currency}`).join(', ') : 'none';
+    $('fleet-grace').textContent = `${t.in_grace} in grace`;
+    $('fleet-expired').textContent = `${t.expired} expired`;
+    $('fleet-shortfall').textContent = `${t.with_shortfall} with a shortfall`;
+    const sources = Object.entries(t.by_source || {}).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    document.querySelector('#by-source-table tbody').replaceChildren(...sources.map(([s, v]) => el('tr', {},
+      el('th', { scope: 'row', text: sourceName(s) }), el('td', { class: 'num', text: String(v.accounts) }),
+      el('td', { class: 'num', text: String(v.licenses) }), el('td', { class: 'num', text: fmtCredits(v.credits_sold) }),
+      el('td', { class: 'num', text: fmtCredits(v.credits_active) }))));
+    const feats = Object.entries(t.by_feature || {}).filter(([, v]) => num(v.credits_allocated) > 0 || v.accounts_on_payg > 0)
+      .sort((a, b) => num(b[1].credits_allocated) - num(a[1].credits_allocated));
+    document.querySelector('#by-feature-table tbody').replaceChildren(...feats.map(([f, v]) => el('tr', {},
+      el('th', { scope: 'row', text: featureName(f) }), el('td', { class: 'num', text: fmtCredits(v.credits_allocated) }),
+      el('td', { class: 'num', text: String(v.accounts_allocating) }), el('td', { class: 'num', text: String(v.accounts_on_payg) }))));
+    attention('att-shortfall', short, (a) => `${fmtCredits(a.shortfall)} credits short`);
+    attention('att-grace', grace, (a) => (a.grace_until ? `until ${fmtTime(a.grace_until)} UTC` : ''));
+    attention('att-expiring', expiring, (a) => (a.next_expiry_at ? `expires ${fmtDate(a.next_expiry_at)}` : ''));
+    document.body.dataset.position = String(t.position);
+    setStatus(`All accounts at position ${t.position}` + (state.asOf ? `, as of ${fmtTime(state.asOf)} UTC` : '') +
+      ` · updated ${new Date().toLocaleTimeString()}`);
+  }
+
+  function attention(id, r, detail) {
+    const list = r.ok ? r.body.accounts || [] : [];
+    const items = list.map((a) => el('li', { 'data-account': a.account_id }, accountLink(a.account_id), el('span', { class: 'detail', text: detail(a) })));
+    if (!items.length) items.push(el('li', { class: 'muted', text: r.ok ? 'None.' : 'Could not be loaded.' }));
+    if (r.ok && r.body.next_cursor) items.push(el('li', {}, el('a', { href: '/?view=accounts', text: 'More in the account list' })));
+    $(id).replaceChildren(...items);
+  }
+
+  const listState = { cursor: '', filters: {} };
+
+  function listFilters() {
+    const f = { prefix: $('list-prefix').value.trim(), status: $('list-status').value, billing_path: $('list-path').value,
+      source: $('list-source').value, ...asOfParam() };
+    if ($('list-shortfall').checked) f.shortfall = 'true';
+    return f;
+  }
+
+  async function loadList(more) {
+    setView('accounts');
+    $('accounts-view').hidden = false;
+    if (!more) { listState.filters = listFilters(); listState.cursor = ''; }
+    const p = listState.filters.prefix;
+    if (p && !ID_RE.test(p)) {
+      $('list-prefix').setAttribute('aria-invalid', 'true');
+      showError('An account id prefix is 1–64 letters, digits, _ or -.');
+      return;
+    }
+    $('list-prefix').removeAttribute('aria-invalid');
+    const r = await getJSON('/v1/accounts', { ...listState.filters, cursor: listState.cursor, limit: 50 });
+    if (state.view !== 'accounts') return;
+    if (!r.ok) { fleetProblem(r, 'the accounts'); return; }
+    showError('');
+    const rows = (r.body.accounts || []).map((a) => el('tr', { 'data-account': a.account_id },
+      el('th', { scope: 'row', 'data-label': 'Account' }, accountLink(a.account_id)),
+      el('td', { 'data-label': 'Status' }, el('span', { class: `badge ${a.status}`, text: a.status })),
+      el('td', { 'data-label': 'Billing path', text: a.billing_path }),
+      el('td', { 'data-label': 'Sources', text: (a.sources || []).map(sourceName).join(', ') || '–' }),
+      el('td', { 'data-label': 'Total', class: 'num', text: fmtCredits(a.total_credits) }),
+      el('td', { 'data-label': 'Allocated', class: 'num', text: fmtCredits(a.allocated_credits) }),
+      el('td', { 'data-label': 'Available', class: 'num', text: fmtCredits(a.available_credits) }),
+      el('td', { 'data-label': 'Shortfall', class: num(a.shortfall) > 0 ? 'num chain-bad' : 'num', text: fmtCredits(a.shortfall) })));
+    const body = document.querySelector('#accounts-table tbody');
+    if (more) body.append(...rows); else body.replaceChildren(...rows);
+    listState.cursor = r.body.next_cursor || '';
+    $('list-more').hidden = !listState.cursor;
+    $('accounts-empty').hidden = body.children.length > 0;
+    document.body.dataset.position = String(r.body.position);
+    setStatus(`${body.children.length} account${body.children.length === 1 ? '' : 's'} shown at position ${r.body.position}` +
+      (listState.cursor ? '; more below' : ''));
+  }
+
   // ---------- the picker ----------
 
   function asOfFromInput() {
@@ -554,6 +729,7 @@
     url.search = '';
     if (state.account) url.searchParams.set('account', state.account);
     if (state.asOf) url.searchParams.set('as_of', state.asOf);
+    if (!state.account && state.view && state.view !== 'overview') url.searchParams.set('view', state.view);
     history.replaceState(null, '', url);
   }
 
@@ -564,6 +740,7 @@
     state.gen++;
     state.rendered = 0;
     if (changed) state.heard = 0;
+    setView('account');
     syncURL();
     rememberAccount(account);
     setStatus(`Loading account ${account}…`);
@@ -588,8 +765,10 @@
 
   function init() {
     $('picker').addEventListener('submit', submit);
-    $('as-of').addEventListener('change', () => { if (state.account) choose(state.account, asOfFromInput()); });
-    $('now').addEventListener('click', () => { $('as-of').value = ''; if (state.account) choose(state.account, ''); });
+    $('as-of').addEventListener('change', () => { if (state.account) choose(state.account, asOfFromInput()); else reloadView(asOfFromInput()); });
+    $('now').addEventListener('click', () => { $('as-of').value = ''; if (state.account) choose(state.account, ''); else reloadView(''); });
+    $('list-filter').addEventListener('submit', (ev) => { ev.preventDefault(); loadList(false); });
+    $('list-more').addEventListener('click', () => loadList(true));
     $('token').value = token();
     $('token').addEventListener('change', () => {
       const t = $('token').value.trim();
@@ -614,8 +793,23 @@
       $('account').value = account;
       choose(account, asOfFromInput());
     } else {
+      state.asOf = asOfFromInput();
+      if (params.get('view') === 'accounts') {
+        $('list-prefix').value = params.get('prefix') || '';
+        loadList(false);
+      } else {
+        loadOverview();
+      }
       $('account').focus();
     }
+  }
+
+  // reloadView shows the overview or the account list again at another moment.
+  function reloadView(asOf) {
+    state.asOf = asOf;
+    syncURL();
+    renderAsOfNote({ as_of: asOf });
+    if (state.view === 'accounts') loadList(false); else loadOverview();
   }
 
   init();
