@@ -48,7 +48,7 @@ func Handler(q *Queries, healthy func() error) *api.Mux {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if healthy != nil {
 			if err := healthy(); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": err.Error()})
+				writeError(w, ledger.Reject(ledger.CodeUnavailable, "%v", err))
 				return
 			}
 		}
@@ -59,6 +59,9 @@ func Handler(q *Queries, healthy func() error) *api.Mux {
 	})
 	mux.HandleFunc("GET /healthz/details", func(w http.ResponseWriter, r *http.Request) {
 		parked, n := q.proj.ParkedMessages()
+		if parked == nil {
+			parked = []Parked{} // a list, never null
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "position": q.proj.Position(), "parked_count": n, "parked": parked})
 	})
 	return mux
