@@ -1,5 +1,8 @@
-// Package projections builds the read models (balance, license list, billing-switch history)
-// from the LEDGER stream and serves them to dashboards over NATS and HTTP.
+// Package projections builds the read models from the LEDGER stream and serves them to
+// dashboards over NATS and HTTP: one account's balance, license list, billing-switch history,
+// usage, account status and PAYG contracts (views.go, usage.go, account.go), and the fleet read
+// models across accounts — the account list, totals, PAYG charges and contracts (fleet.go) —
+// rendered from the same state, so they share one position, one checkpoint and one skip.
 //
 // The read models fold events with the same ledger.Evolve the writer uses, so a balance read here
 // can never disagree with the balance a command was decided against. They live in memory, fed by

@@ -1,5 +1,5 @@
-// Package web serves the Credits & Billing dashboard: one page, embedded in the binary, over the
-// ledger's read models.
+// Package web serves the Credits & Billing dashboard: one page (overview, account list, account),
+// embedded in the binary, over the ledger's read models.
 //
 // The page itself only reads. It fetches the read models from the JSON API the projections
 // package serves (/v1/accounts/{id}/balance, /licenses, /switches, with ?min_position= and
@@ -12,6 +12,10 @@
 //   - GET /v1/accounts/{id}/history: credits over time, folded from the account's stored events
 //     (read from the event store with the account's subject filter) with the same ledger.Evolve
 //     the writer and the projector use.
+//   - GET /v1/accounts/{id}/log: the account's stored events with each one's hash-chain status.
+//
+// The page also has an overview and an account list, drawn from the fleet read models
+// (/v1/totals, /v1/accounts, /v1/payg/charges).
 //
 // Handler composes these with the JSON API in one http.ServeMux.
 package web
