@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
 )
 
 // benchStream encodes n events over accounts accounts the way the writer stores them: a purchase
@@ -85,4 +86,37 @@ func BenchmarkRebuildPipeline(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+}
+
+// BenchmarkFleetViews is the cost of the fleet read models over 10,000 accounts: each scans the
+// accounts under the projector's read lock, which holds the fold back for that long.
+func BenchmarkFleetViews(b *testing.B) {
+	const accounts = 10_000
+	data, ids := benchStream(b, 4*accounts, accounts)
+	p := NewProjector(zerolog.Nop())
+	for i, d := range data {
+		p.Apply(uint64(i+1), ids[i], d)
+	}
+	q, err := NewQueries(p, ledger.DefaultCatalogue(), time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		r    QueryRequest
+	}{
+		{QueryTotals, QueryRequest{}},
+		{QueryAccounts, QueryRequest{}},
+		{QueryAccounts, QueryRequest{Status: "grace"}},
+		{QueryPaygCharges, QueryRequest{Month: "2026-01"}},
+	} {
+		b.Run(c.name+"/"+c.r.Status, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := q.Answer(context.Background(), c.name, c.r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
