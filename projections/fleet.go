@@ -44,13 +44,10 @@ type fleetState struct {
 	ids      []string // sorted
 	accounts map[string]ledger.Account
 	position uint64
-}
-
-// fleetView runs f on every account under the read lock.
-func (p *Projector) fleetView(f func(fleetState)) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	f(fleetState{ids: p.ids, accounts: p.accounts, position: p.position})
+	// rows and totals are rendered from accounts: cached for the live state (fleet_cache.go),
+	// rendered at once for a past one.
+	rows   map[string]*fleetRow
+	totals *Totals
 }
 
 func insertSorted(ids []string, id string) []string {
@@ -215,12 +212,12 @@ func paginate(st fleetState, query string, f fleetFilter, keep func(ledger.Accou
 }
 
 // renderFleet renders one fleet read model from a fleet state.
-func renderFleet(name string, st fleetState, f fleetFilter, cat ledger.Catalogue, past *Past) (any, error) {
+func renderFleet(name string, st fleetState, f fleetFilter, past *Past) (any, error) {
 	switch name {
 	case QueryAccounts:
 		return AccountsOf(st, f, past), nil
 	case QueryTotals:
-		return TotalsOf(st, cat, past), nil
+		return TotalsOf(st, past), nil
 	case QueryPaygCharges:
 		return PaygChargesOf(st, f, past), nil
 	case QueryPaygContracts:
@@ -315,10 +312,8 @@ func containsString(list []string, v string) bool {
 // AccountsOf renders a page of the account list.
 func AccountsOf(st fleetState, f fleetFilter, past *Past) AccountList {
 	out := AccountList{OK: true, Position: st.position, Accounts: []AccountSummary{}, Past: past}
-	var row AccountSummary
 	out.NextCursor = paginate(st, QueryAccounts, f, func(a ledger.Account) bool {
-		row = SummaryOf(a)
-		return f.keepSummary(row)
-	}, func(ledger.Account) { out.Accounts = append(out.Accounts, row) })
+		return f.keepSummary(st.rows[a.ID].summary)
+	}, func(a ledger.Account) { out.Accounts = append(out.Accounts, st.rows[a.ID].summary) })
 	return out
 }

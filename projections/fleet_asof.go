@@ -87,13 +87,13 @@ func (q *Queries) answerFleet(ctx context.Context, name string, r QueryRequest) 
 		if err != nil {
 			return nil, err
 		}
-		return renderFleet(name, st, f, q.cat, &Past{AsOf: at.UTC(), UnrecordedEvents: due})
+		return renderFleet(name, pastFleet(st, q.cat), f, &Past{AsOf: at.UTC(), UnrecordedEvents: due})
 	}
 	if err := q.waitFor(ctx, r.MinPosition); err != nil {
 		return nil, err
 	}
 	var out any
-	q.proj.fleetView(func(st fleetState) { out, err = renderFleet(name, st, f, q.cat, nil) })
+	q.proj.liveFleet(q.cat, func(st fleetState) { out, err = renderFleet(name, st, f, nil) })
 	return out, err
 }
 

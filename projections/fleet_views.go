@@ -60,64 +60,11 @@ type Totals struct {
 	*Past
 }
 
-// TotalsOf sums every account of a fleet state.
-func TotalsOf(st fleetState, cat ledger.Catalogue, past *Past) Totals {
-	t := Totals{OK: true, Position: st.position, Accounts: len(st.ids), Past: past,
-		ByStatus:      map[string]int{ledger.AccountStatusActive: 0, ledger.AccountStatusGrace: 0, ledger.AccountStatusExpired: 0},
-		ByBillingPath: map[string]int{ledger.BillingMarketplace: 0, ledger.BillingAnnual: 0, ledger.BillingNone: 0},
-		BySource:      map[string]SourceTotals{ledger.SourceSales: {}, ledger.SourceAWS: {}, ledger.SourceAzure: {}},
-		ByFeature:     map[string]FeatureTotals{},
-	}
-	for _, f := range cat.Features() {
-		t.ByFeature[f.ID] = FeatureTotals{}
-	}
-	for _, id := range st.ids {
-		addAccount(&t, st.accounts[id])
-	}
-	t.InGrace, t.Expired = t.ByStatus[ledger.AccountStatusGrace], t.ByStatus[ledger.AccountStatusExpired]
+// TotalsOf renders the totals of a fleet state (summed from its rows' contributions).
+func TotalsOf(st fleetState, past *Past) Totals {
+	t := st.totals.clone()
+	t.OK, t.Position, t.Past = true, st.position, past
 	return t
-}
-
-func addAccount(t *Totals, a ledger.Account) {
-	t.ByStatus[a.Status()]++
-	t.ByBillingPath[a.BillingPath()]++
-	if a.Shortfall().IsPositive() {
-		t.WithShortfall++
-	}
-	c := &t.Credits
-	c.Active, c.Allocated = c.Active.Add(a.TotalCredits()), c.Allocated.Add(a.AllocatedCredits())
-	c.Available, c.Shortfall = c.Available.Add(a.AvailableCredits()), c.Shortfall.Add(a.Shortfall())
-	seen := map[string]bool{}
-	for _, l := range a.Licenses {
-		s := t.BySource[l.Source]
-		s.Licenses++
-		s.CreditsSold = s.CreditsSold.Add(l.Credits)
-		c.Sold = c.Sold.Add(l.Credits)
-		if l.Status == ledger.StatusActive {
-			s.ActiveLicenses++
-			s.CreditsActive = s.CreditsActive.Add(l.Credits)
-		}
-		if !seen[l.Source] {
-			seen[l.Source] = true
-			s.Accounts++
-		}
-		t.BySource[l.Source] = s
-	}
-	for f, credits := range a.Allocations {
-		ft := t.ByFeature[f]
-		ft.CreditsAllocated = ft.CreditsAllocated.Add(credits)
-		if credits.IsPositive() {
-			ft.AccountsAllocating++
-		}
-		t.ByFeature[f] = ft
-	}
-	for f := range a.Features {
-		if a.BillingModel(f) == ledger.ModelPayg {
-			ft := t.ByFeature[f]
-			ft.AccountsOnPayg++
-			t.ByFeature[f] = ft
-		}
-	}
 }
 
 // PaygChargeRow is one account's PAYG charges in the month, in one currency.
@@ -152,23 +99,6 @@ type PaygCharges struct {
 	*Past
 }
 
-// monthCharges is an account's usage in one month, one row per currency.
-func monthCharges(a ledger.Account, month string) []PaygChargeRow {
-	u, err := UsageOf(a, 0, month)
-	if err != nil {
-		return nil // the month was checked before
-	}
-	var rows []PaygChargeRow
-	for _, m := range u.Months {
-		if m.Total.Records == 0 {
-			continue
-		}
-		rows = append(rows, PaygChargeRow{AccountID: a.ID, Currency: m.Currency, Amount: m.Total.Amount,
-			AmountExact: m.Total.AmountExact, Records: m.Total.Records, Features: m.Features})
-	}
-	return rows
-}
-
 // PaygChargesOf renders a month's PAYG charges. Amounts are rounded as the usage read model
 // rounds them (RoundingRule): each shown amount from the exact sum it shows.
 func PaygChargesOf(st fleetState, f fleetFilter, past *Past) PaygCharges {
@@ -179,7 +109,7 @@ func PaygChargesOf(st fleetState, f fleetFilter, past *Past) PaygCharges {
 		if !hasPrefix(id, f.prefix) {
 			continue
 		}
-		for _, r := range monthCharges(st.accounts[id], f.month) {
+		for _, r := range st.rows[id].charges[f.month] {
 			t := totals[r.Currency]
 			if t == nil {
 				t = &PaygChargeTotal{Currency: r.Currency}
@@ -193,11 +123,9 @@ func PaygChargesOf(st fleetState, f fleetFilter, past *Past) PaygCharges {
 		out.Totals = append(out.Totals, *t)
 	}
 	sort.Slice(out.Totals, func(i, j int) bool { return out.Totals[i].Currency < out.Totals[j].Currency })
-	var rows []PaygChargeRow
 	out.NextCursor = paginate(st, QueryPaygCharges, f, func(a ledger.Account) bool {
-		rows = monthCharges(a, f.month)
-		return len(rows) > 0
-	}, func(ledger.Account) { out.Accounts = append(out.Accounts, rows...) })
+		return len(st.rows[a.ID].charges[f.month]) > 0
+	}, func(a ledger.Account) { out.Accounts = append(out.Accounts, st.rows[a.ID].charges[f.month]...) })
 	return out
 }
 

@@ -32,6 +32,10 @@ type Projector struct {
 	// ids is every account id in accounts, sorted: the fleet views page through it (fleet.go).
 	ids      []string
 	position uint64
+	// dirty are the accounts changed since the last fleet query; fleet caches their rows
+	// (fleet_cache.go).
+	dirty    map[string]struct{}
+	fleet    fleetCache
 	changed  chan struct{}
 	parked   []Parked
 	parkedN  int
@@ -86,6 +90,7 @@ func (p *Projector) ApplyDecoded(position uint64, accountID string, ev events.Ev
 				p.ids = insertSorted(p.ids, accountID)
 			}
 			p.accounts[accountID] = ledger.Evolve(a, ev)
+			p.markDirty(accountID)
 			for ch := range p.watchers[accountID] {
 				select {
 				case ch <- position:

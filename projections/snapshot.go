@@ -73,6 +73,7 @@ func (p *Projector) Restore(ctx context.Context, store SnapshotStore) (uint64, e
 	p.mu.Lock()
 	p.accounts, p.position = doc.Accounts, doc.Position
 	p.ids = sortedIDs(doc.Accounts)
+	p.dirty, p.fleet.ready = nil, false // the fleet rows are rendered again from the restored state
 	p.parked, p.parkedN = doc.Parked, doc.ParkedN
 	p.notify()
 	p.mu.Unlock()
