@@ -101,6 +101,19 @@ func TestOverviewInChromium(t *testing.T) {
 		require.NoError(t, os.WriteFile(out, png, 0o644))
 	}
 
+	// As of 45 minutes ago: umbrella still held its subscription, umbrella-eu did not exist.
+	before := time.Now().UTC().Add(-45 * time.Minute).Format("2006-01-02T15:04:05")
+	p.do("set as of", 5*time.Second, chromedp.Evaluate[chromedp.Void](
+		`(() => { const i = document.getElementById('as-of'); i.value = '`+before+`'; i.dispatchEvent(new Event('change')); })()`))
+	p.waitText("#fleet-accounts", "5", 10*time.Second)
+	assert.Equal(t, "0 in grace", p.text("#fleet-grace"))
+	assert.Empty(t, attention("att-grace"))
+	assert.Equal(t, []string{"initech"}, attention("att-shortfall"), "IN-2's expiry was due then, though recorded later")
+	assert.Contains(t, p.text("#as-of-note"), "Showing")
+	assert.Contains(t, eval[string](p, `location.search`), "as_of=")
+	p.do("back to now", 5*time.Second, chromedp.Click(chromedp.ID("now")))
+	p.waitText("#fleet-accounts", "6", 10*time.Second)
+
 	// The account list: search by prefix, filter by status, then follow an account.
 	p.follow(`#nav-accounts`)
 	p.do("the list", 10*time.Second, chromedp.WaitVisible(chromedp.ID("accounts-view")))

@@ -525,7 +525,8 @@
   function renderAsOfNote(bal) {
     const note = $('as-of-note');
     if (!state.asOf) { note.hidden = true; return; }
-    let text = `Showing the account as it was at ${fmtTime(state.asOf)} UTC.`;
+    let text = state.view === 'account' ? `Showing the account as it was at ${fmtTime(state.asOf)} UTC.`
+      : `Showing every account as it was at ${fmtTime(state.asOf)} UTC.`;
     if (bal.as_of === undefined) {
       text += ' This server does not answer as_of for the balance, licenses and billing models yet, so those show the latest state; the credits chart stops at that moment.';
     }
