@@ -154,31 +154,64 @@ func (p *Projector) markDirty(accountID string) {
 	p.dirty[accountID] = struct{}{}
 }
 
-// liveFleet runs f on the live fleet state with every row up to date: under the projector's read
-// lock (the fold waits, but only for the rows that changed) and the cache's lock.
+// fleetRenderChunk bounds the rows re-rendered in one hold of the projector's read lock (about
+// 40 ms of work), so a query after a replay or a restore, with every row to render, holds the
+// fold back in short turns rather than for the whole fleet at once.
+const fleetRenderChunk = 4096
+
+// liveFleet runs f on the live fleet state with every row up to date, under the projector's read
+// lock and the cache's lock. Rows changed since the last query are re-rendered first, a chunk
+// per hold of the read lock; the fold runs between chunks and may mark more, so after a bounded
+// number of turns the rest is rendered in the final hold.
 func (p *Projector) liveFleet(cat ledger.Catalogue, f func(fleetState)) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
 	c := &p.fleet
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.ready {
-		c.rows, c.totals, c.ready = map[string]*fleetRow{}, newTotals(cat), true
-		for id := range p.accounts {
-			p.markDirty(id)
+	for turn := 0; ; turn++ {
+		p.mu.RLock()
+		c.mu.Lock()
+		if !c.ready {
+			c.rows, c.totals, c.ready = map[string]*fleetRow{}, newTotals(cat), true
+			for id := range p.accounts {
+				p.markDirty(id)
+			}
 		}
+		limit := fleetRenderChunk
+		if turn >= 2+len(p.ids)/fleetRenderChunk {
+			limit = len(p.dirty) // bounded turns: the fold is marking rows as fast as they render
+		}
+		if p.refreshRows(limit) {
+			func() {
+				defer p.mu.RUnlock()
+				defer c.mu.Unlock()
+				f(fleetState{ids: p.ids, accounts: p.accounts, position: p.position, rows: c.rows, totals: &c.totals})
+			}()
+			return
+		}
+		c.mu.Unlock()
+		p.mu.RUnlock()
 	}
-	// The fold holds the write lock to change dirty; readers change it only under c.mu.
+}
+
+// refreshRows re-renders up to limit dirty rows and moves the totals by their difference; it
+// reports whether none is left. Call it with the projector's read lock and the cache's lock
+// (the fold changes dirty only under the write lock; fleet queries only under c.mu).
+func (p *Projector) refreshRows(limit int) bool {
+	c := &p.fleet
+	n := 0
 	for id := range p.dirty {
+		if n == limit {
+			return false
+		}
 		if old := c.rows[id]; old != nil {
 			c.totals.add(old.contrib, -1)
 		}
 		r := rowOf(p.accounts[id])
 		c.rows[id] = r
 		c.totals.add(r.contrib, 1)
+		delete(p.dirty, id)
+		n++
 	}
 	p.dirty = nil // not clear(): a map keeps its buckets, and ranging over them costs as much as it once held
-	f(fleetState{ids: p.ids, accounts: p.accounts, position: p.position, rows: c.rows, totals: &c.totals})
+	return true
 }
 
 // pastFleet renders every row of a fleet state folded for as_of.

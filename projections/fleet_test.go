@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -94,4 +95,33 @@ func TestFleetCacheMatchesAFreshRender(t *testing.T) {
 	assert.Equal(t, 1, tot.WithShortfall)
 	assert.Equal(t, 1, tot.ByFeature["file_security"].AccountsOnPayg)
 	assert.Equal(t, 1, tot.ByFeature["container_security"].AccountsAllocating, "only a still allocates container_security")
+}
+
+// A fleet larger than one render chunk (a replay, or the first query after a restore) is
+// rendered in several turns of the read lock, and every account is in the answer.
+func TestFleetRendersInChunks(t *testing.T) {
+	t.Parallel()
+	const accounts = 2*4096 + 1
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	p := projections.NewProjector(zerolog.Nop())
+	for i := range accounts {
+		id := fmt.Sprintf("acct-%05d", i)
+		p.Apply(uint64(i+1), id, encoded(t, id, 1, events.PaygContractPurchased{ContractID: id, PurchasedAt: now}))
+	}
+	q, err := projections.NewQueries(p, ledger.DefaultCatalogue(), time.Second)
+	require.NoError(t, err)
+	out, err := q.Answer(context.Background(), projections.QueryTotals, projections.QueryRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, accounts, out.(projections.Totals).Accounts)
+	seen, cursor := 0, ""
+	for range accounts {
+		out, err := q.Answer(context.Background(), projections.QueryPaygContracts, projections.QueryRequest{Cursor: cursor, Limit: projections.MaxPageLimit})
+		require.NoError(t, err)
+		page := out.(projections.PaygContracts)
+		seen += len(page.Accounts)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	assert.Equal(t, accounts, seen, "every account, once, over the pages")
 }
