@@ -196,8 +196,8 @@ func flagValue(f *pflag.FlagSet, name, kind string) (any, error) {
 }
 
 func queryCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "query balance|licenses|switches|usage|account --account ID", Short: "Read a projection"}
-	for _, name := range []string{"balance", "licenses", "switches", "usage", "account"} {
+	cmd := &cobra.Command{Use: "query balance|licenses|switches|usage|account|contracts --account ID", Short: "Read a projection"}
+	for _, name := range []string{"balance", "licenses", "switches", "usage", "account", "contracts"} {
 		name := name
 		var cf clientFlags
 		var account string
