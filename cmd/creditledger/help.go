@@ -54,11 +54,12 @@ var commandExamples = map[string]string{
 
 // queryExamples is one example invocation per query.
 var queryExamples = map[string]string{
-	"balance":  "--account acme --min-position 3",
-	"licenses": "--account acme",
-	"switches": "--account acme",
-	"usage":    "--account acme --month 2026-01",
-	"account":  "--account acme",
+	"balance":   "--account acme --min-position 3",
+	"licenses":  "--account acme",
+	"switches":  "--account acme",
+	"usage":     "--account acme --month 2026-01",
+	"account":   "--account acme --as-of 2026-01-15T09:00:00Z",
+	"contracts": "--account acme",
 }
 
 // groupExamples are the examples of the commands that only group others, and of those defined
