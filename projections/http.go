@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/creditledger/creditledger/api"
+	"github.com/creditledger/creditledger/api/openapi"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -44,7 +45,7 @@ func Handler(q *Queries, healthy func() error) *api.Mux {
 			answer(w, r, q, name, req)
 		})
 	}
-	mux.HandleFunc("GET /openapi.json", api.ServeOpenAPI)
+	mux.HandleFunc("GET /openapi.json", openapi.Serve)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if healthy != nil {
 			if err := healthy(); err != nil {
