@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/ledger"
@@ -98,6 +99,26 @@ func TestAgainstALedger(t *testing.T) {
 
 	_, err = c.Balance(ctx, "nobody")
 	assert.ErrorIs(t, err, ledgerclient.ErrNotFound)
+
+	// The fleet read models and the contracts, typed the same way.
+	contracts, err := c.Contracts(ctx, "acme")
+	require.NoError(t, err)
+	assert.Empty(t, contracts.Contracts)
+	list, err := c.Accounts(ctx, api.FleetQuery{MinPosition: alloc.Position, Prefix: "ac"})
+	require.NoError(t, err)
+	require.Len(t, list.Accounts, 1)
+	assert.Equal(t, "250", list.Accounts[0].AllocatedCredits.String())
+	tot, err := c.Totals(ctx, api.FleetQuery{})
+	require.NoError(t, err)
+	assert.Equal(t, "1500", tot.Credits.Sold.String())
+	charges, err := c.PaygCharges(ctx, "2026-01", api.FleetQuery{})
+	require.NoError(t, err)
+	assert.Empty(t, charges.Accounts)
+	pc, err := c.PaygContracts(ctx, api.FleetQuery{})
+	require.NoError(t, err)
+	assert.Empty(t, pc.Accounts)
+	_, err = c.Totals(ctx, api.FleetQuery{Limit: 5})
+	assert.ErrorIs(t, err, ledgerclient.ErrInvalidArgument, "totals are not paged")
 }
 
 // responder answers requests on subject with the replies in order (the last one repeats) and

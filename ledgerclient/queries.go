@@ -89,3 +89,34 @@ func (c *Client) Query(ctx context.Context, name string, body, out any) error {
 		return nil
 	})
 }
+
+// Contracts answers the contracts query (the account's PAYG contracts and their rates).
+func (c *Client) Contracts(ctx context.Context, accountID string, opts ...QueryOption) (api.Contracts, error) {
+	var out api.Contracts
+	return out, c.Query(ctx, "contracts", newQuery(accountID, opts), &out)
+}
+
+// Accounts answers a page of the account list (q: filters, cursor, limit).
+func (c *Client) Accounts(ctx context.Context, q api.FleetQuery) (api.AccountList, error) {
+	var out api.AccountList
+	return out, c.Query(ctx, "accounts", q, &out)
+}
+
+// Totals answers the fleet totals (q: MinPosition or AsOf only).
+func (c *Client) Totals(ctx context.Context, q api.FleetQuery) (api.Totals, error) {
+	var out api.Totals
+	return out, c.Query(ctx, "totals", q, &out)
+}
+
+// PaygCharges answers a page of one month's PAYG charges and the month's totals.
+func (c *Client) PaygCharges(ctx context.Context, month string, q api.FleetQuery) (api.PaygCharges, error) {
+	var out api.PaygCharges
+	q.Month = month
+	return out, c.Query(ctx, "payg_charges", q, &out)
+}
+
+// PaygContracts answers a page of the accounts holding PAYG contracts, with their rates.
+func (c *Client) PaygContracts(ctx context.Context, q api.FleetQuery) (api.PaygContracts, error) {
+	var out api.PaygContracts
+	return out, c.Query(ctx, "payg_contracts", q, &out)
+}

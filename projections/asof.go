@@ -84,14 +84,6 @@ func FoldAsOf(accountID string, recs []ledger.Record, at AsOf) (PastState, error
 	return st, nil
 }
 
-// Past says which point in time a read model reflects.
-type Past struct {
-	AsOf time.Time `json:"as_of"`
-	// UnrecordedEvents counts the renewals and expiries that were due at as_of and are applied
-	// although the stream records them later (or not yet).
-	UnrecordedEvents int `json:"unrecorded_events"`
-}
-
 // PastBalance is the balance read model at a past time.
 type PastBalance struct {
 	Balance

@@ -6,9 +6,26 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopspring/decimal"
-
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/ledger"
+)
+
+// The fleet read models' answer types live in api, shared with the Go client (ledgerclient).
+type (
+	AccountSummary   = api.AccountSummary
+	AccountList      = api.AccountList
+	CreditTotals     = api.CreditTotals
+	SourceTotals     = api.SourceTotals
+	FeatureTotals    = api.FeatureTotals
+	Totals           = api.Totals
+	PaygChargeRow    = api.PaygChargeRow
+	PaygChargeTotal  = api.PaygChargeTotal
+	PaygCharges      = api.PaygCharges
+	ContractView     = api.ContractView
+	Contracts        = api.Contracts
+	AccountContracts = api.AccountContracts
+	PaygContracts    = api.PaygContracts
+	Past             = api.Past
 )
 
 // Fleet query names: read models across accounts. NATS ledger.query.<name>; HTTP
@@ -225,36 +242,6 @@ func renderFleet(name string, st fleetState, f fleetFilter, past *Past) (any, er
 	default:
 		return nil, ledger.Reject(ledger.CodeInvalidArgument, "unknown query %q", name)
 	}
-}
-
-// AccountSummary is one row of the account list.
-type AccountSummary struct {
-	AccountID        string          `json:"account_id"`
-	Version          uint64          `json:"version"`
-	Status           string          `json:"status"`
-	BillingPath      string          `json:"billing_path"`
-	Sources          []string        `json:"sources"`
-	TotalCredits     decimal.Decimal `json:"total_credits"`
-	AllocatedCredits decimal.Decimal `json:"allocated_credits"`
-	AvailableCredits decimal.Decimal `json:"available_credits"`
-	Shortfall        decimal.Decimal `json:"shortfall"`
-	// NextExpiryAt is the earliest end of term among active licenses that will not renew
-	// (auto-renew off): when credits will lapse unless someone acts.
-	NextExpiryAt *time.Time `json:"next_expiry_at"`
-	GraceUntil   *time.Time `json:"grace_until"`
-	ExpiredAt    *time.Time `json:"expired_at"`
-	// PaygContractID is the PAYG contract in effect (the last one activated), if any.
-	PaygContractID *string `json:"payg_contract_id"`
-}
-
-// AccountList is a page of the account list, in account id order.
-type AccountList struct {
-	OK       bool             `json:"ok"`
-	Position uint64           `json:"position"`
-	Accounts []AccountSummary `json:"accounts"`
-	// NextCursor, when set, asks for the next page (pass it as cursor with the same filters).
-	NextCursor string `json:"next_cursor,omitempty"`
-	*Past
 }
 
 // SummaryOf renders one account's row of the account list.

@@ -89,8 +89,9 @@ func newTotals(cat ledger.Catalogue) Totals {
 	return t
 }
 
-// add adds (sign 1) or removes (sign -1) one account's contribution; decimals stay exact.
-func (t *Totals) add(c contribution, sign int) {
+// addContribution adds (sign 1) or removes (sign -1) one account's contribution to t; decimals
+// stay exact.
+func addContribution(t *Totals, c contribution, sign int) {
 	d := decimal.NewFromInt(int64(sign))
 	t.Accounts += sign
 	t.ByStatus[c.status] += sign
@@ -118,8 +119,8 @@ func (t *Totals) add(c contribution, sign int) {
 	t.InGrace, t.Expired = t.ByStatus[ledger.AccountStatusGrace], t.ByStatus[ledger.AccountStatusExpired]
 }
 
-// clone copies the totals' maps, so an answer never shares them with the cache.
-func (t Totals) clone() Totals {
+// cloneTotals copies the totals' maps, so an answer never shares them with the cache.
+func cloneTotals(t Totals) Totals {
 	c := t
 	c.ByStatus, c.ByBillingPath = copyMap(t.ByStatus), copyMap(t.ByBillingPath)
 	c.BySource, c.ByFeature = copyMap(t.BySource), copyMap(t.ByFeature)
@@ -202,11 +203,11 @@ func (p *Projector) refreshRows(limit int) bool {
 			return false
 		}
 		if old := c.rows[id]; old != nil {
-			c.totals.add(old.contrib, -1)
+			addContribution(&c.totals, old.contrib, -1)
 		}
 		r := rowOf(p.accounts[id])
 		c.rows[id] = r
-		c.totals.add(r.contrib, 1)
+		addContribution(&c.totals, r.contrib, 1)
 		delete(p.dirty, id)
 		n++
 	}
@@ -221,7 +222,7 @@ func pastFleet(st fleetState, cat ledger.Catalogue) fleetState {
 	for _, id := range st.ids {
 		r := rowOf(st.accounts[id])
 		st.rows[id] = r
-		t.add(r.contrib, 1)
+		addContribution(&t, r.contrib, 1)
 	}
 	st.totals = &t
 	return st
