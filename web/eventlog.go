@@ -69,7 +69,7 @@ func CheckChain(accountID string, recs []ledger.Record, asOf *time.Time) EventLo
 			}
 			e.Version, e.Type, e.OccurredAt, e.CommandID = env.Version, env.Type, env.OccurredAt.UTC(), env.CommandID
 			e.Hash, e.PrevHash = env.Hash, env.PrevHash
-			e.Chain, e.Reason = chainStatus(env, accountID, prev, version)
+			e.Chain, e.Reason = chainStatus(rec.Data, env, accountID, prev, version)
 			prev, version = env.Hash, env.Version
 		}
 		if e.Chain != ChainOK {
@@ -86,9 +86,14 @@ func CheckChain(accountID string, recs []ledger.Record, asOf *time.Time) EventLo
 	return out
 }
 
-func chainStatus(env events.Envelope, accountID, prev string, version uint64) (string, string) {
+// chainStatus checks one stored event; the hash is recomputed from the stored bytes under the
+// rule the envelope names (events.StoredHash), as audit verify does.
+func chainStatus(data []byte, env events.Envelope, accountID, prev string, version uint64) (string, string) {
+	computed, err := events.StoredHash(data, &env)
 	switch {
-	case !env.VerifyHash():
+	case err != nil:
+		return ChainHashMismatch, fmt.Sprintf("the stored hash cannot be recomputed: %v", err)
+	case computed != env.Hash:
 		return ChainHashMismatch, "the stored hash does not match the event's content"
 	case env.PrevHash != prev:
 		return ChainBrokenLink, fmt.Sprintf("prev_hash is not the hash of version %d", version)

@@ -72,6 +72,16 @@ func TestCheckChain(t *testing.T) {
 	junk := []ledger.Record{recs[0], {AccountID: "acme", Data: []byte("{"), Position: 99}}
 	assert.Equal(t, []string{"ok", web.ChainUndecodable}, statuses(web.CheckChain("acme", junk, nil)))
 
+	// An event sealed under the legacy hash rule (stored before RFC 8785) checks out too.
+	raw, err := events.EncodePayload(events.CreditsAllocated{Feature: "file_security", Credits: decimal.NewFromInt(1)})
+	require.NoError(t, err)
+	legacy := events.Envelope{EventID: "e", Type: events.TypeCreditsAllocated, SchemaVersion: 1, AccountID: "old", Version: 1,
+		OccurredAt: testledger.Epoch, CommandID: "c", Payload: raw, PrevHash: events.ZeroHash}
+	require.NoError(t, legacy.SealLegacy())
+	lb, err := events.Encode(&legacy)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ok"}, statuses(web.CheckChain("old", []ledger.Record{{AccountID: "old", Data: lb, Position: 1}}, nil)))
+
 	// as_of cuts the list at that time.
 	at := testledger.Epoch.Add(2 * time.Hour)
 	assert.Len(t, web.CheckChain("acme", recs, &at).Events, 2)
