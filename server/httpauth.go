@@ -193,6 +193,15 @@ func (s *Server) observability() *metrics.Metrics {
 	return m
 }
 
+// fleetQueryOfRoute names the fleet query each fleet route answers (projections.FleetRoutes).
+var fleetQueryOfRoute = func() map[string]string {
+	m := map[string]string{}
+	for name, route := range projections.FleetRoutes {
+		m[route] = name
+	}
+	return m
+}()
+
 // observeHTTP counts the request by route pattern and status, and times account queries.
 // The code label is the ledger's code, as over NATS (metrics.QueryCode).
 func (s *Server) observeHTTP(m *metrics.Metrics, r *http.Request, rec *statusRecorder, d time.Duration) {
@@ -207,6 +216,8 @@ func (s *Server) observeHTTP(m *metrics.Metrics, r *http.Request, rec *statusRec
 	switch {
 	case route == account:
 		query = "account"
+	case fleetQueryOfRoute[route] != "":
+		query = fleetQueryOfRoute[route] // GET /v1/totals is the totals query, and so on
 	case !strings.HasPrefix(route, prefix) || route == prefix+"events":
 		return // not a query (the live event stream is long-lived by design)
 	}

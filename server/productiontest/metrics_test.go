@@ -36,6 +36,8 @@ func TestMetrics(t *testing.T) {
 	base := "http://" + srv.HTTPAddr()
 	status, _ := httpDo(t, base+"/v1/accounts/acct-m/licenses", "")
 	require.Equal(t, 200, status)
+	status, _ = httpDo(t, base+"/v1/totals", "")
+	require.Equal(t, 200, status)
 
 	var text string
 	defer func() {
@@ -61,6 +63,7 @@ func TestMetrics(t *testing.T) {
 		`creditledger_stream_head_position`:                                                   float64(last.Position),
 		`creditledger_query_duration_seconds_count{query="licenses",transport="http"}`:        1,
 		`creditledger_queries_total{code="ok",query="balance",transport="nats"}`:              1,
+		`creditledger_queries_total{code="ok",query="totals",transport="http"}`:               1,
 		`creditledger_http_requests_total{code="200",route="GET /v1/accounts/{id}/licenses"}`: 1,
 	} {
 		assert.Equal(t, want, sample(text, series), series)
