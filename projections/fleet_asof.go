@@ -7,6 +7,7 @@ import (
 
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // StreamHistory reads the whole stream in order; the JetStream event store (jetstore.Store)
@@ -14,6 +15,10 @@ import (
 type StreamHistory interface {
 	Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error)
 }
+
+// The event store answers the fleet's as_of; UseHistory finds it by this interface, so it is
+// checked here rather than discovered missing at run time.
+var _ StreamHistory = (*jetstore.Store)(nil)
 
 // MaxFleetAsOfEvents bounds the events a fleet as_of query folds: such a query reads the stream
 // from its start, so past this size it is refused (unavailable) rather than left to run long.
