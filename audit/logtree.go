@@ -211,8 +211,14 @@ func VerifyLogInclusion(leaf [32]byte, index, size uint64, path [][32]byte, root
 }
 
 // VerifyLogConsistency checks that the tree of size2 with root2 extends the tree of size1 with
-// root1, as RFC 9162 section 2.1.4.2 says.
+// root1, as RFC 9162 section 2.1.4.2 says. RFC 9162 leaves out size1 = 0: every tree extends the
+// empty one, whose root is SHA-256 of nothing, so the path must be empty and root1 that root
+// (transparency-dev/merkle accepts any root1 there, so a checkpoint of size 0 signing another
+// root would pass as the start of any history).
 func VerifyLogConsistency(size1, size2 uint64, path [][32]byte, root1, root2 [32]byte) error {
+	if size1 == 0 && root1 != LogTreeEmptyRoot() {
+		return fmt.Errorf("%w: a tree of size 0 has root %s, not %s", ErrProofInvalid, hexHash(LogTreeEmptyRoot()), hexHash(root1))
+	}
 	if err := proof.VerifyConsistency(treeHasher, size1, size2, slices32(path), root1[:], root2[:]); err != nil {
 		return fmt.Errorf("%w: %v", ErrProofInvalid, err)
 	}

@@ -71,3 +71,26 @@ func TestLogTreeEmptyRootAndMissingNodes(t *testing.T) {
 	_, err := tree.InclusionProof(2)
 	assert.ErrorIs(t, err, ErrProofUnavailable, "nodes not watched")
 }
+
+// A consistency proof from size 0 holds only from the empty tree's root (SHA-256 of nothing):
+// a size-0 checkpoint that signs any other root extends nothing. The equal-size case needs equal
+// roots and an empty path.
+func TestVerifyLogConsistencyEdgeSizes(t *testing.T) {
+	t.Parallel()
+	tree := NewLogTree()
+	for i := range 5 {
+		tree.Append(LogLeafHash(leafData(i)))
+	}
+	root5, empty := tree.Root(), LogTreeEmptyRoot()
+	assert.Equal(t, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", hexHash(empty))
+	require.NoError(t, VerifyLogConsistency(0, 5, nil, empty, root5))
+	require.NoError(t, VerifyLogConsistency(0, 0, nil, empty, empty))
+	require.NoError(t, VerifyLogConsistency(5, 5, nil, root5, root5))
+
+	bogus := LogLeafHash([]byte("rewritten"))
+	assert.ErrorIs(t, VerifyLogConsistency(0, 5, nil, bogus, root5), ErrProofInvalid, "size 0 with a root other than the empty tree's")
+	assert.ErrorIs(t, VerifyLogConsistency(0, 0, nil, bogus, bogus), ErrProofInvalid)
+	assert.ErrorIs(t, VerifyLogConsistency(5, 5, nil, root5, bogus), ErrProofInvalid)
+	assert.ErrorIs(t, VerifyLogConsistency(0, 5, [][32]byte{root5}, empty, root5), ErrProofInvalid, "a path from size 0")
+	assert.ErrorIs(t, ConsistencyProof{Size1: 0, Size2: 5}.Verify(bogus, root5), ErrProofInvalid)
+}

@@ -149,7 +149,9 @@ def verify_consistency(size1, size2, path, root1, root2):
     """RFC 9162 section 2.1.4.2."""
     if size1 == size2:
         return not path and root1 == root2
-    if size1 == 0 or size1 > size2 or not path:
+    if size1 == 0:  # every tree extends the empty one, whose root is H("") (FORMAT.md, section 4)
+        return not path and root1 == hashlib.sha256(b"").digest()
+    if size1 > size2 or not path:
         return False
     if size1 & (size1 - 1) == 0:  # a power of two: the old root is the first node
         path = [root1] + path
@@ -227,6 +229,9 @@ def cmd_vectors(d):
     con = tree["consistency"]
     assert verify_consistency(con["size1"], con["size2"], [bytes.fromhex(p) for p in con["path"]],
                               root(leaves[: con["size1"]]), root(leaves[: con["size2"]]))
+    empty, r7 = hashlib.sha256(b"").digest(), root(leaves)
+    assert verify_consistency(0, len(leaves), [], empty, r7) and not verify_consistency(0, len(leaves), [], leaves[0], r7)
+    assert verify_consistency(len(leaves), len(leaves), [], r7, r7) and verify_inclusion(0, 1, leaves[0], [], leaves[0])
     origin, size, r = open_checkpoint(open(d + "/checkpoint.txt").read(), open(d + "/checkpoint.vkey").read())
     assert size == len(leaves) and r == root(leaves), "the checkpoint signs the tree"
     print("OK: %d envelopes, %d roots, an inclusion and a consistency proof, checkpoint of %s" % (len(envs), len(leaves), origin))
