@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/shopspring/decimal"
 )
 
 // Hash rules: how an envelope's hash is computed. The envelope's hash_rule member says which one
@@ -93,13 +94,73 @@ func (e *Envelope) canonicalJCS(dst []byte, payloadCanonical bool) ([]byte, erro
 	return append(dst, '}'), nil
 }
 
-// canonicalPayload returns the RFC 8785 form of a payload, in a new slice.
+// ErrInexactNumber is returned when sealing a payload holds a JSON number that RFC 8785 would
+// change: it writes every number as the IEEE 754 double nearest to it, so an integer beyond
+// 2^53 or a decimal with more digits than a double holds would be stored (and hashed) as
+// another value. Amounts are decimal strings for that reason; a number never is silently changed.
+var ErrInexactNumber = errors.New("number not exact as an RFC 8785 (IEEE 754 double) number")
+
+// canonicalPayload returns the RFC 8785 form of a payload, in a new slice. It refuses a payload
+// whose numbers that form would change (ErrInexactNumber).
 func canonicalPayload(p json.RawMessage) (json.RawMessage, error) {
+	if err := exactNumbers(p); err != nil {
+		return nil, fmt.Errorf("canonical envelope: payload: %w", err)
+	}
 	v := jsontext.Value(bytes.Clone(p))
 	if err := v.Canonicalize(); err != nil {
 		return nil, fmt.Errorf("canonical envelope: payload: %w", err)
 	}
 	return json.RawMessage(v), nil
+}
+
+// exactNumbers checks every number literal of a JSON text (outside strings) for one that the
+// nearest IEEE 754 double does not represent exactly. Invalid JSON is left to the canonicalizer.
+func exactNumbers(b []byte) error {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"': // skip the string, escapes included
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			for j < len(b) && bytes.IndexByte([]byte("+-.0123456789eE"), b[j]) >= 0 {
+				j++
+			}
+			if lit := b[i:j]; !smallInteger(lit) && !exactNumber(string(lit)) {
+				return fmt.Errorf("%w: %s", ErrInexactNumber, lit)
+			}
+			i = j - 1
+		}
+	}
+	return nil
+}
+
+// smallInteger reports whether lit is an integer of at most 15 digits, which every double holds
+// (the common case, checked without allocating).
+func smallInteger(lit []byte) bool {
+	lit = bytes.TrimPrefix(lit, []byte("-"))
+	if len(lit) == 0 || len(lit) > 15 {
+		return false
+	}
+	for _, c := range lit {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// exactNumber reports whether the double nearest to the literal has exactly its value.
+func exactNumber(lit string) bool {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return false
+	}
+	d, err := decimal.NewFromString(lit)
+	return err == nil && decimal.NewFromFloat(f).Equal(d)
 }
 
 // appendTime writes t as encoding/json does (RFC 3339 with nanoseconds, its own zone), quoted.

@@ -137,3 +137,32 @@ func TestCanonicalStoredShortcutAgrees(t *testing.T) {
 		assert.Regexp(t, `^\{("a":("x"|"hash"),)?"b":(1|\{"hash":2\})\}$`, string(got), in)
 	}
 }
+
+// RFC 8785 writes numbers as IEEE 754 doubles: sealing a payload whose number a double does not
+// hold exactly would store and hash another value than the one decided. Seal refuses it instead;
+// numbers a double holds (whatever their spelling) and digits inside strings are fine.
+func TestSealRefusesANumberRFC8785WouldChange(t *testing.T) {
+	t.Parallel()
+	seal := func(payload string) (events.Envelope, error) {
+		e := events.Envelope{EventID: "e-1", Type: events.TypeCreditsAllocated, SchemaVersion: 1, AccountID: "acme",
+			Version: 1, CommandID: "c-1", Payload: json.RawMessage(payload), PrevHash: events.ZeroHash}
+		_, err := e.SealEncode()
+		return e, err
+	}
+	for _, p := range []string{
+		`{"n":9007199254740993}`, `{"n":-9007199254740993}`, `{"n":18446744073709551615}`,
+		`{"n":1.23456789012345678}`, `{"a":[1,{"b":0.10000000000000000001}]}`, `{"n":1e400}`,
+	} {
+		_, err := seal(p)
+		assert.ErrorIs(t, err, events.ErrInexactNumber, p)
+	}
+	for p, stored := range map[string]string{
+		`{"n":9007199254740992}`:                    `{"n":9007199254740992}`,
+		`{"term_months":12,"x":-0,"y":1.0,"z":1e2}`: `{"term_months":12,"x":0,"y":1,"z":100}`,
+		`{"s":"9007199254740993 \"1.23456789012345678\"","f":0.1}`: `{"f":0.1,"s":"9007199254740993 \"1.23456789012345678\""}`,
+	} {
+		e, err := seal(p)
+		require.NoError(t, err, p)
+		assert.Equal(t, stored, string(e.Payload), p)
+	}
+}
