@@ -295,8 +295,9 @@ type consistencyReport struct {
 	OK bool `json:"ok"`
 	audit.ConsistencyProof
 	// Findings name what does not hold: a checkpoint the stream does not reproduce (rewritten),
-	// or a later checkpoint that does not extend the earlier.
-	Findings []string `json:"findings,omitempty"`
+	// or a later checkpoint that does not extend the earlier. Empty ([]), never absent, when OK:
+	// docs/FORMAT.md shows the member.
+	Findings []string `json:"findings"`
 }
 
 // consistencyArg is OLD or NEW: a checkpoint file (its signed size and root) or a size.
@@ -384,7 +385,7 @@ func auditConsistencyCmd() *cobra.Command {
 // checkConsistency compares the signed roots with the stream's and checks the proof between
 // the signed roots (the stream's where a size was given).
 func checkConsistency(p audit.ConsistencyProof, oldArg, newArg consistencyArg) consistencyReport {
-	rep := consistencyReport{ConsistencyProof: p}
+	rep := consistencyReport{ConsistencyProof: p, Findings: []string{}}
 	roots := [2]string{p.Root1, p.Root2}
 	for i, a := range []consistencyArg{oldArg, newArg} {
 		if a.cp == nil {

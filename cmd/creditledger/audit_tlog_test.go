@@ -101,3 +101,24 @@ func TestAuditConsistency(t *testing.T) {
 	require.Error(t, err, "%s", got)
 	assert.Contains(t, string(got), "do not give the root")
 }
+
+// The report audit consistency prints has the members docs/FORMAT.md shows, "findings": []
+// included when all holds, so that a script in another language can read it as documented.
+func TestConsistencyReportHasTheDocumentedMembers(t *testing.T) {
+	t.Parallel()
+	tree := audit.NewLogTree()
+	tree.Append(audit.LogLeafHash([]byte(`{"n":1}`)))
+	root := fmt.Sprintf("%x", tree.Root())
+	p := audit.ConsistencyProof{Size1: 1, Size2: 1, Root1: root, Root2: root, Path: []string{}}
+	rep := checkConsistency(p, consistencyArg{size: 1, name: "size 1"}, consistencyArg{size: 1, name: "size 1"})
+	require.True(t, rep.OK, "%v", rep.Findings)
+	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	var members map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(b, &members))
+	for _, m := range []string{"ok", "size1", "size2", "root1", "root2", "consistency_path", "findings"} {
+		assert.Contains(t, members, m, "%s", b)
+	}
+	assert.JSONEq(t, `[]`, string(members["findings"]))
+	assert.JSONEq(t, `[]`, string(members["consistency_path"]))
+}
