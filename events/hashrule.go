@@ -232,6 +232,11 @@ func CanonicalStored(data []byte) ([]byte, error) {
 func StoredHash(data []byte, ev *Envelope) (string, error) {
 	switch ev.HashRule {
 	case HashRuleLegacy:
+		if namesHashRule(data) {
+			// The legacy rule is the absence of the member: "hash_rule":"" names no rule, as
+			// docs/FORMAT.md reads (an outside verifier refuses it), though it decodes as "".
+			return "", fmt.Errorf("%w: %q", ErrUnknownHashRule, ev.HashRule)
+		}
 		b, err := LegacyStored(data)
 		if err != nil {
 			return "", err
@@ -246,6 +251,31 @@ func StoredHash(data []byte, ev *Envelope) (string, error) {
 	default:
 		return "", fmt.Errorf("%w: %q", ErrUnknownHashRule, ev.HashRule)
 	}
+}
+
+// namesHashRule reports whether the stored JSON object has a top-level hash_rule member. Only
+// messages that hold the quoted name at all are parsed, so legacy events cost one byte search.
+func namesHashRule(data []byte) bool {
+	if !bytes.Contains(data, []byte(`"hash_rule"`)) {
+		return false
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
+	}
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return false
+		}
+		if tok.String() == "hash_rule" {
+			return true
+		}
+		if err := dec.SkipValue(); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // legacyHashSuffix is how every legacy stored message ends: ,"hash":"<64 hex>"}.

@@ -1,9 +1,11 @@
 package events_test
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"strconv"
@@ -157,12 +159,45 @@ func TestSealRefusesANumberRFC8785WouldChange(t *testing.T) {
 		assert.ErrorIs(t, err, events.ErrInexactNumber, p)
 	}
 	for p, stored := range map[string]string{
-		`{"n":9007199254740992}`:                    `{"n":9007199254740992}`,
-		`{"term_months":12,"x":-0,"y":1.0,"z":1e2}`: `{"term_months":12,"x":0,"y":1,"z":100}`,
+		`{"n":9007199254740992}`:                                   `{"n":9007199254740992}`,
+		`{"term_months":12,"x":-0,"y":1.0,"z":1e2}`:                `{"term_months":12,"x":0,"y":1,"z":100}`,
 		`{"s":"9007199254740993 \"1.23456789012345678\"","f":0.1}`: `{"f":0.1,"s":"9007199254740993 \"1.23456789012345678\""}`,
 	} {
 		e, err := seal(p)
 		require.NoError(t, err, p)
 		assert.Equal(t, stored, string(e.Payload), p)
 	}
+}
+
+// The legacy rule is the absence of hash_rule (docs/FORMAT.md): an explicit "hash_rule":"" names
+// no rule, and an outside verifier following the spec refuses it. StoredHash, the auditor's
+// check, refuses it too rather than hash it as legacy; "hash_rule" as a string value elsewhere is
+// no such member.
+func TestStoredHashRefusesAnEmptyHashRuleMember(t *testing.T) {
+	t.Parallel()
+	legacy := func(mid string) []byte {
+		e := events.Envelope{EventID: "e-1", Type: events.TypeAutoRenewSet, SchemaVersion: 1, AccountID: "acme", Version: 1,
+			CommandID: "c-1", CorrelationID: mid, Payload: json.RawMessage(`{"license_id":"L-1","enabled":false}`), PrevHash: events.ZeroHash}
+		require.NoError(t, e.SealLegacy())
+		b, err := events.Encode(&e)
+		require.NoError(t, err)
+		return b
+	}
+	ok := legacy("hash_rule")
+	ev, err := events.Decode(ok)
+	require.NoError(t, err)
+	h, err := events.StoredHash(ok, &ev.Envelope)
+	require.NoError(t, err, "the string \"hash_rule\" as a value is no member")
+	assert.Equal(t, ev.Hash, h)
+
+	// The same event with an empty hash_rule member, its legacy hash recomputed over it.
+	body, err := events.LegacyStored(ok)
+	require.NoError(t, err)
+	hashed := append(body[:len(body)-1:len(body)-1], `,"hash_rule":""}`...)
+	forged := fmt.Appendf(hashed[:len(hashed)-1:len(hashed)-1], `,"hash":"%x"}`, sha256.Sum256(hashed))
+	require.Contains(t, string(forged), `"hash_rule":"",`)
+	fev, err := events.Decode(forged)
+	require.NoError(t, err, "%s", forged)
+	_, err = events.StoredHash(forged, &fev.Envelope)
+	assert.ErrorIs(t, err, events.ErrUnknownHashRule)
 }
