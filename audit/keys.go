@@ -28,17 +28,26 @@ func VerifierKeyFile(keyFile string) string {
 }
 
 // WriteVerifierKey writes the note verifier key (see VerifierKey) as one line, readable by
-// anyone, unless the file exists already.
+// anyone. A file that holds another verifier key is replaced (atomically): the key name is the
+// checkpoint origin, so after the origin changes (serve --checkpoint-origin) the old file no
+// longer names the signatures, and a verifier that follows docs/FORMAT.md refuses them with it.
 func WriteVerifierKey(path, vkey string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, fs.ErrExist) {
+	if old, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(old)) == vkey {
 		return nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write verifier key: %w", err)
 	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write verifier key: %w", err)
 	}
 	_, werr := f.WriteString(vkey + "\n")
-	if err := errors.Join(werr, f.Close()); err != nil {
+	err = errors.Join(werr, f.Chmod(0o644), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("write verifier key %s: %w", path, err)
 	}
 	return nil
