@@ -11,6 +11,8 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/rs/zerolog"
+
 	"github.com/creditledger/creditledger/authz"
 )
 
@@ -33,6 +35,9 @@ type EmbeddedConfig struct {
 	TLS TLSFiles
 	// Cluster makes the server a node of a JetStream cluster (cluster.go).
 	Cluster ClusterConfig
+	// Log receives the server's warnings and errors (a full disk, a lost route, a stream that
+	// cannot be written); its notices and traces are dropped. The zero logger drops everything.
+	Log zerolog.Logger
 }
 
 // StartEmbedded starts a NATS server with JetStream on file storage that fsyncs every write
@@ -71,7 +76,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*natsserver.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
 	}
-	fatal := &fatalLog{}
+	fatal := &fatalLog{log: cfg.Log.With().Str("component", "nats").Logger()}
 	ns.SetLoggerV2(fatal, false, false, false)
 	ns.Start()
 	if err := waitReady(ns, fatal, embeddedReadyTimeout); err != nil {
@@ -104,10 +109,12 @@ func waitReady(ns *natsserver.Server, fatal *fatalLog, timeout time.Duration) er
 }
 
 // fatalLog is the embedded server's logger: it keeps the first fatal error (the server's own
-// loggers would exit the process on one) and drops the rest, as NoLog did.
+// loggers would exit the process on one), passes warnings and errors on to the process's log,
+// and drops notices, debug and trace lines.
 type fatalLog struct {
 	mu  sync.Mutex
 	msg string
+	log zerolog.Logger
 }
 
 func (l *fatalLog) first() string {
@@ -125,7 +132,14 @@ func (l *fatalLog) Fatalf(format string, v ...any) {
 }
 
 func (l *fatalLog) Noticef(string, ...any) {}
-func (l *fatalLog) Warnf(string, ...any)   {}
-func (l *fatalLog) Errorf(string, ...any)  {}
-func (l *fatalLog) Debugf(string, ...any)  {}
-func (l *fatalLog) Tracef(string, ...any)  {}
+
+func (l *fatalLog) Warnf(format string, v ...any) {
+	l.log.Warn().Msg(fmt.Sprintf(format, v...))
+}
+
+func (l *fatalLog) Errorf(format string, v ...any) {
+	l.log.Error().Msg(fmt.Sprintf(format, v...))
+}
+
+func (l *fatalLog) Debugf(string, ...any) {}
+func (l *fatalLog) Tracef(string, ...any) {}

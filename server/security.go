@@ -101,7 +101,7 @@ func (s *Server) startEmbedded(ctx context.Context) (*natsserver.Server, error) 
 	}
 	ns, err := StartEmbedded(EmbeddedConfig{
 		Listen: cfg.NATSListen, DataDir: cfg.DataDir, ServerName: cfg.ServerName,
-		Auth: cfg.Auth, Responder: s.prod.responder, TLS: cfg.TLS, Cluster: cfg.Cluster,
+		Auth: cfg.Auth, Responder: s.prod.responder, TLS: cfg.TLS, Cluster: cfg.Cluster, Log: cfg.Log,
 	})
 	if err != nil {
 		return nil, err
