@@ -1,8 +1,11 @@
 package projections
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,23 +99,56 @@ type fleetFilter struct {
 	expiringBefore time.Time
 	active         *bool
 	month          string
+	asOf           string // as_of, normalised (UTC, RFC 3339): a cursor is bound to it too
 }
 
-// cursorPrefix versions the opaque cursor and ties it to its query.
-const cursorPrefix = "v1:"
+// cursorPrefix versions the opaque cursor. A cursor names its query, the last account id of its
+// page and a check (cursorCheck) over the filters it was issued under and that id, so a cursor
+// passed with another query, other filters or another as_of, or a damaged one, is refused
+// rather than answered with a page of some other list. (v1 cursors named only the query.)
+const cursorPrefix = "v2:"
 
-// EncodeCursor makes the opaque cursor that resumes a query after an account id.
-func EncodeCursor(query, afterID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + query + ":" + afterID))
+// EncodeCursor makes the opaque cursor that resumes a query, without filters, after an account id.
+func EncodeCursor(query, afterID string) string { return cursorOf(query, fleetFilter{}, afterID) }
+
+func cursorOf(query string, f fleetFilter, afterID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + query + ":" + cursorCheck(f, afterID) + ":" + afterID))
 }
 
-func decodeCursor(query, cursor string) (string, error) {
+// cursorCheck identifies the filters of a fleet query (not its page size) and the account id a
+// page ends at. It is a check against mistakes, not a secret: the lists hold nothing a caller
+// may not read, and a cursor made by hand only starts a page at an id of the caller's choosing.
+func cursorCheck(f fleetFilter, afterID string) string {
+	b := func(p *bool) string {
+		if p == nil {
+			return ""
+		}
+		return strconv.FormatBool(*p)
+	}
+	exp := ""
+	if !f.expiringBefore.IsZero() {
+		exp = f.expiringBefore.UTC().Format(time.RFC3339Nano)
+	}
+	h := sha256.Sum256([]byte(strings.Join([]string{f.prefix, f.status, f.billingPath, f.source, b(f.shortfall),
+		exp, b(f.active), f.month, f.asOf, afterID}, "\x00")))
+	return hex.EncodeToString(h[:8])
+}
+
+func decodeCursor(query string, f fleetFilter, cursor string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	want := cursorPrefix + query + ":"
-	if err != nil || !strings.HasPrefix(string(b), want) || !ledger.ValidID(string(b[len(want):])) {
+	if err != nil || !strings.HasPrefix(string(b), want) {
 		return "", ledger.Reject(ledger.CodeInvalidArgument, "cursor is not a next_cursor of the %s query", query)
 	}
-	return string(b[len(want):]), nil
+	key, after, ok := strings.Cut(string(b[len(want):]), ":")
+	if !ok || !ledger.ValidID(after) {
+		return "", ledger.Reject(ledger.CodeInvalidArgument, "cursor is not a next_cursor of the %s query", query)
+	}
+	if key != cursorCheck(f, after) {
+		return "", ledger.Reject(ledger.CodeInvalidArgument,
+			"cursor was issued for other filters or another as_of: pass it with the filters of the page it came from")
+	}
+	return after, nil
 }
 
 // parseFleet checks a fleet query's parameters.
@@ -124,13 +160,6 @@ func parseFleet(name string, r QueryRequest) (fleetFilter, error) {
 	}
 	if r.AccountID != "" {
 		return bad("the %s query is across accounts: account_id does not apply (use prefix)", name)
-	}
-	if r.Cursor != "" {
-		after, err := decodeCursor(name, r.Cursor)
-		if err != nil {
-			return f, err
-		}
-		f.after = after
 	}
 	switch {
 	case f.limit == 0:
@@ -165,7 +194,24 @@ func parseFleet(name string, r QueryRequest) (fleetFilter, error) {
 	if name == QueryPaygCharges && month == "" {
 		return bad("month (YYYY-MM) is required")
 	}
-	return f, checkApplies(name, f, r)
+	if r.AsOf != "" {
+		at, err := parseAsOf(r.AsOf)
+		if err != nil {
+			return f, err
+		}
+		f.asOf = at.UTC().Format(time.RFC3339Nano)
+	}
+	if err := checkApplies(name, f, r); err != nil {
+		return f, err
+	}
+	if r.Cursor != "" { // last: the cursor is checked against every filter
+		after, err := decodeCursor(name, f, r.Cursor)
+		if err != nil {
+			return f, err
+		}
+		f.after = after
+	}
+	return f, nil
 }
 
 // checkApplies refuses a filter the query does not have, rather than silently ignoring it.
@@ -220,7 +266,7 @@ func paginate(st fleetState, query string, f fleetFilter, keep func(ledger.Accou
 			continue
 		}
 		if n == f.limit {
-			return EncodeCursor(query, last)
+			return cursorOf(query, f, last)
 		}
 		emit(a)
 		n, last = n+1, id

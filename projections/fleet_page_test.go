@@ -1,0 +1,212 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/projections"
+)
+
+// pagedFleet is a projector fed from an in-memory stream, with queries that answer as_of.
+type pagedFleet struct {
+	t       *testing.T
+	stream  *memStream
+	proj    *projections.Projector
+	q       *projections.Queries
+	version map[string]uint64
+	source  map[string]string
+	at      time.Time
+}
+
+func newPagedFleet(t *testing.T) *pagedFleet {
+	f := &pagedFleet{t: t, stream: &memStream{}, proj: projections.NewProjector(zerolog.Nop()), version: map[string]uint64{},
+		source: map[string]string{}, at: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	q, err := projections.NewQueries(f.proj, ledger.DefaultCatalogue(), time.Second)
+	require.NoError(t, err)
+	q.UseHistory(f.stream)
+	f.q = q
+	return f
+}
+
+func (f *pagedFleet) add(account string, p events.Payload) {
+	f.at = f.at.Add(time.Second)
+	f.version[account]++
+	pos := uint64(len(f.stream.recs) + 1)
+	data := storedAt(f.t, account, f.version[account], f.at, p)
+	f.stream.recs = append(f.stream.recs, ledger.Record{AccountID: account, Position: pos, Data: data})
+	f.proj.Apply(pos, account, data)
+}
+
+// open creates an account with a license of the given source and a PAYG contract.
+func (f *pagedFleet) open(account, source string) {
+	f.source[account] = source
+	f.add(account, events.LicensePurchased{LicenseID: account + "-L", Source: source, Credits: decimal.NewFromInt(10),
+		TermMonths: 12, PurchasedAt: f.at, ContractStart: f.at, ExpiresAt: f.at.AddDate(1, 0, 0)})
+	f.add(account, events.PaygContractPurchased{ContractID: account + "-P", PurchasedAt: f.at})
+}
+
+func (f *pagedFleet) page(name string, r projections.QueryRequest) ([]string, string, error) {
+	out, err := f.q.Answer(context.Background(), name, r)
+	if err != nil {
+		return nil, "", err
+	}
+	var ids []string
+	switch p := out.(type) {
+	case projections.AccountList:
+		for _, a := range p.Accounts {
+			ids = append(ids, a.AccountID)
+		}
+		return ids, p.NextCursor, nil
+	case projections.PaygContracts:
+		for _, a := range p.Accounts {
+			ids = append(ids, a.AccountID)
+		}
+		return ids, p.NextCursor, nil
+	}
+	f.t.Fatalf("no pages in %T", out)
+	return nil, "", nil
+}
+
+// Paging through a list while accounts are added between pages returns every account that was
+// there from the start exactly once, in id order, and each account added later exactly when
+// its id is past the page already returned (keyset paging); changes to accounts already listed
+// move nothing.
+func TestFleetPagesEveryAccountOnceWhileAccountsAreAdded(t *testing.T) {
+	t.Parallel()
+	sources := []string{ledger.SourceSales, ledger.SourceAWS, ledger.SourceAzure}
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		f := newPagedFleet(t)
+		newID := func() string {
+			return fmt.Sprintf("%c%c-%d", 'a'+rune(rng.IntN(3)), 'a'+rune(rng.IntN(3)), rng.IntN(1000))
+		}
+		for range 30 + rng.IntN(30) {
+			if id := newID(); f.version[id] == 0 {
+				f.open(id, sources[rng.IntN(3)])
+			}
+		}
+		name, r := projections.QueryAccounts, projections.QueryRequest{Limit: 1 + rng.IntN(6)}
+		switch rng.IntN(4) {
+		case 1:
+			r.Prefix = "ab"
+		case 2:
+			r.Source = sources[rng.IntN(3)]
+		case 3:
+			name = projections.QueryPaygContracts
+		}
+		matches := func(id string) bool {
+			return len(id) >= len(r.Prefix) && id[:len(r.Prefix)] == r.Prefix && (r.Source == "" || f.source[id] == r.Source)
+		}
+		want := map[string]bool{}
+		for id := range f.version {
+			if matches(id) {
+				want[id] = true
+			}
+		}
+		seen, last := map[string]int{}, ""
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 1000, "the pages end")
+			ids, next, err := f.page(name, r)
+			require.NoError(t, err)
+			for _, id := range ids {
+				require.Greater(t, id, last, "seed %d: ids in order", seed)
+				seen[id]++
+				last = id
+			}
+			if next == "" {
+				break
+			}
+			r.Cursor = next
+			for range rng.IntN(4) { // accounts opened between pages, before and after the cursor
+				id := newID()
+				if f.version[id] > 0 {
+					f.add(id, events.PaygContractPurchased{ContractID: fmt.Sprintf("%s-P%d", id, f.version[id]), PurchasedAt: f.at})
+					continue
+				}
+				f.open(id, sources[rng.IntN(3)])
+				if matches(id) && id > last {
+					want[id] = true
+				}
+			}
+		}
+		for id := range want {
+			assert.Equal(t, 1, seen[id], "seed %d: %s listed once (%s %+v)", seed, id, name, r)
+		}
+		for id := range seen {
+			assert.True(t, want[id], "seed %d: %s listed but not expected", seed, id)
+		}
+	}
+}
+
+func isInvalidArgument(err error) bool {
+	var le *ledger.Error
+	return errors.As(err, &le) && le.Code == ledger.CodeInvalidArgument
+}
+
+// A cursor resumes only the list it came from: with another query, other filters or another
+// as_of, or forged, it is invalid_argument, never a page of some other list. Only the page size
+// may change between pages.
+func TestFleetCursorFromOtherFiltersIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newPagedFleet(t)
+	for i := range 6 {
+		f.open(fmt.Sprintf("a-%d", i), ledger.SourceSales)
+		f.open(fmt.Sprintf("b-%d", i), ledger.SourceAWS)
+	}
+	asOf := f.at.Format(time.RFC3339Nano)
+	yes := true
+	first := projections.QueryRequest{Prefix: "a", Limit: 2}
+	_, cursor, err := f.page(projections.QueryAccounts, first)
+	require.NoError(t, err)
+	require.NotEmpty(t, cursor)
+	_, asOfCursor, err := f.page(projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Limit: 2, AsOf: asOf})
+	require.NoError(t, err)
+	require.NotEmpty(t, asOfCursor)
+
+	ids, _, err := f.page(projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Limit: 3, Cursor: cursor})
+	require.NoError(t, err, "the same filters with another page size")
+	assert.Equal(t, []string{"a-2", "a-3", "a-4"}, ids)
+	ids, _, err = f.page(projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Limit: 2, AsOf: asOf, Cursor: asOfCursor})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a-2", "a-3"}, ids)
+
+	forged := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, c := range []struct {
+		what string
+		name string
+		r    projections.QueryRequest
+	}{
+		{"another prefix", projections.QueryAccounts, projections.QueryRequest{Prefix: "b", Cursor: cursor}},
+		{"no prefix", projections.QueryAccounts, projections.QueryRequest{Cursor: cursor}},
+		{"a filter added", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Source: ledger.SourceSales, Cursor: cursor}},
+		{"shortfall added", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Shortfall: &yes, Cursor: cursor}},
+		{"as_of added", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", AsOf: asOf, Cursor: cursor}},
+		{"as_of dropped", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Cursor: asOfCursor}},
+		{"another as_of", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", AsOf: f.at.Add(-time.Second).Format(time.RFC3339), Cursor: asOfCursor}},
+		{"another query", projections.QueryPaygContracts, projections.QueryRequest{Prefix: "a", Cursor: cursor}},
+		{"not base64", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Cursor: "!!"}},
+		{"a v1 cursor", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Cursor: forged("v1:accounts:a-1")}},
+		{"no key", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Cursor: forged("v2:accounts:a-1")}},
+		{"a made-up key", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Cursor: forged("v2:accounts:0011223344556677:a-1")}},
+		{"truncated", projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Cursor: cursor[:len(cursor)-3]}},
+	} {
+		_, _, err := f.page(c.name, c.r)
+		assert.True(t, isInvalidArgument(err), "%s: %v", c.what, err)
+	}
+	// An as_of filter written in another zone is the same instant, hence the same list.
+	other := f.at.In(time.FixedZone("x", 3600)).Format(time.RFC3339Nano)
+	_, _, err = f.page(projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Limit: 2, AsOf: other, Cursor: asOfCursor})
+	assert.NoError(t, err)
+}
