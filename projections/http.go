@@ -108,8 +108,8 @@ func fleetRequest(r *http.Request) (QueryRequest, error) {
 			*bools[k] = &b
 		case k == "limit":
 			n, err := strconv.Atoi(v)
-			if err != nil {
-				return req, ledger.Reject(ledger.CodeInvalidArgument, "limit must be an integer")
+			if err != nil || n < 1 || n > MaxPageLimit { // 0 would be the default page, not the limit asked for
+				return req, ledger.Reject(ledger.CodeInvalidArgument, "limit must be an integer 1-%d", MaxPageLimit)
 			}
 			req.Limit = n
 		case k == "min_position":
