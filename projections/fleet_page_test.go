@@ -210,3 +210,50 @@ func TestFleetCursorFromOtherFiltersIsRefused(t *testing.T) {
 	_, _, err = f.page(projections.QueryAccounts, projections.QueryRequest{Prefix: "a", Limit: 2, AsOf: other, Cursor: asOfCursor})
 	assert.NoError(t, err)
 }
+
+// Fleet queries answered while the fold runs, with more rows changed between two queries than
+// one render chunk holds, are each a consistent picture of one position: the totals and the
+// last page's position agree with the events up to the position they report.
+func TestFleetAnswersWhileFoldingAreConsistent(t *testing.T) {
+	t.Parallel()
+	const events_, accounts = 10_000, 4_500
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	data := make([][]byte, events_)
+	ids := make([]string, events_)
+	for i := range events_ {
+		ids[i] = fmt.Sprintf("acct-%05d", i%accounts)
+		data[i] = storedAt(t, ids[i], uint64(i/accounts+1), now, events.LicensePurchased{LicenseID: fmt.Sprintf("L%d", i),
+			Source: ledger.SourceSales, Credits: decimal.NewFromInt(1), TermMonths: 12, PurchasedAt: now, ContractStart: now, ExpiresAt: now.AddDate(1, 0, 0)})
+	}
+	p := projections.NewProjector(zerolog.Nop())
+	q, err := projections.NewQueries(p, ledger.DefaultCatalogue(), time.Second)
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range events_ {
+			p.Apply(uint64(i+1), ids[i], data[i])
+		}
+	}()
+	check := func() bool {
+		out, err := q.Answer(context.Background(), projections.QueryTotals, projections.QueryRequest{})
+		require.NoError(t, err)
+		tot := out.(projections.Totals)
+		n := int(tot.Position)
+		assert.Equal(t, int64(n), tot.Credits.Sold.IntPart(), "one credit sold per event up to the position")
+		assert.Equal(t, min(n, accounts), tot.Accounts, "the accounts up to the position")
+		assert.Equal(t, n, tot.BySource[ledger.SourceSales].Licenses)
+		return n == events_
+	}
+	for range 100_000 {
+		select {
+		case <-done:
+			assert.True(t, check(), "every event in the end")
+			return
+		default:
+			check()
+		}
+	}
+	<-done
+	assert.True(t, check())
+}
