@@ -26,11 +26,20 @@ const MaxFleetAsOfEvents = 2_000_000
 
 var errPastBound = errors.New("past the as_of bound")
 
-// foldFleetAsOf folds the stream up to the first event that occurred after at (the stream is in
-// time order, see FoldAsOf), then applies to every account the renewals and expiries due at at.
+// FleetAsOfClockSkew is how far past the as_of bound the fleet fold reads on. One writer stamps
+// its appends in time order, but the nodes of a cluster each stamp theirs with their own clock,
+// so the stream is in time order only up to their skew: an event of one account may follow a
+// later one of another. Reading on this far, and skipping each account's events from its first
+// one past the bound, gives every account exactly what FoldAsOf gives it alone.
+const FleetAsOfClockSkew = time.Minute
+
+// foldFleetAsOf folds, for every account, its events up to its first one that occurred after at
+// (as FoldAsOf does), reading the stream until an event more than FleetAsOfClockSkew after at;
+// then it applies to every account the renewals and expiries due at at.
 func foldFleetAsOf(ctx context.Context, h StreamHistory, at time.Time) (fleetState, int, error) {
 	st := fleetState{accounts: map[string]ledger.Account{}}
 	n := 0
+	past := map[string]bool{} // accounts with an event after at: the rest of theirs is skipped
 	_, err := h.Read(ctx, 1, func(r ledger.Record) error {
 		if n++; n > MaxFleetAsOfEvents {
 			return ledger.Reject(ledger.CodeUnavailable, "as_of across accounts folds at most %d events; the stream has more", MaxFleetAsOfEvents)
@@ -39,8 +48,12 @@ func foldFleetAsOf(ctx context.Context, h StreamHistory, at time.Time) (fleetSta
 		if err != nil {
 			return ledger.Reject(ledger.CodeInternal, "position %d cannot be decoded: %v", r.Position, err)
 		}
-		if ev.OccurredAt.After(at) {
+		if ev.OccurredAt.After(at.Add(FleetAsOfClockSkew)) {
 			return errPastBound
+		}
+		if past[r.AccountID] || ev.OccurredAt.After(at) {
+			past[r.AccountID] = true
+			return nil
 		}
 		a, ok := st.accounts[r.AccountID]
 		if !ok {

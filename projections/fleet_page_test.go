@@ -42,9 +42,14 @@ func newPagedFleet(t *testing.T) *pagedFleet {
 
 func (f *pagedFleet) add(account string, p events.Payload) {
 	f.at = f.at.Add(time.Second)
+	f.addAt(account, f.at, p)
+}
+
+// addAt appends an event stamped at, whatever the events before it say (another node's clock).
+func (f *pagedFleet) addAt(account string, at time.Time, p events.Payload) {
 	f.version[account]++
 	pos := uint64(len(f.stream.recs) + 1)
-	data := storedAt(f.t, account, f.version[account], f.at, p)
+	data := storedAt(f.t, account, f.version[account], at, p)
 	f.stream.recs = append(f.stream.recs, ledger.Record{AccountID: account, Position: pos, Data: data})
 	f.proj.Apply(pos, account, data)
 }
@@ -256,4 +261,63 @@ func TestFleetAnswersWhileFoldingAreConsistent(t *testing.T) {
 	}
 	<-done
 	assert.True(t, check())
+}
+
+// Nodes of a cluster stamp their appends with their own clocks, so an event of one account may
+// follow a later-stamped one of another in the stream. The fleet as of T still holds, for every
+// account, exactly what that account's own as_of answers: its events up to its first one after
+// T, not the stream up to the first event after T.
+func TestFleetAsOfIsEachAccountsAsOfWhenClocksDisagree(t *testing.T) {
+	t.Parallel()
+	f := newPagedFleet(t)
+	t0 := f.at
+	buy := func(id string, credits int64, at time.Time) events.Payload {
+		return events.LicensePurchased{LicenseID: id, Source: ledger.SourceSales, Credits: decimal.NewFromInt(credits),
+			TermMonths: 12, AutoRenew: true, PurchasedAt: at, ContractStart: at, ExpiresAt: at.AddDate(1, 0, 0)}
+	}
+	f.addAt("a", t0.Add(10*time.Millisecond), buy("A1", 100, t0))
+	f.addAt("b", t0.Add(4*time.Millisecond), buy("B1", 7, t0)) // a node whose clock is behind
+	f.addAt("a", t0.Add(11*time.Millisecond), events.LicenseActivated{LicenseID: "A1", ActivatedAt: t0})
+	f.addAt("b", t0.Add(6*time.Millisecond), events.LicenseActivated{LicenseID: "B1", ActivatedAt: t0})
+	f.addAt("c", t0.Add(20*time.Millisecond), buy("C1", 3, t0))
+	f.addAt("b", t0.Add(2*time.Hour), buy("B2", 1000, t0)) // far later: ends the fold
+	ctx := context.Background()
+	for _, ms := range []int{3, 4, 5, 6, 9, 10, 11, 12, 20, 21} {
+		at := t0.Add(time.Duration(ms) * time.Millisecond).Format(time.RFC3339Nano)
+		out, err := f.q.Answer(ctx, projections.QueryTotals, projections.QueryRequest{AsOf: at})
+		require.NoError(t, err)
+		tot := out.(projections.Totals)
+		list, err := f.q.Answer(ctx, projections.QueryAccounts, projections.QueryRequest{AsOf: at})
+		require.NoError(t, err)
+		sold, active, accounts := decimal.Zero, decimal.Zero, 0
+		var listed []string
+		for _, id := range []string{"a", "b", "c"} {
+			b, err := f.q.Answer(ctx, projections.QueryBalance, projections.QueryRequest{AccountID: id, AsOf: at})
+			if isNotFound(err) {
+				continue
+			}
+			require.NoError(t, err)
+			accounts++
+			listed = append(listed, id)
+			active = active.Add(b.(projections.PastBalance).TotalCredits)
+			l, err := f.q.Answer(ctx, projections.QueryLicenses, projections.QueryRequest{AccountID: id, AsOf: at})
+			require.NoError(t, err)
+			for _, item := range l.(projections.PastLicenses).Licenses.Licenses {
+				sold = sold.Add(item.Credits)
+			}
+		}
+		assert.Equal(t, accounts, tot.Accounts, "as of +%dms", ms)
+		assert.True(t, sold.Equal(tot.Credits.Sold), "as of +%dms: sold %s, the accounts say %s", ms, tot.Credits.Sold, sold)
+		assert.True(t, active.Equal(tot.Credits.Active), "as of +%dms: active %s, the accounts say %s", ms, tot.Credits.Active, active)
+		var ids []string
+		for _, a := range list.(projections.AccountList).Accounts {
+			ids = append(ids, a.AccountID)
+		}
+		assert.Equal(t, listed, ids, "as of +%dms", ms)
+	}
+}
+
+func isNotFound(err error) bool {
+	var le *ledger.Error
+	return errors.As(err, &le) && le.Code == ledger.CodeNotFound
 }
