@@ -155,3 +155,35 @@ func (p page) follow(sel string) {
 	href := eval[string](p, fmt.Sprintf(`document.querySelector(%q).href`, sel))
 	p.do("follow "+href, 15*time.Second, chromedp.Navigate(href))
 }
+
+// The overview lists at most 20 accounts per kind of attention; its "More" link opens the
+// account list with that filter, not every account.
+func TestOverviewMoreLinkKeepsItsFilter(t *testing.T) {
+	ctx := browser(t)
+	l := testledger.Start(t)
+	c := context.Background()
+	for i := range 21 {
+		s := newSender(t, l, fmt.Sprintf("g-%02d", i))
+		sub := fmt.Sprintf("sub-g-%02d", i)
+		s.ok(l.Client.LinkSubscription(c, commands.LinkSubscription{Meta: s.meta(), SubscriptionID: sub, Marketplace: ledger.MarketplaceAWS}))
+		s.ok(l.Client.UnlinkSubscription(c, commands.UnlinkSubscription{Meta: s.meta(), SubscriptionID: sub}))
+	}
+	newSender(t, l, "active-1").buy("A-1", "sales", "10", 12, true)
+	p := page{t: t, ctx: ctx}
+	exceptions := consoleErrors(ctx)
+	p.do("open the overview", 15*time.Second, chromedp.Navigate(l.HTTPURL()+"/"), chromedp.WaitVisible(chromedp.ID("overview")))
+	p.waitText("#fleet-accounts", "22", 10*time.Second)
+	more := `[...document.querySelectorAll('#att-grace a')].find((a) => a.textContent === 'More in the account list')`
+	p.waitTrue(more+` !== undefined`, "a More link under In grace", 10*time.Second)
+	href := eval[string](p, more+`.href`)
+	p.do("follow "+href, 15*time.Second, chromedp.Navigate(href))
+	p.do("the list", 10*time.Second, chromedp.WaitVisible(chromedp.ID("accounts-view")))
+	p.waitTrue(`document.querySelectorAll('#accounts-table tbody tr').length > 0`, "the list", 10*time.Second)
+	rows := p.rows("#accounts-table tbody tr")
+	assert.Len(t, rows, 21, "the accounts in grace, not every account")
+	for _, r := range rows {
+		assert.Equal(t, "grace", r[1])
+	}
+	assert.Equal(t, "grace", eval[string](p, `document.getElementById('list-status').value`))
+	assert.Empty(t, exceptions(), "uncaught exceptions in the page")
+}

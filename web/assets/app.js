@@ -613,11 +613,12 @@
     const now = state.asOf ? new Date(state.asOf) : new Date();
     const month = now.toISOString().slice(0, 7);
     const base = asOfParam();
+    const expiringBefore = isoSeconds(new Date(now.getTime() + 30 * 86400000));
     const [tot, short, grace, expiring, charges] = await Promise.all([
       getJSON('/v1/totals', base),
       getJSON('/v1/accounts', { ...base, shortfall: 'true', limit: 20 }),
       getJSON('/v1/accounts', { ...base, status: 'grace', limit: 20 }),
-      getJSON('/v1/accounts', { ...base, expiring_before: isoSeconds(new Date(now.getTime() + 30 * 86400000)), limit: 20 }),
+      getJSON('/v1/accounts', { ...base, expiring_before: expiringBefore, limit: 20 }),
       getJSON('/v1/payg/charges', { ...base, month, limit: 1 }),
     ]);
     if (state.view !== 'overview') return;
@@ -645,27 +646,34 @@
     document.querySelector('#by-feature-table tbody').replaceChildren(...feats.map(([f, v]) => el('tr', {},
       el('th', { scope: 'row', text: featureName(f) }), el('td', { class: 'num', text: fmtCredits(v.credits_allocated) }),
       el('td', { class: 'num', text: String(v.accounts_allocating) }), el('td', { class: 'num', text: String(v.accounts_on_payg) }))));
-    attention('att-shortfall', short, (a) => `${fmtCredits(a.shortfall)} credits short`);
-    attention('att-grace', grace, (a) => (a.grace_until ? `until ${fmtTime(a.grace_until)} UTC` : ''));
-    attention('att-expiring', expiring, (a) => (a.next_expiry_at ? `expires ${fmtDate(a.next_expiry_at)}` : ''));
+    attention('att-shortfall', short, (a) => `${fmtCredits(a.shortfall)} credits short`, { shortfall: 'true' });
+    attention('att-grace', grace, (a) => (a.grace_until ? `until ${fmtTime(a.grace_until)} UTC` : ''), { status: 'grace' });
+    attention('att-expiring', expiring, (a) => (a.next_expiry_at ? `expires ${fmtDate(a.next_expiry_at)}` : ''), { expiring_before: expiringBefore });
     document.body.dataset.position = String(t.position);
     setStatus(`All accounts at position ${t.position}` + (state.asOf ? `, as of ${fmtTime(state.asOf)} UTC` : '') +
       ` · updated ${new Date().toLocaleTimeString()}`);
   }
 
-  function attention(id, r, detail) {
+  // attention lists up to 20 accounts; "More" opens the account list with the same filter and
+  // moment, not every account as it is now.
+  function attention(id, r, detail, filter) {
     const list = r.ok ? r.body.accounts || [] : [];
     const items = list.map((a) => el('li', { 'data-account': a.account_id }, accountLink(a.account_id), el('span', { class: 'detail', text: detail(a) })));
     if (!items.length) items.push(el('li', { class: 'muted', text: r.ok ? 'None.' : 'Could not be loaded.' }));
-    if (r.ok && r.body.next_cursor) items.push(el('li', {}, el('a', { href: '/?view=accounts', text: 'More in the account list' })));
+    if (r.ok && r.body.next_cursor) {
+      const more = new URLSearchParams({ view: 'accounts', ...filter, ...asOfParam() });
+      items.push(el('li', {}, el('a', { class: 'more', href: `/?${more}`, text: 'More in the account list' })));
+    }
     $(id).replaceChildren(...items);
   }
 
-  const listState = { cursor: '', filters: {} };
+  // expiringBefore comes from the overview's "More" link (the form has no field for it); the
+  // form's own search drops it.
+  const listState = { cursor: '', filters: {}, expiringBefore: '' };
 
   function listFilters() {
     const f = { prefix: $('list-prefix').value.trim(), status: $('list-status').value, billing_path: $('list-path').value,
-      source: $('list-source').value, ...asOfParam() };
+      source: $('list-source').value, expiring_before: listState.expiringBefore, ...asOfParam() };
     if ($('list-shortfall').checked) f.shortfall = 'true';
     return f;
   }
@@ -701,6 +709,7 @@
     $('accounts-empty').hidden = body.children.length > 0;
     document.body.dataset.position = String(r.body.position);
     setStatus(`${body.children.length} account${body.children.length === 1 ? '' : 's'} shown at position ${r.body.position}` +
+      (listState.filters.expiring_before ? `, with credits expiring before ${fmtTime(listState.filters.expiring_before)} UTC` : '') +
       (listState.cursor ? '; more below' : ''));
   }
 
@@ -768,7 +777,7 @@
     $('picker').addEventListener('submit', submit);
     $('as-of').addEventListener('change', () => { if (state.account) choose(state.account, asOfFromInput()); else reloadView(asOfFromInput()); });
     $('now').addEventListener('click', () => { $('as-of').value = ''; if (state.account) choose(state.account, ''); else reloadView(''); });
-    $('list-filter').addEventListener('submit', (ev) => { ev.preventDefault(); loadList(false); });
+    $('list-filter').addEventListener('submit', (ev) => { ev.preventDefault(); listState.expiringBefore = ''; loadList(false); });
     $('list-more').addEventListener('click', () => loadList(true));
     $('token').value = token();
     $('token').addEventListener('change', () => {
@@ -797,6 +806,11 @@
       state.asOf = asOfFromInput();
       if (params.get('view') === 'accounts') {
         $('list-prefix').value = params.get('prefix') || '';
+        const status = params.get('status') || '';
+        if (['active', 'grace', 'expired'].includes(status)) $('list-status').value = status;
+        $('list-shortfall').checked = params.get('shortfall') === 'true';
+        const exp = params.get('expiring_before') || '';
+        listState.expiringBefore = exp && !Number.isNaN(Date.parse(exp)) ? exp : '';
         loadList(false);
       } else {
         loadOverview();
