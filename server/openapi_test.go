@@ -184,6 +184,6 @@ func validate(t *testing.T, router routers.Router, u string, status int, header 
 		assert.NoError(t, openapi3filter.ValidateRequest(context.Background(), in), "request %s", u)
 	}
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header,
-		Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{MultiError: true}}
+		Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true}}
 	assert.NoError(t, openapi3filter.ValidateResponse(context.Background(), out), "response to %s: %s", u, body)
 }
