@@ -11,13 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/authz"
+	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/partition"
 	"github.com/creditledger/creditledger/writer"
 )
 
@@ -151,11 +154,11 @@ func (s *Server) stopEmbedded() {
 	s.ns.WaitForShutdown()
 }
 
-// sharedStream reports whether other ledger processes may append to the same stream: on a
-// cluster node, with NATSURL, or when Config.SharedStream says so. It turns on fresh reads before
-// every decision and the cross-process id reservations, and turns off state snapshots.
-func (s *Server) sharedStream() bool {
-	return s.cfg.Cluster.Enabled() || s.cfg.NATSURL != "" || s.cfg.SharedStream
+// multiNode reports whether other ledger processes may share this node's streams: on a cluster
+// node or with NATSURL. Such a node keeps its projection checkpoints in the shared bucket under
+// its own name; a lone embedded node keeps its snapshots in files.
+func (s *Server) multiNode() bool {
+	return s.cfg.Cluster.Enabled() || s.cfg.NATSURL != ""
 }
 
 // resolveReplicas is the replica count for the streams the ledger creates: Config.Replicas when
@@ -225,14 +228,21 @@ func isSelf(route, listen, serverName string) bool {
 	return false
 }
 
-// openShared prepares a process that shares its stream with others: the id reservations bucket
-// (so no two accounts ever hold one license id), and a warning when the LEDGER stream has fewer
-// replicas than this cluster calls for.
+// openShared prepares what every node shares with the others (a single node is a cluster of
+// one): the id reservations bucket (so no two accounts ever hold one license id, whichever
+// nodes write them), the lease bucket, the checkpoint stream, and a warning when the LEDGER
+// stream has fewer replicas than this cluster calls for.
 func (s *Server) openShared(ctx context.Context) error {
-	if !s.sharedStream() {
-		return nil
-	}
 	js := s.store.JetStream()
+	if err := s.retryJS(ctx, "the lease bucket", func(ctx context.Context) error {
+		leases, err := jetstore.OpenLeases(ctx, js, s.cfg.Replicas, s.cfg.Partitions.LeaseTTL)
+		if err == nil {
+			s.prod.leases = leases
+		}
+		return err
+	}); err != nil {
+		return err
+	}
 	err := s.retryJS(ctx, "the id reservations", func(ctx context.Context) error {
 		claims, err := jetstore.OpenClaims(ctx, js, s.cfg.Replicas)
 		if err == nil {
@@ -276,9 +286,6 @@ func (s *Server) openSnapshots(ctx context.Context) (*jetstore.Snapshots, error)
 		sn, err = jetstore.OpenSnapshots(ctx, s.store.JetStream(), s.cfg.Replicas)
 		return err
 	})
-	if err == nil && s.sharedStream() {
-		sn = sn.ForNode(s.nodeName())
-	}
 	return sn, err
 }
 
@@ -293,14 +300,55 @@ func (s *Server) nodeName() string {
 	return "ledger"
 }
 
-// snapshots is the writer's snapshot store: none when other processes append to the stream,
-// because this writer's state then lags the stream (other nodes' events reach it only through
-// a conflict), so a snapshot of it would seed a restarted node with a partial history.
+// leaseName names this process in the lease table: the server name when one is given (stable
+// and unique: a restarted node takes its own leases back at once), else a name of this run
+// alone (two processes on one host must never share lease names).
+func (s *Server) leaseName() string {
+	if s.cfg.ServerName != "" {
+		return s.cfg.ServerName
+	}
+	return s.nodeName() + "-" + uuid.NewString()[:8]
+}
+
+// snapshots is the writer's snapshot store in the shared bucket. Only a writer that holds every
+// partition saves or loads one (newNode): its state is then the whole stream's, valid for any
+// node that later holds every partition.
 func (s *Server) snapshots(sn *jetstore.Snapshots) writer.SnapshotStore {
-	if sn == nil || s.sharedStream() {
+	if sn == nil {
 		return nil
 	}
 	return sn
+}
+
+// newNode makes this node's partition keeper and the factory of its writers (partitions.go).
+func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rules ledger.Rules, snaps *jetstore.Snapshots) (*node, error) {
+	cfg := s.cfg
+	n := &node{log: cfg.Log.With().Str("component", "partitions").Logger(), n: s.store.Partitions(),
+		subs: map[int]*nats.Subscription{}, changed: make(chan struct{}, 1), stopped: make(chan struct{})}
+	writerSnaps := s.writerSnapshots(snaps)
+	n.newWriter = func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error) {
+		o := writer.Options{
+			Rejections: rejLog, Holds: holds, Owner: owner,
+			Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
+			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
+			MaxInflight: cfg.MaxInflight, Linger: cfg.Linger,
+		}
+		if holds == nil { // every partition: the snapshot covers the whole stream
+			o.Snapshots = writerSnaps
+		}
+		return writer.New(o)
+	}
+	n.serve = func(p int) (*nats.Subscription, error) { return s.cmds.ServeOwner(s.svcNC, p, n) }
+	keeper, err := partition.NewKeeper(partition.Config{
+		Node: s.leaseName(), Partitions: n.n, Leases: s.prod.leases, Tick: cfg.Partitions.Tick,
+		Drain: n.Drain, Changed: n.notify, Log: n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.keeper = keeper
+	_ = ctx
+	return n, nil
 }
 
 // openStore opens (or creates) the LEDGER stream, retrying while a cluster forms (retryJS).

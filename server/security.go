@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/creditledger/creditledger/authz"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/metrics"
 	"github.com/creditledger/creditledger/natsconn"
 	"github.com/creditledger/creditledger/writer"
@@ -55,6 +56,7 @@ type production struct {
 	// responder is the identity that answers requests on the embedded server (nil: none, the
 	// ledger identity answers; see responder.go).
 	responder *authz.Responder
+	leases  *jetstore.Leases
 }
 
 // applyAccess turns on authorization (every user with its role's permissions) and TLS in the

@@ -45,9 +45,8 @@ type Config struct {
 	SweepInterval time.Duration
 	// Replicas of the LEDGER stream when it is created.
 	Replicas int
-	// SharedStream says other ledger processes append to the same LEDGER stream (a cluster);
-	// it is implied by NATSURL.
-	SharedStream bool
+	// Partitions: how this node shares the accounts with other nodes (partitions.go).
+	Partitions PartitionConfig
 	// MaxInflight is how many group-commit appends may be in flight (0: the writer's default).
 	MaxInflight int
 	// Linger bounds the group-commit wait for the commands an append's replies set off (0: the
@@ -91,9 +90,10 @@ type Server struct {
 	ns       *natsserver.Server
 	nc       *nats.Conn
 	store    *jetstore.Store
-	writer   *writer.Writer
+	writer   *node
 	proj     *projections.Projector
 	svc      micro.Service
+	cmds     *commandservice.Service
 	http     *http.Server
 	httpStop chan struct{}
 	httpAddr string
@@ -168,15 +168,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	s.writer, err = writer.New(writer.Options{
-		Rejections: rejLog,
-		Store:      s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
-		SweepInterval: cfg.SweepInterval, Snapshots: s.writerSnapshots(snaps), Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
-		MaxInflight: cfg.MaxInflight, Linger: cfg.Linger,
-		// Any deployment this process did not embed alone may have other writers on LEDGER.
-		Shared: s.sharedStream(), // cluster, NATSURL or SharedStream: cluster.go
-	})
-	if err != nil {
+	if s.writer, err = s.newNode(ctx, rejLog, rules, snaps); err != nil { // partitions.go, cluster.go
 		return nil, err
 	}
 	// The projector resumes from its own checkpoint (read models and position saved together),
@@ -197,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// Restoring builds millions of small objects that all stay live; collecting while they are
 	// built only burns CPU the restore needs, so the collector is relaxed until both are done.
 	gcPercent := debug.SetGCPercent(400)
-	loadErr := s.writer.Load(ctx)
+	loadErr := s.writer.load(ctx) // this node's first share of the partitions
 	writerLoad := time.Since(tLoad)
 	pr := <-projDone
 	debug.SetGCPercent(gcPercent)
@@ -226,7 +218,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.proj.WaitFor(ctx, s.writer.Head()); err != nil {
 		return nil, fmt.Errorf("projections catching up to %d: %w", s.writer.Head(), err)
 	}
-	s.goRun(func() { s.writer.Run(runCtx) })
+	// The command service exists before the node runs: the node serves the internal subjects of
+	// the partitions it owns with it (partitions.go); its public endpoints come with the others.
+	if s.cmds, err = commandservice.New(s.writer, cfg.Log.With().Str("component", "commands").Logger(), s.commandOptions()...); err != nil {
+		return nil, err
+	}
+	if err := s.cmds.Route(s.writer, s.svcNC, commandservice.DefaultForwardWait); err != nil {
+		return nil, err
+	}
+	s.goRun(func() { s.writer.run(runCtx) })
 	queries, err := projections.NewQueries(s.proj, rules.Catalogue, cfg.QueryMaxWait)
 	if err != nil {
 		return nil, err
@@ -247,10 +247,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 func (s *Server) startServices(runCtx context.Context, queries *projections.Queries) error {
 	log := s.cfg.Log
-	cmds, err := commandservice.New(s.writer, log.With().Str("component", "commands").Logger(), s.commandOptions()...)
-	if err != nil {
-		return err
-	}
+	cmds := s.cmds
 	svc, err := micro.AddService(s.svcNC, micro.Config{
 		Name: commands.ServiceName, Version: buildinfo.Version(),
 		Description:  "creditledger: event-sourced credits ledger (commands ledger.cmd.*, queries ledger.query.*)",
@@ -382,7 +379,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 // localSnapshots is the file store for snapshots when this process embeds the only NATS server
 // of its stream and so owns the disk (snapfile.go); nil otherwise.
 func (s *Server) localSnapshots() *fileSnapshots {
-	if s.ns == nil || s.sharedStream() || s.cfg.DataDir == "" {
+	if s.ns == nil || s.multiNode() || s.cfg.DataDir == "" {
 		return nil
 	}
 	return &fileSnapshots{dir: filepath.Join(s.cfg.DataDir, "snapshots")}
@@ -397,10 +394,15 @@ func (s *Server) writerSnapshots(sn *jetstore.Snapshots) writer.SnapshotStore {
 	return s.snapshots(sn)
 }
 
-// projectionSnapshots is where the projector checkpoints.
+// projectionSnapshots is where the projector checkpoints: local files for a lone embedded node;
+// otherwise the shared bucket under this node's name (each node's projections are a prefix of
+// the one stream, and separate names keep nodes from writing one object at once).
 func (s *Server) projectionSnapshots(sn *jetstore.Snapshots) projections.SnapshotStore {
 	if local := s.localSnapshots(); local != nil {
 		return local
+	}
+	if sn != nil && s.multiNode() {
+		return sn.ForNode(s.nodeName())
 	}
 	return sn
 }

@@ -116,14 +116,14 @@ func TestRepeatedUsageAfterCompactionRepliesInFull(t *testing.T) {
 	assert.Equal(t, first, again)
 }
 
-// TestRecordsSurviveAccountRereads: re-reading accounts (another node's append in shared mode)
+// TestRecordsSurviveAccountRereads: re-reading accounts (after a conflict with another writer)
 // neither lists a command's events twice nor hands a subscription move's record to the former
 // holder, so retries still get the first reply.
 func TestRecordsSurviveAccountRereads(t *testing.T) {
 	r := newRig(t)
-	w1, stop1 := r.startShared(t)
+	w1, stop1 := r.startSecond(t)
 	defer stop1()
-	w2, stop2 := r.startShared(t)
+	w2, stop2 := r.startSecond(t)
 	defer stop2()
 	buy := map[string]any{"command_id": "buy", "account_id": "acme", "license_id": "L1", "source": "sales", "credits": "100"}
 	bought := do(t, w2, "purchase_license", buy)
@@ -135,7 +135,7 @@ func TestRecordsSurviveAccountRereads(t *testing.T) {
 	require.Nil(t, moved.Err)
 
 	// w1 appends to all three accounts, so w2 re-reads each before its next command there.
-	require.Nil(t, do(t, w1, "activate_license", map[string]any{"command_id": "act", "account_id": "acme", "license_id": "L1"}).Err)
+	require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "buy9", "account_id": "acme", "license_id": "L9", "source": "sales", "credits": "1"}).Err)
 	for _, acct := range []string{"B", "C"} {
 		require.Nil(t, do(t, w1, "purchase_payg_contract", map[string]any{"command_id": "p-" + acct, "account_id": acct, "contract_id": "P-" + acct}).Err)
 		do(t, w2, "allocate_credits", map[string]any{"command_id": "x-" + acct, "account_id": acct, "feature": "file_security", "credits": "1"})

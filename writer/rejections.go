@@ -71,6 +71,14 @@ func (w *Writer) finishRejections(d appendDone) {
 			}
 			continue
 		}
+		if !w.owns(p.req.AccountID) {
+			// The lease lapsed while the rejection was written: a new owner may have loaded the
+			// log before it landed and would decide a retry afresh, so the client is not told
+			// this answer; it retries (redirected) and gets the owner's.
+			delete(w.rejections, p.req.CommandID)
+			w.redirect(p.req)
+			continue
+		}
 		if rec, ok := w.rejections[p.req.CommandID]; ok {
 			rec.pending = false
 		}
@@ -86,6 +94,9 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 		return nil
 	}
 	head, err := w.opts.Rejections.ReadRejections(ctx, w.rejSeq+1, func(r ledger.Rejection) {
+		if w.opts.Holds != nil && !w.opts.Holds(r.AccountID) {
+			return // another partition's: its owner replays it
+		}
 		// The later of two rejections of one command_id is the one that was sent: an earlier one
 		// is in the log only when its round's write failed part-way, and it was then answered
 		// unavailable and decided again.

@@ -21,6 +21,8 @@ type Request struct {
 	attempts int
 	sweep    bool
 	internal bool
+	// barrier, when set, is closed once no append is in flight (Writer.Barrier).
+	barrier chan struct{}
 }
 
 // EventRef names one appended event in a reply; the wire type lives in api, which the command
@@ -36,6 +38,10 @@ type Result struct {
 	// Replayed is true when the reply repeats an earlier outcome of the same command_id.
 	Replayed bool
 	Err      *ledger.Error
+	// Redirect is true when this writer did not decide the command because another node owns
+	// the account's partition (or is taking it over): Err is then unavailable, and the command
+	// service passes the request to the owner instead of replying.
+	Redirect bool
 }
 
 // commandRecord is what the writer remembers of an accepted command, for idempotent replies.

@@ -40,7 +40,6 @@ type appendDone struct {
 // requests that need no append. It returns the requests left for later, oldest first.
 func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	now := w.opts.Clock.Now().UTC()
-	heads := w.prefetchHeads(ctx, reqs) // cluster.go
 	var (
 		recs    []ledger.Record
 		plans   []planned
@@ -57,12 +56,20 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			next = append(next, w.sweepRequests(now)...)
 			continue
 		}
-		if w.busyAccounts[r.AccountID] || (!r.internal && w.busyCommands[r.CommandID]) {
-			next = append(next, r)
+		if r.barrier != nil {
+			if w.inflight > 0 {
+				next = append(next, r)
+			} else {
+				close(r.barrier)
+			}
 			continue
 		}
-		if err := w.refreshShared(ctx, r.AccountID, heads); err != nil { // other processes' appends: cluster.go
-			w.reject(r, asError(err))
+		if !w.owns(r.AccountID) {
+			w.redirect(r)
+			continue
+		}
+		if w.busyAccounts[r.AccountID] || (!r.internal && w.busyCommands[r.CommandID]) {
+			next = append(next, r)
 			continue
 		}
 		if !r.internal {
@@ -448,6 +455,9 @@ func (w *Writer) sweepRequests(now time.Time) []*Request {
 			continue
 		}
 		w.reschedule(id) // until its state changes, in case this round does not bring it up to date
+		if !w.owns(id) {
+			continue // its partition is moving: the new owner sweeps it
+		}
 		if len(out) >= maxSweep || w.advancing[id] || len(ledger.DueEvents(a.state, now)) == 0 {
 			continue
 		}

@@ -60,17 +60,14 @@ func jetstreamFor(nc *nats.Conn) (jetstream.JetStream, error) { return jetstream
 
 // start loads and runs a writer; the returned stop waits for Run to return.
 func (r *rig) start(t *testing.T, snaps writer.SnapshotStore, every uint64) (*writer.Writer, func()) {
-	return r.startWith(t, snaps, every, false)
-}
-
-// startShared runs a writer that knows other writers share the stream.
-func (r *rig) startShared(t *testing.T) (*writer.Writer, func()) { return r.startWith(t, nil, 0, true) }
-
-func (r *rig) startWith(t *testing.T, snaps writer.SnapshotStore, every uint64, shared bool) (*writer.Writer, func()) {
 	t.Helper()
-	w := newWriter(t, r, r.store, writer.Options{Shared: shared, Rejections: r.rejections, Snapshots: snaps, SnapshotEvery: every})
+	w := newWriter(t, r, r.store, writer.Options{Rejections: r.rejections, Snapshots: snaps, SnapshotEvery: every})
 	return w, run(t, w)
 }
+
+// startSecond runs another writer on the same stream with no snapshots: two writers that both
+// believe they own every account (what leases prevent), so that conflicts happen.
+func (r *rig) startSecond(t *testing.T) (*writer.Writer, func()) { return r.start(t, nil, 0) }
 
 // newWriter builds and loads a writer on st without running it.
 func newWriter(t *testing.T, r *rig, st ledger.Store, o writer.Options) *writer.Writer {

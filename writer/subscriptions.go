@@ -67,6 +67,11 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 		if w.busyAccounts[holder] {
 			return nil, errDefer
 		}
+		if !w.owns(holder) {
+			// The holder is in a partition another node writes (or one that is moving): a move
+			// across partitions is not supported yet (docs/OPERATIONS.md, known limitations).
+			return nil, ledger.Reject(ledger.CodeUnavailable, "subscription %s is held by account %s, which another node writes; unlink it there first", link.SubscriptionID, holder)
+		}
 		side := &Request{
 			internal: true, AccountID: holder, CommandID: r.CommandID, CorrelationID: r.CorrelationID, BodyHash: r.BodyHash,
 			Command: ledger.TransferSubscription{SubscriptionID: link.SubscriptionID, Marketplace: link.Marketplace, ToAccountID: r.AccountID},

@@ -74,9 +74,13 @@ type Options struct {
 	Rejections RejectionLog
 	// RejectionsRemembered bounds the rejected command ids kept for idempotent replies.
 	RejectionsRemembered int
-	// Shared says other writers (other nodes) may append to the same stream: every command is
-	// then decided on the account as the stream leader has it (refreshShared, cluster.go).
-	Shared bool
+	// Holds, when set, names the accounts this writer holds: Load folds only their events (and
+	// their remembered rejections). Nil holds every account (a node that owns every partition).
+	Holds func(accountID string) bool
+	// Owner, when set, says which accounts the writer may decide for at this moment (the node
+	// holds their partition's lease); a request on any other account is answered with
+	// Result.Redirect, and nothing is appended for it. Nil owns every account.
+	Owner Ownership
 	// Snapshots, when set, receives a snapshot every SnapshotEvery events and at shutdown, and
 	// Load starts from the newest one.
 	Snapshots     SnapshotStore
@@ -91,6 +95,12 @@ type Options struct {
 	// Claims, when set, reserves globally unique ids in a store shared with other ledger
 	// processes before they are appended (cluster.go); nil in a single-process deployment.
 	Claims IDClaims
+}
+
+// Ownership says which accounts this writer may decide for now (partition.Keeper through the
+// server: the node holds the lease of the account's partition).
+type Ownership interface {
+	Owns(accountID string) bool
 }
 
 // Stats are the writer's running totals, for metrics and the load tool.
@@ -152,6 +162,8 @@ type Writer struct {
 	answered   int
 	answeredAt time.Time
 	lastAppend time.Duration
+	// retiring is set by Retire: requests still queued at shutdown are redirected, not refused.
+	retiring atomic.Bool
 }
 
 // account is the writer's in-memory copy of one account.
@@ -275,6 +287,15 @@ func (w *Writer) Load(ctx context.Context) error {
 
 // apply folds one stored record into the in-memory state (load and reload path).
 func (w *Writer) apply(r ledger.Record) {
+	if w.opts.Holds != nil && !w.opts.Holds(r.AccountID) {
+		// Another partition's account: its owner holds it. Only the ids it holds are noted, so
+		// that a license id or a subscription held there is known here as taken (as of the load;
+		// LEDGER_IDS is the authority for ids).
+		if ev, err := events.Decode(r.Data); err == nil && ev.AccountID == r.AccountID {
+			w.own(r.AccountID, ev.Data)
+		}
+		return
+	}
 	a := w.accounts[r.AccountID]
 	if a == nil {
 		a = &account{state: ledger.NewAccount(r.AccountID)}
@@ -344,6 +365,67 @@ func createdIDs(p events.Payload) []string {
 		return []string{"payg:" + e.ContractID}
 	}
 	return nil
+}
+
+// owns reports whether the writer may decide for the account now.
+func (w *Writer) owns(accountID string) bool {
+	return w.opts.Owner == nil || w.opts.Owner.Owns(accountID)
+}
+
+// redirect answers a request this writer may not decide: its partition is owned elsewhere.
+func (w *Writer) redirect(r *Request) {
+	if r.internal && r.AccountID != "" {
+		delete(w.advancing, r.AccountID)
+	}
+	if r.barrier != nil {
+		close(r.barrier)
+		return
+	}
+	if r.Reply != nil {
+		r.Reply(Result{AccountID: r.AccountID, Redirect: true, Err: ledger.Reject(ledger.CodeUnavailable,
+			"this node does not write account %s now (its partition is moving); retry with the same command_id", r.AccountID)})
+	}
+}
+
+// Retire makes the writer redirect, rather than refuse, the requests still queued when Run
+// stops: another writer of this node (loaded with more partitions) takes over from it.
+func (w *Writer) Retire() { w.retiring.Store(true) }
+
+// Barrier returns once every append in flight when it was called has finished (a partition
+// about to be handed over has nothing in flight after it), or when ctx ends.
+func (w *Writer) Barrier(ctx context.Context) error {
+	done := make(chan struct{})
+	if err := w.Submit(&Request{internal: true, barrier: done}); err != nil {
+		select {
+		case <-w.stopped:
+			return nil // stopped: nothing in flight
+		default:
+			return err
+		}
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// CatchUp folds what the store holds beyond the writer's head (another writer of this node
+// appended while this one loaded); call it after Load and before Run.
+func (w *Writer) CatchUp(ctx context.Context) error {
+	head, err := w.opts.Store.Read(ctx, w.head.Load()+1, func(r ledger.Record) error {
+		w.apply(r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	if head > w.head.Load() {
+		w.head.Store(head)
+	}
+	w.rescheduleAll()
+	return w.loadRejections(ctx)
 }
 
 // Submit hands a request to the writer without blocking.
@@ -475,6 +557,10 @@ func (w *Writer) shutdown(carry []*Request) {
 	w.submitMu.Unlock()
 	for {
 		for _, r := range carry {
+			if w.retiring.Load() || r.barrier != nil {
+				w.redirect(r)
+				continue
+			}
 			w.reject(r, ledger.Reject(ledger.CodeUnavailable, "ledger is shutting down; retry with the same command_id"))
 		}
 		select {

@@ -21,7 +21,6 @@ type prodFlags struct {
 	clusterListen string
 	routes        []string
 	serverName    string
-	sharedStream  bool
 	conn          natsconn.Options
 	responder     natsconn.Options
 }
@@ -36,7 +35,6 @@ func (p *prodFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&p.clusterListen, "cluster-listen", "", "HOST:PORT of this node's cluster route listener (e.g. 0.0.0.0:6222)")
 	f.StringSliceVar(&p.routes, "routes", nil, "route URLs of the other nodes, comma-separated (nats://ledger2:6222,...)")
 	f.StringVar(&p.serverName, "server-name", "", "stable name of this node (default: the host name in a cluster)")
-	f.BoolVar(&p.sharedStream, "shared-stream", false, "other ledger processes append to the same LEDGER stream (implied by --cluster-name and --nats-url)")
 	p.conn.AddCredentialFlags(f)
 	f.StringVar(&p.responder.User, "nats-responder-user", "", "with --nats-url: NATS user that answers requests (password from $"+responderPasswordEnv+"); give it publish rights on the users' inboxes only")
 	f.StringVar(&p.responder.NkeySeedFile, "nats-responder-nkey", "", "with --nats-url: nkey seed file of the user that answers requests")
@@ -60,7 +58,6 @@ func (p *prodFlags) apply(cfg *server.Config, log zerolog.Logger) error {
 		cfg.Auth = a
 	}
 	cfg.Cluster = server.ClusterConfig{Name: p.clusterName, Listen: p.clusterListen, Routes: p.routes}
-	cfg.SharedStream = cfg.SharedStream || p.sharedStream
 	cfg.ServerName = p.serverName
 	if cfg.Cluster.Enabled() && cfg.ServerName == "" {
 		h, err := os.Hostname()
@@ -71,7 +68,7 @@ func (p *prodFlags) apply(cfg *server.Config, log zerolog.Logger) error {
 	}
 	if cfg.NATSURL != "" {
 		if cfg.Cluster.Enabled() {
-			return fmt.Errorf("--cluster-name, --cluster-listen and --routes configure the embedded server; with --nats-url use --shared-stream if several ledgers share the deployment")
+			return fmt.Errorf("--cluster-name, --cluster-listen and --routes configure the embedded server; several ledgers on one --nats-url deployment share its partitions by themselves")
 		}
 		p.conn.TLSCA, p.conn.TLSCert, p.conn.TLSKey = p.tls.CA, p.tls.Cert, p.tls.Key
 		cfg.NATSConn = p.conn

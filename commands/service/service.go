@@ -29,6 +29,8 @@ type Service struct {
 	log  zerolog.Logger
 	obs  commands.Observer
 	rejs rejections
+	// fwd passes commands on accounts this node does not own to their owner (route.go).
+	fwd *forwarder
 }
 
 // New builds the command service; Register adds its endpoints to a micro service.
@@ -69,24 +71,52 @@ func (s *Service) Register(svc micro.Service) error {
 
 func (s *Service) handler(name string) micro.HandlerFunc {
 	return func(req micro.Request) {
-		start := time.Now()
-		p, err := commands.Parse(name, req.Data())
-		if err != nil {
-			s.reject(req, name, "", "", api.AsError(err), start)
+		var router Router
+		if s.fwd != nil {
+			router = s.fwd.router
+		}
+		s.handle(req, name, router, false)
+	}
+}
+
+// handle parses a request and hands it to the writer or, for an account this node does not own
+// (router says so), to the account's owner (route.go). internal is true on the owner's internal
+// subject, where a request this node does not own is answered NotOwnerHeader, never passed on.
+func (s *Service) handle(req micro.Request, name string, router Router, internal bool) {
+	start := time.Now()
+	p, err := commands.Parse(name, req.Data())
+	if err != nil {
+		s.reject(req, name, "", "", api.AsError(err), start)
+		return
+	}
+	forward := func() {
+		if internal || s.fwd == nil {
+			notOwned(req)
 			return
 		}
-		r := &writer.Request{
-			CommandID: p.CommandID, AccountID: p.AccountID, CorrelationID: p.CorrelationID,
-			BodyHash: p.BodyHash, ExpectedVersion: p.ExpectedVersion, Command: p.Command,
+		go s.forward(req, name, p.CommandID, p.AccountID, start) // off the caller's goroutine
+	}
+	if router != nil && !router.Local(p.AccountID) {
+		forward()
+		return
+	}
+	r := &writer.Request{
+		CommandID: p.CommandID, AccountID: p.AccountID, CorrelationID: p.CorrelationID,
+		BodyHash: p.BodyHash, ExpectedVersion: p.ExpectedVersion, Command: p.Command,
+	}
+	if r.CorrelationID == "" {
+		r.CorrelationID = p.CommandID
+	}
+	r.Reply = func(res writer.Result) {
+		if res.Redirect && (internal || s.fwd != nil) {
+			forward()
+			return
 		}
-		if r.CorrelationID == "" {
-			r.CorrelationID = p.CommandID
-		}
-		r.Reply = func(res writer.Result) { s.respond(req, name, p.CommandID, res, start) }
-		if err := s.w.Submit(r); err != nil {
-			s.reject(req, name, p.CommandID, p.AccountID,
-				ledger.Reject(ledger.CodeUnavailable, "ledger is overloaded or stopping; retry with the same command_id"), start)
-		}
+		s.respond(req, name, p.CommandID, res, start)
+	}
+	if err := s.w.Submit(r); err != nil {
+		s.reject(req, name, p.CommandID, p.AccountID,
+			ledger.Reject(ledger.CodeUnavailable, "ledger is overloaded or stopping; retry with the same command_id"), start)
 	}
 }
 

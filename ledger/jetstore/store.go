@@ -35,10 +35,11 @@ func Subject(accountID string) string { return SubjectPrefix + accountID }
 
 // Store appends to and reads from the LEDGER stream.
 type Store struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	stream  jetstream.Stream
-	timeout time.Duration
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	stream     jetstream.Stream
+	timeout    time.Duration
+	partitions int
 }
 
 // Config says how the LEDGER stream is created.
@@ -47,7 +48,14 @@ type Config struct {
 	Replicas int
 	// Timeout bounds one append; an append that times out is reported as ledger.ErrUncertain.
 	Timeout time.Duration
+	// Partitions is the partition count recorded with a stream this call creates
+	// (ledger.DefaultPartitions when 0); an existing stream keeps the count it recorded.
+	Partitions int
 }
+
+// PartitionsMetadata is the LEDGER stream metadata key that records the store's partition count
+// (fixed when the store is created: every node places accounts with it, ledger.PartitionOf).
+const PartitionsMetadata = "creditledger_partitions"
 
 // StreamConfig is the LEDGER stream's required configuration: file storage, nothing ever
 // deleted, purged or aged out, and atomic batches allowed.
@@ -114,7 +122,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	}
 	stream, err := js.Stream(ctx, StreamName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = js.CreateStream(ctx, StreamConfig(cfg.Replicas))
+		sc := StreamConfig(cfg.Replicas)
+		sc.Metadata = map[string]string{PartitionsMetadata: strconv.Itoa(orDefault(cfg.Partitions))}
+		stream, err = js.CreateStream(ctx, sc)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
@@ -122,12 +132,64 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err := CheckStreamConfig(stream.CachedInfo().Config); err != nil {
 		return nil, err
 	}
+	if stream, err = recordPartitions(ctx, js, stream); err != nil {
+		return nil, err
+	}
+	partitions, err := Partitions(stream.CachedInfo().Config)
+	if err != nil {
+		return nil, err
+	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	return &Store{nc: nc, js: js, stream: stream, timeout: timeout}, nil
+	return &Store{nc: nc, js: js, stream: stream, timeout: timeout, partitions: partitions}, nil
 }
+
+func orDefault(n int) int {
+	if n <= 0 {
+		return ledger.DefaultPartitions
+	}
+	return n
+}
+
+// recordPartitions gives a stream created before partitions existed (no count in its metadata)
+// the default count, which is what every node of this build reads it as: a one-time metadata
+// update, no migration of events.
+func recordPartitions(ctx context.Context, js jetstream.JetStream, st jetstream.Stream) (jetstream.Stream, error) {
+	cfg := st.CachedInfo().Config
+	if _, ok := cfg.Metadata[PartitionsMetadata]; ok {
+		return st, nil
+	}
+	md := map[string]string{}
+	for k, v := range cfg.Metadata {
+		md[k] = v
+	}
+	md[PartitionsMetadata] = strconv.Itoa(ledger.DefaultPartitions)
+	cfg.Metadata = md
+	updated, err := js.UpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("record the partition count on stream %s: %w", StreamName, err)
+	}
+	return updated, nil
+}
+
+// Partitions reads the partition count a LEDGER stream config records (the default when it
+// records none: a store created before partitions existed).
+func Partitions(c jetstream.StreamConfig) (int, error) {
+	v, ok := c.Metadata[PartitionsMetadata]
+	if !ok {
+		return ledger.DefaultPartitions, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > ledger.MaxPartitions {
+		return 0, fmt.Errorf("stream %s metadata %s=%q: want 1 to %d", StreamName, PartitionsMetadata, v, ledger.MaxPartitions)
+	}
+	return n, nil
+}
+
+// Partitions is the store's partition count.
+func (s *Store) Partitions() int { return s.partitions }
 
 // JetStream exposes the JetStream context for readers that share the connection.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }

@@ -1,0 +1,174 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/creditledger/creditledger/api"
+	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// In a cluster every account's partition is written by one node (the holder of its lease). A
+// command may arrive at any node on the public subject ledger.cmd.<name>; a node that does not
+// own the account passes the request, unchanged, to the owner on the internal subject
+// OwnerSubject(partition, name), which only the owner subscribes to, and relays its reply.
+const (
+	// OwnerSubjectPrefix is the internal subject prefix of commands passed to a partition's owner.
+	OwnerSubjectPrefix = "ledger.owner"
+	// NotOwnerHeader is set on a reply from a node that received a command on the internal
+	// subject but does not own the partition (any more): the sender tries again.
+	NotOwnerHeader = "Ledger-Not-Owner"
+	// DefaultForwardWait bounds how long a request waits for its partition to have an owner
+	// (a takeover after a node died waits out the lease TTL) before it is answered unavailable.
+	DefaultForwardWait = 10 * time.Second
+)
+
+// OwnerSubject is the internal subject of command name for partition p.
+func OwnerSubject(p int, name string) string {
+	return fmt.Sprintf("%s.%d.%s", OwnerSubjectPrefix, p, name)
+}
+
+// Router tells the command service which node decides an account.
+type Router interface {
+	// Partition is the account's partition.
+	Partition(accountID string) int
+	// Local reports whether this node decides the account's commands now.
+	Local(accountID string) bool
+}
+
+// forwarder passes requests to partition owners.
+type forwarder struct {
+	router Router
+	nc     *nats.Conn
+	wait   time.Duration
+}
+
+// Route makes the service pass commands on accounts this node does not own to their owner, on
+// nc, waiting at most wait for an owner; call it before Register and ServeOwner.
+func (s *Service) Route(r Router, nc *nats.Conn, wait time.Duration) error {
+	if r == nil || nc == nil {
+		return errors.New("commands service: nil router or connection")
+	}
+	if wait <= 0 {
+		wait = DefaultForwardWait
+	}
+	s.fwd = &forwarder{router: r, nc: nc, wait: wait}
+	return nil
+}
+
+// forwardPause is the pause between attempts while a partition has no owner (bounded by wait).
+const forwardPause = 50 * time.Millisecond
+
+// forward sends the request to the owner of its account and relays the reply; while no node
+// owns the partition (a takeover), it tries again until the wait is over, then answers
+// unavailable. It runs on its own goroutine.
+func (s *Service) forward(req micro.Request, name, commandID, accountID string, start time.Time) {
+	f := s.fwd
+	ctx, cancel := context.WithTimeout(context.Background(), f.wait)
+	defer cancel()
+	subject := OwnerSubject(f.router.Partition(accountID), name)
+	for {
+		m := nats.NewMsg(subject)
+		m.Data = req.Data()
+		for k, v := range req.Headers() {
+			m.Header[k] = v
+		}
+		resp, err := f.nc.RequestMsgWithContext(ctx, m)
+		if err == nil && resp.Header.Get(NotOwnerHeader) == "" {
+			s.relay(req, name, commandID, accountID, resp, start)
+			return
+		}
+		if err != nil && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, context.DeadlineExceeded) {
+			s.log.Warn().Err(err).Str("subject", subject).Msg("passing a command to its partition's owner")
+		}
+		select {
+		case <-ctx.Done():
+			s.respond(req, name, commandID, writer.Result{AccountID: accountID, Err: ledger.Reject(ledger.CodeUnavailable,
+				"no node owns the partition of account %s (a takeover in progress?); retry with the same command_id", accountID)}, start)
+			return
+		case <-time.After(forwardPause):
+		}
+	}
+}
+
+// relay sends the owner's reply back unchanged (body and headers).
+func (s *Service) relay(req micro.Request, name, commandID, accountID string, resp *nats.Msg, start time.Time) {
+	hdr := micro.Headers{}
+	for k, v := range resp.Header {
+		hdr[k] = v
+	}
+	err := req.Respond(resp.Data, micro.WithHeaders(hdr))
+	res := writer.Result{AccountID: accountID}
+	if c := resp.Header.Get(micro.ErrorCodeHeader); c != "" {
+		res.Err = &ledger.Error{Code: ledger.Code(c), Message: resp.Header.Get(micro.ErrorHeader)}
+		s.rejs.add(req.Subject(), res.Err)
+	}
+	s.finish(name, commandID, res, start, err)
+}
+
+// ServeOwner subscribes this node to the internal subjects of partition p: commands passed by
+// other nodes are decided here, or answered with NotOwnerHeader when this node does not own the
+// partition (any more). The caller unsubscribes when it gives the partition up.
+func (s *Service) ServeOwner(nc *nats.Conn, p int, local Router) (*nats.Subscription, error) {
+	prefix := fmt.Sprintf("%s.%d.", OwnerSubjectPrefix, p)
+	return nc.Subscribe(prefix+"*", func(m *nats.Msg) {
+		name := m.Subject[len(prefix):]
+		req := &msgRequest{m: m}
+		if !isCommand(name) {
+			_ = req.Error("400", "unknown command", nil)
+			return
+		}
+		s.handle(req, name, local, true)
+	})
+}
+
+func isCommand(name string) bool {
+	for _, n := range commands.Names() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// notOwned answers a request received on the internal subject by a node that does not own it.
+func notOwned(req micro.Request) {
+	body := api.RejectedBody(ledger.Reject(ledger.CodeUnavailable, "not the partition's owner"))
+	_ = req.Respond(body, micro.WithHeaders(micro.Headers{NotOwnerHeader: []string{"true"}}))
+}
+
+// msgRequest is a micro.Request over a plain subscription's message (the internal subjects are
+// not endpoints of the public service: $SRV discovery lists only ledger.cmd.*).
+type msgRequest struct{ m *nats.Msg }
+
+func (r *msgRequest) Respond(data []byte, opts ...micro.RespondOpt) error {
+	resp := &nats.Msg{Data: data, Header: nats.Header{}}
+	for _, o := range opts {
+		o(resp)
+	}
+	return r.m.RespondMsg(resp)
+}
+
+func (r *msgRequest) RespondJSON(any, ...micro.RespondOpt) error {
+	return errors.New("commands service: RespondJSON is not used on internal subjects")
+}
+
+func (r *msgRequest) Error(code, description string, data []byte, opts ...micro.RespondOpt) error {
+	resp := &nats.Msg{Data: data, Header: nats.Header{micro.ErrorHeader: []string{description}, micro.ErrorCodeHeader: []string{code}}}
+	for _, o := range opts {
+		o(resp)
+	}
+	return r.m.RespondMsg(resp)
+}
+
+func (r *msgRequest) Data() []byte           { return r.m.Data }
+func (r *msgRequest) Headers() micro.Headers { return micro.Headers(r.m.Header) }
+func (r *msgRequest) Subject() string        { return r.m.Subject }
+func (r *msgRequest) Reply() string          { return r.m.Reply }

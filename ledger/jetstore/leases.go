@@ -1,0 +1,135 @@
+package jetstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/creditledger/creditledger/partition"
+)
+
+// LeaseBucket is the key-value bucket of partition leases ("p.<n>": the owning node) and node
+// heartbeats ("node.<name>"). The bucket's max age is the lease TTL: a key not rewritten within
+// it disappears, so a dead node's leases lapse by themselves.
+const LeaseBucket = "LEDGER_LEASES"
+
+// DefaultLeaseTTL is the lease TTL of a bucket created without one: a killed node's partitions
+// are free this long after its last renewal.
+const DefaultLeaseTTL = 5 * time.Second
+
+// Leases is partition.Leases on a JetStream key-value bucket: acquire is a create-only write,
+// renew and release are writes checked against the revision the holder last wrote (the server
+// refuses them when another node wrote since), and expiry is the bucket's max age.
+type Leases struct {
+	kv  jetstream.KeyValue
+	ttl time.Duration
+}
+
+// OpenLeases opens the lease bucket, creating it with ttl (DefaultLeaseTTL when 0) if missing.
+// An existing bucket keeps its TTL.
+func OpenLeases(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (*Leases, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	kv, err := js.KeyValue(ctx, LeaseBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      LeaseBucket,
+			Description: "creditledger: which node writes each partition (leases expire after the TTL)",
+			History:     1,
+			TTL:         ttl,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, LeaseBucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", LeaseBucket, err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s status: %w", LeaseBucket, err)
+	}
+	if st.TTL() <= 0 {
+		return nil, fmt.Errorf("bucket %s has no TTL: leases would never expire", LeaseBucket)
+	}
+	return &Leases{kv: kv, ttl: st.TTL()}, nil
+}
+
+var _ partition.Leases = (*Leases)(nil)
+
+func leaseKey(p int) string { return "p." + strconv.Itoa(p) }
+
+const nodePrefix = "node."
+
+// TTL is the bucket's max age.
+func (l *Leases) TTL() time.Duration { return l.ttl }
+
+// Heartbeat rewrites the node's key.
+func (l *Leases) Heartbeat(ctx context.Context, node string) error {
+	_, err := l.kv.Put(ctx, nodePrefix+node, []byte(node))
+	return err
+}
+
+// Nodes lists the nodes with a live heartbeat.
+func (l *Leases) Nodes(ctx context.Context) ([]string, error) {
+	lister, err := l.kv.ListKeysFiltered(ctx, nodePrefix+">")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = lister.Stop() }()
+	var out []string
+	for k := range lister.Keys() {
+		out = append(out, strings.TrimPrefix(k, nodePrefix))
+	}
+	return out, nil
+}
+
+// Acquire creates the partition's key (only if absent, deleted or expired). A key that names
+// node itself was left by this node's previous run (killed before it could hand over; node
+// names are unique and stable): it is taken over with a revision-checked write rather than
+// waited out.
+func (l *Leases) Acquire(ctx context.Context, p int, node string) (uint64, error) {
+	rev, err := l.kv.Create(ctx, leaseKey(p), []byte(node))
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return rev, err
+	}
+	e, gerr := l.kv.Get(ctx, leaseKey(p))
+	if gerr != nil || string(e.Value()) != node {
+		return 0, partition.ErrHeld
+	}
+	rev, err = l.kv.Update(ctx, leaseKey(p), []byte(node), e.Revision())
+	if err != nil {
+		return 0, partition.ErrHeld
+	}
+	return rev, nil
+}
+
+// Renew rewrites the key if it is still at revision.
+func (l *Leases) Renew(ctx context.Context, p int, node string, revision uint64) (uint64, error) {
+	rev, err := l.kv.Update(ctx, leaseKey(p), []byte(node), revision)
+	if err != nil && (errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err)) {
+		return 0, fmt.Errorf("%w: %v", partition.ErrLost, err)
+	}
+	return rev, err
+}
+
+// Release deletes the key if it is still at revision.
+func (l *Leases) Release(ctx context.Context, p int, revision uint64) error {
+	return l.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(revision))
+}
+
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeWrongLastSeq || apiErr.ErrorCode == errCodeWrongLastSeqConst)
+}

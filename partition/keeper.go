@@ -1,0 +1,291 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Errors a Leases store reports.
+var (
+	// ErrHeld means another node holds the lease.
+	ErrHeld = errors.New("lease held by another node")
+	// ErrLost means the lease moved on since this node last wrote it (it expired and was taken,
+	// or was released): the node no longer owns the partition.
+	ErrLost = errors.New("lease lost")
+)
+
+// Leases is the lease table every node shares (jetstore.Leases on a JetStream key-value
+// bucket). Every write is checked by the store: Acquire creates only, Renew and Release need
+// the revision the caller holds, and a lease not renewed within TTL expires by itself.
+type Leases interface {
+	// TTL is how long a lease (and a node's heartbeat) lives without a renewal.
+	TTL() time.Duration
+	// Heartbeat says node is alive (for TTL).
+	Heartbeat(ctx context.Context, node string) error
+	// Nodes lists the nodes whose heartbeat has not expired.
+	Nodes(ctx context.Context) ([]string, error)
+	// Acquire takes partition p's lease for node if nobody holds it (ErrHeld otherwise).
+	Acquire(ctx context.Context, p int, node string) (revision uint64, err error)
+	// Renew extends the lease held at revision (ErrLost when it moved).
+	Renew(ctx context.Context, p int, node string, revision uint64) (uint64, error)
+	// Release gives the lease up, if it is still at revision.
+	Release(ctx context.Context, p int, revision uint64) error
+}
+
+// Config configures a Keeper. Node, Partitions and Leases are required.
+type Config struct {
+	Node       string
+	Partitions int
+	Leases     Leases
+	// Tick is how often leases are renewed and the assignment re-read (default TTL/5).
+	Tick time.Duration
+	// Now is a monotonic clock (time.Now when nil); lease validity is measured on it.
+	Now func() time.Time
+	// Fence runs after a lease is acquired and before the partition counts as held: it makes
+	// the previous owner's later writes fail (jetstore.RejectionLog.Fence). An error gives the
+	// lease back.
+	Fence func(ctx context.Context, p int) error
+	// Drain runs before a lease is given up, after the partition stopped counting as owned; it
+	// returns once nothing is in flight for p.
+	Drain func(ctx context.Context, p int) error
+	// Changed is called (from the keeper's goroutine) after the set of held partitions changed.
+	Changed func()
+	Log     zerolog.Logger
+}
+
+// lease is one held lease: its revision and how long this node may still write under it.
+type lease struct {
+	rev        uint64
+	validUntil time.Time
+	releasing  bool
+	// acquired is the revision the lease was acquired at: it names this tenure (a partition
+	// given up and taken again gets a new one, and its state must be loaded again).
+	acquired uint64
+}
+
+// Keeper holds this node's share of the partition leases: it renews them, acquires the ones
+// Assign gives this node when they are free, and hands over the ones Assign gives a live
+// other node. Owns says, at any moment, whether this node may write a partition.
+type Keeper struct {
+	cfg  Config
+	ttl  time.Duration
+	mu   sync.Mutex
+	held map[int]*lease
+}
+
+// NewKeeper checks the config.
+func NewKeeper(cfg Config) (*Keeper, error) {
+	if cfg.Node == "" || cfg.Partitions <= 0 || cfg.Leases == nil {
+		return nil, errors.New("partition: Node, Partitions and Leases are required")
+	}
+	ttl := cfg.Leases.TTL()
+	if ttl <= 0 {
+		return nil, errors.New("partition: the lease store has no TTL")
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = ttl / 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Keeper{cfg: cfg, ttl: ttl, held: map[int]*lease{}}, nil
+}
+
+// margin is how long before its expiry a lease stops counting as owned: the clocks of this node
+// and the server may drift, and an append already sent may take this long to land.
+func (k *Keeper) margin() time.Duration { return k.ttl / 4 }
+
+// Owns reports whether this node may write partition p now, and since which tenure: it holds
+// the lease, is not handing it over, and the lease has not come near its expiry since it was
+// last renewed.
+func (k *Keeper) Owns(p int) (tenure uint64, ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l := k.held[p]
+	if l == nil || l.releasing || !k.cfg.Now().Before(l.validUntil) {
+		return 0, false
+	}
+	return l.acquired, true
+}
+
+// Held maps the partitions this node holds and is not handing over to their tenure.
+func (k *Keeper) Held() map[int]uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make(map[int]uint64, len(k.held))
+	for p, l := range k.held {
+		if !l.releasing {
+			out[p] = l.acquired
+		}
+	}
+	return out
+}
+
+// all lists every held partition, handing over included, in order.
+func (k *Keeper) all() []int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]int, 0, len(k.held))
+	for p := range k.held {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Run steps every Tick until ctx ends, then gives every lease back (a graceful stop hands the
+// partitions over at once instead of after TTL).
+func (k *Keeper) Run(ctx context.Context) {
+	t := time.NewTicker(k.cfg.Tick)
+	defer t.Stop()
+	for {
+		if err := k.Step(ctx); err != nil && ctx.Err() == nil {
+			k.cfg.Log.Warn().Err(err).Msg("partition leases")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReleaseAll drains and gives back every held lease (graceful stop).
+func (k *Keeper) ReleaseAll(ctx context.Context) {
+	for _, p := range k.all() {
+		k.release(ctx, p)
+	}
+}
+
+// Step is one round: heartbeat, renew, then acquire or hand over towards Assign's answer.
+func (k *Keeper) Step(ctx context.Context) error {
+	if err := k.cfg.Leases.Heartbeat(ctx, k.cfg.Node); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	changed := k.renew(ctx)
+	nodes, err := k.cfg.Leases.Nodes(ctx)
+	if err != nil {
+		k.notify(changed)
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	if !contains(nodes, k.cfg.Node) {
+		nodes = append(nodes, k.cfg.Node) // our own heartbeat may not be visible yet
+	}
+	want := Assign(k.cfg.Partitions, nodes)
+	for p, owner := range want {
+		held := k.holds(p)
+		switch {
+		case owner == k.cfg.Node && !held:
+			changed = k.acquire(ctx, p) || changed
+		case owner != k.cfg.Node && held:
+			k.release(ctx, p) // the new owner takes it on its next step
+			changed = true
+		}
+	}
+	k.notify(changed)
+	return nil
+}
+
+func (k *Keeper) notify(changed bool) {
+	if changed && k.cfg.Changed != nil {
+		k.cfg.Changed()
+	}
+}
+
+func (k *Keeper) holds(p int) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.held[p] != nil
+}
+
+// renew extends every held lease; a lease found moved on is dropped at once. It reports
+// whether the held set changed.
+func (k *Keeper) renew(ctx context.Context) bool {
+	changed := false
+	for _, p := range k.all() {
+		k.mu.Lock()
+		l := k.held[p]
+		k.mu.Unlock()
+		if l == nil {
+			continue
+		}
+		sent := k.cfg.Now()
+		rev, err := k.cfg.Leases.Renew(ctx, p, k.cfg.Node, l.rev)
+		k.mu.Lock()
+		switch {
+		case err == nil:
+			l.rev, l.validUntil = rev, sent.Add(k.ttl-k.margin())
+		case errors.Is(err, ErrLost):
+			delete(k.held, p)
+			changed = true
+			k.cfg.Log.Warn().Int("partition", p).Msg("partition lease lost; no longer writing it")
+		default:
+			// Not renewed; it stays valid until validUntil, and the next step tries again.
+		}
+		k.mu.Unlock()
+	}
+	return changed
+}
+
+// acquire takes a free lease and fences the previous owner; it reports success.
+func (k *Keeper) acquire(ctx context.Context, p int) bool {
+	sent := k.cfg.Now()
+	rev, err := k.cfg.Leases.Acquire(ctx, p, k.cfg.Node)
+	if err != nil {
+		return false // held: its owner hands it over, or it expires
+	}
+	if k.cfg.Fence != nil {
+		if err := k.cfg.Fence(ctx, p); err != nil {
+			k.cfg.Log.Warn().Err(err).Int("partition", p).Msg("fencing the previous owner failed; giving the lease back")
+			_ = k.cfg.Leases.Release(ctx, p, rev)
+			return false
+		}
+	}
+	k.mu.Lock()
+	k.held[p] = &lease{rev: rev, acquired: rev, validUntil: sent.Add(k.ttl - k.margin())}
+	k.mu.Unlock()
+	return true
+}
+
+// release stops owning p, waits until nothing is in flight for it, and gives the lease back.
+func (k *Keeper) release(ctx context.Context, p int) {
+	k.mu.Lock()
+	l := k.held[p]
+	if l != nil {
+		l.releasing = true
+	}
+	k.mu.Unlock()
+	if l == nil {
+		return
+	}
+	if k.cfg.Drain != nil {
+		if err := k.cfg.Drain(ctx, p); err != nil {
+			// Not drained: keep the lease (not owned) and let it expire rather than hand over a
+			// partition with an append in flight.
+			k.cfg.Log.Warn().Err(err).Int("partition", p).Msg("partition not drained; letting its lease expire")
+			k.mu.Lock()
+			delete(k.held, p)
+			k.mu.Unlock()
+			return
+		}
+	}
+	_ = k.cfg.Leases.Release(ctx, p, l.rev)
+	k.mu.Lock()
+	delete(k.held, p)
+	k.mu.Unlock()
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

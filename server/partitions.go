@@ -1,0 +1,261 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/partition"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// PartitionConfig configures how this node shares the partitions with the others.
+type PartitionConfig struct {
+	// Count is the partition count of a store this node creates (ledger.DefaultPartitions when
+	// 0); an existing store keeps the count it recorded.
+	Count int
+	// LeaseTTL is the lease TTL of a lease bucket this node creates (jetstore.DefaultLeaseTTL).
+	LeaseTTL time.Duration
+	// Tick is how often leases are renewed and the assignment re-read (LeaseTTL/5 when 0).
+	Tick time.Duration
+}
+
+// releaseTimeout bounds the hand-over of every partition at a graceful stop.
+const releaseTimeout = 5 * time.Second
+
+// node is this process's share of the cluster: the partitions it holds (a partition.Keeper)
+// and the writer that decides their accounts. The writer is replaced by a freshly loaded one
+// (a generation) whenever the node gains a partition; one it loses is only switched off.
+type node struct {
+	log    zerolog.Logger
+	keeper *partition.Keeper
+	n      int
+	// newWriter builds a writer that holds the accounts holds accepts (nil: all).
+	newWriter func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error)
+	// serve subscribes to the internal subject of a partition this node owns.
+	serve func(p int) (*nats.Subscription, error)
+
+	mu      sync.RWMutex
+	gen     *generation
+	retired writer.Stats
+	subs    map[int]*nats.Subscription
+	changed chan struct{}
+	stopped chan struct{}
+}
+
+// generation is one writer and the partition tenures it loaded.
+type generation struct {
+	node   *node
+	w      *writer.Writer
+	tenure map[int]uint64
+	cancel context.CancelFunc
+}
+
+// Owns is the writer's ownership check: the node still holds the partition, in the tenure
+// this writer loaded.
+func (g *generation) Owns(accountID string) bool {
+	p := ledger.PartitionOf(accountID, g.node.n)
+	want, loaded := g.tenure[p]
+	if !loaded {
+		return false
+	}
+	have, ok := g.node.keeper.Owns(p)
+	return ok && have == want
+}
+
+// Partition is the account's partition (commands.Router).
+func (n *node) Partition(accountID string) int { return ledger.PartitionOf(accountID, n.n) }
+
+// Local reports whether this node's writer decides the account now (commands.Router).
+func (n *node) Local(accountID string) bool { return n.current().Owns(accountID) }
+
+func (n *node) current() *generation {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.gen
+}
+
+// Submit hands a request to the current writer.
+func (n *node) Submit(r *writer.Request) error { return n.current().w.Submit(r) }
+
+// Head is the current writer's head (0 before the first is loaded).
+func (n *node) Head() uint64 {
+	if g := n.current(); g != nil && g.w != nil {
+		return g.w.Head()
+	}
+	return 0
+}
+
+// Sweep asks the current writer to run the expiry processor.
+func (n *node) Sweep() { n.current().w.Sweep() }
+
+// Stats are the running totals of every writer this node ran.
+func (n *node) Stats() writer.Stats {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return addStats(n.retired, n.gen.w.Stats())
+}
+
+// Stopped is closed when the node has stopped.
+func (n *node) Stopped() <-chan struct{} { return n.stopped }
+
+func addStats(a, b writer.Stats) writer.Stats {
+	return writer.Stats{Appends: a.Appends + b.Appends, Records: a.Records + b.Records, Commands: a.Commands + b.Commands,
+		AppendMicros: a.AppendMicros + b.AppendMicros, FailedAppends: a.FailedAppends + b.FailedAppends,
+		Retried: a.Retried + b.Retried, Replayed: a.Replayed + b.Replayed, ReadBack: a.ReadBack + b.ReadBack}
+}
+
+// Drain waits until the current writer has nothing in flight (partition.Config.Drain): the
+// keeper has already stopped counting the partition as owned, so nothing new starts for it.
+func (n *node) Drain(ctx context.Context, _ int) error { return n.current().w.Barrier(ctx) }
+
+// notify is partition.Config.Changed.
+func (n *node) notify() {
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+// load takes this node's first share of the partitions and loads the first writer (not run).
+func (n *node) load(ctx context.Context) error {
+	if err := n.keeper.Step(ctx); err != nil {
+		return fmt.Errorf("partition leases: %w", err)
+	}
+	g, err := n.generation(ctx, n.keeper.Held())
+	if err != nil {
+		return err
+	}
+	n.gen = g
+	return nil
+}
+
+// generation builds and loads a writer for the given tenures.
+func (n *node) generation(ctx context.Context, tenure map[int]uint64) (*generation, error) {
+	g := &generation{node: n, tenure: tenure}
+	var holds func(string) bool
+	if len(tenure) < n.n {
+		holds = func(id string) bool { _, ok := tenure[ledger.PartitionOf(id, n.n)]; return ok }
+	}
+	w, err := n.newWriter(holds, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Load(ctx); err != nil {
+		return nil, err
+	}
+	g.w = w
+	return g, nil
+}
+
+// run runs the writer, the keeper and the reconciler until ctx ends; then it hands every
+// partition over (bounded) and stops the writer.
+func (n *node) run(ctx context.Context) {
+	defer close(n.stopped)
+	n.start(n.gen)
+	n.syncSubs(n.gen)
+	keeperCtx, stopKeeper := context.WithCancel(context.Background())
+	keeperDone := make(chan struct{})
+	go func() { defer close(keeperDone); n.keeper.Run(keeperCtx) }()
+	for {
+		select {
+		case <-ctx.Done():
+			stopKeeper()
+			<-keeperDone
+			rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			n.keeper.ReleaseAll(rctx) // the writer still runs: Drain works
+			cancel()
+			g := n.current()
+			g.cancel()
+			<-g.w.Stopped()
+			n.syncSubs(nil)
+			return
+		case <-n.changed:
+			if err := n.reconcile(ctx); err != nil && ctx.Err() == nil {
+				n.log.Error().Err(err).Msg("taking over partitions")
+				n.notify() // try again on the next change or tick
+			}
+		}
+	}
+}
+
+func (n *node) start(g *generation) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go g.w.Run(ctx)
+}
+
+// reconcile brings the writer in line with the leases held: a partition lost is switched off
+// (its internal subject unsubscribed); a partition gained makes a new writer, loaded beside the
+// running one, which then stops, and the new one catches up with its last appends and runs.
+func (n *node) reconcile(ctx context.Context) error {
+	held := n.keeper.Held()
+	g := n.current()
+	need := false
+	for p, t := range held {
+		if g.tenure[p] != t {
+			need = true
+		}
+	}
+	n.syncSubs(g)
+	if !need {
+		return nil
+	}
+	t0 := time.Now()
+	ng, err := n.generation(ctx, held)
+	if err != nil {
+		return err
+	}
+	g.w.Retire()
+	g.cancel()
+	<-g.w.Stopped()
+	if err := ng.w.CatchUp(ctx); err != nil {
+		n.start(g) // keep serving what the old writer holds
+		return err
+	}
+	n.mu.Lock()
+	n.retired = addStats(n.retired, g.w.Stats())
+	n.gen = ng
+	n.mu.Unlock()
+	n.start(ng)
+	n.syncSubs(ng)
+	n.log.Info().Int("partitions", len(held)).Dur("took", time.Since(t0)).Msg("partitions taken over")
+	return nil
+}
+
+// syncSubs subscribes to the internal subjects of the partitions g owns and unsubscribes the
+// rest (nil: all).
+func (n *node) syncSubs(g *generation) {
+	for p := 0; p < n.n; p++ {
+		own := false
+		if g != nil {
+			if t, ok := g.tenure[p]; ok {
+				have, held := n.keeper.Owns(p)
+				own = held && have == t
+			}
+		}
+		sub, has := n.subs[p]
+		switch {
+		case own && !has:
+			s, err := n.serve(p)
+			if err != nil {
+				n.log.Error().Err(err).Int("partition", p).Msg("serving a partition's internal subject")
+				continue
+			}
+			n.subs[p] = s
+		case !own && has:
+			_ = sub.Unsubscribe()
+			delete(n.subs, p)
+		}
+	}
+}
+
+var _ writer.Ownership = (*generation)(nil)
+
+// ownsAll is a test helper: whether the node holds every partition.
+func (n *node) ownsAll() bool { return len(n.keeper.Held()) == n.n }

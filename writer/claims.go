@@ -1,0 +1,50 @@
+package writer
+
+import (
+	"context"
+	"time"
+
+	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// claimTimeout bounds one reservation round trip.
+const claimTimeout = 5 * time.Second
+
+// IDClaims reserves ids that must be unique across all accounts (license ids, marketplace item ids,
+// PAYG contract ids) in a store every ledger process shares. The writer's own owner index only
+// knows the accounts it holds; the accounts of other partitions are written by other nodes, so
+// without a shared reservation two of them could accept the same license id for two accounts.
+type IDClaims interface {
+	// Claim records accountID as the holder of id unless an account already holds it, and
+	// returns the holder. Claiming an id the same account already holds succeeds.
+	Claim(ctx context.Context, id, accountID string) (holder string, err error)
+}
+
+// claimIDs reserves every unique id the payloads create, before they are appended. An id the
+// account already owns in memory needs no round trip. A reservation is never released: if the
+// append then fails for good, the id stays with the account that tried, which may buy it again;
+// another account gets already_exists. That errs on the side of never letting two accounts
+// hold one id.
+func (w *Writer) claimIDs(ctx context.Context, accountID string, payloads []events.Payload) error {
+	if w.opts.Claims == nil {
+		return nil
+	}
+	for _, p := range payloads {
+		for _, id := range createdIDs(p) {
+			if w.owners[id] == accountID {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+			holder, err := w.opts.Claims.Claim(cctx, id, accountID)
+			cancel()
+			if err != nil {
+				return ledger.Reject(ledger.CodeUnavailable, "reserving %s: %v; retry with the same command_id", id, err)
+			}
+			if holder != accountID {
+				return ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", id)
+			}
+		}
+	}
+	return nil
+}
