@@ -28,6 +28,8 @@ type Leases interface {
 	TTL() time.Duration
 	// Heartbeat says node is alive (for TTL).
 	Heartbeat(ctx context.Context, node string) error
+	// Leave removes node's heartbeat (a graceful stop: the others reassign at once).
+	Leave(ctx context.Context, node string) error
 	// Nodes lists the nodes whose heartbeat has not expired.
 	Nodes(ctx context.Context) ([]string, error)
 	// Acquire takes partition p's lease for node if nobody holds it (ErrHeld otherwise).
@@ -156,8 +158,12 @@ func (k *Keeper) Run(ctx context.Context) {
 	}
 }
 
-// ReleaseAll drains and gives back every held lease (graceful stop).
+// ReleaseAll leaves the member list, then drains and gives back every held lease (graceful
+// stop): the other nodes take the partitions on their next step instead of after the TTL.
 func (k *Keeper) ReleaseAll(ctx context.Context) {
+	if err := k.cfg.Leases.Leave(ctx, k.cfg.Node); err != nil {
+		k.cfg.Log.Warn().Err(err).Msg("leaving the partition members")
+	}
 	for _, p := range k.all() {
 		k.release(ctx, p)
 	}

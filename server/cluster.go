@@ -397,7 +397,8 @@ func (s *Server) retryJS(ctx context.Context, what string, step func(context.Con
 func transientJS(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503 || apiErr.ErrorCode == errCodeNoSuitablePeers || apiErr.ErrorCode == errCodeInsufficientResources
+		return apiErr.Code == 503 || apiErr.ErrorCode == errCodeNoSuitablePeers || apiErr.ErrorCode == errCodeInsufficientResources ||
+			apiErr.ErrorCode == errCodeStreamNotFound
 	}
 	// A stream just created (here or by another node) can be unknown for a moment to the node
 	// asked next; every step retried here creates the stream it then finds missing.
@@ -409,4 +410,5 @@ func transientJS(err error) bool {
 const (
 	errCodeNoSuitablePeers       = 10005
 	errCodeInsufficientResources = 10023
+	errCodeStreamNotFound        = 10059
 )

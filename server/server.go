@@ -189,7 +189,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// Restoring builds millions of small objects that all stay live; collecting while they are
 	// built only burns CPU the restore needs, so the collector is relaxed until both are done.
 	gcPercent := debug.SetGCPercent(400)
-	loadErr := s.writer.load(ctx) // this node's first share of the partitions
+	// This node's first share of the partitions; retried while a cluster forms (a stream another
+	// node created a moment ago can be unknown here for a moment).
+	loadErr := s.retryJS(ctx, "the first partitions", s.writer.load)
 	writerLoad := time.Since(tLoad)
 	pr := <-projDone
 	debug.SetGCPercent(gcPercent)

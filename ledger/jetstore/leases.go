@@ -81,6 +81,11 @@ func (l *Leases) Heartbeat(ctx context.Context, node string) error {
 	return err
 }
 
+// Leave deletes the node's heartbeat.
+func (l *Leases) Leave(ctx context.Context, node string) error {
+	return l.kv.Delete(ctx, nodePrefix+node)
+}
+
 // Nodes lists the nodes with a live heartbeat.
 func (l *Leases) Nodes(ctx context.Context) ([]string, error) {
 	lister, err := l.kv.ListKeysFiltered(ctx, nodePrefix+">")
