@@ -329,7 +329,7 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	n.newWriter = func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error) {
 		o := writer.Options{
 			Rejections: rejLog, Holds: holds, Owner: owner,
-			Store: s.store, Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
+			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 			MaxInflight: cfg.MaxInflight, Linger: cfg.Linger,
 		}
@@ -340,7 +340,7 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	}
 	n.serve = func(p int) (*nats.Subscription, error) { return s.cmds.ServeOwner(s.svcNC, p, n) }
 	keeper, err := partition.NewKeeper(partition.Config{
-		Node: s.leaseName(), Partitions: n.n, Leases: s.prod.leases, Tick: cfg.Partitions.Tick,
+		Node: s.leaseName(), Partitions: n.n, Leases: s.hookLeases(s.prod.leases), Tick: cfg.Partitions.Tick,
 		Drain: n.Drain, Changed: n.notify, Log: n.log,
 	})
 	if err != nil {
@@ -355,7 +355,7 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 func (s *Server) openStore(ctx context.Context) (*jetstore.Store, error) {
 	var st *jetstore.Store
 	err := s.retryJS(ctx, "the LEDGER stream", func(ctx context.Context) (err error) {
-		st, err = jetstore.Open(ctx, s.nc, jetstore.Config{Replicas: s.cfg.Replicas})
+		st, err = jetstore.Open(ctx, s.nc, jetstore.Config{Replicas: s.cfg.Replicas, Partitions: s.cfg.Partitions.Count})
 		return err
 	})
 	return st, err

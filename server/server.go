@@ -47,6 +47,8 @@ type Config struct {
 	Replicas int
 	// Partitions: how this node shares the accounts with other nodes (partitions.go).
 	Partitions PartitionConfig
+	// Hooks are for tests (hooks.go); nil in production.
+	Hooks *Hooks
 	// MaxInflight is how many group-commit appends may be in flight (0: the writer's default).
 	MaxInflight int
 	// Linger bounds the group-commit wait for the commands an append's replies set off (0: the

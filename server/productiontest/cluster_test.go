@@ -357,6 +357,7 @@ type storedEvent struct {
 	Type      string `json:"type"`
 	AccountID string `json:"account_id"`
 	CommandID string `json:"command_id"`
+	Version   uint64 `json:"version"`
 }
 
 // readAll reads the whole LEDGER stream.

@@ -1,0 +1,256 @@
+package productiontest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/server"
+)
+
+// These tests run several ledger processes on one NATS/JetStream deployment (what --nats-url
+// gives, and the same code path as embedded cluster nodes): each holds the leases of its share
+// of the partitions. Leases live 1 s here (5 s by default) so that takeovers are quick.
+const (
+	testLeaseTTL  = time.Second
+	testLeaseTick = 100 * time.Millisecond
+)
+
+// jetStreamServer starts a plain NATS server with JetStream (the deployment the nodes share).
+func jetStreamServer(t *testing.T) string {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true,
+	})
+	require.NoError(t, err)
+	ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second))
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns.ClientURL()
+}
+
+// sharedNode is the config of a ledger process on url named name.
+func sharedNode(t *testing.T, url, name string, hooks *server.Hooks) server.Config {
+	cfg := baseConfig(t)
+	cfg.NATSURL, cfg.NATSListen, cfg.ServerName, cfg.HTTPListen = url, "", name, ""
+	cfg.Log = cfg.Log.With().Str("node", name).Logger()
+	cfg.Partitions = server.PartitionConfig{LeaseTTL: testLeaseTTL, Tick: testLeaseTick}
+	cfg.Checkpoints.Disabled = true
+	cfg.Hooks = hooks
+	return cfg
+}
+
+// waitSplit waits until the nodes hold every partition between them, each some.
+func waitSplit(t *testing.T, nodes ...*server.Server) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		seen := map[int]int{}
+		for _, n := range nodes {
+			ps := n.Partitions()
+			if len(ps) == 0 {
+				return false
+			}
+			for _, p := range ps {
+				seen[p]++
+			}
+		}
+		if len(seen) != nodes[0].PartitionCount() {
+			return false
+		}
+		for _, c := range seen {
+			if c != 1 {
+				return false
+			}
+		}
+		return true
+	}, 3*waitFor, pollTick, "the nodes never split the partitions")
+}
+
+// accountOn finds an account id whose partition node n holds.
+func accountOn(t *testing.T, n *server.Server, prefix string) string {
+	t.Helper()
+	held := map[int]bool{}
+	for _, p := range n.Partitions() {
+		held[p] = true
+	}
+	for i := 0; i < 10000; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		if held[ledger.PartitionOf(id, n.PartitionCount())] {
+			return id
+		}
+	}
+	t.Fatal("no account found on the node")
+	return ""
+}
+
+func holds(n *server.Server, account string) bool {
+	for _, p := range n.Partitions() {
+		if p == ledger.PartitionOf(account, n.PartitionCount()) {
+			return true
+		}
+	}
+	return false
+}
+
+func code(err error) ledger.Code {
+	var le *ledger.Error
+	if errors.As(err, &le) {
+		return le.Code
+	}
+	return ""
+}
+
+// The first failure of issue 12: a rejection decided through one node was later accepted when
+// the same command_id was retried through another (rejections were read from the log only at
+// start). Now the owner of the account's partition is the only decider, whichever node the
+// command reaches, and it remembers the rejection.
+func TestRejectionIsTheAnswerOnEveryNode(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	a := start(t, sharedNode(t, url, "a", nil))
+	b := start(t, sharedNode(t, url, "b", nil))
+	waitSplit(t, a, b)
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	ctx := ctxT(t)
+	for _, acct := range []string{accountOn(t, a, "rej-a"), accountOn(t, b, "rej-b")} {
+		_, err := cl.PurchaseLicense(ctx, purchase(acct+"-buy", acct, acct+"-L1", "100"))
+		require.NoError(t, err)
+		_, err = cl.ActivateLicense(ctx, activate(acct+"-act", acct, acct+"-L1"))
+		require.NoError(t, err)
+		over := allocate(acct+"-over", acct, "500")
+		_, err = cl.AllocateCredits(ctx, over)
+		require.Equal(t, ledger.CodeInsufficientCredits, code(err), "%v", err)
+		_, err = cl.UpgradeContract(ctx, commands.UpgradeContract{Meta: commands.Meta{CommandID: acct + "-up", AccountID: acct},
+			LicenseID: acct + "-L1", AdditionalCredits: commands.MustAmount("1000")})
+		require.NoError(t, err)
+		// The retry is the first answer, not a new decision, whichever node it reaches (the
+		// service's queue group picks one at random: eight tries reach both, but for 1 in 128).
+		for i := 0; i < 8; i++ {
+			_, err = cl.AllocateCredits(ctx, over)
+			assert.Equal(t, ledger.CodeInsufficientCredits, code(err), "retry %d: %v", i, err)
+		}
+	}
+}
+
+func connectTo(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	waitServing(t, nc)
+	return nc
+}
+
+// gate blocks a hook while closed.
+type gate struct {
+	mu      sync.Mutex
+	blocked chan struct{}
+	waiting atomic.Int32
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.blocked == nil {
+		g.blocked = make(chan struct{})
+	}
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.blocked != nil {
+		close(g.blocked)
+		g.blocked = nil
+	}
+}
+
+func (g *gate) pass() {
+	g.mu.Lock()
+	c := g.blocked
+	g.mu.Unlock()
+	if c != nil {
+		g.waiting.Add(1)
+		<-c
+		g.waiting.Add(-1)
+	}
+}
+
+// A node stalled with an append in flight (a paused process) loses its lease; another node
+// takes the partition over and appends to the account. When the stalled node resumes, its
+// append is refused (the account's head moved), it no longer decides the partition (its lease
+// lapsed), and the command it held is answered once, by the new owner; no chain forks.
+func TestStalledOwnerLosesItsPartition(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	appends, leases := &gate{}, &gate{}
+	a := start(t, sharedNode(t, url, "a", &server.Hooks{BeforeAppend: appends.pass, BeforeLeaseStep: leases.pass}))
+	b := start(t, sharedNode(t, url, "b", nil))
+	waitSplit(t, a, b)
+	acct := accountOn(t, a, "stall")
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	ctx := ctxT(t)
+	_, err := cl.PurchaseLicense(ctx, purchase("st-buy", acct, "st-L1", "100"))
+	require.NoError(t, err)
+	_, err = cl.ActivateLicense(ctx, activate("st-act", acct, "st-L1"))
+	require.NoError(t, err)
+	failedBefore := a.WriterStats().FailedAppends
+
+	// Stall a: its keeper stops renewing and its next append waits.
+	leases.close()
+	appends.close()
+	stalled := make(chan error, 1)
+	var stalledReply commands.Accepted
+	go func() {
+		var err error
+		stalledReply, err = cl.AllocateCredits(context.Background(), allocate("st-stalled", acct, "10"))
+		stalled <- err
+	}()
+	require.Eventually(t, func() bool { return appends.waiting.Load() > 0 }, waitFor, pollTick, "a's append never started")
+
+	// b takes the partition over once a's lease lapses, and appends to the account.
+	require.Eventually(t, func() bool { return holds(b, acct) }, 3*waitFor, pollTick, "b never took the partition over")
+	taken, err := cl.AllocateCredits(ctx, allocate("st-by-b", acct, "20"))
+	require.NoError(t, err)
+
+	// a resumes: its append is refused, and it stops deciding the partition.
+	appends.open()
+	leases.open()
+	select {
+	case err := <-stalled:
+		require.NoError(t, err, "the stalled command is answered by the new owner")
+	case <-time.After(2 * waitFor):
+		t.Fatal("the stalled command was never answered")
+	}
+	assert.Greater(t, a.WriterStats().FailedAppends, failedBefore, "a's append after losing the lease was refused")
+	require.Eventually(t, func() bool { return !holds(a, acct) }, waitFor, pollTick, "a still holds the partition")
+	assert.Greater(t, stalledReply.Position, taken.Position, "decided after b's append, by b")
+
+	// One answer per command_id; the chain is linear (versions 1..n, each once).
+	again, err := cl.AllocateCredits(ctx, allocate("st-stalled", acct, "10"))
+	require.NoError(t, err)
+	assert.Equal(t, stalledReply.Position, again.Position)
+	versions := map[uint64]int{}
+	for _, ev := range readAll(t, nc) {
+		if ev.AccountID == acct {
+			versions[ev.Version]++
+		}
+	}
+	require.Len(t, versions, 4)
+	for v := uint64(1); v <= 4; v++ {
+		assert.Equal(t, 1, versions[v], "version %d", v)
+	}
+}
