@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -164,9 +165,38 @@ func (k *Keeper) ReleaseAll(ctx context.Context) {
 	if err := k.cfg.Leases.Leave(ctx, k.cfg.Node); err != nil {
 		k.cfg.Log.Warn().Err(err).Msg("leaving the partition members")
 	}
-	for _, p := range k.all() {
-		k.release(ctx, p)
+	ps := k.all()
+	k.mu.Lock()
+	for _, p := range ps {
+		k.held[p].releasing = true
 	}
+	k.mu.Unlock()
+	if len(ps) > 0 && k.cfg.Drain != nil {
+		if err := k.cfg.Drain(ctx, ps[0]); err != nil { // one barrier covers every partition
+			k.cfg.Log.Warn().Err(err).Msg("not drained; letting the leases expire")
+			return
+		}
+	}
+	var (
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxRenewing)
+	)
+	for _, p := range ps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			k.mu.Lock()
+			l := k.held[p]
+			delete(k.held, p)
+			k.mu.Unlock()
+			if l != nil {
+				_ = k.cfg.Leases.Release(ctx, p, l.rev)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // Step is one round: heartbeat, renew, then acquire or hand over towards Assign's answer.
@@ -210,33 +240,61 @@ func (k *Keeper) holds(p int) bool {
 	return k.held[p] != nil
 }
 
-// renew extends every held lease; a lease found moved on is dropped at once. It reports
-// whether the held set changed.
+// maxRenewing bounds the renewals in flight at once (each is one round trip to the store).
+const maxRenewing = 16
+
+// renew extends every held lease, several at once; a lease found moved on is dropped at once.
+// It reports whether the held set changed.
 func (k *Keeper) renew(ctx context.Context) bool {
-	changed := false
+	var (
+		changed atomic.Bool
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, maxRenewing)
+	)
 	for _, p := range k.all() {
-		k.mu.Lock()
-		l := k.held[p]
-		k.mu.Unlock()
-		if l == nil {
-			continue
-		}
-		sent := k.cfg.Now()
-		rev, err := k.cfg.Leases.Renew(ctx, p, k.cfg.Node, l.rev)
-		k.mu.Lock()
-		switch {
-		case err == nil:
-			l.rev, l.validUntil = rev, sent.Add(k.ttl-k.margin())
-		case errors.Is(err, ErrLost):
-			delete(k.held, p)
-			changed = true
-			k.cfg.Log.Warn().Int("partition", p).Msg("partition lease lost; no longer writing it")
-		default:
-			// Not renewed; it stays valid until validUntil, and the next step tries again.
-		}
-		k.mu.Unlock()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if k.renewOne(ctx, p) {
+				changed.Store(true)
+			}
+		}()
 	}
-	return changed
+	wg.Wait()
+	return changed.Load()
+}
+
+// renewOne renews one lease; it reports whether the lease was found lost.
+func (k *Keeper) renewOne(ctx context.Context, p int) bool {
+	k.mu.Lock()
+	l := k.held[p]
+	var rev uint64
+	if l != nil {
+		rev = l.rev
+	}
+	k.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	sent := k.cfg.Now()
+	next, err := k.cfg.Leases.Renew(ctx, p, k.cfg.Node, rev)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.held[p] != l {
+		return false // released meanwhile
+	}
+	switch {
+	case err == nil:
+		l.rev, l.validUntil = next, sent.Add(k.ttl-k.margin())
+	case errors.Is(err, ErrLost):
+		delete(k.held, p)
+		k.cfg.Log.Warn().Int("partition", p).Msg("partition lease lost; no longer writing it")
+		return true
+	}
+	// Otherwise not renewed; it stays valid until validUntil, and the next step tries again.
+	return false
 }
 
 // acquire takes a free lease and fences the previous owner; it reports success.

@@ -347,6 +347,10 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 		return nil, err
 	}
 	n.keeper = keeper
+	n.tick = cfg.Partitions.Tick
+	if n.tick <= 0 {
+		n.tick = s.prod.leases.TTL() / 5
+	}
 	_ = ctx
 	return n, nil
 }

@@ -39,6 +39,7 @@ type node struct {
 	newWriter func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error)
 	// serve subscribes to the internal subject of a partition this node owns.
 	serve func(p int) (*nats.Subscription, error)
+	tick  time.Duration
 
 	mu      sync.RWMutex
 	gen     *generation
@@ -162,8 +163,14 @@ func (n *node) run(ctx context.Context) {
 	keeperCtx, stopKeeper := context.WithCancel(context.Background())
 	keeperDone := make(chan struct{})
 	go func() { defer close(keeperDone); n.keeper.Run(keeperCtx) }()
+	// Reconciled on every change the keeper reports, and on a tick as well, in case a change
+	// was missed (cheap when nothing changed).
+	tick := time.NewTicker(n.tick)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			n.notify()
 		case <-ctx.Done():
 			stopKeeper()
 			<-keeperDone
@@ -228,16 +235,18 @@ func (n *node) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// syncSubs subscribes to the internal subjects of the partitions g owns and unsubscribes the
-// rest (nil: all).
+// syncSubs subscribes to the internal subjects of the partitions g loaded and the node still
+// holds in the same tenure, and unsubscribes the rest (nil: all). A lease that merely came near
+// its expiry stays subscribed: the writer refuses to decide meanwhile (Owns), and the sender
+// tries again.
 func (n *node) syncSubs(g *generation) {
+	held := n.keeper.Held()
 	for p := 0; p < n.n; p++ {
 		own := false
 		if g != nil {
-			if t, ok := g.tenure[p]; ok {
-				have, held := n.keeper.Owns(p)
-				own = held && have == t
-			}
+			t, loaded := g.tenure[p]
+			have, ok := held[p]
+			own = loaded && ok && have == t
 		}
 		sub, has := n.subs[p]
 		switch {

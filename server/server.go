@@ -367,6 +367,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 			s.cancel()
 		}
 		s.wg.Wait()
+		if s.prod.leases != nil {
+			s.prod.leases.Close()
+		}
 		if s.svcNC != nil {
 			s.svcNC.Close()
 		}

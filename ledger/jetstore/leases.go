@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,11 @@ const DefaultLeaseTTL = 5 * time.Second
 type Leases struct {
 	kv  jetstream.KeyValue
 	ttl time.Duration
+	// members is kept by a watcher on the heartbeats (watchMembers): listing keys on every
+	// step would create a consumer each time.
+	mu      sync.Mutex
+	members map[string]time.Time
+	watcher jetstream.KeyWatcher
 }
 
 // OpenLeases opens the lease bucket, creating it with ttl (DefaultLeaseTTL when 0) if missing.
@@ -63,7 +69,44 @@ func OpenLeases(ctx context.Context, js jetstream.JetStream, replicas int, ttl t
 	if st.TTL() <= 0 {
 		return nil, fmt.Errorf("bucket %s has no TTL: leases would never expire", LeaseBucket)
 	}
-	return &Leases{kv: kv, ttl: st.TTL()}, nil
+	l := &Leases{kv: kv, ttl: st.TTL(), members: map[string]time.Time{}}
+	if err := l.watchMembers(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// watchMembers follows the heartbeats: a node is a member while its last heartbeat arrived
+// within the TTL (measured on this process's clock from when it arrived) and it has not left.
+func (l *Leases) watchMembers(ctx context.Context) error {
+	w, err := l.kv.WatchFiltered(context.WithoutCancel(ctx), []string{nodePrefix + ">"})
+	if err != nil {
+		return fmt.Errorf("watch bucket %s: %w", LeaseBucket, err)
+	}
+	l.watcher = w
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue // end of the initial values
+			}
+			name := strings.TrimPrefix(e.Key(), nodePrefix)
+			l.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				l.members[name] = time.Now()
+			} else {
+				delete(l.members, name) // left
+			}
+			l.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// Close stops following the heartbeats.
+func (l *Leases) Close() {
+	if l.watcher != nil {
+		_ = l.watcher.Stop()
+	}
 }
 
 var _ partition.Leases = (*Leases)(nil)
@@ -83,19 +126,23 @@ func (l *Leases) Heartbeat(ctx context.Context, node string) error {
 
 // Leave deletes the node's heartbeat.
 func (l *Leases) Leave(ctx context.Context, node string) error {
+	l.mu.Lock()
+	delete(l.members, node)
+	l.mu.Unlock()
 	return l.kv.Delete(ctx, nodePrefix+node)
 }
 
-// Nodes lists the nodes with a live heartbeat.
-func (l *Leases) Nodes(ctx context.Context) ([]string, error) {
-	lister, err := l.kv.ListKeysFiltered(ctx, nodePrefix+">")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = lister.Stop() }()
+// Nodes lists the nodes whose heartbeat arrived within the TTL.
+func (l *Leases) Nodes(context.Context) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var out []string
-	for k := range lister.Keys() {
-		out = append(out, strings.TrimPrefix(k, nodePrefix))
+	for n, seen := range l.members {
+		if time.Since(seen) < l.ttl {
+			out = append(out, n)
+		} else {
+			delete(l.members, n)
+		}
 	}
 	return out, nil
 }

@@ -21,10 +21,10 @@ import (
 
 // These tests run several ledger processes on one NATS/JetStream deployment (what --nats-url
 // gives, and the same code path as embedded cluster nodes): each holds the leases of its share
-// of the partitions. Leases live 1 s here (5 s by default) so that takeovers are quick.
+// of the partitions. Leases live 2 s here (5 s by default) so that takeovers are quick.
 const (
-	testLeaseTTL  = time.Second
-	testLeaseTick = 100 * time.Millisecond
+	testLeaseTTL  = 2 * time.Second
+	testLeaseTick = 200 * time.Millisecond
 )
 
 // jetStreamServer starts a plain NATS server with JetStream (the deployment the nodes share).
@@ -253,4 +253,156 @@ func TestStalledOwnerLosesItsPartition(t *testing.T) {
 	for v := uint64(1); v <= 4; v++ {
 		assert.Equal(t, 1, versions[v], "version %d", v)
 	}
+}
+
+// load drives allocate_credits of 1 through several connections, each command retried with its
+// command_id until acknowledged, and records the first answer of each.
+type load struct {
+	mu     sync.Mutex
+	acked  map[string]ack
+	failed []error
+	total  atomic.Int64
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startLoad(t *testing.T, conns []*nats.Conn, accounts []string, workers int) *load {
+	t.Helper()
+	l := &load{acked: map[string]ack{}, stop: make(chan struct{})}
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			cl, _ := commands.NewClient(conns[w%len(conns)], 3*time.Second)
+			for seq := 0; ; seq++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				acct := accounts[(w+seq)%len(accounts)]
+				id := fmt.Sprintf("load-w%d-%d", w, seq)
+				a, ok, err := sendUntilAcked(cl, allocate(id, acct, "1"), l.stop)
+				l.mu.Lock()
+				if err != nil {
+					l.failed = append(l.failed, err)
+				} else if ok {
+					l.acked[id] = ack{account: acct, position: a.Position}
+					l.total.Add(1)
+				}
+				l.mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) waitAcks(t *testing.T, n int64, what string) {
+	t.Helper()
+	target := l.total.Load() + n
+	require.Eventually(t, func() bool { return l.total.Load() >= target }, 60*time.Second, pollTick, what)
+}
+
+// finish stops the load and checks: no command rejected, every acknowledged command in the
+// stream exactly once, and a retry of each answered with its first answer.
+func (l *load) finish(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	require.Empty(t, l.failed, "no command may be rejected other than unavailable")
+	perCommand := map[string]int{}
+	for _, e := range readAll(t, nc) {
+		perCommand[e.CommandID]++
+	}
+	for id, n := range perCommand {
+		assert.Equal(t, 1, n, "command %s appended %d times", id, n)
+	}
+	cl := client(t, nc)
+	for id, a := range l.acked {
+		assert.Equal(t, 1, perCommand[id], "acknowledged command %s", id)
+		again, err := cl.AllocateCredits(ctxT(t), allocate(id, a.account, "1"))
+		if assert.NoError(t, err, id) {
+			assert.Equal(t, a.position, again.Position, "the retry of %s is the first answer", id)
+		}
+	}
+}
+
+func fundedAccounts(t *testing.T, cl *commands.Client, prefix string, n int) []string {
+	t.Helper()
+	var out []string
+	for i := 0; i < n; i++ {
+		acct := fmt.Sprintf("%s-%02d", prefix, i)
+		_, err := cl.PurchaseLicense(ctxT(t), purchase(acct+"-p", acct, acct+"-L", "1000000"))
+		require.NoError(t, err)
+		_, err = cl.ActivateLicense(ctxT(t), activate(acct+"-a", acct, acct+"-L"))
+		require.NoError(t, err)
+		out = append(out, acct)
+	}
+	return out
+}
+
+// A node killed mid-load (no hand-over: its leases lapse after the TTL): the others take its
+// partitions over within the bound, no acknowledged command is lost or stored twice, and every
+// retry gets the first answer.
+func TestKilledNodeMidLoad(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	nodes := []*server.Server{
+		start(t, sharedNode(t, url, "a", nil)), start(t, sharedNode(t, url, "b", nil)), start(t, sharedNode(t, url, "c", nil)),
+	}
+	waitSplit(t, nodes...)
+	nc := connectTo(t, url)
+	accounts := fundedAccounts(t, client(t, nc), "kill", 12)
+	victim := nodes[1]
+	victimAcct := accountOn(t, victim, "kill-probe")
+	fundedAccounts(t, client(t, nc), victimAcct, 1)
+	l := startLoad(t, []*nats.Conn{connectTo(t, url), connectTo(t, url), connectTo(t, url)}, accounts, 6)
+	l.waitAcks(t, 100, "load before the kill")
+
+	killed := time.Now()
+	victim.Kill()
+	cl := client(t, nc)
+	_, ok, err := sendUntilAcked(cl, allocate("first-after-kill", victimAcct+"-00", "1"), make(chan struct{}))
+	require.NoError(t, err)
+	require.True(t, ok)
+	takeover := time.Since(killed)
+	t.Logf("first command on a killed node's partition accepted %s after the kill (lease TTL %s)", takeover.Round(time.Millisecond), testLeaseTTL)
+	assert.Less(t, takeover, 10*time.Second, "takeover within the bound")
+	l.waitAcks(t, 100, "load after the kill")
+	waitSplit(t, nodes[0], nodes[2])
+	l.finish(t, nc)
+}
+
+// A node that joins takes its share of the partitions from the running one; commands answered
+// before the move (accepted or rejected) are answered the same afterwards, and the load goes on.
+func TestRebalanceWhenANodeJoins(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	a := start(t, sharedNode(t, url, "a", nil))
+	require.Eventually(t, func() bool { return len(a.Partitions()) == a.PartitionCount() }, waitFor, pollTick)
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	accounts := fundedAccounts(t, cl, "join", 12)
+	rejected := map[string]commands.AllocateCredits{}
+	for _, acct := range accounts {
+		over := allocate(acct+"-over", acct, "5000000")
+		_, err := cl.AllocateCredits(ctxT(t), over)
+		require.Equal(t, ledger.CodeInsufficientCredits, code(err))
+		rejected[acct] = over
+	}
+	l := startLoad(t, []*nats.Conn{connectTo(t, url), connectTo(t, url)}, accounts, 4)
+	l.waitAcks(t, 100, "load before the join")
+
+	b := start(t, sharedNode(t, url, "b", nil))
+	waitSplit(t, a, b)
+	assert.Less(t, len(a.Partitions()), a.PartitionCount(), "a handed partitions over")
+	l.waitAcks(t, 100, "load after the join")
+	for acct, over := range rejected {
+		_, err := cl.AllocateCredits(ctxT(t), over)
+		assert.Equal(t, ledger.CodeInsufficientCredits, code(err), "%s: the rejection survives the move", acct)
+	}
+	l.finish(t, nc)
 }
