@@ -54,6 +54,17 @@ func (n *node) stop() {
 	}
 }
 
+// kill stops the node abruptly (server.Kill: no hand-over of leases or raft leaderships).
+func (n *node) kill() {
+	n.mu.Lock()
+	srv := n.srv
+	n.srv = nil
+	n.mu.Unlock()
+	if srv != nil {
+		srv.Kill()
+	}
+}
+
 func (n *node) server() *server.Server {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -143,7 +154,7 @@ type ack struct {
 	position uint64
 }
 
-// TestThreeNodeCluster runs a command load through three nodes, stops the LEDGER stream's leader
+// TestThreeNodeCluster runs a command load through three nodes, kills the LEDGER stream's leader
 // mid-load and later starts it again, and shows: every acknowledged command is in the stream
 // exactly once, commands keep succeeding through the survivors, every node's projections
 // converge to the same balances, and license ids stay unique across nodes.
@@ -220,7 +231,8 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	waitAcks(150, "load before the stop")
 
-	// Stop the stream leader: the cluster must elect another and go on.
+	// Kill the stream leader (no lame-duck hand-over, its partition leases lapse): the cluster
+	// must elect another leader, the survivors take its partitions over, and the load goes on.
 	info, err := st.Info(ctxT(t))
 	require.NoError(t, err)
 	victim := 0
@@ -229,11 +241,11 @@ func TestThreeNodeCluster(t *testing.T) {
 			victim = i
 		}
 	}
-	t.Logf("stopping %s (LEDGER leader) after %d acks", nodes[victim].cfg.ServerName, total.Load())
+	t.Logf("killing %s (LEDGER leader) after %d acks", nodes[victim].cfg.ServerName, total.Load())
 	stopped := time.Now()
-	nodes[victim].stop()
+	nodes[victim].kill()
 	waitAcks(150, "commands through the survivors")
-	t.Logf("150 acks through the survivors %s after the stop", time.Since(stopped).Round(time.Millisecond))
+	t.Logf("150 acks through the survivors %s after the kill", time.Since(stopped).Round(time.Millisecond))
 
 	restartAt := time.Now()
 	nodes[victim].start(t)

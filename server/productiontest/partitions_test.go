@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -405,4 +407,26 @@ func TestRebalanceWhenANodeJoins(t *testing.T) {
 		assert.Equal(t, ledger.CodeInsufficientCredits, code(err), "%s: the rejection survives the move", acct)
 	}
 	l.finish(t, nc)
+}
+
+// Three nodes of an embedded JetStream cluster started at the same moment, several times over:
+// every node becomes ready (start-up waits for what it needs in any order and never exits on a
+// race), and the three split the partitions. LEDGER_SOAK_STARTS=20 runs it twenty times.
+func TestThreeNodesStartTogether(t *testing.T) {
+	t.Parallel()
+	runs := 1
+	if n, err := strconv.Atoi(os.Getenv("LEDGER_SOAK_STARTS")); err == nil && n > 0 {
+		runs = n
+	}
+	for i := 0; i < runs; i++ {
+		t.Run(fmt.Sprintf("start_%d", i+1), func(t *testing.T) {
+			nodes, urls := startCluster(t)
+			servers := make([]*server.Server, len(nodes))
+			for j, n := range nodes {
+				servers[j] = n.server()
+				waitServing(t, dialCluster(t, urls, j, nodes[0].cfg.TLS.CA))
+			}
+			waitSplit(t, servers...)
+		})
+	}
 }
