@@ -37,8 +37,8 @@ type Leases interface {
 	Acquire(ctx context.Context, p int, node string) (revision uint64, err error)
 	// Renew extends the lease held at revision (ErrLost when it moved).
 	Renew(ctx context.Context, p int, node string, revision uint64) (uint64, error)
-	// Release gives the lease up, if it is still at revision.
-	Release(ctx context.Context, p int, revision uint64) error
+	// Release gives the lease up, if it is still node's.
+	Release(ctx context.Context, p int, node string, revision uint64) error
 }
 
 // Config configures a Keeper. Node, Partitions and Leases are required.
@@ -148,9 +148,13 @@ func (k *Keeper) Run(ctx context.Context) {
 	t := time.NewTicker(k.cfg.Tick)
 	defer t.Stop()
 	for {
-		if err := k.Step(ctx); err != nil && ctx.Err() == nil {
+		// A step is not cut short when ctx ends (a write whose answer is lost leaves a lease a
+		// revision ahead); it is bounded by the TTL instead.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.ttl)
+		if err := k.Step(sctx); err != nil && ctx.Err() == nil {
 			k.cfg.Log.Warn().Err(err).Msg("partition leases")
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return
@@ -192,7 +196,9 @@ func (k *Keeper) ReleaseAll(ctx context.Context) {
 			delete(k.held, p)
 			k.mu.Unlock()
 			if l != nil {
-				_ = k.cfg.Leases.Release(ctx, p, l.rev)
+				if err := k.cfg.Leases.Release(ctx, p, k.cfg.Node, l.rev); err != nil {
+					k.cfg.Log.Warn().Err(err).Int("partition", p).Msg("giving a lease back; it expires by itself")
+				}
 			}
 		}()
 	}
@@ -293,7 +299,10 @@ func (k *Keeper) renewOne(ctx context.Context, p int) bool {
 		k.cfg.Log.Warn().Int("partition", p).Msg("partition lease lost; no longer writing it")
 		return true
 	}
-	// Otherwise not renewed; it stays valid until validUntil, and the next step tries again.
+	if err != nil {
+		// Not renewed; it stays valid until validUntil, and the next step tries again.
+		k.cfg.Log.Debug().Err(err).Int("partition", p).Msg("lease not renewed")
+	}
 	return false
 }
 
@@ -307,7 +316,7 @@ func (k *Keeper) acquire(ctx context.Context, p int) bool {
 	if k.cfg.Fence != nil {
 		if err := k.cfg.Fence(ctx, p); err != nil {
 			k.cfg.Log.Warn().Err(err).Int("partition", p).Msg("fencing the previous owner failed; giving the lease back")
-			_ = k.cfg.Leases.Release(ctx, p, rev)
+			_ = k.cfg.Leases.Release(ctx, p, k.cfg.Node, rev)
 			return false
 		}
 	}
@@ -339,7 +348,7 @@ func (k *Keeper) release(ctx context.Context, p int) {
 			return
 		}
 	}
-	_ = k.cfg.Leases.Release(ctx, p, l.rev)
+	_ = k.cfg.Leases.Release(ctx, p, k.cfg.Node, l.rev)
 	k.mu.Lock()
 	delete(k.held, p)
 	k.mu.Unlock()

@@ -246,7 +246,7 @@ func (s *Server) openShared(ctx context.Context) error {
 	err := s.retryJS(ctx, "the id reservations", func(ctx context.Context) error {
 		claims, err := jetstore.OpenClaims(ctx, js, s.cfg.Replicas)
 		if err == nil {
-			s.prod.claims = claims
+			s.prod.claims, s.prod.subscriptions = claims, subscriptionClaims{claims}
 		}
 		return err
 	})
@@ -331,7 +331,8 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 			Rejections: rejLog, Holds: holds, Owner: owner,
 			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
-			MaxInflight: cfg.MaxInflight, Linger: cfg.Linger,
+			Subscriptions: s.prod.subscriptions,
+			MaxInflight:   cfg.MaxInflight, Linger: cfg.Linger,
 		}
 		if holds == nil { // every partition: the snapshot covers the whole stream
 			o.Snapshots = writerSnaps
@@ -416,3 +417,19 @@ const (
 	errCodeInsufficientResources = 10023
 	errCodeStreamNotFound        = 10059
 )
+
+// subscriptionClaims adapts *jetstore.Claims to writer.SubscriptionClaims.
+type subscriptionClaims struct{ c *jetstore.Claims }
+
+func (a subscriptionClaims) Subscription(ctx context.Context, id string) (writer.SubscriptionClaim, error) {
+	sc, err := a.c.Subscription(ctx, id)
+	return writer.SubscriptionClaim{Holder: sc.Holder, Previous: sc.Previous, At: sc.At, Revision: sc.Revision}, err
+}
+
+func (a subscriptionClaims) ClaimSubscription(ctx context.Context, id string, c writer.SubscriptionClaim, revision uint64) (uint64, error) {
+	rev, err := a.c.ClaimSubscription(ctx, id, jetstore.SubscriptionClaim{Holder: c.Holder, Previous: c.Previous}, revision)
+	if errors.Is(err, jetstore.ErrClaimMoved) {
+		err = fmt.Errorf("%w: %v", writer.ErrClaimMoved, err)
+	}
+	return rev, err
+}

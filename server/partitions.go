@@ -128,11 +128,13 @@ func (n *node) load(ctx context.Context) error {
 	if err := n.keeper.Step(ctx); err != nil {
 		return fmt.Errorf("partition leases: %w", err)
 	}
-	g, err := n.generation(ctx, n.keeper.Held())
+	held := n.keeper.Held()
+	g, err := n.generation(ctx, held)
 	if err != nil {
 		return err
 	}
 	n.gen = g
+	n.log.Info().Int("partitions", len(held)).Int("of", n.n).Msg("partitions held at start")
 	return nil
 }
 

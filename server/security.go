@@ -56,7 +56,9 @@ type production struct {
 	// responder is the identity that answers requests on the embedded server (nil: none, the
 	// ledger identity answers; see responder.go).
 	responder *authz.Responder
-	leases  *jetstore.Leases
+	// subscriptions is the subscription claims on the same bucket.
+	subscriptions writer.SubscriptionClaims
+	leases        *jetstore.Leases
 }
 
 // applyAccess turns on authorization (every user with its role's permissions) and TLS in the

@@ -152,6 +152,11 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 // returns the requests to try again.
 func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 	w.inflight--
+	defer func() {
+		for _, p := range d.plans {
+			w.dropForeign(p.req.AccountID) // read for a subscription move only (subclaims.go)
+		}
+	}()
 	// The linger after this append waits for the clients it answers (not the expiry processor's
 	// requests), and not at all after a failed append (recover retries those at once).
 	w.answered, w.answeredAt, w.lastAppend = 0, time.Now(), d.took

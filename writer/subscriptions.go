@@ -34,6 +34,12 @@ func (w *Writer) planGroup(ctx context.Context, r *Request, now time.Time, queue
 		return w.planLink(ctx, r, link, now, queued)
 	}
 	p, err := w.plan(ctx, r, now, queued)
+	if unlink, ok := r.Command.(ledger.UnlinkSubscription); ok && err == nil && p != nil && w.opts.Subscriptions != nil {
+		if err = w.claimUnlink(ctx, r, unlink.SubscriptionID); err != nil {
+			w.unreserve([]planned{*p})
+			return nil, err
+		}
+	}
 	var dup *ledger.DuplicateUsage
 	if errors.As(err, &dup) {
 		w.replayUsage(ctx, r, dup)
@@ -60,14 +66,23 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 		return nil, err
 	}
 	holder := w.owners[key]
+	var claim SubscriptionClaim
+	if w.opts.Subscriptions != nil { // other nodes write other partitions: subclaims.go
+		var err error
+		if holder, claim, err = w.claimedHolder(ctx, r, link.SubscriptionID); err != nil {
+			w.dropForeign(holder)
+			return nil, err
+		}
+	}
 	link.HeldBy = holder
 	r.Command = link // re-resolved on every attempt
 	var group []planned
 	if holder != "" && holder != r.AccountID {
 		if w.busyAccounts[holder] {
+			w.dropForeign(holder)
 			return nil, errDefer
 		}
-		if !w.owns(holder) {
+		if !w.owns(holder) && w.opts.Subscriptions == nil {
 			// The holder is in a partition another node writes (or one that is moving): a move
 			// across partitions is not supported yet (docs/OPERATIONS.md, known limitations).
 			return nil, ledger.Reject(ledger.CodeUnavailable, "subscription %s is held by account %s, which another node writes; unlink it there first", link.SubscriptionID, holder)
@@ -78,17 +93,28 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 		}
 		sp, err := w.plan(ctx, side, now, queued)
 		if err != nil {
+			w.dropForeign(holder)
 			return nil, err
 		}
 		if sp == nil {
+			w.dropForeign(holder)
 			return nil, ledger.Reject(ledger.CodeInternal, "moving subscription %s from %s decided nothing", link.SubscriptionID, holder)
 		}
 		group = append(group, *sp)
 		queued += len(sp.data)
 	}
 	p, err := w.plan(ctx, r, now, queued)
+	if err == nil && p != nil && w.opts.Subscriptions != nil && holder != r.AccountID {
+		err = w.claimLink(ctx, r, link.SubscriptionID, holder, claim)
+	}
 	if err != nil || p == nil {
 		w.unreserve(group)
+		if holder != r.AccountID {
+			w.dropForeign(holder)
+		}
+		if err != nil && p != nil {
+			w.unreserve([]planned{*p})
+		}
 		return nil, err
 	}
 	w.reserved[key] = r.AccountID

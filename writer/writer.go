@@ -92,6 +92,9 @@ type Options struct {
 	// negative: never wait). An idle writer never waits: it only lingers while fewer requests are
 	// queued than the last append answered.
 	Linger time.Duration
+	// Subscriptions, when set, is the claim every node checks and moves before linking a
+	// marketplace subscription (subclaims.go); nil when one writer writes every account.
+	Subscriptions SubscriptionClaims
 	// Claims, when set, reserves globally unique ids in a store shared with other ledger
 	// processes before they are appended (cluster.go); nil in a single-process deployment.
 	Claims IDClaims
@@ -162,6 +165,9 @@ type Writer struct {
 	answered   int
 	answeredAt time.Time
 	lastAppend time.Duration
+	// foreignSubs maps a subscription to the account of another partition that held it at load
+	// (a hint for a store from before subscription claims; subclaims.go).
+	foreignSubs map[string]string
 	// retiring is set by Retire: requests still queued at shutdown are redirected, not refused.
 	retiring atomic.Bool
 }
@@ -177,6 +183,8 @@ type account struct {
 	broken *historyBreak
 	// nextDue is when the account next has renewals or expiries due (zero: never); due.go.
 	nextDue time.Time
+	// foreign marks an account another node writes, read for one subscription move only.
+	foreign bool
 }
 
 // New checks the options and returns a writer that must be Loaded, then Run.
@@ -219,6 +227,8 @@ func New(o Options) (*Writer, error) {
 		commands:  map[string]*commandRecord{},
 		owners:    map[string]string{},
 		advancing: map[string]bool{},
+
+		foreignSubs: map[string]string{},
 
 		busyAccounts: map[string]bool{},
 		rejections:   map[string]*rejection{},
@@ -293,6 +303,7 @@ func (w *Writer) apply(r ledger.Record) {
 		// LEDGER_IDS is the authority for ids).
 		if ev, err := events.Decode(r.Data); err == nil && ev.AccountID == r.AccountID {
 			w.own(r.AccountID, ev.Data)
+			w.noteForeignSubscription(r.AccountID, ev.Data)
 		}
 		return
 	}

@@ -2,6 +2,7 @@ package jetstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,4 +93,61 @@ func (s *Store) StoredAt(ctx context.Context, position uint64) (time.Time, error
 		return time.Time{}, fmt.Errorf("message %d: %w", position, err)
 	}
 	return m.Time, nil
+}
+
+// SubscriptionClaim is who a marketplace subscription was last linked (or moved) to, as the
+// LEDGER_IDS bucket records it under "subscription.<id>". Every node reads it before a link and
+// changes it with a revision-checked write before appending, so two nodes never move one
+// subscription at once; the stream stays the authority on who holds it.
+type SubscriptionClaim struct {
+	// Holder is the account the last link named ("" after an unlink).
+	Holder string `json:"holder"`
+	// Previous is the holder before it (where a move that never landed leaves the subscription).
+	Previous string `json:"previous,omitempty"`
+	// At is when the claim was written (a claim that names an account not holding the
+	// subscription is a move in flight while young, a move that failed once old).
+	At time.Time `json:"at"`
+	// Revision is the bucket revision read (0: no claim).
+	Revision uint64 `json:"-"`
+}
+
+// ErrClaimMoved means a subscription claim changed since it was read.
+var ErrClaimMoved = errors.New("subscription claim changed since it was read")
+
+func subscriptionKey(id string) string { return "subscription." + id }
+
+// Subscription reads the claim from the bucket's leader (the zero claim when there is none).
+func (c *Claims) Subscription(ctx context.Context, id string) (SubscriptionClaim, error) {
+	seq, data, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+subscriptionKey(id))
+	if err != nil || seq == 0 {
+		return SubscriptionClaim{}, err
+	}
+	var sc SubscriptionClaim
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &sc); err != nil {
+			return SubscriptionClaim{}, fmt.Errorf("subscription claim %s: %w", id, err)
+		}
+	}
+	sc.Revision = seq
+	return sc, nil
+}
+
+// ClaimSubscription writes the claim if the bucket still holds revision (0: none yet);
+// ErrClaimMoved otherwise.
+func (c *Claims) ClaimSubscription(ctx context.Context, id string, sc SubscriptionClaim, revision uint64) (uint64, error) {
+	sc.At = time.Now().UTC()
+	data, err := json.Marshal(sc)
+	if err != nil {
+		return 0, err
+	}
+	var rev uint64
+	if revision == 0 {
+		rev, err = c.kv.Create(ctx, subscriptionKey(id), data)
+	} else {
+		rev, err = c.kv.Update(ctx, subscriptionKey(id), data, revision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err) {
+		return 0, fmt.Errorf("%w: %v", ErrClaimMoved, err)
+	}
+	return rev, err
 }

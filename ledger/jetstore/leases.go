@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditledger/creditledger/partition"
@@ -27,6 +28,7 @@ const DefaultLeaseTTL = 5 * time.Second
 // renew and release are writes checked against the revision the holder last wrote (the server
 // refuses them when another node wrote since), and expiry is the bucket's max age.
 type Leases struct {
+	nc  *nats.Conn
 	kv  jetstream.KeyValue
 	ttl time.Duration
 	// members is kept by a watcher on the heartbeats (watchMembers): listing keys on every
@@ -69,7 +71,7 @@ func OpenLeases(ctx context.Context, js jetstream.JetStream, replicas int, ttl t
 	if st.TTL() <= 0 {
 		return nil, fmt.Errorf("bucket %s has no TTL: leases would never expire", LeaseBucket)
 	}
-	l := &Leases{kv: kv, ttl: st.TTL(), members: map[string]time.Time{}}
+	l := &Leases{nc: js.Conn(), kv: kv, ttl: st.TTL(), members: map[string]time.Time{}}
 	if err := l.watchMembers(ctx); err != nil {
 		return nil, err
 	}
@@ -156,29 +158,49 @@ func (l *Leases) Acquire(ctx context.Context, p int, node string) (uint64, error
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return rev, err
 	}
-	e, gerr := l.kv.Get(ctx, leaseKey(p))
-	if gerr != nil || string(e.Value()) != node {
+	cur, ok := l.ours(ctx, p, node)
+	if !ok {
 		return 0, partition.ErrHeld
 	}
-	rev, err = l.kv.Update(ctx, leaseKey(p), []byte(node), e.Revision())
+	rev, err = l.kv.Update(ctx, leaseKey(p), []byte(node), cur)
 	if err != nil {
 		return 0, partition.ErrHeld
 	}
 	return rev, nil
 }
 
-// Renew rewrites the key if it is still at revision.
+// Renew rewrites the key if it is still at revision. A write whose answer was lost (a timeout,
+// a cancelled step) leaves the key one revision ahead of the holder: a key that still names
+// node is renewed at its current revision (node names are unique, so it is this holder's).
 func (l *Leases) Renew(ctx context.Context, p int, node string, revision uint64) (uint64, error) {
 	rev, err := l.kv.Update(ctx, leaseKey(p), []byte(node), revision)
-	if err != nil && (errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err)) {
-		return 0, fmt.Errorf("%w: %v", partition.ErrLost, err)
+	if err == nil || !(errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err)) {
+		return rev, err
 	}
-	return rev, err
+	if cur, ok := l.ours(ctx, p, node); ok {
+		if rev, err := l.kv.Update(ctx, leaseKey(p), []byte(node), cur); err == nil {
+			return rev, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %v", partition.ErrLost, err)
 }
 
-// Release deletes the key if it is still at revision.
-func (l *Leases) Release(ctx context.Context, p int, revision uint64) error {
-	return l.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(revision))
+// ours reads the key from the bucket's leader and reports its revision when it names node.
+func (l *Leases) ours(ctx context.Context, p int, node string) (uint64, bool) {
+	seq, data, err := leaderLast(ctx, l.nc, "KV_"+LeaseBucket, "$KV."+LeaseBucket+"."+leaseKey(p))
+	return seq, err == nil && seq != 0 && string(data) == node
+}
+
+// Release deletes the key if it is still at revision (or still names node: see Renew).
+func (l *Leases) Release(ctx context.Context, p int, node string, revision uint64) error {
+	err := l.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(revision))
+	if err == nil || !(errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err)) {
+		return err
+	}
+	if cur, ok := l.ours(ctx, p, node); ok {
+		return l.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(cur))
+	}
+	return nil // someone else's now: nothing of ours to give back
 }
 
 func isWrongLastSeq(err error) bool {

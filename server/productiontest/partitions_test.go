@@ -2,6 +2,7 @@ package productiontest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,11 +14,13 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/server"
 )
 
@@ -429,4 +432,112 @@ func TestThreeNodesStartTogether(t *testing.T) {
 			waitSplit(t, servers...)
 		})
 	}
+}
+
+// The second failure of issue 12: subscription S held by A is linked to B through one node and
+// to C through another at the same moment, A, B and C in partitions written by different
+// nodes. At every position of the stream S has at most one holder, and after the race exactly
+// one; a retry of each link gets its first answer.
+func TestSubscriptionHasOneHolderAcrossNodes(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	a := start(t, sharedNode(t, url, "a", nil))
+	b := start(t, sharedNode(t, url, "b", nil))
+	waitSplit(t, a, b)
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	ctx := ctxT(t)
+	for round := 0; round < 6; round++ {
+		sub := fmt.Sprintf("S-%d", round)
+		holder := accountOn(t, a, fmt.Sprintf("subA%d", round))
+		onA := accountOn(t, a, fmt.Sprintf("subB%d", round))
+		onB := accountOn(t, b, fmt.Sprintf("subC%d", round))
+		link := func(id, acct string) commands.LinkSubscription {
+			return commands.LinkSubscription{Meta: commands.Meta{CommandID: id, AccountID: acct}, SubscriptionID: sub, Marketplace: "aws"}
+		}
+		_, err := cl.LinkSubscription(ctx, link(sub+"-first", holder))
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		answers := make([]error, 2)
+		for i, acct := range []string{onA, onB} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, answers[i] = sendLinkUntilAnswered(client(t, nc), link(fmt.Sprintf("%s-race-%d", sub, i), acct))
+			}()
+		}
+		wg.Wait()
+		for i, err := range answers {
+			if err != nil {
+				assert.Equal(t, ledger.CodeSubscriptionConflict, code(err), "link %d: %v", i, err)
+			}
+		}
+	}
+	// Fold the stream: the holders of each subscription, position by position.
+	holders := map[string]map[string]bool{}
+	for _, ev := range readAllFull(t, nc) {
+		var s struct {
+			SubscriptionID string `json:"subscription_id"`
+		}
+		if ev.Type != "SubscriptionLinked" && ev.Type != "SubscriptionUnlinked" {
+			continue
+		}
+		require.NoError(t, json.Unmarshal(ev.Payload, &s))
+		if holders[s.SubscriptionID] == nil {
+			holders[s.SubscriptionID] = map[string]bool{}
+		}
+		if ev.Type == "SubscriptionLinked" {
+			holders[s.SubscriptionID][ev.AccountID] = true
+		} else {
+			delete(holders[s.SubscriptionID], ev.AccountID)
+		}
+		assert.LessOrEqual(t, len(holders[s.SubscriptionID]), 1, "%s held by %v at version %d of %s", s.SubscriptionID, holders[s.SubscriptionID], ev.Version, ev.AccountID)
+	}
+	for sub, hs := range holders {
+		assert.Len(t, hs, 1, "%s ends with one holder", sub)
+	}
+}
+
+// sendLinkUntilAnswered retries a link (same command_id) while the answer is unavailable.
+func sendLinkUntilAnswered(cl *commands.Client, r commands.LinkSubscription) (commands.Accepted, error) {
+	var err error
+	for attempt := 0; attempt < 100; attempt++ {
+		var a commands.Accepted
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		a, err = cl.LinkSubscription(ctx, r)
+		cancel()
+		if err == nil || (code(err) != "" && code(err) != ledger.CodeUnavailable) {
+			return a, err
+		}
+		time.Sleep(20 * time.Millisecond) // a retry's pacing, not synchronisation
+	}
+	return commands.Accepted{}, err
+}
+
+// fullEvent is an envelope with its payload.
+type fullEvent struct {
+	Type      string          `json:"type"`
+	AccountID string          `json:"account_id"`
+	Version   uint64          `json:"version"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// readAllFull reads the whole LEDGER stream in order.
+func readAllFull(t *testing.T, nc *nats.Conn) []fullEvent {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	st, err := js.Stream(ctxT(t), jetstore.StreamName)
+	require.NoError(t, err)
+	info, err := st.Info(ctxT(t))
+	require.NoError(t, err)
+	var out []fullEvent
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctxT(t), seq)
+		require.NoError(t, err)
+		var e fullEvent
+		require.NoError(t, json.Unmarshal(m.Data, &e))
+		out = append(out, e)
+	}
+	return out
 }

@@ -1,0 +1,179 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Marketplace subscriptions across partitions. A subscription moves between accounts that
+// different nodes may write, so a node's memory cannot say who holds it. Every node therefore
+// goes through a claim in a store they all share (SubscriptionClaims, on LEDGER_IDS):
+//
+//   - Before a link, the node reads the claim and checks, on the stream, that the account it
+//     names holds the subscription (the holder's own state when this node writes it, else the
+//     holder's events read back).
+//   - It decides the link (with the holder's side of a move), then rewrites the claim with a
+//     revision check: of two nodes linking one subscription at once, one write fails and that
+//     link is answered unavailable (its retry sees the new holder). Only then does it append,
+//     and the holder's side carries the holder's expected head, so at every stream position the
+//     subscription has at most one holder.
+//   - An unlink rewrites the claim only while it names the unlinking account.
+//   - A claim that names an account that does not hold the subscription is a move in flight
+//     while younger than moveBound (a link then waits: unavailable), and a move that never
+//     landed after it: the subscription is where the claim's Previous says, if that account
+//     still holds it.
+//
+// A holder written by another node is appended to by the mover; that node's copy of the account
+// turns stale and its next append to it conflicts and re-reads it (the per-account expected
+// head).
+
+// SubscriptionClaim is the shared record of a subscription's last link.
+type SubscriptionClaim struct {
+	Holder, Previous string
+	At               time.Time
+	// Revision is the store's revision of the claim read (0: none).
+	Revision uint64
+}
+
+// ErrClaimMoved is returned by SubscriptionClaims.ClaimSubscription when the claim changed.
+var ErrClaimMoved = errors.New("subscription claim moved")
+
+// SubscriptionClaims reads and writes subscription claims (server adapts *jetstore.Claims).
+type SubscriptionClaims interface {
+	Subscription(ctx context.Context, id string) (SubscriptionClaim, error)
+	// ClaimSubscription writes c if the claim is still at revision (0: none); ErrClaimMoved else.
+	ClaimSubscription(ctx context.Context, id string, c SubscriptionClaim, revision uint64) (uint64, error)
+}
+
+// moveBound is how long a claim naming an account that does not hold the subscription counts as
+// a move in flight: longer than an append may take to land (the store's timeout).
+const moveBound = 30 * time.Second
+
+// claimedHolder finds who holds the subscription now (see the comment above) and returns it
+// with the claim read.
+func (w *Writer) claimedHolder(ctx context.Context, r *Request, id string) (string, SubscriptionClaim, error) {
+	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	c, err := w.opts.Subscriptions.Subscription(cctx, id)
+	if err != nil {
+		return "", c, ledger.Reject(ledger.CodeUnavailable, "reading the claim of subscription %s: %v; retry with the same command_id", id, err)
+	}
+	hint := c.Holder
+	if c.Revision == 0 {
+		hint = w.owners[subscriptionKey(id)] // no claim yet: a store from before claims
+		if hint == "" {
+			hint = w.foreignSubs[id]
+		}
+	}
+	holds, err := w.holdsSubscription(cctx, hint, id)
+	if err != nil || holds {
+		return hint, c, err
+	}
+	if c.Revision != 0 && c.Holder != "" && c.Holder != r.AccountID && time.Since(c.At) < moveBound {
+		return "", c, ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
+	}
+	if c.Previous != "" {
+		if holds, err := w.holdsSubscription(cctx, c.Previous, id); err != nil || holds {
+			return c.Previous, c, err
+		}
+	}
+	return "", c, nil
+}
+
+// holdsSubscription reports whether the account holds the subscription: from memory when this
+// writer writes it, else from its events read back (and kept, as a foreign account, for the
+// move's planning).
+func (w *Writer) holdsSubscription(ctx context.Context, accountID, id string) (bool, error) {
+	if accountID == "" {
+		return false, nil
+	}
+	if !w.owns(accountID) {
+		if err := w.loadForeign(ctx, accountID); err != nil {
+			return false, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", accountID, err)
+		}
+	}
+	a, _, err := w.account(ctx, accountID)
+	if err != nil {
+		return false, err
+	}
+	return a.state.Subscription.ID == id, nil
+}
+
+// loadForeign reads an account this writer does not write, for one subscription move; it is
+// dropped again when the move's append ends (dropForeign).
+func (w *Writer) loadForeign(ctx context.Context, accountID string) error {
+	recs, err := w.opts.Store.ReadAccount(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	a := &account{state: ledger.NewAccount(accountID), foreign: true}
+	var prev uint64
+	for _, rec := range recs {
+		ev, brk := nextEvent(a, prev, rec)
+		if brk != nil {
+			a.broken = brk
+			break
+		}
+		ev.Position = rec.Position
+		a.state = ledger.Evolve(a.state, ev)
+		a.hash, a.head, prev = ev.Hash, rec.Position, rec.Position
+	}
+	w.accounts[accountID] = a
+	return nil
+}
+
+// dropForeign forgets an account read only for a move.
+func (w *Writer) dropForeign(accountID string) {
+	if a, ok := w.accounts[accountID]; ok && a.foreign {
+		delete(w.accounts, accountID)
+	}
+}
+
+// claimLink records the link's new holder in the shared claim before its append.
+func (w *Writer) claimLink(ctx context.Context, r *Request, id, holder string, c SubscriptionClaim) error {
+	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	_, err := w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Holder: r.AccountID, Previous: holder}, c.Revision)
+	if errors.Is(err, ErrClaimMoved) {
+		return ledger.Reject(ledger.CodeUnavailable, "subscription %s was linked elsewhere meanwhile; retry with the same command_id", id)
+	}
+	if err != nil {
+		return ledger.Reject(ledger.CodeUnavailable, "claiming subscription %s: %v; retry with the same command_id", id, err)
+	}
+	return nil
+}
+
+// claimUnlink clears the claim of a subscription the account unlinks, while it names the account.
+func (w *Writer) claimUnlink(ctx context.Context, r *Request, id string) error {
+	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	c, err := w.opts.Subscriptions.Subscription(cctx, id)
+	if err != nil {
+		return ledger.Reject(ledger.CodeUnavailable, "reading the claim of subscription %s: %v; retry with the same command_id", id, err)
+	}
+	if c.Revision != 0 && c.Holder != r.AccountID {
+		return ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
+	}
+	_, err = w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Previous: r.AccountID}, c.Revision)
+	if err != nil {
+		return ledger.Reject(ledger.CodeUnavailable, "releasing the claim of subscription %s: %v; retry with the same command_id", id, err)
+	}
+	return nil
+}
+
+// noteForeignSubscription follows, at load, which account of another partition holds each
+// subscription (only as a hint: see claimedHolder).
+func (w *Writer) noteForeignSubscription(accountID string, p events.Payload) {
+	switch e := p.(type) {
+	case events.SubscriptionLinked:
+		w.foreignSubs[e.SubscriptionID] = accountID
+	case events.SubscriptionUnlinked:
+		if w.foreignSubs[e.SubscriptionID] == accountID {
+			delete(w.foreignSubs, e.SubscriptionID)
+		}
+	}
+}
