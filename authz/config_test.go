@@ -151,8 +151,9 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 	assert.Subset(t, led.Publish.Deny, []string{"_INBOX.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>"},
 		"the appender answers no one")
 	resp := c.ResponderPermissions()
-	assert.ElementsMatch(t, []string{"_INBOX_ledger.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>"}, resp.Publish.Allow,
-		"the responder publishes into the users' inboxes and nowhere else")
+	assert.ElementsMatch(t, []string{"_INBOX_ledger.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>",
+		authz.SubjectOwner, authz.ResponderInboxPrefix + ".>"}, resp.Publish.Allow,
+		"the responder publishes into the users' inboxes, and passes commands to partition owners (answered into its own inbox)")
 	assert.Nil(t, c.Permissions(authz.User{Role: authz.RoleMetrics}), "metrics is an HTTP role only")
 }
 

@@ -118,17 +118,25 @@ func (c *Config) inboxSpace() []string {
 // ResponderPermissions is what the responder may do: receive requests (commands, queries,
 // checkpoint requests, service discovery) and publish only into the users' inboxes. Whatever
 // reply subject a requester chooses, the server refuses any other publish, so no reply can land
-// in a stream, on a ledger subject or on the JetStream API.
+// in a stream, on a ledger subject or on the JetStream API. In a cluster it also passes a
+// command to the node that owns the account's partition (SubjectOwner, answered into the
+// responder's own inbox): only the ledgers' responders use those subjects, and the public
+// endpoints answer no reply outside an inbox, so no requester can aim a reply there.
 func (c *Config) ResponderPermissions() *natsserver.Permissions {
-	allow := make([]string, 0, len(c.NATS.Users))
+	allow := make([]string, 0, len(c.NATS.Users)+2)
 	for _, p := range c.ClientInboxPrefixes() {
 		allow = append(allow, p+".>")
 	}
+	allow = append(allow, SubjectOwner, ResponderInboxPrefix+".>")
 	return &natsserver.Permissions{
 		Publish:   &natsserver.SubjectPermission{Allow: allow, Deny: []string{subjEvents, subjRejections, "$JS.>", "$KV.>", "$O.>"}},
-		Subscribe: &natsserver.SubjectPermission{Allow: []string{subjCommands, subjQueries, subjCheckpoint, subjServices, ResponderInboxPrefix + ".>"}},
+		Subscribe: &natsserver.SubjectPermission{Allow: []string{subjCommands, subjQueries, subjCheckpoint, subjServices, SubjectOwner, ResponderInboxPrefix + ".>"}},
 	}
 }
+
+// SubjectOwner is where a node passes a command to the owner of the account's partition
+// (commands/service: ledger.owner.<partition>.<command>).
+const SubjectOwner = "ledger.owner.>"
 
 // ResponderInboxPrefix is the responder's own inbox prefix (it makes no requests; set for
 // completeness, so its connection never uses _INBOX.).

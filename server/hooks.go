@@ -90,5 +90,9 @@ func (s *Server) Kill() {
 			s.ns.WaitForShutdown()
 		}
 		s.wg.Wait()
+		if s.prod.leases != nil {
+			s.prod.leases.Close()
+		}
+		_ = s.dirLock.Close() // the kernel drops a dead process's flock
 	})
 }

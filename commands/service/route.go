@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,7 +119,14 @@ func (s *Service) relay(req micro.Request, name, commandID, accountID string, re
 // partition (any more). The caller unsubscribes when it gives the partition up.
 func (s *Service) ServeOwner(nc *nats.Conn, p int, local Router) (*nats.Subscription, error) {
 	prefix := fmt.Sprintf("%s.%d.", OwnerSubjectPrefix, p)
+	inbox := nc.Opts.InboxPrefix
+	if inbox == "" {
+		inbox = nats.InboxPrefix[:len(nats.InboxPrefix)-1]
+	}
 	return nc.Subscribe(prefix+"*", func(m *nats.Msg) {
+		if !strings.HasPrefix(m.Reply, inbox+".") {
+			return // only another node's forwarder (same identity, same inbox prefix) asks here
+		}
 		name := m.Subject[len(prefix):]
 		req := &msgRequest{m: m}
 		if !isCommand(name) {
