@@ -102,6 +102,13 @@ func (n *node) Stats() writer.Stats {
 	return addStats(n.retired, n.gen.w.Stats())
 }
 
+// signsCheckpoints says whether this node signs the audit checkpoints now: the owner of
+// partition 0, so that a cluster has one signer at a time (and one after a takeover).
+func (n *node) signsCheckpoints() bool {
+	_, ok := n.keeper.Owns(0)
+	return ok
+}
+
 // Stopped is closed when the node has stopped.
 func (n *node) Stopped() <-chan struct{} { return n.stopped }
 

@@ -239,6 +239,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.startServices(runCtx, queries); err != nil {
 		return nil, err
 	}
+	if s.cfg.Checkpoints.Signer == nil {
+		s.cfg.Checkpoints.Signer = s.writer.signsCheckpoints // one signer in a cluster: partitions.go
+	}
 	if err := s.startCheckpoints(runCtx); err != nil {
 		return nil, err
 	}
