@@ -69,6 +69,19 @@ func (g *generation) Owns(accountID string) bool {
 	return ok && have == want
 }
 
+// OwnsEverything reports whether this writer owns every partition now (writer.Ownership).
+func (g *generation) OwnsEverything() bool {
+	if len(g.tenure) < g.node.n {
+		return false
+	}
+	for p, want := range g.tenure {
+		if have, ok := g.node.keeper.Owns(p); !ok || have != want {
+			return false
+		}
+	}
+	return true
+}
+
 // Partition is the account's partition (commands.Router).
 func (n *node) Partition(accountID string) int { return ledger.PartitionOf(accountID, n.n) }
 
@@ -230,9 +243,11 @@ func (n *node) reconcile(ctx context.Context) error {
 	g.w.Retire()
 	g.cancel()
 	<-g.w.Stopped()
-	if err := ng.w.CatchUp(ctx); err != nil {
-		n.start(g) // keep serving what the old writer holds
-		return err
+	caughtUp := ng.w.CatchUp(ctx)
+	if caughtUp != nil {
+		// A stopped writer cannot run again, and this one is not up to date: it runs owning
+		// nothing (every request is redirected) until the next reconcile loads a new one.
+		ng.tenure = map[int]uint64{}
 	}
 	n.mu.Lock()
 	n.retired = addStats(n.retired, g.w.Stats())
@@ -240,6 +255,9 @@ func (n *node) reconcile(ctx context.Context) error {
 	n.mu.Unlock()
 	n.start(ng)
 	n.syncSubs(ng)
+	if caughtUp != nil {
+		return fmt.Errorf("catching up the new writer: %w", caughtUp)
+	}
 	n.log.Info().Int("partitions", len(held)).Dur("took", time.Since(t0)).Msg("partitions taken over")
 	return nil
 }

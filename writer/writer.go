@@ -104,6 +104,10 @@ type Options struct {
 // server: the node holds the lease of the account's partition).
 type Ownership interface {
 	Owns(accountID string) bool
+	// OwnsEverything reports whether this writer owns every partition now: no other node then
+	// creates unique ids, so their reservation (Claims) can be skipped. A partition it gives up
+	// is drained first, so a node that takes it over loads every id this writer appended.
+	OwnsEverything() bool
 }
 
 // Stats are the writer's running totals, for metrics and the load tool.

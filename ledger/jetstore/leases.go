@@ -54,8 +54,11 @@ func OpenLeases(ctx context.Context, js jetstream.JetStream, replicas int, ttl t
 			Description: "creditledger: which node writes each partition (leases expire after the TTL)",
 			History:     1,
 			TTL:         ttl,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
+			// Memory: leases live seconds and are rewritten every tick (64 writes a second per
+			// node by default); fsyncing them competed with the ledger's appends for the disk. A
+			// whole cluster that restarts finds the bucket empty and takes the leases afresh.
+			Storage:  jetstream.MemoryStorage,
+			Replicas: replicas,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, LeaseBucket)
