@@ -1,0 +1,57 @@
+package jetstore_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/ledger/storetest"
+)
+
+// cancelling sends its next append with a context that has already ended: the batch's first
+// messages go out, its commit never does, and the server stores nothing (an append whose
+// outcome the caller cannot know, which did not land).
+type cancelling struct {
+	*jetstore.Store
+	next atomic.Bool
+}
+
+func (c *cancelling) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
+	if c.next.Swap(false) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		ctx = cctx
+	}
+	return c.Store.Append(ctx, recs)
+}
+
+func TestJetStreamStoreContract(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) (ledger.Store, storetest.Uncertain) {
+		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+		require.NoError(t, err)
+		ns.Start()
+		require.True(t, ns.ReadyForConnections(10*time.Second))
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		nc, err := nats.Connect(ns.ClientURL())
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		st, err := jetstore.Open(context.Background(), nc, jetstore.Config{})
+		require.NoError(t, err)
+		c := &cancelling{Store: st}
+		return c, func(stored bool) bool {
+			if stored {
+				return false // an answer lost after the store kept the batch: not provoked here
+			}
+			c.next.Store(true)
+			return true
+		}
+	})
+}
