@@ -1,0 +1,170 @@
+package partition_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/partition"
+)
+
+// fakeLeases is an in-memory lease table with the server's checks (create-only, revision-checked
+// writes) and expiry on an injected clock.
+type fakeLeases struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	ttl   time.Duration
+	rev   uint64
+	keys  map[int]fakeLease
+	nodes map[string]time.Time
+}
+
+type fakeLease struct {
+	node    string
+	rev     uint64
+	written time.Time
+}
+
+func newFake(now func() time.Time) *fakeLeases {
+	return &fakeLeases{now: now, ttl: 5 * time.Second, keys: map[int]fakeLease{}, nodes: map[string]time.Time{}}
+}
+
+func (f *fakeLeases) TTL() time.Duration { return f.ttl }
+
+func (f *fakeLeases) live(p int) (fakeLease, bool) {
+	l, ok := f.keys[p]
+	return l, ok && f.now().Sub(l.written) < f.ttl
+}
+
+func (f *fakeLeases) Heartbeat(_ context.Context, node string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[node] = f.now()
+	return nil
+}
+
+func (f *fakeLeases) Leave(_ context.Context, node string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nodes, node)
+	return nil
+}
+
+func (f *fakeLeases) Nodes(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n, at := range f.nodes {
+		if f.now().Sub(at) < f.ttl {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLeases) Acquire(_ context.Context, p int, node string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.live(p); ok {
+		return 0, partition.ErrHeld
+	}
+	f.rev++
+	f.keys[p] = fakeLease{node: node, rev: f.rev, written: f.now()}
+	return f.rev, nil
+}
+
+func (f *fakeLeases) Renew(_ context.Context, p int, node string, rev uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.live(p)
+	if !ok || l.rev != rev {
+		return 0, partition.ErrLost
+	}
+	f.rev++
+	f.keys[p] = fakeLease{node: node, rev: f.rev, written: f.now()}
+	return f.rev, nil
+}
+
+func (f *fakeLeases) Release(_ context.Context, p int, _ string, rev uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l, ok := f.keys[p]; ok && l.rev == rev {
+		delete(f.keys, p)
+	}
+	return nil
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func keeper(t *testing.T, name string, f *fakeLeases, c *clock) *partition.Keeper {
+	t.Helper()
+	k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop()})
+	require.NoError(t, err)
+	return k
+}
+
+// A keeper that stops renewing (a paused process) stops owning its partitions before its leases
+// expire, and another keeper takes them over once they have; the stalled one, resumed, finds
+// its leases lost. At no moment do both own a partition.
+func TestStalledKeeperStopsOwningBeforeAnotherTakesOver(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	f := newFake(c.now)
+	ctx := context.Background()
+	a, b := keeper(t, "a", f, c), keeper(t, "b", f, c)
+	require.NoError(t, a.Step(ctx))
+	require.Len(t, a.Held(), 16)
+	_, owns := a.Owns(3)
+	require.True(t, owns)
+
+	// a stalls; b steps every second. Ownership never overlaps.
+	for i := 0; i < 8; i++ {
+		c.add(time.Second)
+		require.NoError(t, b.Step(ctx))
+		for p := 0; p < 16; p++ {
+			_, ao := a.Owns(p)
+			_, bo := b.Owns(p)
+			assert.False(t, ao && bo, "partition %d owned twice at +%ds", p, i+1)
+		}
+	}
+	assert.Len(t, b.Held(), 16, "b took every partition once a's leases expired")
+	_, owns = a.Owns(3)
+	assert.False(t, owns, "a stopped owning when its lease came near expiry")
+
+	require.NoError(t, a.Step(ctx)) // a resumes: its renewals find the leases lost
+	assert.Empty(t, a.Held())
+}
+
+// Renewing keeps ownership; a graceful release hands everything over at once.
+func TestKeeperRenewsAndReleases(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	f := newFake(c.now)
+	ctx := context.Background()
+	a := keeper(t, "a", f, c)
+	for i := 0; i < 10; i++ {
+		require.NoError(t, a.Step(ctx))
+		c.add(time.Second)
+		_, owns := a.Owns(0)
+		assert.True(t, owns, "renewed every second, the lease stays owned")
+	}
+	b := keeper(t, "b", f, c)
+	a.ReleaseAll(ctx)
+	require.NoError(t, b.Step(ctx))
+	assert.Len(t, b.Held(), 16)
+}
