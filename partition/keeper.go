@@ -207,10 +207,13 @@ func (k *Keeper) ReleaseAll(ctx context.Context) {
 
 // Step is one round: heartbeat, renew, then acquire or hand over towards Assign's answer.
 func (k *Keeper) Step(ctx context.Context) error {
-	if err := k.cfg.Leases.Heartbeat(ctx, k.cfg.Node); err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
-	}
+	// Renewals are tried even when the heartbeat fails: they are separate writes.
+	beat := k.cfg.Leases.Heartbeat(ctx, k.cfg.Node)
 	changed := k.renew(ctx)
+	if beat != nil {
+		k.notify(changed)
+		return fmt.Errorf("heartbeat: %w", beat)
+	}
 	nodes, err := k.cfg.Leases.Nodes(ctx)
 	if err != nil {
 		k.notify(changed)
