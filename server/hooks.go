@@ -64,6 +64,13 @@ func (s *Server) Partitions() []int {
 	return out
 }
 
+// Tenure is the lease revision this node acquired partition p at (false: not held): a partition
+// lost and taken again has a new one.
+func (s *Server) Tenure(p int) (uint64, bool) {
+	t, ok := s.writer.keeper.Held()[p]
+	return t, ok
+}
+
 // PartitionCount is the store's partition count.
 func (s *Server) PartitionCount() int { return s.writer.n }
 
