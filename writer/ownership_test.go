@@ -3,6 +3,7 @@ package writer_test
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,4 +104,51 @@ func TestWriterLoadsOnlyWhatItHolds(t *testing.T) {
 	var held []string
 	w2.EachAccount(func(id string, _ ledger.Account) { held = append(held, id) })
 	assert.Equal(t, []string{"mine"}, held)
+}
+
+// memSnaps keeps snapshots in memory.
+type memSnaps struct {
+	mu    sync.Mutex
+	saved int
+}
+
+func (m *memSnaps) Save(context.Context, string, []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.saved++
+	return nil
+}
+
+func (m *memSnaps) Load(context.Context, string) ([]byte, error) { return nil, nil }
+
+func (m *memSnaps) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.saved
+}
+
+// everything is an Ownership that owns every account while all is true.
+type everything struct{ all atomic.Bool }
+
+func (e *everything) Owns(string) bool     { return true }
+func (e *everything) OwnsEverything() bool { return e.all.Load() }
+
+// A writer that no longer owns every partition saves no snapshot: another node may have written
+// the partitions it gave up, and a snapshot of its stale copy would hide those events.
+func TestNoSnapshotWithoutEveryPartition(t *testing.T) {
+	t.Parallel()
+	for _, all := range []bool{true, false} {
+		st, snaps, o := memstore.New(), &memSnaps{}, &everything{}
+		o.all.Store(all)
+		w := memWriter(t, st, writer.Options{Owner: o, Snapshots: snaps, SnapshotEvery: 1})
+		stop := run(t, w)
+		require.Nil(t, send(t, w, "purchase_license", map[string]any{"command_id": "c1", "account_id": "acme",
+			"license_id": "L1", "source": "sales", "credits": "5"}).Err)
+		stop()
+		if all {
+			assert.Positive(t, snaps.count(), "owning everything, it snapshots")
+		} else {
+			assert.Zero(t, snaps.count(), "not owning everything, it never snapshots")
+		}
+	}
 }

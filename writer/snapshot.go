@@ -279,6 +279,14 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 	if w.opts.Snapshots == nil {
 		return
 	}
+	if w.opts.Owner != nil && !w.opts.Owner.OwnsEverything() {
+		// Another node may have written a partition this writer gave up: its copy of those
+		// accounts is stale, and a snapshot of it would hide their later events from whoever
+		// restores it (their positions lie below the snapshot's head). Only a writer that owns
+		// every partition, in the tenures it loaded, saves one.
+		w.snapHead = w.head.Load()
+		return
+	}
 	if w.saving != nil {
 		select {
 		case <-w.saving:
