@@ -94,8 +94,27 @@ func (n *node) current() *generation {
 	return n.gen
 }
 
-// Submit hands a request to the current writer.
-func (n *node) Submit(r *writer.Request) error { return n.current().w.Submit(r) }
+// swapWait bounds how long Submit waits for the next writer while one is being replaced (the
+// old one stopped, the new one catching up with its last appends).
+const swapWait = 2 * time.Second
+
+// Submit hands a request to the current writer. A writer stopped because a newer one replaces
+// it refuses requests for a moment; they go to the newer one instead.
+func (n *node) Submit(r *writer.Request) error {
+	deadline := time.Now().Add(swapWait)
+	for {
+		g := n.current()
+		err := g.w.Submit(r)
+		if err == nil || !g.w.Retired() || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-n.stopped:
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
 
 // Head is the current writer's head (0 before the first is loaded).
 func (n *node) Head() uint64 {

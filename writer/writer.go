@@ -406,6 +406,9 @@ func (w *Writer) redirect(r *Request) {
 // stops: another writer of this node (loaded with more partitions) takes over from it.
 func (w *Writer) Retire() { w.retiring.Store(true) }
 
+// Retired reports whether Retire was called.
+func (w *Writer) Retired() bool { return w.retiring.Load() }
+
 // Barrier returns once every append in flight when it was called has finished (a partition
 // about to be handed over has nothing in flight after it), or when ctx ends.
 func (w *Writer) Barrier(ctx context.Context) error {
