@@ -67,10 +67,10 @@ const (
 // too), so that proxies, logs and the metrics can read it without parsing the body.
 const HTTPErrorCodeHeader = "Ledger-Error-Code"
 
-// ErrorHeaders are the micro error headers of a rejection, for replies sent with Respond from
-// another goroutine than the handler's (the writer, a query's waiter): micro's Request.Error
-// records the error in state its handler wrapper reads when the handler returns, so it may only
-// be called on the handler's own goroutine. The map converts to micro.Headers.
+// ErrorHeaders are the micro error headers of a rejection, for a reply built by hand. The
+// ledger's own endpoints answer rejections with Request.Error instead (package
+// internal/microsvc counts them in $SRV.STATS, also when sent after the handler returned). The
+// map converts to micro.Headers.
 func ErrorHeaders(e *ledger.Error) map[string][]string {
 	return map[string][]string{ErrorHeader: {e.Message}, ErrorCodeHeader: {string(e.Code)}}
 }

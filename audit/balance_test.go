@@ -53,9 +53,9 @@ type propertyRun struct {
 	payg     map[string][]string
 	snaps    []snapshot
 	advanced map[int]bool
-	// started holds the accounts with events. Only they are queried: a query of an unknown
-	// account is answered not_found from a goroutine, which races inside the micro package (see
-	// the report on projections/service.go), and the race detector would fail this test for it.
+	// started holds the accounts with events. Only they are queried (an unknown account is
+	// not_found; that answer, sent from a goroutine, once raced inside nats.go micro, which
+	// the ledger no longer uses for its endpoints).
 	started map[string]bool
 }
 

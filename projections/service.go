@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/creditledger/creditledger/api"
+	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -21,9 +22,11 @@ const MaxConcurrentQueries = 1024
 var AccountQueries = []string{QueryBalance, QueryLicenses, QuerySwitches, QueryUsage, QueryAccount, QueryContracts}
 
 // Register adds the query endpoints to the service: ledger.query.<name> for every name in
-// AccountQueries and FleetQueries.
+// AccountQueries and FleetQueries. Each query is answered from a goroutine of its own, after
+// the handler has returned; svc (package microsvc) counts the answer in $SRV.STATS when it is
+// sent, a rejection (not_found, invalid_argument, ...) as an error.
 // ctx bounds the goroutines the handlers start.
-func Register(ctx context.Context, svc micro.Service, q *Queries, log zerolog.Logger, opts ...RegisterOption) error {
+func Register(ctx context.Context, svc microsvc.Group, q *Queries, log zerolog.Logger, opts ...RegisterOption) error {
 	if svc == nil || q == nil {
 		return errors.New("projections: nil service or queries")
 	}
@@ -63,21 +66,27 @@ func queryHandler(ctx context.Context, name string, q *Queries, sem chan struct{
 	}
 }
 
+// respondQuery answers a query: a rejection through micro's error reply (the text code in
+// Nats-Service-Error-Code and in the body), so that $SRV.STATS counts it.
 func respondQuery(req micro.Request, out any, err error, log zerolog.Logger) {
+	var rerr error
+	if err == nil {
+		var b []byte
+		if b, err = json.Marshal(out); err == nil {
+			rerr = req.Respond(b)
+		} else {
+			err = ledger.Reject(ledger.CodeInternal, "encode answer: %v", err)
+		}
+	}
 	if err != nil {
 		le := api.AsError(err)
-		if rerr := req.Respond(api.RejectedBody(le), micro.WithHeaders(api.ErrorHeaders(le))); rerr != nil {
-			log.Error().Err(rerr).Msg("respond to query")
+		desc := le.Message
+		if desc == "" { // micro refuses an empty description
+			desc = string(le.Code)
 		}
-		return
+		rerr = req.Error(string(le.Code), desc, api.RejectedBody(le))
 	}
-	b, merr := json.Marshal(out)
-	if merr != nil {
-		le := ledger.Reject(ledger.CodeInternal, "encode answer: %v", merr)
-		_ = req.Respond(api.RejectedBody(le), micro.WithHeaders(api.ErrorHeaders(le)))
-		return
-	}
-	if rerr := req.Respond(b); rerr != nil {
+	if rerr != nil {
 		log.Error().Err(rerr).Msg("respond to query")
 	}
 }

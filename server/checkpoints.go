@@ -17,6 +17,7 @@ import (
 
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/audit"
+	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/writer"
@@ -93,7 +94,7 @@ func (s *Server) startCheckpoints(ctx context.Context) error {
 	log.Info().Str("key_id", audit.KeyID(key.Public().(ed25519.PublicKey))).Str("verifier_key", p.vkey).
 		Str("key_file", keyFile).Bool("generated", created).Msg("checkpoint signing key")
 	s.goRun(func() { p.run(ctx) })
-	return p.register(ctx, s.svc)
+	return p.register(ctx, s.guarded)
 }
 
 type checkpointPublisher struct {
@@ -209,10 +210,10 @@ func (p *checkpointPublisher) loadLast(ctx context.Context) (*lastCheckpoint, *a
 }
 
 // register serves on-demand checkpoints on ledger.audit.checkpoint. The handler answers before
-// it returns (micro reads a request's outcome once its handler returns, so an answer sent later
-// from another goroutine would race with that); requests are served one at a time, each bounded
-// by checkpointDemandWait. Messages that are not requests of its own get no answer at all.
-func (p *checkpointPublisher) register(ctx context.Context, svc micro.Service) error {
+// it returns: the publisher signs one checkpoint at a time anyway, so requests are served one at
+// a time, each bounded by checkpointDemandWait. Messages that are not requests of its own get no
+// answer at all.
+func (p *checkpointPublisher) register(ctx context.Context, svc microsvc.Group) error {
 	if svc == nil {
 		return errors.New("checkpoints: no micro service")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/creditledger/creditledger/authz"
+	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/metrics"
 )
 
@@ -40,7 +41,7 @@ type replyGuard struct {
 
 // guardReplies wraps svc so that every endpoint registered on it serves only requests with a
 // reply subject in the inbox space.
-func (s *Server) guardReplies(svc micro.Service) micro.Service {
+func (s *Server) guardReplies(svc microsvc.Group) microsvc.Group {
 	g := &replyGuard{s: s, counter: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "requests_unanswered_total",
 		Help: "Requests not served because their reply subject was missing (not a request: a stream delivery, a plain publish) or outside the users' inboxes (an attempt to make the ledger publish elsewhere).",
@@ -54,7 +55,7 @@ func (s *Server) guardReplies(svc micro.Service) micro.Service {
 			g.prefixes = append(g.prefixes, p+".")
 		}
 	}
-	return guardedService{Service: svc, g: g}
+	return guardedGroup{Group: svc, g: g}
 }
 
 // inInboxes reports whether reply is a subject the responder answers on.
@@ -101,29 +102,16 @@ func (g *replyGuard) refuse(req micro.Request, reason string) {
 		Msg("request not served: its reply subject is not a client inbox (counted in creditledger_requests_unanswered_total; logged at most every 10s)")
 }
 
-// guardedService and guardedGroup put the guard around every endpoint handler.
-type guardedService struct {
-	micro.Service
-	g *replyGuard
-}
-
-func (s guardedService) AddEndpoint(name string, h micro.Handler, opts ...micro.EndpointOpt) error {
-	return s.Service.AddEndpoint(name, s.g.wrap(h), opts...)
-}
-
-func (s guardedService) AddGroup(name string, opts ...micro.GroupOpt) micro.Group {
-	return guardedGroup{Group: s.Service.AddGroup(name, opts...), g: s.g}
-}
-
+// guardedGroup puts the guard around every endpoint handler of a group (or of the service).
 type guardedGroup struct {
-	micro.Group
+	microsvc.Group
 	g *replyGuard
 }
 
-func (gr guardedGroup) AddEndpoint(name string, h micro.Handler, opts ...micro.EndpointOpt) error {
+func (gr guardedGroup) AddEndpoint(name string, h micro.Handler, opts ...microsvc.EndpointOpt) error {
 	return gr.Group.AddEndpoint(name, gr.g.wrap(h), opts...)
 }
 
-func (gr guardedGroup) AddGroup(name string, opts ...micro.GroupOpt) micro.Group {
-	return guardedGroup{Group: gr.Group.AddGroup(name, opts...), g: gr.g}
+func (gr guardedGroup) AddGroup(name string) microsvc.Group {
+	return guardedGroup{Group: gr.Group.AddGroup(name), g: gr.g}
 }

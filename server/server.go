@@ -14,13 +14,13 @@ import (
 	"github.com/google/uuid"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/creditledger/creditledger/authz"
 	"github.com/creditledger/creditledger/commands"
 	commandservice "github.com/creditledger/creditledger/commands/service"
 	"github.com/creditledger/creditledger/internal/buildinfo"
+	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/natsconn"
@@ -94,7 +94,8 @@ type Server struct {
 	store    *jetstore.Store
 	writer   *node
 	proj     *projections.Projector
-	svc      micro.Service
+	svc      *microsvc.Service
+	guarded  microsvc.Group // svc behind the reply guard (responder.go): endpoints are added here
 	cmds     *commandservice.Service
 	http     *http.Server
 	httpStop chan struct{}
@@ -255,19 +256,22 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 func (s *Server) startServices(runCtx context.Context, queries *projections.Queries) error {
 	log := s.cfg.Log
 	cmds := s.cmds
-	svc, err := micro.AddService(s.svcNC, micro.Config{
+	// The micro service (package microsvc: answers sent after a handler returns, by the writer
+	// or a query's goroutine, still count in $SRV.STATS).
+	var err error
+	s.svc, err = microsvc.Add(s.svcNC, microsvc.Config{
 		Name: commands.ServiceName, Version: buildinfo.Version(),
 		Description:  "creditledger: event-sourced credits ledger (commands ledger.cmd.*, queries ledger.query.*)",
-		StatsHandler: cmds.EndpointStats, // writer-answered rejections per command endpoint
+		StatsHandler: cmds.EndpointStats, // writer-answered rejections by code per command endpoint
 	})
 	if err != nil {
 		return fmt.Errorf("micro service: %w", err)
 	}
-	s.svc = s.guardReplies(svc) // only requests with an inbox reply are served: responder.go
-	if err := cmds.Register(s.svc); err != nil {
+	s.guarded = s.guardReplies(s.svc) // only requests with an inbox reply are served: responder.go
+	if err := cmds.Register(s.guarded); err != nil {
 		return err
 	}
-	if err := projections.Register(runCtx, s.svc, queries, log.With().Str("component", "queries").Logger(), s.queryOptions()...); err != nil {
+	if err := projections.Register(runCtx, s.guarded, queries, log.With().Str("component", "queries").Logger(), s.queryOptions()...); err != nil {
 		return err
 	}
 	if s.cfg.HTTPListen == "" {

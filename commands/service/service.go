@@ -14,6 +14,7 @@ import (
 
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/writer"
 )
@@ -46,7 +47,7 @@ func New(w Submitter, log zerolog.Logger, opts ...commands.Option) (*Service, er
 }
 
 // Register builds the command service and adds its endpoints to svc.
-func Register(svc micro.Service, w Submitter, log zerolog.Logger, opts ...commands.Option) error {
+func Register(svc microsvc.Group, w Submitter, log zerolog.Logger, opts ...commands.Option) error {
 	s, err := New(w, log, opts...)
 	if err != nil {
 		return err
@@ -55,14 +56,15 @@ func Register(svc micro.Service, w Submitter, log zerolog.Logger, opts ...comman
 }
 
 // Register adds one endpoint per command to svc, each with its metadata (Metadata). Handlers
-// never wait: they hand the request to the writer, which replies from its own goroutine.
-func (s *Service) Register(svc micro.Service) error {
+// never wait: they hand the request to the writer, which replies from its own goroutine; svc
+// (package microsvc) counts the answer in $SRV.STATS when it is sent.
+func (s *Service) Register(svc microsvc.Group) error {
 	if svc == nil {
 		return errors.New("commands service: nil micro service")
 	}
 	g := svc.AddGroup(commands.SubjectPrefix)
 	for _, name := range commands.Names() {
-		if err := g.AddEndpoint(name, s.handler(name), micro.WithEndpointMetadata(Metadata(name))); err != nil {
+		if err := g.AddEndpoint(name, s.handler(name), microsvc.WithEndpointMetadata(Metadata(name))); err != nil {
 			return err
 		}
 	}
@@ -129,18 +131,17 @@ func (s *Service) reject(req micro.Request, name, commandID, accountID string, e
 }
 
 // respond sends the writer's reply. It runs on the writer's goroutine, after the handler has
-// returned: micro's Request.Error may not be called there (micro reads what it records when the
-// handler returns, without a lock), so a rejection is sent with the same headers by Respond and
-// counted in the endpoint's STATS data instead (EndpointStats).
+// returned; the request is a microsvc one, so a rejection sent here through micro's error reply
+// counts in $SRV.STATS (num_errors, last_error) like the handler's own. The endpoint's STATS
+// data also counts the writer's rejections by code (EndpointStats).
 func (s *Service) respond(req micro.Request, name, commandID string, res writer.Result, start time.Time) {
 	var err error
 	if res.Err != nil {
-		hdr := api.ErrorHeaders(res.Err)
-		hdr[api.ErrorHeader] = []string{errorDescription(res.Err)}
+		var opts []micro.RespondOpt
 		if res.Replayed {
-			hdr[commands.ReplayedHeader] = []string{"true"}
+			opts = append(opts, micro.WithHeaders(micro.Headers{commands.ReplayedHeader: []string{"true"}}))
 		}
-		err = req.Respond(api.RejectedBody(res.Err), micro.WithHeaders(hdr))
+		err = req.Error(string(res.Err.Code), errorDescription(res.Err), api.RejectedBody(res.Err), opts...)
 		s.rejs.add(req.Subject(), res.Err)
 	} else {
 		var opts []micro.RespondOpt
@@ -215,8 +216,8 @@ type rejections struct {
 
 // rejectionStats is the STATS data of a command endpoint.
 type rejectionStats struct {
-	// Rejections the writer answered (business rules, conflicts, replays of a rejection); the
-	// ones answered by the handler itself (invalid_argument, overload) are micro's num_errors.
+	// Rejections the writer answered (business rules, conflicts, replays of a rejection); these
+	// and the ones answered by the handler itself (invalid_argument, overload) are num_errors.
 	Rejections    uint64            `json:"rejections"`
 	LastRejection string            `json:"last_rejection,omitempty"`
 	ByCode        map[string]uint64 `json:"by_code,omitempty"`
@@ -235,9 +236,9 @@ func (r *rejections) add(subject string, e *ledger.Error) {
 	st.LastRejection = string(e.Code) + ":" + errorDescription(e)
 }
 
-// EndpointStats is a micro StatsHandler: the data of a command endpoint in $SRV.STATS is its
-// writer-answered rejections (rejectionStats); other endpoints get none.
-func (s *Service) EndpointStats(e *micro.Endpoint) any {
+// EndpointStats is a microsvc.Config StatsHandler: the data of a command endpoint in $SRV.STATS
+// is its writer-answered rejections by code (rejectionStats); other endpoints get none.
+func (s *Service) EndpointStats(e micro.EndpointInfo) any {
 	if !strings.HasPrefix(e.Subject, commands.SubjectPrefix+".") {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/commands/service"
+	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/writer"
 )
@@ -77,6 +78,11 @@ func (s *syncBuffer) String() string {
 // connection.
 func startService(t *testing.T, level zerolog.Level, obs commands.Observer) (*nats.Conn, *syncBuffer) {
 	t.Helper()
+	return startServiceWith(t, fakeWriter{}, level, obs)
+}
+
+func startServiceWith(t *testing.T, w service.Submitter, level zerolog.Level, obs commands.Observer) (*nats.Conn, *syncBuffer) {
+	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	require.NoError(t, err)
 	ns.Start()
@@ -90,9 +96,9 @@ func startService(t *testing.T, level zerolog.Level, obs commands.Observer) (*na
 	if obs != nil {
 		opts = append(opts, commands.WithObserver(obs))
 	}
-	cmds, err := service.New(fakeWriter{}, zerolog.New(logs).Level(level), opts...)
+	cmds, err := service.New(w, zerolog.New(logs).Level(level), opts...)
 	require.NoError(t, err)
-	svc, err := micro.AddService(svcNC, micro.Config{Name: commands.ServiceName, Version: "1.2.3", StatsHandler: cmds.EndpointStats})
+	svc, err := microsvc.Add(svcNC, microsvc.Config{Name: commands.ServiceName, Version: "1.2.3", StatsHandler: cmds.EndpointStats})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = svc.Stop() })
 	require.NoError(t, cmds.Register(svc))
@@ -146,8 +152,8 @@ func TestNoPerCommandLogLinesAtInfo(t *testing.T) {
 }
 
 // TestRejectionsOnTheWire: the body and the micro headers keep their shape, a replay carries
-// Ledger-Replayed, and $SRV.STATS counts rejections: the handler's own through micro's error
-// reply (num_errors), the writer's in the endpoint's data.
+// Ledger-Replayed, and $SRV.STATS counts rejections in num_errors, the handler's own and the
+// writer's; the endpoint's data also counts the writer's by code.
 func TestRejectionsOnTheWire(t *testing.T) {
 	t.Parallel()
 	nc, _ := startService(t, zerolog.InfoLevel, nil)
@@ -183,8 +189,10 @@ func TestRejectionsOnTheWire(t *testing.T) {
 	alloc, rel := byName["allocate_credits"], byName["release_credits"]
 	require.NotNil(t, alloc)
 	require.NotNil(t, rel)
-	assert.Equal(t, 1, alloc.NumErrors, "the handler's invalid_argument is micro's num_errors")
+	assert.Equal(t, 1, alloc.NumErrors, "the handler's invalid_argument")
 	assert.Contains(t, alloc.LastError, "invalid_argument")
+	assert.Equal(t, 1, rel.NumErrors, "the writer's insufficient_allocation")
+	assert.Equal(t, "insufficient_allocation:release 5 of 0 allocated", rel.LastError)
 	var data struct {
 		Rejections    uint64            `json:"rejections"`
 		LastRejection string            `json:"last_rejection"`
@@ -220,4 +228,93 @@ func TestWireHeaderNames(t *testing.T) {
 	t.Parallel()
 	assert.Equal(t, micro.ErrorHeader, api.ErrorHeader)
 	assert.Equal(t, micro.ErrorCodeHeader, api.ErrorCodeHeader)
+}
+
+// gateWriter holds every reply until `open` commands have been submitted, as a group commit
+// holds a round: the endpoint must keep taking requests while earlier ones wait. Allocations are
+// accepted, releases rejected (insufficient_credits).
+type gateWriter struct {
+	mu      sync.Mutex
+	open    int
+	pending []*writer.Request
+}
+
+func (g *gateWriter) Submit(r *writer.Request) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pending = append(g.pending, r)
+	if len(g.pending) < g.open {
+		return nil
+	}
+	round := g.pending
+	g.pending = nil
+	go func() {
+		for _, r := range round {
+			res := writer.Result{AccountID: r.AccountID, Version: 1, Position: 1}
+			if _, ok := r.Command.(ledger.ReleaseCredits); ok {
+				res = writer.Result{AccountID: r.AccountID, Err: &ledger.Error{Code: ledger.CodeInsufficientCredits,
+					Message: "requested 5 credits, 0 available", Data: map[string]string{"available": "0", "requested": "5"}}}
+			}
+			r.Reply(res)
+		}
+	}()
+	return nil
+}
+
+// TestStatsCountEveryRejection: after N accepted commands and M writer rejections, answered
+// together once all N+M are in (the endpoint is not serialised), and K invalid requests,
+// $SRV.STATS reports N+M+K requests and M+K errors, the last error naming its code.
+func TestStatsCountEveryRejection(t *testing.T) {
+	t.Parallel()
+	const n, rejected, invalid = 4, 3, 2
+	w := &gateWriter{open: n + rejected}
+	nc, _ := startServiceWith(t, w, zerolog.InfoLevel, nil)
+	for i := 0; i < invalid; i++ { // first, so the writer's rejections come last
+		msg := send(t, nc, "release_credits", `{"command_id":"","account_id":"acme"}`)
+		require.Equal(t, "invalid_argument", msg.Header.Get(micro.ErrorCodeHeader))
+	}
+	var wg sync.WaitGroup
+	codes := make(chan string, n+rejected)
+	for i := 0; i < n+rejected; i++ {
+		name := "allocate_credits"
+		if i < rejected {
+			name = "release_credits"
+		}
+		wg.Go(func() {
+			msg, err := nc.Request(commands.Subject(name), []byte(body(name, fmt.Sprint("g", i))), 5*time.Second)
+			if assert.NoError(t, err) {
+				codes <- msg.Header.Get(micro.ErrorCodeHeader)
+			}
+		})
+	}
+	wg.Wait()
+	close(codes)
+	got := map[string]int{}
+	for c := range codes {
+		got[c]++
+	}
+	require.Equal(t, map[string]int{"": n, "insufficient_credits": rejected}, got)
+
+	reply, err := nc.Request("$SRV.STATS."+commands.ServiceName, nil, 5*time.Second)
+	require.NoError(t, err)
+	var stats micro.Stats
+	require.NoError(t, json.Unmarshal(reply.Data, &stats))
+	byName := map[string]*micro.EndpointStats{}
+	var requests, errs int
+	for _, e := range stats.Endpoints {
+		byName[e.Name] = e
+		requests += e.NumRequests
+		errs += e.NumErrors
+	}
+	assert.Equal(t, n+rejected+invalid, requests)
+	assert.Equal(t, rejected+invalid, errs)
+	rel, alloc := byName["release_credits"], byName["allocate_credits"]
+	require.NotNil(t, rel)
+	require.NotNil(t, alloc)
+	assert.Equal(t, rejected+invalid, rel.NumRequests)
+	assert.Equal(t, rejected+invalid, rel.NumErrors)
+	assert.Equal(t, "insufficient_credits:requested 5 credits, 0 available", rel.LastError)
+	assert.Equal(t, n, alloc.NumRequests)
+	assert.Zero(t, alloc.NumErrors)
+	assert.Empty(t, alloc.LastError)
 }
