@@ -49,6 +49,17 @@ func (e *endpoint) answered(took time.Duration, serviceErr string) {
 	}
 }
 
+// notSent records that an answer already counted could not be sent: an error, counted once
+// (counted says whether it already is one).
+func (e *endpoint) notSent(counted bool, why string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !counted {
+		e.errors++
+	}
+	e.lastError = why
+}
+
 // readDropped adds the requests the subscription dropped since the last read. Lock held.
 func (e *endpoint) readDropped() {
 	if e.sub == nil {

@@ -64,18 +64,19 @@ func (r *request) Error(code, description string, data []byte, opts ...micro.Res
 }
 
 // send answers once and records the outcome: serviceErr for an error answer, the send error
-// when the answer could not be sent.
+// when the answer could not be sent. The outcome is recorded before the answer goes out, so a
+// requester that has its answer finds it counted in the next $SRV.STATS.
 func (r *request) send(m *nats.Msg, serviceErr string) error {
 	if !r.answered.CompareAndSwap(false, true) {
 		return ErrAnswered
 	}
-	err := r.msg.RespondMsg(m)
-	if err != nil {
-		err = fmt.Errorf("%w: %w", micro.ErrRespond, err)
-		serviceErr = err.Error()
-	}
 	r.ep.answered(time.Since(r.start), serviceErr)
-	return err
+	if err := r.msg.RespondMsg(m); err != nil {
+		err = fmt.Errorf("%w: %w", micro.ErrRespond, err)
+		r.ep.notSent(serviceErr != "", err.Error())
+		return err
+	}
+	return nil
 }
 
 // Data is the request's body.

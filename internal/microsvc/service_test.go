@@ -327,3 +327,28 @@ func compact(s []string) []string {
 	}
 	return out
 }
+
+// TestAnswerNotSent: an answer that cannot be sent (a publish without a reply subject) counts as
+// one error, as micro counts it, also when it was an error answer already.
+func TestAnswerNotSent(t *testing.T) {
+	t.Parallel()
+	svcNC, nc := connect(t)
+	svc := addService(t, svcNC, microsvc.Config{Name: "nosend", Version: "1.0.0"})
+	sent := make(chan error, 2)
+	require.NoError(t, svc.AddEndpoint("e", micro.HandlerFunc(func(req micro.Request) {
+		if string(req.Data()) == "error" {
+			sent <- req.Error("bad", "bad request", nil)
+			return
+		}
+		sent <- req.Respond([]byte("ok"))
+	})))
+	require.NoError(t, svcNC.Flush())
+	for _, body := range []string{"ok", "error"} {
+		require.NoError(t, nc.Publish("e", []byte(body)))
+		assert.ErrorIs(t, <-sent, micro.ErrRespond)
+	}
+	e := stats(t, nc, "$SRV.STATS.nosend")["e"]
+	assert.Equal(t, 2, e.NumRequests)
+	assert.Equal(t, 2, e.NumErrors)
+	assert.Contains(t, e.LastError, micro.ErrRespond.Error())
+}
