@@ -143,7 +143,19 @@ func TestNoPerCommandLogLinesAtInfo(t *testing.T) {
 					send(t, nc, "allocate_credits", `{"command_id":"","account_id":"acme"}`) // invalid_argument
 				}
 			}
-			assert.Equal(t, c.lines, strings.Count(logs.String(), `"message":"command"`), "%s", logs.String())
+			// The service counts and logs a command just after sending its answer: wait for the last.
+			total := func() int {
+				obs.mu.Lock()
+				defer obs.mu.Unlock()
+				sum := 0
+				for _, v := range obs.codes {
+					sum += v
+				}
+				return sum
+			}
+			require.Eventually(t, func() bool {
+				return total() == n && strings.Count(logs.String(), `"message":"command"`) == c.lines
+			}, 5*time.Second, time.Millisecond, "%s", logs.String())
 			obs.mu.Lock()
 			defer obs.mu.Unlock()
 			assert.Equal(t, map[string]int{"ok": n / 3, "insufficient_allocation": n / 3, "invalid_argument": n / 3}, obs.codes)
