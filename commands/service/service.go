@@ -141,8 +141,8 @@ func (s *Service) respond(req micro.Request, name, commandID string, res writer.
 		if res.Replayed {
 			opts = append(opts, micro.WithHeaders(micro.Headers{commands.ReplayedHeader: []string{"true"}}))
 		}
+		s.rejs.add(req.Subject(), res.Err) // before the answer: a requester that has it finds it counted
 		err = req.Error(string(res.Err.Code), errorDescription(res.Err), api.RejectedBody(res.Err), opts...)
-		s.rejs.add(req.Subject(), res.Err)
 	} else {
 		var opts []micro.RespondOpt
 		if res.Replayed {
