@@ -99,17 +99,21 @@ func (s *Service) forward(req micro.Request, name, commandID, accountID string, 
 	}
 }
 
-// relay sends the owner's reply back unchanged (body and headers).
+// relay sends the owner's reply back unchanged (body and headers); a rejection goes through
+// micro's error reply, so that this node's $SRV.STATS counts it like its own.
 func (s *Service) relay(req micro.Request, name, commandID, accountID string, resp *nats.Msg, start time.Time) {
 	hdr := micro.Headers{}
 	for k, v := range resp.Header {
 		hdr[k] = v
 	}
-	err := req.Respond(resp.Data, micro.WithHeaders(hdr))
 	res := writer.Result{AccountID: accountID}
+	var err error
 	if c := resp.Header.Get(micro.ErrorCodeHeader); c != "" {
 		res.Err = &ledger.Error{Code: ledger.Code(c), Message: resp.Header.Get(micro.ErrorHeader)}
-		s.rejs.add(req.Subject(), res.Err)
+		s.rejs.add(req.Subject(), res.Err) // before the answer, as respond does
+		err = req.Error(c, errorDescription(res.Err), resp.Data, micro.WithHeaders(hdr))
+	} else {
+		err = req.Respond(resp.Data, micro.WithHeaders(hdr))
 	}
 	s.finish(name, commandID, res, start, err)
 }
