@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Speed figures for issues 12 and 13 on the lent 16-core machine. Results: $OUT/all.tgz, $OUT/steps.txt.
+# Build first: CGO_ENABLED=0 go build -o devrun/creditledger ./cmd/creditledger (run from the repository root).
 set -u
 B=$PWD/devrun/creditledger
 W=/tmp/devout; OUTD=${OUT:-/tmp/devres}
