@@ -152,8 +152,8 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 		"the appender answers no one")
 	resp := c.ResponderPermissions()
 	assert.ElementsMatch(t, []string{"_INBOX_ledger.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>",
-		authz.SubjectOwner, authz.ResponderInboxPrefix + ".>"}, resp.Publish.Allow,
-		"the responder publishes into the users' inboxes, and passes commands to partition owners (answered into its own inbox)")
+		authz.SubjectOwner, authz.ResponderInboxPrefix + ".>", "_R_.>"}, resp.Publish.Allow,
+		"the responder publishes into the users' inboxes (and the server's replies of the auditors' imported queries), and passes commands to partition owners (answered into its own inbox)")
 	assert.Nil(t, c.Permissions(authz.User{Role: authz.RoleMetrics}), "metrics is an HTTP role only")
 }
 
@@ -185,5 +185,12 @@ func TestShippedConfigsLoad(t *testing.T) {
 		users, nkeys, err := c.ServerUsers()
 		require.NoError(t, err, path)
 		assert.NotEmpty(t, append([]any{}, len(users), len(nkeys)), path)
+		accounts, err := c.ServerAccounts()
+		require.NoError(t, err, path)
+		names := []string{}
+		for _, a := range accounts {
+			names = append(names, a.Name)
+		}
+		assert.ElementsMatch(t, []string{"$G", authz.AuditAccount}, names, path)
 	}
 }

@@ -3,6 +3,7 @@ package authz
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -116,18 +117,22 @@ func (c *Config) inboxSpace() []string {
 }
 
 // ResponderPermissions is what the responder may do: receive requests (commands, queries,
-// checkpoint requests, service discovery) and publish only into the users' inboxes. Whatever
+// checkpoint requests, service discovery) and publish only into the users' inboxes (and the
+// server's reply subjects of imported requests, ImportReplyPrefix). Whatever
 // reply subject a requester chooses, the server refuses any other publish, so no reply can land
 // in a stream, on a ledger subject or on the JetStream API. In a cluster it also passes a
 // command to the node that owns the account's partition (SubjectOwner, answered into the
 // responder's own inbox): only the ledgers' responders use those subjects, and the public
 // endpoints answer no reply outside an inbox, so no requester can aim a reply there.
 func (c *Config) ResponderPermissions() *natsserver.Permissions {
-	allow := make([]string, 0, len(c.NATS.Users)+2)
+	allow := make([]string, 0, len(c.NATS.Users)+3)
 	for _, p := range c.ClientInboxPrefixes() {
 		allow = append(allow, p+".>")
 	}
 	allow = append(allow, SubjectOwner, ResponderInboxPrefix+".>")
+	// The auditors' queries come through an import (AuditAccount), with a reply subject of the
+	// server's that it routes back to the auditor's inbox in the auditor's account.
+	allow = append(allow, ImportReplyPrefix+".>")
 	return &natsserver.Permissions{
 		Publish:   &natsserver.SubjectPermission{Allow: allow, Deny: []string{subjEvents, subjRejections, "$JS.>", "$KV.>", "$O.>"}},
 		Subscribe: &natsserver.SubjectPermission{Allow: []string{subjCommands, subjQueries, subjCheckpoint, subjServices, SubjectOwner, ResponderInboxPrefix + ".>"}},
@@ -161,6 +166,86 @@ func AuditorStreamAPI(s string) []string {
 	}
 }
 
+// AuditAccount is the NATS account the auditors live in on the embedded server. The JetStream
+// API answers stream info and direct gets itself, with the server's identity, on whatever reply
+// subject the requester chose, and NATS permissions do not look at reply subjects: in the ledger's
+// account an auditor's STREAM.INFO with the reply subject ledger.events.<account> stored the answer
+// in that account's history, and one with $JS.API.STREAM.DELETE.<stream> deleted a stream. In an
+// account of their own, which imports only their reads (ServerAccounts), every answer lands in
+// that account, where no stream and no API listens: the server rewrites the reply subject of an
+// imported request to one of its own (_R_.) in the ledger's account.
+const AuditAccount = "CREDITLEDGER_AUDIT"
+
+// ImportReplyPrefix starts the reply subject the server gives a request that came through a
+// service import (an auditor's query, in the ledger's account): the responder answers on it, and
+// the server routes the answer back to the auditor's inbox in the auditor's account.
+const ImportReplyPrefix = "_R_"
+
+// ServerAccounts are the embedded server's accounts: the global account ($G), where the ledger's
+// streams live, with JetStream on and exporting to AuditAccount exactly what an auditor may
+// request (queries and, for each auditor stream, AuditorStreamAPI), and AuditAccount importing
+// them. Direct gets answer with a batch of messages, so their exports stream responses.
+func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
+	type export struct {
+		Service  string   `json:"service"`
+		Response string   `json:"response_type,omitempty"`
+		Accounts []string `json:"accounts"`
+	}
+	type importFrom struct {
+		Account string `json:"account"`
+		Subject string `json:"subject"`
+	}
+	type imp struct {
+		Service importFrom `json:"service"`
+	}
+	var exports []export
+	var imports []imp
+	add := func(subject, response string) {
+		exports = append(exports, export{Service: subject, Response: response, Accounts: []string{AuditAccount}})
+		imports = append(imports, imp{Service: importFrom{Account: ledgerAccountDraft, Subject: subject}})
+	}
+	add(subjQueries, "")
+	// An account without JetStream that imports no $JS.API.INFO gets the whole JetStream API
+	// from the system account, in its own name (where JetStream is off), shadowing the imports
+	// below. Importing it from the ledger's account prevents that; the auditor's permissions do
+	// not allow publishing it.
+	add(jsAPI+"INFO", "")
+	for _, s := range c.auditorStreams() {
+		for _, subj := range AuditorStreamAPI(s) {
+			resp := ""
+			if strings.HasPrefix(subj, jsAPI+"DIRECT.GET.") {
+				resp = "stream"
+			}
+			add(subj, resp)
+		}
+	}
+	var doc strings.Builder // JSON is a NATS configuration; no \u escapes of '>' for it
+	enc := json.NewEncoder(&doc)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]any{"accounts": map[string]any{
+		ledgerAccountDraft: map[string]any{"jetstream": "enabled", "exports": exports},
+		AuditAccount:       map[string]any{"imports": imports},
+	}}); err != nil {
+		return nil, err
+	}
+	var o natsserver.Options
+	if err := o.ProcessConfigString(doc.String()); err != nil {
+		return nil, fmt.Errorf("%w: nats accounts: %v", ErrInvalid, err)
+	}
+	// A configuration may not name the global account, where the ledger's streams have always
+	// been: the draft becomes it. The server takes an option account named $G as the global one,
+	// with its JetStream and exports, and resolves the imports that name it by name.
+	for _, a := range o.Accounts {
+		if a.Name == ledgerAccountDraft {
+			a.Name = natsserver.DEFAULT_GLOBAL_ACCOUNT
+		}
+	}
+	return o.Accounts, nil
+}
+
+// ledgerAccountDraft names the global account in the configuration ServerAccounts parses.
+const ledgerAccountDraft = "CREDITLEDGER_LEDGER"
+
 // Responder is the ledger's second identity on its embedded server: a user made at start with
 // a random password, which answers requests and can do nothing else (ResponderPermissions).
 type Responder struct {
@@ -182,7 +267,8 @@ func (r Responder) Options() []nats.Option {
 }
 
 // ServerUsers returns the users and nkey users for the embedded server's options, each with its
-// role's permissions, and the responder when one is given. Setting either on natsserver.Options
+// role's permissions (auditors in AuditAccount, the others in the global account: give the server
+// ServerAccounts too), and the responder when one is given. Setting either on natsserver.Options
 // turns authorization on: a client without valid credentials cannot connect.
 func (c *Config) ServerUsers(resp ...Responder) ([]*natsserver.User, []*natsserver.NkeyUser, error) {
 	if c.ledgerPublic == "" && c.Ledger().NkeySeedFile != "" {
@@ -197,11 +283,15 @@ func (c *Config) ServerUsers(resp ...Responder) ([]*natsserver.User, []*natsserv
 		if perms == nil {
 			return nil, nil, fmt.Errorf("%w: role %q has no NATS permissions", ErrInvalid, u.Role)
 		}
+		var acc *natsserver.Account // nil: the global account, the ledger's
+		if u.Role == RoleAuditor {
+			acc = natsserver.NewAccount(AuditAccount) // the server resolves it by name (ServerAccounts)
+		}
 		switch {
 		case u.User != "":
-			users = append(users, &natsserver.User{Username: u.User, Password: u.Password, Permissions: perms})
+			users = append(users, &natsserver.User{Username: u.User, Password: u.Password, Permissions: perms, Account: acc})
 		case u.Nkey != "":
-			nkeyUsers = append(nkeyUsers, &natsserver.NkeyUser{Nkey: u.Nkey, Permissions: perms})
+			nkeyUsers = append(nkeyUsers, &natsserver.NkeyUser{Nkey: u.Nkey, Permissions: perms, Account: acc})
 		case u.NkeySeedFile != "":
 			nkeyUsers = append(nkeyUsers, &natsserver.NkeyUser{Nkey: c.ledgerPublic, Permissions: perms})
 		}

@@ -54,6 +54,9 @@ func (s *Server) guardReplies(svc microsvc.Group) microsvc.Group {
 		for _, p := range s.cfg.Auth.ClientInboxPrefixes() {
 			g.prefixes = append(g.prefixes, p+".")
 		}
+		// An auditor's query arrives through the import of its account (authz.AuditAccount) with
+		// a reply subject of the server's, which routes the answer back into that account.
+		g.prefixes = append(g.prefixes, authz.ImportReplyPrefix+".")
 	}
 	return guardedGroup{Group: svc, g: g}
 }

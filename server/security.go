@@ -73,7 +73,11 @@ func applyAccess(opts *natsserver.Options, cfg EmbeddedConfig) error {
 		if err != nil {
 			return err
 		}
-		opts.Users, opts.Nkeys = users, nkeys
+		accounts, err := cfg.Auth.ServerAccounts() // the auditors in an account of their own
+		if err != nil {
+			return err
+		}
+		opts.Users, opts.Nkeys, opts.Accounts = users, nkeys, accounts
 		opts.NoAuthUser = ""
 	}
 	if err := cfg.TLS.validate(); err != nil {

@@ -104,7 +104,9 @@ func TestReplySubjectsCannotReachTheLedger(t *testing.T) {
 		for i, target := range replyTargets {
 			query := &nats.Msg{Subject: "ledger.query.balance", Reply: target, Data: []byte(`{"account_id":"victim"}`)}
 			require.NoError(t, nc.PublishMsg(query))
-			delivered++
+			if role != "auditor" { // the auditor's queries come through its account's import, and the
+				delivered++ // server answers them in that account, whatever the reply (see below)
+			}
 			cmd := &nats.Msg{Subject: "ledger.cmd.purchase_license", Reply: target, Data: []byte(fmt.Sprintf(
 				`{"command_id":"%s-%d","account_id":"victim","license_id":"L-%s-%d","source":"sales","credits":"5"}`, role, i, role, i))}
 			require.NoError(t, nc.PublishMsg(cmd))
@@ -360,4 +362,91 @@ func TestExternalDeploymentResponder(t *testing.T) {
 	_, err = client.Request("$SRV.PING", nil, waitFor)
 	require.NoError(t, err)
 	assert.Equal(t, before, streamHeads(t, admin), "the PING answer was not stored")
+}
+
+// TestAuditorJetStreamRepliesCannotReachTheLedger: the JetStream API answers the auditor's stream
+// info and direct gets itself, with the server's own identity, on the reply subject the auditor
+// chose. Were the auditor in the ledger's NATS account, a STREAM.INFO or DIRECT.GET with the reply
+// subject ledger.events.victim stored the answer in the victim's history, one with
+// $JS.API.STREAM.DELETE.LEDGER_REJECTIONS deleted the rejection stream. The auditor lives in an
+// account of its own that imports only its reads (authz.AuditAccount): every answer lands in its
+// own account, where no stream and no API listens.
+func TestAuditorJetStreamRepliesCannotReachTheLedger(t *testing.T) {
+	t.Parallel()
+	srv, acc, admin := attackLedger(t)
+	seed := client(t, admin)
+	_, err := seed.PurchaseLicense(ctxT(t), purchase("j-1", "victim", "L-j", "10"))
+	require.NoError(t, err)
+	_, err = admin.Request(audit.CheckpointRequestSubject, nil, waitFor)
+	require.NoError(t, err)
+	before := streamHeads(t, admin)
+
+	aud, ae := as(t, srv.ClientURL(), asAuditor())
+	var reads []*nats.Msg // each read the auditor may make: stream info, direct gets one and batched
+	for _, stream := range []string{jetstore.StreamName, audit.CheckpointStream} {
+		reads = append(reads, &nats.Msg{Subject: "$JS.API.STREAM.INFO." + stream},
+			&nats.Msg{Subject: "$JS.API.DIRECT.GET." + stream, Data: []byte(`{"seq":1}`)},
+			&nats.Msg{Subject: "$JS.API.DIRECT.GET." + stream, Data: []byte(`{"seq":1,"batch":5}`)})
+	}
+	reads = append(reads, &nats.Msg{Subject: "$JS.API.DIRECT.GET." + jetstore.StreamName + "." + jetstore.Subject("victim")},
+		&nats.Msg{Subject: "$JS.API.DIRECT.GET." + audit.CheckpointStream + ".ledger.checkpoints"})
+	for _, target := range replyTargets {
+		for _, m := range reads {
+			require.NoError(t, aud.PublishMsg(&nats.Msg{Subject: m.Subject, Reply: target, Data: m.Data}))
+		}
+		require.NoError(t, aud.PublishMsg(&nats.Msg{Subject: "ledger.query.balance", Reply: target, Data: []byte(`{"account_id":"victim"}`)}))
+	}
+	// The reads still work for the auditor itself, and once one after them is answered, the
+	// server has handled every one before it.
+	_, err = aud.Request("$JS.API.STREAM.INFO."+jetstore.StreamName, nil, waitFor)
+	require.NoError(t, err)
+	_, err = aud.Request("ledger.query.balance", []byte(`{"account_id":"victim"}`), waitFor)
+	require.NoError(t, err)
+	require.NoError(t, admin.Flush())
+	assert.Empty(t, ae.all(), "each read was within the auditor's permissions")
+
+	assert.Equal(t, before, streamHeads(t, admin), "nothing stored, deleted or purged")
+	svc, _ := as(t, srv.ClientURL(), asService(acc))
+	_, err = client(t, svc).ActivateLicense(ctxT(t), activate("j-2", "victim", "L-j"))
+	require.NoError(t, err, "the victim account still works")
+	src, err := audit.NewSource(ctxT(t), aud)
+	require.NoError(t, err)
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%v", rep.Findings)
+}
+
+// TestAuditAccountKeepsTheLedgersData: the auditors' account (authz.AuditAccount) leaves the
+// ledger's streams where they have always been, in the global account: a data directory written
+// by a ledger without accounts is read, and written on, by one with them.
+func TestAuditAccountKeepsTheLedgersData(t *testing.T) {
+	t.Parallel()
+	acc := writeAccess(t)
+	cfg := baseConfig(t)
+	cfg.HTTPListen = ""
+	cfg.Checkpoints.Every, cfg.Checkpoints.Interval = -1, -1
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	old, err := server.Start(ctx, cfg)
+	require.NoError(t, err)
+	plain, err := nats.Connect(old.ClientURL())
+	require.NoError(t, err)
+	before, err := client(t, plain).PurchaseLicense(ctx, purchase("k-1", "kept", "L-k", "10"))
+	require.NoError(t, err)
+	plain.Close()
+	old.Shutdown(context.Background())
+
+	cfg.Auth = acc.Config
+	srv := start(t, cfg)
+	svc, _ := as(t, srv.ClientURL(), asService(acc))
+	res, err := client(t, svc).ActivateLicense(ctxT(t), activate("k-2", "kept", "L-k"))
+	require.NoError(t, err)
+	assert.Equal(t, before.Version+1, res.Version)
+	aud, _ := as(t, srv.ClientURL(), asAuditor())
+	src, err := audit.NewSource(ctxT(t), aud)
+	require.NoError(t, err)
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%v", rep.Findings)
+	assert.Equal(t, res.Position, rep.HeadPosition)
 }
