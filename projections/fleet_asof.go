@@ -26,6 +26,23 @@ const MaxFleetAsOfEvents = 2_000_000
 
 var errPastBound = errors.New("past the as_of bound")
 
+// MaxFleetFoldWait bounds how long a fleet as_of query waits for the fold before it: such folds
+// run one at a time (each reads the stream from its start and holds every account), so many
+// sent at once queue instead of multiplying the ledger's memory and CPU.
+const MaxFleetFoldWait = 30 * time.Second
+
+// foldTurn waits for the one fleet fold slot, within ctx and MaxFleetFoldWait; release frees it.
+func (q *Queries) foldTurn(ctx context.Context) (release func(), err error) {
+	wctx, cancel := context.WithTimeout(ctx, MaxFleetFoldWait)
+	defer cancel()
+	select {
+	case q.fleetFold <- struct{}{}:
+		return func() { <-q.fleetFold }, nil
+	case <-wctx.Done():
+		return nil, ledger.Reject(ledger.CodeUnavailable, "another as_of query across accounts is being folded; retry")
+	}
+}
+
 // FleetAsOfClockSkew is how far past the as_of bound the fleet fold reads on. One writer stamps
 // its appends in time order, but the nodes of a cluster each stamp theirs with their own clock,
 // so the stream is in time order only up to their skew: an event of one account may follow a
@@ -101,7 +118,12 @@ func (q *Queries) answerFleet(ctx context.Context, name string, r QueryRequest) 
 		if q.stream == nil {
 			return nil, ledger.Reject(ledger.CodeUnavailable, "as_of queries across accounts are not served here: no event store")
 		}
+		release, err := q.foldTurn(ctx)
+		if err != nil {
+			return nil, err
+		}
 		st, due, err := foldFleetAsOf(ctx, q.stream, at)
+		release()
 		if err != nil {
 			return nil, err
 		}

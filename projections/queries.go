@@ -51,6 +51,8 @@ type Queries struct {
 	maxWait time.Duration
 	history AccountHistory
 	stream  StreamHistory
+	// fleetFold is the one slot of the fleet as_of folds (fleet_asof.go).
+	fleetFold chan struct{}
 }
 
 // NewQueries serves the projector's read models.
@@ -61,7 +63,7 @@ func NewQueries(p *Projector, cat ledger.Catalogue, maxWait time.Duration) (*Que
 	if maxWait <= 0 {
 		maxWait = DefaultMaxWait
 	}
-	return &Queries{proj: p, cat: cat, maxWait: maxWait}, nil
+	return &Queries{proj: p, cat: cat, maxWait: maxWait, fleetFold: make(chan struct{}, 1)}, nil
 }
 
 // DecodeRequest parses a NATS query body strictly.
