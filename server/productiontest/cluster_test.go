@@ -89,8 +89,9 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 // startCluster starts three nodes concurrently (each waits for a JetStream meta leader, which
-// needs a majority) with TLS on the client ports and mutual TLS on the routes.
-func startCluster(t *testing.T) ([]*node, []string) {
+// needs a majority) with TLS on the client ports and mutual TLS on the routes; each of opts
+// adjusts every node's configuration.
+func startCluster(t *testing.T, opts ...func(*server.Config)) ([]*node, []string) {
 	t.Helper()
 	ca := newCA(t, "cluster")
 	cert, key := ca.issue(t, "node")
@@ -109,6 +110,9 @@ func startCluster(t *testing.T) ([]*node, []string) {
 		cfg.Cluster = server.ClusterConfig{Name: "ledger-test", Listen: fmt.Sprintf("127.0.0.1:%d", ports[3+i]), Routes: routes}
 		cfg.TLS = server.TLSFiles{Cert: cert, Key: key, CA: ca.CA}
 		cfg.Checkpoints.Disabled = true
+		for _, o := range opts {
+			o(&cfg)
+		}
 		nodes[i] = &node{cfg: cfg}
 	}
 	// Stop the nodes together: one left alone has no quorum, and its final projections checkpoint
@@ -410,4 +414,42 @@ func balanceOf(t *testing.T, base, account string, minPos uint64) balanceAnswer 
 	var b balanceAnswer
 	require.NoError(t, json.Unmarshal([]byte(body), &b))
 	return b
+}
+
+// TestSecuredClusterAuditor: with the access config, the auditors' account (authz.AuditAccount)
+// works across a cluster: an auditor on one node verifies what the service wrote through
+// another, and its reads' answers still cannot reach the replicated streams.
+func TestSecuredClusterAuditor(t *testing.T) {
+	t.Parallel()
+	acc := writeAccess(t)
+	nodes, urls := startCluster(t, func(c *server.Config) { c.Auth = acc.Config; c.HTTPListen = "" })
+	ca := nodes[0].cfg.TLS.CA
+	svcOpts := asService(acc)
+	svcOpts.TLSCA = ca
+	svc, _ := as(t, urls[0], svcOpts)
+	waitServing(t, svc)
+	res, err := client(t, svc).PurchaseLicense(ctxT(t), purchase("c-1", "victim", "L-c", "10"))
+	require.NoError(t, err)
+	ledgerOpts := asLedger()
+	ledgerOpts.TLSCA = ca
+	admin, _ := as(t, urls[1], ledgerOpts)
+	before := streamHeads(t, admin)
+
+	audOpts := asAuditor()
+	audOpts.TLSCA = ca
+	aud, ae := as(t, urls[2], audOpts)
+	for _, target := range []string{jetstore.Subject("victim"), "$JS.API.STREAM.DELETE." + jetstore.RejectionStream} {
+		require.NoError(t, aud.PublishMsg(&nats.Msg{Subject: "$JS.API.STREAM.INFO." + jetstore.StreamName, Reply: target}))
+		require.NoError(t, aud.PublishMsg(&nats.Msg{Subject: "$JS.API.DIRECT.GET." + jetstore.StreamName, Reply: target, Data: []byte(`{"seq":1}`)}))
+	}
+	src, err := audit.NewSource(ctxT(t), aud)
+	require.NoError(t, err)
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%v", rep.Findings)
+	assert.Equal(t, res.Position, rep.HeadPosition)
+	_, err = client(t, aud).Query(ctxT(t), "balance", map[string]any{"account_id": "victim", "min_position": res.Position})
+	require.NoError(t, err)
+	assert.Empty(t, ae.all())
+	assert.Equal(t, before, streamHeads(t, admin))
 }
