@@ -72,7 +72,7 @@ func (g *replyGuard) inInboxes(reply string) bool {
 		return false
 	}
 	first, rest, ok := strings.Cut(reply, ".")
-	return ok && rest != "" && (first == "_INBOX" || strings.HasPrefix(first, authz.InboxPrefixBase)) &&
+	return ok && rest != "" && (first == "_INBOX" || strings.HasPrefix(first, authz.InboxPrefixBase) || first == authz.ImportReplyPrefix) &&
 		!strings.ContainsAny(reply, "*>")
 }
 

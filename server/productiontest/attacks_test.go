@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/audit"
+	commandservice "github.com/creditledger/creditledger/commands/service"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/natsconn"
@@ -449,4 +450,38 @@ func TestAuditAccountKeepsTheLedgersData(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, rep.OK, "%v", rep.Findings)
 	assert.Equal(t, res.Position, rep.HeadPosition)
+}
+
+// TestOwnerSubjectsAreInternal: a node passes a command to the owner of its account's partition
+// on ledger.owner.<partition>.<command>, answered only into the responders' inbox. No client role
+// may publish there (it would bypass the public endpoint's reply check), and a request there
+// from the ledger identity, whose replies are not the responder's, is ignored: nothing decided.
+func TestOwnerSubjectsAreInternal(t *testing.T) {
+	t.Parallel()
+	srv, acc, admin := attackLedger(t)
+	before := streamHeads(t, admin)
+	cmd := func(id string) []byte {
+		return []byte(`{"command_id":"` + id + `","account_id":"victim","license_id":"L-` + id + `","source":"sales","credits":"5"}`)
+	}
+	subjects := []string{}
+	for p := 0; p < 4; p++ {
+		subjects = append(subjects, commandservice.OwnerSubject(p, "purchase_license"))
+	}
+	for role, o := range map[string]natsconn.Options{"service": asService(acc), "dashboard": asDashboard(), "auditor": asAuditor()} {
+		nc, ae := as(t, srv.ClientURL(), o)
+		for _, subj := range subjects {
+			require.NoError(t, nc.PublishMsg(&nats.Msg{Subject: subj, Reply: nc.NewRespInbox(), Data: cmd(role + subj)}))
+			ae.requireViolation(t, "Publish", subj)
+		}
+	}
+	for _, subj := range subjects {
+		_, err := admin.Request(subj, cmd("ledger"+subj), refusedWait)
+		require.Error(t, err, "the owner answers only another node's forwarder")
+	}
+	svc, _ := as(t, srv.ClientURL(), asService(acc))
+	res, err := client(t, svc).PurchaseLicense(ctxT(t), purchase("o-1", "victim", "L-o", "10"))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), res.Version, "no forwarded command was decided before")
+	before[jetstore.StreamName]++
+	assert.Equal(t, before, streamHeads(t, admin))
 }
