@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
@@ -190,6 +191,11 @@ func TestShippedConfigsLoad(t *testing.T) {
 		names := []string{}
 		for _, a := range accounts {
 			names = append(names, a.Name)
+			if a.Name == "$G" { // an auditor's direct gets do not hold routes back for minutes
+				d, err := a.ServiceExportResponseThreshold("$JS.API.DIRECT.GET.LEDGER")
+				require.NoError(t, err, path)
+				assert.Equal(t, 10*time.Second, d, path)
+			}
 		}
 		assert.ElementsMatch(t, []string{"$G", authz.AuditAccount}, names, path)
 	}

@@ -187,9 +187,11 @@ const ImportReplyPrefix = "_R_"
 // them. Direct gets answer with a batch of messages, so their exports stream responses.
 func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	type export struct {
-		Service  string   `json:"service"`
-		Response string   `json:"response_type,omitempty"`
-		Accounts []string `json:"accounts"`
+		Service  string `json:"service"`
+		Response string `json:"response_type,omitempty"`
+		// Threshold bounds how long the server keeps the route back for a request's answers.
+		Threshold string   `json:"response_threshold,omitempty"`
+		Accounts  []string `json:"accounts"`
 	}
 	type importFrom struct {
 		Account string `json:"account"`
@@ -201,7 +203,14 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	var exports []export
 	var imports []imp
 	add := func(subject, response string) {
-		exports = append(exports, export{Service: subject, Response: response, Accounts: []string{AuditAccount}})
+		e := export{Service: subject, Response: response, Accounts: []string{AuditAccount}}
+		if response == "stream" {
+			// A stream of answers keeps its route back until the threshold, however fast the
+			// answers came (the server's default: 2 minutes): a direct get is answered at once, so
+			// a short one keeps an auditor's many reads from piling up routes in the server.
+			e.Threshold = directGetAnswerWindow
+		}
+		exports = append(exports, e)
 		imports = append(imports, imp{Service: importFrom{Account: ledgerAccountDraft, Subject: subject}})
 	}
 	add(subjQueries, "")
@@ -242,6 +251,9 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	}
 	return o.Accounts, nil
 }
+
+// directGetAnswerWindow is how long an auditor's direct get may take to be answered in full.
+const directGetAnswerWindow = "10s"
 
 // ledgerAccountDraft names the global account in the configuration ServerAccounts parses.
 const ledgerAccountDraft = "CREDITLEDGER_LEDGER"
