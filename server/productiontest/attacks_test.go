@@ -337,8 +337,8 @@ func TestExternalDeploymentResponder(t *testing.T) {
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		NoLog: true, NoSigs: true, Users: []*natsserver.User{
 			{Username: "ledger", Password: "l", Permissions: perm([]string{">"}, []string{"_INBOX_ledger.>"})},
-			{Username: "answers", Password: "a", Permissions: perm([]string{"_INBOX_client.>"},
-				[]string{"ledger.cmd.>", "ledger.query.>", "ledger.audit.>", "$SRV.>"})},
+			{Username: "answers", Password: "a", Permissions: perm([]string{"_INBOX_client.>", "ledger.owner.>"}, // as SECURITY.md says
+				[]string{"ledger.cmd.>", "ledger.query.>", "ledger.audit.>", "$SRV.>", "ledger.owner.>", "_INBOX_answers.>"})},
 			{Username: "client", Password: "c", Permissions: perm([]string{"ledger.>", "$SRV.>"}, []string{"_INBOX_client.>"})},
 		}})
 	require.NoError(t, err)
