@@ -420,7 +420,8 @@ func balanceOf(t *testing.T, base, account string, minPos uint64) balanceAnswer 
 // works across a cluster: an auditor on one node verifies what the service wrote through
 // another, and its reads' answers still cannot reach the replicated streams.
 func TestSecuredClusterAuditor(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a second three-node cluster beside TestThreeNodeCluster's, on a small machine
+	// under -race, slowed that one past its deadlines.
 	acc := writeAccess(t)
 	nodes, urls := startCluster(t, func(c *server.Config) { c.Auth = acc.Config; c.HTTPListen = "" })
 	ca := nodes[0].cfg.TLS.CA
