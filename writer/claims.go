@@ -21,30 +21,34 @@ type IDClaims interface {
 	Claim(ctx context.Context, id, accountID string) (holder string, err error)
 }
 
-// claimIDs reserves every unique id the payloads create, before they are appended. An id the
-// account already owns in memory needs no round trip. A reservation is never released: if the
-// append then fails for good, the id stays with the account that tried, which may buy it again;
-// another account gets already_exists. That errs on the side of never letting two accounts
-// hold one id.
-func (w *Writer) claimIDs(ctx context.Context, accountID string, payloads []events.Payload) error {
+// claimIDs checks every unique id the payloads create against the claims store before they are
+// appended. An id the account already owns in memory needs no round trip, nor does one whose
+// holder a claim has already told (a reservation is never released: if the append then fails
+// for good, the id stays with the account that tried, which may buy it again; another account
+// gets already_exists, which errs on the side of never letting two accounts hold one id). The
+// others are claimed beside the loop (claimBeside) and r is decided again afterwards: errHeld.
+func (w *Writer) claimIDs(r *Request, payloads []events.Payload) error {
 	if w.opts.Claims == nil || (w.opts.Owner != nil && w.opts.Owner.OwnsEverything()) {
 		return nil // a cluster of one: the owner index knows every id (a round trip saved)
 	}
+	var unknown []string
 	for _, p := range payloads {
 		for _, id := range createdIDs(p) {
-			if w.owners[id] == accountID {
+			if w.owners[id] == r.AccountID {
 				continue
 			}
-			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
-			holder, err := w.opts.Claims.Claim(cctx, id, accountID)
-			cancel()
-			if err != nil {
-				return ledger.Reject(ledger.CodeUnavailable, "reserving %s: %v; retry with the same command_id", id, err)
-			}
-			if holder != accountID {
-				return ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", id)
+			holder, ok := w.claimed[id]
+			switch {
+			case !ok:
+				unknown = append(unknown, id)
+			case holder != r.AccountID:
+				return ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", displayID(id))
 			}
 		}
+	}
+	if len(unknown) > 0 {
+		w.claimBeside(r, unknown)
+		return errHeld
 	}
 	return nil
 }

@@ -18,8 +18,8 @@ import (
 //     first event and its number of events (compactEntry): 16 bytes a command instead of about
 //     250, and a snapshot section that restores at memory speed instead of decoding a million
 //     records. A retry of such a command reads its events back from the stream (a direct get
-//     per event, about a millisecond each, on the writer goroutine: most commands have one to
-//     three events, and readBackTimeout bounds the rest), which also confirms the command_id:
+//     per event, about a millisecond each, beside the writer goroutine (beside.go): most commands
+//     have one to three events, and readBackTimeout bounds the rest), which also confirms the command_id:
 //     a hash collision is found there and treated as a miss.
 //
 // Every snapshot (and the end of a load) moves the full records into the compact form; a
@@ -58,32 +58,29 @@ func commandKey(id string) uint64 {
 	return h
 }
 
-// recorded returns the idempotency record of an accepted command, or nil if there is none.
-func (w *Writer) recorded(ctx context.Context, id string) (*commandRecord, error) {
+// accepted looks up the idempotency record of an accepted command: the full record when it is
+// in memory, else its compact entry (compact true), whose reply must be read back from the stream
+// (readBack, beside the loop). notCompacted skips the compact form (a read-back found the entry
+// to be another command's).
+func (w *Writer) accepted(id string, notCompacted bool) (rec *commandRecord, entry uint64, compact bool) {
 	if rec, ok := w.commands[id]; ok {
-		return rec, nil
+		return rec, 0, false
 	}
-	entry, ok := w.compacted[commandKey(id)]
-	if !ok {
-		return nil, nil
+	if notCompacted {
+		return nil, 0, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, readBackTimeout)
-	defer cancel()
-	pos, n := splitEntry(entry)
-	rec, err := w.readRecord(ctx, id, pos, n)
-	if err != nil {
-		return nil, ledger.Reject(ledger.CodeUnavailable, "command_id %s: its earlier outcome could not be read back: %v", id, err)
-	}
-	return rec, nil
+	entry, compact = w.compacted[commandKey(id)]
+	return nil, entry, compact
 }
 
 // readRecord rebuilds a command's record from its n events, starting at the position of its
-// first; nil when that event belongs to another command (a hash collision).
-func (w *Writer) readRecord(ctx context.Context, id string, pos uint64, n int) (*commandRecord, error) {
+// first; nil when that event belongs to another command (a hash collision). It touches no writer
+// state: it runs beside the writer goroutine.
+func readRecord(ctx context.Context, store ledger.Store, id string, pos uint64, n int) (*commandRecord, error) {
 	var rec *commandRecord
 	for i := range n {
 		p := pos + uint64(i)
-		r, err := w.opts.Store.ReadAt(ctx, p)
+		r, err := store.ReadAt(ctx, p)
 		if err != nil {
 			return nil, err
 		}
@@ -102,9 +99,6 @@ func (w *Writer) readRecord(ctx context.Context, id string, pos uint64, n int) (
 		}
 		rec.result.Version, rec.result.Position = ev.Version, p
 		rec.result.Events = append(rec.result.Events, EventRef{Type: ev.Type, Version: ev.Version, Position: p})
-	}
-	if rec != nil {
-		w.stats.readBack.Add(1)
 	}
 	return rec, nil
 }

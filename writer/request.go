@@ -23,6 +23,9 @@ type Request struct {
 	internal bool
 	// barrier, when set, is closed once no append is in flight (Writer.Barrier).
 	barrier chan struct{}
+	// notCompacted skips the compact idempotency form: a read-back found its entry to be
+	// another command's (a hash collision), so the command is decided.
+	notCompacted bool
 }
 
 // EventRef names one appended event in a reply; the wire type lives in api, which the command

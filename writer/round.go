@@ -72,14 +72,17 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			next = append(next, r)
 			continue
 		}
+		if w.awaitFresh(r, r.AccountID) {
+			continue // held by the account's re-read (beside.go); back when it is fresh
+		}
 		if !r.internal {
-			rec, err := w.recorded(ctx, r.CommandID)
-			if err != nil {
-				w.reject(r, asError(err))
-				continue
-			}
+			rec, entry, compact := w.accepted(r.CommandID, r.notCompacted)
 			if rec != nil {
 				w.replyRecorded(r, rec)
+				continue
+			}
+			if compact {
+				w.replayCompacted(r, entry) // read back beside the loop
 				continue
 			}
 			if rec, ok := w.rejections[r.CommandID]; ok {
@@ -97,6 +100,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			if errors.Is(err, errDefer) {
 				next = append(next, r)
 				continue
+			}
+			if errors.Is(err, errHeld) {
+				continue // side work holds it (beside.go)
 			}
 			if le := asError(err); w.opts.Rejections != nil && rememberable(r, le) {
 				// Written to the rejection log with this round's append; answered after.
@@ -159,36 +165,26 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 	}()
 	// The linger after this append waits for the clients it answers (not the expiry processor's
 	// requests), and not at all after a failed append (recover retries those at once).
-	w.answered, w.answeredAt, w.lastAppend = 0, time.Now(), d.took
+	w.last = lastAppend{at: time.Now(), took: d.took}
 	if d.err == nil {
 		for _, p := range d.plans {
 			if !p.req.internal {
-				w.answered++
+				w.last.answered++
 			}
 		}
-		w.answered += len(d.rejects)
+		w.last.answered += len(d.rejects)
 	}
 	w.finishRejections(d)
 	if len(d.plans) == 0 {
 		return nil
 	}
-	for _, p := range d.plans {
-		delete(w.busyAccounts, p.req.AccountID)
-		delete(w.busyCommands, p.req.CommandID)
-		w.releaseSubscriptions(p) // hook (subscriptions.go)
-		for _, pl := range p.payloads {
-			for _, id := range createdIDs(pl) {
-				if w.reserved[id] == p.req.AccountID {
-					delete(w.reserved, id)
-				}
-			}
-		}
-	}
 	if d.err != nil {
+		// Its accounts stay busy while recoverBeside finds out which of them conflicted.
 		w.stats.failed.Add(1)
-		w.stats.retried.Add(uint64(len(d.plans)))
-		return w.recover(ctx, d.plans, d.err)
+		w.recoverBeside(d.plans, d.err)
+		return nil
 	}
+	w.release(d.plans)
 	// The head moves before the replies go out, so a client that reads it after its reply sees
 	// its own append.
 	if last := d.positions[len(d.positions)-1]; last > w.head.Load() {
@@ -200,6 +196,22 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 	return nil
 }
 
+// release ends what an append held: its accounts, command ids and unique-id reservations.
+func (w *Writer) release(plans []planned) {
+	for _, p := range plans {
+		delete(w.busyAccounts, p.req.AccountID)
+		delete(w.busyCommands, p.req.CommandID)
+		w.releaseSubscriptions(p) // hook (subscriptions.go)
+		for _, pl := range p.payloads {
+			for _, id := range createdIDs(pl) {
+				if w.reserved[id] == p.req.AccountID {
+					delete(w.reserved, id)
+				}
+			}
+		}
+	}
+}
+
 var errDefer = errors.New("defer to next round")
 
 // reloadTimeout bounds re-reading one account from the store.
@@ -207,10 +219,7 @@ const reloadTimeout = 30 * time.Second
 
 // plan decides one request and seals its events; nil, nil means it was answered already.
 func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int) (*planned, error) {
-	if done, err := w.rereadReplay(ctx, r); done || err != nil {
-		return nil, err
-	}
-	acct, isNew, err := w.account(ctx, r.AccountID)
+	acct, isNew, err := w.account(r.AccountID)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +254,7 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 			}
 		}
 	}
-	if err := w.claimIDs(ctx, r.AccountID, payloads); err != nil { // cross-process uniqueness: cluster.go
+	if err := w.claimIDs(r, payloads); err != nil { // cross-process uniqueness: cluster.go
 		return nil, err
 	}
 	for _, p := range payloads {
@@ -302,36 +311,15 @@ func (w *Writer) assignItemID(r *Request, a ledger.Account) {
 	}
 }
 
-// rereadReplay re-reads the requester's account when a failed or uncertain append left it stale:
-// the re-read can reveal that this very command was appended after all (an uncertain append, or
-// another node's writer), and then it is answered as a replay (done). launch has already looked
-// the command up; only a re-read can change the answer, so a fresh account costs nothing here.
-func (w *Writer) rereadReplay(ctx context.Context, r *Request) (done bool, err error) {
-	if a, ok := w.accounts[r.AccountID]; r.internal || !ok || !a.stale {
-		return false, nil
-	}
-	if _, _, err := w.account(ctx, r.AccountID); err != nil {
-		return false, err
-	}
-	rec, err := w.recorded(ctx, r.CommandID)
-	if err != nil || rec == nil {
-		return false, err
-	}
-	w.replyRecorded(r, rec)
-	return true, nil
-}
-
-// account returns the in-memory account, re-reading it from the store when it is stale.
-func (w *Writer) account(ctx context.Context, id string) (*account, bool, error) {
+// account returns the in-memory account. A stale one is never re-read here, on the writer
+// goroutine: the request waits for its re-read beside the loop (awaitFresh) before it is planned.
+func (w *Writer) account(id string) (*account, bool, error) {
 	a, ok := w.accounts[id]
 	if !ok {
 		return &account{state: ledger.NewAccount(id)}, true, nil
 	}
 	if a.stale {
-		if err := w.reload(ctx, id); err != nil {
-			return nil, false, ledger.Reject(ledger.CodeUnavailable, "account %s could not be read: %v", id, err)
-		}
-		a = w.accounts[id]
+		return nil, false, errDefer // not reached: launch and planLink wait for the re-read first
 	}
 	if a.broken != nil {
 		return nil, false, a.broken.refusal(id)
@@ -339,10 +327,9 @@ func (w *Writer) account(ctx context.Context, id string) (*account, bool, error)
 	return a, false, nil
 }
 
-// reload replaces an account's state with what the store holds.
+// reload replaces an account's state with what the store holds, on the writer goroutine: only
+// before a snapshot (freshenStale), which waits for nothing else. Commands re-read beside it.
 func (w *Writer) reload(ctx context.Context, id string) error {
-	// Bounded: it runs on the writer goroutine, whose context has no deadline (appends must
-	// finish at shutdown), and a stalled read would hold up every command.
 	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 	defer cancel()
 	recs, err := w.opts.Store.ReadAccount(ctx, id)
@@ -369,34 +356,40 @@ func (w *Writer) replaceAccount(id string, recs []ledger.Record) {
 	w.schedule(id, w.accounts[id])
 }
 
-// recover handles a refused or uncertain append: accounts whose head moved are re-read (which
-// also picks up our own events if the append did land), and every request is tried again, a
-// bounded number of times.
-func (w *Writer) recover(ctx context.Context, plans []planned, cause error) []*Request {
-	w.opts.Log.Warn().Err(cause).Int("commands", len(plans)).Msg("append failed; re-deciding")
+// recover handles a refused or uncertain append once recoverBeside knows which accounts moved:
+// those are re-read before their next command (which also picks up our own events if the append
+// did land). A conflict charges a retry only to the commands on the accounts that moved (with a
+// subscription move, either of its two); the others are put back as they were. A store failure
+// (or a conflict on no account we can see) charges every command: the bound on attempts is what
+// ends a store that keeps failing.
+func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []*Request {
+	w.stats.retried.Add(uint64(len(plans)))
+	charged := make(map[string]bool, len(plans)) // command ids
+	for _, p := range plans {
+		if !moved[p.req.AccountID] {
+			continue
+		}
+		charged[p.req.CommandID] = true
+		if a, ok := w.accounts[p.req.AccountID]; ok {
+			a.stale = true
+		} else {
+			w.accounts[p.req.AccountID] = &account{state: ledger.NewAccount(p.req.AccountID), stale: true}
+		}
+	}
+	chargeAll := !errors.Is(cause, ledger.ErrConflict) || len(charged) == 0
 	retry := make([]*Request, 0, len(plans))
 	for _, p := range plans {
-		head, err := w.opts.Store.AccountHead(ctx, p.req.AccountID)
-		if err != nil || head != p.acct.head {
-			if a, ok := w.accounts[p.req.AccountID]; ok {
-				a.stale = true
-			} else if err != nil || head != 0 {
-				w.accounts[p.req.AccountID] = &account{state: ledger.NewAccount(p.req.AccountID), stale: true}
-			}
-		}
 		if isMoveSide(p.req) { // hook (subscriptions.go): re-planned with the link that caused it
 			continue
 		}
-		p.req.attempts++
-		if p.req.attempts >= w.opts.MaxAttempts {
-			w.reject(p.req, ledger.Reject(ledger.CodeUnavailable, "event store did not accept the append after %d attempts: %v", p.req.attempts, cause))
-			continue
+		if chargeAll || charged[p.req.CommandID] {
+			p.req.attempts++
+			if p.req.attempts >= w.opts.MaxAttempts {
+				w.reject(p.req, ledger.Reject(ledger.CodeUnavailable, "event store did not accept the append after %d attempts: %v", p.req.attempts, cause))
+				continue
+			}
 		}
 		retry = append(retry, p.req)
-	}
-	if !errors.Is(cause, ledger.ErrConflict) {
-		// The store itself is failing: pause briefly (bounded by attempts) instead of spinning.
-		time.Sleep(50 * time.Millisecond)
 	}
 	return retry
 }

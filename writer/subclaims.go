@@ -69,7 +69,7 @@ func (w *Writer) claimedHolder(ctx context.Context, r *Request, id string) (stri
 			hint = w.foreignSubs[id]
 		}
 	}
-	holds, err := w.holdsSubscription(cctx, hint, id)
+	holds, err := w.holdsSubscription(cctx, r, hint, id)
 	if err != nil || holds {
 		return hint, c, err
 	}
@@ -77,7 +77,7 @@ func (w *Writer) claimedHolder(ctx context.Context, r *Request, id string) (stri
 		return "", c, ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
 	}
 	if c.Previous != "" {
-		if holds, err := w.holdsSubscription(cctx, c.Previous, id); err != nil || holds {
+		if holds, err := w.holdsSubscription(cctx, r, c.Previous, id); err != nil || holds {
 			return c.Previous, c, err
 		}
 	}
@@ -85,9 +85,9 @@ func (w *Writer) claimedHolder(ctx context.Context, r *Request, id string) (stri
 }
 
 // holdsSubscription reports whether the account holds the subscription: from memory when this
-// writer writes it, else from its events read back (and kept, as a foreign account, for the
-// move's planning).
-func (w *Writer) holdsSubscription(ctx context.Context, accountID, id string) (bool, error) {
+// writer writes it (a stale one is re-read beside the loop first, with r held: errHeld), else
+// from its events read back (and kept, as a foreign account, for the move's planning).
+func (w *Writer) holdsSubscription(ctx context.Context, r *Request, accountID, id string) (bool, error) {
 	if accountID == "" {
 		return false, nil
 	}
@@ -95,8 +95,10 @@ func (w *Writer) holdsSubscription(ctx context.Context, accountID, id string) (b
 		if err := w.loadForeign(ctx, accountID); err != nil {
 			return false, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", accountID, err)
 		}
+	} else if w.awaitFresh(r, accountID) {
+		return false, errHeld
 	}
-	a, _, err := w.account(ctx, accountID)
+	a, _, err := w.account(accountID)
 	if err != nil {
 		return false, err
 	}

@@ -42,7 +42,9 @@ func (w *Writer) planGroup(ctx context.Context, r *Request, now time.Time, queue
 	}
 	var dup *ledger.DuplicateUsage
 	if errors.As(err, &dup) {
-		w.replayUsage(ctx, r, dup)
+		if w.replayUsage(r, dup) {
+			return nil, errHeld
+		}
 		return nil, nil
 	}
 	if err != nil || p == nil {
@@ -59,12 +61,10 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 	if to, ok := w.reserved[key]; ok && to != r.AccountID {
 		return nil, errDefer
 	}
-	// A stale requester is re-read first: an uncertain append of this very link may have landed
-	// (then it is a replay), and its events say who holds the subscription now; planning the
-	// former holder's side from the owner index would fail on a move that already happened.
-	if done, err := w.rereadReplay(ctx, r); done || err != nil {
-		return nil, err
-	}
+	// A stale requester was re-read before its idempotency check (launch): an uncertain append of
+	// this very link may have landed (then it is a replay), and its events say who holds the
+	// subscription now; planning the former holder's side from the owner index would fail on a
+	// move that already happened. A stale holder is re-read here, beside the loop, likewise.
 	holder := w.owners[key]
 	var claim SubscriptionClaim
 	if w.opts.Subscriptions != nil { // other nodes write other partitions: subclaims.go
@@ -86,6 +86,9 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 			// The holder is in a partition another node writes (or one that is moving): a move
 			// across partitions is not supported yet (docs/OPERATIONS.md, known limitations).
 			return nil, ledger.Reject(ledger.CodeUnavailable, "subscription %s is held by account %s, which another node writes; unlink it there first", link.SubscriptionID, holder)
+		}
+		if w.awaitFresh(r, holder) {
+			return nil, errHeld
 		}
 		side := &Request{
 			internal: true, AccountID: holder, CommandID: r.CommandID, CorrelationID: r.CorrelationID, BodyHash: r.BodyHash,
@@ -191,17 +194,31 @@ func subscriptionOwned(a ledger.Account) []string {
 	return []string{subscriptionKey(a.Subscription.ID)}
 }
 
-// replayUsage answers a repeated usage with the reply of the command that recorded it.
-func (w *Writer) replayUsage(ctx context.Context, r *Request, dup *ledger.DuplicateUsage) {
+// replayUsage answers a repeated usage with the reply of the command that recorded it. When that
+// command's record is compacted it is read back beside the loop, and true says r is held until
+// then.
+func (w *Writer) replayUsage(r *Request, dup *ledger.DuplicateUsage) (held bool) {
 	rec := dup.Record
 	res := Result{
 		AccountID: r.AccountID, Version: rec.Version, Position: rec.Position,
 		Events: []EventRef{{Type: events.TypeUsageRecorded, Version: rec.Version, Position: rec.Position}},
 	}
-	if first, err := w.recorded(ctx, rec.CommandID); err == nil && first != nil && first.accountID == r.AccountID {
-		res = first.result // the whole first reply (it may have brought renewals up to date too)
+	reply := func(first *commandRecord) {
+		if first != nil && first.accountID == r.AccountID {
+			res = first.result // the whole first reply (it may have brought renewals up to date too)
+		}
+		res.Replayed = true
+		w.stats.replayed.Add(1)
+		w.reply(r, res)
 	}
-	res.Replayed = true
-	w.stats.replayed.Add(1)
-	w.reply(r, res)
+	first, entry, compact := w.accepted(rec.CommandID, false)
+	if !compact {
+		reply(first)
+		return false
+	}
+	w.readBack(rec.CommandID, entry, func(first *commandRecord, _ error) []*Request {
+		reply(first) // on an error, the usage's own event is the reply
+		return nil
+	})
+	return true
 }

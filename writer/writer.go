@@ -164,11 +164,14 @@ type Writer struct {
 	redecided uint64
 	// due schedules the expiry processor (due.go).
 	due dueHeap
-	// answered, answeredAt and lastAppend describe the last finished append: how many client
-	// requests it answered, when, and how long it took (the linger that follows it).
-	answered   int
-	answeredAt time.Time
-	lastAppend time.Duration
+	// side runs the store calls beside the loop (side.go, beside.go); loads are the re-reads of
+	// stale accounts in flight, and claimed the holders the claims store has told of.
+	side    *sideWork
+	loads   map[string]*accountLoad
+	claimed map[string]string
+	// batching decides when rounds start (batching.go), from last among others.
+	batching batching
+	last     lastAppend
 	// foreignSubs maps a subscription to the account of another partition that held it at load
 	// (a hint for a store from before subscription claims; subclaims.go).
 	foreignSubs map[string]string
@@ -239,6 +242,10 @@ func New(o Options) (*Writer, error) {
 		busyCommands: map[string]bool{},
 		reserved:     map[string]string{},
 		acks:         make(chan appendDone, o.MaxInflight),
+		side:         newSideWork(),
+		batching:     batching{linger: o.Linger, maxInflight: o.MaxInflight, pipelineMin: o.PipelineMin},
+		loads:        map[string]*accountLoad{},
+		claimed:      map[string]string{},
 	}, nil
 }
 
@@ -484,16 +491,17 @@ func (w *Writer) Run(ctx context.Context) {
 	var carry []*Request
 	for {
 		snapshotDue := w.opts.Snapshots != nil && w.head.Load()-w.snapHead >= w.opts.SnapshotEvery
-		if snapshotDue && w.inflight == 0 {
+		if snapshotDue && w.inflight == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
 		}
 		before, redecided := len(carry), w.redecided
 		launched := false
-		wait := w.lingering(len(carry))
+		start, wait := w.batching.next(roundInputs{now: time.Now(), waiting: len(carry), inflight: w.inflight,
+			snapshotDue: snapshotDue, last: w.last})
 		if wait > 0 {
 			linger.Reset(wait)
-		} else if !snapshotDue && len(carry) > 0 && w.inflight < w.opts.MaxInflight && (w.inflight == 0 || len(carry) >= w.opts.PipelineMin) {
+		} else if start {
 			n := w.inflight
 			carry = w.launch(appendCtx, carry)
 			launched = w.inflight > n
@@ -505,6 +513,10 @@ func (w *Writer) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			for w.inflight > 0 {
 				carry = append(w.finish(appendCtx, <-w.acks), carry...)
+			}
+			w.side.stop() // the side work still running ends soon; its requests are answered below
+			for w.side.busy() {
+				carry = append(carry, w.side.finished(<-w.side.done)...)
 			}
 			w.shutdown(carry)
 			if w.head.Load() > w.snapHead || w.rejectedSinceSnap > 0 {
@@ -521,26 +533,13 @@ func (w *Writer) Run(ctx context.Context) {
 		case <-linger.C:
 		case d := <-w.acks:
 			carry = append(w.finish(appendCtx, d), carry...)
+		case apply := <-w.side.done:
+			carry = append(w.side.finished(apply), carry...)
 		case r := <-w.queue:
 			carry = append(carry, r)
 		}
 		carry = w.gather(appendCtx, carry)
 	}
-}
-
-// lingering says how much longer to hold back the next round: while fewer requests are waiting
-// than the last append answered, for at most Linger and half the last append's time after it
-// (so a round grows by at most half, and a fast store is barely held back); 0 means go now.
-func (w *Writer) lingering(waiting int) time.Duration {
-	if w.opts.Linger < 0 || waiting == 0 || waiting >= min(w.answered, lingerEnough) || w.inflight > 0 {
-		return 0
-	}
-	left := min(w.opts.Linger, w.lastAppend/2) - time.Since(w.answeredAt)
-	if left <= 0 {
-		w.answered = 0
-		return 0
-	}
-	return left
 }
 
 // gather takes whatever is already waiting, without blocking: finished appends first, then
@@ -550,6 +549,9 @@ func (w *Writer) gather(ctx context.Context, carry []*Request) []*Request {
 		select {
 		case d := <-w.acks:
 			carry = append(w.finish(ctx, d), carry...)
+			continue
+		case apply := <-w.side.done:
+			carry = append(w.side.finished(apply), carry...)
 			continue
 		default:
 		}

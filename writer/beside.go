@@ -1,0 +1,185 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// The writer's store calls, run beside its goroutine (side.go): re-reading a stale account,
+// reading an old command's reply back, claiming unique ids, and finding out which accounts a
+// failed append conflicted on. Each holds the requests that need its answer; the loop applies
+// the answer and puts them back.
+
+// errHeld says a request was handed to side work: it is neither answered nor deferred, and the
+// side job puts it back when its answer is in.
+var errHeld = errors.New("held by side work")
+
+// storeFailurePause is how long the commands of an append the store failed (not a conflict) wait
+// before they are decided again, so a failing store is not hammered; the others go on meanwhile.
+const storeFailurePause = 50 * time.Millisecond
+
+// maxHeadProbes bounds the head reads one recovery makes at once.
+const maxHeadProbes = 16
+
+// accountLoad is one re-read of a stale account in flight; the requests on the account wait in
+// it, in their order.
+type accountLoad struct {
+	waiters []*Request
+}
+
+// awaitFresh hands r to the re-read of account id when the account is stale (starting it if
+// none is in flight) and reports true; it reports false when the account can be used as it is.
+func (w *Writer) awaitFresh(r *Request, id string) bool {
+	if l := w.loads[id]; l != nil {
+		l.waiters = append(l.waiters, r)
+		return true
+	}
+	if a, ok := w.accounts[id]; !ok || !a.stale {
+		return false
+	}
+	l := &accountLoad{waiters: []*Request{r}}
+	w.loads[id] = l
+	store := w.opts.Store
+	w.side.start(func(ctx context.Context) func() []*Request {
+		ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+		defer cancel()
+		recs, err := store.ReadAccount(ctx, id)
+		return func() []*Request {
+			delete(w.loads, id)
+			if err != nil {
+				for _, q := range l.waiters {
+					w.reject(q, ledger.Reject(ledger.CodeUnavailable, "account %s could not be read: %v", id, err))
+				}
+				return nil
+			}
+			w.replaceAccount(id, recs)
+			return l.waiters
+		}
+	})
+	return true
+}
+
+// readBack reads an old command's reply back from the stream beside the loop (entry is its
+// compact idempotency entry) and calls then with the record (nil on a hash collision) or the
+// error, on the writer goroutine.
+func (w *Writer) readBack(id string, entry uint64, then func(*commandRecord, error) []*Request) {
+	store := w.opts.Store
+	w.side.start(func(ctx context.Context) func() []*Request {
+		ctx, cancel := context.WithTimeout(ctx, readBackTimeout)
+		defer cancel()
+		pos, n := splitEntry(entry)
+		rec, err := readRecord(ctx, store, id, pos, n)
+		return func() []*Request {
+			if rec != nil {
+				w.stats.readBack.Add(1)
+			}
+			return then(rec, err)
+		}
+	})
+}
+
+// replayCompacted answers r from its compacted record, read back beside the loop; a hash
+// collision (the entry is another command's) puts r back to be decided.
+func (w *Writer) replayCompacted(r *Request, entry uint64) {
+	w.readBack(r.CommandID, entry, func(rec *commandRecord, err error) []*Request {
+		switch {
+		case err != nil:
+			w.reject(r, ledger.Reject(ledger.CodeUnavailable, "command_id %s: its earlier outcome could not be read back: %v", r.CommandID, err))
+		case rec == nil:
+			r.notCompacted = true
+			return []*Request{r}
+		default:
+			w.replyRecorded(r, rec)
+		}
+		return nil
+	})
+}
+
+// claimBeside claims ids for r's account in the shared claims store beside the loop; their
+// holders are remembered (a claim is never released) and r is decided again with them known.
+func (w *Writer) claimBeside(r *Request, ids []string) {
+	claims, acct := w.opts.Claims, r.AccountID
+	w.side.start(func(ctx context.Context) func() []*Request {
+		holders := make([]string, len(ids))
+		var err error
+		for i, id := range ids {
+			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+			holders[i], err = claims.Claim(cctx, id, acct)
+			cancel()
+			if err != nil {
+				err = ledger.Reject(ledger.CodeUnavailable, "reserving %s: %v; retry with the same command_id", displayID(id), err)
+				break
+			}
+		}
+		return func() []*Request {
+			if err != nil {
+				w.reject(r, asError(err))
+				return nil
+			}
+			for i, id := range ids {
+				w.claimed[id] = holders[i]
+			}
+			return []*Request{r}
+		}
+	})
+}
+
+// recoverBeside finds out, beside the loop, which accounts of a failed append moved (or could
+// not be read), pauses after a store failure, and then hands the plans to recover. Their
+// accounts and commands stay busy until then; every other account goes on.
+func (w *Writer) recoverBeside(plans []planned, cause error) {
+	w.opts.Log.Warn().Err(cause).Int("commands", len(plans)).Msg("append failed; re-deciding")
+	expected := make(map[string]uint64, len(plans))
+	for _, p := range plans {
+		expected[p.req.AccountID] = p.acct.head
+	}
+	store := w.opts.Store
+	w.side.start(func(ctx context.Context) func() []*Request {
+		moved := headsMoved(ctx, store, expected)
+		if !errors.Is(cause, ledger.ErrConflict) {
+			t := time.NewTimer(storeFailurePause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		return func() []*Request {
+			w.release(plans)
+			return w.recover(plans, moved, cause)
+		}
+	})
+}
+
+// headsMoved reads the heads of the accounts (at most maxHeadProbes at once) and returns those
+// whose head is not the expected one, or could not be read.
+func headsMoved(ctx context.Context, store ledger.Store, expected map[string]uint64) map[string]bool {
+	moved := make(map[string]bool)
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxHeadProbes)
+	)
+	for id, want := range expected {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+			defer cancel()
+			head, err := store.AccountHead(cctx, id)
+			if err != nil || head != want {
+				mu.Lock()
+				moved[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return moved
+}
