@@ -9,21 +9,66 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// Idempotency records of accepted commands, in two forms:
+// idempotency is what the writer remembers of the commands it answered, so a retry with the same
+// command_id gets the first answer: one lookup says whether the id was accepted or rejected.
 //
-//   - w.commands holds full records (account, body hash, result) of the commands accepted or
+// Accepted commands are remembered in two forms:
+//
+//   - accepted holds full records (account, body hash, result) of the commands accepted or
 //     replayed since the last snapshot: a retry of a recent command, the usual case (a reply
 //     lost in transit), is answered from memory.
-//   - w.compacted maps a 64-bit hash of each older command_id to the stream position of its
-//     first event and its number of events (compactEntry): 16 bytes a command instead of about
-//     250, and a snapshot section that restores at memory speed instead of decoding a million
+//   - compacted maps a 64-bit hash of each older command_id to the stream position of its first
+//     event and its number of events (compactEntry): 16 bytes a command instead of about 250,
+//     and a snapshot section that restores at memory speed instead of decoding a million
 //     records. A retry of such a command reads its events back from the stream (a direct get
 //     per event, about a millisecond each, beside the writer goroutine (beside.go): most commands
-//     have one to three events, and readBackTimeout bounds the rest), which also confirms the command_id:
-//     a hash collision is found there and treated as a miss.
+//     have one to three events, and readBackTimeout bounds the rest), which also confirms the
+//     command_id: a hash collision is found there and treated as a miss.
 //
-// Every snapshot (and the end of a load) moves the full records into the compact form; a
-// record whose hash is already taken by another command stays full.
+// Every snapshot (and the end of a load) moves the full records into the compact form; a record
+// whose hash is already taken by another command stays full.
+//
+// Business rejections (rejections.go) are remembered in rejected, bounded (oldest forgotten
+// first, in order), and are durable in the rejection log up to logPos.
+type idempotency struct {
+	accepted  map[string]*commandRecord
+	compacted map[uint64]uint64
+	rejected  map[string]*rejection
+	// order lists the rejections remembered, oldest first; orderSeq numbers them.
+	order    []rejectRef
+	orderSeq uint64
+	// sinceSnap counts rejections remembered since the last snapshot.
+	sinceSnap int
+	// logPos is the rejection log position the remembered rejections reflect.
+	logPos uint64
+}
+
+// seen is what a lookup finds of a command_id: nothing (all zero), an accepted command in full,
+// an accepted command in compact form (entry, to be read back), or a rejection (pending while it
+// is being written to the log).
+type seen struct {
+	accepted *commandRecord
+	entry    uint64
+	compact  bool
+	rejected *rejection
+}
+
+// lookup finds what is remembered of id. notCompacted skips the compact form (a read-back found
+// the entry to be another command's).
+func (m *idempotency) lookup(id string, notCompacted bool) seen {
+	if rec, ok := m.accepted[id]; ok {
+		return seen{accepted: rec}
+	}
+	if !notCompacted {
+		if entry, ok := m.compacted[commandKey(id)]; ok {
+			return seen{entry: entry, compact: true}
+		}
+	}
+	if rj, ok := m.rejected[id]; ok {
+		return seen{rejected: rj}
+	}
+	return seen{}
+}
 
 // readBackTimeout bounds reading one command's events back; past it the retry is answered
 // unavailable (and may be retried) rather than holding up every other command.
@@ -58,21 +103,6 @@ func commandKey(id string) uint64 {
 	return h
 }
 
-// accepted looks up the idempotency record of an accepted command: the full record when it is
-// in memory, else its compact entry (compact true), whose reply must be read back from the stream
-// (readBack, beside the loop). notCompacted skips the compact form (a read-back found the entry
-// to be another command's).
-func (w *Writer) accepted(id string, notCompacted bool) (rec *commandRecord, entry uint64, compact bool) {
-	if rec, ok := w.commands[id]; ok {
-		return rec, 0, false
-	}
-	if notCompacted {
-		return nil, 0, false
-	}
-	entry, compact = w.compacted[commandKey(id)]
-	return nil, entry, compact
-}
-
 // readRecord rebuilds a command's record from its n events, starting at the position of its
 // first; nil when that event belongs to another command (a hash collision). It touches no writer
 // state: it runs beside the writer goroutine.
@@ -104,11 +134,14 @@ func readRecord(ctx context.Context, store ledger.Store, id string, pos uint64, 
 }
 
 // compactCommands moves the full records into the compact form.
-func (w *Writer) compactCommands() {
-	if w.compacted == nil {
-		w.compacted = make(map[uint64]uint64, len(w.commands))
+func (w *Writer) compactCommands() { w.idem.compact() }
+
+// compact moves the full records of accepted commands into the compact form.
+func (m *idempotency) compact() {
+	if m.compacted == nil {
+		m.compacted = make(map[uint64]uint64, len(m.accepted))
 	}
-	for id, rec := range w.commands {
+	for id, rec := range m.accepted {
 		if len(rec.result.Events) == 0 {
 			continue
 		}
@@ -117,12 +150,12 @@ func (w *Writer) compactCommands() {
 			continue // out of the compact form's range: kept in full
 		}
 		k := commandKey(id)
-		if at, taken := w.compacted[k]; taken {
+		if at, taken := m.compacted[k]; taken {
 			if first, _ := splitEntry(at); first != rec.result.Events[0].Position {
 				continue // another command has this hash: keep this one in full
 			}
 		}
-		w.compacted[k] = entry
-		delete(w.commands, id)
+		m.compacted[k] = entry
+		delete(m.accepted, id)
 	}
 }

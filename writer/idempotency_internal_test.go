@@ -29,35 +29,34 @@ func (s storeAt) ReadAt(_ context.Context, pos uint64) (ledger.Record, error) {
 // (the stored event names the other command), and its own record then stays in full.
 func TestCompactedHashCollision(t *testing.T) {
 	t.Parallel()
-	w := &Writer{commands: map[string]*commandRecord{}, compacted: map[uint64]uint64{}}
+	w := &Writer{idem: idempotency{accepted: map[string]*commandRecord{}, compacted: map[uint64]uint64{}}}
 	// Position 7 holds an event of command "other"; pretend "mine" hashes to the same key.
 	w.opts.Store = storeAt{recs: map[uint64]ledger.Record{7: {AccountID: "a", Position: 7, Data: encodedEvent(t, "a", "other")}}}
 	seven, ok := compactEntry(7, 1)
 	require.True(t, ok)
-	w.compacted[commandKey("mine")] = seven
-	_, entry, compact := w.accepted("mine", false)
-	require.True(t, compact)
-	pos, n := splitEntry(entry)
+	w.idem.compacted[commandKey("mine")] = seven
+	s := w.idem.lookup("mine", false)
+	require.True(t, s.compact)
+	pos, n := splitEntry(s.entry)
 	rec, err := readRecord(context.Background(), w.opts.Store, "mine", pos, n)
 	require.NoError(t, err)
 	assert.Nil(t, rec, "the event at the position belongs to another command")
 
-	w.commands["mine"] = &commandRecord{accountID: "a", result: Result{Events: []EventRef{{Position: 9}}}}
+	w.idem.accepted["mine"] = &commandRecord{accountID: "a", result: Result{Events: []EventRef{{Position: 9}}}}
 	w.compactCommands()
-	assert.Contains(t, w.commands, "mine", "its hash is taken: it keeps its full record")
-	assert.Equal(t, seven, w.compacted[commandKey("mine")])
-	rec, _, _ = w.accepted("mine", false)
-	assert.Equal(t, uint64(9), rec.result.Events[0].Position)
+	assert.Contains(t, w.idem.accepted, "mine", "its hash is taken: it keeps its full record")
+	assert.Equal(t, seven, w.idem.compacted[commandKey("mine")])
+	assert.Equal(t, uint64(9), w.idem.lookup("mine", false).accepted.result.Events[0].Position)
 }
 
 // TestSnapshotV3StillReads: a snapshot in the previous format (full records, no compacted
 // section) restores its idempotency records.
 func TestSnapshotV3StillReads(t *testing.T) {
 	t.Parallel()
-	w := &Writer{accounts: map[string]*account{}, commands: map[string]*commandRecord{
+	w := &Writer{accounts: map[string]*account{}, idem: idempotency{accepted: map[string]*commandRecord{
 		"c1": {accountID: "a", bodyHash: "h", result: Result{AccountID: "a", Version: 1, Position: 3,
 			Events: []EventRef{{Type: "LicensePurchased", Version: 1, Position: 3}}}},
-	}}
+	}}}
 	v4, err := w.encodeSnapshot()
 	require.NoError(t, err)
 	require.Equal(t, byte(0), v4[len(v4)-1], "an empty compacted section ends a v4 snapshot")
@@ -66,8 +65,8 @@ func TestSnapshotV3StillReads(t *testing.T) {
 	r := &Writer{}
 	_, err = r.restore(v3)
 	require.NoError(t, err)
-	assert.Equal(t, w.commands, r.commands)
-	assert.Empty(t, r.compacted)
+	assert.Equal(t, w.idem.accepted, r.idem.accepted)
+	assert.Empty(t, r.idem.compacted)
 
 	_, err = r.restore(v4[:len(v4)-1]) // a v4 snapshot cut short
 	assert.Error(t, err)

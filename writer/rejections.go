@@ -18,11 +18,11 @@ type rejection struct {
 	err       *ledger.Error
 	// pending is true while the rejection is being written to the rejection log.
 	pending bool
-	// seq is its place in w.rejectOrder (an id forgotten and rejected again is there twice).
+	// seq is its place in w.idem.order (an id forgotten and rejected again is there twice).
 	seq uint64
 }
 
-// rejectRef is one entry of w.rejectOrder: it still names the remembered rejection only while
+// rejectRef is one entry of w.idem.order: it still names the remembered rejection only while
 // that rejection's seq matches (a forgotten one may have been replaced since).
 type rejectRef struct {
 	id  string
@@ -59,12 +59,12 @@ func (w *Writer) finishRejections(d appendDone) {
 	if len(d.rejects) == 0 {
 		return
 	}
-	if d.rejErr == nil && d.rejPos > w.rejSeq {
-		w.rejSeq = d.rejPos
+	if d.rejErr == nil && d.rejPos > w.idem.logPos {
+		w.idem.logPos = d.rejPos
 	}
 	for _, p := range d.rejects {
 		if d.rejErr != nil {
-			delete(w.rejections, p.req.CommandID)
+			delete(w.idem.rejected, p.req.CommandID)
 			if p.req.Reply != nil {
 				p.req.Reply(Result{AccountID: p.req.AccountID, Err: ledger.Reject(ledger.CodeUnavailable,
 					"the rejection could not be recorded (%v); retry with the same command_id", d.rejErr)})
@@ -75,11 +75,11 @@ func (w *Writer) finishRejections(d appendDone) {
 			// The lease lapsed while the rejection was written: a new owner may have loaded the
 			// log before it landed and would decide a retry afresh, so the client is not told
 			// this answer; it retries (redirected) and gets the owner's.
-			delete(w.rejections, p.req.CommandID)
+			delete(w.idem.rejected, p.req.CommandID)
 			w.redirect(p.req)
 			continue
 		}
-		if rec, ok := w.rejections[p.req.CommandID]; ok {
+		if rec, ok := w.idem.rejected[p.req.CommandID]; ok {
 			rec.pending = false
 		}
 		if p.req.Reply != nil {
@@ -93,23 +93,23 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 	if w.opts.Rejections == nil {
 		return nil
 	}
-	head, err := w.opts.Rejections.ReadRejections(ctx, w.rejSeq+1, func(r ledger.Rejection) {
+	head, err := w.opts.Rejections.ReadRejections(ctx, w.idem.logPos+1, func(r ledger.Rejection) {
 		if w.opts.Holds != nil && !w.opts.Holds(r.AccountID) {
 			return // another partition's: its owner replays it
 		}
 		// The later of two rejections of one command_id is the one that was sent: an earlier one
 		// is in the log only when its round's write failed part-way, and it was then answered
 		// unavailable and decided again.
-		delete(w.rejections, r.CommandID)
+		delete(w.idem.rejected, r.CommandID)
 		w.rememberRejection(&Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}, r.Err)
 	})
 	if err != nil {
 		return fmt.Errorf("load rejections: %w", err)
 	}
-	if head > w.rejSeq {
-		w.rejSeq = head
+	if head > w.idem.logPos {
+		w.idem.logPos = head
 	}
-	w.rejectedSinceSnap = 0
+	w.idem.sinceSnap = 0
 	return nil
 }
 
@@ -135,19 +135,24 @@ func (w *Writer) rememberRejection(r *Request, err *ledger.Error) *rejection {
 	if !rememberable(r, err) {
 		return nil
 	}
-	if rj, ok := w.rejections[r.CommandID]; ok {
+	return w.idem.remember(r, err, w.opts.RejectionsRemembered)
+}
+
+// remember records a rejection, keeping at most limit (the oldest are forgotten first).
+func (m *idempotency) remember(r *Request, err *ledger.Error, limit int) *rejection {
+	if rj, ok := m.rejected[r.CommandID]; ok {
 		return rj
 	}
-	w.rejectOrderSeq++
-	rj := &rejection{accountID: r.AccountID, bodyHash: r.BodyHash, err: err, seq: w.rejectOrderSeq}
-	w.rejections[r.CommandID] = rj
-	w.rejectedSinceSnap++
-	w.rejectOrder = append(w.rejectOrder, rejectRef{id: r.CommandID, seq: rj.seq})
-	for len(w.rejectOrder) > w.opts.RejectionsRemembered {
-		old := w.rejectOrder[0]
-		w.rejectOrder = w.rejectOrder[1:]
-		if cur, ok := w.rejections[old.id]; ok && cur.seq == old.seq {
-			delete(w.rejections, old.id) // not an entry forgotten (and perhaps replaced) since
+	m.orderSeq++
+	rj := &rejection{accountID: r.AccountID, bodyHash: r.BodyHash, err: err, seq: m.orderSeq}
+	m.rejected[r.CommandID] = rj
+	m.sinceSnap++
+	m.order = append(m.order, rejectRef{id: r.CommandID, seq: rj.seq})
+	for len(m.order) > limit {
+		old := m.order[0]
+		m.order = m.order[1:]
+		if cur, ok := m.rejected[old.id]; ok && cur.seq == old.seq {
+			delete(m.rejected, old.id) // not an entry forgotten (and perhaps replaced) since
 		}
 	}
 	return rj

@@ -76,21 +76,18 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			continue // held by the account's re-read (beside.go); back when it is fresh
 		}
 		if !r.internal {
-			rec, entry, compact := w.accepted(r.CommandID, r.notCompacted)
-			if rec != nil {
-				w.replyRecorded(r, rec)
+			switch s := w.idem.lookup(r.CommandID, r.notCompacted); {
+			case s.accepted != nil:
+				w.replyRecorded(r, s.accepted)
 				continue
-			}
-			if compact {
-				w.replayCompacted(r, entry) // read back beside the loop
+			case s.compact:
+				w.replayCompacted(r, s.entry) // read back beside the loop
 				continue
-			}
-			if rec, ok := w.rejections[r.CommandID]; ok {
-				if rec.pending {
-					next = append(next, r) // its first answer is still being written
-					continue
-				}
-				w.replyRejected(r, rec)
+			case s.rejected != nil && s.rejected.pending:
+				next = append(next, r) // its first answer is still being written
+				continue
+			case s.rejected != nil:
+				w.replyRejected(r, s.rejected)
 				continue
 			}
 		}
@@ -412,7 +409,7 @@ func (w *Writer) commit(p planned, positions []uint64) {
 	w.schedule(p.req.AccountID, a)
 	res.Version, res.Position = a.state.Version, a.head
 	if !p.req.internal {
-		w.commands[p.req.CommandID] = &commandRecord{accountID: p.req.AccountID, bodyHash: p.req.BodyHash, result: res}
+		w.idem.accepted[p.req.CommandID] = &commandRecord{accountID: p.req.AccountID, bodyHash: p.req.BodyHash, result: res}
 	}
 	w.reply(p.req, res)
 }

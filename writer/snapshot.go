@@ -90,8 +90,8 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 	}
 	b := binary.AppendUvarint(buf.Bytes(), uint64(sec.Len()))
 	b = append(b, sec.Bytes()...)
-	b = binary.AppendUvarint(b, uint64(len(w.commands)))
-	for id, rec := range w.commands {
+	b = binary.AppendUvarint(b, uint64(len(w.idem.accepted)))
+	for id, rec := range w.idem.accepted {
 		b = appendString(b, id)
 		b = appendString(b, rec.accountID)
 		b = appendString(b, rec.bodyHash)
@@ -107,15 +107,15 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 		}
 	}
 	// Remembered rejections follow, oldest first, so a clean restart keeps replaying them.
-	kept := make([]string, 0, len(w.rejectOrder))
-	for _, ref := range w.rejectOrder {
-		if rj, ok := w.rejections[ref.id]; ok && rj.seq == ref.seq { // not forgotten since
+	kept := make([]string, 0, len(w.idem.order))
+	for _, ref := range w.idem.order {
+		if rj, ok := w.idem.rejected[ref.id]; ok && rj.seq == ref.seq { // not forgotten since
 			kept = append(kept, ref.id)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(kept)))
 	for _, id := range kept {
-		rj := w.rejections[id]
+		rj := w.idem.rejected[id]
 		b = appendString(b, id)
 		b = appendString(b, rj.accountID)
 		b = appendString(b, rj.bodyHash)
@@ -132,10 +132,10 @@ func (w *Writer) encodeSnapshot() ([]byte, error) {
 			b = appendString(b, rj.err.Data[k])
 		}
 	}
-	b = binary.AppendUvarint(b, w.rejSeq) // the rejection log position those reflect
+	b = binary.AppendUvarint(b, w.idem.logPos) // the rejection log position those reflect
 	// v4: the compacted idempotency records, fixed-width so a restore reads them at memory speed.
-	b = binary.AppendUvarint(b, uint64(len(w.compacted)))
-	for k, entry := range w.compacted { // idempotency.go: first position and event count
+	b = binary.AppendUvarint(b, uint64(len(w.idem.compacted)))
+	for k, entry := range w.idem.compacted { // idempotency.go: first position and event count
 		b = binary.LittleEndian.AppendUint64(b, k)
 		b = binary.LittleEndian.AppendUint64(b, entry)
 	}
@@ -253,10 +253,10 @@ func (w *Writer) restore(data []byte) (uint64, error) {
 			w.owners[oid] = id
 		}
 	}
-	w.commands = commands
-	w.rejections, w.rejectOrder, w.rejSeq = dc.rejections, dc.rejectOrder, dc.rejSeq
-	w.rejectOrderSeq = uint64(len(dc.rejectOrder))
-	w.compacted = dc.compacted
+	w.idem.accepted = commands
+	w.idem.rejected, w.idem.order, w.idem.logPos = dc.rejections, dc.rejectOrder, dc.rejSeq
+	w.idem.orderSeq = uint64(len(dc.rejectOrder))
+	w.idem.compacted = dc.compacted
 	return head, nil
 }
 
@@ -314,7 +314,7 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 		return
 	}
 	w.snapHead = head
-	w.rejectedSinceSnap = 0
+	w.idem.sinceSnap = 0
 	encoded := time.Since(start)
 	done := make(chan struct{})
 	w.saving = done
@@ -377,7 +377,7 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 	head, err := w.restore(data)
 	if err != nil {
 		w.opts.Log.Warn().Err(err).Msg("snapshot unreadable; replaying the whole stream")
-		w.accounts, w.commands, w.owners, w.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
+		w.accounts, w.idem.accepted, w.owners, w.idem.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
 		return 1
 	}
 	w.head.Store(head)
@@ -386,8 +386,8 @@ func (w *Writer) loadSnapshot(ctx context.Context) uint64 {
 		w.snapHead = 0 // write the current format soon (at once past SnapshotEvery, else at shutdown)
 	}
 	w.opts.Log.Info().Uint64("position", head).Int("bytes", len(data)).Dur("fetch", fetched).
-		Dur("decode", time.Since(start)-fetched).Int("accounts", len(w.accounts)).Int("commands", len(w.commands)).
-		Int("commands_compacted", len(w.compacted)).
+		Dur("decode", time.Since(start)-fetched).Int("accounts", len(w.accounts)).Int("commands", len(w.idem.accepted)).
+		Int("commands_compacted", len(w.idem.compacted)).
 		Msg("snapshot restored")
 	return head + 1
 }

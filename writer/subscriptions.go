@@ -211,12 +211,12 @@ func (w *Writer) replayUsage(r *Request, dup *ledger.DuplicateUsage) (held bool)
 		w.stats.replayed.Add(1)
 		w.reply(r, res)
 	}
-	first, entry, compact := w.accepted(rec.CommandID, false)
-	if !compact {
-		reply(first)
+	first := w.idem.lookup(rec.CommandID, false)
+	if !first.compact {
+		reply(first.accepted)
 		return false
 	}
-	w.readBack(rec.CommandID, entry, func(first *commandRecord, _ error) []*Request {
+	w.readBack(rec.CommandID, first.entry, func(first *commandRecord, _ error) []*Request {
 		reply(first) // on an error, the usage's own event is the reply
 		return nil
 	})

@@ -135,10 +135,9 @@ type Writer struct {
 	closed   atomic.Bool
 	head     atomic.Uint64
 	accounts map[string]*account
-	commands map[string]*commandRecord
-	// compacted holds the older idempotency records in compact form (idempotency.go).
-	compacted map[uint64]uint64
-	owners    map[string]string
+	// idem remembers the commands answered, accepted and rejected (idempotency.go).
+	idem   idempotency
+	owners map[string]string
 	// advancing holds accounts with an AdvanceTime request in flight.
 	advancing map[string]bool
 	// In-flight appends: their accounts, command ids and reserved unique ids.
@@ -150,15 +149,6 @@ type Writer struct {
 	// snapHead is the position of the last snapshot; saving is closed when its save ends.
 	snapHead uint64
 	saving   chan struct{}
-	// rejections remembers rejected commands (bounded, oldest evicted first).
-	rejections  map[string]*rejection
-	rejectOrder []rejectRef
-	// rejectOrderSeq numbers the rejections remembered, for rejectOrder.
-	rejectOrderSeq uint64
-	// rejectedSinceSnap counts rejections remembered since the last snapshot.
-	rejectedSinceSnap int
-	// rejSeq is the rejection log position the in-memory rejections reflect.
-	rejSeq uint64
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
 	// progress even when a sweep became exactly one request.
 	redecided uint64
@@ -231,14 +221,13 @@ func New(o Options) (*Writer, error) {
 		queue:     make(chan *Request, o.QueueSize),
 		stopped:   make(chan struct{}),
 		accounts:  map[string]*account{},
-		commands:  map[string]*commandRecord{},
+		idem:      idempotency{accepted: map[string]*commandRecord{}, rejected: map[string]*rejection{}},
 		owners:    map[string]string{},
 		advancing: map[string]bool{},
 
 		foreignSubs: map[string]string{},
 
 		busyAccounts: map[string]bool{},
-		rejections:   map[string]*rejection{},
 		busyCommands: map[string]bool{},
 		reserved:     map[string]string{},
 		acks:         make(chan appendDone, o.MaxInflight),
@@ -286,7 +275,7 @@ func (w *Writer) Load(ctx context.Context) error {
 	if head < from-1 {
 		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
 		w.opts.Log.Warn().Uint64("snapshot", from-1).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
-		w.accounts, w.commands, w.owners, w.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
+		w.accounts, w.idem.accepted, w.owners, w.idem.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
 		w.snapHead = 0
 		if head, err = w.opts.Store.Read(ctx, 1, func(r ledger.Record) error { w.apply(r); return nil }); err != nil {
 			return fmt.Errorf("load accounts: %w", err)
@@ -340,11 +329,11 @@ func (w *Writer) apply(r ledger.Record) {
 	if ev.CommandID == "" || isTimeCommand(ev.CommandID) || isMoveSideEvent(ev) {
 		return
 	}
-	rec := w.commands[ev.CommandID]
+	rec := w.idem.accepted[ev.CommandID]
 	switch {
 	case rec == nil || rec.accountID != r.AccountID:
 		rec = &commandRecord{accountID: r.AccountID, bodyHash: ev.CommandHash, result: Result{AccountID: r.AccountID}}
-		w.commands[ev.CommandID] = rec
+		w.idem.accepted[ev.CommandID] = rec
 	case len(rec.result.Events) > 0 && rec.result.Events[len(rec.result.Events)-1].Position >= r.Position:
 		return // the account is being re-read: this event is in the record already
 	}
@@ -519,7 +508,7 @@ func (w *Writer) Run(ctx context.Context) {
 				carry = append(carry, w.side.finished(<-w.side.done)...)
 			}
 			w.shutdown(carry)
-			if w.head.Load() > w.snapHead || w.rejectedSinceSnap > 0 {
+			if w.head.Load() > w.snapHead || w.idem.sinceSnap > 0 {
 				w.snapshotNow(appendCtx, true)
 			} else if w.saving != nil {
 				<-w.saving
