@@ -224,3 +224,59 @@ func TestConflictChargesOnlyItsAccount(t *testing.T) {
 	assert.Equal(t, ledger.CodeUnavailable, h.Err.Code)
 	assert.GreaterOrEqual(t, w.Stats().FailedAppends, uint64(2))
 }
+
+// gatedLog is a rejection log whose writes wait for a gate.
+type gatedLog struct {
+	gate *gate
+	mu   sync.Mutex
+	n    uint64
+}
+
+func (l *gatedLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error) {
+	if err := l.gate.pass(ctx); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	return l.n, nil
+}
+
+func (l *gatedLog) ReadRejections(context.Context, uint64, func(ledger.Rejection)) (uint64, error) {
+	return 0, nil
+}
+
+// TestRejectionWriteBesideTheAppend: a round's accepted command is answered once its append is
+// durable, without waiting for the round's rejection write; the rejection is answered once it is
+// written, and a retry of it meanwhile waits for that first answer.
+func TestRejectionWriteBesideTheAppend(t *testing.T) {
+	t.Parallel()
+	log := &gatedLog{gate: newGate()}
+	w, err := writer.New(writer.Options{Store: &writer.MemStore{}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
+		Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, NewID: uuid.NewString,
+		Log: zerolog.Nop(), SweepInterval: time.Hour, Rejections: log})
+	require.NoError(t, err)
+	require.NoError(t, w.Load(context.Background()))
+	poor := map[string]any{"command_id": "poor", "account_id": "poor", "feature": "file_security", "credits": "50"}
+	rejected := submitted(t, w, "allocate_credits", poor)
+	accepted := submitted(t, w, "purchase_license", buy("rich", "L1"))
+	run(t, w)
+	require.Nil(t, result(t, accepted).Err, "answered while the rejection write waits")
+	<-log.gate.entered
+	retry := submitted(t, w, "allocate_credits", poor)
+	select {
+	case res := <-rejected:
+		t.Fatalf("answered before its rejection was written: %+v", res)
+	case res := <-retry:
+		t.Fatalf("retry answered before the first answer was written: %+v", res)
+	default:
+	}
+	close(log.gate.open)
+	first := result(t, rejected)
+	require.NotNil(t, first.Err)
+	assert.Equal(t, ledger.CodeInsufficientCredits, first.Err.Code)
+	again := result(t, retry)
+	require.NotNil(t, again.Err)
+	assert.True(t, again.Replayed)
+	assert.Equal(t, first.Err, again.Err)
+}
