@@ -55,16 +55,19 @@ func rejectionsOf(ps []pendingReject) []ledger.Rejection {
 
 // finishRejections answers a round's rejections: with the rejection once it is durable, or
 // with unavailable (and forgotten, so a retry is decided again) when the log refused it.
-func (w *Writer) finishRejections(d rejectionsDone) {
-	if d.err == nil && d.pos > w.idem.logPos {
-		w.idem.logPos = d.pos
+func (w *Writer) finishRejections(d appendDone) {
+	if len(d.rejects) == 0 {
+		return
+	}
+	if d.rejErr == nil && d.rejPos > w.idem.logPos {
+		w.idem.logPos = d.rejPos
 	}
 	for _, p := range d.rejects {
-		if d.err != nil {
+		if d.rejErr != nil {
 			delete(w.idem.rejected, p.req.CommandID)
 			if p.req.Reply != nil {
 				p.req.Reply(Result{AccountID: p.req.AccountID, Err: ledger.Reject(ledger.CodeUnavailable,
-					"the rejection could not be recorded (%v); retry with the same command_id", d.err)})
+					"the rejection could not be recorded (%v); retry with the same command_id", d.rejErr)})
 			}
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/creditledger/creditledger/events"
@@ -26,7 +27,11 @@ type appendDone struct {
 	plans     []planned
 	positions []uint64
 	err       error
-	// took is how long the append took.
+	// The round's business rejections and the outcome of writing them to the rejection log.
+	rejects []pendingReject
+	rejPos  uint64
+	rejErr  error
+	// took is how long the append (and the rejection write beside it) took.
 	took time.Duration
 }
 
@@ -36,11 +41,11 @@ type appendDone struct {
 func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	now := w.opts.Clock.Now().UTC()
 	var (
-		recs  []ledger.Record
-		plans []planned
-		next  []*Request
+		recs    []ledger.Record
+		plans   []planned
+		next    []*Request
+		rejects []pendingReject
 	)
-	defer w.writeRejections(ctx) // the round's rejections, beside its append (rejectwrites.go)
 	for i, r := range reqs {
 		if len(recs) >= w.opts.MaxBatch {
 			next = append(next, reqs[i:]...)
@@ -97,9 +102,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 				continue // side work holds it (beside.go)
 			}
 			if le := asError(err); w.opts.Rejections != nil && rememberable(r, le) {
-				// Written to the rejection log beside this round's append; answered after.
+				// Written to the rejection log with this round's append; answered after.
 				w.rememberRejection(r, le).pending = true
-				w.rejw.queued = append(w.rejw.queued, pendingReject{req: r, err: le})
+				rejects = append(rejects, pendingReject{req: r, err: le})
 				continue
 			}
 			w.reject(r, asError(err))
@@ -116,19 +121,31 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			plans = append(plans, p)
 		}
 	}
-	if len(plans) == 0 {
+	if len(plans) == 0 && len(rejects) == 0 {
 		return next
 	}
 	w.inflight++
 	go func() {
-		d := appendDone{plans: plans}
-		start := time.Now()
-		d.positions, d.err = w.opts.Store.Append(ctx, recs)
-		d.took = time.Since(start)
-		w.stats.appends.Add(1)
-		w.stats.records.Add(uint64(len(recs)))
-		w.stats.commands.Add(uint64(len(plans)))
-		w.stats.appendMicros.Add(uint64(d.took.Microseconds()))
+		d := appendDone{plans: plans, rejects: rejects}
+		began := time.Now()
+		var wg sync.WaitGroup
+		if len(rejects) > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.rejPos, d.rejErr = w.opts.Rejections.AppendRejections(ctx, rejectionsOf(rejects))
+			}()
+		}
+		if len(plans) > 0 {
+			start := time.Now()
+			d.positions, d.err = w.opts.Store.Append(ctx, recs)
+			w.stats.appends.Add(1)
+			w.stats.records.Add(uint64(len(recs)))
+			w.stats.commands.Add(uint64(len(plans)))
+			w.stats.appendMicros.Add(uint64(time.Since(start).Microseconds()))
+		}
+		wg.Wait()
+		d.took = time.Since(began)
 		w.acks <- d
 	}()
 	return next
@@ -152,6 +169,11 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
 				w.last.answered++
 			}
 		}
+		w.last.answered += len(d.rejects)
+	}
+	w.finishRejections(d)
+	if len(d.plans) == 0 {
+		return nil
 	}
 	if d.err != nil {
 		// Its accounts stay busy while recoverBeside finds out which of them conflicted.

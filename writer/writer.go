@@ -159,8 +159,6 @@ type Writer struct {
 	side    *sideWork
 	loads   map[string]*accountLoad
 	claimed map[string]string
-	// rejw writes business rejections to the rejection log, beside the appends.
-	rejw rejectionWrites
 	// batching decides when rounds start (batching.go), from last among others.
 	batching batching
 	last     lastAppend
@@ -234,7 +232,6 @@ func New(o Options) (*Writer, error) {
 		reserved:     map[string]string{},
 		acks:         make(chan appendDone, o.MaxInflight),
 		side:         newSideWork(),
-		rejw:         newRejectionWrites(),
 		batching:     batching{linger: o.Linger, maxInflight: o.MaxInflight, pipelineMin: o.PipelineMin},
 		loads:        map[string]*accountLoad{},
 		claimed:      map[string]string{},
@@ -483,7 +480,7 @@ func (w *Writer) Run(ctx context.Context) {
 	var carry []*Request
 	for {
 		snapshotDue := w.opts.Snapshots != nil && w.head.Load()-w.snapHead >= w.opts.SnapshotEvery
-		if snapshotDue && w.inflight == 0 && !w.side.busy() && !w.rejw.busy() {
+		if snapshotDue && w.inflight == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
 		}
@@ -510,9 +507,6 @@ func (w *Writer) Run(ctx context.Context) {
 			for w.side.busy() {
 				carry = append(carry, w.side.finished(<-w.side.done)...)
 			}
-			for w.rejw.inflight { // rejections decided are answered once durable (or refused)
-				w.rejectionsWritten(appendCtx, <-w.rejw.done)
-			}
 			w.shutdown(carry)
 			if w.head.Load() > w.snapHead || w.idem.sinceSnap > 0 {
 				w.snapshotNow(appendCtx, true)
@@ -530,8 +524,6 @@ func (w *Writer) Run(ctx context.Context) {
 			carry = append(w.finish(appendCtx, d), carry...)
 		case apply := <-w.side.done:
 			carry = append(w.side.finished(apply), carry...)
-		case d := <-w.rejw.done:
-			w.rejectionsWritten(appendCtx, d)
 		case r := <-w.queue:
 			carry = append(carry, r)
 		}
@@ -549,9 +541,6 @@ func (w *Writer) gather(ctx context.Context, carry []*Request) []*Request {
 			continue
 		case apply := <-w.side.done:
 			carry = append(w.side.finished(apply), carry...)
-			continue
-		case d := <-w.rejw.done:
-			w.rejectionsWritten(ctx, d)
 			continue
 		default:
 		}
