@@ -224,3 +224,31 @@ func TestConflictChargesOnlyItsAccount(t *testing.T) {
 	assert.Equal(t, ledger.CodeUnavailable, h.Err.Code)
 	assert.GreaterOrEqual(t, w.Stats().FailedAppends, uint64(2))
 }
+
+// TestShutdownAnswersHeldRequests: a request held by a re-read that never returns is answered
+// (unavailable) when the writer stops, and Run returns: side work ends with the writer.
+func TestShutdownAnswersHeldRequests(t *testing.T) {
+	t.Parallel()
+	st := &writer.MemStore{}
+	var failed atomic.Bool
+	st.BeforeAppend = func(recs []ledger.Record) error {
+		if failed.CompareAndSwap(false, true) {
+			return errors.New("connection lost")
+		}
+		return nil
+	}
+	g := newGate() // never opened
+	st.BeforeRead = func(ctx context.Context, op, _ string) error {
+		if op == "AccountHead" {
+			return errors.New("head read failed")
+		}
+		return g.pass(ctx)
+	}
+	w, stop := runMem(t, st, writer.Options{})
+	held := submitted(t, w, "purchase_license", buy("a", "L1"))
+	<-g.entered
+	stop() // returns once Run has
+	got := result(t, held)
+	require.NotNil(t, got.Err)
+	assert.Equal(t, ledger.CodeUnavailable, got.Err.Code)
+}
