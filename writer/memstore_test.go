@@ -2,18 +2,15 @@ package writer
 
 import (
 	"context"
-	"fmt"
-	"sync"
 
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/memstore"
 )
 
-// MemStore is an in-memory ledger.Store for the writer's tests that need no NATS: atomic
-// appends with the per-account head check, reads by position and by account. Hooks let a test
-// make one account's calls block or fail.
+// MemStore is the in-memory store (ledger/memstore) with hooks for the writer's tests that need
+// no NATS: they make one account's store calls block or fail. The zero value is ready.
 type MemStore struct {
-	mu   sync.Mutex
-	recs []ledger.Record
+	mem *memstore.Store
 	// BeforeAppend, when set, runs before an append is applied; a non-nil error refuses it.
 	BeforeAppend func(recs []ledger.Record) error
 	// BeforeRead, when set, runs before ReadAccount, AccountHead and ReadAt (op names which;
@@ -23,64 +20,11 @@ type MemStore struct {
 
 var _ ledger.Store = (*MemStore)(nil)
 
-// Append stores all records or none; a record with CheckHead is refused with ErrConflict unless
-// its account's last position is still Head.
-func (s *MemStore) Append(_ context.Context, recs []ledger.Record) ([]uint64, error) {
-	if s.BeforeAppend != nil {
-		if err := s.BeforeAppend(recs); err != nil {
-			return nil, err
-		}
+func (s *MemStore) store() *memstore.Store {
+	if s.mem == nil {
+		s.mem = memstore.New()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range recs {
-		if r.CheckHead && s.headLocked(r.AccountID) != r.Head {
-			return nil, fmt.Errorf("%w: account %s", ledger.ErrConflict, r.AccountID)
-		}
-	}
-	out := make([]uint64, len(recs))
-	for i, r := range recs {
-		r.Position = uint64(len(s.recs)) + 1
-		r.CheckHead, r.Head = false, 0
-		s.recs = append(s.recs, r)
-		out[i] = r.Position
-	}
-	return out, nil
-}
-
-// Put appends records without any check (another writer's appends, in a test).
-func (s *MemStore) Put(recs ...ledger.Record) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range recs {
-		r.Position = uint64(len(s.recs)) + 1
-		s.recs = append(s.recs, r)
-	}
-}
-
-func (s *MemStore) headLocked(accountID string) uint64 {
-	for i := len(s.recs) - 1; i >= 0; i-- {
-		if s.recs[i].AccountID == accountID {
-			return s.recs[i].Position
-		}
-	}
-	return 0
-}
-
-// Read calls fn for every record from position from.
-func (s *MemStore) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
-	s.mu.Lock()
-	recs := s.recs
-	s.mu.Unlock()
-	if from == 0 {
-		from = 1
-	}
-	for i := from; i <= uint64(len(recs)); i++ {
-		if err := fn(recs[i-1]); err != nil {
-			return 0, err
-		}
-	}
-	return uint64(len(recs)), ctx.Err()
+	return s.mem
 }
 
 func (s *MemStore) before(ctx context.Context, op, accountID string) error {
@@ -90,41 +34,48 @@ func (s *MemStore) before(ctx context.Context, op, accountID string) error {
 	return s.BeforeRead(ctx, op, accountID)
 }
 
-// ReadAccount returns the account's records in order.
+// Append stores all records or none, after BeforeAppend.
+func (s *MemStore) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
+	if s.BeforeAppend != nil {
+		if err := s.BeforeAppend(recs); err != nil {
+			return nil, err
+		}
+	}
+	return s.store().Append(ctx, recs)
+}
+
+// Put appends records without a head check and without the hooks (another writer's appends).
+func (s *MemStore) Put(recs ...ledger.Record) {
+	if _, err := s.store().Append(context.Background(), recs); err != nil {
+		panic(err) // no record checks its head: an in-memory append cannot fail
+	}
+}
+
+// Read calls fn for every record from position from.
+func (s *MemStore) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	return s.store().Read(ctx, from, fn)
+}
+
+// ReadAccount returns the account's records in order, after BeforeRead.
 func (s *MemStore) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
 	if err := s.before(ctx, "ReadAccount", accountID); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []ledger.Record
-	for _, r := range s.recs {
-		if r.AccountID == accountID {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return s.store().ReadAccount(ctx, accountID)
 }
 
-// AccountHead is the position of the account's last record.
+// AccountHead is the position of the account's last record, after BeforeRead.
 func (s *MemStore) AccountHead(ctx context.Context, accountID string) (uint64, error) {
 	if err := s.before(ctx, "AccountHead", accountID); err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.headLocked(accountID), nil
+	return s.store().AccountHead(ctx, accountID)
 }
 
-// ReadAt returns the record at position.
+// ReadAt returns the record at position, after BeforeRead.
 func (s *MemStore) ReadAt(ctx context.Context, position uint64) (ledger.Record, error) {
 	if err := s.before(ctx, "ReadAt", ""); err != nil {
 		return ledger.Record{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if position == 0 || position > uint64(len(s.recs)) {
-		return ledger.Record{}, ledger.ErrNoRecord
-	}
-	return s.recs[position-1], nil
+	return s.store().ReadAt(ctx, position)
 }
