@@ -367,6 +367,9 @@ func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []
 			continue
 		}
 		charged[p.req.CommandID] = true
+		if !w.owns(p.req.AccountID) {
+			continue // another node's account, read only for a subscription move (subclaims.go)
+		}
 		if a, ok := w.accounts[p.req.AccountID]; ok {
 			a.stale = true
 		} else {
