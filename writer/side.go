@@ -1,9 +1,6 @@
 package writer
 
-import (
-	"context"
-	"sync"
-)
+import "context"
 
 // Store reads and id claims run beside the writer goroutine, never on it: one slow call must not
 // stall every account. A sideJob runs on one of a few workers and returns what the loop then
@@ -26,7 +23,6 @@ type sideWork struct {
 	running int
 	queued  []sideJob
 	done    chan func() []*Request
-	wg      sync.WaitGroup
 }
 
 func newSideWork() *sideWork {
@@ -43,11 +39,7 @@ func (s *sideWork) start(j sideJob) {
 		return
 	}
 	s.running++
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.done <- j(s.ctx)
-	}()
+	go func() { s.done <- j(s.ctx) }()
 }
 
 // finished applies one job's result (received from done) and starts a queued job in its place.
