@@ -406,9 +406,12 @@ func transientJS(err error) bool {
 			apiErr.ErrorCode == errCodeStreamNotFound
 	}
 	// A stream just created (here or by another node) can be unknown for a moment to the node
-	// asked next; every step retried here creates the stream it then finds missing.
+	// asked next; every step retried here creates the stream it then finds missing. A stream
+	// whose replicas have not elected a leader yet answers a publish (a lease heartbeat, say)
+	// with no responders: "no response from stream".
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrStreamNotFound)
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoStreamResponse)
 }
 
 // JetStream error codes of a cluster that cannot place a stream yet.
