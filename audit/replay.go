@@ -20,7 +20,6 @@ import (
 	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
-
 // Message is one stored message of the LEDGER stream exactly as JetStream holds it.
 type Message struct {
 	// Position is the JetStream stream sequence.

@@ -324,7 +324,6 @@ func jsonField(t *testing.T, body, field string) any {
 	return m[field]
 }
 
-
 // TestExternalDeploymentResponder: towards --nats-url the process cannot make users, so the
 // deployment gives it a second one for answering (ResponderConn, serve --nats-responder-*), which
 // may publish only into the clients' inboxes. Then even a reply the process does not check itself

@@ -49,7 +49,7 @@ const (
 // user, the dashboard with a bcrypt-hashed password, the auditor with a plain one, and one HTTP
 // token per HTTP role (the auditor's given as its SHA-256).
 type access struct {
-	Path        string
+	Path          string
 	Config        *authz.Config
 	ServiceSeed   string // file holding the service's nkey seed
 	ServicePublic string // the service's public nkey
@@ -175,9 +175,13 @@ func as(t *testing.T, url string, o natsconn.Options) (*nats.Conn, *asyncErrors)
 }
 
 // The users of the test access config, as natsconn options.
-func asLedger() natsconn.Options    { return natsconn.Options{User: "ledger", Password: ledgerPassword} }
-func asDashboard() natsconn.Options { return natsconn.Options{User: "dashboard", Password: dashboardPassword} }
-func asAuditor() natsconn.Options   { return natsconn.Options{User: "auditor", Password: auditorPassword} }
+func asLedger() natsconn.Options { return natsconn.Options{User: "ledger", Password: ledgerPassword} }
+func asDashboard() natsconn.Options {
+	return natsconn.Options{User: "dashboard", Password: dashboardPassword}
+}
+func asAuditor() natsconn.Options {
+	return natsconn.Options{User: "auditor", Password: auditorPassword}
+}
 func asService(acc access) natsconn.Options {
 	return natsconn.Options{NkeySeedFile: acc.ServiceSeed}
 }
