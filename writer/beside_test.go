@@ -252,3 +252,20 @@ func TestShutdownAnswersHeldRequests(t *testing.T) {
 	require.NotNil(t, got.Err)
 	assert.Equal(t, ledger.CodeUnavailable, got.Err.Code)
 }
+
+// TestRetiredWritersHeldCommandIsRedirected: a command whose id claim is still running when its
+// writer is retired and stopped (a partition hand-over at start-up) is passed on to the writer
+// that replaces it, not answered unavailable; TestThreeNodeCluster saw "unavailable: reserving
+// license ...: context canceled" for such a command.
+func TestRetiredWritersHeldCommandIsRedirected(t *testing.T) {
+	t.Parallel()
+	claims := &blockingClaims{holders: map[string]string{}, slowID: "license:SLOW", gate: newGate()}
+	w, stop := runMem(t, &writer.MemStore{}, writer.Options{Claims: claims})
+	slow := submitted(t, w, "purchase_license", buy("a", "SLOW"))
+	<-claims.gate.entered
+	w.Retire()
+	stop()
+	got := result(t, slow)
+	require.NotNil(t, got.Err)
+	assert.True(t, got.Redirect, "passed on, not refused: %v", got.Err)
+}

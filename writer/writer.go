@@ -582,6 +582,13 @@ func (w *Writer) shutdown(carry []*Request) {
 }
 
 func (w *Writer) reject(r *Request, err *ledger.Error) {
+	if err.Code == ledger.CodeUnavailable && w.retiring.Load() && !r.internal && r.Reply != nil {
+		// A retired writer's store call was cut short by its stop (a claim, a re-read): that
+		// is an answer about this writer's moment, not the command's. The writer that replaces
+		// it, or the partition's new owner, decides the command instead.
+		w.redirect(r)
+		return
+	}
 	w.rememberRejection(r, err)
 	if r.Reply != nil {
 		r.Reply(Result{AccountID: r.AccountID, Err: err})
