@@ -104,24 +104,8 @@ func chainStatus(data []byte, env events.Envelope, accountID, prev string, versi
 }
 
 func (d *Dashboard) serveLog(w http.ResponseWriter, r *http.Request) {
-	req, err := parseHistoryRequest(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := d.waitFor(r.Context(), req.minPosition); err != nil {
-		writeError(w, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), historyReadTimeout)
-	defer cancel()
-	recs, err := d.events.ReadAccount(ctx, req.accountID)
-	if err != nil {
-		writeError(w, ledger.Reject(ledger.CodeUnavailable, "read the events of %s: %v", req.accountID, err))
-		return
-	}
-	if len(recs) == 0 {
-		writeError(w, ledger.Reject(ledger.CodeNotFound, "account %s not found", req.accountID))
+	req, recs, ok := d.accountEvents(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, CheckChain(req.accountID, recs, req.asOf))

@@ -71,24 +71,8 @@ func parseHistoryRequest(r *http.Request) (historyRequest, error) {
 }
 
 func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
-	req, err := parseHistoryRequest(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := d.waitFor(r.Context(), req.minPosition); err != nil {
-		writeError(w, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), historyReadTimeout)
-	defer cancel()
-	recs, err := d.events.ReadAccount(ctx, req.accountID)
-	if err != nil {
-		writeError(w, ledger.Reject(ledger.CodeUnavailable, "read the events of %s: %v", req.accountID, err))
-		return
-	}
-	if len(recs) == 0 {
-		writeError(w, ledger.Reject(ledger.CodeNotFound, "account %s not found", req.accountID))
+	req, recs, ok := d.accountEvents(w, r)
+	if !ok {
 		return
 	}
 	h, err := FoldHistory(req.accountID, recs, req.asOf)
@@ -97,6 +81,32 @@ func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, h)
+}
+
+// accountEvents reads the stored events of the account a history or log request names, once the
+// projection has reached its min_position; on failure it has written the error and reports false.
+func (d *Dashboard) accountEvents(w http.ResponseWriter, r *http.Request) (historyRequest, []ledger.Record, bool) {
+	req, err := parseHistoryRequest(r)
+	if err != nil {
+		writeError(w, err)
+		return req, nil, false
+	}
+	if err := d.waitFor(r.Context(), req.minPosition); err != nil {
+		writeError(w, err)
+		return req, nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), historyReadTimeout)
+	defer cancel()
+	recs, err := d.events.ReadAccount(ctx, req.accountID)
+	if err != nil {
+		writeError(w, ledger.Reject(ledger.CodeUnavailable, "read the events of %s: %v", req.accountID, err))
+		return req, nil, false
+	}
+	if len(recs) == 0 {
+		writeError(w, ledger.Reject(ledger.CodeNotFound, "account %s not found", req.accountID))
+		return req, nil, false
+	}
+	return req, recs, true
 }
 
 // FoldHistory folds an account's stored events, in order, with ledger.Evolve and records the
