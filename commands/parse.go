@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -45,6 +46,16 @@ func Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// RequestType is the wire type of command name (nil for an unknown name): for schema names and
+// for tools that derive flags from its JSON tags.
+func RequestType(name string) reflect.Type {
+	f, ok := registry[name]
+	if !ok {
+		return nil
+	}
+	return reflect.TypeOf(f()).Elem()
 }
 
 // Parsed is a validated command ready for the writer.

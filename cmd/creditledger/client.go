@@ -64,29 +64,13 @@ func printOutcome(w io.Writer, raw json.RawMessage, err error) error {
 	return nil
 }
 
-// commandTypes maps command names to their wire types, for flags derived from JSON tags.
-var commandTypes = map[string]any{
-	"purchase_license":       commands.PurchaseLicense{},
-	"activate_license":       commands.ActivateLicense{},
-	"upgrade_contract":       commands.UpgradeContract{},
-	"allocate_credits":       commands.AllocateCredits{},
-	"release_credits":        commands.ReleaseCredits{},
-	"set_auto_renew":         commands.SetAutoRenew{},
-	"purchase_payg_contract": commands.PurchasePaygContract{},
-	"activate_payg_contract": commands.ActivatePaygContract{},
-	"switch_billing_model":   commands.SwitchBillingModel{},
-	"record_usage":           commands.RecordUsage{},
-	"link_subscription":      commands.LinkSubscription{},
-	"unlink_subscription":    commands.UnlinkSubscription{},
-}
-
 func commandCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "command NAME --account ID [--FIELD VALUE ... | --data JSON]",
 		Short: "Send a command; prints the reply and exits 1 on a rejection",
 	}
 	for _, name := range commands.Names() {
-		cmd.AddCommand(oneCommand(name, commandTypes[name]))
+		cmd.AddCommand(oneCommand(name, reflect.Zero(commands.RequestType(name)).Interface()))
 	}
 	return cmd
 }

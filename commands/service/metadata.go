@@ -1,8 +1,6 @@
 package service
 
 import (
-	"reflect"
-
 	"github.com/creditledger/creditledger/commands"
 )
 
@@ -31,27 +29,11 @@ var descriptions = map[string]string{
 	"unlink_subscription":    "unlink the account's marketplace subscription (48-hour grace period)",
 }
 
-// requestTypes maps each command to its request type, for the schema name.
-var requestTypes = map[string]any{
-	"purchase_license":       commands.PurchaseLicense{},
-	"activate_license":       commands.ActivateLicense{},
-	"upgrade_contract":       commands.UpgradeContract{},
-	"allocate_credits":       commands.AllocateCredits{},
-	"release_credits":        commands.ReleaseCredits{},
-	"set_auto_renew":         commands.SetAutoRenew{},
-	"purchase_payg_contract": commands.PurchasePaygContract{},
-	"activate_payg_contract": commands.ActivatePaygContract{},
-	"switch_billing_model":   commands.SwitchBillingModel{},
-	"record_usage":           commands.RecordUsage{},
-	"link_subscription":      commands.LinkSubscription{},
-	"unlink_subscription":    commands.UnlinkSubscription{},
-}
-
 // Metadata is the $SRV.INFO metadata of a command's endpoint.
 func Metadata(name string) map[string]string {
 	return map[string]string{
 		MetaDescription: descriptions[name],
-		MetaRequest:     reflect.TypeOf(requestTypes[name]).Name(),
+		MetaRequest:     commands.RequestType(name).Name(),
 		MetaReply:       "Accepted",
 		MetaError:       "Rejected",
 	}
