@@ -170,6 +170,10 @@ func TestThreeNodeCluster(t *testing.T) {
 	for _, nc := range conns {
 		waitServing(t, nc)
 	}
+	// The set-up below asks for a first answer within waitFor; while the nodes that started
+	// together still hand partitions to one another, a command can wait that long for an owner
+	// (a purchase timed out so in a CI run). The takeover under load is what this test probes.
+	waitSplit(t, nodes[0].server(), nodes[1].server(), nodes[2].server())
 	js, err := jetstream.New(conns[0])
 	require.NoError(t, err)
 	st, err := js.Stream(ctxT(t), jetstore.StreamName)
