@@ -433,6 +433,7 @@ func TestSecuredClusterAuditor(t *testing.T) {
 	svcOpts.TLSCA = ca
 	svc, _ := as(t, urls[0], svcOpts)
 	waitServing(t, svc)
+	waitSplit(t, nodes[0].server(), nodes[1].server(), nodes[2].server()) // no owner moves during the purchase
 	res, err := client(t, svc).PurchaseLicense(ctxT(t), purchase("c-1", "victim", "L-c", "10"))
 	require.NoError(t, err)
 	ledgerOpts := asLedger()
