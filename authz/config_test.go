@@ -132,6 +132,7 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 	svc := c.Permissions(user("orders"))
 	assert.ElementsMatch(t, []string{"ledger.cmd.>", "ledger.query.>"}, svc.Publish.Allow)
 	assert.Contains(t, svc.Publish.Deny, "ledger.events.>")
+	assert.Contains(t, svc.Publish.Deny, "ledger.fence.>", "nobody but the ledger writes an ownership record")
 	assert.Equal(t, []string{"_INBOX_orders.>"}, svc.Subscribe.Allow, "its own inbox prefix only")
 	dash := c.Permissions(user("dash"))
 	assert.Equal(t, []string{"ledger.query.>"}, dash.Publish.Allow)

@@ -17,6 +17,9 @@ const (
 	subjQueries    = "ledger.query.>"
 	subjCheckpoint = "ledger.audit.>"
 	subjEvents     = "ledger.events.>"
+	// subjFences are the partitions' ownership records in the LEDGER stream: only the ledger
+	// writes them (a forged one would fence the real owner out of its partition).
+	subjFences = "ledger.fence.>"
 	// subjRejections is the rejection log: only the ledger writes it (a forged rejection would
 	// make the ledger refuse a command_id it never refused).
 	subjRejections = "ledger.rejections.>"
@@ -72,11 +75,11 @@ func (c *Config) ClientInboxPrefixes() []string {
 //     request) and, for each auditor stream S, stream info and direct gets (AuditorStreamAPI):
 //     no consumers, so it cannot make the server deliver anywhere. No stream admin.
 //
-// Every role but the ledger is also explicitly denied ledger.events.>, the rejection log and
+// Every role but the ledger is also explicitly denied ledger.events.>, ledger.fence.>, the rejection log and
 // the stream admin API, so a later widening of an allow list cannot reopen them.
 func (c *Config) Permissions(u User) *natsserver.Permissions {
 	inbox := &natsserver.SubjectPermission{Allow: []string{c.InboxPrefix(u) + ".>"}}
-	deny := []string{subjEvents, subjRejections, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
+	deny := []string{subjEvents, subjFences, subjRejections, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
 		jsAPI + "STREAM.PURGE.>", jsAPI + "STREAM.MSG.DELETE.>", jsAPI + "CONSUMER.DELETE.>"}
 	switch u.Role {
 	case RoleLedger:

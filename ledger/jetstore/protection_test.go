@@ -97,3 +97,30 @@ func TestOpenCreatesAProtectedStream(t *testing.T) {
 	_, err = jetstore.Open(ctx, nc, jetstore.Config{})
 	require.NoError(t, err, "an existing protected stream is accepted")
 }
+
+// TestOpenAddsTheFenceSubjectToAnOlderStream: a store created before partition fences captured
+// only ledger.events.>; the new build adds ledger.fence.> at open and keeps every event.
+func TestOpenAddsTheFenceSubjectToAnOlderStream(t *testing.T) {
+	t.Parallel()
+	nc, js := bareJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	old := jetstore.StreamConfig(1)
+	old.Subjects = []string{jetstore.SubjectAll}
+	_, err := js.CreateStream(ctx, old)
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, jetstore.Subject("a"), []byte("{}"))
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, jetstore.FenceSubject(3), []byte("{}"))
+	require.Error(t, err, "the older stream does not capture fences")
+
+	_, err = jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(t, err)
+	s, err := js.Stream(ctx, jetstore.StreamName)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{jetstore.SubjectAll, jetstore.FenceAll}, s.CachedInfo().Config.Subjects)
+	assert.EqualValues(t, 1, s.CachedInfo().State.Msgs, "the event stays")
+	ack, err := js.Publish(ctx, jetstore.FenceSubject(3), []byte("{}"))
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, ack.Sequence)
+}

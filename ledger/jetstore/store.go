@@ -20,6 +20,11 @@ const (
 	StreamName    = "LEDGER"
 	SubjectPrefix = "ledger.events."
 	SubjectAll    = "ledger.events.>"
+	// FencePrefix starts the subject of a partition's ownership records (ledger.fence.<p>): a
+	// node that takes a partition over writes one, and every later append for the partition
+	// expects it to be the last, so the server refuses an append from the owner it replaced.
+	FencePrefix = "ledger.fence."
+	FenceAll    = "ledger.fence.>"
 	// MaxBatch is nats-server's limit on messages in one atomic batch.
 	MaxBatch = 1000
 )
@@ -32,6 +37,9 @@ const (
 
 // Subject is the stream subject of an account's events.
 func Subject(accountID string) string { return SubjectPrefix + accountID }
+
+// FenceSubject is the stream subject of partition p's ownership records.
+func FenceSubject(p int) string { return FencePrefix + strconv.Itoa(p) }
 
 // Store appends to and reads from the LEDGER stream.
 type Store struct {
@@ -66,7 +74,7 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               StreamName,
 		Description:        "creditledger event store: immutable, hash-chained account events",
-		Subjects:           []string{SubjectAll},
+		Subjects:           []string{SubjectAll, FenceAll},
 		Storage:            jetstream.FileStorage,
 		Retention:          jetstream.LimitsPolicy,
 		MaxMsgs:            -1,
@@ -132,6 +140,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err := CheckStreamConfig(stream.CachedInfo().Config); err != nil {
 		return nil, err
 	}
+	if stream, err = recordFenceSubject(ctx, js, stream); err != nil {
+		return nil, err
+	}
 	if stream, err = recordPartitions(ctx, js, stream); err != nil {
 		return nil, err
 	}
@@ -170,6 +181,23 @@ func recordPartitions(ctx context.Context, js jetstream.JetStream, st jetstream.
 	updated, err := js.UpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("record the partition count on stream %s: %w", StreamName, err)
+	}
+	return updated, nil
+}
+
+// recordFenceSubject makes a stream created before partition fences existed capture their
+// subject too (a one-time config update; no event moves).
+func recordFenceSubject(ctx context.Context, js jetstream.JetStream, st jetstream.Stream) (jetstream.Stream, error) {
+	cfg := st.CachedInfo().Config
+	for _, s := range cfg.Subjects {
+		if s == FenceAll {
+			return st, nil
+		}
+	}
+	cfg.Subjects = append(append([]string(nil), cfg.Subjects...), FenceAll)
+	updated, err := js.UpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("add %s to stream %s: %w", FenceAll, StreamName, err)
 	}
 	return updated, nil
 }
