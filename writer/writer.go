@@ -264,8 +264,12 @@ func (w *Writer) Head() uint64 { return w.head.Load() }
 // Load restores the newest snapshot and folds the rest of the store into memory; call it once
 // before Run.
 func (w *Writer) Load(ctx context.Context) error {
+	start := time.Now()
 	from := w.loadSnapshot(ctx)
+	snapDone := time.Now()
+	read := 0
 	head, err := w.opts.Store.Read(ctx, from, func(r ledger.Record) error {
+		read++
 		w.apply(r)
 		return nil
 	})
@@ -284,9 +288,14 @@ func (w *Writer) Load(ctx context.Context) error {
 	w.head.Store(head)
 	w.rescheduleAll()
 	w.compactCommands()
+	readDone := time.Now()
 	if err := w.loadRejections(ctx); err != nil {
 		return err
 	}
+	// One line per load: a takeover's time splits into these phases (docs/OPERATIONS.md).
+	w.opts.Log.Info().Uint64("from", from).Uint64("head", head).Int("records_read", read).Int("accounts", len(w.accounts)).
+		Dur("snapshot", snapDone.Sub(start)).Dur("read", readDone.Sub(snapDone)).Dur("rejections", time.Since(readDone)).
+		Msg("writer loaded")
 	for id, a := range w.accounts {
 		if a.broken != nil {
 			w.opts.Log.Error().Str("account_id", id).Err(a.broken).Msg("account history broken; its commands will be refused (history_broken)")
