@@ -115,6 +115,48 @@ type fatalLog struct {
 	mu  sync.Mutex
 	msg string
 	log zerolog.Logger
+	// repeats folds a line the server repeats (a route to a dead peer is redialled every second,
+	// on each of several route connections) into one line per repeatWindow with a count.
+	repeats map[string]*repeated
+	// now is the clock of repeatWindow (time.Now when nil).
+	now func() time.Time
+}
+
+// repeatWindow is how long the same server log line (by format) is folded after it was logged.
+const repeatWindow = 30 * time.Second
+
+// repeated is one folded server log line: when it was last written and how often it came since.
+type repeated struct {
+	at         time.Time
+	suppressed int
+}
+
+// pass says whether a line of this format is written now, and how many were folded before it.
+func (l *fatalLog) pass(format string) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
+	t := now()
+	if l.repeats == nil {
+		l.repeats = map[string]*repeated{}
+	}
+	r := l.repeats[format]
+	if r != nil && t.Sub(r.at) < repeatWindow {
+		r.suppressed++
+		return false, 0
+	}
+	folded := 0
+	if r != nil {
+		folded = r.suppressed
+	}
+	if len(l.repeats) > 1024 { // bounded: formats are the server's own constants, but be safe
+		l.repeats = map[string]*repeated{}
+	}
+	l.repeats[format] = &repeated{at: t}
+	return true, folded
 }
 
 func (l *fatalLog) first() string {
@@ -134,11 +176,23 @@ func (l *fatalLog) Fatalf(format string, v ...any) {
 func (l *fatalLog) Noticef(string, ...any) {}
 
 func (l *fatalLog) Warnf(format string, v ...any) {
-	l.log.Warn().Msg(fmt.Sprintf(format, v...))
+	if ok, folded := l.pass(format); ok {
+		withRepeats(l.log.Warn(), folded).Msg(fmt.Sprintf(format, v...))
+	}
 }
 
 func (l *fatalLog) Errorf(format string, v ...any) {
-	l.log.Error().Msg(fmt.Sprintf(format, v...))
+	if ok, folded := l.pass(format); ok {
+		withRepeats(l.log.Error(), folded).Msg(fmt.Sprintf(format, v...))
+	}
+}
+
+// withRepeats adds how many lines of the same format were folded since the last one written.
+func withRepeats(e *zerolog.Event, folded int) *zerolog.Event {
+	if folded > 0 {
+		return e.Int("repeated", folded)
+	}
+	return e
 }
 
 func (l *fatalLog) Debugf(string, ...any) {}
