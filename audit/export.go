@@ -84,14 +84,15 @@ func exportCSV(ctx context.Context, src *Source, f Filter, w io.Writer) (int, er
 	return n, err
 }
 
-// csvRow renders one message; its envelope fields are left empty when it is not an envelope.
+// csvRow renders one message; its envelope fields are left empty when it is not an envelope
+// (a partition ownership record, on a fence subject, is none: its bytes are in data_base64).
 func csvRow(m Message) []string {
 	row := make([]string, len(CSVHeader))
 	row[0] = strconv.FormatUint(m.Position, 10)
 	row[1] = m.Subject
 	row[2] = m.StoredAt.UTC().Format(time.RFC3339Nano)
 	var e events.Envelope
-	if err := json.Unmarshal(m.Data, &e); err != nil {
+	if err := json.Unmarshal(m.Data, &e); err != nil || m.IsFence() {
 		row[colData] = base64.StdEncoding.EncodeToString(m.Data)
 		return row
 	}

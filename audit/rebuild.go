@@ -62,6 +62,9 @@ type rebuilder struct {
 
 func (r *rebuilder) catchUp(ctx context.Context, to uint64) error {
 	_, err := r.src.Scan(ctx, Filter{FromPosition: r.proj.Position() + 1, ToPosition: to}, func(m Message) error {
+		if m.IsFence() {
+			return nil // ownership records are no events: the live projector never sees them either
+		}
 		r.proj.Apply(m.Position, m.AccountID(), m.Data)
 		if ledger.ValidID(m.AccountID()) {
 			r.accounts[m.AccountID()] = true

@@ -24,9 +24,10 @@ import (
 type Message struct {
 	// Position is the JetStream stream sequence.
 	Position uint64
-	// Subject is ledger.events.<account_id>.
+	// Subject is ledger.events.<account_id>, or ledger.fence.<p> for a partition ownership record.
 	Subject string
-	// Data is the stored bytes: the JSON envelope as the writer encoded it (or as a forger left it).
+	// Data is the stored bytes: the JSON envelope (or ownership record) as the writer encoded it,
+	// or as a forger left it.
 	Data []byte
 	// StoredAt is when JetStream stored the message; it is not covered by any hash.
 	StoredAt time.Time
@@ -56,22 +57,31 @@ type Filter struct {
 	Until time.Time
 }
 
-// keep applies the time bounds. A message whose occurred_at cannot be read is always kept: an
-// auditor wants to see anomalies, not have them filtered away.
+// keep applies the time bounds to an event's occurred_at (an ownership record's time). A message
+// whose time cannot be read is always kept: an auditor wants to see anomalies, not have them
+// filtered away.
 func (f Filter) keep(m Message) bool {
 	if f.Since.IsZero() && f.Until.IsZero() {
 		return true
 	}
 	var head struct {
 		OccurredAt time.Time `json:"occurred_at"`
+		Time       time.Time `json:"time"`
 	}
-	if err := json.Unmarshal(m.Data, &head); err != nil || head.OccurredAt.IsZero() {
+	if err := json.Unmarshal(m.Data, &head); err != nil {
 		return true
 	}
-	if !f.Since.IsZero() && head.OccurredAt.Before(f.Since) {
+	at := head.OccurredAt
+	if m.IsFence() {
+		at = head.Time
+	}
+	if at.IsZero() {
+		return true
+	}
+	if !f.Since.IsZero() && at.Before(f.Since) {
 		return false
 	}
-	return f.Until.IsZero() || head.OccurredAt.Before(f.Until)
+	return f.Until.IsZero() || at.Before(f.Until)
 }
 
 // Source reads the LEDGER stream over the auditor's own NATS connection: stream info and
@@ -122,7 +132,7 @@ func (s *Source) Head(ctx context.Context) (uint64, error) {
 // bounds returns the first and last positions a scan must read (first > last: nothing to read).
 // The last is fixed when the scan starts, so a scan of a busy ledger ends.
 func (s *Source) bounds(ctx context.Context, subject string, from uint64) (first, last uint64, err error) {
-	if subject == jetstore.SubjectAll {
+	if subject == allSubjects {
 		last, err = s.Head(ctx)
 	} else {
 		var m *jetstream.RawStreamMsg
@@ -151,9 +161,11 @@ func (s *Source) bounds(ctx context.Context, subject string, from uint64) (first
 }
 
 // Scan calls fn for every message the filter selects, in stream order, up to the stream's (or
-// the account's) last position when the scan starts, and returns that position.
+// the account's) last position when the scan starts, and returns that position. Without an
+// account it reads every message of the stream, events and partition ownership records alike,
+// so the positions it passes are contiguous; with one, that account's events only.
 func (s *Source) Scan(ctx context.Context, f Filter, fn func(Message) error) (uint64, error) {
-	subject := jetstore.SubjectAll
+	subject := allSubjects
 	if f.AccountID != "" {
 		if !ledger.ValidID(f.AccountID) {
 			return 0, fmt.Errorf("account id %q: must be 1-64 characters of A-Za-z0-9_-", f.AccountID)

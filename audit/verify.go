@@ -30,6 +30,10 @@ const (
 	// RFC 6962 consistency proof leads from the earlier signed root to the later one).
 	KindCheckpointInconsistent = "checkpoint_inconsistent"
 	KindTruncated              = "history_truncated"
+	// KindForeignFence: a message on a partition's fence subject (ledger.fence.<p>) that is not
+	// that partition's ownership record (docs/FORMAT.md §8): not one in its canonical form,
+	// another partition's, or one counting other partitions than the stream.
+	KindForeignFence = "foreign_fence"
 )
 
 // DefaultMaxFindings bounds the findings a verification keeps (it counts them all).
@@ -99,6 +103,10 @@ type Chain struct {
 	tree *LogTree
 	// partial is set for a one-account chain: positions are not contiguous there.
 	partial bool
+	// partitions is the stream's partition count an ownership record must name (0: unknown);
+	// fences counts the ownership records applied.
+	partitions int
+	fences     uint64
 }
 
 // NewChain starts a chain at the beginning of the stream.
@@ -110,8 +118,15 @@ func (c *Chain) Tree() *LogTree { return c.tree }
 // Position is the last position applied.
 func (c *Chain) Position() uint64 { return c.position }
 
-// Events is the number of messages applied.
+// SetPartitions sets the stream's partition count (jetstore.Partitions), which every ownership
+// record must name; 0, the default, leaves it unchecked.
+func (c *Chain) SetPartitions(n int) { c.partitions = n }
+
+// Events is the number of messages applied that are not partition ownership records.
 func (c *Chain) Events() uint64 { return c.events }
+
+// Fences is the number of partition ownership records applied.
+func (c *Chain) Fences() uint64 { return c.fences }
 
 // Accounts is the number of accounts with at least one accepted event.
 func (c *Chain) Accounts() int { return len(c.heads) }
@@ -171,7 +186,9 @@ func logStep(prev [32]byte, m Message) [32]byte {
 }
 
 // Apply checks one stored message and advances the chain; it returns what the message breaks
-// (nothing for a sound event). An event with a wrong version is not taken as its account's head,
+// (nothing for a sound event or ownership record). Every message is a leaf of the log tree and a
+// step of the log digest; an ownership record (on ledger.fence.<p>) is part of no account's
+// chain. An event with a wrong version is not taken as its account's head,
 // so the genuine events after a forged or replayed one still check against the real chain; any
 // other broken event is, so that one edit yields one finding rather than a cascade.
 func (c *Chain) Apply(m Message) []Finding {
@@ -181,12 +198,17 @@ func (c *Chain) Apply(m Message) []Finding {
 			Reason: span("position", c.position+1, m.Position-1) + " missing from the stream (deleted)"})
 	}
 	c.position = m.Position
-	c.events++
 	c.log = logStep(c.log, m)
 	if !c.partial {
 		c.tree.Append(LogLeafHash(m.Data))
 	}
-	if f, ok := c.check(m); !ok {
+	check := c.check
+	if m.IsFence() {
+		check = c.checkFence
+	} else {
+		c.events++
+	}
+	if f, ok := check(m); !ok {
 		return append(out, f)
 	}
 	return out
@@ -278,8 +300,10 @@ type VerifyOptions struct {
 // Report is the outcome of a verification.
 type Report struct {
 	OK bool `json:"ok"`
-	// Events is the number of messages read; HeadPosition the last position.
+	// Events is the number of messages read that are not partition ownership records, Fences
+	// the number that are (Events + Fences messages in all); HeadPosition the last position.
 	Events       uint64 `json:"events"`
+	Fences       uint64 `json:"fences"`
 	Accounts     int    `json:"accounts"`
 	HeadPosition uint64 `json:"head_position"`
 	// AccountsRoot is the head digest: the Merkle root over every account's chain head at
@@ -338,6 +362,13 @@ func Verify(ctx context.Context, src *Source, opts VerifyOptions) (Report, error
 	if err := jetstore.CheckStreamConfig(info.Config); err != nil {
 		rep.Warnings = append(rep.Warnings, "stream protection: "+err.Error())
 	}
+	chain := NewChain()
+	chain.partial = opts.AccountID != ""
+	if n, err := jetstore.Partitions(info.Config); err != nil {
+		rep.Warnings = append(rep.Warnings, "partition count unknown, not checked in ownership records: "+err.Error())
+	} else {
+		chain.SetPartitions(n)
+	}
 	var cps *checkpointCheck
 	if opts.AccountID == "" {
 		if cps, err = newCheckpointCheck(ctx, src, opts, &rep, fs); err != nil {
@@ -346,8 +377,6 @@ func Verify(ctx context.Context, src *Source, opts VerifyOptions) (Report, error
 	} else {
 		rep.Warnings = append(rep.Warnings, "checkpoints are not checked when one account is verified: their roots cover every account")
 	}
-	chain := NewChain()
-	chain.partial = opts.AccountID != ""
 	head, err := src.Scan(ctx, Filter{AccountID: opts.AccountID}, func(m Message) error {
 		if cps != nil {
 			cps.before(m.Position, chain)
@@ -365,7 +394,7 @@ func Verify(ctx context.Context, src *Source, opts VerifyOptions) (Report, error
 	if cps != nil {
 		cps.finish(chain)
 	}
-	rep.Events, rep.Accounts, rep.HeadPosition = chain.Events(), chain.Accounts(), chain.Position()
+	rep.Events, rep.Fences, rep.Accounts, rep.HeadPosition = chain.Events(), chain.Fences(), chain.Accounts(), chain.Position()
 	if opts.AccountID == "" {
 		rep.HeadPosition = max(head, chain.Position())
 		rep.AccountsRoot, rep.LogDigest = chain.AccountsRoot(), chain.LogDigest()

@@ -1,0 +1,171 @@
+package audit_test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/audit"
+	"github.com/creditledger/creditledger/internal/testledger"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/server"
+)
+
+// fenceRecord is partition p's ownership record among n partitions, as the ledger stores it.
+func fenceRecord(t testing.TB, p, n int, revision uint64) []byte {
+	t.Helper()
+	b, err := ledger.EncodeFence(ledger.Fence{Format: ledger.FenceFormat, LeaseRevision: revision, Owner: "node-a",
+		Partition: p, Partitions: n, Time: testledger.Epoch.UTC()})
+	require.NoError(t, err)
+	return b
+}
+
+// publishRaw stores data on subject in the LEDGER stream, as the ledger's identity could, and
+// returns its position.
+func publishRaw(t testing.TB, url, subject string, data []byte) uint64 {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.Name("fence-writer"))
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ack, err := js.Publish(ctxT(t), subject, data)
+	require.NoError(t, err)
+	return ack.Sequence
+}
+
+// streamPartitions is the partition count the LEDGER stream records.
+func streamPartitions(t testing.TB, src *audit.Source) int {
+	t.Helper()
+	info, err := src.Info(ctxT(t))
+	require.NoError(t, err)
+	n, err := jetstore.Partitions(info.Config)
+	require.NoError(t, err)
+	return n
+}
+
+func buy(t testing.TB, l *testledger.Ledger, acc string) {
+	t.Helper()
+	send(t, l, nil, "purchase_license", map[string]any{"account_id": acc, "command_id": acc + "-buy",
+		"license_id": acc + "-L", "source": "sales", "credits": "100"})
+}
+
+func noCheckpoints(c *server.Config) { c.Checkpoints.Every, c.Checkpoints.Interval = -1, -1 }
+
+// Ownership records between the events: replay and export keep every position, verify counts
+// them apart from the events and finds nothing, and the rebuilt read models match the live ones.
+func TestOwnershipRecordsBetweenEvents(t *testing.T) {
+	t.Parallel()
+	l := testledger.Start(t, noCheckpoints)
+	url := l.ClientURL()
+	_, src := connect(t, url)
+	n := streamPartitions(t, src)
+	buy(t, l, "acme")
+	f1 := publishRaw(t, url, jetstore.FenceSubject(ledger.PartitionOf("acme", n)), fenceRecord(t, ledger.PartitionOf("acme", n), n, 1))
+	buy(t, l, "globex")
+	send(t, l, nil, "activate_license", map[string]any{"account_id": "acme", "license_id": "acme-L"})
+	f2 := publishRaw(t, url, jetstore.FenceSubject(n-1), fenceRecord(t, n-1, n, 2))
+	send(t, l, nil, "activate_license", map[string]any{"account_id": "globex", "license_id": "globex-L"})
+
+	all := replayAll(t, src, audit.Filter{})
+	require.Len(t, all, 6)
+	tree := audit.NewLogTree()
+	for i, m := range all {
+		require.Equal(t, uint64(i+1), m.Position, "positions are contiguous")
+		assert.Equal(t, m.Position == f1 || m.Position == f2, m.IsFence(), "position %d", m.Position)
+		tree.Append(audit.LogLeafHash(m.Data))
+	}
+	assert.Equal(t, string(fenceRecord(t, n-1, n, 2)), string(all[f2-1].Data))
+
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%v", rep.Findings)
+	assert.Equal(t, uint64(4), rep.Events)
+	assert.Equal(t, uint64(2), rep.Fences)
+	assert.Equal(t, 2, rep.Accounts)
+	assert.Equal(t, uint64(6), rep.HeadPosition)
+	assert.Equal(t, fmt.Sprintf("%x", tree.Root()), rep.LogRoot, "the log tree has a leaf for each ownership record")
+
+	one, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{AccountID: "acme"})
+	require.NoError(t, err)
+	assert.True(t, one.OK, "%v", one.Findings)
+	assert.Equal(t, uint64(2), one.Events)
+	assert.Zero(t, one.Fences)
+
+	var stored bytes.Buffer
+	written, odd, err := audit.ReplayStored(ctxT(t), src, audit.Filter{}, &stored)
+	require.NoError(t, err)
+	assert.Equal(t, 6, written)
+	assert.Zero(t, odd)
+	lines := strings.Split(strings.TrimSuffix(stored.String(), "\n"), "\n")
+	require.Len(t, lines, 6, "line N is position N")
+	assert.Equal(t, string(all[f1-1].Data), lines[f1-1])
+
+	var cs bytes.Buffer
+	_, err = audit.Export(ctxT(t), src, audit.Filter{}, audit.FormatCSV, &cs)
+	require.NoError(t, err)
+	back, err := audit.ReadCSV(&cs)
+	require.NoError(t, err)
+	require.Len(t, back, 6)
+	for i := range all {
+		assert.Equal(t, all[i].Subject, back[i].Subject)
+		assert.Equal(t, string(all[i].Data), string(back[i].Data), "csv row %d rebuilds the stored bytes", i)
+	}
+
+	acme := replayAll(t, src, audit.Filter{AccountID: "acme"})
+	require.Len(t, acme, 2, "one account's replay holds its events only")
+
+	rb, err := audit.Rebuild(ctxT(t), src, l.Client, ledger.DefaultCatalogue())
+	require.NoError(t, err)
+	assert.True(t, rb.OK, "%v", rb.Differences)
+	assert.Zero(t, rb.Parked, "ownership records are not fed to the rebuilt projector")
+}
+
+// A message on a fence subject that is not that partition's ownership record is a foreign_fence
+// finding at its position; a record's bytes on an events subject stay an undecodable event. The
+// events around them verify as before.
+func TestForeignMessagesOnFenceSubjects(t *testing.T) {
+	t.Parallel()
+	l := testledger.Start(t, noCheckpoints)
+	url := l.ClientURL()
+	_, src := connect(t, url)
+	n := streamPartitions(t, src)
+	buy(t, l, "acme")
+	indented := bytes.Replace(fenceRecord(t, 3, n, 1), []byte(`,"owner"`), []byte(`, "owner"`), 1)
+	foreign := map[uint64]string{
+		publishRaw(t, url, jetstore.FenceSubject(3), []byte(`{}`)):                         "garbled",
+		publishRaw(t, url, jetstore.FenceSubject(3), fenceRecord(t, 5, n, 1)):              "another partition's record",
+		publishRaw(t, url, jetstore.FenceSubject(3), fenceRecord(t, 3, n+1, 1)):            "another partition count",
+		publishRaw(t, url, jetstore.FenceSubject(3), indented):                             "not canonical",
+		publishRaw(t, url, jetstore.FencePrefix+"03", fenceRecord(t, 3, n, 1)):             "a subject that is not the partition's",
+		publishRaw(t, url, jetstore.FencePrefix+"x", fenceRecord(t, 0, n, 1)):              "a subject naming no partition",
+		publishRaw(t, url, jetstore.Subject("zed"), fenceRecord(t, 3, n, 1)):               "a record on an events subject",
+		publishRaw(t, url, jetstore.FenceSubject(3), append(fenceRecord(t, 3, n, 1), ' ')): "trailing bytes",
+	}
+	good := publishRaw(t, url, jetstore.FenceSubject(3), fenceRecord(t, 3, n, 2))
+	send(t, l, nil, "activate_license", map[string]any{"account_id": "acme", "license_id": "acme-L"})
+
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	assert.False(t, rep.OK)
+	assert.Equal(t, len(foreign), rep.FindingsTotal, "%v", rep.Findings)
+	assert.Equal(t, uint64(1), rep.Fences, "the record at position %d", good)
+	for _, f := range rep.Findings {
+		what, ok := foreign[f.Position]
+		require.True(t, ok, "unexpected finding %s", f)
+		want := audit.KindForeignFence
+		if what == "a record on an events subject" {
+			want = audit.KindUndecodable
+		}
+		assert.Equal(t, want, f.Kind, "%s: %s", what, f)
+		delete(foreign, f.Position)
+	}
+	assert.Empty(t, foreign, "each foreign message is named at its position")
+}
