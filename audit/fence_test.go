@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,7 +16,6 @@ import (
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
-	"github.com/creditledger/creditledger/server"
 )
 
 // fenceRecord is partition p's ownership record among n partitions, as the ledger stores it.
@@ -57,13 +57,11 @@ func buy(t testing.TB, l *testledger.Ledger, acc string) {
 		"license_id": acc + "-L", "source": "sales", "credits": "100"})
 }
 
-func noCheckpoints(c *server.Config) { c.Checkpoints.Every, c.Checkpoints.Interval = -1, -1 }
-
 // Ownership records between the events: replay and export keep every position, verify counts
 // them apart from the events and finds nothing, and the rebuilt read models match the live ones.
 func TestOwnershipRecordsBetweenEvents(t *testing.T) {
 	t.Parallel()
-	l := testledger.Start(t, noCheckpoints)
+	l := testledger.Start(t, onDemandOnly)
 	url := l.ClientURL()
 	_, src := connect(t, url)
 	n := streamPartitions(t, src)
@@ -133,7 +131,7 @@ func TestOwnershipRecordsBetweenEvents(t *testing.T) {
 // events around them verify as before.
 func TestForeignMessagesOnFenceSubjects(t *testing.T) {
 	t.Parallel()
-	l := testledger.Start(t, noCheckpoints)
+	l := testledger.Start(t, onDemandOnly)
 	url := l.ClientURL()
 	_, src := connect(t, url)
 	n := streamPartitions(t, src)
@@ -168,4 +166,56 @@ func TestForeignMessagesOnFenceSubjects(t *testing.T) {
 		delete(foreign, f.Position)
 	}
 	assert.Empty(t, foreign, "each foreign message is named at its position")
+}
+
+// The checkpoint publisher follows every subject: it signs trees whose leaves include ownership
+// records, each proved consistent with the one before (a format-1 checkpoint signed before any
+// record existed, then format-2 ones on both sides of a record), and it stops signing at a
+// foreign message on a fence subject. Proofs of positions after a record, and of the record
+// itself, verify; a consistency proof across it too.
+func TestCheckpointsOverOwnershipRecords(t *testing.T) {
+	t.Parallel()
+	l := testledger.Start(t, onDemandOnly)
+	url := l.ClientURL()
+	nc, src := connect(t, url)
+	n := streamPartitions(t, src)
+	keys := []ed25519.PublicKey{ledgerKey(t, l)}
+	buy(t, l, "acme")
+	legacyCheckpoint(t, l, nil) // before ownership records existed: it covers events only
+	buy(t, l, "globex")
+	before := requestCheckpoint(t, nc)
+	fence := publishRaw(t, url, jetstore.FenceSubject(ledger.PartitionOf("acme", n)), fenceRecord(t, ledger.PartitionOf("acme", n), n, 1))
+	send(t, l, nil, "activate_license", map[string]any{"account_id": "acme", "license_id": "acme-L"})
+	after := requestCheckpoint(t, nc)
+	require.Equal(t, fence+1, after.Size)
+
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{PublicKeys: keys})
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%v", rep.Findings)
+	assert.Equal(t, 3, rep.Checkpoints)
+	assert.Equal(t, uint64(1), rep.Fences)
+	assert.Equal(t, fmt.Sprintf("%x", after.Root), rep.LogRoot)
+
+	cons, err := audit.BuildConsistencyProof(ctxT(t), src, before.Size, after.Size)
+	require.NoError(t, err)
+	require.NoError(t, cons.Verify(before.Root, after.Root), "the tree after the record extends the one before it")
+	for _, pos := range []uint64{fence, fence + 1} {
+		p, err := audit.BuildEventProof(ctxT(t), src, pos, 0, keys)
+		require.NoError(t, err, pos)
+		cp, err := p.Verify(keys)
+		require.NoError(t, err, pos)
+		assert.Equal(t, after.Root, cp.Root)
+	}
+
+	forged := publishRaw(t, url, jetstore.FenceSubject(0), []byte(`{"format":"creditledger-fence/1"}`))
+	msg, err := nc.RequestWithContext(ctxT(t), audit.CheckpointRequestSubject, nil)
+	require.NoError(t, err)
+	assert.Contains(t, string(msg.Data), `"code":"internal"`, "the publisher signs no history it cannot verify")
+	assert.Contains(t, string(msg.Data), fmt.Sprintf("position %d (foreign_fence)", forged))
+	rep, err = audit.Verify(ctxT(t), src, audit.VerifyOptions{PublicKeys: keys})
+	require.NoError(t, err)
+	first, ok := rep.First()
+	require.True(t, ok)
+	assert.Equal(t, audit.KindForeignFence, first.Kind)
+	assert.Equal(t, forged, first.Position)
 }

@@ -64,7 +64,8 @@ type CheckpointConfig struct {
 }
 
 // startCheckpoints starts the publisher: it follows the LEDGER stream with its own ordered
-// consumer, verifies every event's hash and chain link as it goes (it never signs a history it
+// consumer, verifies every event's hash and chain link (and every partition ownership record) as
+// it goes (it never signs a history it
 // has not verified), and signs checkpoints into LEDGER_CHECKPOINTS every Every events, every
 // Interval, on demand over ledger.audit.checkpoint, and once more on shutdown; never two for one
 // stream head, and each only once an RFC 6962 consistency proof from the last one verifies.
@@ -109,6 +110,8 @@ type checkpointPublisher struct {
 	interval time.Duration
 	log      zerolog.Logger
 	demand   chan checkpointDemand
+	// partitions is the LEDGER stream's partition count, which every ownership record names.
+	partitions int
 	// signs counts the checkpoints stored; owned by the run goroutine, as are the rest.
 	signs int
 	// carried holds the requests a restart of follow takes over from the one before.
@@ -164,6 +167,9 @@ func newCheckpointPublisher(ctx context.Context, js jetstream.JetStream, cfg Con
 	}
 	if p.ledger, err = js.Stream(ctx, jetstore.StreamName); err != nil {
 		return nil, fmt.Errorf("checkpoints: stream %s: %w", jetstore.StreamName, err)
+	}
+	if p.partitions, err = jetstore.Partitions(p.ledger.CachedInfo().Config); err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
 	st, err := js.Stream(ctx, audit.CheckpointStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -308,6 +314,7 @@ func (p *checkpointPublisher) follow(ctx context.Context) error {
 		return err
 	}
 	p.chain, p.last, p.broken = audit.NewChain(), last, broken
+	p.chain.SetPartitions(p.partitions)
 	if broken != nil {
 		p.log.Error().Str("finding", broken.String()).Msg("no checkpoints will be signed")
 	}
@@ -364,10 +371,12 @@ func (p *checkpointPublisher) follow(ctx context.Context) error {
 	}
 }
 
-// consume starts an ordered consumer over the whole LEDGER stream, feeding msgs until ctx ends.
+// consume starts an ordered consumer over the whole LEDGER stream, feeding msgs until ctx ends:
+// every subject (events and partition ownership records), since the log tree covers every
+// stored message.
 func (p *checkpointPublisher) consume(ctx context.Context) (<-chan audit.Message, func(), error) {
 	msgs := make(chan audit.Message, checkpointBuffer)
-	cons, err := p.ledger.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{jetstore.SubjectAll}})
+	cons, err := p.ledger.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoints: consumer: %w", err)
 	}
