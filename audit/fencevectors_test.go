@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,6 +189,43 @@ func checkFenceVectors(t *testing.T) {
 		}
 		assert.Equal(t, want, fs[0].Kind, f.Why)
 	}
+}
+
+// The independent verifier checks the same vectors, verifies the export against its checkpoint,
+// and fails on an export whose record was altered by one byte.
+func TestFenceVectorsVerifyInPython(t *testing.T) {
+	t.Parallel()
+	py := pythonVerifier(t)
+	script := "../docs/examples/verify.py"
+	out, err := exec.Command(py, script, "vectors", vectorDir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "1 ownership record")
+	export := filepath.Join(vectorDir, "fences.jsonl")
+	cp, vkey := filepath.Join(vectorDir, "fences-checkpoint.txt"), filepath.Join(vectorDir, "checkpoint.vkey")
+	out, err = exec.Command(py, script, "export", export, cp, vkey, "64").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "OK: 5 events, 1 ownership records, 2 accounts; positions 1 to 6")
+
+	data, err := os.ReadFile(export)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	for name, edit := range map[string]func(string) string{
+		"lease revision": func(s string) string { return strings.Replace(s, `"lease_revision":42`, `"lease_revision":43`, 1) },
+		"partition":      func(s string) string { return strings.Replace(s, `"partition":17`, `"partition":18`, 1) },
+		"not canonical":  func(s string) string { return strings.Replace(s, `,"owner"`, `, "owner"`, 1) },
+		"subject":        func(s string) string { return strings.Replace(s, `"ledger.fence.17"`, `"ledger.fence.18"`, 1) },
+	} {
+		tampered := edit(string(data))
+		require.NotEqual(t, string(data), tampered, name)
+		file := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".jsonl")
+		require.NoError(t, os.WriteFile(file, []byte(tampered), 0o600))
+		out, err := exec.Command(py, script, "export", file, cp, vkey, "64").CombinedOutput()
+		require.Error(t, err, "%s: %s", name, out)
+		assert.Contains(t, string(out), "FAILED", name)
+	}
+	out, err = exec.Command(py, script, "export", export, cp, vkey, "65").CombinedOutput()
+	require.Error(t, err, "%s", out)
+	assert.Contains(t, string(out), "position 3", "another partition count names the record")
 }
 
 func hexList(hs [][32]byte) []string {

@@ -6,13 +6,20 @@ with the ledger; the repository's tests run it against testdata/ when Python is 
   verify.py vectors TESTDATA_DIR          check the test vectors (and RFC 8785's number examples)
   verify.py log EVENTS CHECKPOINT VKEY    EVENTS from `creditledger audit replay > EVENTS` (the whole
                                           stream, one stored message per line): every hash, every
-                                          chain, and the log tree root the checkpoint signs
+                                          chain, every ownership record as far as its bytes tell,
+                                          and the log tree root the checkpoint signs
+  verify.py export EXPORT CHECKPOINT VKEY [PARTITIONS]
+                                          EXPORT from `audit export --format jsonl` (the whole
+                                          stream, with positions and subjects): the same, with each
+                                          message checked against its subject, ownership records
+                                          against the stream's partition count when given
   verify.py proof PROOF VKEY              a proof from `audit proof` or GET /v1/audit/proof
 """
 import base64
 import hashlib
 import json
 import math
+import re
 import sys
 
 ZERO_HASH = "0" * 64
@@ -93,18 +100,118 @@ def event_hash(stored):
 
 
 def check_events(messages):
-    """Every hash, and each account's chain: versions 1, 2, 3 ... linked from the zero hash."""
-    heads = {}
-    for pos, stored in enumerate(messages, 1):
+    """Every hash, and each account's chain, over stored messages in position order (no subjects)."""
+    heads, _ = check_messages([(pos, None, m) for pos, m in enumerate(messages, 1)])
+    return heads
+
+
+def check_messages(items, partitions=None):
+    """Every event's hash and each account's chain (versions 1, 2, 3 ... linked from the zero
+    hash), and every partition ownership record, over (position, subject, stored bytes) in
+    position order. With subject None (a replay) a record is known by its bytes alone."""
+    heads, fences = {}, 0
+    for pos, subject, stored in items:
+        if subject is None:
+            try:
+                obj = json.loads(stored)
+            except ValueError:
+                obj = None
+            is_fence = isinstance(obj, dict) and "format" in obj
+        else:
+            is_fence = subject.startswith(FENCE_PREFIX)
+        if is_fence:
+            try:
+                check_fence(stored, subject, partitions)
+            except ValueError as e:
+                raise SystemExit("FAILED at position %d: not a partition ownership record (foreign_fence): %s" % (pos, e))
+            fences += 1
+            continue
         ev, h = event_hash(stored)
         where = "position %d, account %s, version %d" % (pos, ev["account_id"], ev["version"])
+        if subject is not None and subject != EVENTS_PREFIX + ev["account_id"]:
+            raise SystemExit("FAILED at %s: stored under subject %s" % (where, subject))
         if h != ev["hash"]:
             raise SystemExit("FAILED at %s: hash %s, recomputed %s" % (where, ev["hash"], h))
         version, prev = heads.get(ev["account_id"], (0, ZERO_HASH))
         if ev["version"] != version + 1 or ev["prev_hash"] != prev:
             raise SystemExit("FAILED at %s: the chain expects version %d after %s" % (where, version + 1, prev))
         heads[ev["account_id"]] = (ev["version"], ev["hash"])
-    return heads
+    return heads, fences
+
+
+# --- Partition ownership records (FORMAT.md section 8) ----------------------------------------
+
+EVENTS_PREFIX, FENCE_PREFIX = "ledger.events.", "ledger.fence."
+FENCE_MEMBERS = {"format", "lease_revision", "owner", "partition", "partitions", "time"}
+FENCE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{0,8}[1-9])?Z")
+
+
+def is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def valid_time(t):
+    m = isinstance(t, str) and FENCE_TIME.fullmatch(t)
+    if not m:
+        return False
+    y, mo, d, h, mi, sec = (int(x) for x in m.groups()[:6])
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    return 1 <= mo <= 12 and 1 <= d <= days[mo - 1] and h < 24 and mi < 60 and sec < 60
+
+
+def check_fence(stored, subject=None, partitions=None):
+    """Raise ValueError unless stored (on subject, when known) is an ownership record (8.2)."""
+    f = json.loads(stored, object_pairs_hook=no_duplicates)
+    if not isinstance(f, dict) or set(f) != FENCE_MEMBERS:
+        raise ValueError("members %s, want exactly %s" % (sorted(f) if isinstance(f, dict) else f, sorted(FENCE_MEMBERS)))
+    if f["format"] != "creditledger-fence/1":
+        raise ValueError("format %r" % f["format"])
+    if not (is_int(f["lease_revision"]) and f["lease_revision"] >= 0):
+        raise ValueError("lease_revision %r" % f["lease_revision"])
+    if not (isinstance(f["owner"], str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", f["owner"])):
+        raise ValueError("owner %r" % f["owner"])
+    if not (is_int(f["partitions"]) and 1 <= f["partitions"] <= 4096):
+        raise ValueError("partitions %r" % f["partitions"])
+    if not (is_int(f["partition"]) and 0 <= f["partition"] < f["partitions"]):
+        raise ValueError("partition %r" % f["partition"])
+    if not valid_time(f["time"]):
+        raise ValueError("time %r" % f["time"])
+    if jcs(f).encode() != stored:
+        raise ValueError("not in its RFC 8785 canonical form")
+    if subject is not None and subject != FENCE_PREFIX + str(f["partition"]):
+        raise ValueError("the record of partition %d is stored under subject %s" % (f["partition"], subject))
+    if partitions is not None and f["partitions"] != partitions:
+        raise ValueError("the record counts %d partitions, the stream %d" % (f["partitions"], partitions))
+    return f
+
+
+def parse_export_line(line):
+    """(position, subject, stored bytes) of one line of `audit export --format jsonl` (8.3)."""
+    obj = json.loads(line, object_pairs_hook=no_duplicates)
+    if "event" in obj:
+        marker = b',"event":'
+        if marker not in line or not line.endswith(b"}"):
+            raise SystemExit("FAILED: an export line without the event member as written: %r" % line[:80])
+        stored = line[line.index(marker) + len(marker):-1]
+        if json.loads(stored) != obj["event"]:
+            raise SystemExit("FAILED at position %r: the event member is not the line's end" % obj.get("position"))
+    else:
+        stored = base64.b64decode(obj["data_base64"], validate=True)
+    return obj["position"], obj["subject"], stored
+
+
+def read_export(path):
+    items = [parse_export_line(line.rstrip(b"\n")) for line in open(path, "rb") if line.strip()]
+    for want, (pos, _, _) in enumerate(items, 1):
+        if pos != want:
+            raise SystemExit("FAILED: the export holds position %d where %d belongs (missing_messages)" % (pos, want))
+    return items
+
+
+def summary(events, fences, accounts):
+    records = ", %d ownership records" % fences if fences else ""
+    return "%d events%s, %d accounts" % (events, records, accounts)
 
 
 # --- RFC 6962 / RFC 9162 Merkle tree ----------------------------------------------------------
@@ -234,18 +341,58 @@ def cmd_vectors(d):
     assert verify_consistency(len(leaves), len(leaves), [], r7, r7) and verify_inclusion(0, 1, leaves[0], [], leaves[0])
     origin, size, r = open_checkpoint(open(d + "/checkpoint.txt").read(), open(d + "/checkpoint.vkey").read())
     assert size == len(leaves) and r == root(leaves), "the checkpoint signs the tree"
-    print("OK: %d envelopes, %d roots, an inclusion and a consistency proof, checkpoint of %s" % (len(envs), len(leaves), origin))
+    fences = check_fence_vectors(d)
+    print("OK: %d envelopes, %d roots, an inclusion and a consistency proof, checkpoint of %s; an export with %d ownership record"
+          % (len(envs), len(leaves), origin, fences))
+
+
+def check_fence_vectors(d):
+    """testdata/fences.*: an export with an ownership record between events (FORMAT.md 8.4)."""
+    fv = json.load(open(d + "/fences.json"))
+    items = read_export(d + "/fences.jsonl")
+    heads, fences = check_messages(items, fv["partitions"])
+    pos, subject, stored = items[fv["fence"]["position"] - 1]
+    assert (subject, stored) == (fv["fence"]["subject"], fv["fence"]["stored"].encode())
+    leaves = [leaf_hash(m) for _, _, m in items]
+    assert [x.hex() for x in leaves] == fv["leaf_hashes"] and leaves[pos - 1].hex() == fv["fence"]["leaf_hash"]
+    assert [root(leaves[:n]).hex() for n in range(1, len(leaves) + 1)] == fv["roots"]
+    inc, con = fv["inclusion"], fv["consistency"]
+    assert verify_inclusion(inc["leaf_index"], inc["tree_size"], leaves[inc["leaf_index"]],
+                            [bytes.fromhex(p) for p in inc["path"]], root(leaves[: inc["tree_size"]]))
+    assert verify_consistency(con["size1"], con["size2"], [bytes.fromhex(p) for p in con["path"]],
+                              root(leaves[: con["size1"]]), root(leaves[: con["size2"]]))
+    _, size, r = open_checkpoint(open(d + "/fences-checkpoint.txt").read(), open(d + "/checkpoint.vkey").read())
+    assert size == len(leaves) and r == root(leaves), "the checkpoint signs the tree with the record"
+    for f in fv["foreign"]:
+        try:
+            if f["subject"].startswith(FENCE_PREFIX):
+                check_fence(f["stored"].encode(), f["subject"], fv["partitions"])
+            else:  # a record's bytes on an events subject: an event that does not decode
+                event_hash(f["stored"].encode())
+        except (ValueError, KeyError):
+            continue
+        raise AssertionError("taken for an ownership record or an event: " + f["why"])
+    assert fences == 1 and len(heads) == 2
+    return fences
 
 
 def cmd_log(events_file, checkpoint_file, vkey_file):
     messages = [line.rstrip(b"\n") for line in open(events_file, "rb")]
+    check_log([(pos, None, m) for pos, m in enumerate(messages, 1)], checkpoint_file, vkey_file)
+
+
+def cmd_export(export_file, checkpoint_file, vkey_file, partitions=None):
+    check_log(read_export(export_file), checkpoint_file, vkey_file, int(partitions) if partitions else None)
+
+
+def check_log(items, checkpoint_file, vkey_file, partitions=None):
     origin, size, signed_root = open_checkpoint(open(checkpoint_file).read(), open(vkey_file).read())
-    if size > len(messages):
-        raise SystemExit("FAILED: the checkpoint covers %d messages, the file has %d" % (size, len(messages)))
-    heads = check_events(messages)
-    if root([leaf_hash(m) for m in messages[:size]]) != signed_root:
+    if size > len(items):
+        raise SystemExit("FAILED: the checkpoint covers %d messages, the file has %d" % (size, len(items)))
+    heads, fences = check_messages(items, partitions)
+    if root([leaf_hash(m) for _, _, m in items[:size]]) != signed_root:
         raise SystemExit("FAILED: the events up to position %d do not give the root %s signed" % (size, signed_root.hex()))
-    print("OK: %d events, %d accounts; positions 1 to %d are what %s signed" % (len(messages), len(heads), size, origin))
+    print("OK: %s; positions 1 to %d are what %s signed" % (summary(len(items) - fences, fences, len(heads)), size, origin))
 
 
 def cmd_proof(proof_file, vkey_file):
@@ -261,7 +408,7 @@ def cmd_proof(proof_file, vkey_file):
 
 
 if __name__ == "__main__":
-    cmds = {"vectors": cmd_vectors, "log": cmd_log, "proof": cmd_proof}
+    cmds = {"vectors": cmd_vectors, "log": cmd_log, "export": cmd_export, "proof": cmd_proof}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         raise SystemExit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])
