@@ -147,7 +147,7 @@ func auditReplayCmd() *cobra.Command {
 	var withPosition bool
 	cmd := &cobra.Command{
 		Use:   "replay [--account ID] [--from-position P] [--since T] [--until T] [--with-position]",
-		Short: "Write the events as JSON lines, in stream order, exactly as stored",
+		Short: "Write the stored messages (events, partition ownership records) as JSON lines, in stream order, exactly as stored",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := ff.filter()
@@ -334,7 +334,11 @@ func printVerify(w io.Writer, rep audit.Report) {
 	} else {
 		fmt.Fprintln(w, "OK: the stored history verifies")
 	}
-	fmt.Fprintf(w, "events: %d\naccounts: %d\nhead position: %d\n", rep.Events, rep.Accounts, rep.HeadPosition)
+	fmt.Fprintf(w, "events: %d\n", rep.Events)
+	if rep.Fences > 0 {
+		fmt.Fprintf(w, "partition ownership records: %d\n", rep.Fences)
+	}
+	fmt.Fprintf(w, "accounts: %d\nhead position: %d\n", rep.Accounts, rep.HeadPosition)
 	if rep.AccountsRoot != "" {
 		fmt.Fprintf(w, "log tree root: %s\nhead digest (accounts root): %s\nlog digest: %s\n", rep.LogRoot, rep.AccountsRoot, rep.LogDigest)
 	}
