@@ -172,7 +172,7 @@ func TestForeignMessagesOnFenceSubjects(t *testing.T) {
 // records, each proved consistent with the one before (a format-1 checkpoint signed before any
 // record existed, then format-2 ones on both sides of a record), and it stops signing at a
 // foreign message on a fence subject. Proofs of positions after a record, and of the record
-// itself, verify; a consistency proof across it too.
+// itself, verify (GET /v1/audit/proof too); a consistency proof across it too.
 func TestCheckpointsOverOwnershipRecords(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t, onDemandOnly)
@@ -206,6 +206,16 @@ func TestCheckpointsOverOwnershipRecords(t *testing.T) {
 		require.NoError(t, err, pos)
 		assert.Equal(t, after.Root, cp.Root)
 	}
+	resp, err := httpGet(t, fmt.Sprintf("%s/v1/audit/proof?position=%d", l.HTTPURL(), fence+1))
+	require.NoError(t, err)
+	var served struct {
+		OK bool `json:"ok"`
+		audit.EventProof
+	}
+	require.NoError(t, jsonUnmarshal(resp, &served), "%s", resp)
+	require.True(t, served.OK, "%s", resp)
+	_, err = served.EventProof.Verify(keys)
+	require.NoError(t, err, "GET /v1/audit/proof of the position after the record")
 
 	forged := publishRaw(t, url, jetstore.FenceSubject(0), []byte(`{"format":"creditledger-fence/1"}`))
 	msg, err := nc.RequestWithContext(ctxT(t), audit.CheckpointRequestSubject, nil)
