@@ -119,6 +119,9 @@ func TestOwnershipRecordsBetweenEvents(t *testing.T) {
 
 	acme := replayAll(t, src, audit.Filter{AccountID: "acme"})
 	require.Len(t, acme, 2, "one account's replay holds its events only")
+	at := testledger.Epoch // every event's occurred_at and both records' time
+	assert.Len(t, replayAll(t, src, audit.Filter{Since: at}), 6)
+	assert.Empty(t, replayAll(t, src, audit.Filter{Until: at}), "a record is kept or left out by its time, as an event by its occurred_at")
 
 	rb, err := audit.Rebuild(ctxT(t), src, l.Client, ledger.DefaultCatalogue())
 	require.NoError(t, err)
