@@ -107,6 +107,18 @@ func (p *Projector) ApplyDecoded(position uint64, accountID string, ev events.Ev
 	p.log.Error().Uint64("position", position).Str("account_id", accountID).Err(err).Msg("projector parked a message")
 }
 
+// Pass moves the projector past a stream position that holds no event (a partition ownership
+// record): min_position waits and lag see it applied, and no account changes.
+func (p *Projector) Pass(position uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if position <= p.position {
+		return
+	}
+	p.position = position
+	p.notify()
+}
+
 func (p *Projector) notify() {
 	close(p.changed)
 	p.changed = make(chan struct{})
@@ -184,7 +196,10 @@ func (p *Projector) Accounts() int {
 // Run feeds the projector from the LEDGER stream, starting after its current position, until
 // ctx ends. The ordered consumer recovers from gaps and reconnects by itself.
 func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{jetstore.SubjectAll}}
+	// Ownership records (ledger.fence.<p>) are followed too: they hold no account's state, but
+	// the stream's head may be one, and a projector that never reached it would report lag
+	// forever and keep a min_position or a rebuild at that position waiting.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{jetstore.SubjectAll, jetstore.FenceAll}}
 	if start := p.Position() + 1; start > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 	}
@@ -201,8 +216,13 @@ func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 			p.log.Error().Err(err).Msg("projector: message without metadata")
 			return
 		}
-		d := decodedMsg{position: md.Sequence.Stream, accountID: strings.TrimPrefix(m.Subject(), jetstore.SubjectPrefix)}
-		d.ev, d.err = events.Decode(m.Data())
+		d := decodedMsg{position: md.Sequence.Stream}
+		if subj := m.Subject(); strings.HasPrefix(subj, jetstore.SubjectPrefix) {
+			d.accountID = subj[len(jetstore.SubjectPrefix):]
+			d.ev, d.err = events.Decode(m.Data())
+		} else {
+			d.record = true
+		}
 		select {
 		case decoded <- d:
 		case <-ctx.Done():
@@ -226,7 +246,11 @@ func (p *Projector) fold(ctx context.Context, decoded <-chan decodedMsg) {
 			if !ok {
 				return
 			}
-			p.ApplyDecoded(d.position, d.accountID, d.ev, d.err)
+			if d.record {
+				p.Pass(d.position)
+			} else {
+				p.ApplyDecoded(d.position, d.accountID, d.ev, d.err)
+			}
 			p.maybeCheckpoint(ctx, false)
 		case <-ctx.Done():
 			return
@@ -243,6 +267,8 @@ type decodedMsg struct {
 	accountID string
 	ev        events.Event
 	err       error
+	// record is set for a partition ownership record: a position, not an event.
+	record bool
 }
 
 // Rebuild folds the whole stream, from position 1 to its head at the time of the call, into a
