@@ -1,0 +1,137 @@
+package jetstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Reading one account with batched direct gets. ReadAccount runs an ordered consumer, and the
+// server keeps each such consumer for its inactive threshold (five minutes) after the read ends:
+// a client that asks for many account histories makes the server hold as many consumers. A
+// direct get leaves nothing behind on the server, so the reads that clients set off (as_of
+// queries, the dashboard's history and log) use ReadAccountDirect.
+const (
+	// directBatch is how many messages one direct get request asks for (the server also stops at
+	// its byte limit and ends the batch early).
+	directBatch = 1000
+	// directWait bounds the wait for each message of a batch (within the caller's context).
+	directWait = 5 * time.Second
+	// directRetries bounds the batches asked again when a replica answers with nothing although
+	// the account's last message is not read yet (in a cluster any replica answers, one may lag).
+	directRetries   = 20
+	directRetryWait = 50 * time.Millisecond
+)
+
+// directRequest is the body of a JetStream direct get ($JS.API.DIRECT.GET.<stream>).
+type directRequest struct {
+	Seq     uint64 `json:"seq"`
+	NextFor string `json:"next_by_subj"`
+	Batch   int    `json:"batch"`
+	UpToSeq uint64 `json:"up_to_seq"`
+}
+
+// ReadAccountDirect returns one account's records in order, like ReadAccount, read with batched
+// direct gets up to the account's last message as the stream leader has it: it creates no
+// consumer. A stream without allow_direct is read with ReadAccount.
+func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledger.Record, error) {
+	cfg := s.stream.CachedInfo().Config
+	if !cfg.AllowDirect {
+		return s.ReadAccount(ctx, accountID)
+	}
+	subject := Subject(accountID)
+	last, _, err := leaderLast(ctx, s.nc, cfg.Name, subject)
+	if err != nil {
+		return nil, fmt.Errorf("last message of %s: %w", accountID, err)
+	}
+	if last == 0 {
+		return nil, nil
+	}
+	inbox := s.nc.NewInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", accountID, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	var out []ledger.Record
+	next := uint64(1)
+	for empty := 0; ; {
+		req, _ := json.Marshal(directRequest{Seq: next, NextFor: subject, Batch: directBatch, UpToSeq: last})
+		if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+cfg.Name, inbox, req); err != nil {
+			return nil, fmt.Errorf("read %s: %w", accountID, err)
+		}
+		n := len(out)
+		done, err := readDirectBatch(ctx, sub, subject, last, &out)
+		if err != nil || done {
+			return out, err
+		}
+		if len(out) > n {
+			next, empty = out[len(out)-1].Position+1, 0
+			continue
+		}
+		if empty++; empty > directRetries {
+			return nil, fmt.Errorf("read %s: no replica answered up to position %d", accountID, last)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(directRetryWait):
+		}
+	}
+}
+
+// readDirectBatch appends one batch's messages to out, up to the end-of-batch marker; done means
+// the message at last was read.
+func readDirectBatch(ctx context.Context, sub *nats.Subscription, subject string, last uint64, out *[]ledger.Record) (bool, error) {
+	for {
+		wait := directWait
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			wait = time.Until(dl)
+		}
+		msg, err := sub.NextMsg(wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			return false, fmt.Errorf("read %s: %w", subject, err)
+		}
+		switch status := msg.Header.Get("Status"); status {
+		case "":
+		case "204", "404": // end of batch; nothing at or after the position (a lagging replica)
+			return false, nil
+		default:
+			return false, fmt.Errorf("read %s: direct get answered %s %s", subject, status, msg.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("read %s: a direct get answer without a sequence", subject)
+		}
+		if got := msg.Header.Get(jetstream.SubjectHeader); got != subject {
+			return false, fmt.Errorf("read %s: direct get answered position %d of %s", subject, seq, got)
+		}
+		if n := len(*out); n > 0 && seq <= (*out)[n-1].Position {
+			return false, errors.New("read " + subject + ": direct get answered out of order")
+		}
+		*out = append(*out, ledger.Record{AccountID: subject[len(SubjectPrefix):], Data: msg.Data, Position: seq})
+		if seq >= last {
+			return true, nil
+		}
+	}
+}
+
+// DirectReads is the store whose ReadAccount is ReadAccountDirect: hand it to the readers that
+// clients set off (as_of queries, the dashboard) so that no read leaves a consumer behind.
+type DirectReads struct{ *Store }
+
+// ReadAccount reads one account with direct gets (ReadAccountDirect).
+func (d DirectReads) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
+	return d.Store.ReadAccountDirect(ctx, accountID)
+}

@@ -1,0 +1,79 @@
+package jetstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/ledger/storetest"
+)
+
+// directCancelling is the contract store read through DirectReads.
+type directCancelling struct{ *cancelling }
+
+func (d directCancelling) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
+	return jetstore.DirectReads{Store: d.Store}.ReadAccount(ctx, accountID)
+}
+
+// TestDirectReadsStoreContract: the store read with direct gets is still a store.
+func TestDirectReadsStoreContract(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) (ledger.Store, storetest.Uncertain) {
+		nc, _ := bareJetStream(t)
+		st, err := jetstore.Open(context.Background(), nc, jetstore.Config{})
+		require.NoError(t, err)
+		c := &cancelling{Store: st}
+		return directCancelling{c}, func(stored bool) bool {
+			if stored {
+				return false
+			}
+			c.next.Store(true)
+			return true
+		}
+	})
+}
+
+// TestReadAccountDirectLeavesNoConsumer: an account longer than one direct get batch, between
+// another account's messages, reads back whole and in order, and neither read leaves a consumer
+// on the server (ReadAccount's ordered consumer stays there for five minutes after each read).
+func TestReadAccountDirectLeavesNoConsumer(t *testing.T) {
+	t.Parallel()
+	nc, js := bareJetStream(t)
+	ctx := context.Background()
+	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(t, err)
+	var want []uint64
+	for i := 0; i < 2500; i += 100 {
+		batch := make([]ledger.Record, 0, 101)
+		for j := i; j < i+100; j++ {
+			batch = append(batch, ledger.Record{AccountID: "long", Data: []byte(fmt.Sprintf(`{"n":%d}`, j))})
+		}
+		batch = append(batch, ledger.Record{AccountID: "other", Data: []byte(`{}`)})
+		pos, err := st.Append(ctx, batch)
+		require.NoError(t, err)
+		want = append(want, pos[:100]...)
+	}
+	for i := 0; i < 3; i++ {
+		recs, err := st.ReadAccountDirect(ctx, "long")
+		require.NoError(t, err)
+		require.Len(t, recs, len(want))
+		for j, r := range recs {
+			assert.Equal(t, want[j], r.Position)
+			assert.Equal(t, "long", r.AccountID)
+			assert.Equal(t, fmt.Sprintf(`{"n":%d}`, j), string(r.Data))
+		}
+	}
+	none, err := st.ReadAccountDirect(ctx, "nobody")
+	require.NoError(t, err)
+	assert.Empty(t, none)
+	s, err := js.Stream(ctx, jetstore.StreamName)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, info.State.Consumers, "a direct read leaves no consumer on the server")
+}
