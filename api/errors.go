@@ -63,6 +63,11 @@ const (
 	ErrorCodeHeader = "Nats-Service-Error-Code"
 )
 
+// RetryAfterData is the data key of an unavailable rejection that says, in whole seconds, when
+// the request may succeed if sent again (the node was busy, not broken); over HTTP WriteError
+// also sends it as the Retry-After header.
+const RetryAfterData = "retry_after_s"
+
 // HTTPErrorCodeHeader carries the stable text code of an HTTP error answer (the body has it
 // too), so that proxies, logs and the metrics can read it without parsing the body.
 const HTTPErrorCodeHeader = "Ledger-Error-Code"

@@ -62,6 +62,9 @@ func WriteError(w http.ResponseWriter, err error) {
 	le := AsError(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(HTTPErrorCodeHeader, string(le.Code)) // the same code label as over NATS
+	if s := le.Data[RetryAfterData]; s != "" && le.Code == ledger.CodeUnavailable {
+		w.Header().Set("Retry-After", s)
+	}
 	w.WriteHeader(HTTPStatus(le.Code))
 	_, _ = w.Write(RejectedBody(le))
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -156,6 +157,15 @@ func (q *Queries) UseHistory(h AccountHistory) {
 	}
 }
 
+// LimitReads bounds the as_of reads of one account with l, which the dashboard may share (by
+// default the queries have a limit of their own, DefaultAccountReads). Call it before the
+// queries are served.
+func (q *Queries) LimitReads(l *ReadLimit) {
+	if l != nil {
+		q.reads = l
+	}
+}
+
 // answerAsOf answers a query with as_of: the account's stored events folded up to that time.
 // min_position does not apply: the answer is read from the stream, not the projection.
 func (q *Queries) answerAsOf(ctx context.Context, name string, r QueryRequest) (any, error) {
@@ -169,7 +179,11 @@ func (q *Queries) answerAsOf(ctx context.Context, name string, r QueryRequest) (
 	if q.history == nil {
 		return nil, ledger.Reject(ledger.CodeUnavailable, "as_of queries are not served here: no event store")
 	}
-	recs, err := q.history.ReadAccount(ctx, r.AccountID)
+	recs, err := q.reads.ReadAccount(ctx, q.history, r.AccountID)
+	var busy *ledger.Error
+	if errors.As(err, &busy) {
+		return nil, busy
+	}
 	if err != nil {
 		return nil, ledger.Reject(ledger.CodeUnavailable, "read the history of %s: %v", r.AccountID, err)
 	}

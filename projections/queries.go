@@ -51,6 +51,8 @@ type Queries struct {
 	maxWait time.Duration
 	history AccountHistory
 	stream  StreamHistory
+	// reads bounds the as_of reads of one account running at once (readlimit.go).
+	reads *ReadLimit
 	// fleetFold is the one slot of the fleet as_of folds (fleet_asof.go).
 	fleetFold chan struct{}
 }
@@ -63,7 +65,7 @@ func NewQueries(p *Projector, cat ledger.Catalogue, maxWait time.Duration) (*Que
 	if maxWait <= 0 {
 		maxWait = DefaultMaxWait
 	}
-	return &Queries{proj: p, cat: cat, maxWait: maxWait, fleetFold: make(chan struct{}, 1)}, nil
+	return &Queries{proj: p, cat: cat, maxWait: maxWait, fleetFold: make(chan struct{}, 1), reads: defaultReadLimit()}, nil
 }
 
 // DecodeRequest parses a NATS query body strictly.
