@@ -35,7 +35,8 @@ const (
 )
 
 // EventReader reads one account's stored events in stream order. *jetstore.Store implements it
-// (an ordered consumer filtered on ledger.events.<account>).
+// (an ordered consumer filtered on ledger.events.<account>); the server hands the dashboard
+// jetstore.DirectReads, whose reads leave no consumer on the server.
 type EventReader interface {
 	ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error)
 }
@@ -87,10 +88,25 @@ func WithMaxWait(d time.Duration) Option {
 	}
 }
 
+// WithReadLimit bounds the history and log reads of one account with l, shared with the queries'
+// as_of reads (projections.Queries.LimitReads); by default the dashboard has a limit of its own
+// (projections.DefaultAccountReads). A read that finds no turn in time is answered 503
+// unavailable with Retry-After.
+func WithReadLimit(l *projections.ReadLimit) Option {
+	return func(db *Dashboard) error {
+		if l == nil {
+			return errors.New("web: nil read limit")
+		}
+		db.reads = l
+		return nil
+	}
+}
+
 // Dashboard serves the page, its assets, the live event stream and the history series.
 type Dashboard struct {
 	proj      *projections.Projector
 	events    EventReader
+	reads     *projections.ReadLimit
 	heartbeat time.Duration
 	maxWait   time.Duration
 	streams   chan struct{}
@@ -107,8 +123,12 @@ func New(proj *projections.Projector, events EventReader, opts ...Option) (*Dash
 	if proj == nil || events == nil {
 		return nil, errors.New("web: nil projector or event reader")
 	}
+	reads, err := projections.NewReadLimit(0, 0)
+	if err != nil {
+		return nil, err
+	}
 	d := &Dashboard{
-		proj: proj, events: events, heartbeat: DefaultHeartbeat, maxWait: DefaultMaxWait,
+		proj: proj, events: events, reads: reads, heartbeat: DefaultHeartbeat, maxWait: DefaultMaxWait,
 		streams: make(chan struct{}, DefaultMaxStreams), closing: map[*http.Server]chan struct{}{},
 	}
 	for _, o := range opts {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -97,7 +98,11 @@ func (d *Dashboard) accountEvents(w http.ResponseWriter, r *http.Request) (histo
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), historyReadTimeout)
 	defer cancel()
-	recs, err := d.events.ReadAccount(ctx, req.accountID)
+	recs, err := d.reads.ReadAccount(ctx, d.events, req.accountID)
+	if busy := (*ledger.Error)(nil); errors.As(err, &busy) {
+		writeError(w, busy) // no turn in time: 503 with Retry-After
+		return req, nil, false
+	}
 	if err != nil {
 		writeError(w, ledger.Reject(ledger.CodeUnavailable, "read the events of %s: %v", req.accountID, err))
 		return req, nil, false
