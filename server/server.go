@@ -58,7 +58,11 @@ type Config struct {
 	SnapshotEvery uint64
 	// QueryMaxWait bounds a min_position wait.
 	QueryMaxWait time.Duration
-	Log          zerolog.Logger
+	// MaxAccountReads bounds the reads of one account's history that clients set off (as_of
+	// queries, the dashboard's history and log) running at once; more wait a little, then are
+	// answered unavailable (0: projections.DefaultAccountReads).
+	MaxAccountReads int
+	Log             zerolog.Logger
 	// Checkpoints configures the signed checkpoint publisher (server/checkpoints.go).
 	Checkpoints CheckpointConfig
 	// ProductionConfig: access control, TLS, cluster (issue 6).
@@ -236,8 +240,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	queries.UseHistory(s.store) // as_of queries fold the account's stored events
-	if err := s.startServices(runCtx, queries); err != nil {
+	// as_of queries fold the account's stored events, read with direct gets (no consumer left on
+	// the server per query), a bounded number at once, shared with the dashboard.
+	reads, err := projections.NewReadLimit(cfg.MaxAccountReads, 0)
+	if err != nil {
+		return nil, err
+	}
+	queries.UseHistory(jetstore.DirectReads{Store: s.store})
+	queries.LimitReads(reads)
+	if err := s.startServices(runCtx, queries, reads); err != nil {
 		return nil, err
 	}
 	if s.cfg.Checkpoints.Signer == nil {
@@ -253,7 +264,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
-func (s *Server) startServices(runCtx context.Context, queries *projections.Queries) error {
+func (s *Server) startServices(runCtx context.Context, queries *projections.Queries, reads *projections.ReadLimit) error {
 	log := s.cfg.Log
 	cmds := s.cmds
 	// The micro service (package microsvc: answers sent after a handler returns, by the writer
@@ -279,7 +290,8 @@ func (s *Server) startServices(runCtx context.Context, queries *projections.Quer
 	}
 	// The dashboard's routes (/, /assets/, /v1/accounts/{id}/events|history) beside the JSON API.
 	s.httpStop = make(chan struct{})
-	handler, err := web.Handler(s.proj, s.store, projections.Handler(queries, s.healthy), web.WithStop(s.httpStop))
+	handler, err := web.Handler(s.proj, jetstore.DirectReads{Store: s.store}, projections.Handler(queries, s.healthy),
+		web.WithStop(s.httpStop), web.WithReadLimit(reads))
 	if err != nil {
 		return err
 	}
