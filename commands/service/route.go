@@ -29,6 +29,10 @@ const (
 	// DefaultForwardWait bounds how long a request waits for its partition to have an owner
 	// (a takeover after a node died waits out the lease TTL) before it is answered unavailable.
 	DefaultForwardWait = 10 * time.Second
+	// DefaultForwardLimit bounds the commands a node is passing to their owners at once: each
+	// holds a goroutine, during a takeover for up to the forward wait. More are answered
+	// unavailable at once.
+	DefaultForwardLimit = 4096
 )
 
 // OwnerSubject is the internal subject of command name for partition p.
@@ -49,19 +53,71 @@ type forwarder struct {
 	router Router
 	nc     *nats.Conn
 	wait   time.Duration
+	// slots bounds the forwards in flight: one is taken before a forward's goroutine starts and
+	// given back once its reply is sent.
+	slots chan struct{}
+}
+
+// RouteOption adjusts how the service passes commands to partition owners.
+type RouteOption func(*routeOptions) error
+
+type routeOptions struct{ limit int }
+
+// WithForwardLimit bounds the commands this node passes to their owners at once (default
+// DefaultForwardLimit); a command past the bound is answered unavailable at once.
+func WithForwardLimit(n int) RouteOption {
+	return func(o *routeOptions) error {
+		if n <= 0 {
+			return errors.New("commands service: the forward limit must be positive")
+		}
+		o.limit = n
+		return nil
+	}
 }
 
 // Route makes the service pass commands on accounts this node does not own to their owner, on
 // nc, waiting at most wait for an owner; call it before Register and ServeOwner.
-func (s *Service) Route(r Router, nc *nats.Conn, wait time.Duration) error {
+func (s *Service) Route(r Router, nc *nats.Conn, wait time.Duration, opts ...RouteOption) error {
 	if r == nil || nc == nil {
 		return errors.New("commands service: nil router or connection")
 	}
 	if wait <= 0 {
 		wait = DefaultForwardWait
 	}
-	s.fwd = &forwarder{router: r, nc: nc, wait: wait}
+	o := routeOptions{limit: DefaultForwardLimit}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return err
+		}
+	}
+	s.fwd = &forwarder{router: r, nc: nc, wait: wait, slots: make(chan struct{}, o.limit)}
 	return nil
+}
+
+// Forwarding is the number of commands this node is passing to their owners now.
+func (s *Service) Forwarding() int {
+	if s.fwd == nil {
+		return 0
+	}
+	return len(s.fwd.slots)
+}
+
+// startForward passes the request to its owner on a goroutine of its own, holding a slot until
+// the reply is sent; with every slot taken it answers unavailable at once instead.
+func (s *Service) startForward(req micro.Request, name, commandID, accountID string, start time.Time) {
+	select {
+	case s.fwd.slots <- struct{}{}:
+	default:
+		e := ledger.Reject(ledger.CodeUnavailable, "this node is busy forwarding: %d commands are waiting for their partitions' owners, "+
+			"the most it holds; retry with the same command_id", cap(s.fwd.slots))
+		e.Data = map[string]string{api.RetryAfterData: "1"}
+		s.reject(req, name, commandID, accountID, e, start)
+		return
+	}
+	go func() {
+		defer func() { <-s.fwd.slots }()
+		s.forward(req, name, commandID, accountID, start)
+	}()
 }
 
 // forwardPause is the pause between attempts while a partition has no owner (bounded by wait).
@@ -69,7 +125,7 @@ const forwardPause = 50 * time.Millisecond
 
 // forward sends the request to the owner of its account and relays the reply; while no node
 // owns the partition (a takeover), it tries again until the wait is over, then answers
-// unavailable. It runs on its own goroutine.
+// unavailable. It runs on its own goroutine (startForward).
 func (s *Service) forward(req micro.Request, name, commandID, accountID string, start time.Time) {
 	f := s.fwd
 	ctx, cancel := context.WithTimeout(context.Background(), f.wait)

@@ -96,7 +96,7 @@ func (s *Service) handle(req micro.Request, name string, router Router, internal
 			notOwned(req)
 			return
 		}
-		go s.forward(req, name, p.CommandID, p.AccountID, start) // off the caller's goroutine
+		s.startForward(req, name, p.CommandID, p.AccountID, start) // off the caller's goroutine, bounded
 	}
 	if router != nil && !router.Local(p.AccountID) {
 		forward()
