@@ -62,7 +62,10 @@ type Config struct {
 	// queries, the dashboard's history and log) running at once; more wait a little, then are
 	// answered unavailable (0: projections.DefaultAccountReads).
 	MaxAccountReads int
-	Log             zerolog.Logger
+	// MaxForwards bounds the commands this node passes to their partitions' owners at once;
+	// more are answered unavailable at once (0: commandservice.DefaultForwardLimit).
+	MaxForwards int
+	Log         zerolog.Logger
 	// Checkpoints configures the signed checkpoint publisher (server/checkpoints.go).
 	Checkpoints CheckpointConfig
 	// ProductionConfig: access control, TLS, cluster (issue 6).
@@ -232,7 +235,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.cmds, err = commandservice.New(s.writer, cfg.Log.With().Str("component", "commands").Logger(), s.commandOptions()...); err != nil {
 		return nil, err
 	}
-	if err := s.cmds.Route(s.writer, s.svcNC, commandservice.DefaultForwardWait); err != nil {
+	var route []commandservice.RouteOption
+	if cfg.MaxForwards > 0 {
+		route = append(route, commandservice.WithForwardLimit(cfg.MaxForwards))
+	}
+	if err := s.cmds.Route(s.writer, s.svcNC, commandservice.DefaultForwardWait, route...); err != nil {
 		return nil, err
 	}
 	s.goRun(func() { s.writer.run(runCtx) })
