@@ -162,6 +162,25 @@ type Past struct {
 	// UnrecordedEvents counts the renewals and expiries that were due at as_of and are applied
 	// although the stream records them later (or not yet).
 	UnrecordedEvents int `json:"unrecorded_events"`
+	// BrokenAccounts (fleet as_of answers only) lists, in account id order and at most
+	// MaxBrokenAccounts of them, the accounts left out of the answer because their stored history
+	// breaks before their first event past as_of: a message that cannot be decoded, or an event
+	// that does not follow the account's last version. The rows, counts and totals cover the
+	// other accounts only. Absent when none is broken.
+	BrokenAccounts []BrokenAccount `json:"broken_accounts,omitempty"`
+	// BrokenCount is how many accounts were left out (BrokenAccounts may list fewer).
+	BrokenCount int `json:"broken_count,omitempty"`
+}
+
+// MaxBrokenAccounts bounds the broken accounts one fleet as_of answer lists.
+const MaxBrokenAccounts = 100
+
+// BrokenAccount is an account whose stored history cannot be folded: the position where it
+// breaks and why (as the writer's history_broken reports it for the account's commands).
+type BrokenAccount struct {
+	AccountID string `json:"account_id"`
+	Position  uint64 `json:"position"`
+	Reason    string `json:"reason"`
 }
 
 // FleetQuery is the body of a fleet query (ledger.query.accounts, totals, payg_charges,

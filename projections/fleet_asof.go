@@ -3,8 +3,12 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
@@ -50,25 +54,49 @@ func (q *Queries) foldTurn(ctx context.Context) (release func(), err error) {
 // one past the bound, gives every account exactly what FoldAsOf gives it alone.
 const FleetAsOfClockSkew = time.Minute
 
+// fleetAsOf is a fleet folded to a past time.
+type fleetAsOf struct {
+	st fleetState
+	// due counts the renewals and expiries applied at the time although recorded later.
+	due int
+	// broken are the accounts left out, by id: their history breaks before the time.
+	broken map[string]api.BrokenAccount
+}
+
 // foldFleetAsOf folds, for every account, its events up to its first one that occurred after at
 // (as FoldAsOf does), reading the stream until an event more than FleetAsOfClockSkew after at;
 // then it applies to every account the renewals and expiries due at at.
-func foldFleetAsOf(ctx context.Context, h StreamHistory, at time.Time) (fleetState, int, error) {
-	st := fleetState{accounts: map[string]ledger.Account{}}
+//
+// An account whose history breaks before its first event past at (a message that cannot be
+// decoded, or an event that does not follow its last version) fails closed on its own: it is
+// left out and reported in broken, and the fold goes on with the other accounts. A message that
+// cannot be decoded tells no time, so it breaks its account unless an earlier event of the
+// account was already past at.
+func foldFleetAsOf(ctx context.Context, h StreamHistory, at time.Time) (fleetAsOf, error) {
+	out := fleetAsOf{st: fleetState{accounts: map[string]ledger.Account{}}, broken: map[string]api.BrokenAccount{}}
+	st := &out.st
 	n := 0
 	past := map[string]bool{} // accounts with an event after at: the rest of theirs is skipped
+	breaks := func(r ledger.Record, reason string) {
+		out.broken[r.AccountID] = api.BrokenAccount{AccountID: r.AccountID, Position: r.Position, Reason: reason}
+		delete(st.accounts, r.AccountID) // fail closed: none of its state is shown
+	}
 	_, err := h.Read(ctx, 1, func(r ledger.Record) error {
 		if n++; n > MaxFleetAsOfEvents {
 			return ledger.Reject(ledger.CodeUnavailable, "as_of across accounts folds at most %d events; the stream has more", MaxFleetAsOfEvents)
 		}
+		_, broken := out.broken[r.AccountID]
 		ev, err := events.Decode(r.Data)
 		if err != nil {
-			return ledger.Reject(ledger.CodeInternal, "position %d cannot be decoded: %v", r.Position, err)
+			if !past[r.AccountID] && !broken {
+				breaks(r, fmt.Sprintf("position %d cannot be decoded: %v", r.Position, err))
+			}
+			return nil
 		}
 		if ev.OccurredAt.After(at.Add(FleetAsOfClockSkew)) {
 			return errPastBound
 		}
-		if past[r.AccountID] || ev.OccurredAt.After(at) {
+		if broken || past[r.AccountID] || ev.OccurredAt.After(at) {
 			past[r.AccountID] = true
 			return nil
 		}
@@ -77,8 +105,9 @@ func foldFleetAsOf(ctx context.Context, h StreamHistory, at time.Time) (fleetSta
 			a = ledger.NewAccount(r.AccountID)
 		}
 		if ev.AccountID != r.AccountID || ev.Version != a.Version+1 {
-			return ledger.Reject(ledger.CodeInternal, "position %d: event of %s version %d does not follow %s version %d",
-				r.Position, ev.AccountID, ev.Version, r.AccountID, a.Version)
+			breaks(r, fmt.Sprintf("position %d: event of %s version %d does not follow %s version %d",
+				r.Position, ev.AccountID, ev.Version, r.AccountID, a.Version))
+			return nil
 		}
 		ev.Position = r.Position
 		st.accounts[r.AccountID], st.position = ledger.Evolve(a, ev), r.Position
@@ -87,20 +116,32 @@ func foldFleetAsOf(ctx context.Context, h StreamHistory, at time.Time) (fleetSta
 	if err != nil && !errors.Is(err, errPastBound) {
 		var le *ledger.Error
 		if errors.As(err, &le) {
-			return st, 0, le
+			return out, le
 		}
-		return st, 0, ledger.Reject(ledger.CodeUnavailable, "read the stream: %v", err)
+		return out, ledger.Reject(ledger.CodeUnavailable, "read the stream: %v", err)
 	}
-	due := 0
 	for id, a := range st.accounts {
 		for _, p := range ledger.DueEvents(a, at.UTC()) {
 			a = ledger.Evolve(a, events.Event{Envelope: events.Envelope{AccountID: id, Version: a.Version}, Data: p})
-			due++
+			out.due++
 		}
 		st.accounts[id] = a
 	}
 	st.ids = sortedIDs(st.accounts)
-	return st, due, nil
+	return out, nil
+}
+
+// past is the as_of part of the answer: the time, the unrecorded events and the accounts left
+// out (at most api.MaxBrokenAccounts listed, in id order).
+func (f fleetAsOf) past(at time.Time) *Past {
+	p := &Past{AsOf: at.UTC(), UnrecordedEvents: f.due, BrokenCount: len(f.broken)}
+	for _, id := range slices.Sorted(maps.Keys(f.broken)) {
+		if len(p.BrokenAccounts) == api.MaxBrokenAccounts {
+			break
+		}
+		p.BrokenAccounts = append(p.BrokenAccounts, f.broken[id])
+	}
+	return p
 }
 
 // answerFleet answers a fleet query: from the live projection (after min_position), or with
@@ -122,12 +163,12 @@ func (q *Queries) answerFleet(ctx context.Context, name string, r QueryRequest) 
 		if err != nil {
 			return nil, err
 		}
-		st, due, err := foldFleetAsOf(ctx, q.stream, at)
+		fold, err := foldFleetAsOf(ctx, q.stream, at)
 		release()
 		if err != nil {
 			return nil, err
 		}
-		return renderFleet(name, pastFleet(st, q.cat), f, &Past{AsOf: at.UTC(), UnrecordedEvents: due})
+		return renderFleet(name, pastFleet(fold.st, q.cat), f, fold.past(at))
 	}
 	if err := q.waitFor(ctx, r.MinPosition); err != nil {
 		return nil, err

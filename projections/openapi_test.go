@@ -96,12 +96,13 @@ func TestReadModelRoutesAnswerAsDocumented(t *testing.T) {
 	} {
 		check(c.path, c.status)
 	}
-	// A stored message that cannot be decoded: as_of answers over it are internal errors.
+	// A stored message that cannot be decoded: the account's own as_of answers over it are
+	// internal errors; the fleet's leave the account out and name it (broken_accounts).
 	f.stream.recs = append(f.stream.recs, ledger.Record{AccountID: "a-1", Position: uint64(len(f.stream.recs) + 1), Data: []byte("{")})
 	check("/v1/accounts/a-1/balance?as_of="+asOf, 500)
 	check("/v1/accounts/a-1?as_of="+asOf, 500)
-	check("/v1/totals?as_of="+asOf, 500)
-	check("/v1/accounts?as_of="+asOf, 500)
-	check("/v1/payg/charges?month=2026-03&as_of="+asOf, 500)
-	check("/v1/payg/contracts?as_of="+asOf, 500)
+	check("/v1/totals?as_of="+asOf, 200)
+	check("/v1/accounts?as_of="+asOf, 200)
+	check("/v1/payg/charges?month=2026-03&as_of="+asOf, 200)
+	check("/v1/payg/contracts?as_of="+asOf, 200)
 }
