@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/internal/testledger"
@@ -255,4 +257,29 @@ func TestFleetQueryErrors(t *testing.T) {
 	assert.Equal(t, ledger.CodeInvalidArgument, pgCode(err), "fleet queries take no account_id")
 	_, err = l.Client.Query(pgCtx(t), projections.QueryBalance, map[string]any{"account_id": "f-a", "limit": 3})
 	assert.Equal(t, ledger.CodeInvalidArgument, pgCode(err), "one-account queries take no paging")
+}
+
+// TestFleetAsOfNamesABrokenAccount: one message in LEDGER that cannot be decoded, under one
+// account's subject, used to make every fleet as_of answer internal. The fleet is answered over
+// NATS and HTTP alike without that account, which is named with the position where it breaks.
+func TestFleetAsOfNamesABrokenAccount(t *testing.T) {
+	t.Parallel()
+	l := startLedger(t)
+	newAccount(t, l, "fine").activeLicense("fine-L", "100")
+	newAccount(t, l, "hurt").activeLicense("hurt-L", "50")
+	js, err := jetstream.New(l.NC)
+	require.NoError(t, err)
+	ack, err := js.Publish(pgCtx(t), "ledger.events.hurt", []byte("{"))
+	require.NoError(t, err)
+
+	var totals api.Totals
+	fleetQuery(t, l, projections.QueryTotals, map[string]string{"as_of": l.Clock.Now().Format(time.RFC3339Nano)}, &totals)
+	assert.Equal(t, 1, totals.Accounts)
+	assertDec(t, "100", totals.Credits.Sold, "the broken account's credits are left out")
+	require.NotNil(t, totals.Past)
+	assert.Equal(t, 1, totals.BrokenCount)
+	require.Len(t, totals.BrokenAccounts, 1)
+	assert.Equal(t, "hurt", totals.BrokenAccounts[0].AccountID)
+	assert.Equal(t, ack.Sequence, totals.BrokenAccounts[0].Position)
+	assert.Contains(t, totals.BrokenAccounts[0].Reason, "cannot be decoded")
 }
