@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -185,5 +186,32 @@ func TestOverviewMoreLinkKeepsItsFilter(t *testing.T) {
 		assert.Equal(t, "grace", r[1])
 	}
 	assert.Equal(t, "grace", eval[string](p, `document.getElementById('list-status').value`))
+	assert.Empty(t, exceptions(), "uncaught exceptions in the page")
+}
+
+// TestOverviewAsOfNamesABrokenAccount: an account whose stored history breaks (a message that
+// cannot be decoded) is left out of the overview as of a moment, and the page says which one and
+// where, rather than failing the whole overview.
+func TestOverviewAsOfNamesABrokenAccount(t *testing.T) {
+	ctx := browser(t)
+	l := testledger.Start(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	l.Clock.Set(now.Add(-time.Hour))
+	newSender(t, l, "fine").buy("FI-1", "sales", "100", 12, true)
+	newSender(t, l, "hurt").buy("HU-1", "sales", "50", 12, true)
+	js, err := jetstream.New(l.NC)
+	require.NoError(t, err)
+	ack, err := js.Publish(context.Background(), "ledger.events.hurt", []byte("{"))
+	require.NoError(t, err)
+	p := page{t: t, ctx: ctx}
+	exceptions := consoleErrors(ctx)
+
+	asOf := now.Add(-time.Minute).Format(time.RFC3339)
+	p.do("open the overview as of a minute ago", 15*time.Second, chromedp.Navigate(l.HTTPURL()+"/?as_of="+asOf),
+		chromedp.WaitVisible(chromedp.ID("overview")))
+	p.waitText("#fleet-accounts", "1", 10*time.Second)
+	assert.Equal(t, "100", p.text("#fleet-sold"), "the broken account's credits are left out")
+	p.waitTrue(`document.getElementById('as-of-note').textContent.includes('hurt')`, "the note names the broken account", 10*time.Second)
+	assert.Contains(t, p.text("#as-of-note"), fmt.Sprintf("hurt (position %d)", ack.Sequence))
 	assert.Empty(t, exceptions(), "uncaught exceptions in the page")
 }

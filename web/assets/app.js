@@ -534,6 +534,19 @@
     note.hidden = false;
   }
 
+  // renderBrokenNote says, under the as_of note, which accounts a fleet as_of answer left out:
+  // their stored history breaks before that moment, so the figures cover the others only.
+  function renderBrokenNote(answer) {
+    const named = answer.broken_accounts || [];
+    if (!state.asOf || !answer.broken_count) return;
+    const note = $('as-of-note');
+    const list = named.map((b) => `${b.account_id} (position ${b.position})`).join(', ') +
+      (answer.broken_count > named.length ? ` and ${answer.broken_count - named.length} more` : '');
+    note.textContent = `Showing every account as it was at ${fmtTime(state.asOf)} UTC, except ${answer.broken_count} ` +
+      `whose stored history breaks: ${list}. The figures cover the other accounts only.`;
+    note.hidden = false;
+  }
+
   // ---------- PAYG contracts and the event log with its hash-chain status ----------
 
   function renderContracts(c) {
@@ -652,6 +665,7 @@
     document.body.dataset.position = String(t.position);
     setStatus(`All accounts at position ${t.position}` + (state.asOf ? `, as of ${fmtTime(state.asOf)} UTC` : '') +
       ` · updated ${new Date().toLocaleTimeString()}`);
+    renderBrokenNote(t);
   }
 
   // attention lists up to 20 accounts; "More" opens the account list with the same filter and
@@ -708,6 +722,7 @@
     $('list-more').hidden = !listState.cursor;
     $('accounts-empty').hidden = body.children.length > 0;
     document.body.dataset.position = String(r.body.position);
+    renderBrokenNote(r.body);
     setStatus(`${body.children.length} account${body.children.length === 1 ? '' : 's'} shown at position ${r.body.position}` +
       (listState.filters.expiring_before ? `, with credits expiring before ${fmtTime(listState.filters.expiring_before)} UTC` : '') +
       (listState.cursor ? '; more below' : ''));
