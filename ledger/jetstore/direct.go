@@ -127,11 +127,92 @@ func readDirectBatch(ctx context.Context, sub *nats.Subscription, subject string
 	}
 }
 
-// DirectReads is the store whose ReadAccount is ReadAccountDirect: hand it to the readers that
-// clients set off (as_of queries, the dashboard) so that no read leaves a consumer behind.
+// DirectReads is the store as the readers that clients set off (as_of queries, the dashboard,
+// the fleet's as_of folds) should see it: no read leaves a consumer behind on the server.
 type DirectReads struct{ *Store }
 
 // ReadAccount reads one account with direct gets (ReadAccountDirect).
 func (d DirectReads) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
 	return d.Store.ReadAccountDirect(ctx, accountID)
+}
+
+// Read replays the stream from position from up to its head at the time of the call, like
+// Store.Read, and deletes its ordered consumer when it is done, whether it read to the head or
+// fn stopped it (Store.Read's stays on the server for its inactive threshold). The whole stream
+// is read from the leader through a consumer rather than with direct gets, which a lagging
+// replica may answer short without a sign.
+func (d DirectReads) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	head, err := d.Head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if from < 1 {
+		from = 1
+	}
+	if head < from {
+		return head, nil
+	}
+	cons, err := d.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{SubjectAll},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return head, fmt.Errorf("ordered consumer: %w", err)
+	}
+	defer d.deleteConsumer(cons)
+	return head, d.consumeWith(ctx, cons, head, fn)
+}
+
+// deleteConsumerTimeout bounds deleting a read's consumer once the read is over.
+const deleteConsumerTimeout = 5 * time.Second
+
+// deleteConsumer deletes the consumer an ordered consumer has on the server, if it made one.
+func (s *Store) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deleteConsumerTimeout)
+	defer cancel()
+	_ = s.js.DeleteConsumer(ctx, s.stream.CachedInfo().Config.Name, info.Name) // at worst it lingers until its inactive threshold
+}
+
+// consumeWith reads cons until it has delivered the message at position until (Store.consume,
+// over a consumer the caller made).
+func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until uint64, fn func(ledger.Record) error) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer it.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-done:
+		}
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read stream: %w", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		subj := msg.Subject()
+		if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
+			return err
+		}
+		if md.Sequence.Stream >= until {
+			return nil
+		}
+	}
 }

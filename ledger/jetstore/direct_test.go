@@ -2,6 +2,7 @@ package jetstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -18,6 +19,10 @@ type directCancelling struct{ *cancelling }
 
 func (d directCancelling) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
 	return jetstore.DirectReads{Store: d.Store}.ReadAccount(ctx, accountID)
+}
+
+func (d directCancelling) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	return jetstore.DirectReads{Store: d.Store}.Read(ctx, from, fn)
 }
 
 // TestDirectReadsStoreContract: the store read with direct gets is still a store.
@@ -39,8 +44,9 @@ func TestDirectReadsStoreContract(t *testing.T) {
 }
 
 // TestReadAccountDirectLeavesNoConsumer: an account longer than one direct get batch, between
-// another account's messages, reads back whole and in order, and neither read leaves a consumer
-// on the server (ReadAccount's ordered consumer stays there for five minutes after each read).
+// another account's messages, reads back whole and in order; the whole stream reads back through
+// DirectReads, to its head or stopped by the reader; and no read leaves a consumer on the server
+// (the ordered consumers of ReadAccount and Read stay there for five minutes after each read).
 func TestReadAccountDirectLeavesNoConsumer(t *testing.T) {
 	t.Parallel()
 	nc, js := bareJetStream(t)
@@ -71,6 +77,24 @@ func TestReadAccountDirectLeavesNoConsumer(t *testing.T) {
 	none, err := st.ReadAccountDirect(ctx, "nobody")
 	require.NoError(t, err)
 	assert.Empty(t, none)
+
+	// The whole stream, read to its head and stopped early by its reader (as a fleet as_of fold
+	// stops past its bound).
+	reads := jetstore.DirectReads{Store: st}
+	n := 0
+	head, err := reads.Read(ctx, 1, func(ledger.Record) error { n++; return nil })
+	require.NoError(t, err)
+	assert.Equal(t, want[len(want)-1]+1, head)
+	assert.Equal(t, int(head), n)
+	stop := errors.New("past the bound")
+	n = 0
+	_, err = reads.Read(ctx, 1, func(ledger.Record) error {
+		if n++; n == 10 {
+			return stop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, stop)
 	s, err := js.Stream(ctx, jetstore.StreamName)
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
