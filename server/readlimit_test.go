@@ -31,10 +31,11 @@ type readAnswer struct {
 }
 
 // TestAccountReadFloodLeavesNoConsumers: a dashboard sends many more per-account reads at once
-// (as_of queries over NATS and HTTP, history, log) than the ledger reads at once. Every read is
-// answered, with data or unavailable and a retry hint, none hangs, and the LEDGER stream's
-// consumer count never grows past the bound during the flood nor after it (each read used to
-// leave an ordered consumer on the server for five minutes).
+// (as_of queries over NATS and HTTP, history, log) than the ledger reads at once, and fleet as_of
+// queries among them. Every read is answered, with data or unavailable and a retry hint, none
+// hangs, and the LEDGER stream's consumer count never grows past the bound during the flood nor
+// past what it was after it (each read used to leave an ordered consumer on the server for five
+// minutes).
 func TestAccountReadFloodLeavesNoConsumers(t *testing.T) {
 	t.Parallel()
 	const bound, flood = 2, 120
@@ -80,14 +81,16 @@ func TestAccountReadFloodLeavesNoConsumers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			switch i % 4 {
+			switch i % 5 {
 			case 0:
 				answers <- natsAsOf(ctx, l, a.id, l.Clock.Now())
+			case 4:
+				answers <- floodGet(ctx, l.HTTPURL()+"/v1/totals?as_of="+asOf)
 			case 1:
 				answers <- floodGet(ctx, l.HTTPURL()+"/v1/accounts/"+a.id+"/balance?as_of="+asOf)
 			case 2:
 				answers <- floodGet(ctx, l.HTTPURL()+"/v1/accounts/"+a.id+"/history")
-			default:
+			case 3:
 				answers <- floodGet(ctx, l.HTTPURL()+"/v1/accounts/"+a.id+"/log")
 			}
 		}()
