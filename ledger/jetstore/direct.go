@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -136,11 +137,12 @@ func (d DirectReads) ReadAccount(ctx context.Context, accountID string) ([]ledge
 	return d.Store.ReadAccountDirect(ctx, accountID)
 }
 
-// Read replays the stream from position from up to its head at the time of the call, like
-// Store.Read, and deletes its ordered consumer when it is done, whether it read to the head or
-// fn stopped it (Store.Read's stays on the server for its inactive threshold). The whole stream
-// is read from the leader through a consumer rather than with direct gets, which a lagging
-// replica may answer short without a sign.
+// Read replays the events of the stream from position from up to its head at the time of the
+// call, like Store.Read, and deletes its ordered consumer when it is done, whether it read to the
+// head or fn stopped it (Store.Read's stays on the server for its inactive threshold). It follows
+// the partition ownership records too, without handing them to fn, so that a head that is one is
+// reached. The whole stream is read from the leader through a consumer rather than with direct
+// gets, which a lagging replica may answer short without a sign.
 func (d DirectReads) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
 	head, err := d.Head(ctx)
 	if err != nil {
@@ -153,7 +155,7 @@ func (d DirectReads) Read(ctx context.Context, from uint64, fn func(ledger.Recor
 		return head, nil
 	}
 	cons, err := d.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{SubjectAll},
+		FilterSubjects: []string{SubjectAll, FenceAll},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
 	})
@@ -178,8 +180,8 @@ func (s *Store) deleteConsumer(cons jetstream.Consumer) {
 	_ = s.js.DeleteConsumer(ctx, s.stream.CachedInfo().Config.Name, info.Name) // at worst it lingers until its inactive threshold
 }
 
-// consumeWith reads cons until it has delivered the message at position until (Store.consume,
-// over a consumer the caller made).
+// consumeWith reads cons until it has read the message at position until (Store.consume, over a
+// consumer the caller made); only events go to fn.
 func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until uint64, fn func(ledger.Record) error) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
@@ -207,9 +209,10 @@ func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until 
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
 		}
-		subj := msg.Subject()
-		if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
-			return err
+		if subj := msg.Subject(); strings.HasPrefix(subj, SubjectPrefix) {
+			if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
+				return err
+			}
 		}
 		if md.Sequence.Stream >= until {
 			return nil
