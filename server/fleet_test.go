@@ -16,6 +16,7 @@ import (
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/projections"
 )
 
@@ -282,4 +283,26 @@ func TestFleetAsOfNamesABrokenAccount(t *testing.T) {
 	assert.Equal(t, "hurt", totals.BrokenAccounts[0].AccountID)
 	assert.Equal(t, ack.Sequence, totals.BrokenAccounts[0].Position)
 	assert.Contains(t, totals.BrokenAccounts[0].Reason, "cannot be decoded")
+}
+
+// TestFleetAsOfReadsToAnOwnershipRecordAtTheHead: a partition ownership record at the stream's
+// head holds no event; the fleet as_of fold reads the stream up to the head, and used to wait for
+// an event there that never came (the fold's slot held, every later fleet as_of refused).
+func TestFleetAsOfReadsToAnOwnershipRecordAtTheHead(t *testing.T) {
+	t.Parallel()
+	l := startLedger(t)
+	newAccount(t, l, "fenced").activeLicense("FE-1", "100")
+	rec, err := ledger.EncodeFence(ledger.Fence{Format: ledger.FenceFormat, LeaseRevision: 7, Owner: "node-x",
+		Partition: 3, Partitions: ledger.DefaultPartitions, Time: l.Clock.Now()})
+	require.NoError(t, err)
+	js, err := jetstream.New(l.NC)
+	require.NoError(t, err)
+	ack, err := js.Publish(pgCtx(t), jetstore.FenceSubject(3), rec)
+	require.NoError(t, err)
+	require.Equal(t, ack.Sequence, streamHead(t, l), "the record is the head")
+
+	var totals api.Totals
+	fleetQuery(t, l, projections.QueryTotals, map[string]string{"as_of": l.Clock.Now().Format(time.RFC3339Nano)}, &totals)
+	assert.Equal(t, 1, totals.Accounts)
+	assertDec(t, "100", totals.Credits.Sold)
 }
