@@ -270,10 +270,12 @@ func ratios(r *Report) map[string]float64 {
 	out["accepted_vs_atomic_batch_100"] = div(r.Load.AcceptedPerSecond, r.Raw.AtomicBatch100)
 	out["accepted_vs_one_at_a_time"] = div(r.Load.AcceptedPerSecond, r.Raw.PublishOneAtATime)
 	out["commands_vs_atomic_batch_1000"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatch1000)
+	out["answered_vs_atomic_batch_1000"] = div(r.Load.AnsweredPerSecond, r.Raw.AtomicBatch1000)
 	out["commands_vs_one_at_a_time"] = div(r.Load.CommandsPerSecond, r.Raw.PublishOneAtATime)
 	if r.Raw.AtomicBatchOfClients > 0 {
 		out["accepted_vs_atomic_batch_of_clients"] = div(r.Load.AcceptedPerSecond, r.Raw.AtomicBatchOfClients)
 		out["commands_vs_atomic_batch_of_clients"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatchOfClients)
+		out["answered_vs_atomic_batch_of_clients"] = div(r.Load.AnsweredPerSecond, r.Raw.AtomicBatchOfClients)
 	}
 	out["rebuild_vs_raw_read"] = div(r.Replay.RebuildPerSec, r.Replay.RawOrderedPerSec)
 	out["audit_replay_vs_raw_read"] = div(r.Replay.AuditReplayPerSec, r.Replay.RawOrderedPerSec)
@@ -317,6 +319,10 @@ func (r *Report) WriteTable(w io.Writer) {
 	l := r.Load
 	p("ledger: clients / accounts\t%d / %d", l.Clients, l.Accounts)
 	p("ledger: commands accepted\t%.0f /s (%d of %d commands, %.0f commands/s incl. rejections)", l.AcceptedPerSecond, l.Accepted, l.Commands, l.CommandsPerSecond)
+	p("ledger: commands answered (accepted or rejected by a rule)\t%.0f /s (the issue's targets count accepted ones)", l.AnsweredPerSecond)
+	if l.CPUMicrosPerOp > 0 {
+		p("process CPU per request (ledger, server and load)\t%.0f us", l.CPUMicrosPerOp)
+	}
 	p("ledger: command latency p50 / p99 / p99.9\t%.2f / %.2f / %.2f ms", l.Latency.P50, l.Latency.P99, l.Latency.P999)
 	p("ledger: rejections by code\t%s", countList(l.Rejections))
 	p("ledger: errors\t%s", countList(l.Errors))
@@ -327,8 +333,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	if lag := r.LagLoad.ProjectionLag; lag != nil {
 		p("projection lag at %d clients p50 / p99\t%.2f / %.2f ms", r.LagLoad.Clients, lag.P50, lag.P99)
 	}
-	for _, k := range []string{"accepted_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100", "accepted_vs_one_at_a_time",
-		"commands_vs_one_at_a_time", "accepted_vs_atomic_batch_of_clients", "commands_vs_atomic_batch_of_clients",
+	for _, k := range []string{"accepted_vs_atomic_batch_1000", "answered_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100",
+		"accepted_vs_one_at_a_time", "commands_vs_one_at_a_time", "accepted_vs_atomic_batch_of_clients",
+		"answered_vs_atomic_batch_of_clients", "commands_vs_atomic_batch_of_clients",
 		"rebuild_vs_raw_read", "audit_replay_vs_raw_read"} {
 		if v, ok := r.Ratios[k]; ok {
 			p("ratio %s\t%.2f", k, v)

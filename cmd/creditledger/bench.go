@@ -16,7 +16,7 @@ import (
 
 func benchCmd() *cobra.Command {
 	var o bench.Options
-	var jsonPath, logLevel, cpuProfile string
+	var jsonPath, logLevel, cpuProfile, memProfile string
 	var conn natsconn.Options // credentials and TLS towards --nats-url
 	cmd := &cobra.Command{
 		Use:     "bench",
@@ -59,6 +59,11 @@ func benchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if memProfile != "" {
+				if err := writeHeapProfile(memProfile); err != nil {
+					return err
+				}
+			}
 			rep.WriteTable(cmd.OutOrStdout())
 			if jsonPath != "" {
 				return rep.WriteJSON(jsonPath)
@@ -83,7 +88,22 @@ func benchCmd() *cobra.Command {
 	f.DurationVar(&o.Linger, "linger", 0, "the embedded ledger's group-commit linger (0: default, negative: off)")
 	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (ledger and load) to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write a heap profile at the end of the run (go tool pprof -sample_index=alloc_space: what the whole run allocated)")
 	// The production configuration: serve logs at info too, so the bench measures what runs.
 	f.StringVar(&logLevel, "log-level", "info", "log level of the embedded ledger (serve's default, so the bench measures production)")
 	return cmd
+}
+
+// writeHeapProfile writes the heap profile, whose alloc_space and alloc_objects cover every
+// allocation since the process started.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
