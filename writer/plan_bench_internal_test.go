@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,15 +16,56 @@ import (
 
 type benchClock struct{ t time.Time }
 
+// leasedEverything owns every one of 64 partitions the way the server's ownership does: each
+// check takes the keeper's lock, finds the lease and compares its expiry with the clock
+// (partition.Keeper.Owns), so OwnsEverything costs 64 of them.
+type leasedEverything struct {
+	mu         sync.Mutex
+	validUntil map[int]time.Time
+}
+
+func newLeasedEverything() *leasedEverything {
+	o := &leasedEverything{validUntil: map[int]time.Time{}}
+	for p := range 64 {
+		o.validUntil[p] = time.Now().Add(time.Hour)
+	}
+	return o
+}
+
+func (o *leasedEverything) owns(p int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return time.Now().Before(o.validUntil[p])
+}
+
+func (o *leasedEverything) Owns(accountID string) bool { return o.owns(len(accountID) % 64) }
+
+func (o *leasedEverything) OwnsEverything() bool {
+	for p := range 64 {
+		if !o.owns(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// noClaims is a claims store the benchmark never reaches (the writer owns every partition).
+type noClaims struct{}
+
+func (noClaims) Claim(context.Context, string, string) (string, error) {
+	panic("a writer that owns every partition claims nothing")
+}
+
 func (c benchClock) Now() time.Time { return c.t }
 
-// benchWriter is a loaded writer on a MemStore whose accounts each hold five active licenses;
-// Run has stopped, so the benchmark drives launch and finish itself.
+// benchWriter is a loaded writer on a MemStore whose accounts each hold five active licenses,
+// configured like a single node (an ownership that holds every partition, a claims store); Run
+// has stopped, so the benchmark drives launch and finish itself.
 func benchWriter(b *testing.B, accounts int) *Writer {
 	b.Helper()
 	w, err := New(Options{Store: &MemStore{}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
 		Clock: benchClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, NewID: uuid.NewString,
-		Log: zerolog.Nop(), SweepInterval: time.Hour})
+		Log: zerolog.Nop(), SweepInterval: time.Hour, Owner: newLeasedEverything(), Claims: noClaims{}})
 	if err != nil {
 		b.Fatal(err)
 	}
