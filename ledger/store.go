@@ -23,7 +23,29 @@ type Record struct {
 	// position is still Head. Set it on an account's first record in an append.
 	CheckHead bool
 	Head      uint64
+	// CheckFence asks the store to refuse the whole append unless the last ownership record of
+	// partition FencePartition is still at FenceHead: the writer's partition fence. A store can
+	// check one expectation per record, so CheckFence and CheckHead exclude each other; the
+	// writer puts the fence on one record of each partition in the append.
+	CheckFence     bool
+	FencePartition int
+	FenceHead      uint64
 }
+
+// FenceClaim is one ownership record to store, and the position its partition's last ownership
+// record must still be at (0: the partition has none) for the store to take it.
+type FenceClaim struct {
+	Fence  Fence
+	Expect uint64
+}
+
+// ErrFenced means an append was refused because a partition's ownership record moved: another
+// node took the partition over, and this writer must stop deciding for it.
+var ErrFenced = errors.New("append fenced: partition taken over by another node")
+
+// ErrBothChecks means a record asks for an account check and a fence check at once, which no
+// store can honour in one message.
+var ErrBothChecks = errors.New("record carries both a head check and a fence check")
 
 // Store is the event store contract: atomic multi-record appends with per-account optimistic
 // concurrency, and ordered reads. JetStream implements it; another store can be added behind it.
@@ -38,6 +60,12 @@ type Store interface {
 	AccountHead(ctx context.Context, accountID string) (uint64, error)
 	// ReadAt returns the record at position; ErrNoRecord if there is none.
 	ReadAt(ctx context.Context, position uint64) (Record, error)
+	// Fence stores the ownership records of claims, all or none, each only if its partition's
+	// last ownership record is still at its Expect (ErrConflict otherwise); it returns their
+	// positions, in order. Reads skip ownership records: they are not events.
+	Fence(ctx context.Context, claims []FenceClaim) ([]uint64, error)
+	// FenceHead is the position of partition p's last ownership record (0 if it has none).
+	FenceHead(ctx context.Context, p int) (uint64, error)
 }
 
 // ErrNoRecord means a store holds nothing at the position asked for.

@@ -79,3 +79,16 @@ func (s *MemStore) ReadAt(ctx context.Context, position uint64) (ledger.Record, 
 	}
 	return s.store().ReadAt(ctx, position)
 }
+
+// Fence stores ownership records (another node taking a partition over, in the tests).
+func (s *MemStore) Fence(ctx context.Context, claims []ledger.FenceClaim) ([]uint64, error) {
+	return s.store().Fence(ctx, claims)
+}
+
+// FenceHead is the position of partition p's last ownership record, after BeforeRead.
+func (s *MemStore) FenceHead(ctx context.Context, p int) (uint64, error) {
+	if err := s.before(ctx, "FenceHead", ""); err != nil {
+		return 0, err
+	}
+	return s.store().FenceHead(ctx, p)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -234,37 +235,51 @@ type pubAck struct {
 }
 
 // Append stores recs atomically: one message is a plain publish, more are one atomic batch.
+// A record's head check becomes Nats-Expected-Last-Subject-Sequence on its account's subject;
+// its fence check, the same header with Nats-Expected-Last-Subject-Sequence-Subject naming its
+// partition's fence subject (nats-server checks one expectation per message, on any message
+// of a batch, and caches the answer per subject within the batch).
 func (s *Store) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
-	return s.appendBatch(ctx, Subject, recs)
+	msgs := make([]*nats.Msg, len(recs))
+	for i, r := range recs {
+		m := nats.NewMsg(Subject(r.AccountID))
+		m.Data = r.Data
+		switch {
+		case r.CheckHead && r.CheckFence:
+			return nil, fmt.Errorf("account %s: %w", r.AccountID, ledger.ErrBothChecks)
+		case r.CheckHead:
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.Head, 10))
+		case r.CheckFence:
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.FenceHead, 10))
+			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, FenceSubject(r.FencePartition))
+		}
+		msgs[i] = m
+	}
+	return s.appendBatch(ctx, msgs)
 }
 
-// appendBatch publishes recs as one atomic batch (a plain publish for one) on the subjects
-// subject gives their accounts.
-func (s *Store) appendBatch(ctx context.Context, subject func(string) string, recs []ledger.Record) ([]uint64, error) {
-	if len(recs) == 0 {
+// appendBatch publishes msgs as one atomic batch (a plain publish for one) and returns their
+// positions.
+func (s *Store) appendBatch(ctx context.Context, msgs []*nats.Msg) ([]uint64, error) {
+	if len(msgs) == 0 {
 		return nil, nil
 	}
-	if len(recs) > MaxBatch {
-		return nil, fmt.Errorf("append %d records: at most %d in one atomic batch", len(recs), MaxBatch)
+	if len(msgs) > MaxBatch {
+		return nil, fmt.Errorf("append %d records: at most %d in one atomic batch", len(msgs), MaxBatch)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	batchID := ""
-	if len(recs) > 1 {
+	if len(msgs) > 1 {
 		batchID = nuid.Next()
 	}
 	var last *nats.Msg
-	for i, r := range recs {
-		m := nats.NewMsg(subject(r.AccountID))
-		m.Data = r.Data
-		if r.CheckHead {
-			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.Head, 10))
-		}
+	for i, m := range msgs {
 		if batchID != "" {
 			m.Header.Set("Nats-Batch-Id", batchID)
 			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
 		}
-		if i == len(recs)-1 {
+		if i == len(msgs)-1 {
 			if batchID != "" {
 				m.Header.Set("Nats-Batch-Commit", "1")
 			}
@@ -292,11 +307,11 @@ func (s *Store) appendBatch(ctx context.Context, subject func(string) string, re
 		}
 		return nil, fmt.Errorf("append refused: %s (err_code %d)", ack.Error.Description, ack.Error.ErrCode)
 	}
-	n := uint64(len(recs))
+	n := uint64(len(msgs))
 	if ack.Seq < n {
 		return nil, fmt.Errorf("%w: ack seq %d for %d records", ledger.ErrUncertain, ack.Seq, n)
 	}
-	pos := make([]uint64, len(recs))
+	pos := make([]uint64, len(msgs))
 	for i := range pos {
 		pos[i] = ack.Seq - n + 1 + uint64(i)
 	}
@@ -312,7 +327,8 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
-// Read replays the stream from position from up to its head at the time of the call.
+// Read replays the stream's events from position from up to its head at the time of the call;
+// the head may be an ownership record's position (Fence), which fn is not called for.
 func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
 	head, err := s.Head(ctx)
 	if err != nil {
@@ -324,8 +340,10 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 	if head < from {
 		return head, nil
 	}
+	// The ownership records are read too (and skipped): the head may be one, and a consumer
+	// filtered on the events alone would never deliver it.
 	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{SubjectAll},
+		FilterSubjects: []string{SubjectAll, FenceAll},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
 	}, head, fn)
@@ -411,9 +429,10 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
 		}
-		subj := msg.Subject()
-		if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
-			return err
+		if subj := msg.Subject(); strings.HasPrefix(subj, SubjectPrefix) {
+			if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
+				return err
+			}
 		}
 		if md.Sequence.Stream >= until {
 			return nil

@@ -17,13 +17,19 @@ type Store struct {
 	mu   sync.Mutex
 	recs []ledger.Record
 	last map[string]uint64
+	// fences maps the position of each ownership record to its partition; fenceLast is each
+	// partition's last one. Ownership records share the total order but are not events.
+	fences    map[uint64]int
+	fenceLast map[int]uint64
 	// FailNext, when set, makes the next Append report ledger.ErrUncertain after storing (true)
 	// or without storing (false) its records: an append whose outcome the caller cannot know.
 	failNext *bool
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{last: map[string]uint64{}} }
+func New() *Store {
+	return &Store{last: map[string]uint64{}, fences: map[uint64]int{}, fenceLast: map[int]uint64{}}
+}
 
 // UncertainNext makes the next Append report ledger.ErrUncertain; stored says whether its
 // records are stored all the same.
@@ -34,19 +40,16 @@ func (s *Store) UncertainNext(stored bool) {
 }
 
 // Append stores all records or none: it refuses the whole append (ledger.ErrConflict) when an
-// account's head is not the Head a CheckHead record expects.
+// account's head is not the Head a CheckHead record expects, or a partition's last ownership
+// record is not the FenceHead a CheckFence record expects.
 func (s *Store) Append(_ context.Context, recs []ledger.Record) ([]uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	seen := map[string]bool{}
-	for _, r := range recs {
-		if r.CheckHead && !seen[r.AccountID] && s.last[r.AccountID] != r.Head {
-			return nil, fmt.Errorf("%w: account %s is at %d, not %d", ledger.ErrConflict, r.AccountID, s.last[r.AccountID], r.Head)
-		}
-		seen[r.AccountID] = true
+	if err := s.check(recs); err != nil {
+		return nil, err
 	}
 	fail := s.failNext
 	s.failNext = nil
@@ -57,6 +60,7 @@ func (s *Store) Append(_ context.Context, recs []ledger.Record) ([]uint64, error
 	for i, r := range recs {
 		r.Position = uint64(len(s.recs)) + 1
 		r.CheckHead, r.Head = false, 0
+		r.CheckFence, r.FencePartition, r.FenceHead = false, 0, 0
 		s.recs = append(s.recs, r)
 		s.last[r.AccountID] = r.Position
 		pos[i] = r.Position
@@ -67,10 +71,70 @@ func (s *Store) Append(_ context.Context, recs []ledger.Record) ([]uint64, error
 	return pos, nil
 }
 
+// check is Append's precondition: every head and fence a record expects is still there.
+func (s *Store) check(recs []ledger.Record) error {
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if r.CheckHead && r.CheckFence {
+			return fmt.Errorf("account %s: %w", r.AccountID, ledger.ErrBothChecks)
+		}
+		if r.CheckHead && !seen[r.AccountID] && s.last[r.AccountID] != r.Head {
+			return fmt.Errorf("%w: account %s is at %d, not %d", ledger.ErrConflict, r.AccountID, s.last[r.AccountID], r.Head)
+		}
+		if r.CheckFence && s.fenceLast[r.FencePartition] != r.FenceHead {
+			return fmt.Errorf("%w: partition %d's fence is at %d, not %d", ledger.ErrConflict, r.FencePartition, s.fenceLast[r.FencePartition], r.FenceHead)
+		}
+		seen[r.AccountID] = true
+	}
+	return nil
+}
+
+// Fence stores the ownership records, all or none, each only if its partition's last one is
+// still at its Expect.
+func (s *Store) Fence(_ context.Context, claims []ledger.FenceClaim) ([]uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data := make([][]byte, len(claims))
+	seen := map[int]bool{}
+	for i, c := range claims {
+		p := c.Fence.Partition
+		if seen[p] {
+			return nil, fmt.Errorf("two ownership records for partition %d in one write", p)
+		}
+		seen[p] = true
+		if s.fenceLast[p] != c.Expect {
+			return nil, fmt.Errorf("%w: partition %d's fence is at %d, not %d", ledger.ErrConflict, p, s.fenceLast[p], c.Expect)
+		}
+		var err error
+		if data[i], err = ledger.EncodeFence(c.Fence); err != nil {
+			return nil, err
+		}
+	}
+	pos := make([]uint64, len(claims))
+	for i, c := range claims {
+		pos[i] = uint64(len(s.recs)) + 1
+		s.recs = append(s.recs, ledger.Record{Data: data[i], Position: pos[i]})
+		s.fences[pos[i]] = c.Fence.Partition
+		s.fenceLast[c.Fence.Partition] = pos[i]
+	}
+	return pos, nil
+}
+
+// FenceHead is the position of partition p's last ownership record (0 if none).
+func (s *Store) FenceHead(_ context.Context, p int) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fenceLast[p], nil
+}
+
 // Read calls fn for every record from position from up to the head at the time of the call.
 func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
 	s.mu.Lock()
 	recs := s.recs
+	fences := make(map[uint64]bool, len(s.fences))
+	for p := range s.fences {
+		fences[p] = true
+	}
 	s.mu.Unlock()
 	head := uint64(len(recs))
 	if from < 1 {
@@ -79,6 +143,9 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 	for p := from; p <= head; p++ {
 		if err := ctx.Err(); err != nil {
 			return 0, err
+		}
+		if fences[p] {
+			continue // an ownership record, not an event
 		}
 		if err := fn(recs[p-1]); err != nil {
 			return 0, err
@@ -113,6 +180,9 @@ func (s *Store) ReadAt(_ context.Context, position uint64) (ledger.Record, error
 	defer s.mu.Unlock()
 	if position < 1 || position > uint64(len(s.recs)) {
 		return ledger.Record{}, fmt.Errorf("position %d: %w", position, ledger.ErrNoRecord)
+	}
+	if p, ok := s.fences[position]; ok {
+		return ledger.Record{}, fmt.Errorf("position %d holds partition %d's ownership record, not an event: %w", position, p, ledger.ErrNoRecord)
 	}
 	return s.recs[position-1], nil
 }

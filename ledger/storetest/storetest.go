@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (ledger.Store, Uncertain)) {
 	t.Run("an append across accounts is all or nothing", func(t *testing.T) { atomicAcrossAccounts(t, newStore) })
 	t.Run("of two racing appends at one head exactly one wins", func(t *testing.T) { oneWinner(t, newStore) })
 	t.Run("an uncertain append stored all or nothing", func(t *testing.T) { uncertain(t, newStore) })
+	runFences(t, newStore)
 }
 
 func rec(account, data string, checkHead bool, head uint64) ledger.Record {

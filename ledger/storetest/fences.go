@@ -1,0 +1,139 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// runFences is the partition fence's part of the contract: ownership records are stored only
+// over the one their writer read, an append that expects a partition's fence is refused as a
+// whole once the fence moved, and readers never take an ownership record for an event.
+func runFences(t *testing.T, newStore func(t *testing.T) (ledger.Store, Uncertain)) {
+	t.Run("a fence write with a stale expectation is refused, all or nothing", func(t *testing.T) { staleFenceWrite(t, newStore) })
+	t.Run("an append with a stale fence is refused as a whole", func(t *testing.T) { staleFenceAppend(t, newStore) })
+	t.Run("after a new fence the old owner's append fails and the new owner's lands", func(t *testing.T) { takeover(t, newStore) })
+	t.Run("ownership records are not events", func(t *testing.T) { fencesAreNotEvents(t, newStore) })
+	t.Run("a record cannot carry both checks", func(t *testing.T) { bothChecks(t, newStore) })
+}
+
+func claim(p int, owner string, lease, expect uint64) ledger.FenceClaim {
+	return ledger.FenceClaim{Expect: expect, Fence: ledger.Fence{Format: ledger.FenceFormat, LeaseRevision: lease, Owner: owner,
+		Partition: p, Partitions: 4, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+}
+
+func fenced(account, data string, p int, fence uint64) ledger.Record {
+	return ledger.Record{AccountID: account, Data: []byte(data), CheckFence: true, FencePartition: p, FenceHead: fence}
+}
+
+func fenceHead(t *testing.T, st ledger.Store, p int) uint64 {
+	t.Helper()
+	h, err := st.FenceHead(context.Background(), p)
+	require.NoError(t, err)
+	return h
+}
+
+func staleFenceWrite(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	assert.Zero(t, fenceHead(t, st, 0), "no fence yet")
+	pos, err := st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-a", 1, 0), claim(1, "node-a", 2, 0)})
+	require.NoError(t, err)
+	require.Len(t, pos, 2)
+	assert.Equal(t, pos[0], fenceHead(t, st, 0))
+	assert.Equal(t, pos[1], fenceHead(t, st, 1))
+	// Two would-be owners read the same head; only the first fences.
+	_, err = st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-b", 3, pos[0])})
+	require.NoError(t, err)
+	_, err = st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-c", 4, pos[0])})
+	require.ErrorIs(t, err, ledger.ErrConflict)
+	// One stale claim refuses its fresh neighbour too.
+	before := fenceHead(t, st, 1)
+	_, err = st.Fence(ctx, []ledger.FenceClaim{claim(1, "node-c", 5, before), claim(0, "node-c", 5, pos[0])})
+	require.ErrorIs(t, err, ledger.ErrConflict)
+	assert.Equal(t, before, fenceHead(t, st, 1), "nothing of a refused fence write is stored")
+}
+
+func staleFenceAppend(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	f, err := st.Fence(ctx, []ledger.FenceClaim{claim(2, "node-a", 1, 0)})
+	require.NoError(t, err)
+	_, err = st.Fence(ctx, []ledger.FenceClaim{claim(2, "node-b", 2, f[0])})
+	require.NoError(t, err)
+	// The fence rides on a's second record; b's own head check passes: the fence alone refuses.
+	_, err = st.Append(ctx, []ledger.Record{rec("a", "a1", true, 0), fenced("a", "a2", 2, f[0]), rec("b", "b1", true, 0)})
+	require.ErrorIs(t, err, ledger.ErrConflict)
+	for _, id := range []string{"a", "b"} {
+		recs, err := st.ReadAccount(ctx, id)
+		require.NoError(t, err)
+		assert.Empty(t, recs, "nothing of a fenced append is stored (%s)", id)
+	}
+}
+
+func takeover(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	old, err := st.Fence(ctx, []ledger.FenceClaim{claim(3, "node-a", 1, 0)})
+	require.NoError(t, err)
+	_, err = st.Append(ctx, []ledger.Record{fenced("acct", "by-a", 3, old[0])})
+	require.NoError(t, err, "the owner's append carries its fence")
+	head, err := st.AccountHead(ctx, "acct")
+	require.NoError(t, err)
+	// b takes partition 3 over: it fences over a's record.
+	cur, err := st.Fence(ctx, []ledger.FenceClaim{claim(3, "node-b", 2, old[0])})
+	require.NoError(t, err)
+	// a, unaware, appends at the account's true head: the fence alone refuses it.
+	_, err = st.Append(ctx, []ledger.Record{rec("acct", "late-a", true, head), fenced("acct", "late-a2", 3, old[0])})
+	require.ErrorIs(t, err, ledger.ErrConflict)
+	pos, err := st.Append(ctx, []ledger.Record{rec("acct", "by-b", true, head), fenced("acct", "by-b2", 3, cur[0])})
+	require.NoError(t, err, "the new owner appends under its fence")
+	recs, err := st.ReadAccount(ctx, "acct")
+	require.NoError(t, err)
+	var data []string
+	for _, r := range recs {
+		data = append(data, string(r.Data))
+	}
+	assert.Equal(t, []string{"by-a", "by-b", "by-b2"}, data, "one chain, the old owner's late append absent")
+	assert.Equal(t, pos[1], recs[2].Position)
+}
+
+func fencesAreNotEvents(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	p1, err := st.Append(ctx, []ledger.Record{rec("a", "a1", true, 0)})
+	require.NoError(t, err)
+	f, err := st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-a", 1, 0)})
+	require.NoError(t, err)
+	assert.Greater(t, f[0], p1[0], "ownership records share the total order")
+	_, err = st.ReadAt(ctx, f[0])
+	require.ErrorIs(t, err, ledger.ErrNoRecord, "an ownership record is not an event")
+	// The head is now an ownership record: a read still ends, and reports it.
+	var seen []string
+	head, err := st.Read(ctx, 1, func(r ledger.Record) error {
+		seen = append(seen, string(r.Data))
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a1"}, seen)
+	assert.Equal(t, f[0], head)
+	head, err = st.Read(ctx, f[0], func(r ledger.Record) error {
+		t.Errorf("read an ownership record as an event at %d", r.Position)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, f[0], head)
+}
+
+func bothChecks(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
+	st, _ := newStore(t)
+	r := fenced("a", "a1", 0, 0)
+	r.CheckHead = true
+	_, err := st.Append(context.Background(), []ledger.Record{r})
+	require.ErrorIs(t, err, ledger.ErrBothChecks)
+}
