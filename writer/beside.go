@@ -137,8 +137,12 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 	for _, p := range plans {
 		expected[p.req.AccountID] = p.acct.head
 	}
-	store := w.opts.Store
+	store, fences := w.opts.Store, w.opts.Fences
 	w.side.start(func(ctx context.Context) func() []*Request {
+		var lost map[int]bool
+		if fences != nil && errFenced(cause) {
+			lost = fencesMoved(ctx, store, fences, plans) // fence.go
+		}
 		moved := headsMoved(ctx, store, expected)
 		if !errors.Is(cause, ledger.ErrConflict) {
 			t := time.NewTimer(storeFailurePause)
@@ -150,7 +154,11 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 		}
 		return func() []*Request {
 			w.release(plans)
-			return w.recover(plans, moved, cause)
+			rest := w.dropFenced(plans, lost)
+			if len(lost) > 0 && !anyMoved(rest, moved) {
+				return requeue(rest) // the moved fence explains the refusal: nothing to charge
+			}
+			return w.recover(rest, moved, cause)
 		}
 	})
 }

@@ -124,6 +124,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	if len(plans) == 0 && len(rejects) == 0 {
 		return next
 	}
+	if w.opts.Fences != nil {
+		carryFences(recs, w.opts.Fences.Fence) // fence.go
+	}
 	w.inflight++
 	go func() {
 		d := appendDone{plans: plans, rejects: rejects}

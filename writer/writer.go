@@ -95,6 +95,10 @@ type Options struct {
 	// Subscriptions, when set, is the claim every node checks and moves before linking a
 	// marketplace subscription (subclaims.go); nil when one writer writes every account.
 	Subscriptions SubscriptionClaims
+	// Fences, when set, gives the partition fence each append must carry (the ownership records
+	// the server's node wrote when it took the partitions over; fence.go), and hears of a
+	// partition whose fence moved. Nil: appends carry no fence (one writer writes everything).
+	Fences Fences
 	// Claims, when set, reserves globally unique ids in a store shared with other ledger
 	// processes before they are appended (cluster.go); nil in a single-process deployment.
 	Claims IDClaims

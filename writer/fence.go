@@ -1,0 +1,146 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Fences is the writer's view of the partition fences (the server's node implements it): the
+// ownership record of each partition it owns, which every append must still find last on the
+// partition's fence subject, so that the server itself refuses an append once another node
+// has taken the partition over.
+type Fences interface {
+	// Fence returns the account's partition and the position of the ownership record this
+	// writer's appends for it must expect; ok is false when the writer holds no fence for it.
+	Fence(accountID string) (partition int, position uint64, ok bool)
+	// Lost says that partition p's ownership record moved (another node took it over): the
+	// writer must not decide for its accounts again (Ownership.Owns is false from now on).
+	Lost(p int)
+}
+
+// carryFences puts each partition's fence check on exactly one record of the append. nats-server
+// checks one expected subject sequence per message, so the check rides on a record that needs
+// none of its own when there is one (not its account's first record in the append: that one
+// carries the account's head check). When every account of the partition has a single record
+// here, the first account's record carries the fence in place of its head check: that account
+// is then guarded by the fence alone (only the fence holder appends to the partition, and it
+// decides from the head it holds), the others by their heads as before.
+func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint64, bool)) {
+	type carrier struct {
+		at       int
+		position uint64
+		spare    bool // the record carries no head check of its own
+	}
+	chosen := map[int]*carrier{}
+	for i := range recs {
+		p, pos, ok := fenceOf(recs[i].AccountID)
+		if !ok {
+			continue
+		}
+		c := chosen[p]
+		switch {
+		case c == nil:
+			chosen[p] = &carrier{at: i, position: pos, spare: !recs[i].CheckHead}
+		case !c.spare && !recs[i].CheckHead:
+			c.at, c.spare = i, true
+		}
+	}
+	for p, c := range chosen {
+		r := &recs[c.at]
+		r.CheckHead, r.Head = false, 0
+		r.CheckFence, r.FencePartition, r.FenceHead = true, p, c.position
+	}
+}
+
+// fencesMoved reads the fence of every partition the plans' accounts are in (at most
+// maxHeadProbes at once) and returns the partitions whose ownership record is no longer the
+// one this writer expects. A fence that cannot be read counts as not moved: the append is then
+// re-decided as an account conflict, and the next append finds out.
+func fencesMoved(ctx context.Context, store ledger.Store, fences Fences, plans []planned) map[int]bool {
+	expected := map[int]uint64{}
+	for _, p := range plans {
+		if part, pos, ok := fences.Fence(p.req.AccountID); ok {
+			expected[part] = pos
+		}
+	}
+	moved := map[int]bool{}
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxHeadProbes)
+	)
+	for part, want := range expected {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+			defer cancel()
+			head, err := store.FenceHead(cctx, part)
+			if err == nil && head != want {
+				mu.Lock()
+				moved[part] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return moved
+}
+
+// dropFenced handles the plans of a refused append whose partition was fenced: the partition
+// is lost to this writer (Fences.Lost), and their commands go to its new owner (Redirect), not
+// re-decided here. It returns the other plans.
+func (w *Writer) dropFenced(plans []planned, lost map[int]bool) []planned {
+	if len(lost) == 0 {
+		return plans
+	}
+	rest := plans[:0:0]
+	for _, p := range plans {
+		part, _, ok := w.opts.Fences.Fence(p.req.AccountID)
+		if !ok || !lost[part] {
+			rest = append(rest, p)
+			continue
+		}
+		if a, ok := w.accounts[p.req.AccountID]; ok {
+			a.stale = true // another node writes it now
+		}
+		if !isMoveSide(p.req) { // re-planned with the link that caused it
+			w.redirect(p.req)
+		}
+	}
+	for p := range lost {
+		w.opts.Fences.Lost(p)
+		w.opts.Log.Warn().Int("partition", p).Msg("partition fenced by another node; no longer deciding for it")
+	}
+	return rest
+}
+
+// anyMoved reports whether an account of plans is among moved.
+func anyMoved(plans []planned, moved map[string]bool) bool {
+	for _, p := range plans {
+		if moved[p.req.AccountID] {
+			return true
+		}
+	}
+	return false
+}
+
+// requeue puts the plans' requests back to be decided again, as they were.
+func requeue(plans []planned) []*Request {
+	out := make([]*Request, 0, len(plans))
+	for _, p := range plans {
+		if !isMoveSide(p.req) { // re-planned with the link that caused it
+			out = append(out, p.req)
+		}
+	}
+	return out
+}
+
+// errFenced reports whether err refused an append in a way a moved fence explains (the server
+// answers a failed fence check and a failed account check alike: wrong last sequence).
+func errFenced(err error) bool { return errors.Is(err, ledger.ErrConflict) }
