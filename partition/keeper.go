@@ -130,6 +130,21 @@ func (k *Keeper) Held() map[int]uint64 {
 	return out
 }
 
+// Drop forgets partition p's lease if this node still holds it in tenure: another node has
+// fenced the partition (it took the lease while this node was stalled), so there is nothing to
+// renew, drain or give back. It reports whether the held set changed.
+func (k *Keeper) Drop(p int, tenure uint64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l := k.held[p]
+	if l == nil || l.acquired != tenure {
+		return false
+	}
+	delete(k.held, p)
+	k.cfg.Log.Warn().Int("partition", p).Uint64("tenure", tenure).Msg("partition fenced by another node; its lease is forgotten")
+	return true
+}
+
 // all lists every held partition, handing over included, in order.
 func (k *Keeper) all() []int {
 	k.mu.Lock()

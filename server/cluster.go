@@ -326,9 +326,11 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	n := &node{log: cfg.Log.With().Str("component", "partitions").Logger(), n: s.store.Partitions(),
 		subs: map[int]*nats.Subscription{}, changed: make(chan struct{}, 1), stopped: make(chan struct{})}
 	writerSnaps := s.writerSnapshots(snaps)
-	n.newWriter = func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error) {
+	name := s.leaseName()
+	n.fences, n.owner, n.clock = s.store, fenceOwner(name), cfg.Clock
+	n.newWriter = func(holds func(string) bool, owner fencedOwner) (*writer.Writer, error) {
 		o := writer.Options{
-			Rejections: rejLog, Holds: holds, Owner: owner,
+			Rejections: rejLog, Holds: holds, Owner: owner, Fences: owner,
 			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 			Subscriptions: s.prod.subscriptions,
@@ -341,7 +343,7 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	}
 	n.serve = func(p int) (*nats.Subscription, error) { return s.cmds.ServeOwner(s.svcNC, p, n) }
 	keeper, err := partition.NewKeeper(partition.Config{
-		Node: s.leaseName(), Partitions: n.n, Leases: s.hookLeases(s.prod.leases), Tick: cfg.Partitions.Tick,
+		Node: name, Partitions: n.n, Leases: s.hookLeases(s.prod.leases), Tick: cfg.Partitions.Tick,
 		Drain: n.Drain, Changed: n.notify, Log: n.log,
 	})
 	if err != nil {

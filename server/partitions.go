@@ -36,7 +36,11 @@ type node struct {
 	keeper *partition.Keeper
 	n      int
 	// newWriter builds a writer that holds the accounts holds accepts (nil: all).
-	newWriter func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error)
+	newWriter func(holds func(string) bool, owner fencedOwner) (*writer.Writer, error)
+	// fences stores the partitions' ownership records (fences.go); owner names this node in them.
+	fences fenceStore
+	owner  string
+	clock  writer.Clock
 	// serve subscribes to the internal subject of a partition this node owns.
 	serve func(p int) (*nats.Subscription, error)
 	tick  time.Duration
@@ -49,20 +53,32 @@ type node struct {
 	stopped chan struct{}
 }
 
-// generation is one writer and the partition tenures it loaded.
+// fencedOwner is what a writer of this node is told of its partitions: which it owns, and the
+// fence its appends carry for each.
+type fencedOwner interface {
+	writer.Ownership
+	writer.Fences
+}
+
+// generation is one writer, the partition tenures it loaded, and the ownership record
+// (fences.go) it holds for each: their positions in the store.
 type generation struct {
 	node   *node
 	w      *writer.Writer
 	tenure map[int]uint64
+	fences map[int]uint64
 	cancel context.CancelFunc
+	// gone holds the partitions whose fence another node moved (Lost).
+	mu   sync.Mutex
+	gone map[int]bool
 }
 
 // Owns is the writer's ownership check: the node still holds the partition, in the tenure
-// this writer loaded.
+// this writer loaded, and no other node has fenced it since.
 func (g *generation) Owns(accountID string) bool {
 	p := ledger.PartitionOf(accountID, g.node.n)
 	want, loaded := g.tenure[p]
-	if !loaded {
+	if !loaded || g.lost(p) {
 		return false
 	}
 	have, ok := g.node.keeper.Owns(p)
@@ -75,7 +91,7 @@ func (g *generation) OwnsEverything() bool {
 		return false
 	}
 	for p, want := range g.tenure {
-		if have, ok := g.node.keeper.Owns(p); !ok || have != want {
+		if have, ok := g.node.keeper.Owns(p); !ok || have != want || g.lost(p) {
 			return false
 		}
 	}
@@ -168,7 +184,7 @@ func (n *node) load(ctx context.Context) error {
 		return fmt.Errorf("partition leases: %w", err)
 	}
 	held := n.keeper.Held()
-	g, err := n.generation(ctx, held)
+	g, err := n.generation(ctx, nil, held)
 	if err != nil {
 		return err
 	}
@@ -177,9 +193,15 @@ func (n *node) load(ctx context.Context) error {
 	return nil
 }
 
-// generation builds and loads a writer for the given tenures.
-func (n *node) generation(ctx context.Context, tenure map[int]uint64) (*generation, error) {
-	g := &generation{node: n, tenure: tenure}
+// generation fences the partitions it takes over (fences.go), then builds and loads a writer
+// for the given tenures: the load reads past every fence it wrote, so it holds whatever the
+// previous owners appended before it.
+func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]uint64) (*generation, error) {
+	fences, err := n.fence(ctx, prev, tenure)
+	if err != nil {
+		return nil, err
+	}
+	g := &generation{node: n, tenure: tenure, fences: fences}
 	var holds func(string) bool
 	if len(tenure) < n.n {
 		holds = func(id string) bool { _, ok := tenure[ledger.PartitionOf(id, n.n)]; return ok }
@@ -255,7 +277,7 @@ func (n *node) reconcile(ctx context.Context) error {
 		return nil
 	}
 	t0 := time.Now()
-	ng, err := n.generation(ctx, held)
+	ng, err := n.generation(ctx, g, held)
 	if err != nil {
 		return err
 	}
@@ -266,7 +288,7 @@ func (n *node) reconcile(ctx context.Context) error {
 	if caughtUp != nil {
 		// A stopped writer cannot run again, and this one is not up to date: it runs owning
 		// nothing (every request is redirected) until the next reconcile loads a new one.
-		ng.tenure = map[int]uint64{}
+		ng.tenure, ng.fences = map[int]uint64{}, map[int]uint64{}
 	}
 	n.mu.Lock()
 	n.retired = addStats(n.retired, g.w.Stats())
