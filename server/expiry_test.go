@@ -133,8 +133,8 @@ func TestExpiryProcessor(t *testing.T) {
 	assertDec(t, "0", b.AvailableCredits)
 
 	types := map[string]int{}
-	for _, e := range readStream(t, l)[head:] {
-		if e.env.AccountID == a.id {
+	for _, e := range readStream(t, l) {
+		if e.position > head && e.env.AccountID == a.id {
 			types[e.env.Type]++
 		}
 	}
