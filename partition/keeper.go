@@ -117,6 +117,18 @@ func (k *Keeper) Owns(p int) (tenure uint64, ok bool) {
 	return l.acquired, true
 }
 
+// Tenure is the tenure of partition p's lease while this node holds it, near its expiry or
+// handing it over included (Owns says whether it may decide for it now).
+func (k *Keeper) Tenure(p int) (uint64, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l := k.held[p]
+	if l == nil {
+		return 0, false
+	}
+	return l.acquired, true
+}
+
 // Held maps the partitions this node holds and is not handing over to their tenure.
 func (k *Keeper) Held() map[int]uint64 {
 	k.mu.Lock()

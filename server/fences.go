@@ -96,11 +96,20 @@ func (n *node) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 	return heads, nil
 }
 
-// Fence is the partition fence the writer's appends carry for the account (writer.Fences).
+// Fence is the partition fence the writer's appends carry for the account (writer.Fences): the
+// ownership record this generation holds for its partition, while the node still holds the
+// lease in the tenure it fenced and no other node fenced it since. An account of a partition
+// handed over (a subscription move writes one) carries only its head check.
 func (g *generation) Fence(accountID string) (int, uint64, bool) {
 	p := ledger.PartitionOf(accountID, g.node.n)
 	pos, ok := g.fences[p]
-	return p, pos, ok
+	if !ok || g.lost(p) {
+		return p, 0, false
+	}
+	if t, held := g.node.keeper.Tenure(p); !held || t != g.tenure[p] {
+		return p, 0, false
+	}
+	return p, pos, true
 }
 
 // Lost is told by the writer that partition p's fence moved: another node took it over while

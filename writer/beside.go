@@ -154,11 +154,7 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 		}
 		return func() []*Request {
 			w.release(plans)
-			rest := w.dropFenced(plans, lost)
-			if len(lost) > 0 && !anyMoved(rest, moved) {
-				return requeue(rest) // the moved fence explains the refusal: nothing to charge
-			}
-			return w.recover(rest, moved, cause)
+			return w.recover(w.dropFenced(plans, lost), moved, cause)
 		}
 	})
 }

@@ -101,8 +101,8 @@ func (w *Writer) dropFenced(plans []planned, lost map[int]bool) []planned {
 	}
 	rest := plans[:0:0]
 	for _, p := range plans {
-		part, _, ok := w.opts.Fences.Fence(p.req.AccountID)
-		if !ok || !lost[part] {
+		part, _, _ := w.opts.Fences.Fence(p.req.AccountID)
+		if !lost[part] {
 			rest = append(rest, p)
 			continue
 		}
@@ -118,27 +118,6 @@ func (w *Writer) dropFenced(plans []planned, lost map[int]bool) []planned {
 		w.opts.Log.Warn().Int("partition", p).Msg("partition fenced by another node; no longer deciding for it")
 	}
 	return rest
-}
-
-// anyMoved reports whether an account of plans is among moved.
-func anyMoved(plans []planned, moved map[string]bool) bool {
-	for _, p := range plans {
-		if moved[p.req.AccountID] {
-			return true
-		}
-	}
-	return false
-}
-
-// requeue puts the plans' requests back to be decided again, as they were.
-func requeue(plans []planned) []*Request {
-	out := make([]*Request, 0, len(plans))
-	for _, p := range plans {
-		if !isMoveSide(p.req) { // re-planned with the link that caused it
-			out = append(out, p.req)
-		}
-	}
-	return out
 }
 
 // errFenced reports whether err refused an append in a way a moved fence explains (the server

@@ -138,7 +138,7 @@ func TestAuditorRole(t *testing.T) {
 	require.NoError(t, err)
 	st, err := js.Stream(ctx, jetstore.StreamName)
 	require.NoError(t, err)
-	m, err := st.GetMsg(ctx, 1)
+	m, err := st.GetMsg(ctx, last.Position)
 	require.NoError(t, err, "direct get by position")
 	assert.Equal(t, "ledger.events.acct-aud", m.Subject)
 	_, err = st.GetLastMsgForSubject(ctx, "ledger.events.acct-aud")

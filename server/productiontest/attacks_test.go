@@ -192,7 +192,8 @@ func TestAuditorCannotPointTheServerAtTheLedger(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, string(resp.Data), `"error"`)
 
-	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="reply_outside_inboxes"}`, 1)
+	// Each message of the stream is delivered once (the node's ownership records too).
+	metricValue(t, srv, `creditledger_requests_unanswered_total{reason="reply_outside_inboxes"}`, float64(before[jetstore.StreamName]))
 	// And a command published without a reply subject is not a request: not decided, counted.
 	require.NoError(t, admin.Publish("ledger.cmd.purchase_license",
 		[]byte(`{"command_id":"no-reply","account_id":"acct-nr","license_id":"L-nr","source":"sales","credits":"5"}`)))
@@ -271,7 +272,14 @@ func TestForeignMessageRefusesTheAccount(t *testing.T) {
 	ack, err := js.Publish(ctxT(t), jetstore.Subject("victim"), []byte(`{"ok":true,"account_id":"x"}`))
 	require.NoError(t, err)
 	head := streamHead(t, admin)
-	_, err = svc.ActivateLicense(ctxT(t), activate("f-2", "victim", "L-f"))
+	// A purchase whose contract started long ago appends two records (the purchase and its
+	// renewal): the partition's fence rides on the second and the first keeps the account's head
+	// check. (An append of a single record carries the fence instead of the head check, and the
+	// account is found broken at its next re-read: docs/OPERATIONS.md, the partition fence.)
+	old := purchase("f-2", "victim", "L-old", "5")
+	start := "2020-01-01T00:00:00Z"
+	old.ContractStart = &start
+	_, err = svc.PurchaseLicense(ctxT(t), old)
 	require.ErrorIs(t, err, ledger.ErrHistoryBroken)
 	var le *ledger.Error
 	require.ErrorAs(t, err, &le)
