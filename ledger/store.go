@@ -39,10 +39,6 @@ type FenceClaim struct {
 	Expect uint64
 }
 
-// ErrFenced means an append was refused because a partition's ownership record moved: another
-// node took the partition over, and this writer must stop deciding for it.
-var ErrFenced = errors.New("append fenced: partition taken over by another node")
-
 // ErrBothChecks means a record asks for an account check and a fence check at once, which no
 // store can honour in one message.
 var ErrBothChecks = errors.New("record carries both a head check and a fence check")

@@ -28,6 +28,7 @@ func TestAuditCommandsOverOwnershipRecords(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t, func(c *server.Config) { c.Checkpoints.Every, c.Checkpoints.Interval = -1, -1 })
 	url, dir := l.ClientURL(), t.TempDir()
+	base := l.Head() // the ledger's own ownership records, written at start
 	file := func(name string) string { return filepath.Join(dir, name) }
 	vkey := audit.VerifierKeyFile(filepath.Join(l.DataDir, audit.DefaultKeyFileName))
 	buy := func(acc string) {
@@ -46,7 +47,7 @@ func TestAuditCommandsOverOwnershipRecords(t *testing.T) {
 
 	out, err = runAudit(t, nil, "verify", "--nats-url", url, "--public-key", vkey)
 	require.NoError(t, err, out)
-	assert.Contains(t, out, "events: 3\npartition ownership records: 1\naccounts: 3\nhead position: 4\n")
+	assert.Contains(t, out, fmt.Sprintf("events: 3\npartition ownership records: %d\naccounts: 3\nhead position: %d\n", base+1, base+4))
 	out, err = runAudit(t, nil, "consistency", "--nats-url", url, "--public-key", vkey, file("old.txt"), file("new.txt"))
 	require.NoError(t, err, out)
 	out, err = runAudit(t, nil, "proof", "--nats-url", url, "--position", fmt.Sprint(fence+1), "--public-key", vkey)
@@ -68,10 +69,10 @@ func TestAuditCommandsOverOwnershipRecords(t *testing.T) {
 	script := filepath.Join("..", "..", "docs", "examples", "verify.py")
 	got, err := exec.Command(py, script, "export", file("export.jsonl"), file("new.txt"), vkey, fmt.Sprint(ledger.DefaultPartitions)).CombinedOutput()
 	require.NoError(t, err, "%s", got)
-	assert.Contains(t, string(got), "OK: 3 events, 1 ownership records, 3 accounts; positions 1 to 4 are what creditledger/LEDGER signed")
+	assert.Contains(t, string(got), fmt.Sprintf("OK: 3 events, %d ownership records, 3 accounts; positions 1 to %d are what creditledger/LEDGER signed", base+1, base+4))
 	got, err = exec.Command(py, script, "log", file("replay.jsonl"), file("new.txt"), vkey).CombinedOutput()
 	require.NoError(t, err, "%s", got)
-	assert.Contains(t, string(got), "OK: 3 events, 1 ownership records, 3 accounts; positions 1 to 4")
+	assert.Contains(t, string(got), fmt.Sprintf("OK: 3 events, %d ownership records, 3 accounts; positions 1 to %d", base+1, base+4))
 	got, err = exec.Command(py, script, "proof", file("proof.json"), vkey).CombinedOutput()
 	require.NoError(t, err, "%s", got)
 
@@ -83,11 +84,27 @@ func TestAuditCommandsOverOwnershipRecords(t *testing.T) {
 	got, err = exec.Command(py, script, "export", file("tampered.jsonl"), file("new.txt"), vkey).CombinedOutput()
 	require.Error(t, err, "%s", got)
 	assert.Contains(t, string(got), "FAILED")
-	tampered = strings.Replace(string(export), `"subject":"ledger.fence.5"`, `"subject":"ledger.fence.6"`, 1)
+	tampered = movedRecord(t, string(export), `"owner":"node-a"`, `"subject":"ledger.fence.5"`, `"subject":"ledger.fence.6"`)
 	require.NoError(t, os.WriteFile(file("moved.jsonl"), []byte(tampered), 0o600))
 	got, err = exec.Command(py, script, "export", file("moved.jsonl"), file("old.txt"), vkey).CombinedOutput()
 	require.Error(t, err, "%s", got)
 	assert.Contains(t, string(got), fmt.Sprintf("FAILED at position %d", fence))
+}
+
+// movedRecord replaces old with new in the one export line that holds mark (the test's record,
+// not the ledger's own record of the same partition).
+func movedRecord(t *testing.T, export, mark, old, new string) string {
+	t.Helper()
+	lines := strings.Split(export, "\n")
+	for i, line := range lines {
+		if strings.Contains(line, mark) {
+			require.Contains(t, line, old)
+			lines[i] = strings.Replace(line, old, new, 1)
+			return strings.Join(lines, "\n")
+		}
+	}
+	t.Fatalf("no line holds %s", mark)
+	return ""
 }
 
 // publishFence stores partition p's ownership record in the LEDGER stream and returns its

@@ -31,6 +31,9 @@ func TestAuditConsistency(t *testing.T) {
 		}
 	}
 	url, dir := l.ClientURL(), t.TempDir()
+	// The ledger wrote its partitions' ownership records at start: the events follow them.
+	base := l.Head()
+	at := func(n uint64) string { return fmt.Sprint(base + n) }
 	keyFile := filepath.Join(l.DataDir, audit.DefaultKeyFileName)
 	vkey := audit.VerifierKeyFile(keyFile)
 	file := func(name string) string { return filepath.Join(dir, name) }
@@ -42,13 +45,13 @@ func TestAuditConsistency(t *testing.T) {
 	out, err = runAudit(t, nil, "checkpoint", "--request", "--nats-url", url, "--public-key", vkey, "--out", file("new.txt"))
 	require.NoError(t, err, out)
 
-	for _, args := range [][]string{{file("old.txt"), file("new.txt")}, {"3", file("new.txt")}, {"1", "7"}} {
+	for _, args := range [][]string{{file("old.txt"), file("new.txt")}, {at(3), file("new.txt")}, {"1", at(7)}} {
 		out, err = runAudit(t, nil, append([]string{"consistency", "--nats-url", url, "--public-key", vkey}, args...)...)
 		require.NoError(t, err, "%v: %s", args, out)
 		var rep consistencyReport
 		require.NoError(t, json.Unmarshal([]byte(out), &rep))
 		assert.True(t, rep.OK)
-		assert.Equal(t, uint64(7), rep.Size2)
+		assert.Equal(t, base+7, rep.Size2)
 	}
 
 	key, _, err := audit.LoadOrCreateKey(keyFile, false)
@@ -70,10 +73,10 @@ func TestAuditConsistency(t *testing.T) {
 	assert.Contains(t, out, "signed over another history (rewritten)")
 	assert.Contains(t, out, "does not extend "+rewritten)
 
-	elsewhere := forge("elsewhere.txt", 7)
+	elsewhere := forge("elsewhere.txt", base+7)
 	out, err = runAudit(t, nil, "consistency", "--nats-url", url, "--public-key", vkey, file("old.txt"), elsewhere)
 	assert.Equal(t, exitAuditFailed, exitCode(err), out)
-	assert.Contains(t, out, elsewhere+" (size 7) does not extend "+file("old.txt"))
+	assert.Contains(t, out, elsewhere+" (size "+at(7)+") does not extend "+file("old.txt"))
 
 	out, err = runAudit(t, nil, "consistency", "--nats-url", url, "--public-key", vkey, file("new.txt"), file("old.txt"))
 	assert.Equal(t, exitAuditFailed, exitCode(err), out)
@@ -87,16 +90,16 @@ func TestAuditConsistency(t *testing.T) {
 	out, err = runAudit(t, nil, "replay", "--nats-url", url)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(file("events.jsonl"), []byte(out), 0o600))
-	out, err = runAudit(t, nil, "proof", "--nats-url", url, "--position", "2")
+	out, err = runAudit(t, nil, "proof", "--nats-url", url, "--position", at(2))
 	require.NoError(t, err, out)
 	require.NoError(t, os.WriteFile(file("proof.json"), []byte(out), 0o600))
 	script := filepath.Join("..", "..", "docs", "examples", "verify.py")
 	got, err := exec.Command(py, script, "log", file("events.jsonl"), file("new.txt"), vkey).CombinedOutput()
 	require.NoError(t, err, "%s", got)
-	assert.Contains(t, string(got), "OK: 7 events, 7 accounts; positions 1 to 7 are what creditledger/LEDGER signed")
+	assert.Contains(t, string(got), "OK: 7 events, "+fmt.Sprint(base)+" ownership records, 7 accounts; positions 1 to "+at(7)+" are what creditledger/LEDGER signed")
 	got, err = exec.Command(py, script, "proof", file("proof.json"), vkey).CombinedOutput()
 	require.NoError(t, err, "%s", got)
-	assert.Contains(t, string(got), "OK: the event at position 2")
+	assert.Contains(t, string(got), "OK: the event at position "+at(2))
 	got, err = exec.Command(py, script, "log", file("events.jsonl"), elsewhere, vkey).CombinedOutput()
 	require.Error(t, err, "%s", got)
 	assert.Contains(t, string(got), "do not give the root")
