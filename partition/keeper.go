@@ -67,6 +67,9 @@ type lease struct {
 	rev        uint64
 	validUntil time.Time
 	releasing  bool
+	// dropped is set by Drop: the partition was fenced by another writer; the next step gives
+	// the lease back (if it is still this node's) and forgets it.
+	dropped bool
 	// acquired is the revision the lease was acquired at: it names this tenure (a partition
 	// given up and taken again gets a new one, and its state must be loaded again).
 	acquired uint64
@@ -111,7 +114,7 @@ func (k *Keeper) Owns(p int) (tenure uint64, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.held[p]
-	if l == nil || l.releasing || !k.cfg.Now().Before(l.validUntil) {
+	if l == nil || l.releasing || l.dropped || !k.cfg.Now().Before(l.validUntil) {
 		return 0, false
 	}
 	return l.acquired, true
@@ -123,7 +126,7 @@ func (k *Keeper) Tenure(p int) (uint64, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.held[p]
-	if l == nil {
+	if l == nil || l.dropped {
 		return 0, false
 	}
 	return l.acquired, true
@@ -135,25 +138,27 @@ func (k *Keeper) Held() map[int]uint64 {
 	defer k.mu.Unlock()
 	out := make(map[int]uint64, len(k.held))
 	for p, l := range k.held {
-		if !l.releasing {
+		if !l.releasing && !l.dropped {
 			out[p] = l.acquired
 		}
 	}
 	return out
 }
 
-// Drop forgets partition p's lease if this node still holds it in tenure: another node has
-// fenced the partition (it took the lease while this node was stalled), so there is nothing to
-// renew, drain or give back. It reports whether the held set changed.
+// Drop stops owning partition p at once if this node still holds it in tenure: another writer
+// has fenced the partition (a node took the lease while this one was stalled). The next step
+// gives the lease back, which succeeds only if it is still this node's (the fence then came from
+// a writer without the lease, and this node may take the partition again, in a new tenure, and
+// fence it anew). It reports whether the held set changed.
 func (k *Keeper) Drop(p int, tenure uint64) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.held[p]
-	if l == nil || l.acquired != tenure {
+	if l == nil || l.dropped || l.acquired != tenure {
 		return false
 	}
-	delete(k.held, p)
-	k.cfg.Log.Warn().Int("partition", p).Uint64("tenure", tenure).Msg("partition fenced by another node; its lease is forgotten")
+	l.dropped = true
+	k.cfg.Log.Warn().Int("partition", p).Uint64("tenure", tenure).Msg("partition fenced by another writer; no longer writing it")
 	return true
 }
 
@@ -306,13 +311,28 @@ func (k *Keeper) renew(ctx context.Context) bool {
 func (k *Keeper) renewOne(ctx context.Context, p int) bool {
 	k.mu.Lock()
 	l := k.held[p]
-	var rev uint64
+	var (
+		rev     uint64
+		dropped bool
+	)
 	if l != nil {
-		rev = l.rev
+		rev, dropped = l.rev, l.dropped
 	}
 	k.mu.Unlock()
 	if l == nil {
 		return false
+	}
+	if dropped {
+		// Revision-checked: a lease another node holds now is left alone.
+		if err := k.cfg.Leases.Release(ctx, p, k.cfg.Node, rev); err != nil {
+			k.cfg.Log.Debug().Err(err).Int("partition", p).Msg("giving a fenced partition's lease back")
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.held[p] == l {
+			delete(k.held, p)
+		}
+		return true
 	}
 	sent := k.cfg.Now()
 	next, err := k.cfg.Leases.Renew(ctx, p, k.cfg.Node, rev)

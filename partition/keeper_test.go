@@ -168,3 +168,29 @@ func TestKeeperRenewsAndReleases(t *testing.T) {
 	require.NoError(t, b.Step(ctx))
 	assert.Len(t, b.Held(), 16)
 }
+
+// A partition another writer fenced while this node still holds its lease (the fence came from
+// a writer without the lease) stops being owned at once; the next step gives the lease back and,
+// the assignment giving it to this node again, takes it in a new tenure. A Drop for another
+// tenure does nothing.
+func TestDroppedPartitionIsGivenBackAndTakenAnew(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	f := newFake(c.now)
+	ctx := context.Background()
+	a := keeper(t, "a", f, c)
+	require.NoError(t, a.Step(ctx))
+	tenure, owns := a.Owns(3)
+	require.True(t, owns)
+	assert.False(t, a.Drop(3, tenure+1000), "another tenure")
+	require.True(t, a.Drop(3, tenure))
+	_, owns = a.Owns(3)
+	assert.False(t, owns, "not owned from the drop on")
+	assert.NotContains(t, a.Held(), 3)
+	_, held := a.Tenure(3)
+	assert.False(t, held)
+	require.NoError(t, a.Step(ctx))
+	again, owns := a.Owns(3)
+	require.True(t, owns, "given back and taken again")
+	assert.NotEqual(t, tenure, again, "in a new tenure")
+}
