@@ -51,10 +51,12 @@ func (n *node) fence(ctx context.Context, prev *generation, tenure map[int]uint6
 	sort.Ints(todo)
 	ctx, cancel := context.WithTimeout(ctx, fenceTimeout)
 	defer cancel()
+	t0 := time.Now()
 	heads, err := n.fenceHeads(ctx, todo)
 	if err != nil {
 		return nil, err
 	}
+	read := time.Since(t0)
 	now := n.clock.Now().UTC()
 	claims := make([]ledger.FenceClaim, len(todo))
 	for i, p := range todo {
@@ -68,7 +70,7 @@ func (n *node) fence(ctx context.Context, prev *generation, tenure map[int]uint6
 	for i, p := range todo {
 		out[p] = pos[i]
 	}
-	n.log.Debug().Int("partitions", len(todo)).Msg("partitions fenced")
+	n.log.Info().Int("partitions", len(todo)).Dur("read", read).Dur("took", time.Since(t0)).Msg("partitions fenced")
 	return out, nil
 }
 
