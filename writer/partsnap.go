@@ -1,0 +1,437 @@
+package writer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Snapshots per partition. A writer that holds only some partitions (a cluster node) saves, for
+// each partition p it still owns in the tenure it loaded, a snapshot of p at its head H: p's
+// accounts, the idempotency records and remembered rejections of p's accounts, and p's compacted
+// idempotency entries. It is valid because p's owner is p's only writer since its load, so it
+// holds every event of p's accounts up to H. A writer that loads a set of partitions restores
+// each from its newest snapshot (falling back to the whole snapshot, which describes every
+// partition at its head, then to the stream's start) and replays from the oldest of their heads,
+// folding an event of p only above p's.
+//
+// Two more kinds of object travel with them:
+//
+//   - the ids of p's accounts (license, item, PAYG contract and subscription ids), small, read by
+//     the loaders of every other partition: ids created while one writer owned every partition
+//     were never reserved in the shared claims (claims.go), so a writer learns that another
+//     partition holds them only from these lists and the events after them (apply).
+//   - the legacy entries: compacted entries read from a v4 snapshot name no partition, so they
+//     cannot be split. They are saved once, under a name derived from their content, and every
+//     partition snapshot that relies on them names that object; a loader reads it too. Their
+//     number never grows (every entry compacted since names its partition).
+const (
+	partitionMagic = "creditledger-writer-partition-snapshot-v5\n"
+	idsMagic       = "creditledger-writer-partition-ids-v5\n"
+	legacyMagic    = "creditledger-writer-legacy-entries-v5\n"
+	// snapFetchParallel bounds the snapshot objects fetched at once by a load.
+	snapFetchParallel = 8
+)
+
+func partitionSnapName(p int) string { return fmt.Sprintf("writer-v5-p%d", p) }
+func partitionIDsName(p int) string  { return fmt.Sprintf("writer-v5-p%d-ids", p) }
+
+// snapObject is one named object of a snapshot save.
+type snapObject struct {
+	name string
+	data []byte
+}
+
+// partitioned reports whether the writer holds only some partitions and keeps snapshots per
+// partition.
+func (w *Writer) partitioned() bool {
+	return w.opts.Partitions.Count > 0 && w.opts.Holds != nil
+}
+
+// ownedPartitions lists the held partitions the writer still owns in the tenure it loaded.
+func (w *Writer) ownedPartitions() []int {
+	po, ok := w.opts.Owner.(PartitionOwner)
+	if !ok {
+		return nil
+	}
+	var out []int
+	for _, p := range w.heldPartitions() {
+		if po.OwnsPartition(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// heldPartitions lists the partitions the writer loaded.
+func (w *Writer) heldPartitions() []int {
+	if w.opts.Partitions.Held != nil {
+		return w.opts.Partitions.Held
+	}
+	all := make([]int, w.opts.Partitions.Count)
+	for p := range all {
+		all[p] = p
+	}
+	return all
+}
+
+// encodePartitions encodes the snapshots of parts at head, with each one's list of ids, and the
+// legacy entries first when they have not been saved yet.
+func (w *Writer) encodePartitions(head uint64, parts []int) ([]snapObject, error) {
+	views := w.views(false)
+	var objs []snapObject
+	legacy := ""
+	if lv := views[wholeView]; lv != nil && len(lv.entries) > 0 {
+		if w.legacy == "" {
+			data := appendEntries([]byte(legacyMagic), lv.entries, w.idem.compacted)
+			h := fnv.New64a()
+			_, _ = h.Write(data)
+			w.legacy, w.legacyData = fmt.Sprintf("writer-v5-legacy-%016x", h.Sum64()), data
+			w.legacySaved.Store(false)
+		}
+		legacy = w.legacy
+		if !w.legacySaved.Load() { // saved again with every batch until one save succeeds
+			objs = append(objs, snapObject{legacy, w.legacyData})
+		}
+	}
+	for _, p := range parts {
+		v := views[p]
+		if v == nil {
+			v = &snapView{accts: map[string]accountSnap{}}
+		}
+		b := binary.AppendUvarint([]byte(partitionMagic), uint64(w.opts.Partitions.Count))
+		b = binary.AppendUvarint(b, uint64(p))
+		b = appendString(b, legacy)
+		b, err := w.appendBody(b, head, v)
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", p, err)
+		}
+		objs = append(objs, snapObject{partitionSnapName(p), b}, snapObject{partitionIDsName(p), w.encodeIDs(p, head, v)})
+	}
+	return objs, nil
+}
+
+// encodeIDs lists the unique ids the accounts of a view hold.
+func (w *Writer) encodeIDs(p int, head uint64, v *snapView) []byte {
+	var pairs [][2]string
+	for id, s := range v.accts {
+		for _, oid := range ownedIDs(s.State) {
+			pairs = append(pairs, [2]string{oid, id})
+		}
+	}
+	b := binary.AppendUvarint([]byte(idsMagic), uint64(w.opts.Partitions.Count))
+	b = binary.AppendUvarint(b, uint64(p))
+	b = binary.AppendUvarint(b, head)
+	b = binary.AppendUvarint(b, uint64(len(pairs)))
+	for _, kv := range pairs {
+		b = appendString(b, kv[0])
+		b = appendString(b, kv[1])
+	}
+	return b
+}
+
+// idList is a decoded list of ids: who holds each, at head.
+type idList struct {
+	parts, part int
+	head        uint64
+	pairs       [][2]string
+}
+
+func decodeIDs(data []byte) (*idList, error) {
+	if !strings.HasPrefix(string(data[:min(len(data), len(idsMagic))]), idsMagic) {
+		return nil, errors.New("not a partition id list")
+	}
+	r := &snapReader{b: data[len(idsMagic):]}
+	l := &idList{parts: int(r.uvarint()), part: int(r.uvarint()), head: r.uvarint()}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		return nil, errors.New("partition id list truncated")
+	}
+	l.pairs = make([][2]string, 0, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		l.pairs = append(l.pairs, [2]string{r.str(), r.str()})
+	}
+	return l, r.err
+}
+
+func decodeLegacy(data []byte) (map[uint64]uint64, error) {
+	if !strings.HasPrefix(string(data[:min(len(data), len(legacyMagic))]), legacyMagic) {
+		return nil, errors.New("not a legacy entries object")
+	}
+	return decodeCompacted(data[len(legacyMagic):], 5)
+}
+
+// fetchAll loads the named objects, snapFetchParallel at a time; a missing one is nil.
+func (w *Writer) fetchAll(ctx context.Context, names []string) map[string][]byte {
+	var mu sync.Mutex
+	out := make(map[string][]byte, len(names))
+	sem := make(chan struct{}, snapFetchParallel)
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			data, err := w.opts.Snapshots.Load(ctx, name)
+			if err != nil {
+				w.opts.Log.Warn().Err(err).Str("snapshot", name).Msg("snapshot unavailable")
+				data = nil
+			}
+			mu.Lock()
+			out[name] = data
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// replayPlan says where a load replays from, the newest snapshot head it relies on (the stream
+// must reach it) and, per partition (nil: none), the snapshot head at or below which its records
+// are already in memory (for a held partition) or in the id lists (for another).
+type replayPlan struct {
+	from    uint64
+	maxHead uint64
+	parts   int
+	above   []uint64
+}
+
+// skip reports whether a record is already reflected by the snapshot of its partition.
+func (rp *replayPlan) skip(r ledger.Record) bool {
+	return rp.above != nil && r.Position <= rp.above[ledger.PartitionOf(r.AccountID, rp.parts)]
+}
+
+// partSources are the snapshots a partitioned load restores from.
+type partSources struct {
+	own    map[int]*snapState // held partitions with their own snapshot
+	ids    map[int]*idList    // other partitions with their own id list
+	legacy map[uint64]uint64
+	names  []string // the legacy objects the own snapshots rely on
+	whole  *snapState
+}
+
+// loadPartitions restores the held partitions from their snapshots and the ids of the other
+// partitions from their lists; it returns the replay plan.
+func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
+	n := w.opts.Partitions.Count
+	held := make([]bool, n)
+	for _, p := range w.heldPartitions() {
+		held[p] = true
+	}
+	names := make([]string, n)
+	for p := range n {
+		names[p] = partitionIDsName(p)
+		if held[p] {
+			names[p] = partitionSnapName(p)
+		}
+	}
+	got := w.fetchAll(ctx, names)
+	src := &partSources{own: map[int]*snapState{}, ids: map[int]*idList{}}
+	for p := range n {
+		data := got[names[p]]
+		if data == nil {
+			continue
+		}
+		if held[p] {
+			st, err := decodeSnapshot(data)
+			if err == nil && (st.part != p || st.parts != n) {
+				err = errors.New("snapshot of another partition or partition count")
+			}
+			if err != nil {
+				w.opts.Log.Warn().Err(err).Int("partition", p).Msg("partition snapshot unreadable; using an older one")
+				continue
+			}
+			src.own[p] = st
+			continue
+		}
+		if l, err := decodeIDs(data); err == nil && l.part == p && l.parts == n {
+			src.ids[p] = l
+		}
+	}
+	w.loadLegacy(ctx, src)
+	if len(src.own)+len(src.ids) < n { // some partition has no snapshot of its own
+		src.whole = w.fetchWhole(ctx)
+	}
+	return w.installPartitions(src, held)
+}
+
+// loadLegacy reads the legacy entries the held partitions' snapshots rely on; a snapshot whose
+// legacy object cannot be read is not used.
+func (w *Writer) loadLegacy(ctx context.Context, src *partSources) {
+	want := map[string]bool{}
+	for _, st := range src.own {
+		if st.legacy != "" {
+			want[st.legacy] = true
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	got := w.fetchAll(ctx, names)
+	src.legacy = map[uint64]uint64{}
+	for _, name := range names {
+		entries, err := decodeLegacy(got[name])
+		if err != nil {
+			w.opts.Log.Warn().Err(err).Str("snapshot", name).Msg("legacy idempotency entries unreadable")
+			for p, st := range src.own {
+				if st.legacy == name {
+					delete(src.own, p)
+				}
+			}
+			continue
+		}
+		for k, e := range entries {
+			src.legacy[k] = e
+		}
+		src.names = append(src.names, name)
+	}
+}
+
+// fetchWhole loads and decodes the newest whole snapshot (v5, else v4, else v3); nil if none.
+func (w *Writer) fetchWhole(ctx context.Context) *snapState {
+	for _, name := range []string{snapshotName, snapshotNameV4, snapshotNameV3} {
+		data, err := w.opts.Snapshots.Load(ctx, name)
+		if err != nil {
+			w.opts.Log.Warn().Err(err).Str("snapshot", name).Msg("snapshot unavailable")
+			return nil
+		}
+		if data == nil {
+			continue
+		}
+		st, err := decodeSnapshot(data)
+		if err != nil {
+			w.opts.Log.Warn().Err(err).Str("snapshot", name).Msg("snapshot unreadable")
+			return nil
+		}
+		return st
+	}
+	return nil
+}
+
+// installPartitions builds the writer's state from the sources and returns the replay plan.
+func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
+	n := len(held)
+	w.accounts, w.owners, w.foreignSubs = map[string]*account{}, map[string]string{}, map[string]string{}
+	w.idem.accepted, w.idem.rejected, w.idem.order, w.idem.orderSeq = map[string]*commandRecord{}, map[string]*rejection{}, nil, 0
+	w.idem.compacted = map[uint64]uint64{}
+	rp := &replayPlan{parts: n, above: make([]uint64, n)}
+	logPos := uint64(1<<64 - 1) // the oldest rejection log position among the held partitions'
+	for p := range n {
+		switch st, ok := src.own[p]; {
+		case held[p] && ok:
+			w.merge(st, nil)
+			rp.above[p], logPos = st.head, min(logPos, st.logPos)
+		case held[p] && src.whole != nil:
+			rp.above[p], logPos = src.whole.head, min(logPos, src.whole.logPos)
+		case held[p]:
+			logPos = 0 // replayed from the start: every rejection is read again
+		case src.ids[p] != nil:
+			w.noteIDs(src.ids[p].pairs)
+			rp.above[p] = src.ids[p].head
+		case src.whole != nil:
+			rp.above[p] = src.whole.head
+		}
+	}
+	if src.whole != nil {
+		byHead := func(p int) bool { _, own := src.own[p]; return !own && (held[p] || src.ids[p] == nil) }
+		w.merge(src.whole, byHead)
+	}
+	for k, e := range src.legacy {
+		w.idem.compacted[k] = e
+	}
+	if len(src.names) == 1 && w.legacyMerged == 0 {
+		w.legacy = src.names[0] // saved already; anything else is saved again as the union
+		w.legacySaved.Store(true)
+	}
+	if logPos == 1<<64-1 {
+		logPos = 0
+	}
+	w.idem.logPos = logPos
+	rp.from = rp.above[0]
+	for _, h := range rp.above {
+		rp.from = min(rp.from, h)
+		rp.maxHead = max(rp.maxHead, h)
+	}
+	rp.from++
+	return rp
+}
+
+// merge adds a snapshot's state for the partitions keep accepts (nil: all): the held ones are
+// restored, the others only lend the ids their accounts hold.
+func (w *Writer) merge(st *snapState, keep func(int) bool) {
+	n := w.opts.Partitions.Count
+	in := func(accountID string) bool {
+		return keep == nil || keep(ledger.PartitionOf(accountID, n))
+	}
+	var foreign [][2]string
+	for id, s := range st.accounts {
+		if !in(id) {
+			continue
+		}
+		if w.opts.Holds(id) {
+			a := s.account()
+			w.accounts[id] = a
+			for _, oid := range ownedIDs(a.state) {
+				w.owners[oid] = id
+			}
+			continue
+		}
+		for _, oid := range ownedIDs(s.State) {
+			foreign = append(foreign, [2]string{oid, id})
+		}
+	}
+	w.noteIDs(foreign)
+	for id, rec := range st.commands {
+		if in(rec.accountID) && w.opts.Holds(rec.accountID) {
+			w.idem.accepted[id] = rec
+		}
+	}
+	for _, ref := range st.order {
+		if rj := st.rejections[ref.id]; rj != nil && rj.seq == ref.seq && in(rj.accountID) && w.opts.Holds(rj.accountID) {
+			w.idem.orderSeq++
+			rj.seq = w.idem.orderSeq
+			w.idem.rejected[ref.id] = rj
+			w.idem.order = append(w.idem.order, rejectRef{id: ref.id, seq: rj.seq})
+		}
+	}
+	for k, e := range st.compacted {
+		p, known := entryPartition(e)
+		if known && st.parts != n { // counted among another partition count: means nothing here
+			e, known = e&(1<<compactPartShift-1), false
+		}
+		switch {
+		case !known:
+			w.idem.compacted[k] = e // a legacy entry: a union of facts is always correct
+			w.legacyMerged++
+		case w.holdsPartition(p) && (keep == nil || keep(p)):
+			w.idem.compacted[k] = e
+		}
+	}
+}
+
+// holdsPartition reports whether the writer loaded partition p.
+func (w *Writer) holdsPartition(p int) bool {
+	return w.held == nil || (p >= 0 && p < len(w.held) && w.held[p])
+}
+
+// noteIDs records the holders of ids held in partitions this writer does not hold.
+func (w *Writer) noteIDs(pairs [][2]string) {
+	for _, kv := range pairs {
+		if sub, ok := strings.CutPrefix(kv[0], "subscription:"); ok {
+			w.foreignSubs[sub] = kv[1]
+			continue
+		}
+		w.owners[kv[0]] = kv[1]
+	}
+}
