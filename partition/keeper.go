@@ -365,3 +365,14 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// Tenure is the tenure of p's lease while this node holds it, handing over included (a writer
+// snapshots a partition it drains only if it loaded it in this tenure).
+func (k *Keeper) Tenure(p int) (uint64, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l := k.held[p]; l != nil {
+		return l.acquired, true
+	}
+	return 0, false
+}

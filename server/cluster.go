@@ -310,9 +310,9 @@ func (s *Server) leaseName() string {
 	return s.nodeName() + "-" + uuid.NewString()[:8]
 }
 
-// snapshots is the writer's snapshot store in the shared bucket. Only a writer that holds every
-// partition saves or loads one (newNode): its state is then the whole stream's, valid for any
-// node that later holds every partition.
+// snapshots is the writer's snapshot store in the shared bucket: a whole snapshot from a writer
+// that owns every partition, one per partition from a writer that holds some (writer/partsnap.go),
+// each valid for whichever node holds that partition next.
 func (s *Server) snapshots(sn *jetstore.Snapshots) writer.SnapshotStore {
 	if sn == nil {
 		return nil
@@ -326,16 +326,14 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	n := &node{log: cfg.Log.With().Str("component", "partitions").Logger(), n: s.store.Partitions(),
 		subs: map[int]*nats.Subscription{}, changed: make(chan struct{}, 1), stopped: make(chan struct{})}
 	writerSnaps := s.writerSnapshots(snaps)
-	n.newWriter = func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error) {
+	n.newWriter = func(holds func(string) bool, owner writer.Ownership, held []int) (*writer.Writer, error) {
 		o := writer.Options{
 			Rejections: rejLog, Holds: holds, Owner: owner,
 			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 			Subscriptions: s.prod.subscriptions,
 			MaxInflight:   cfg.MaxInflight, Linger: cfg.Linger,
-		}
-		if holds == nil { // every partition: the snapshot covers the whole stream
-			o.Snapshots = writerSnaps
+			Snapshots: writerSnaps, Partitions: writer.Partitions{Count: n.n, Held: held},
 		}
 		return writer.New(o)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,8 +36,9 @@ type node struct {
 	log    zerolog.Logger
 	keeper *partition.Keeper
 	n      int
-	// newWriter builds a writer that holds the accounts holds accepts (nil: all).
-	newWriter func(holds func(string) bool, owner writer.Ownership) (*writer.Writer, error)
+	// newWriter builds a writer that holds the accounts holds accepts, those of the partitions
+	// held (nil: all).
+	newWriter func(holds func(string) bool, owner writer.Ownership, held []int) (*writer.Writer, error)
 	// serve subscribes to the internal subject of a partition this node owns.
 	serve func(p int) (*nats.Subscription, error)
 	tick  time.Duration
@@ -47,6 +49,8 @@ type node struct {
 	subs    map[int]*nats.Subscription
 	changed chan struct{}
 	stopped chan struct{}
+	// stopping is set when a graceful stop hands every partition over (partsnaps.go).
+	stopping atomic.Bool
 }
 
 // generation is one writer and the partition tenures it loaded.
@@ -152,7 +156,12 @@ func addStats(a, b writer.Stats) writer.Stats {
 
 // Drain waits until the current writer has nothing in flight (partition.Config.Drain): the
 // keeper has already stopped counting the partition as owned, so nothing new starts for it.
-func (n *node) Drain(ctx context.Context, _ int) error { return n.current().w.Barrier(ctx) }
+// The writer first snapshots what is handed over (handingOver), so the next owner's replay is
+// short.
+func (n *node) Drain(ctx context.Context, p int) error {
+	g := n.current()
+	return g.w.HandOver(ctx, n.handingOver(g, p))
+}
 
 // notify is partition.Config.Changed.
 func (n *node) notify() {
@@ -181,10 +190,15 @@ func (n *node) load(ctx context.Context) error {
 func (n *node) generation(ctx context.Context, tenure map[int]uint64) (*generation, error) {
 	g := &generation{node: n, tenure: tenure}
 	var holds func(string) bool
+	var held []int
 	if len(tenure) < n.n {
 		holds = func(id string) bool { _, ok := tenure[ledger.PartitionOf(id, n.n)]; return ok }
+		held = make([]int, 0, len(tenure))
+		for p := range tenure {
+			held = append(held, p)
+		}
 	}
-	w, err := n.newWriter(holds, g)
+	w, err := n.newWriter(holds, g, held)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +230,7 @@ func (n *node) run(ctx context.Context) {
 			stopKeeper()
 			<-keeperDone
 			rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			n.stopping.Store(true)    // Drain hands every partition over: handingOver
 			n.keeper.ReleaseAll(rctx) // the writer still runs: Drain works
 			cancel()
 			g := n.current()

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -79,6 +80,61 @@ func (w *Writer) heldPartitions() []int {
 		all[p] = p
 	}
 	return all
+}
+
+// handOverSave bounds how long a hand-over waits for its snapshot to be saved: past it the
+// partition is handed over anyway (its next owner replays more).
+const handOverSave = 2 * time.Second
+
+// HandOver returns once nothing is in flight (as Barrier does), after snapshotting parts, the
+// partitions about to be handed over (the caller vouches that this writer loaded them in the
+// tenure the node still holds, and that nothing appends to them any more), so that their next
+// owner replays only what follows. The save is waited for at most handOverSave; a failed or slow
+// one only costs the next owner a longer replay, so it is not an error.
+func (w *Writer) HandOver(ctx context.Context, parts []int) error {
+	done, saved := make(chan struct{}), make(chan struct{})
+	if err := w.Submit(&Request{internal: true, barrier: done, handOver: parts, saved: saved}); err != nil {
+		select {
+		case <-w.stopped:
+			return nil // stopped: nothing in flight
+		default:
+			return err
+		}
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	t := time.NewTimer(handOverSave)
+	defer t.Stop()
+	select {
+	case <-saved:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// handOverSnapshot snapshots the partitions a hand-over names (those this writer loaded), with
+// nothing in flight; r.saved is closed once the save ends.
+func (w *Writer) handOverSnapshot(ctx context.Context, r *Request) {
+	var parts []int
+	for _, p := range r.handOver {
+		if w.opts.Partitions.Count > 0 && w.holdsPartition(p) {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 || w.opts.Snapshots == nil {
+		if r.saved != nil {
+			close(r.saved)
+		}
+		return
+	}
+	// A writer that hands every partition over (a node that held them all stops) saves one whole
+	// snapshot: what its restart, owning everything again, reads.
+	whole := w.held == nil && len(parts) == w.opts.Partitions.Count
+	w.saveSnapshot(ctx, whole, parts, false, r.saved)
 }
 
 // encodePartitions encodes the snapshots of parts at head, with each one's list of ids, and the

@@ -467,6 +467,9 @@ func (w *Writer) redirect(r *Request) {
 		delete(w.advancing, r.AccountID)
 	}
 	if r.barrier != nil {
+		if r.saved != nil {
+			close(r.saved)
+		}
 		close(r.barrier)
 		return
 	}
