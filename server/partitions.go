@@ -59,6 +59,8 @@ type generation struct {
 	w      *writer.Writer
 	tenure map[int]uint64
 	cancel context.CancelFunc
+	// forgotten lists the partitions lost whose accounts the writer was told to drop (partsnaps.go).
+	forgotten map[int]bool
 }
 
 // Owns is the writer's ownership check: the node still holds the partition, in the tenure
@@ -267,6 +269,7 @@ func (n *node) reconcile(ctx context.Context) error {
 	}
 	n.syncSubs(g)
 	if !need {
+		n.forgetLost(g, held)
 		return nil
 	}
 	t0 := time.Now()

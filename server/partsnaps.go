@@ -32,3 +32,28 @@ func (g *generation) OwnsPartition(p int) bool {
 	have, ok := g.node.keeper.Owns(p)
 	return ok && have == want
 }
+
+// forgetLost tells g's writer to drop the accounts of the partitions g loaded that the node no
+// longer holds in that tenure (a generation is only replaced when the node gains a partition).
+// Called from the reconciler only.
+func (n *node) forgetLost(g *generation, held map[int]uint64) {
+	var lost []int
+	for p, t := range g.tenure {
+		if held[p] == t || g.forgotten[p] {
+			continue
+		}
+		if have, ok := n.keeper.Tenure(p); ok && have == t {
+			continue // still being handed over: its snapshot (Drain) needs its accounts
+		}
+		lost = append(lost, p)
+	}
+	if len(lost) == 0 || !g.w.Forget(lost) {
+		return
+	}
+	if g.forgotten == nil {
+		g.forgotten = map[int]bool{}
+	}
+	for _, p := range lost {
+		g.forgotten[p] = true
+	}
+}

@@ -63,7 +63,7 @@ func (w *Writer) ownedPartitions() []int {
 	}
 	var out []int
 	for _, p := range w.heldPartitions() {
-		if po.OwnsPartition(p) {
+		if po.OwnsPartition(p) && !w.dropped[p] {
 			out = append(out, p)
 		}
 	}
@@ -121,7 +121,7 @@ func (w *Writer) HandOver(ctx context.Context, parts []int) error {
 func (w *Writer) handOverSnapshot(ctx context.Context, r *Request) {
 	var parts []int
 	for _, p := range r.handOver {
-		if w.opts.Partitions.Count > 0 && w.holdsPartition(p) {
+		if w.opts.Partitions.Count > 0 && w.holdsPartition(p) && !w.dropped[p] {
 			parts = append(parts, p)
 		}
 	}
@@ -135,6 +135,58 @@ func (w *Writer) handOverSnapshot(ctx context.Context, r *Request) {
 	// snapshot: what its restart, owning everything again, reads.
 	whole := w.held == nil && len(parts) == w.opts.Partitions.Count
 	w.saveSnapshot(ctx, whole, parts, false, r.saved)
+}
+
+// Forget asks the writer to drop, once nothing is in flight, the accounts of partitions it no
+// longer owns (their new owner writes them), with their idempotency records and compacted
+// entries; the ids those accounts hold stay noted as another partition's. A partition it still
+// owns is kept. It does not wait; false means the request was not queued (try again later).
+func (w *Writer) Forget(parts []int) bool {
+	return w.Submit(&Request{internal: true, barrier: make(chan struct{}), forget: parts}) == nil
+}
+
+// forgetPartitions drops what the writer holds of the partitions given that it no longer owns.
+func (w *Writer) forgetPartitions(parts []int) {
+	po, ok := w.opts.Owner.(PartitionOwner)
+	if !ok || len(parts) == 0 || w.opts.Partitions.Count <= 0 {
+		return
+	}
+	gone := map[int]bool{}
+	for _, p := range parts {
+		if !po.OwnsPartition(p) {
+			gone[p] = true
+			w.dropped[p] = true // never snapshotted again: its accounts are gone
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	dropped := 0
+	for id, a := range w.accounts {
+		if gone[w.partitionOf(id)] {
+			for _, oid := range ownedIDs(a.state) {
+				w.owners[oid] = id // held in another partition now: a foreign note
+			}
+			delete(w.accounts, id)
+			dropped++
+		}
+	}
+	for id, rec := range w.idem.accepted {
+		if gone[w.partitionOf(rec.accountID)] {
+			delete(w.idem.accepted, id)
+		}
+	}
+	for id, rj := range w.idem.rejected {
+		if gone[w.partitionOf(rj.accountID)] && !rj.pending {
+			delete(w.idem.rejected, id)
+		}
+	}
+	for k, e := range w.idem.compacted {
+		if p, known := entryPartition(e); known && gone[p] {
+			delete(w.idem.compacted, k)
+		}
+	}
+	w.opts.Log.Info().Int("partitions", len(gone)).Int("accounts", dropped).Msg("dropped the accounts of partitions handed over")
 }
 
 // encodePartitions encodes the snapshots of parts at head, with each one's list of ids, and the
@@ -235,7 +287,7 @@ func (w *Writer) fetchAll(ctx context.Context, names []string) map[string][]byte
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			data, err := w.opts.Snapshots.Load(ctx, name)
+			data, err := w.fetch(ctx, name, fetchTimeout)
 			if err != nil {
 				w.opts.Log.Warn().Err(err).Str("snapshot", name).Msg("snapshot unavailable")
 				data = nil
@@ -247,6 +299,39 @@ func (w *Writer) fetchAll(ctx context.Context, names []string) map[string][]byte
 	}
 	wg.Wait()
 	return out
+}
+
+// Fetch attempts: a snapshot bucket whose stream is electing a leader (a node was just killed)
+// times out for a few seconds, and a read of an object that another node replaces meanwhile may
+// wait for chunks that are gone; a replay from the stream's start costs far more than a retry.
+const (
+	fetchAttempts = 3
+	fetchPause    = 500 * time.Millisecond
+	// fetchTimeout bounds one attempt at a partition's object (a few MB at most).
+	fetchTimeout = 5 * time.Second
+)
+
+// fetch loads one snapshot object, trying again (bounded) after an error; nil when there is none.
+// timeout bounds each attempt (0: only ctx).
+func (w *Writer) fetch(ctx context.Context, name string, timeout time.Duration) ([]byte, error) {
+	var err error
+	for attempt := 1; ; attempt++ {
+		var data []byte
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		data, err = w.opts.Snapshots.Load(actx, name)
+		cancel()
+		if err == nil || attempt == fetchAttempts {
+			return data, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(fetchPause):
+		}
+	}
 }
 
 // replayPlan says where a load replays from, the newest snapshot head it relies on (the stream
@@ -290,25 +375,40 @@ func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
 	}
 	got := w.fetchAll(ctx, names)
 	src := &partSources{own: map[int]*snapState{}, ids: map[int]*idList{}}
+	decoded := make([]*snapState, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, snapFetchParallel)
 	for p := range n {
 		data := got[names[p]]
 		if data == nil {
 			continue
 		}
-		if held[p] {
+		if !held[p] {
+			if l, err := decodeIDs(data); err == nil && l.part == p && l.parts == n {
+				src.ids[p] = l
+			}
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() { // the held partitions' snapshots decode side by side
+			defer wg.Done()
+			defer func() { <-sem }()
 			st, err := decodeSnapshot(data)
 			if err == nil && (st.part != p || st.parts != n) {
 				err = errors.New("snapshot of another partition or partition count")
 			}
 			if err != nil {
 				w.opts.Log.Warn().Err(err).Int("partition", p).Msg("partition snapshot unreadable; using an older one")
-				continue
+				return
 			}
+			decoded[p] = st
+		}()
+	}
+	wg.Wait()
+	for p, st := range decoded {
+		if st != nil {
 			src.own[p] = st
-			continue
-		}
-		if l, err := decodeIDs(data); err == nil && l.part == p && l.parts == n {
-			src.ids[p] = l
 		}
 	}
 	w.loadLegacy(ctx, src)
@@ -357,7 +457,7 @@ func (w *Writer) loadLegacy(ctx context.Context, src *partSources) {
 // fetchWhole loads and decodes the newest whole snapshot (v5, else v4, else v3); nil if none.
 func (w *Writer) fetchWhole(ctx context.Context) *snapState {
 	for _, name := range []string{snapshotName, snapshotNameV4, snapshotNameV3} {
-		data, err := w.opts.Snapshots.Load(ctx, name)
+		data, err := w.fetch(ctx, name, 0) // the whole state: as long as it takes
 		if err != nil {
 			w.opts.Log.Warn().Err(err).Str("snapshot", name).Msg("snapshot unavailable")
 			return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,4 +236,46 @@ func TestSnapshotMissedAnotherNodesEvent(t *testing.T) {
 	defer stop()
 	res := send(t, w2, "allocate_credits", map[string]any{"command_id": "c5", "account_id": acct, "feature": "file_security", "credits": "1"})
 	assert.Nil(t, res.Err, "not history_broken")
+}
+
+// losingOwner owns partitions 1 and 2 until lost is set, then only 1.
+type losingOwner struct{ lost atomic.Bool }
+
+func (o *losingOwner) OwnsPartition(p int) bool { return p == 1 || (p == 2 && !o.lost.Load()) }
+func (o *losingOwner) Owns(id string) bool      { return o.OwnsPartition(ledger.PartitionOf(id, testParts)) }
+func (o *losingOwner) OwnsEverything() bool     { return false }
+
+// A writer told to forget a partition it lost drops that partition's accounts (not those of a
+// partition it still owns), never snapshots it again, and still knows the ids they hold.
+func TestForgetLostPartition(t *testing.T) {
+	t.Parallel()
+	st, snaps, o := memstore.New(), &snapStore{}, &losingOwner{}
+	a1, a2 := accountsIn(1, 1, "pf")[0], accountsIn(2, 1, "pf")[0]
+	w, err := writer.New(writer.Options{Store: st, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Log: zerolog.Nop(),
+		Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
+		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Partitions: writer.Partitions{Count: testParts, Held: []int{1, 2}},
+		Owner: o, Holds: func(id string) bool { return o.OwnsPartition(ledger.PartitionOf(id, testParts)) }, Snapshots: snaps})
+	require.NoError(t, err)
+	require.NoError(t, w.Load(context.Background()))
+	stop := run(t, w)
+	require.Nil(t, send(t, w, "purchase_license", buyL("f1", a1, "L1")).Err)
+	require.Nil(t, send(t, w, "purchase_license", buyL("f2", a2, "L2")).Err)
+	o.lost.Store(true)
+	require.True(t, w.Forget([]int{1, 2}))
+	require.NoError(t, w.Barrier(context.Background()), "the forget ran before this barrier")
+	taken := send(t, w, "purchase_license", buyL("f3", a1, "L2"))
+	require.NotNil(t, taken.Err)
+	assert.Equal(t, ledger.CodeAlreadyExists, taken.Err.Code, "the dropped account's license stays taken")
+	stop()
+	assert.Equal(t, []string{a1}, keys(states(w)), "partition 2's account is dropped, partition 1's kept")
+	assert.True(t, snaps.has("writer-v5-p1"))
+	assert.False(t, snaps.has("writer-v5-p2"), "a dropped partition is never snapshotted")
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -26,6 +26,9 @@ type Request struct {
 	barrier  chan struct{}
 	handOver []int
 	saved    chan struct{}
+	// forget, with a barrier, names partitions this writer no longer owns: their accounts are
+	// dropped from memory (Writer.Forget).
+	forget []int
 	// notCompacted skips the compact idempotency form: a read-back found its entry to be
 	// another command's (a hash collision), so the command is decided.
 	notCompacted bool

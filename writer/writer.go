@@ -195,6 +195,8 @@ type Writer struct {
 	legacyData   []byte
 	legacySaved  atomic.Bool
 	legacyMerged int
+	// dropped lists the partitions whose accounts Forget dropped.
+	dropped map[int]bool
 }
 
 // account is the writer's in-memory copy of one account.
@@ -258,6 +260,7 @@ func New(o Options) (*Writer, error) {
 	}
 	return &Writer{
 		held:      held,
+		dropped:   map[int]bool{},
 		opts:      o,
 		queue:     make(chan *Request, o.QueueSize),
 		stopped:   make(chan struct{}),
