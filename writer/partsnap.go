@@ -535,7 +535,7 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 		if !in(id) {
 			continue
 		}
-		if w.opts.Holds(id) {
+		if w.holds(id) {
 			a := s.account()
 			w.accounts[id] = a
 			for _, oid := range ownedIDs(a.state) {
@@ -549,12 +549,12 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 	}
 	w.noteIDs(foreign)
 	for id, rec := range st.commands {
-		if in(rec.accountID) && w.opts.Holds(rec.accountID) {
+		if in(rec.accountID) && w.holds(rec.accountID) {
 			w.idem.accepted[id] = rec
 		}
 	}
 	for _, ref := range st.order {
-		if rj := st.rejections[ref.id]; rj != nil && rj.seq == ref.seq && in(rj.accountID) && w.opts.Holds(rj.accountID) {
+		if rj := st.rejections[ref.id]; rj != nil && rj.seq == ref.seq && in(rj.accountID) && w.holds(rj.accountID) {
 			w.idem.orderSeq++
 			rj.seq = w.idem.orderSeq
 			w.idem.rejected[ref.id] = rj
@@ -574,6 +574,11 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 			w.idem.compacted[k] = e
 		}
 	}
+}
+
+// holds reports whether the writer holds the account (Options.Holds; nil: every account).
+func (w *Writer) holds(accountID string) bool {
+	return w.opts.Holds == nil || w.opts.Holds(accountID)
 }
 
 // holdsPartition reports whether the writer loaded partition p.

@@ -180,6 +180,12 @@ func TestPartitionSnapshotsLoadAnotherTenure(t *testing.T) {
 	assert.Equal(t, snapHead+1, line.From, "replayed from the oldest snapshot head, not the stream start")
 	assert.Equal(t, int(w3.Head()-snapHead), line.RecordsRead, "only the stream after the oldest snapshot is read (5 events, 3 read)")
 
+	// A writer that owns every partition and finds no whole snapshot loads the partitions' own.
+	all, allLine := partWriter(t, st, snaps)
+	full, _ := partWriter(t, st, nil)
+	assert.Equal(t, states(full), states(all))
+	assert.Equal(t, snapHead+1, allLine.From)
+
 	stop3 := run(t, w3)
 	defer stop3()
 	again := send(t, w3, "purchase_license", buyL("c-a1", a1[0], "L-one"))

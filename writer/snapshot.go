@@ -242,6 +242,13 @@ func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
 		return rp
 	}
 	st := w.fetchWhole(ctx)
+	if st == nil && w.opts.Partitions.Count > 0 {
+		// No whole snapshot (a cluster that shrank to this node): the partitions' own, if any.
+		rp := w.loadPartitions(ctx)
+		w.head.Store(rp.from - 1)
+		w.snapHead = 0 // a whole snapshot soon
+		return rp
+	}
 	if st == nil {
 		return &replayPlan{from: 1}
 	}
