@@ -192,7 +192,7 @@ func (w *Writer) forgetPartitions(parts []int) {
 // encodePartitions encodes the snapshots of parts at head, with each one's list of ids, and the
 // legacy entries first when they have not been saved yet.
 func (w *Writer) encodePartitions(head uint64, parts []int) ([]snapObject, error) {
-	views := w.views(false)
+	views := w.views(false, parts)
 	var objs []snapObject
 	legacy := ""
 	if lv := views[wholeView]; lv != nil && len(lv.entries) > 0 {

@@ -30,13 +30,23 @@ type snapView struct {
 const wholeView = -1
 
 // views splits the state into views. Whole: one view (wholeView) of everything. Otherwise one
-// view per partition the accounts belong to, and under wholeView the compacted entries whose
-// partition is unknown (legacy entries, partsnap.go).
-func (w *Writer) views(whole bool) map[int]*snapView {
+// view per partition in want (a hand-over snapshots one partition: the others are not copied),
+// and under wholeView the compacted entries whose partition is unknown (legacy entries,
+// partsnap.go).
+func (w *Writer) views(whole bool, want []int) map[int]*snapView {
 	out := map[int]*snapView{}
+	var wanted []bool
+	if !whole && w.opts.Partitions.Count > 0 {
+		wanted = make([]bool, w.opts.Partitions.Count)
+		for _, p := range want {
+			wanted[p] = true
+		}
+	}
 	view := func(p int) *snapView {
 		if whole {
 			p = wholeView
+		} else if p != wholeView && (wanted == nil || p < 0 || !wanted[p]) {
+			return nil
 		}
 		v := out[p]
 		if v == nil {
@@ -53,16 +63,20 @@ func (w *Writer) views(whole bool) map[int]*snapView {
 		if a.broken != nil {
 			s.Broken, s.BrokenAt = a.broken.reason, a.broken.position
 		}
-		view(w.partitionOf(id)).accts[id] = s
+		if v := view(w.partitionOf(id)); v != nil {
+			v.accts[id] = s
+		}
 	}
 	for id, rec := range w.idem.accepted {
-		v := view(w.partitionOf(rec.accountID))
-		v.cmds = append(v.cmds, id)
+		if v := view(w.partitionOf(rec.accountID)); v != nil {
+			v.cmds = append(v.cmds, id)
+		}
 	}
 	for _, ref := range w.idem.order {
 		if rj, ok := w.idem.rejected[ref.id]; ok && rj.seq == ref.seq { // not forgotten since
-			v := view(w.partitionOf(rj.accountID))
-			v.rejs = append(v.rejs, ref.id)
+			if v := view(w.partitionOf(rj.accountID)); v != nil {
+				v.rejs = append(v.rejs, ref.id)
+			}
 		}
 	}
 	for k, entry := range w.idem.compacted {
@@ -70,8 +84,9 @@ func (w *Writer) views(whole bool) map[int]*snapView {
 		if !ok {
 			p = wholeView
 		}
-		v := view(p)
-		v.entries = append(v.entries, k)
+		if v := view(p); v != nil {
+			v.entries = append(v.entries, k)
+		}
 	}
 	return out
 }

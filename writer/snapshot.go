@@ -72,7 +72,7 @@ func ownedIDs(a ledger.Account) []string {
 
 // encodeSnapshot encodes the whole state (a writer that owns every partition).
 func (w *Writer) encodeSnapshot() ([]byte, error) {
-	v := w.views(true)[wholeView]
+	v := w.views(true, nil)[wholeView]
 	if v == nil {
 		v = &snapView{accts: map[string]accountSnap{}}
 	}
