@@ -592,14 +592,16 @@ func (w *Writer) Run(ctx context.Context) {
 				carry = append(carry, w.side.finished(<-w.side.done)...)
 			}
 			w.shutdown(carry)
-			switch {
-			case w.retiring.Load():
-				// A newer writer of this node replaces this one and is waiting for it to stop:
-				// it snapshots the same partitions soon enough; a save in flight ends by itself.
-			case w.head.Load() > w.snapHead || w.idem.sinceSnap > 0:
-				w.snapshotNow(appendCtx, true)
-			case w.saving != nil:
-				<-w.saving
+			if !w.retiring.Load() {
+				// (A retired writer is replaced by a newer one of this node that is waiting for it
+				// to stop: that one snapshots the same partitions soon enough; a save in flight
+				// ends by itself.)
+				if w.head.Load() > w.snapHead || w.idem.sinceSnap > 0 {
+					w.snapshotNow(appendCtx, true)
+				}
+				if w.saving != nil {
+					<-w.saving // a hand-over's save, which snapshotNow may not have waited for
+				}
 			}
 			return
 		}

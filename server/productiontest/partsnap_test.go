@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/server"
 )
 
 // logBuffer collects a node's log lines (JSON), safe for the node's goroutines.
@@ -55,6 +57,21 @@ func (l *logBuffer) loads(t *testing.T) []loadLine {
 	return out
 }
 
+// warnings returns the warn and error lines logged so far.
+func (l *logBuffer) warnings() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if bytes.Contains(sc.Bytes(), []byte(`"level":"warn"`)) || bytes.Contains(sc.Bytes(), []byte(`"level":"error"`)) {
+			out = append(out, sc.Text())
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // A node that restarts loads its partitions from their snapshots plus the events after them, not
 // the whole stream: every partition was snapshotted when it was handed over (to the nodes that
 // joined, and by the node's own graceful stop). License ids bought while one node owned every
@@ -92,6 +109,9 @@ func TestRestartedNodeLoadsPartitionSnapshots(t *testing.T) {
 		assert.Less(t, uint64(l.RecordsRead), l.Head, "not the whole stream")
 	}
 
+	if t.Failed() {
+		t.Log(logs.warnings())
+	}
 	var holder string
 	for _, h := range holders {
 		if !holds(a2, h) {
@@ -104,4 +124,69 @@ func TestRestartedNodeLoadsPartitionSnapshots(t *testing.T) {
 	require.NotEqual(t, ledger.PartitionOf(holder, a2.PartitionCount()), ledger.PartitionOf(thief, a2.PartitionCount()))
 	_, err := cl.PurchaseLicense(ctxT(t), purchase("steal", thief, holder+"-L", "1"))
 	assert.Equal(t, ledger.CodeAlreadyExists, code(err), "a license held in another partition stays taken")
+}
+
+// savedAt reports whether the node logged a snapshot save at or above position.
+func (l *logBuffer) savedAt(position uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m struct {
+			Message  string `json:"message"`
+			Position uint64 `json:"position"`
+		}
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Message == "snapshot saved" && m.Position >= position {
+			return true
+		}
+	}
+	return false
+}
+
+// A node killed with no hand-over: the survivors load its partitions from the snapshots their
+// owners saved every SnapshotEvery events (here 20), plus the events after them.
+func TestTakeoverLoadsPartitionSnapshots(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	names := []string{"a", "b", "c"}
+	logs := make([]*logBuffer, len(names))
+	nodes := make([]*server.Server, len(names))
+	for i, name := range names {
+		logs[i] = &logBuffer{}
+		cfg := sharedNode(t, url, name, nil)
+		cfg.Log = zerolog.New(logs[i]).With().Str("node", name).Logger()
+		cfg.SnapshotEvery = 20
+		nodes[i] = start(t, cfg)
+	}
+	waitSplit(t, nodes...)
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	fundedAccounts(t, cl, "tk", 12)
+	const funded = 20 // SnapshotEvery: every node appends past it, so every node snapshots
+	require.Greater(t, streamHead(t, nc), uint64(funded))
+	for i, n := range nodes {
+		fundedAccounts(t, cl, accountOn(t, n, "tk-"+names[i]), 1)
+	}
+	for i := range nodes {
+		require.Eventually(t, func() bool { return logs[i].savedAt(funded) }, waitFor, pollTick, "node %s snapshots its partitions", names[i])
+	}
+	loadsBefore := []int{len(logs[0].loads(t)), len(logs[2].loads(t))}
+
+	nodes[1].Kill()
+	waitSplit(t, nodes[0], nodes[2])
+	head := streamHead(t, nc)
+	for j, i := range []int{0, 2} {
+		require.Eventually(t, func() bool {
+			ls := logs[i].loads(t)
+			return len(ls) > loadsBefore[j] && ls[len(ls)-1].Partitions == len(nodes[i].Partitions())
+		}, waitFor, pollTick, "node %s loads the partitions it took over", names[i])
+		ls := logs[i].loads(t)
+		l := ls[len(ls)-1]
+		t.Logf("node %s took over: %d partitions from %d, %d records read (stream head %d)", names[i], l.Partitions, l.From, l.RecordsRead, head)
+		assert.Greater(t, l.From, uint64(funded), "from the snapshots, not the stream's start")
+		assert.Equal(t, l.Head-l.From+1, uint64(l.RecordsRead), "only the stream after the oldest snapshot is read")
+	}
+	_, err := cl.PurchaseLicense(ctxT(t), purchase("after-kill", accountOn(t, nodes[0], "tk-after"), "tk-L-after", "1"))
+	require.NoError(t, err)
 }
