@@ -490,8 +490,10 @@ func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 			rp.above[p], logPos = st.head, min(logPos, st.logPos)
 		case held[p] && src.whole != nil:
 			rp.above[p], logPos = src.whole.head, min(logPos, src.whole.logPos)
+			w.snapSoon = true // its own snapshot is missing: the next load should not need the whole
 		case held[p]:
-			logPos = 0 // replayed from the start: every rejection is read again
+			logPos = 0        // replayed from the start: every rejection is read again
+			w.snapSoon = true // (a partition handed over without one, or never snapshotted yet)
 		case src.ids[p] != nil:
 			w.noteIDs(src.ids[p].pairs)
 			rp.above[p] = src.ids[p].head

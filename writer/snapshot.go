@@ -120,7 +120,7 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 			parts = w.ownedPartitions()
 		}
 		if len(parts) == 0 {
-			w.snapHead = w.head.Load()
+			w.snapHead, w.snapSoon = w.head.Load(), false
 			return
 		}
 	}
@@ -142,6 +142,7 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 // set) when done.
 func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, wait bool, saved chan struct{}) {
 	start := time.Now()
+	w.snapSoon = false
 	if err := w.freshenStale(ctx); err != nil {
 		// A snapshot must describe every account up to its head; one left out would come back
 		// empty (or unreadable) after a restore. The previous snapshot stays (a restart replays

@@ -197,6 +197,8 @@ type Writer struct {
 	legacyMerged int
 	// dropped lists the partitions whose accounts Forget dropped.
 	dropped map[int]bool
+	// snapSoon asks for a snapshot at once: a held partition was loaded without one of its own.
+	snapSoon bool
 }
 
 // account is the writer's in-memory copy of one account.
@@ -563,7 +565,7 @@ func (w *Writer) Run(ctx context.Context) {
 	defer linger.Stop()
 	var carry []*Request
 	for {
-		snapshotDue := w.opts.Snapshots != nil && w.head.Load()-w.snapHead >= w.opts.SnapshotEvery
+		snapshotDue := w.opts.Snapshots != nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon)
 		if snapshotDue && w.inflight == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false

@@ -5,15 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/server"
 )
 
@@ -80,7 +84,10 @@ func (l *logBuffer) warnings() string {
 func TestRestartedNodeLoadsPartitionSnapshots(t *testing.T) {
 	t.Parallel()
 	url := jetStreamServer(t)
-	a := start(t, sharedNode(t, url, "a", nil))
+	aLogs := &logBuffer{}
+	aCfg := sharedNode(t, url, "a", nil)
+	aCfg.Log = zerolog.New(aLogs).With().Str("node", "a").Logger()
+	a := start(t, aCfg)
 	require.Eventually(t, func() bool { return len(a.Partitions()) == a.PartitionCount() }, waitFor, pollTick)
 	nc := connectTo(t, url)
 	cl := client(t, nc)
@@ -93,6 +100,17 @@ func TestRestartedNodeLoadsPartitionSnapshots(t *testing.T) {
 
 	a.Shutdown(context.Background()) // hands its partitions over, each with its snapshot
 	waitSplit(t, b, c)
+	// Every partition has a snapshot: saved when a handed it over, or (a hand-over whose drain
+	// timed out under load lets the lease lapse instead) by its next owner right after its load.
+	obs := snapshotBucket(t, nc)
+	require.Eventually(t, func() bool {
+		for p := range a.PartitionCount() {
+			if _, err := obs.GetInfo(ctxT(t), fmt.Sprintf("writer-v5-p%d-ids", p)); err != nil {
+				return false
+			}
+		}
+		return true
+	}, waitFor, pollTick, "every partition snapshotted; a logged:\n%s", aLogs.warnings())
 	logs := &logBuffer{}
 	cfg := sharedNode(t, url, "a", nil)
 	cfg.Log = zerolog.New(logs).With().Str("node", "a").Logger()
@@ -142,6 +160,16 @@ func (l *logBuffer) savedAt(position uint64) bool {
 		}
 	}
 	return false
+}
+
+// snapshotBucket opens the shared snapshot bucket.
+func snapshotBucket(t *testing.T, nc *nats.Conn) jetstream.ObjectStore {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	obs, err := js.ObjectStore(ctxT(t), jetstore.SnapshotBucket)
+	require.NoError(t, err)
+	return obs
 }
 
 // A node killed with no hand-over: the survivors load its partitions from the snapshots their
