@@ -121,7 +121,8 @@ func (k *Keeper) Owns(p int) (tenure uint64, ok bool) {
 }
 
 // Tenure is the tenure of partition p's lease while this node holds it, near its expiry or
-// handing it over included (Owns says whether it may decide for it now).
+// handing it over included (Owns says whether it may decide for it now; a writer snapshots a
+// partition it drains only if it loaded it in this tenure). A dropped lease has none.
 func (k *Keeper) Tenure(p int) (uint64, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -310,15 +310,20 @@ func (s *Server) leaseName() string {
 	return s.nodeName() + "-" + uuid.NewString()[:8]
 }
 
-// snapshots is the writer's snapshot store in the shared bucket. Only a writer that holds every
-// partition saves or loads one (newNode): its state is then the whole stream's, valid for any
-// node that later holds every partition.
+// snapshots is the writer's snapshot store in the shared bucket: a whole snapshot from a writer
+// that owns every partition, one per partition from a writer that holds some (writer/partsnap.go),
+// each valid for whichever node holds that partition next.
 func (s *Server) snapshots(sn *jetstore.Snapshots) writer.SnapshotStore {
 	if sn == nil {
 		return nil
 	}
-	return sn
+	return sn.WithSaveTimeout(writerSaveTimeout)
 }
+
+// writerSaveTimeout bounds the save of one writer snapshot object in the shared bucket: a node
+// that stops after its peers (no quorum left) gives up on its hand-over snapshot after this
+// rather than after the writer's minute. Measured: a partition's object saves in 3-200 ms.
+const writerSaveTimeout = 5 * time.Second
 
 // newNode makes this node's partition keeper and the factory of its writers (partitions.go).
 func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rules ledger.Rules, snaps *jetstore.Snapshots) (*node, error) {
@@ -328,16 +333,14 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	writerSnaps := s.writerSnapshots(snaps)
 	name := s.leaseName()
 	n.fences, n.owner, n.clock = s.store, fenceOwner(name), cfg.Clock
-	n.newWriter = func(holds func(string) bool, owner fencedOwner) (*writer.Writer, error) {
+	n.newWriter = func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
 		o := writer.Options{
 			Rejections: rejLog, Holds: holds, Owner: owner, Fences: owner,
 			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 			Subscriptions: s.prod.subscriptions,
 			MaxInflight:   cfg.MaxInflight, Linger: cfg.Linger,
-		}
-		if holds == nil { // every partition: the snapshot covers the whole stream
-			o.Snapshots = writerSnaps
+			Snapshots: writerSnaps, Partitions: writer.Partitions{Count: n.n, Held: held},
 		}
 		return writer.New(o)
 	}

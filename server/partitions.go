@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,8 +36,9 @@ type node struct {
 	log    zerolog.Logger
 	keeper *partition.Keeper
 	n      int
-	// newWriter builds a writer that holds the accounts holds accepts (nil: all).
-	newWriter func(holds func(string) bool, owner fencedOwner) (*writer.Writer, error)
+	// newWriter builds a writer that holds the accounts holds accepts, those of the partitions
+	// held (nil: all).
+	newWriter func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error)
 	// fences stores the partitions' ownership records (fences.go); owner names this node in them.
 	fences fenceStore
 	owner  string
@@ -51,6 +53,8 @@ type node struct {
 	subs    map[int]*nats.Subscription
 	changed chan struct{}
 	stopped chan struct{}
+	// stopping is set when a graceful stop hands every partition over (partsnaps.go).
+	stopping atomic.Bool
 }
 
 // fencedOwner is what a writer of this node is told of its partitions: which it owns, and the
@@ -71,6 +75,8 @@ type generation struct {
 	// gone holds the partitions whose fence another node moved (Lost).
 	mu   sync.Mutex
 	gone map[int]bool
+	// forgotten lists the partitions lost whose accounts the writer was told to drop (partsnaps.go).
+	forgotten map[int]bool
 }
 
 // Owns is the writer's ownership check: the node still holds the partition, in the tenure
@@ -168,7 +174,12 @@ func addStats(a, b writer.Stats) writer.Stats {
 
 // Drain waits until the current writer has nothing in flight (partition.Config.Drain): the
 // keeper has already stopped counting the partition as owned, so nothing new starts for it.
-func (n *node) Drain(ctx context.Context, _ int) error { return n.current().w.Barrier(ctx) }
+// The writer first snapshots what is handed over (handingOver), so the next owner's replay is
+// short.
+func (n *node) Drain(ctx context.Context, p int) error {
+	g := n.current()
+	return g.w.HandOver(ctx, n.handingOver(g, p))
+}
 
 // notify is partition.Config.Changed.
 func (n *node) notify() {
@@ -203,10 +214,15 @@ func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]
 	}
 	g := &generation{node: n, tenure: tenure, fences: fences}
 	var holds func(string) bool
+	var held []int
 	if len(tenure) < n.n {
 		holds = func(id string) bool { _, ok := tenure[ledger.PartitionOf(id, n.n)]; return ok }
+		held = make([]int, 0, len(tenure))
+		for p := range tenure {
+			held = append(held, p)
+		}
 	}
-	w, err := n.newWriter(holds, g)
+	w, err := n.newWriter(holds, g, held)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +254,7 @@ func (n *node) run(ctx context.Context) {
 			stopKeeper()
 			<-keeperDone
 			rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			n.stopping.Store(true)    // Drain hands every partition over: handingOver
 			n.keeper.ReleaseAll(rctx) // the writer still runs: Drain works
 			cancel()
 			g := n.current()
@@ -274,6 +291,7 @@ func (n *node) reconcile(ctx context.Context) error {
 	}
 	n.syncSubs(g)
 	if !need {
+		n.forgetLost(g, held)
 		return nil
 	}
 	t0 := time.Now()

@@ -74,22 +74,42 @@ func (m *idempotency) lookup(id string, notCompacted bool) seen {
 // unavailable (and may be retried) rather than holding up every other command.
 const readBackTimeout = 2 * time.Second
 
-// A compacted entry packs the position of a command's first event (low 48 bits) with its number
-// of events (high 16 bits), so a read-back reads exactly those.
+// A compacted entry packs the position of a command's first event (low 41 bits), its number of
+// events (10 bits: ledger.MaxEventsPerCommand is 1000) and its account's partition plus one (high
+// 13 bits; 0: unknown, an entry read from a v4 snapshot), so a read-back reads exactly those
+// events and a partition snapshot (partsnap.go) takes exactly its partition's entries. A command
+// out of that range keeps its full record.
 const (
-	compactPosBits = 48
-	compactPosMask = 1<<compactPosBits - 1
+	compactPosBits   = 41
+	compactPosMask   = 1<<compactPosBits - 1
+	compactCountBits = 10
+	compactCountMask = 1<<compactCountBits - 1
+	compactPartShift = compactPosBits + compactCountBits
+	compactPartMax   = 1<<(64-compactPartShift) - 2 // the largest partition an entry can name
 )
 
-func compactEntry(first uint64, events int) (uint64, bool) {
-	if first > compactPosMask || events <= 0 || events >= 1<<(64-compactPosBits) {
+// compactEntry packs an entry; part is the account's partition, or -1 when unknown.
+func compactEntry(first uint64, events int, part int) (uint64, bool) {
+	if first > compactPosMask || events <= 0 || events > compactCountMask || part < -1 || part > compactPartMax {
 		return 0, false
 	}
-	return first | uint64(events)<<compactPosBits, true
+	return first | uint64(events)<<compactPosBits | uint64(part+1)<<compactPartShift, true
 }
 
 func splitEntry(e uint64) (first uint64, events int) {
-	return e & compactPosMask, int(e >> compactPosBits)
+	return e & compactPosMask, int(e >> compactPosBits & compactCountMask)
+}
+
+// entryPartition is the partition an entry names (ok false: unknown).
+func entryPartition(e uint64) (part int, ok bool) {
+	v := int(e >> compactPartShift)
+	return v - 1, v != 0
+}
+
+// fromV4Entry converts an entry of a v4 snapshot (first position in 48 bits, event count in the
+// high 16, no partition) to the current form, with an unknown partition.
+func fromV4Entry(e uint64) (uint64, bool) {
+	return compactEntry(e&(1<<48-1), int(e>>48), -1)
 }
 
 // commandKey is a stable 64-bit FNV-1a hash of a command id; it is stored in snapshots, so it
@@ -134,10 +154,11 @@ func readRecord(ctx context.Context, store ledger.Store, id string, pos uint64, 
 }
 
 // compactCommands moves the full records into the compact form.
-func (w *Writer) compactCommands() { w.idem.compact() }
+func (w *Writer) compactCommands() { w.idem.compact(w.partitionOf) }
 
-// compact moves the full records of accepted commands into the compact form.
-func (m *idempotency) compact() {
+// compact moves the full records of accepted commands into the compact form; partOf gives an
+// account's partition (-1: unknown).
+func (m *idempotency) compact(partOf func(accountID string) int) {
 	if m.compacted == nil {
 		m.compacted = make(map[uint64]uint64, len(m.accepted))
 	}
@@ -145,7 +166,7 @@ func (m *idempotency) compact() {
 		if len(rec.result.Events) == 0 {
 			continue
 		}
-		entry, ok := compactEntry(rec.result.Events[0].Position, len(rec.result.Events))
+		entry, ok := compactEntry(rec.result.Events[0].Position, len(rec.result.Events), partOf(rec.accountID))
 		if !ok {
 			continue // out of the compact form's range: kept in full
 		}

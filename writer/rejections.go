@@ -90,8 +90,8 @@ func (w *Writer) finishRejections(d appendDone) {
 
 // loadRejections reads the rejection log after the snapshot's position into memory.
 func (w *Writer) loadRejections(ctx context.Context) error {
-	if w.opts.Rejections == nil {
-		return nil
+	if w.opts.Rejections == nil || (w.held != nil && len(w.opts.Partitions.Held) == 0) {
+		return nil // a writer that holds no partition remembers no rejection
 	}
 	head, err := w.opts.Rejections.ReadRejections(ctx, w.idem.logPos+1, func(r ledger.Rejection) {
 		if w.opts.Holds != nil && !w.opts.Holds(r.AccountID) {

@@ -21,8 +21,14 @@ type Request struct {
 	attempts int
 	sweep    bool
 	internal bool
-	// barrier, when set, is closed once no append is in flight (Writer.Barrier).
-	barrier chan struct{}
+	// barrier, when set, is closed once no append is in flight (Writer.Barrier); handOver then
+	// names partitions to snapshot first, and saved is closed once that save has ended.
+	barrier  chan struct{}
+	handOver []int
+	saved    chan struct{}
+	// forget, with a barrier, names partitions this writer no longer owns: their accounts are
+	// dropped from memory (Writer.Forget).
+	forget []int
 	// notCompacted skips the compact idempotency form: a read-back found its entry to be
 	// another command's (a hash collision), so the command is decided.
 	notCompacted bool

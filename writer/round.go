@@ -60,6 +60,8 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			if w.inflight > 0 {
 				next = append(next, r)
 			} else {
+				w.forgetPartitions(r.forget)
+				w.handOverSnapshot(ctx, r)
 				close(r.barrier)
 			}
 			continue

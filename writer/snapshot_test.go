@@ -151,7 +151,7 @@ func TestSnapshotRestoresStateAndIdempotency(t *testing.T) {
 	stop1()
 	want, wantHead := states(w1), w1.Head()
 	require.Contains(t, want["payg-only"], `"P1"`)
-	data, err := r.snaps.Load(context.Background(), "writer-v4")
+	data, err := r.snaps.Load(context.Background(), "writer-v5")
 	require.NoError(t, err)
 	require.NotNil(t, data, "a snapshot is saved at shutdown")
 

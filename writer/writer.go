@@ -85,6 +85,9 @@ type Options struct {
 	// Load starts from the newest one.
 	Snapshots     SnapshotStore
 	SnapshotEvery uint64
+	// Partitions, when its Count is set, makes a writer that holds some of the partitions keep
+	// one snapshot per partition, and load each partition it holds from its own (partsnap.go).
+	Partitions Partitions
 	// PipelineMin is how many waiting requests justify starting an append while another is
 	// still in flight; below it the writer lets requests gather into the next, larger batch.
 	PipelineMin int
@@ -112,6 +115,20 @@ type Ownership interface {
 	// creates unique ids, so their reservation (Claims) can be skipped. A partition it gives up
 	// is drained first, so a node that takes it over loads every id this writer appended.
 	OwnsEverything() bool
+}
+
+// Partitions is what a writer knows of the store's partitions.
+type Partitions struct {
+	// Count is the store's partition count (0: none known; snapshots then cover every account).
+	Count int
+	// Held lists the partitions the writer loads, the ones Holds accepts (nil: every one).
+	Held []int
+}
+
+// PartitionOwner is implemented by an Ownership that can say whether the writer still owns a
+// partition in the tenure it loaded; a writer snapshots only such partitions (partsnap.go).
+type PartitionOwner interface {
+	OwnsPartition(p int) bool
 }
 
 // Stats are the writer's running totals, for metrics and the load tool.
@@ -171,6 +188,21 @@ type Writer struct {
 	foreignSubs map[string]string
 	// retiring is set by Retire: requests still queued at shutdown are redirected, not refused.
 	retiring atomic.Bool
+	// suspects are accounts restored from a snapshot whose next stored event did not continue
+	// them (another node appended to them below the snapshot's head): Load re-reads them.
+	suspects []string
+	// held says which partitions the writer loaded (nil: every one); legacy names the object of
+	// the compacted entries that name no partition (partsnap.go), legacyData its content until a
+	// save succeeds (legacySaved), and legacyMerged counts such entries a load took from elsewhere.
+	held         []bool
+	legacy       string
+	legacyData   []byte
+	legacySaved  atomic.Bool
+	legacyMerged int
+	// dropped lists the partitions whose accounts Forget dropped.
+	dropped map[int]bool
+	// snapSoon asks for a snapshot at once: a held partition was loaded without one of its own.
+	snapSoon bool
 }
 
 // account is the writer's in-memory copy of one account.
@@ -186,6 +218,8 @@ type account struct {
 	nextDue time.Time
 	// foreign marks an account another node writes, read for one subscription move only.
 	foreign bool
+	// fromSnap marks an account restored from a snapshot that no stored event has continued yet.
+	fromSnap bool
 }
 
 // New checks the options and returns a writer that must be Loaded, then Run.
@@ -220,7 +254,19 @@ func New(o Options) (*Writer, error) {
 	if o.Linger == 0 {
 		o.Linger = DefaultLinger
 	}
+	var held []bool
+	if o.Partitions.Count > 0 && o.Partitions.Held != nil {
+		held = make([]bool, o.Partitions.Count)
+		for _, p := range o.Partitions.Held {
+			if p < 0 || p >= o.Partitions.Count {
+				return nil, fmt.Errorf("writer: partition %d out of range [0, %d)", p, o.Partitions.Count)
+			}
+			held[p] = true
+		}
+	}
 	return &Writer{
+		held:      held,
+		dropped:   map[int]bool{},
 		opts:      o,
 		queue:     make(chan *Request, o.QueueSize),
 		stopped:   make(chan struct{}),
@@ -269,27 +315,33 @@ func (w *Writer) Head() uint64 { return w.head.Load() }
 // before Run.
 func (w *Writer) Load(ctx context.Context) error {
 	start := time.Now()
-	from := w.loadSnapshot(ctx)
+	rp := w.loadSnapshot(ctx)
 	snapDone := time.Now()
 	read := 0
-	head, err := w.opts.Store.Read(ctx, from, func(r ledger.Record) error {
+	fold := func(r ledger.Record) error {
 		read++
-		w.apply(r)
+		if !rp.skip(r) { // a partition's records up to its snapshot's head are in it already
+			w.apply(r)
+		}
 		return nil
-	})
+	}
+	head, err := w.opts.Store.Read(ctx, rp.from, fold)
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
 	}
-	if head < from-1 {
+	if head < rp.maxHead {
 		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
-		w.opts.Log.Warn().Uint64("snapshot", from-1).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
+		w.opts.Log.Warn().Uint64("snapshot", rp.maxHead).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
 		w.accounts, w.idem.accepted, w.owners, w.idem.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
+		w.foreignSubs, w.suspects, w.legacy = map[string]string{}, nil, ""
 		w.snapHead = 0
-		if head, err = w.opts.Store.Read(ctx, 1, func(r ledger.Record) error { w.apply(r); return nil }); err != nil {
+		rp = &replayPlan{from: 1}
+		if head, err = w.opts.Store.Read(ctx, 1, fold); err != nil {
 			return fmt.Errorf("load accounts: %w", err)
 		}
 	}
 	w.head.Store(head)
+	w.rereadSuspects(ctx)
 	w.rescheduleAll()
 	w.compactCommands()
 	readDone := time.Now()
@@ -297,7 +349,8 @@ func (w *Writer) Load(ctx context.Context) error {
 		return err
 	}
 	// One line per load: a takeover's time splits into these phases (docs/OPERATIONS.md).
-	w.opts.Log.Info().Uint64("from", from).Uint64("head", head).Int("records_read", read).Int("accounts", len(w.accounts)).
+	w.opts.Log.Info().Uint64("from", rp.from).Uint64("head", head).Int("records_read", read).Int("accounts", len(w.accounts)).
+		Int("partitions", len(w.heldPartitions())).
 		Dur("snapshot", snapDone.Sub(start)).Dur("read", readDone.Sub(snapDone)).Dur("rejections", time.Since(readDone)).
 		Msg("writer loaded")
 	for id, a := range w.accounts {
@@ -306,6 +359,18 @@ func (w *Writer) Load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rereadSuspects re-reads the accounts restored from a snapshot whose next event did not continue
+// them: another node appended to them (the holder's side of a subscription move) below the
+// snapshot's head. One that cannot be read now stays stale and is re-read before its next command.
+func (w *Writer) rereadSuspects(ctx context.Context) {
+	for _, id := range w.suspects {
+		if err := w.reload(ctx, id); err != nil {
+			w.opts.Log.Warn().Err(err).Str("account_id", id).Msg("re-reading an account its snapshot missed events of")
+		}
+	}
+	w.suspects = nil
 }
 
 // apply folds one stored record into the in-memory state (load and reload path).
@@ -325,12 +390,21 @@ func (w *Writer) apply(r ledger.Record) {
 		a = &account{state: ledger.NewAccount(r.AccountID)}
 		w.accounts[r.AccountID] = a
 	}
+	if a.stale {
+		return // re-read in full (rereadSuspects, or before its next command)
+	}
 	prevPosition := a.head
 	a.head = r.Position
 	if a.broken != nil {
 		return
 	}
 	ev, brk := nextEvent(a, prevPosition, r) // history.go
+	if brk != nil && a.fromSnap {
+		a.stale, a.fromSnap = true, false // the snapshot missed an event of it: rereadSuspects
+		w.suspects = append(w.suspects, r.AccountID)
+		return
+	}
+	a.fromSnap = false
 	if brk != nil {
 		a.broken = brk
 		return
@@ -402,6 +476,9 @@ func (w *Writer) redirect(r *Request) {
 		delete(w.advancing, r.AccountID)
 	}
 	if r.barrier != nil {
+		if r.saved != nil {
+			close(r.saved)
+		}
 		close(r.barrier)
 		return
 	}
@@ -492,7 +569,7 @@ func (w *Writer) Run(ctx context.Context) {
 	defer linger.Stop()
 	var carry []*Request
 	for {
-		snapshotDue := w.opts.Snapshots != nil && w.head.Load()-w.snapHead >= w.opts.SnapshotEvery
+		snapshotDue := w.opts.Snapshots != nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon)
 		if snapshotDue && w.inflight == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
@@ -521,10 +598,16 @@ func (w *Writer) Run(ctx context.Context) {
 				carry = append(carry, w.side.finished(<-w.side.done)...)
 			}
 			w.shutdown(carry)
-			if w.head.Load() > w.snapHead || w.idem.sinceSnap > 0 {
-				w.snapshotNow(appendCtx, true)
-			} else if w.saving != nil {
-				<-w.saving
+			if !w.retiring.Load() {
+				// (A retired writer is replaced by a newer one of this node that is waiting for it
+				// to stop: that one snapshots the same partitions soon enough; a save in flight
+				// ends by itself.)
+				if w.head.Load() > w.snapHead || w.idem.sinceSnap > 0 {
+					w.snapshotNow(appendCtx, true)
+				}
+				if w.saving != nil {
+					<-w.saving // a hand-over's save, which snapshotNow may not have waited for
+				}
 			}
 			return
 		}

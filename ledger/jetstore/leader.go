@@ -58,3 +58,11 @@ func (s *Snapshots) ForNode(node string) *Snapshots {
 	c.prefix, c.saveTimeout = node+"/", sharedSaveTimeout
 	return &c
 }
+
+// WithSaveTimeout returns the same bucket with every save bounded by d: a save to a bucket that
+// has lost its quorum (the other nodes are gone) must not hold up a node's stop.
+func (s *Snapshots) WithSaveTimeout(d time.Duration) *Snapshots {
+	c := *s
+	c.saveTimeout = d
+	return &c
+}

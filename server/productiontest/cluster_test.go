@@ -461,5 +461,11 @@ func TestSecuredClusterAuditor(t *testing.T) {
 	_, err = client(t, aud).Query(ctxT(t), "balance", map[string]any{"account_id": "victim", "min_position": res.Position})
 	require.NoError(t, err)
 	assert.Empty(t, ae.all())
-	assert.Equal(t, before, streamHeads(t, admin))
+	// The snapshot bucket is written by the nodes themselves whenever a partition is handed over
+	// (writer/partsnap.go), and the split may still settle meanwhile; none of the replies above
+	// targets it.
+	after := streamHeads(t, admin)
+	delete(before, "OBJ_"+jetstore.SnapshotBucket)
+	delete(after, "OBJ_"+jetstore.SnapshotBucket)
+	assert.Equal(t, before, after)
 }
