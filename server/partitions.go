@@ -344,7 +344,11 @@ func (n *node) syncSubs(g *generation) {
 			}
 			n.subs[p] = s
 		case !own && has:
-			_ = sub.Unsubscribe()
+			// Drained, not unsubscribed: a command another node (or this one) passed here just
+			// before is still handled (answered NotOwnerHeader, so its sender tries again). An
+			// Unsubscribe drops it, and its sender waits out the whole forward wait for a reply
+			// that never comes, then answers unavailable, however soon the partition has an owner.
+			_ = sub.Drain()
 			delete(n.subs, p)
 		}
 	}
