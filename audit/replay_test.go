@@ -42,6 +42,8 @@ func replayAll(t *testing.T, src *audit.Source, f audit.Filter) []audit.Message 
 func TestGeneratedHistory(t *testing.T) {
 	t.Parallel()
 	l := testledger.Start(t)
+	base := l.Head() // the ownership records the ledger wrote at start, one per partition
+	require.Equal(t, uint64(ledger.DefaultPartitions), base)
 	early := generate(t, l, "early", 20, 25)
 	l.Clock.Advance(time.Hour)
 	cut := l.Clock.Now()
@@ -58,9 +60,18 @@ func TestGeneratedHistory(t *testing.T) {
 
 	all := replayAll(t, src, audit.Filter{})
 	t.Run("replay is the stream in order, as the commands appended it", func(t *testing.T) {
-		require.Len(t, all, len(want))
-		for i, m := range all {
+		require.Len(t, all, int(base)+len(want))
+		partitions := map[int]bool{}
+		for i, m := range all[:base] {
 			require.Equal(t, uint64(i+1), m.Position)
+			require.True(t, m.IsFence(), "position %d", m.Position)
+			f, err := audit.CheckFence(m, ledger.DefaultPartitions)
+			require.NoError(t, err, "position %d", m.Position)
+			partitions[f.Partition] = true
+		}
+		assert.Len(t, partitions, ledger.DefaultPartitions, "one record per partition, before any event")
+		for i, m := range all[base:] {
+			require.Equal(t, base+uint64(i+1), m.Position)
 			ev, err := events.Decode(m.Data)
 			require.NoError(t, err)
 			w := want[m.Position]
@@ -72,7 +83,7 @@ func TestGeneratedHistory(t *testing.T) {
 		require.NoError(t, err)
 		stream, err := js.Stream(ctxT(t), "LEDGER")
 		require.NoError(t, err)
-		for _, i := range []int{0, 6, len(all) - 1} {
+		for _, i := range []int{0, int(base), int(base) + 6, len(all) - 1} {
 			stored, err := stream.GetMsg(ctxT(t), all[i].Position)
 			require.NoError(t, err)
 			assert.Equal(t, string(stored.Data), string(all[i].Data), "bytes exactly as stored")
@@ -87,12 +98,12 @@ func TestGeneratedHistory(t *testing.T) {
 			assert.Equal(t, uint64(i+1), ev.Version)
 			assert.Equal(t, "late007", ev.AccountID)
 		}
-		from := replayAll(t, src, audit.Filter{FromPosition: 1500})
+		from := replayAll(t, src, audit.Filter{FromPosition: base + 1500})
 		require.Len(t, from, len(want)-1499)
-		assert.Equal(t, uint64(1500), from[0].Position)
+		assert.Equal(t, base+1500, from[0].Position)
 		before := replayAll(t, src, audit.Filter{Until: cut})
 		since := replayAll(t, src, audit.Filter{Since: cut})
-		assert.Len(t, before, len(early.events))
+		assert.Len(t, before, int(base)+len(early.events), "the start's records (their time is the start's) and the early events")
 		assert.Len(t, since, len(late.events))
 		assert.Empty(t, replayAll(t, src, audit.Filter{AccountID: "nobody"}))
 	})
@@ -126,8 +137,9 @@ func TestGeneratedHistory(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, rep.OK, "%+v", rep.Findings)
 		assert.Equal(t, uint64(len(want)), rep.Events)
+		assert.Equal(t, base, rep.Fences)
 		assert.Equal(t, 40, rep.Accounts)
-		assert.Equal(t, uint64(len(want)), rep.HeadPosition)
+		assert.Equal(t, base+uint64(len(want)), rep.HeadPosition)
 		assert.Equal(t, cp.Size, rep.HeadPosition)
 		assert.Equal(t, fmt.Sprintf("%x", cp.Root), rep.LogRoot)
 		assert.GreaterOrEqual(t, rep.Checkpoints, 1)
@@ -143,6 +155,6 @@ func TestGeneratedHistory(t *testing.T) {
 		assert.True(t, rep.OK, "%v", rep.Differences)
 		assert.Equal(t, 40, rep.Accounts)
 		assert.Equal(t, 40*len(projections.AccountQueries)+3, rep.Compared, "every one-account read model, and one page of accounts, totals and payg_contracts")
-		assert.GreaterOrEqual(t, rep.Position, uint64(len(want)))
+		assert.GreaterOrEqual(t, rep.Position, base+uint64(len(want)))
 	})
 }
