@@ -198,8 +198,10 @@ func (p *Projector) Accounts() int {
 func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 	// Ownership records (ledger.fence.<p>) are followed too: they hold no account's state, but
 	// the stream's head may be one, and a projector that never reached it would report lag
-	// forever and keep a min_position or a rebuild at that position waiting.
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{jetstore.SubjectAll, jetstore.FenceAll}}
+	// forever and keep a min_position or a rebuild at that position waiting. The consumer is
+	// unfiltered (the stream holds only the two): the server's path for two filter subjects read
+	// a 77,000-record stream 13x slower (Store.Read measured it).
+	cfg := jetstream.OrderedConsumerConfig{}
 	if start := p.Position() + 1; start > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 	}

@@ -341,11 +341,12 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 		return head, nil
 	}
 	// The ownership records are read too (and skipped): the head may be one, and a consumer
-	// filtered on the events alone would never deliver it.
+	// filtered on the events alone would never deliver it. No filter at all (the stream holds
+	// only events and ownership records): a consumer with two filter subjects is served by the
+	// server's multi-filter path, which read a 77,000-record stream 13x slower than this.
 	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{SubjectAll, FenceAll},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
 	}, head, fn)
 	return head, err
 }
