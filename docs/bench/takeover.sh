@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Local takeover breakdown: three nodes, some load, kill -9 node 3, time to first accepted command per account.
+set -u
+# Build first: CGO_ENABLED=0 go build -o devrun/creditledger ./cmd/creditledger (from the repository root).
+B=${B:-$PWD/devrun/creditledger}; W=/tmp/tk; rm -rf $W; mkdir -p $W
+ACC=${ACC:-20000}; DUR=${DUR:-10s}
+ready() { for _ in $(seq 1 600); do
+    if exec 3<>/dev/tcp/127.0.0.1/$1 2>/dev/null; then printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3; read -r line <&3; exec 3>&-
+      case "$line" in *" 200"*) return 0;; esac; fi; sleep 0.2; done; return 1; }
+R=nats://127.0.0.1:6221,nats://127.0.0.1:6222,nats://127.0.0.1:6223
+URLS=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
+PIDS=()
+for i in 1 2 3; do rm -rf /tmp/tkn$i
+  $B serve --cluster-name cl --cluster-listen 127.0.0.1:622$i --server-name n$i --routes $R \
+    --data-dir /tmp/tkn$i --nats-listen 127.0.0.1:422$i --http-listen 127.0.0.1:808$i > "$W/n$i.log" 2>&1 &
+  PIDS+=($!); done
+for i in 1 2 3; do ready 808$i || echo "node $i not ready"; done
+echo "$(date +%T) ready"
+$B bench --nats-url $URLS --accounts $ACC --clients 64 --duration $DUR --lag-for 1s --raw-for 1s > "$W/bench.txt" 2>&1
+echo "$(date +%T) bench done: $(grep -i 'accepted' $W/bench.txt | head -2)"
+curl -s localhost:8081/metrics | grep -E '^creditledger_(stream_position|head)' | head -3
+kill -9 "${PIDS[2]}"; T0=$(date +%s%N); echo "$(date +%T.%N) killed n3"
+TK=()
+for a in $(seq 1 20); do
+  ( for _ in $(seq 1 600); do
+      if $B command purchase_license --nats-url nats://127.0.0.1:4221 --account tk-$a --license-id TK-$a --source sales --credits 100 --command-id tk-$a >/dev/null 2>&1; then
+        echo "tk-$a $(( ($(date +%s%N) - T0) / 1000000 )) ms"; exit 0; fi
+      sleep 0.1; done; echo "tk-$a never" ) >> "$W/takeover.txt" &
+  TK+=($!); done
+wait "${TK[@]}"
+sort -k2 -n "$W/takeover.txt" | tail -3
+kill "${PIDS[0]}" "${PIDS[1]}"; wait "${PIDS[0]}" "${PIDS[1]}"
+grep -hE "taken over|lease lost|JetStream cluster new|leader|partitions held" $W/n1.log $W/n2.log | tail -30
