@@ -45,11 +45,31 @@ type Projector struct {
 	snapEvery uint64
 	snapAt    uint64
 	saving    chan struct{}
+	// broken, when set, hears of the first message parked on each account (reported lists them).
+	broken   BrokenHook
+	reported map[string]struct{}
+}
+
+// BrokenHook is told of a message the projector parked on an account's subject: the account's
+// stored history does not continue there. It is called once per account, under the projector's
+// lock, so it must not block (the server hands it to the writer: writer.MarkBroken).
+type BrokenHook func(accountID string, position uint64, reason string)
+
+// Option configures a Projector.
+type Option func(*Projector)
+
+// WithBrokenHook makes the projector call hook for the first message it parks on each account.
+func WithBrokenHook(hook BrokenHook) Option {
+	return func(p *Projector) { p.broken = hook }
 }
 
 // NewProjector returns an empty projector.
-func NewProjector(log zerolog.Logger) *Projector {
-	return &Projector{log: log, accounts: map[string]ledger.Account{}, changed: make(chan struct{})}
+func NewProjector(log zerolog.Logger, opts ...Option) *Projector {
+	p := &Projector{log: log, accounts: map[string]ledger.Account{}, changed: make(chan struct{}), reported: map[string]struct{}{}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Position is the last stream position applied.
@@ -100,11 +120,25 @@ func (p *Projector) ApplyDecoded(position uint64, accountID string, ev events.Ev
 			return
 		}
 	}
+	p.reportBroken(position, accountID, err)
 	p.parkedN++
 	if len(p.parked) < maxParked {
 		p.parked = append(p.parked, Parked{Position: position, AccountID: accountID, Reason: err.Error()})
 	}
 	p.log.Error().Uint64("position", position).Str("account_id", accountID).Err(err).Msg("projector parked a message")
+}
+
+// reportBroken calls the broken hook for the first message parked on the account. It runs
+// before the parked count moves, so whoever sees the count has the report already handed over.
+func (p *Projector) reportBroken(position uint64, accountID string, err error) {
+	if p.broken == nil {
+		return
+	}
+	if _, done := p.reported[accountID]; done {
+		return
+	}
+	p.reported[accountID] = struct{}{}
+	p.broken(accountID, position, err.Error())
 }
 
 // Pass moves the projector past a stream position that holds no event (a partition ownership
