@@ -20,6 +20,8 @@ type planned struct {
 	payloads []events.Payload
 	data     [][]byte
 	first    int
+	// checked: the plan's first record carries its account's head check (not the partition fence).
+	checked bool
 }
 
 // appendDone is the outcome of one in-flight append, handed back to the writer goroutine.
@@ -128,6 +130,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	}
 	if w.opts.Fences != nil {
 		carryFences(recs, w.opts.Fences.Fence) // fence.go
+	}
+	for i := range plans {
+		plans[i].checked = recs[plans[i].first].CheckHead // extends the account's trusted history
 	}
 	w.inflight++
 	go func() {
@@ -345,6 +350,7 @@ func (w *Writer) reload(ctx context.Context, id string) error {
 // replaceAccount rebuilds an account from its stored records (which also brings back the
 // idempotency records and unique ids its events carry).
 func (w *Writer) replaceAccount(id string, recs []ledger.Record) {
+	old := w.accounts[id]
 	delete(w.accounts, id)
 	for _, r := range recs {
 		w.apply(r)
@@ -354,6 +360,9 @@ func (w *Writer) replaceAccount(id string, recs []ledger.Record) {
 	}
 	if _, ok := w.accounts[id]; !ok {
 		w.accounts[id] = &account{state: ledger.NewAccount(id)}
+	}
+	if a := w.accounts[id]; old != nil && old.broken != nil && a.broken == nil && old.broken.position > a.trusted {
+		a.broken = old.broken // a mark (marks.go) for a message the re-read did not reach
 	}
 	w.schedule(id, w.accounts[id])
 }
@@ -411,6 +420,9 @@ func (w *Writer) commit(p planned, positions []uint64) {
 		a.state = ledger.Evolve(a.state, ev)
 		w.own(p.req.AccountID, p.payloads[i])
 		res.Events[i] = EventRef{Type: env.Type, Version: env.Version, Position: positions[i]}
+	}
+	if p.checked && a.trusted == a.head {
+		a.trusted = positions[len(positions)-1] // nothing landed between its head and this append
 	}
 	a.head = positions[len(positions)-1]
 	a.hash = p.envs[len(p.envs)-1].Hash

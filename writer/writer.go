@@ -142,12 +142,17 @@ type Stats struct {
 	Replayed      uint64 `json:"idempotent_replays"`
 	// ReadBack counts replays whose record was read back from the stream (idempotency.go).
 	ReadBack uint64 `json:"idempotency_read_back"`
+	// MarkedBroken counts accounts marked broken on the projector's report (marks.go), and
+	// MarksDropped the reports dropped because maxMarks were waiting.
+	MarkedBroken uint64 `json:"accounts_marked_broken"`
+	MarksDropped uint64 `json:"broken_marks_dropped"`
 }
 
 // Writer owns all account state and is the only goroutine that appends events.
 type Writer struct {
 	stats struct {
 		appends, records, commands, appendMicros, failed, retried, replayed, readBack atomic.Uint64
+		marked, marksDropped                                                          atomic.Uint64
 	}
 	opts     Options
 	queue    chan *Request
@@ -203,6 +208,8 @@ type Writer struct {
 	dropped map[int]bool
 	// snapSoon asks for a snapshot at once: a held partition was loaded without one of its own.
 	snapSoon bool
+	// marks are the breaks the projector reported (MarkBroken, marks.go).
+	marks chan brokenMark
 }
 
 // account is the writer's in-memory copy of one account.
@@ -214,6 +221,11 @@ type account struct {
 	// broken is set when the stored history cannot be continued (history.go); the account takes
 	// no commands and is never appended to.
 	broken *historyBreak
+	// trusted is the position up to which the writer has verified the account's stored records
+	// without a gap: folded by a load or re-read (nextEvent), or appended with its head check on
+	// a trusted head. An append that carried the partition fence instead (fence.go) and a snapshot
+	// restore leave it where it is: the projector's report of a break above it is believed.
+	trusted uint64
 	// nextDue is when the account next has renewals or expiries due (zero: never); due.go.
 	nextDue time.Time
 	// foreign marks an account another node writes, read for one subscription move only.
@@ -285,6 +297,7 @@ func New(o Options) (*Writer, error) {
 		batching:     batching{linger: o.Linger, maxInflight: o.MaxInflight, pipelineMin: o.PipelineMin},
 		loads:        map[string]*accountLoad{},
 		claimed:      map[string]string{},
+		marks:        make(chan brokenMark, maxMarks),
 	}, nil
 }
 
@@ -305,6 +318,7 @@ func (w *Writer) Stats() Stats {
 		Appends: s.appends.Load(), Records: s.records.Load(), Commands: s.commands.Load(),
 		AppendMicros: s.appendMicros.Load(), FailedAppends: s.failed.Load(), Retried: s.retried.Load(),
 		Replayed: s.replayed.Load(), ReadBack: s.readBack.Load(),
+		MarkedBroken: s.marked.Load(), MarksDropped: s.marksDropped.Load(),
 	}
 }
 
@@ -408,6 +422,9 @@ func (w *Writer) apply(r ledger.Record) {
 	if brk != nil {
 		a.broken = brk
 		return
+	}
+	if a.trusted == prevPosition {
+		a.trusted = r.Position
 	}
 	ev.Position = r.Position
 	a.state = ledger.Evolve(a.state, ev)
@@ -622,6 +639,8 @@ func (w *Writer) Run(ctx context.Context) {
 			carry = append(w.side.finished(apply), carry...)
 		case r := <-w.queue:
 			carry = append(carry, r)
+		case m := <-w.marks:
+			w.markBroken(m)
 		}
 		carry = w.gather(appendCtx, carry)
 	}
@@ -642,6 +661,7 @@ func (w *Writer) gather(ctx context.Context, carry []*Request) []*Request {
 		}
 		break
 	}
+	w.drainMarks() // marks.go
 	for len(carry) < maxRound {
 		select {
 		case r := <-w.queue:
