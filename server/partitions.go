@@ -146,6 +146,15 @@ func (n *node) Head() uint64 {
 	return 0
 }
 
+// MarkBroken hands the projector's report of a message that breaks an account's history to
+// the current writer (projections.BrokenHook); a writer that does not hold the account ignores it.
+// A writer that replaces this one loads the account from the store, which shows the break.
+func (n *node) MarkBroken(accountID string, position uint64, reason string) {
+	if g := n.current(); g != nil && g.w != nil {
+		g.w.MarkBroken(accountID, position, reason)
+	}
+}
+
 // Sweep asks the current writer to run the expiry processor.
 func (n *node) Sweep() { n.current().w.Sweep() }
 
@@ -169,7 +178,8 @@ func (n *node) Stopped() <-chan struct{} { return n.stopped }
 func addStats(a, b writer.Stats) writer.Stats {
 	return writer.Stats{Appends: a.Appends + b.Appends, Records: a.Records + b.Records, Commands: a.Commands + b.Commands,
 		AppendMicros: a.AppendMicros + b.AppendMicros, FailedAppends: a.FailedAppends + b.FailedAppends,
-		Retried: a.Retried + b.Retried, Replayed: a.Replayed + b.Replayed, ReadBack: a.ReadBack + b.ReadBack}
+		Retried: a.Retried + b.Retried, Replayed: a.Replayed + b.Replayed, ReadBack: a.ReadBack + b.ReadBack,
+		MarkedBroken: a.MarkedBroken + b.MarkedBroken, MarksDropped: a.MarksDropped + b.MarksDropped}
 }
 
 // Drain waits until the current writer has nothing in flight (partition.Config.Drain): the

@@ -185,7 +185,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// independently of the writer's fold; without one it replays the stream from the start. The
 	// two restores share nothing, so they run side by side.
 	projLog := cfg.Log.With().Str("component", "projector").Logger()
-	s.proj = projections.NewProjector(projLog)
+	s.proj = projections.NewProjector(projLog, projections.WithBrokenHook(s.writer.MarkBroken))
 	type restored struct {
 		pos uint64
 		err error
@@ -215,7 +215,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if pos, err := pr.pos, pr.err; err != nil || pos > s.writer.Head() {
 		projLog.Warn().Err(err).Uint64("checkpoint", pos).Uint64("stream_head", s.writer.Head()).
 			Msg("projections checkpoint unusable; rebuilding from the stream")
-		s.proj = projections.NewProjector(projLog)
+		s.proj = projections.NewProjector(projLog, projections.WithBrokenHook(s.writer.MarkBroken))
 	}
 	s.proj.UseSnapshots(s.projectionSnapshots(snaps), cfg.SnapshotEvery)
 	stream, err := s.store.JetStream().Stream(ctx, jetstore.StreamName)

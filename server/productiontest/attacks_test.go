@@ -259,8 +259,10 @@ func TestInboxesArePrivate(t *testing.T) {
 }
 
 // TestForeignMessageRefusesTheAccount is the reproduction of a foreign message in an account's
-// history (issue 11, 1 and 5): the account answers history_broken with the position, nothing
-// is appended to it, and the other accounts go on.
+// history (issue 11, 1 and 5) with a command of two records, right after the message (before the
+// projector may have seen it): the account's head check refuses the append, the account answers
+// history_broken with the position, nothing is appended to it, and the other accounts go on.
+// TestForeignMessageRefusesTheAccountAtOnce is the single-record form.
 func TestForeignMessageRefusesTheAccount(t *testing.T) {
 	t.Parallel()
 	srv, acc, admin := attackLedger(t)
@@ -274,8 +276,8 @@ func TestForeignMessageRefusesTheAccount(t *testing.T) {
 	head := streamHead(t, admin)
 	// A purchase whose contract started long ago appends two records (the purchase and its
 	// renewal): the partition's fence rides on the second and the first keeps the account's head
-	// check. (An append of a single record carries the fence instead of the head check, and the
-	// account is found broken at its next re-read: docs/OPERATIONS.md, the partition fence.)
+	// check. (An append of a single record carries the fence instead of the head check; the
+	// projector's report closes that: TestForeignMessageRefusesTheAccountAtOnce.)
 	old := purchase("f-2", "victim", "L-old", "5")
 	start := "2020-01-01T00:00:00Z"
 	old.ContractStart = &start
@@ -287,6 +289,40 @@ func TestForeignMessageRefusesTheAccount(t *testing.T) {
 	assert.Equal(t, head, streamHead(t, admin), "nothing appended")
 	_, err = svc.PurchaseLicense(ctxT(t), purchase("f-3", "other", "L-o", "10"))
 	require.NoError(t, err)
+}
+
+// TestForeignMessageRefusesTheAccountAtOnce is the reproduction of issue 11 in its plain form:
+// the next command on the account appends a single record, which carries the partition's fence
+// in place of the account's head check (docs/OPERATIONS.md, the partition fence), so JetStream
+// does not refuse it. The projector parks the foreign message and reports it to the writer
+// (projections.WithBrokenHook, writer.MarkBroken): once the ledger has seen the message, the
+// command is refused history_broken with its position and nothing is appended after it.
+func TestForeignMessageRefusesTheAccountAtOnce(t *testing.T) {
+	t.Parallel()
+	srv, acc, admin := attackLedger(t)
+	svc := client(t, func() *nats.Conn { nc, _ := as(t, srv.ClientURL(), asService(acc)); return nc }())
+	_, err := svc.PurchaseLicense(ctxT(t), purchase("f1-1", "victim", "L-f1", "10"))
+	require.NoError(t, err)
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	ack, err := js.Publish(ctxT(t), jetstore.Subject("victim"), []byte(`{"ok":true,"account_id":"x"}`))
+	require.NoError(t, err)
+	// The ledger has seen it: the projector parked it (and reported it before counting it).
+	var body string
+	require.Eventually(t, func() bool {
+		_, body = httpDo(t, "http://"+srv.HTTPAddr()+"/healthz", "")
+		return jsonField(t, body, "parked_count") == float64(1)
+	}, waitFor, pollTick, "the projector never parked the foreign message: %s", body)
+	head := streamHead(t, admin)
+	_, err = svc.PurchaseLicense(ctxT(t), purchase("f1-2", "victim", "L-f1b", "5")) // one record
+	require.ErrorIs(t, err, ledger.ErrHistoryBroken)
+	var le *ledger.Error
+	require.ErrorAs(t, err, &le)
+	assert.Equal(t, itoa(ack.Sequence), le.Data["position"])
+	assert.Equal(t, head, streamHead(t, admin), "nothing appended after the foreign message")
+	_, err = svc.PurchaseLicense(ctxT(t), purchase("f1-3", "other", "L-o1", "10"))
+	require.NoError(t, err)
+	metricValue(t, srv, "creditledger_accounts_marked_broken_total", 1) // the ledger's own events mark nothing
 }
 
 // TestOpenRoutesHoldNoData: /healthz and /readyz answer without a token with up or not and
