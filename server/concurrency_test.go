@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/events"
+	"github.com/creditledger/creditledger/internal/testledger"
 )
 
 // sendAll sends one request per body from its own goroutine, all at once, and returns the replies
@@ -205,6 +206,53 @@ func TestForeignAppendIsRetriedNotLost(t *testing.T) {
 	a := newAccount(t, l, "foreign")
 	seen := a.activeLicense("foreign-L", "100")
 
+	ack := appendChained(t, l, a, seen)
+
+	// The license's term ends, so each next append holds two records of the account (the renewal,
+	// then the command's event): the partition's fence rides on the second, and the first keeps
+	// the account's head check. (An append of one record per account carries the partition's
+	// fence instead of one account's head check: docs/OPERATIONS.md, the partition fence.)
+	l.Clock.Advance(366 * 24 * time.Hour)
+	a.reject("allocate_credits", m{"feature": "file_security", "credits": "1", "expected_version": seen.Version}, "version_conflict")
+	r := a.ok("allocate_credits", m{"feature": "file_security", "credits": "70"})
+	assert.Equal(t, seen.Version+3, r.Version, "the foreign event is part of the account's history (then the renewal)")
+	assert.Equal(t, ack.Sequence+2, r.Position)
+	b := getBalance(t, l, a.id, r.Position)
+	assertDec(t, "100", b.AllocatedCredits, "30 from the foreign writer + 70")
+	assertDec(t, "0", b.AvailableCredits)
+	a.reject("allocate_credits", m{"feature": "file_security", "credits": "0.0001"}, "insufficient_credits")
+	verifyStream(t, l)
+}
+
+// TestForeignChainedEventRefusesTheAccountAfterOneAppend is the single-record form of
+// TestForeignAppendIsRetriedNotLost, and the window the projector's report leaves
+// (docs/OPERATIONS.md, the partition fence): the foreign event continues the chain, so the
+// projector applies it; the next command's lone record carries the partition fence, not the
+// account's head check, and lands on top with the same version. The projector parks that
+// record and reports it, and from then on the account is refused history_broken at its
+// position: nothing more is appended to it.
+func TestForeignChainedEventRefusesTheAccountAfterOneAppend(t *testing.T) {
+	t.Parallel()
+	l := startLedger(t)
+	a := newAccount(t, l, "foreign-chained")
+	seen := a.activeLicense("foreign-chained-L", "100")
+	ack := appendChained(t, l, a, seen)
+	assertDec(t, "30", getBalance(t, l, a.id, ack.Sequence).AllocatedCredits, "the projector applied the foreign event")
+
+	r := a.ok("allocate_credits", m{"feature": "file_security", "credits": "70"})
+	assert.Equal(t, seen.Version+1, r.Version, "the writer did not know of the foreign event: the same version again")
+	require.Eventually(t, func() bool { return l.WriterStats().MarkedBroken == 1 }, requestTimeout, 5*time.Millisecond,
+		"the projector never reported the record that repeats the version")
+	head := lastEvent(t, l)
+	rej := a.reject("allocate_credits", m{"feature": "file_security", "credits": "1"}, "history_broken")
+	assert.Equal(t, itoa(r.Position), rej.Data["position"])
+	assert.Equal(t, head, lastEvent(t, l), "nothing appended after the break")
+}
+
+// appendChained appends the account's next event straight to JetStream, chained and sealed like
+// the ledger's own (an allocation of 30 credits), as a writer that does not fence would.
+func appendChained(t *testing.T, l *testledger.Ledger, a *account, seen accepted) *jetstream.PubAck {
+	t.Helper()
 	// Append the account's next event directly, chained and sealed like the ledger's own.
 	stored := readStream(t, l)
 	last := stored[len(stored)-1].env
@@ -225,19 +273,5 @@ func TestForeignAppendIsRetriedNotLost(t *testing.T) {
 	defer cancel()
 	ack, err := js.Publish(ctx, "ledger.events."+a.id, data, jetstream.WithExpectLastSequencePerSubject(seen.Position))
 	require.NoError(t, err)
-
-	// The license's term ends, so each next append holds two records of the account (the renewal,
-	// then the command's event): the partition's fence rides on the second, and the first keeps
-	// the account's head check. (An append of one record per account carries the partition's
-	// fence instead of one account's head check: docs/OPERATIONS.md, the partition fence.)
-	l.Clock.Advance(366 * 24 * time.Hour)
-	a.reject("allocate_credits", m{"feature": "file_security", "credits": "1", "expected_version": seen.Version}, "version_conflict")
-	r := a.ok("allocate_credits", m{"feature": "file_security", "credits": "70"})
-	assert.Equal(t, seen.Version+3, r.Version, "the foreign event is part of the account's history (then the renewal)")
-	assert.Equal(t, ack.Sequence+2, r.Position)
-	b := getBalance(t, l, a.id, r.Position)
-	assertDec(t, "100", b.AllocatedCredits, "30 from the foreign writer + 70")
-	assertDec(t, "0", b.AvailableCredits)
-	a.reject("allocate_credits", m{"feature": "file_security", "credits": "0.0001"}, "insufficient_credits")
-	verifyStream(t, l)
+	return ack
 }
