@@ -1,5 +1,7 @@
 package writer
 
+import "github.com/creditledger/creditledger/ledger"
+
 // maxMarks bounds the breaks reported by MarkBroken that wait for the writer goroutine; more are
 // dropped and counted (Stats.MarksDropped), never waited for.
 const maxMarks = 256
@@ -37,13 +39,23 @@ func (w *Writer) drainMarks() {
 	}
 }
 
-// markBroken marks a held account broken at the reported position. The writer's own events and a
+// markBroken marks a held account broken at the reported position (one of a held partition that
+// the writer has not seen yet included). The writer's own events and a
 // replay of history its load already judged (a break it found, or records it verified) leave it
 // as it is, so a repeated or stale mark is harmless. A stale account keeps the mark through its
 // re-read unless the re-read verifies past it (replaceAccount).
 func (w *Writer) markBroken(m brokenMark) {
 	a := w.accounts[m.accountID]
-	if a == nil || a.foreign || a.broken != nil || m.position <= a.trusted {
+	if a == nil {
+		if w.opts.Holds != nil && !w.opts.Holds(m.accountID) {
+			return // another node's: its owner's load finds the break
+		}
+		// Held but never seen: the foreign message is the account's first, and its first
+		// command's lone record would carry the fence, not the head check.
+		a = &account{state: ledger.NewAccount(m.accountID)}
+		w.accounts[m.accountID] = a
+	}
+	if a.foreign || a.broken != nil || m.position <= a.trusted {
 		return
 	}
 	a.broken = &historyBreak{position: m.position, reason: "the projector could not apply it: " + m.reason}

@@ -2,6 +2,7 @@ package writer_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -72,21 +73,36 @@ func TestMarkBrokenRefusesTheAccount(t *testing.T) {
 	refusedAsBroken(t, w, r.store, at, "activate_license", actL1)
 	w.MarkBroken("acme", at+1, "again")
 	refusedAsBroken(t, w, r.store, at, "allocate_credits", allocA("x2"))
-	assert.EqualValues(t, 1, w.Stats().MarkedBroken)
+
+	// An account whose first message is the foreign one is refused from its first command.
+	first := publishForeign(t, r, "carol")
+	w.MarkBroken("carol", first, "undecodable")
+	res = do(t, w, "purchase_license", map[string]any{"command_id": "c1", "account_id": "carol", "license_id": "L3", "source": "sales", "credits": "5"})
+	require.NotNil(t, res.Err)
+	assert.ErrorIs(t, res.Err, ledger.ErrHistoryBroken)
+	assert.Equal(t, strconv.FormatUint(first, 10), res.Err.Data["position"])
+	head, err := r.store.Head(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, first, head, "nothing appended")
+
+	assert.EqualValues(t, 2, w.Stats().MarkedBroken)
 	assert.Zero(t, w.Stats().MarksDropped)
 }
 
-// TestMarkBrokenIgnoresWhatTheWriterVerified: a report on an account the writer does not hold, or
+// TestMarkBrokenIgnoresWhatTheWriterVerified: a report on an account of a partition the writer
+// does not hold, or
 // at a position the writer verified itself (its own head-checked append, or a load that folded
 // the record), leaves the account's commands alone.
 func TestMarkBrokenIgnoresWhatTheWriterVerified(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	w, stop := r.start(t, nil, 0) // no fences: every append carries its account's head check
+	// No fences: every append carries its account's head check. Nobody's partition is another's.
+	w := newWriter(t, r, r.store, writer.Options{Holds: func(id string) bool { return id != "nobody" }})
+	stop := run(t, w)
 	first := do(t, w, "purchase_license", buyL1)
 	require.Nil(t, first.Err)
 	w.MarkBroken("acme", first.Position, "the projector is confused")
-	w.MarkBroken("nobody", first.Position+1, "an account this writer does not hold")
+	w.MarkBroken("nobody", first.Position+1, "an account of a partition this writer does not hold")
 	require.Nil(t, do(t, w, "activate_license", actL1).Err)
 	stop()
 
