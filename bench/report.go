@@ -163,11 +163,18 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	rep.StreamEvents = rep.Replay.Events
 	if srv != nil && o.RestartEvents > 0 {
-		for head := srv.Head(); head < o.RestartEvents; head = srv.Head() {
+		for head := srv.Head(); head < o.RestartEvents; {
 			step(fmt.Sprintf("topping the store up: %d of %d events", head, o.RestartEvents))
 			fill := o.Load
 			fill.Duration, fill.Commands = 0, int(o.RestartEvents-head)
 			d.Run(ctx, fill, false)
+			next := srv.Head()
+			if next == head {
+				// Every command of a round was rejected (the accounts' credits are spent): the
+				// loop would never end. More accounts give the load room to grow the store.
+				return nil, fmt.Errorf("topping the store up: stuck at %d of %d events (every command rejected); use more --accounts", head, o.RestartEvents)
+			}
+			head = next
 		}
 		step("restart")
 		closeAll(conns)
