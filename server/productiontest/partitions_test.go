@@ -343,15 +343,34 @@ func (l *load) finish(t *testing.T, nc *nats.Conn) {
 	}
 }
 
+// setupRetry sends an idempotent set-up command up to three times (same command_id each time).
+func setupRetry(t *testing.T, send func() error) {
+	t.Helper()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = send(); err == nil {
+			return
+		}
+		t.Logf("set-up command retried after: %v", err)
+	}
+	require.NoError(t, err)
+}
+
 func fundedAccounts(t *testing.T, cl *commands.Client, prefix string, n int) []string {
 	t.Helper()
 	var out []string
 	for i := 0; i < n; i++ {
 		acct := fmt.Sprintf("%s-%02d", prefix, i)
-		_, err := cl.PurchaseLicense(ctxT(t), purchase(acct+"-p", acct, acct+"-L", "1000000"))
-		require.NoError(t, err)
-		_, err = cl.ActivateLicense(ctxT(t), activate(acct+"-a", acct, acct+"-L"))
-		require.NoError(t, err)
+		// Set-up, not the subject of any test: retried with the same command_id as a client
+		// would (a partition still settling can hold a command past one request's deadline).
+		setupRetry(t, func() error {
+			_, err := cl.PurchaseLicense(ctxT(t), purchase(acct+"-p", acct, acct+"-L", "1000000"))
+			return err
+		})
+		setupRetry(t, func() error {
+			_, err := cl.ActivateLicense(ctxT(t), activate(acct+"-a", acct, acct+"-L"))
+			return err
+		})
 		out = append(out, acct)
 	}
 	return out
