@@ -180,8 +180,8 @@ func (s *Store) deleteConsumer(cons jetstream.Consumer) {
 	_ = s.js.DeleteConsumer(ctx, s.stream.CachedInfo().Config.Name, info.Name) // at worst it lingers until its inactive threshold
 }
 
-// consumeWith reads cons until it has read the message at position until (Store.consume, over a
-// consumer the caller made); only events go to fn.
+// consumeWith reads cons until it has read the message at position until; only events go to fn
+// (ownership records and anything else on the stream are passed over).
 func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until uint64, fn func(ledger.Record) error) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {

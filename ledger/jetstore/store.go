@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -404,39 +403,5 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 	if err != nil {
 		return fmt.Errorf("ordered consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	defer it.Stop()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			it.Stop()
-		case <-done:
-		}
-	}()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("read stream: %w", err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		if subj := msg.Subject(); strings.HasPrefix(subj, SubjectPrefix) {
-			if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
-				return err
-			}
-		}
-		if md.Sequence.Stream >= until {
-			return nil
-		}
-	}
+	return s.consumeWith(ctx, cons, until, fn)
 }
