@@ -3,7 +3,6 @@ package writer
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -66,30 +65,7 @@ func fencesMoved(ctx context.Context, store ledger.Store, fences Fences, plans [
 			expected[part] = pos
 		}
 	}
-	moved := map[int]bool{}
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, maxHeadProbes)
-	)
-	for part, want := range expected {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
-			defer cancel()
-			head, err := store.FenceHead(cctx, part)
-			if err == nil && head != want {
-				mu.Lock()
-				moved[part] = true
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return moved
+	return probeMoved(ctx, expected, store.FenceHead, false)
 }
 
 // dropFenced handles the plans of a refused append whose partition was fenced: the partition
