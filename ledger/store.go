@@ -60,8 +60,12 @@ type Store interface {
 	// last ownership record is still at its Expect (ErrConflict otherwise); it returns their
 	// positions, in order. Reads skip ownership records: they are not events.
 	Fence(ctx context.Context, claims []FenceClaim) ([]uint64, error)
-	// FenceHead is the position of partition p's last ownership record (0 if it has none).
-	FenceHead(ctx context.Context, p int) (uint64, error)
+	// FenceHeads returns the position of the last ownership record of each partition in ps (0
+	// for one that has none), in the order of ps, read together (one request where the store
+	// can). The read comes after every write that finished before the call began: an ownership
+	// record stored by then is seen, whichever replica answers (the writer's rejection answers
+	// rely on it, writer/rejections.go).
+	FenceHeads(ctx context.Context, ps []int) ([]uint64, error)
 }
 
 // ErrNoRecord means a store holds nothing at the position asked for.

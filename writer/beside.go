@@ -159,23 +159,16 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 	})
 }
 
-// headsMoved reads the heads of the accounts (at most maxHeadProbes at once) and returns those
-// whose head is not the expected one, or could not be read.
+// headsMoved reads the heads of the accounts (at most maxHeadProbes at once, each bounded by
+// claimTimeout) and returns those whose head is not the expected one, or could not be read.
 func headsMoved(ctx context.Context, store ledger.Store, expected map[string]uint64) map[string]bool {
-	return probeMoved(ctx, expected, store.AccountHead, true)
-}
-
-// probeMoved reads the position of every key (at most maxHeadProbes at once, each bounded by
-// claimTimeout) and returns the keys whose position is not the expected one; a key that cannot
-// be read counts as moved when unreadableMoved is set.
-func probeMoved[K comparable](ctx context.Context, expected map[K]uint64, read func(context.Context, K) (uint64, error), unreadableMoved bool) map[K]bool {
-	moved := make(map[K]bool)
+	moved := make(map[string]bool)
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, maxHeadProbes)
 	)
-	for k, want := range expected {
+	for id, want := range expected {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -183,10 +176,9 @@ func probeMoved[K comparable](ctx context.Context, expected map[K]uint64, read f
 			defer func() { <-sem }()
 			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 			defer cancel()
-			head, err := read(cctx, k)
-			if (err != nil && unreadableMoved) || (err == nil && head != want) {
+			if head, err := store.AccountHead(cctx, id); err != nil || head != want {
 				mu.Lock()
-				moved[k] = true
+				moved[id] = true
 				mu.Unlock()
 			}
 		}()

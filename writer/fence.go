@@ -3,6 +3,9 @@ package writer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
+	"time"
 
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -54,10 +57,13 @@ func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint
 	}
 }
 
-// fencesMoved reads the fence of every partition the plans' accounts are in (at most
-// maxHeadProbes at once) and returns the partitions whose ownership record is no longer the
-// one this writer expects. A fence that cannot be read counts as not moved: the append is then
-// re-decided as an account conflict, and the next append finds out.
+// fenceReadTimeout bounds one read of the fence heads (movedFences).
+const fenceReadTimeout = 5 * time.Second
+
+// fencesMoved reads the fence of every partition the plans' accounts are in and returns the
+// partitions whose ownership record is no longer the one this writer expects. Fences that
+// cannot be read count as not moved: the append is then re-decided as an account conflict,
+// and the next append finds out.
 func fencesMoved(ctx context.Context, store ledger.Store, fences Fences, plans []planned) map[int]bool {
 	expected := map[int]uint64{}
 	for _, p := range plans {
@@ -65,7 +71,38 @@ func fencesMoved(ctx context.Context, store ledger.Store, fences Fences, plans [
 			expected[part] = pos
 		}
 	}
-	return probeMoved(ctx, expected, store.FenceHead, false)
+	moved, _ := movedFences(ctx, store, expected)
+	return moved
+}
+
+// movedFences reads the fence heads of the partitions in expected, all in one store call
+// (ledger.Store.FenceHeads), and returns the partitions whose last ownership record is not the
+// expected one. Nothing expected costs nothing.
+func movedFences(ctx context.Context, store ledger.Store, expected map[int]uint64) (map[int]bool, error) {
+	if len(expected) == 0 {
+		return nil, nil
+	}
+	ps := make([]int, 0, len(expected))
+	for p := range expected {
+		ps = append(ps, p)
+	}
+	sort.Ints(ps)
+	ctx, cancel := context.WithTimeout(ctx, fenceReadTimeout)
+	defer cancel()
+	heads, err := store.FenceHeads(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	if len(heads) != len(ps) {
+		return nil, fmt.Errorf("the store read %d fence heads for %d partitions", len(heads), len(ps))
+	}
+	moved := map[int]bool{}
+	for i, p := range ps {
+		if heads[i] != expected[p] {
+			moved[p] = true
+		}
+	}
+	return moved, nil
 }
 
 // dropFenced handles the plans of a refused append whose partition was fenced: the partition
@@ -89,11 +126,17 @@ func (w *Writer) dropFenced(plans []planned, lost map[int]bool) []planned {
 			w.redirect(p.req)
 		}
 	}
+	w.loseFenced(lost)
+	return rest
+}
+
+// loseFenced tells Fences of the partitions whose fence moved: another node (or a newer writer
+// of this one) fenced them, and this writer decides for their accounts no more.
+func (w *Writer) loseFenced(lost map[int]bool) {
 	for p := range lost {
 		w.opts.Fences.Lost(p)
 		w.opts.Log.Warn().Int("partition", p).Msg("partition fenced by another node; no longer deciding for it")
 	}
-	return rest
 }
 
 // errFenced reports whether err refused an append in a way a moved fence explains (the server

@@ -13,8 +13,9 @@ type MemStore struct {
 	mem *memstore.Store
 	// BeforeAppend, when set, runs before an append is applied; a non-nil error refuses it.
 	BeforeAppend func(recs []ledger.Record) error
-	// BeforeRead, when set, runs before ReadAccount, AccountHead and ReadAt (op names which;
-	// accountID is "" for ReadAt); it may block, and a non-nil error fails the read.
+	// BeforeRead, when set, runs before ReadAccount, AccountHead, ReadAt and FenceHeads (op
+	// names which; accountID is "" for the last two); it may block, and a non-nil error fails
+	// the read.
 	BeforeRead func(ctx context.Context, op, accountID string) error
 }
 
@@ -85,10 +86,10 @@ func (s *MemStore) Fence(ctx context.Context, claims []ledger.FenceClaim) ([]uin
 	return s.store().Fence(ctx, claims)
 }
 
-// FenceHead is the position of partition p's last ownership record, after BeforeRead.
-func (s *MemStore) FenceHead(ctx context.Context, p int) (uint64, error) {
-	if err := s.before(ctx, "FenceHead", ""); err != nil {
-		return 0, err
+// FenceHeads returns the partitions' last ownership records, after BeforeRead.
+func (s *MemStore) FenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
+	if err := s.before(ctx, "FenceHeads", ""); err != nil {
+		return nil, err
 	}
-	return s.store().FenceHead(ctx, p)
+	return s.store().FenceHeads(ctx, ps)
 }

@@ -39,10 +39,16 @@ type RejectionLog interface {
 	ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error)
 }
 
-// pendingReject is a rejection decided in a round, answered once it is in the log.
+// pendingReject is a rejection decided in a round, answered once it is in the log and its
+// partition's fence is found unmoved after (finishRejections).
 type pendingReject struct {
 	req *Request
 	err *ledger.Error
+	// part is the account's partition and fence the ownership record the writer held for it when
+	// it decided (fenced: it held one); set only when the writer has Fences.
+	part   int
+	fence  uint64
+	fenced bool
 }
 
 func rejectionsOf(ps []pendingReject) []ledger.Rejection {
@@ -53,8 +59,42 @@ func rejectionsOf(ps []pendingReject) []ledger.Rejection {
 	return out
 }
 
-// finishRejections answers a round's rejections: with the rejection once it is durable, or
-// with unavailable (and forgotten, so a retry is decided again) when the log refused it.
+// rejectionFences notes, on the writer goroutine, the fence each rejection was decided under,
+// and returns the fences the round must find unmoved once its rejections are durable: one per
+// partition (nil without Fences or rejections, and then nothing is read).
+func (w *Writer) rejectionFences(rejects []pendingReject) map[int]uint64 {
+	if w.opts.Fences == nil || len(rejects) == 0 {
+		return nil
+	}
+	out := make(map[int]uint64, len(rejects))
+	for i := range rejects {
+		r := &rejects[i]
+		r.part, r.fence, r.fenced = w.opts.Fences.Fence(r.req.AccountID)
+		if r.fenced {
+			out[r.part] = r.fence
+		}
+	}
+	return out
+}
+
+// finishRejections answers a round's rejections: with the rejection once it is durable and its
+// partition still this writer's, or with unavailable (and forgotten, so a retry is decided
+// again) when the log refused it or the fences could not be read, or with a redirect (and
+// forgotten) when the partition moved meanwhile.
+//
+// Why reading the fence after the write suffices (docs/OPERATIONS.md, "Partitions"): rejections
+// live in their own stream, where the append fence does not reach. A node that takes a
+// partition over stores its ownership record first and loads the rejection log after that
+// write is acknowledged (server/partitions.go, generation: fence, then Writer.Load, which calls
+// loadRejections). Our read of the fence heads begins after our rejections are durable, and sees
+// every ownership record stored before it began (ledger.Store.FenceHeads). If it still finds our
+// own record, any new owner stored its record after our read began, so after our rejection was
+// durable, and its load of the log, later still, holds our rejection: it replays our answer to
+// a retry rather than deciding afresh. If it finds another, the new owner may have loaded the
+// log before our rejection landed; the client is not told our answer, and its retry gets the
+// owner's. (A writer of this node that replaces this one under the same ownership record starts
+// only once this one has stopped, and reads the log again then: CatchUp.) The lease check after
+// it is belt and braces: it cannot see a lease lost while this process was paused.
 func (w *Writer) finishRejections(d appendDone) {
 	if len(d.rejects) == 0 {
 		return
@@ -63,28 +103,35 @@ func (w *Writer) finishRejections(d appendDone) {
 		w.idem.logPos = d.rejPos
 	}
 	for _, p := range d.rejects {
-		if d.rejErr != nil {
-			delete(w.idem.rejected, p.req.CommandID)
-			if p.req.Reply != nil {
-				p.req.Reply(Result{AccountID: p.req.AccountID, Err: ledger.Reject(ledger.CodeUnavailable,
-					"the rejection could not be recorded (%v); retry with the same command_id", d.rejErr)})
-			}
-			continue
-		}
-		if !w.owns(p.req.AccountID) {
-			// The lease lapsed while the rejection was written: a new owner may have loaded the
-			// log before it landed and would decide a retry afresh, so the client is not told
-			// this answer; it retries (redirected) and gets the owner's.
+		switch {
+		case d.rejErr != nil:
+			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
+				"the rejection could not be recorded (%v); retry with the same command_id", d.rejErr))
+		case d.fenceErr != nil:
+			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
+				"this node could not confirm it still writes account %s (%v); retry with the same command_id", p.req.AccountID, d.fenceErr))
+		case w.opts.Fences != nil && (!p.fenced || d.rejMoved[p.part]), !w.owns(p.req.AccountID):
+			// Another node took the partition over (or may have): it decides a retry.
 			delete(w.idem.rejected, p.req.CommandID)
 			w.redirect(p.req)
-			continue
+		default:
+			if rec, ok := w.idem.rejected[p.req.CommandID]; ok {
+				rec.pending = false
+			}
+			if p.req.Reply != nil {
+				p.req.Reply(Result{AccountID: p.req.AccountID, Err: p.err})
+			}
 		}
-		if rec, ok := w.idem.rejected[p.req.CommandID]; ok {
-			rec.pending = false
-		}
-		if p.req.Reply != nil {
-			p.req.Reply(Result{AccountID: p.req.AccountID, Err: p.err})
-		}
+	}
+	w.loseFenced(d.rejMoved) // fence.go
+}
+
+// forgetRejection answers a rejection that cannot be relied on with err, and forgets it so a
+// retry is decided again.
+func (w *Writer) forgetRejection(p pendingReject, err *ledger.Error) {
+	delete(w.idem.rejected, p.req.CommandID)
+	if p.req.Reply != nil {
+		p.req.Reply(Result{AccountID: p.req.AccountID, Err: err})
 	}
 }
 

@@ -29,10 +29,13 @@ type appendDone struct {
 	plans     []planned
 	positions []uint64
 	err       error
-	// The round's business rejections and the outcome of writing them to the rejection log.
-	rejects []pendingReject
-	rejPos  uint64
-	rejErr  error
+	// The round's business rejections, the outcome of writing them to the rejection log, and of
+	// reading their partitions' fences after (rejections.go): the partitions whose fence moved.
+	rejects  []pendingReject
+	rejPos   uint64
+	rejErr   error
+	rejMoved map[int]bool
+	fenceErr error
 	// took is how long the append (and the rejection write beside it) took.
 	took time.Duration
 }
@@ -134,6 +137,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 	for i := range plans {
 		plans[i].checked = recs[plans[i].first].CheckHead // extends the account's trusted history
 	}
+	fences := w.rejectionFences(rejects) // nil without rejections: such a round reads no fence
 	w.inflight++
 	go func() {
 		d := appendDone{plans: plans, rejects: rejects}
@@ -144,6 +148,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 			go func() {
 				defer wg.Done()
 				d.rejPos, d.rejErr = w.opts.Rejections.AppendRejections(ctx, rejectionsOf(rejects))
+				if d.rejErr == nil {
+					d.rejMoved, d.fenceErr = movedFences(ctx, w.opts.Store, fences) // after: see finishRejections
+				}
 			}()
 		}
 		if len(plans) > 0 {

@@ -93,14 +93,10 @@ func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledg
 // the message at last was read.
 func readDirectBatch(ctx context.Context, sub *nats.Subscription, subject string, last uint64, out *[]ledger.Record) (bool, error) {
 	for {
-		wait := directWait
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			wait = time.Until(dl)
-		}
-		msg, err := sub.NextMsg(wait)
+		msg, err := nextDirect(ctx, sub) // fenceheads.go
 		if err != nil {
 			if ctx.Err() != nil {
-				return false, ctx.Err()
+				return false, err
 			}
 			return false, fmt.Errorf("read %s: %w", subject, err)
 		}

@@ -120,11 +120,16 @@ func (s *Store) Fence(_ context.Context, claims []ledger.FenceClaim) ([]uint64, 
 	return pos, nil
 }
 
-// FenceHead is the position of partition p's last ownership record (0 if none).
-func (s *Store) FenceHead(_ context.Context, p int) (uint64, error) {
+// FenceHeads returns the position of the last ownership record of each partition in ps (0 if
+// none), in order, as of one moment (under the store's lock).
+func (s *Store) FenceHeads(_ context.Context, ps []int) ([]uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.fenceLast[p], nil
+	heads := make([]uint64, len(ps))
+	for i, p := range ps {
+		heads[i] = s.fenceLast[p]
+	}
+	return heads, nil
 }
 
 // Read calls fn for every record from position from up to the head at the time of the call.

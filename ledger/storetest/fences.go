@@ -20,6 +20,7 @@ func runFences(t *testing.T, newStore func(t *testing.T) (ledger.Store, Uncertai
 	t.Run("after a new fence the old owner's append fails and the new owner's lands", func(t *testing.T) { takeover(t, newStore) })
 	t.Run("ownership records are not events", func(t *testing.T) { fencesAreNotEvents(t, newStore) })
 	t.Run("a record cannot carry both checks", func(t *testing.T) { bothChecks(t, newStore) })
+	t.Run("fence heads of several partitions are read together, after every fence written", func(t *testing.T) { fenceHeads(t, newStore) })
 }
 
 func claim(p int, owner string, lease, expect uint64) ledger.FenceClaim {
@@ -33,9 +34,10 @@ func fenced(account, data string, p int, fence uint64) ledger.Record {
 
 func fenceHead(t *testing.T, st ledger.Store, p int) uint64 {
 	t.Helper()
-	h, err := st.FenceHead(context.Background(), p)
+	h, err := st.FenceHeads(context.Background(), []int{p})
 	require.NoError(t, err)
-	return h
+	require.Len(t, h, 1)
+	return h[0]
 }
 
 func staleFenceWrite(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
@@ -136,4 +138,33 @@ func bothChecks(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain
 	r.CheckHead = true
 	_, err := st.Append(context.Background(), []ledger.Record{r})
 	require.ErrorIs(t, err, ledger.ErrBothChecks)
+}
+
+func fenceHeads(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	heads := func(ps ...int) []uint64 {
+		t.Helper()
+		h, err := st.FenceHeads(ctx, ps)
+		require.NoError(t, err)
+		require.Len(t, h, len(ps), "one head per partition asked")
+		return h
+	}
+	assert.Empty(t, heads(), "nothing asked, nothing read")
+	assert.Equal(t, []uint64{0, 0}, heads(0, 3), "no partition fenced yet")
+	a, err := st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-a", 1, 0), claim(2, "node-a", 1, 0)})
+	require.NoError(t, err)
+	_, err = st.Append(ctx, []ledger.Record{fenced("acct", "by-a", 0, a[0])})
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{a[1], 0, a[0], a[1]}, heads(2, 3, 0, 2), "in the order asked; an event is no ownership record")
+	// b takes partition 0 over: the very next read sees its record, not a's.
+	b, err := st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-b", 2, a[0])})
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{b[0], a[1]}, heads(0, 2))
+	for i := 0; i < 10; i++ {
+		prev := b[0]
+		b, err = st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-b", uint64(3+i), prev)})
+		require.NoError(t, err)
+		require.Equal(t, []uint64{b[0], a[1], 0}, heads(0, 2, 1), "read after fence write %d", i)
+	}
 }
