@@ -335,7 +335,7 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	n.fences, n.owner, n.clock = s.store, fenceOwner(name), cfg.Clock
 	n.newWriter = func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
 		o := writer.Options{
-			Rejections: rejLog, Holds: holds, Owner: owner, Fences: owner,
+			Rejections: s.hookRejections(rejLog), Holds: holds, Owner: owner, Fences: owner,
 			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
 			Subscriptions: s.prod.subscriptions,
@@ -347,7 +347,7 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 	n.serve = func(p int) (*nats.Subscription, error) { return s.cmds.ServeOwner(s.svcNC, p, n) }
 	keeper, err := partition.NewKeeper(partition.Config{
 		Node: name, Partitions: n.n, Leases: s.hookLeases(s.prod.leases), Tick: cfg.Partitions.Tick,
-		Drain: n.Drain, Changed: n.notify, Log: n.log,
+		Drain: n.Drain, Changed: n.notify, Log: n.log, Now: s.leaseClock(),
 	})
 	if err != nil {
 		return nil, err

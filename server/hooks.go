@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/partition"
+	"github.com/creditledger/creditledger/writer"
 )
 
 // Hooks are interception points for tests that stall parts of a node (a paused process, a
@@ -14,6 +16,13 @@ type Hooks struct {
 	BeforeAppend func()
 	// BeforeLeaseStep runs before every step of this node's lease keeper.
 	BeforeLeaseStep func()
+	// BeforeRejections runs before every write of a round's rejections to the rejection log, on
+	// the write's goroutine.
+	BeforeRejections func()
+	// LeaseClock, when set, is the monotonic clock this node's lease keeper measures lease
+	// validity on (partition.Config.Now): a test stops it to play a paused process whose clock
+	// did not move meanwhile.
+	LeaseClock func() time.Time
 }
 
 // hookedStore runs Hooks.BeforeAppend before each append.
@@ -36,6 +45,24 @@ type hookedLeases struct {
 func (h hookedLeases) Heartbeat(ctx context.Context, node string) error {
 	h.before()
 	return h.Leases.Heartbeat(ctx, node)
+}
+
+// hookedRejections runs Hooks.BeforeRejections before each write of rejections.
+type hookedRejections struct {
+	writer.RejectionLog
+	before func()
+}
+
+func (h hookedRejections) AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error) {
+	h.before()
+	return h.RejectionLog.AppendRejections(ctx, rs)
+}
+
+func (s *Server) hookRejections(l writer.RejectionLog) writer.RejectionLog {
+	if s.cfg.Hooks == nil || s.cfg.Hooks.BeforeRejections == nil {
+		return l
+	}
+	return hookedRejections{RejectionLog: l, before: s.cfg.Hooks.BeforeRejections}
 }
 
 func (s *Server) hookStore(st ledger.Store) ledger.Store {
@@ -69,6 +96,18 @@ func (s *Server) Partitions() []int {
 func (s *Server) Tenure(p int) (uint64, bool) {
 	t, ok := s.writer.keeper.Held()[p]
 	return t, ok
+}
+
+// Decides reports whether this node's writer decides the account now: it holds the partition's
+// lease, valid on its own clock, in the tenure its writer loaded, and has not found it fenced.
+func (s *Server) Decides(accountID string) bool { return s.writer.Local(accountID) }
+
+// leaseClock is Hooks.LeaseClock (nil: the keeper's own).
+func (s *Server) leaseClock() func() time.Time {
+	if s.cfg.Hooks == nil {
+		return nil
+	}
+	return s.cfg.Hooks.LeaseClock
 }
 
 // PartitionCount is the store's partition count.
