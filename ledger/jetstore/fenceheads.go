@@ -41,11 +41,14 @@ type multiLastRequest struct {
 }
 
 // multiLastAnswer is one answer to a multi_last request: the sequence of the last message of
-// each subject that has one, and the stream position it was read at (0 when unknown).
+// each subject that has one, and the stream position it was read at.
 type multiLastAnswer struct {
 	last  map[string]uint64
 	upTo  uint64
 	empty bool // 404: none of the subjects has a message (at the answering replica)
+	// foreign: another stream answered (a mirror that serves this stream's direct gets); its
+	// answer says nothing of this stream's current state.
+	foreign bool
 }
 
 // FenceHeads returns the position of the last ownership record of each partition in ps (0: it
@@ -92,7 +95,7 @@ func (s *Store) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 		if a.empty {
 			return s.leaderFenceHeads(ctx, cfg.Name, ps)
 		}
-		if a.upTo >= floor {
+		if !a.foreign && a.upTo >= floor {
 			heads := make([]uint64, len(ps))
 			for i, subj := range subjects {
 				heads[i] = a.last[subj]
@@ -100,7 +103,7 @@ func (s *Store) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 			return heads, nil
 		}
 		if try >= directRetries {
-			return nil, fmt.Errorf("fence heads of %d partitions: no replica answered at position %d (last %d)", len(ps), floor, a.upTo)
+			return nil, fmt.Errorf("fence heads of %d partitions: no replica of the stream answered at position %d (last: %d)", len(ps), floor, a.upTo)
 		}
 		select {
 		case <-ctx.Done():
@@ -111,8 +114,6 @@ func (s *Store) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 }
 
 // multiLast sends one multi_last direct get and reads its answer up to the end of the batch.
-// An answer from another stream (a mirror that serves the stream's direct gets) is reported as
-// read at position 0: it says nothing of this stream's current state.
 func (s *Store) multiLast(ctx context.Context, stream string, subjects []string) (multiLastAnswer, error) {
 	a := multiLastAnswer{last: make(map[string]uint64, len(subjects))}
 	inbox := s.nc.NewInbox()
@@ -128,7 +129,6 @@ func (s *Store) multiLast(ctx context.Context, stream string, subjects []string)
 	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
 		return a, err
 	}
-	foreign := false
 	for n := 0; n <= len(subjects); n++ { // at most one message per subject, then the end of batch
 		msg, err := nextDirect(ctx, sub)
 		if err != nil {
@@ -146,9 +146,6 @@ func (s *Store) multiLast(ctx context.Context, stream string, subjects []string)
 			if a.upTo, err = strconv.ParseUint(msg.Header.Get(upToHeader), 10, 64); err != nil {
 				return a, fmt.Errorf("direct get's end of batch has no %s", upToHeader)
 			}
-			if foreign {
-				a.upTo = 0
-			}
 			return a, nil
 		default:
 			return a, fmt.Errorf("direct get answered %s %s", status, msg.Header.Get("Description"))
@@ -158,7 +155,7 @@ func (s *Store) multiLast(ctx context.Context, stream string, subjects []string)
 			return a, errors.New("a direct get answer without a sequence")
 		}
 		if msg.Header.Get(jetstream.StreamHeader) != stream {
-			foreign = true
+			a.foreign = true
 		}
 		a.last[msg.Header.Get(jetstream.SubjectHeader)] = seq
 	}

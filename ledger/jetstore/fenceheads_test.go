@@ -1,0 +1,241 @@
+package jetstore_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+)
+
+// apiCalls counts the JetStream API requests made on a server (a plain subscriber gets a copy
+// of each), by subject with the stream name cut off.
+type apiCalls struct {
+	mu      sync.Mutex
+	n       map[string]int
+	markers chan struct{}
+}
+
+const apiMarker = "test.api.marker"
+
+func watchAPI(t *testing.T, url string) *apiCalls {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	c := &apiCalls{n: map[string]int{}, markers: make(chan struct{}, 1)}
+	_, err = nc.Subscribe("$JS.API.>", func(m *nats.Msg) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.n[strings.TrimSuffix(m.Subject, "."+jetstore.StreamName)]++
+	})
+	require.NoError(t, err)
+	_, err = nc.Subscribe(apiMarker, func(*nats.Msg) { c.markers <- struct{}{} })
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	return c
+}
+
+// since returns the requests conn made since the last call, and starts counting afresh: a
+// marker conn publishes after them arrives after their copies.
+func (c *apiCalls) since(t *testing.T, conn *nats.Conn) map[string]int {
+	t.Helper()
+	require.NoError(t, conn.Publish(apiMarker, nil))
+	select {
+	case <-c.markers:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the marker never arrived")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.n
+	c.n = map[string]int{}
+	return out
+}
+
+// TestFenceHeadsIsOneRequest: the fence heads of every partition of a store are read with one
+// direct get on a single server (ledger.Store.FenceHeads), right after the records were stored.
+func TestFenceHeadsIsOneRequest(t *testing.T) {
+	t.Parallel()
+	ns := jsServer(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(t, err)
+	calls := watchAPI(t, ns.ClientURL())
+	first := fenceAll(t, st, "node-a", make([]uint64, st.Partitions()))
+	second := fenceAll(t, st, "node-b", first)
+	calls.since(t, nc)
+	heads, err := st.FenceHeads(ctx, allPartitions(st.Partitions()))
+	require.NoError(t, err)
+	assert.Equal(t, second, heads)
+	assert.Equal(t, map[string]int{"$JS.API.DIRECT.GET": 1}, calls.since(t, nc))
+}
+
+func jsServer(t *testing.T) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	require.NoError(t, err)
+	ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second))
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+func fenceAll(t *testing.T, st *jetstore.Store, owner string, expect []uint64) []uint64 {
+	t.Helper()
+	claims := make([]ledger.FenceClaim, len(expect))
+	for p := range claims {
+		claims[p] = ledger.FenceClaim{Expect: expect[p], Fence: ledger.Fence{Format: ledger.FenceFormat, LeaseRevision: 1,
+			Owner: owner, Partition: p, Partitions: len(expect), Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	}
+	pos, err := st.Fence(context.Background(), claims)
+	require.NoError(t, err)
+	return pos
+}
+
+func allPartitions(n int) []int {
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
+}
+
+// jsCluster starts three clustered JetStream servers and returns them once they answer.
+func jsCluster(t *testing.T) []*natsserver.Server {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for i := 0; i < 6; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		require.NoError(t, l.Close())
+	}
+	routes := natsserver.RoutesFromStr(fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", ports[3], ports[4], ports[5]))
+	servers := make([]*natsserver.Server, 3)
+	for i := range servers {
+		ns, err := natsserver.NewServer(&natsserver.Options{ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: ports[i],
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: natsserver.ClusterOpts{Name: "fenceheads", Host: "127.0.0.1", Port: ports[3+i]}, Routes: routes})
+		require.NoError(t, err)
+		ns.Start()
+		servers[i] = ns
+	}
+	t.Cleanup(func() {
+		for _, ns := range servers {
+			ns.Shutdown()
+		}
+		for _, ns := range servers {
+			ns.WaitForShutdown()
+		}
+	})
+	for _, ns := range servers {
+		require.True(t, ns.ReadyForConnections(10*time.Second))
+	}
+	return servers
+}
+
+// TestFenceHeadsReadsAfterEveryWriteOnAReplica: on a replicated stream any current replica
+// answers a direct get, and one may not have applied the last write yet. The store reads the
+// leader's head first and takes only an answer read at or past it: a fence read from a
+// follower's server right after each fence write, acknowledged by the leader, sees that write.
+func TestFenceHeadsReadsAfterEveryWriteOnAReplica(t *testing.T) {
+	t.Parallel()
+	servers := jsCluster(t)
+	ctx := context.Background()
+	conns := make([]*nats.Conn, len(servers))
+	for i, ns := range servers {
+		nc, err := nats.Connect(ns.ClientURL())
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		conns[i] = nc
+	}
+	var st *jetstore.Store
+	require.Eventually(t, func() bool { // the cluster elects its meta leader first
+		var err error
+		st, err = jetstore.Open(ctx, conns[0], jetstore.Config{Replicas: 3, Partitions: 4})
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the replicated stream was never created")
+	info, err := st.JetStream().Stream(ctx, jetstore.StreamName)
+	require.NoError(t, err)
+	leader := info.CachedInfo().Cluster.Leader
+	var writer, reader *jetstore.Store
+	var readerConn *nats.Conn
+	var readerURL string
+	for i, ns := range servers {
+		s, err := jetstore.Open(ctx, conns[i], jetstore.Config{})
+		require.NoError(t, err)
+		if ns.Name() == leader {
+			writer = s
+		} else {
+			reader, readerConn, readerURL = s, conns[i], ns.ClientURL()
+		}
+	}
+	require.NotNil(t, writer)
+	calls := watchAPI(t, readerURL)
+	heads := make([]uint64, 4)
+	for i := 0; i < 200; i++ {
+		heads = fenceAll(t, writer, fmt.Sprintf("node-%d", i), heads)
+		got, err := reader.FenceHeads(ctx, allPartitions(4))
+		require.NoError(t, err)
+		require.Equal(t, heads, got, "read %d, right after the write", i)
+	}
+	n := calls.since(t, readerConn)
+	assert.Equal(t, 200, n["$JS.API.STREAM.INFO"], "the leader's head, once a read: %v", n)
+	assert.GreaterOrEqual(t, n["$JS.API.DIRECT.GET"], 200, "%v", n)
+}
+
+// TestFenceHeadsIgnoresAMirrorsAnswer: a mirror created with mirror_direct answers the stream's
+// direct gets too, from its own copy. Here it copies partition 0's ownership records only: its
+// answer lacks the others (or, asked for those alone, is empty). The store takes no answer from
+// another stream, and reads an empty one from the leader.
+func TestFenceHeadsIgnoresAMirrorsAnswer(t *testing.T) {
+	t.Parallel()
+	ns := jsServer(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	st, err := jetstore.Open(ctx, nc, jetstore.Config{Partitions: 4})
+	require.NoError(t, err)
+	heads := fenceAll(t, st, "node-a", make([]uint64, 4))
+	mirror, err := st.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "LEDGER_MIRROR", MirrorDirect: true,
+		Mirror: &jetstream.StreamSource{Name: jetstore.StreamName, FilterSubject: jetstore.FenceSubject(0)}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, err := mirror.Info(ctx)
+		return err == nil && info.State.Msgs == 1
+	}, 5*time.Second, 10*time.Millisecond, "the mirror never copied partition 0's record")
+	calls := watchAPI(t, ns.ClientURL())
+	const reads = 30
+	for i := 0; i < reads; i++ {
+		got, err := st.FenceHeads(ctx, allPartitions(4))
+		require.NoError(t, err)
+		require.Equal(t, heads, got, "read %d", i)
+		got, err = st.FenceHeads(ctx, []int{1, 2, 3})
+		require.NoError(t, err)
+		require.Equal(t, heads[1:], got, "read %d", i)
+	}
+	n := calls.since(t, nc)
+	assert.Greater(t, n["$JS.API.DIRECT.GET"], 2*reads, "the mirror answered some, and was asked again: %v", n)
+	assert.Positive(t, n["$JS.API.STREAM.MSG.GET"], "empty answers were read from the leader: %v", n)
+}
