@@ -44,10 +44,9 @@ type RejectionLog interface {
 type pendingReject struct {
 	req *Request
 	err *ledger.Error
-	// part is the account's partition and fence the ownership record the writer held for it when
-	// it decided (fenced: it held one); set only when the writer has Fences.
+	// part is the account's partition, and fenced says the writer held an ownership record for
+	// it when it decided (rejectionFences); set only when the writer has Fences.
 	part   int
-	fence  uint64
 	fenced bool
 }
 
@@ -69,9 +68,10 @@ func (w *Writer) rejectionFences(rejects []pendingReject) map[int]uint64 {
 	out := make(map[int]uint64, len(rejects))
 	for i := range rejects {
 		r := &rejects[i]
-		r.part, r.fence, r.fenced = w.opts.Fences.Fence(r.req.AccountID)
+		var fence uint64
+		r.part, fence, r.fenced = w.opts.Fences.Fence(r.req.AccountID)
 		if r.fenced {
-			out[r.part] = r.fence
+			out[r.part] = fence
 		}
 	}
 	return out
