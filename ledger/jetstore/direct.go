@@ -57,11 +57,11 @@ func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledg
 		return nil, nil
 	}
 	inbox := s.nc.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	answers, unsub, err := s.directInbox(inbox, directBatch+1) // a batch, then its end: fenceheads.go
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", accountID, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer unsub()
 	var out []ledger.Record
 	next := uint64(1)
 	for empty := 0; ; {
@@ -70,7 +70,7 @@ func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledg
 			return nil, fmt.Errorf("read %s: %w", accountID, err)
 		}
 		n := len(out)
-		done, err := readDirectBatch(ctx, sub, subject, last, &out)
+		done, err := readDirectBatch(ctx, answers, subject, last, &out)
 		if err != nil || done {
 			return out, err
 		}
@@ -91,9 +91,9 @@ func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledg
 
 // readDirectBatch appends one batch's messages to out, up to the end-of-batch marker; done means
 // the message at last was read.
-func readDirectBatch(ctx context.Context, sub *nats.Subscription, subject string, last uint64, out *[]ledger.Record) (bool, error) {
+func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, subject string, last uint64, out *[]ledger.Record) (bool, error) {
 	for {
-		msg, err := nextDirect(ctx, sub) // fenceheads.go
+		msg, err := nextDirect(ctx, answers) // fenceheads.go
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, err

@@ -117,11 +117,11 @@ func (s *Store) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 func (s *Store) multiLast(ctx context.Context, stream string, subjects []string) (multiLastAnswer, error) {
 	a := multiLastAnswer{last: make(map[string]uint64, len(subjects))}
 	inbox := s.nc.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	answers, unsub, err := s.directInbox(inbox, len(subjects)+1) // a message per subject, then the end
 	if err != nil {
 		return a, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer unsub()
 	req, err := json.Marshal(multiLastRequest{MultiLast: subjects})
 	if err != nil {
 		return a, err
@@ -130,7 +130,7 @@ func (s *Store) multiLast(ctx context.Context, stream string, subjects []string)
 		return a, err
 	}
 	for n := 0; n <= len(subjects); n++ { // at most one message per subject, then the end of batch
-		msg, err := nextDirect(ctx, sub)
+		msg, err := nextDirect(ctx, answers)
 		if err != nil {
 			return a, err
 		}
@@ -162,17 +162,31 @@ func (s *Store) multiLast(ctx context.Context, stream string, subjects []string)
 	return a, fmt.Errorf("direct get answered more than the %d subjects asked", len(subjects))
 }
 
+// directInbox subscribes to the inbox a direct get answers on, into a channel that holds size
+// messages (no more than the request can be answered with). A channel of the caller's size,
+// not SubscribeSync's: that one allocates a channel of 65,536 messages per subscription,
+// measured at about 0.4 ms a call, five times a direct get's round trip.
+func (s *Store) directInbox(inbox string, size int) (<-chan *nats.Msg, func(), error) {
+	ch := make(chan *nats.Msg, size)
+	sub, err := s.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ch, func() { _ = sub.Unsubscribe() }, nil
+}
+
 // nextDirect waits for the next message of a direct get's answer, within ctx and directWait.
-func nextDirect(ctx context.Context, sub *nats.Subscription) (*nats.Msg, error) {
-	wait := directWait
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-		wait = time.Until(dl)
-	}
-	msg, err := sub.NextMsg(wait)
-	if err != nil && ctx.Err() != nil {
+func nextDirect(ctx context.Context, answers <-chan *nats.Msg) (*nats.Msg, error) {
+	t := time.NewTimer(directWait)
+	defer t.Stop()
+	select {
+	case msg := <-answers:
+		return msg, nil
+	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-t.C:
+		return nil, nats.ErrTimeout
 	}
-	return msg, err
 }
 
 // leaderFenceHeads reads the fence heads from the stream leader, one partition at a time (the

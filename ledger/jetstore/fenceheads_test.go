@@ -239,3 +239,45 @@ func TestFenceHeadsIgnoresAMirrorsAnswer(t *testing.T) {
 	assert.Greater(t, n["$JS.API.DIRECT.GET"], 2*reads, "the mirror answered some, and was asked again: %v", n)
 	assert.Positive(t, n["$JS.API.STREAM.MSG.GET"], "empty answers were read from the leader: %v", n)
 }
+
+// BenchmarkFenceHeads: what a round with rejections adds, on one server, by how many partitions
+// its rejections are in; FenceHead one partition at a time for comparison.
+func BenchmarkFenceHeads(b *testing.B) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: b.TempDir(), NoSigs: true, NoLog: true})
+	require.NoError(b, err)
+	ns.Start()
+	require.True(b, ns.ReadyForConnections(10*time.Second))
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(b, err)
+	defer nc.Close()
+	ctx := context.Background()
+	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(b, err)
+	claims := make([]ledger.FenceClaim, st.Partitions())
+	for p := range claims {
+		claims[p] = ledger.FenceClaim{Fence: ledger.Fence{Format: ledger.FenceFormat, LeaseRevision: 1, Owner: "bench",
+			Partition: p, Partitions: len(claims), Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	}
+	_, err = st.Fence(ctx, claims)
+	require.NoError(b, err)
+	for _, n := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("FenceHeads/%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := st.FenceHeads(ctx, allPartitions(n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("FenceHead/%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				for p := 0; p < n; p++ {
+					if _, err := st.FenceHead(ctx, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
