@@ -65,6 +65,18 @@ func (s *Server) hookRejections(l writer.RejectionLog) writer.RejectionLog {
 	return hookedRejections{RejectionLog: l, before: s.cfg.Hooks.BeforeRejections}
 }
 
+// Decides reports whether this node's writer decides the account now: it holds the partition's
+// lease, valid on its own clock, in the tenure its writer loaded, and has not found it fenced.
+func (s *Server) Decides(accountID string) bool { return s.writer.Local(accountID) }
+
+// leaseClock is Hooks.LeaseClock (nil: the keeper's own).
+func (s *Server) leaseClock() func() time.Time {
+	if s.cfg.Hooks == nil {
+		return nil
+	}
+	return s.cfg.Hooks.LeaseClock
+}
+
 func (s *Server) hookStore(st ledger.Store) ledger.Store {
 	if s.cfg.Hooks == nil || s.cfg.Hooks.BeforeAppend == nil {
 		return st
@@ -96,18 +108,6 @@ func (s *Server) Partitions() []int {
 func (s *Server) Tenure(p int) (uint64, bool) {
 	t, ok := s.writer.keeper.Held()[p]
 	return t, ok
-}
-
-// Decides reports whether this node's writer decides the account now: it holds the partition's
-// lease, valid on its own clock, in the tenure its writer loaded, and has not found it fenced.
-func (s *Server) Decides(accountID string) bool { return s.writer.Local(accountID) }
-
-// leaseClock is Hooks.LeaseClock (nil: the keeper's own).
-func (s *Server) leaseClock() func() time.Time {
-	if s.cfg.Hooks == nil {
-		return nil
-	}
-	return s.cfg.Hooks.LeaseClock
 }
 
 // PartitionCount is the store's partition count.

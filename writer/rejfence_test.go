@@ -15,15 +15,15 @@ import (
 	"github.com/creditledger/creditledger/writer"
 )
 
-// memRejections is an in-memory rejection log; before, when set, runs once before the next
+// stallingLog is an in-memory rejection log; before, when set, runs once before the next
 // write is stored (another node taking a partition over while the write is in flight).
-type memRejections struct {
+type stallingLog struct {
 	mu     sync.Mutex
 	rs     []ledger.Rejection
 	before func()
 }
 
-func (l *memRejections) AppendRejections(_ context.Context, rs []ledger.Rejection) (uint64, error) {
+func (l *stallingLog) AppendRejections(_ context.Context, rs []ledger.Rejection) (uint64, error) {
 	l.mu.Lock()
 	before := l.before
 	l.before = nil
@@ -37,7 +37,7 @@ func (l *memRejections) AppendRejections(_ context.Context, rs []ledger.Rejectio
 	return uint64(len(l.rs)), nil
 }
 
-func (l *memRejections) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error) {
+func (l *stallingLog) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := max(from, 1); i <= uint64(len(l.rs)); i++ {
@@ -46,7 +46,7 @@ func (l *memRejections) ReadRejections(_ context.Context, from uint64, fn func(l
 	return uint64(len(l.rs)), nil
 }
 
-func (l *memRejections) has(commandID string) bool {
+func (l *stallingLog) has(commandID string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.rs {
@@ -105,7 +105,7 @@ func TestRejectionAnsweredOnlyUnderItsFence(t *testing.T) {
 	for i, at := range pos {
 		o.fences[i] = at
 	}
-	log := &memRejections{}
+	log := &stallingLog{}
 	w, stop := runMem(t, st, writer.Options{Owner: o, Fences: o, Rejections: log})
 	defer stop()
 	moving, staying := accountIn(t, 1, "moving"), accountIn(t, 2, "staying")
