@@ -102,6 +102,9 @@ func (w *Writer) finishRejections(d appendDone) {
 	if d.rejErr == nil && d.rejPos > w.idem.logPos {
 		w.idem.logPos = d.rejPos
 	}
+	// The partitions another node fenced are given up before any answer goes out: a client
+	// redirected here must not find this writer still claiming them (fence.go).
+	w.loseFenced(d.rejMoved)
 	for _, p := range d.rejects {
 		switch {
 		case d.rejErr != nil:
@@ -123,7 +126,6 @@ func (w *Writer) finishRejections(d appendDone) {
 			}
 		}
 	}
-	w.loseFenced(d.rejMoved) // fence.go
 }
 
 // forgetRejection answers a rejection that cannot be relied on with err, and forgets it so a
