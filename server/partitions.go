@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/partition"
 	"github.com/creditledger/creditledger/writer"
@@ -122,7 +123,7 @@ const swapWait = 2 * time.Second
 
 // Submit hands a request to the current writer. A writer stopped because a newer one replaces
 // it refuses requests for a moment; they go to the newer one instead.
-func (n *node) Submit(r *writer.Request) error {
+func (n *node) Submit(r submit.Request) error {
 	deadline := time.Now().Add(swapWait)
 	for {
 		g := n.current()

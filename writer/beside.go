@@ -28,12 +28,12 @@ const maxHeadProbes = 16
 // accountLoad is one re-read of a stale account in flight; the requests on the account wait in
 // it, in their order.
 type accountLoad struct {
-	waiters []*Request
+	waiters []*request
 }
 
 // awaitFresh hands r to the re-read of account id when the account is stale (starting it if
 // none is in flight) and reports true; it reports false when the account can be used as it is.
-func (w *Writer) awaitFresh(r *Request, id string) bool {
+func (w *Writer) awaitFresh(r *request, id string) bool {
 	if l := w.loads[id]; l != nil {
 		l.waiters = append(l.waiters, r)
 		return true
@@ -41,14 +41,14 @@ func (w *Writer) awaitFresh(r *Request, id string) bool {
 	if a, ok := w.accounts[id]; !ok || !a.stale {
 		return false
 	}
-	l := &accountLoad{waiters: []*Request{r}}
+	l := &accountLoad{waiters: []*request{r}}
 	w.loads[id] = l
 	store := w.opts.Store
-	w.side.start(func(ctx context.Context) func() []*Request {
+	w.side.start(func(ctx context.Context) func() []*request {
 		ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 		defer cancel()
 		recs, err := store.ReadAccount(ctx, id)
-		return func() []*Request {
+		return func() []*request {
 			delete(w.loads, id)
 			if err != nil {
 				for _, q := range l.waiters {
@@ -66,14 +66,14 @@ func (w *Writer) awaitFresh(r *Request, id string) bool {
 // readBack reads an old command's reply back from the stream beside the loop (entry is its
 // compact idempotency entry) and calls then with the record (nil on a hash collision) or the
 // error, on the writer goroutine.
-func (w *Writer) readBack(id string, entry uint64, then func(*commandRecord, error) []*Request) {
+func (w *Writer) readBack(id string, entry uint64, then func(*commandRecord, error) []*request) {
 	store := w.opts.Store
-	w.side.start(func(ctx context.Context) func() []*Request {
+	w.side.start(func(ctx context.Context) func() []*request {
 		ctx, cancel := context.WithTimeout(ctx, readBackTimeout)
 		defer cancel()
 		pos, n := splitEntry(entry)
 		rec, err := readRecord(ctx, store, id, pos, n)
-		return func() []*Request {
+		return func() []*request {
 			if rec != nil {
 				w.stats.readBack.Add(1)
 			}
@@ -84,14 +84,14 @@ func (w *Writer) readBack(id string, entry uint64, then func(*commandRecord, err
 
 // replayCompacted answers r from its compacted record, read back beside the loop; a hash
 // collision (the entry is another command's) puts r back to be decided.
-func (w *Writer) replayCompacted(r *Request, entry uint64) {
-	w.readBack(r.CommandID, entry, func(rec *commandRecord, err error) []*Request {
+func (w *Writer) replayCompacted(r *request, entry uint64) {
+	w.readBack(r.CommandID, entry, func(rec *commandRecord, err error) []*request {
 		switch {
 		case err != nil:
 			w.reject(r, ledger.Reject(ledger.CodeUnavailable, "command_id %s: its earlier outcome could not be read back: %v", r.CommandID, err))
 		case rec == nil:
 			r.notCompacted = true
-			return []*Request{r}
+			return []*request{r}
 		default:
 			w.replyRecorded(r, rec)
 		}
@@ -101,9 +101,9 @@ func (w *Writer) replayCompacted(r *Request, entry uint64) {
 
 // claimBeside claims ids for r's account in the shared claims store beside the loop; their
 // holders are remembered (a claim is never released) and r is decided again with them known.
-func (w *Writer) claimBeside(r *Request, ids []string) {
+func (w *Writer) claimBeside(r *request, ids []string) {
 	claims, acct := w.opts.Claims, r.AccountID
-	w.side.start(func(ctx context.Context) func() []*Request {
+	w.side.start(func(ctx context.Context) func() []*request {
 		holders := make([]string, len(ids))
 		var err error
 		for i, id := range ids {
@@ -115,7 +115,7 @@ func (w *Writer) claimBeside(r *Request, ids []string) {
 				break
 			}
 		}
-		return func() []*Request {
+		return func() []*request {
 			if err != nil {
 				w.reject(r, asError(err))
 				return nil
@@ -123,7 +123,7 @@ func (w *Writer) claimBeside(r *Request, ids []string) {
 			for i, id := range ids {
 				w.claimed[id] = holders[i]
 			}
-			return []*Request{r}
+			return []*request{r}
 		}
 	})
 }
@@ -138,7 +138,7 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 		expected[p.req.AccountID] = p.acct.head
 	}
 	store, fences := w.opts.Store, w.opts.Fences
-	w.side.start(func(ctx context.Context) func() []*Request {
+	w.side.start(func(ctx context.Context) func() []*request {
 		var lost map[int]bool
 		if fences != nil && errFenced(cause) {
 			lost = fencesMoved(ctx, store, fences, plans) // fence.go
@@ -152,7 +152,7 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 				t.Stop()
 			}
 		}
-		return func() []*Request {
+		return func() []*request {
 			w.release(plans)
 			return w.recover(w.dropFenced(plans, lost), moved, cause)
 		}

@@ -27,7 +27,7 @@ type IDClaims interface {
 // for good, the id stays with the account that tried, which may buy it again; another account
 // gets already_exists, which errs on the side of never letting two accounts hold one id). The
 // others are claimed beside the loop (claimBeside) and r is decided again afterwards: errHeld.
-func (w *Writer) claimIDs(r *Request, payloads []events.Payload) error {
+func (w *Writer) claimIDs(r *request, payloads []events.Payload) error {
 	if w.opts.Claims == nil {
 		return nil
 	}

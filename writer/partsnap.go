@@ -93,7 +93,7 @@ const handOverSave = 2 * time.Second
 // one only costs the next owner a longer replay, so it is not an error.
 func (w *Writer) HandOver(ctx context.Context, parts []int) error {
 	done, saved := make(chan struct{}), make(chan struct{})
-	if err := w.Submit(&Request{internal: true, barrier: done, handOver: parts, saved: saved}); err != nil {
+	if err := w.enqueue(&request{internal: true, barrier: done, handOver: parts, saved: saved}); err != nil {
 		select {
 		case <-w.stopped:
 			return nil // stopped: nothing in flight
@@ -118,7 +118,7 @@ func (w *Writer) HandOver(ctx context.Context, parts []int) error {
 
 // handOverSnapshot snapshots the partitions a hand-over names (those this writer loaded), with
 // nothing in flight; r.saved is closed once the save ends.
-func (w *Writer) handOverSnapshot(ctx context.Context, r *Request) {
+func (w *Writer) handOverSnapshot(ctx context.Context, r *request) {
 	var parts []int
 	for _, p := range r.handOver {
 		if w.opts.Partitions.Count > 0 && w.holdsPartition(p) && !w.dropped[p] {
@@ -142,7 +142,7 @@ func (w *Writer) handOverSnapshot(ctx context.Context, r *Request) {
 // entries; the ids those accounts hold stay noted as another partition's. A partition it still
 // owns is kept. It does not wait; false means the request was not queued (try again later).
 func (w *Writer) Forget(parts []int) bool {
-	return w.Submit(&Request{internal: true, barrier: make(chan struct{}), forget: parts}) == nil
+	return w.enqueue(&request{internal: true, barrier: make(chan struct{}), forget: parts}) == nil
 }
 
 // forgetPartitions drops what the writer holds of the partitions given that it no longer owns.

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -73,15 +74,15 @@ func benchWriter(b *testing.B, accounts int) *Writer {
 	if err := w.Load(ctx); err != nil {
 		b.Fatal(err)
 	}
-	var reqs []*Request
+	var reqs []*request
 	for a := range accounts {
 		for l := range 5 {
 			id := fmt.Sprintf("acct-%d", a)
 			lic := fmt.Sprintf("%s-L%d", id, l)
 			reqs = append(reqs,
-				&Request{CommandID: "buy-" + lic, AccountID: id, BodyHash: "h", Command: ledger.PurchaseLicense{
-					LicenseID: lic, Source: "sales", Credits: decimal.NewFromInt(1000), TermMonths: 12}},
-				&Request{CommandID: "act-" + lic, AccountID: id, BodyHash: "h", Command: ledger.ActivateLicense{LicenseID: lic}})
+				&request{Request: submit.Request{CommandID: "buy-" + lic, AccountID: id, BodyHash: "h", Command: ledger.PurchaseLicense{
+					LicenseID: lic, Source: "sales", Credits: decimal.NewFromInt(1000), TermMonths: 12}}},
+				&request{Request: submit.Request{CommandID: "act-" + lic, AccountID: id, BodyHash: "h", Command: ledger.ActivateLicense{LicenseID: lic}}})
 		}
 	}
 	roundTrip(b, w, reqs)
@@ -89,7 +90,7 @@ func benchWriter(b *testing.B, accounts int) *Writer {
 }
 
 // roundTrip runs rounds until every request is answered, as Run would with one append in flight.
-func roundTrip(b *testing.B, w *Writer, reqs []*Request) {
+func roundTrip(b *testing.B, w *Writer, reqs []*request) {
 	ctx := context.Background()
 	for len(reqs) > 0 {
 		reqs = w.launch(ctx, reqs)
@@ -109,8 +110,8 @@ func BenchmarkPlanAllocate(b *testing.B) {
 	now := w.opts.Clock.Now()
 	b.ReportAllocs()
 	for i := range b.N {
-		r := &Request{CommandID: fmt.Sprint("alloc-", i), AccountID: "acct-0", BodyHash: "h",
-			Command: ledger.AllocateCredits{Feature: "file_security", Credits: decimal.NewFromInt(1)}}
+		r := &request{Request: submit.Request{CommandID: fmt.Sprint("alloc-", i), AccountID: "acct-0", BodyHash: "h",
+			Command: ledger.AllocateCredits{Feature: "file_security", Credits: decimal.NewFromInt(1)}}}
 		p, err := w.plan(context.Background(), r, now, 0)
 		if err != nil || p == nil {
 			b.Fatal(err)
@@ -127,11 +128,11 @@ func BenchmarkRoundPerCommand(b *testing.B) {
 	b.ResetTimer()
 	n := 0
 	for b.Loop() {
-		reqs := make([]*Request, batch)
+		reqs := make([]*request, batch)
 		for a := range reqs {
 			n++
-			reqs[a] = &Request{CommandID: fmt.Sprint("alloc-", n), AccountID: fmt.Sprintf("acct-%d", a), BodyHash: "h",
-				Command: ledger.AllocateCredits{Feature: "file_security", Credits: decimal.NewFromInt(1)}, Reply: func(Result) {}}
+			reqs[a] = &request{Request: submit.Request{CommandID: fmt.Sprint("alloc-", n), AccountID: fmt.Sprintf("acct-%d", a), BodyHash: "h",
+				Command: ledger.AllocateCredits{Feature: "file_security", Credits: decimal.NewFromInt(1)}, Reply: func(Result) {}}}
 		}
 		roundTrip(b, w, reqs)
 	}

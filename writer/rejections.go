@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -42,7 +43,7 @@ type RejectionLog interface {
 // pendingReject is a rejection decided in a round, answered once it is in the log and its
 // partition's fence is found unmoved after (finishRejections).
 type pendingReject struct {
-	req *Request
+	req *request
 	err *ledger.Error
 	// part is the account's partition, and fenced says the writer held an ownership record for
 	// it when it decided (rejectionFences); set only when the writer has Fences.
@@ -150,7 +151,7 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 		// is in the log only when its round's write failed part-way, and it was then answered
 		// unavailable and decided again.
 		delete(w.idem.rejected, r.CommandID)
-		w.rememberRejection(&Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}, r.Err)
+		w.rememberRejection(&request{Request: submit.Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}}, r.Err)
 	})
 	if err != nil {
 		return fmt.Errorf("load rejections: %w", err)
@@ -166,7 +167,7 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 // not: a malformed request (like a validation failure at the edge, it never started executing),
 // or an answer about the moment (unavailable, internal, a stale expected_version, a reused key).
 // Those are never remembered, so a corrected or later retry is decided again.
-func rememberable(r *Request, err *ledger.Error) bool {
+func rememberable(r *request, err *ledger.Error) bool {
 	if r.internal || r.CommandID == "" || r.BodyHash == "" {
 		return false
 	}
@@ -180,7 +181,7 @@ func rememberable(r *Request, err *ledger.Error) bool {
 
 // rememberRejection records a rejection, evicting the oldest beyond the bound, and returns it
 // (nil when it is not remembered).
-func (w *Writer) rememberRejection(r *Request, err *ledger.Error) *rejection {
+func (w *Writer) rememberRejection(r *request, err *ledger.Error) *rejection {
 	if !rememberable(r, err) {
 		return nil
 	}
@@ -188,7 +189,7 @@ func (w *Writer) rememberRejection(r *Request, err *ledger.Error) *rejection {
 }
 
 // remember records a rejection, keeping at most limit (the oldest are forgotten first).
-func (m *idempotency) remember(r *Request, err *ledger.Error, limit int) *rejection {
+func (m *idempotency) remember(r *request, err *ledger.Error, limit int) *rejection {
 	if rj, ok := m.rejected[r.CommandID]; ok {
 		return rj
 	}
@@ -208,7 +209,7 @@ func (m *idempotency) remember(r *Request, err *ledger.Error, limit int) *reject
 }
 
 // replyRejected answers a repeated command_id whose first outcome was a rejection.
-func (w *Writer) replyRejected(r *Request, rec *rejection) {
+func (w *Writer) replyRejected(r *request, rec *rejection) {
 	if rec.accountID != r.AccountID || rec.bodyHash != r.BodyHash {
 		w.reject(r, ledger.Reject(ledger.CodeIdempotencyKeyReused,
 			"command_id %s was already used with a different body", r.CommandID))

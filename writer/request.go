@@ -1,22 +1,13 @@
 package writer
 
 import (
-	"github.com/creditledger/creditledger/api"
-	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/commands/submit"
 )
 
-// Request is one command handed to the writer. Reply is called exactly once, from the writer's
-// goroutine, after the command's events are durable or the command is rejected.
-type Request struct {
-	CommandID     string
-	AccountID     string
-	CorrelationID string
-	// BodyHash identifies the command's content for idempotency: a repeat of CommandID with a
-	// different BodyHash is rejected with idempotency_key_reused.
-	BodyHash        string
-	ExpectedVersion *uint64
-	Command         ledger.Command
-	Reply           func(Result)
+// request is one command in the writer: what the command service handed over (Submit) and what
+// the writer keeps of it while deciding.
+type request struct {
+	submit.Request
 
 	attempts int
 	sweep    bool
@@ -34,24 +25,11 @@ type Request struct {
 	notCompacted bool
 }
 
-// EventRef names one appended event in a reply; the wire type lives in api, which the command
-// edge and the Go client share without linking the writer.
-type EventRef = api.EventRef
+// EventRef names one appended event in a result (submit.EventRef, the wire type).
+type EventRef = submit.EventRef
 
-// Result is the outcome of a command: the account's version and position after it, or an error.
-type Result struct {
-	AccountID string
-	Version   uint64
-	Position  uint64
-	Events    []EventRef
-	// Replayed is true when the reply repeats an earlier outcome of the same command_id.
-	Replayed bool
-	Err      *ledger.Error
-	// Redirect is true when this writer did not decide the command because another node owns
-	// the account's partition (or is taking it over): Err is then unavailable, and the command
-	// service passes the request to the owner instead of replying.
-	Redirect bool
-}
+// Result is the outcome the writer answers a request with (submit.Result).
+type Result = submit.Result
 
 // commandRecord is what the writer remembers of an accepted command, for idempotent replies.
 type commandRecord struct {

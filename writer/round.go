@@ -7,13 +7,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
 )
 
 // planned is one decided command waiting for its append.
 type planned struct {
-	req      *Request
+	req      *request
 	acct     *account
 	isNew    bool
 	envs     []events.Envelope
@@ -43,12 +44,12 @@ type appendDone struct {
 // launch decides as many requests as fit in one atomic append (one command per account, none on
 // an account with an append in flight), starts the append in the background, and answers the
 // requests that need no append. It returns the requests left for later, oldest first.
-func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
+func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 	now := w.opts.Clock.Now().UTC()
 	var (
 		recs    []ledger.Record
 		plans   []planned
-		next    []*Request
+		next    []*request
 		rejects []pendingReject
 	)
 	for i, r := range reqs {
@@ -170,7 +171,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*Request) []*Request {
 
 // finish applies an append's outcome: replies on success, bounded re-decision on failure. It
 // returns the requests to try again.
-func (w *Writer) finish(ctx context.Context, d appendDone) []*Request {
+func (w *Writer) finish(ctx context.Context, d appendDone) []*request {
 	w.inflight--
 	defer func() {
 		for _, p := range d.plans {
@@ -232,7 +233,7 @@ var errDefer = errors.New("defer to next round")
 const reloadTimeout = 30 * time.Second
 
 // plan decides one request and seals its events; nil, nil means it was answered already.
-func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int) (*planned, error) {
+func (w *Writer) plan(ctx context.Context, r *request, now time.Time, queued int) (*planned, error) {
 	acct, isNew, err := w.account(r.AccountID)
 	if err != nil {
 		return nil, err
@@ -304,7 +305,7 @@ func (w *Writer) plan(ctx context.Context, r *Request, now time.Time, queued int
 // assignItemID gives a marketplace upgrade without item_id the first "<license>-u<n>" that no
 // account holds: item ids are unique across accounts, which only the writer can see, so the id
 // is injected here like any other generated id rather than derived inside the pure domain.
-func (w *Writer) assignItemID(r *Request, a ledger.Account) {
+func (w *Writer) assignItemID(r *request, a ledger.Account) {
 	uc, ok := r.Command.(ledger.UpgradeContract)
 	if !ok || uc.ItemID != "" || !ledger.UpgradeMakesItem(a.Licenses[uc.LicenseID].Source) {
 		return
@@ -380,7 +381,7 @@ func (w *Writer) replaceAccount(id string, recs []ledger.Record) {
 // subscription move, either of its two); the others are put back as they were. A store failure
 // (or a conflict on no account we can see) charges every command: the bound on attempts is what
 // ends a store that keeps failing.
-func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []*Request {
+func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []*request {
 	w.stats.retried.Add(uint64(len(plans)))
 	charged := make(map[string]bool, len(plans)) // command ids
 	for _, p := range plans {
@@ -398,7 +399,7 @@ func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []
 		}
 	}
 	chargeAll := !errors.Is(cause, ledger.ErrConflict) || len(charged) == 0
-	retry := make([]*Request, 0, len(plans))
+	retry := make([]*request, 0, len(plans))
 	for _, p := range plans {
 		if isMoveSide(p.req) { // hook (subscriptions.go): re-planned with the link that caused it
 			continue
@@ -441,7 +442,7 @@ func (w *Writer) commit(p planned, positions []uint64) {
 	w.reply(p.req, res)
 }
 
-func (w *Writer) reply(r *Request, res Result) {
+func (w *Writer) reply(r *request, res Result) {
 	if r.internal {
 		delete(w.advancing, r.AccountID)
 	}
@@ -451,7 +452,7 @@ func (w *Writer) reply(r *Request, res Result) {
 }
 
 // replyRecorded answers a repeated command_id from memory.
-func (w *Writer) replyRecorded(r *Request, rec *commandRecord) {
+func (w *Writer) replyRecorded(r *request, rec *commandRecord) {
 	if rec.accountID != r.AccountID || rec.bodyHash != r.BodyHash {
 		w.reject(r, ledger.Reject(ledger.CodeIdempotencyKeyReused,
 			"command_id %s was already used with a different body", r.CommandID))
@@ -466,8 +467,8 @@ func (w *Writer) replyRecorded(r *Request, rec *commandRecord) {
 // sweepRequests makes one AdvanceTime request per account with a renewal or expiry due (at most
 // maxSweep; the rest are found by the next sweep, a second later). Only the due accounts are
 // looked at (due.go).
-func (w *Writer) sweepRequests(now time.Time) []*Request {
-	var out []*Request
+func (w *Writer) sweepRequests(now time.Time) []*request {
+	var out []*request
 	// Popping more than maxSweep keeps accounts already in flight (or failing every time) from
 	// filling the sweep and starving accounts that fell due after them.
 	for _, id := range w.dueAccounts(now, 4*maxSweep) {
@@ -484,8 +485,8 @@ func (w *Writer) sweepRequests(now time.Time) []*Request {
 			continue
 		}
 		w.advancing[id] = true
-		out = append(out, &Request{
-			internal: true, AccountID: id, CommandID: timeCommandID(id, a.state.Version),
+		out = append(out, &request{internal: true, Request: submit.Request{
+			AccountID: id, CommandID: timeCommandID(id, a.state.Version),
 			CorrelationID: "expiry-processor", Command: ledger.AdvanceTime{},
 			Reply: func(res Result) {
 				if res.Err != nil {
@@ -494,7 +495,7 @@ func (w *Writer) sweepRequests(now time.Time) []*Request {
 					w.opts.Log.Info().Str("account_id", id).Int("events", len(res.Events)).Uint64("position", res.Position).Msg("licenses brought up to date")
 				}
 			},
-		})
+		}})
 	}
 	return out
 }

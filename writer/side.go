@@ -13,7 +13,7 @@ const maxSideWorkers = 8
 
 // sideJob does its store work with ctx and returns the loop's part: a function that applies the
 // outcome and returns the requests to put back into the round.
-type sideJob func(ctx context.Context) (apply func() []*Request)
+type sideJob func(ctx context.Context) (apply func() []*request)
 
 // sideWork runs sideJobs on at most maxSideWorkers goroutines and hands their results back to
 // the writer goroutine through done. Only the writer goroutine calls start and finished.
@@ -22,12 +22,12 @@ type sideWork struct {
 	cancel  context.CancelFunc
 	running int
 	queued  []sideJob
-	done    chan func() []*Request
+	done    chan func() []*request
 }
 
 func newSideWork() *sideWork {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &sideWork{ctx: ctx, cancel: cancel, done: make(chan func() []*Request, maxSideWorkers)}
+	return &sideWork{ctx: ctx, cancel: cancel, done: make(chan func() []*request, maxSideWorkers)}
 }
 
 // start runs j on a free worker, or queues it. The queue is bounded by the requests the writer
@@ -43,7 +43,7 @@ func (s *sideWork) start(j sideJob) {
 }
 
 // finished applies one job's result (received from done) and starts a queued job in its place.
-func (s *sideWork) finished(apply func() []*Request) []*Request {
+func (s *sideWork) finished(apply func() []*request) []*request {
 	s.running--
 	if len(s.queued) > 0 {
 		j := s.queued[0]

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/writer"
@@ -97,7 +98,7 @@ func submitted(t *testing.T, w *writer.Writer, name string, body map[string]any)
 	p, err := commands.Parse(name, raw)
 	require.NoError(t, err)
 	done := make(chan writer.Result, 1)
-	require.NoError(t, w.Submit(&writer.Request{CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash,
+	require.NoError(t, w.Submit(submit.Request{CommandID: p.CommandID, AccountID: p.AccountID, BodyHash: p.BodyHash,
 		Command: p.Command, Reply: func(res writer.Result) { done <- res }}))
 	return done
 }

@@ -55,7 +55,7 @@ const moveBound = 30 * time.Second
 
 // claimedHolder finds who holds the subscription now (see the comment above) and returns it
 // with the claim read.
-func (w *Writer) claimedHolder(ctx context.Context, r *Request, id string) (string, SubscriptionClaim, error) {
+func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (string, SubscriptionClaim, error) {
 	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	c, err := w.opts.Subscriptions.Subscription(cctx, id)
@@ -87,7 +87,7 @@ func (w *Writer) claimedHolder(ctx context.Context, r *Request, id string) (stri
 // holdsSubscription reports whether the account holds the subscription: from memory when this
 // writer writes it (a stale one is re-read beside the loop first, with r held: errHeld), else
 // from its events read back (and kept, as a foreign account, for the move's planning).
-func (w *Writer) holdsSubscription(ctx context.Context, r *Request, accountID, id string) (bool, error) {
+func (w *Writer) holdsSubscription(ctx context.Context, r *request, accountID, id string) (bool, error) {
 	if accountID == "" {
 		return false, nil
 	}
@@ -136,7 +136,7 @@ func (w *Writer) dropForeign(accountID string) {
 }
 
 // claimLink records the link's new holder in the shared claim before its append.
-func (w *Writer) claimLink(ctx context.Context, r *Request, id, holder string, c SubscriptionClaim) error {
+func (w *Writer) claimLink(ctx context.Context, r *request, id, holder string, c SubscriptionClaim) error {
 	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	_, err := w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Holder: r.AccountID, Previous: holder}, c.Revision)
@@ -150,7 +150,7 @@ func (w *Writer) claimLink(ctx context.Context, r *Request, id, holder string, c
 }
 
 // claimUnlink clears the claim of a subscription the account unlinks, while it names the account.
-func (w *Writer) claimUnlink(ctx context.Context, r *Request, id string) error {
+func (w *Writer) claimUnlink(ctx context.Context, r *request, id string) error {
 	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	c, err := w.opts.Subscriptions.Subscription(cctx, id)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -29,7 +30,7 @@ func subscriptionKey(id string) string { return "subscription:" + id }
 
 // planGroup plans one request: usually one account's events, two for a subscription move (the
 // holder's side first). It returns no plans when the request was answered without an append.
-func (w *Writer) planGroup(ctx context.Context, r *Request, now time.Time, queued int) ([]planned, error) {
+func (w *Writer) planGroup(ctx context.Context, r *request, now time.Time, queued int) ([]planned, error) {
 	if link, ok := r.Command.(ledger.LinkSubscription); ok {
 		return w.planLink(ctx, r, link, now, queued)
 	}
@@ -56,7 +57,7 @@ func (w *Writer) planGroup(ctx context.Context, r *Request, now time.Time, queue
 // planLink decides a link on the requesting account with the current holder filled in and, when
 // the subscription moves, the holder's side as well. It defers while another link of the same
 // subscription, or any command of the holder, is in flight or already in this batch.
-func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubscription, now time.Time, queued int) ([]planned, error) {
+func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubscription, now time.Time, queued int) ([]planned, error) {
 	key := subscriptionKey(link.SubscriptionID)
 	if to, ok := w.reserved[key]; ok && to != r.AccountID {
 		return nil, errDefer
@@ -90,10 +91,10 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 		if w.awaitFresh(r, holder) {
 			return nil, errHeld
 		}
-		side := &Request{
-			internal: true, AccountID: holder, CommandID: r.CommandID, CorrelationID: r.CorrelationID, BodyHash: r.BodyHash,
+		side := &request{internal: true, Request: submit.Request{
+			AccountID: holder, CommandID: r.CommandID, CorrelationID: r.CorrelationID, BodyHash: r.BodyHash,
 			Command: ledger.TransferSubscription{SubscriptionID: link.SubscriptionID, Marketplace: link.Marketplace, ToAccountID: r.AccountID},
-		}
+		}}
 		sp, err := w.plan(ctx, side, now, queued)
 		if err != nil {
 			w.dropForeign(holder)
@@ -126,7 +127,7 @@ func (w *Writer) planLink(ctx context.Context, r *Request, link ledger.LinkSubsc
 
 // isMoveSide reports whether a planned request is the holder's side of a subscription move; it is
 // never retried on its own (the link that caused it is re-planned instead).
-func isMoveSide(r *Request) bool {
+func isMoveSide(r *request) bool {
 	_, ok := r.Command.(ledger.TransferSubscription)
 	return ok && r.internal
 }
@@ -197,7 +198,7 @@ func subscriptionOwned(a ledger.Account) []string {
 // replayUsage answers a repeated usage with the reply of the command that recorded it. When that
 // command's record is compacted it is read back beside the loop, and true says r is held until
 // then.
-func (w *Writer) replayUsage(r *Request, dup *ledger.DuplicateUsage) (held bool) {
+func (w *Writer) replayUsage(r *request, dup *ledger.DuplicateUsage) (held bool) {
 	rec := dup.Record
 	res := Result{
 		AccountID: r.AccountID, Version: rec.Version, Position: rec.Position,
@@ -216,7 +217,7 @@ func (w *Writer) replayUsage(r *Request, dup *ledger.DuplicateUsage) (held bool)
 		reply(first.accepted)
 		return false
 	}
-	w.readBack(rec.CommandID, first.entry, func(first *commandRecord, _ error) []*Request {
+	w.readBack(rec.CommandID, first.entry, func(first *commandRecord, _ error) []*request {
 		reply(first) // on an error, the usage's own event is the reply
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -155,7 +156,7 @@ type Writer struct {
 		marked, marksDropped                                                          atomic.Uint64
 	}
 	opts     Options
-	queue    chan *Request
+	queue    chan *request
 	submitMu sync.RWMutex
 	stopped  chan struct{}
 	closed   atomic.Bool
@@ -280,7 +281,7 @@ func New(o Options) (*Writer, error) {
 		held:      held,
 		dropped:   map[int]bool{},
 		opts:      o,
-		queue:     make(chan *Request, o.QueueSize),
+		queue:     make(chan *request, o.QueueSize),
 		stopped:   make(chan struct{}),
 		accounts:  map[string]*account{},
 		idem:      idempotency{accepted: map[string]*commandRecord{}, rejected: map[string]*rejection{}},
@@ -488,7 +489,7 @@ func (w *Writer) owns(accountID string) bool {
 }
 
 // redirect answers a request this writer may not decide: its partition is owned elsewhere.
-func (w *Writer) redirect(r *Request) {
+func (w *Writer) redirect(r *request) {
 	if r.internal && r.AccountID != "" {
 		delete(w.advancing, r.AccountID)
 	}
@@ -516,7 +517,7 @@ func (w *Writer) Retired() bool { return w.retiring.Load() }
 // about to be handed over has nothing in flight after it), or when ctx ends.
 func (w *Writer) Barrier(ctx context.Context) error {
 	done := make(chan struct{})
-	if err := w.Submit(&Request{internal: true, barrier: done}); err != nil {
+	if err := w.enqueue(&request{internal: true, barrier: done}); err != nil {
 		select {
 		case <-w.stopped:
 			return nil // stopped: nothing in flight
@@ -549,8 +550,18 @@ func (w *Writer) CatchUp(ctx context.Context) error {
 	return w.loadRejections(ctx)
 }
 
-// Submit hands a request to the writer without blocking.
-func (w *Writer) Submit(r *Request) error {
+// Submit hands a command to the writer without blocking (the command service's port,
+// service.Submitter); r.Reply is called once with its outcome. ErrBusy: the queue is full or the
+// writer is stopping, and Reply will not be called.
+func (w *Writer) Submit(r submit.Request) error {
+	if w.closed.Load() {
+		return ErrBusy // without allocating: a stopping writer refuses every request
+	}
+	return w.enqueue(&request{Request: r})
+}
+
+// enqueue hands a request, the command service's or the writer's own, to Run.
+func (w *Writer) enqueue(r *request) error {
 	// The read lock spans the check and the send, so shutdown (which closes under the write
 	// lock, then drains) cannot drain the queue between them and leave r unanswered.
 	w.submitMu.RLock()
@@ -569,7 +580,7 @@ func (w *Writer) Submit(r *Request) error {
 // Sweep asks the writer to bring every account up to date with the clock now.
 func (w *Writer) Sweep() {
 	select {
-	case w.queue <- &Request{internal: true, sweep: true}:
+	case w.queue <- &request{internal: true, sweep: true}:
 	default:
 	}
 }
@@ -584,7 +595,7 @@ func (w *Writer) Run(ctx context.Context) {
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
-	var carry []*Request
+	var carry []*request
 	for {
 		snapshotDue := w.opts.Snapshots != nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon)
 		if snapshotDue && w.inflight == 0 && !w.side.busy() {
@@ -631,7 +642,7 @@ func (w *Writer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
-			carry = append(carry, &Request{internal: true, sweep: true})
+			carry = append(carry, &request{internal: true, sweep: true})
 		case <-linger.C:
 		case d := <-w.acks:
 			carry = append(w.finish(appendCtx, d), carry...)
@@ -648,7 +659,7 @@ func (w *Writer) Run(ctx context.Context) {
 
 // gather takes whatever is already waiting, without blocking: finished appends first, then
 // queued requests up to the round bound.
-func (w *Writer) gather(ctx context.Context, carry []*Request) []*Request {
+func (w *Writer) gather(ctx context.Context, carry []*request) []*request {
 	for {
 		select {
 		case d := <-w.acks:
@@ -676,7 +687,7 @@ func (w *Writer) gather(ctx context.Context, carry []*Request) []*Request {
 // Stopped is closed when Run has returned.
 func (w *Writer) Stopped() <-chan struct{} { return w.stopped }
 
-func (w *Writer) shutdown(carry []*Request) {
+func (w *Writer) shutdown(carry []*request) {
 	w.submitMu.Lock()
 	w.closed.Store(true)
 	w.submitMu.Unlock()
@@ -690,14 +701,14 @@ func (w *Writer) shutdown(carry []*Request) {
 		}
 		select {
 		case r := <-w.queue:
-			carry = []*Request{r}
+			carry = []*request{r}
 		default:
 			return
 		}
 	}
 }
 
-func (w *Writer) reject(r *Request, err *ledger.Error) {
+func (w *Writer) reject(r *request, err *ledger.Error) {
 	if err.Code == ledger.CodeUnavailable && w.retiring.Load() && !r.internal && r.Reply != nil {
 		// A retired writer's store call was cut short by its stop (a claim, a re-read): that
 		// is an answer about this writer's moment, not the command's. The writer that replaces

@@ -12,8 +12,8 @@ import (
 
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/writer"
 )
 
 // In a cluster every account's partition is written by one node (the holder of its lease). A
@@ -147,7 +147,7 @@ func (s *Service) forward(req micro.Request, name, commandID, accountID string, 
 		}
 		select {
 		case <-ctx.Done():
-			s.respond(req, name, commandID, writer.Result{AccountID: accountID, Err: ledger.Reject(ledger.CodeUnavailable,
+			s.respond(req, name, commandID, submit.Result{AccountID: accountID, Err: ledger.Reject(ledger.CodeUnavailable,
 				"no node owns the partition of account %s (a takeover in progress?); retry with the same command_id", accountID)}, start)
 			return
 		case <-time.After(forwardPause):
@@ -162,7 +162,7 @@ func (s *Service) relay(req micro.Request, name, commandID, accountID string, re
 	for k, v := range resp.Header {
 		hdr[k] = v
 	}
-	res := writer.Result{AccountID: accountID}
+	res := submit.Result{AccountID: accountID}
 	var err error
 	if c := resp.Header.Get(micro.ErrorCodeHeader); c != "" {
 		res.Err = &ledger.Error{Code: ledger.Code(c), Message: resp.Header.Get(micro.ErrorHeader)}

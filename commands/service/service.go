@@ -14,14 +14,16 @@ import (
 
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/commands"
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/writer"
 )
 
-// Submitter is the part of the writer the command service needs.
+// Submitter decides commands (the writer): the port the command service hands each parsed
+// command to. Submit must not block; r.Reply is called exactly once when Submit returns nil, and
+// never when it returns an error (the service then answers unavailable).
 type Submitter interface {
-	Submit(*writer.Request) error
+	Submit(r submit.Request) error
 }
 
 // Service answers the command endpoints.
@@ -102,14 +104,14 @@ func (s *Service) handle(req micro.Request, name string, router Router, internal
 		forward()
 		return
 	}
-	r := &writer.Request{
+	r := submit.Request{
 		CommandID: p.CommandID, AccountID: p.AccountID, CorrelationID: p.CorrelationID,
 		BodyHash: p.BodyHash, ExpectedVersion: p.ExpectedVersion, Command: p.Command,
 	}
 	if r.CorrelationID == "" {
 		r.CorrelationID = p.CommandID
 	}
-	r.Reply = func(res writer.Result) {
+	r.Reply = func(res submit.Result) {
 		if res.Redirect && (internal || s.fwd != nil) {
 			forward()
 			return
@@ -127,14 +129,14 @@ func (s *Service) handle(req micro.Request, name string, router Router, internal
 // text code.
 func (s *Service) reject(req micro.Request, name, commandID, accountID string, e *ledger.Error, start time.Time) {
 	err := req.Error(string(e.Code), errorDescription(e), api.RejectedBody(e))
-	s.finish(name, commandID, writer.Result{AccountID: accountID, Err: e}, start, err)
+	s.finish(name, commandID, submit.Result{AccountID: accountID, Err: e}, start, err)
 }
 
 // respond sends the writer's reply. It runs on the writer's goroutine, after the handler has
 // returned; the request is a microsvc one, so a rejection sent here through micro's error reply
 // counts in $SRV.STATS (num_errors, last_error) like the handler's own. The endpoint's STATS
 // data also counts the writer's rejections by code (EndpointStats).
-func (s *Service) respond(req micro.Request, name, commandID string, res writer.Result, start time.Time) {
+func (s *Service) respond(req micro.Request, name, commandID string, res submit.Result, start time.Time) {
 	var err error
 	if res.Err != nil {
 		var opts []micro.RespondOpt
@@ -166,7 +168,7 @@ func errorDescription(e *ledger.Error) string {
 // wrote one line per command on the path that answers it. What an operator must see is logged
 // at info and above: internal errors and broken history, unavailable answers, replies that could
 // not be sent.
-func (s *Service) finish(name, commandID string, res writer.Result, start time.Time, respondErr error) {
+func (s *Service) finish(name, commandID string, res submit.Result, start time.Time, respondErr error) {
 	latency := time.Since(start)
 	if s.obs != nil {
 		code := "ok"
@@ -199,7 +201,7 @@ func (s *Service) finish(name, commandID string, res writer.Result, start time.T
 }
 
 // acceptedBody renders a successful result.
-func acceptedBody(r writer.Result) []byte {
+func acceptedBody(r submit.Result) []byte {
 	evs := r.Events
 	if evs == nil {
 		evs = []api.EventRef{}

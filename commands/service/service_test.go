@@ -19,25 +19,25 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/commands/service"
+	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/internal/microsvc"
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/writer"
 )
 
 // fakeWriter answers from another goroutine, as the writer does: allocations are accepted,
 // releases rejected (insufficient_allocation), and command ids starting with "again" replayed.
 type fakeWriter struct{}
 
-func (fakeWriter) Submit(r *writer.Request) error {
+func (fakeWriter) Submit(r submit.Request) error {
 	go func() {
-		res := writer.Result{AccountID: r.AccountID, Replayed: strings.HasPrefix(r.CommandID, "again")}
+		res := submit.Result{AccountID: r.AccountID, Replayed: strings.HasPrefix(r.CommandID, "again")}
 		switch r.Command.(type) {
 		case ledger.ReleaseCredits:
 			res.Err = &ledger.Error{Code: ledger.CodeInsufficientAllocation, Message: "release 5 of 0 allocated",
 				Data: map[string]string{"allocated": "0", "requested": "5"}}
 		default:
 			res.Version, res.Position = 1, 1
-			res.Events = []writer.EventRef{{Type: "CreditsAllocated", Version: 1, Position: 1}}
+			res.Events = []submit.EventRef{{Type: "CreditsAllocated", Version: 1, Position: 1}}
 		}
 		r.Reply(res)
 	}()
@@ -248,10 +248,10 @@ func TestWireHeaderNames(t *testing.T) {
 type gateWriter struct {
 	mu      sync.Mutex
 	open    int
-	pending []*writer.Request
+	pending []submit.Request
 }
 
-func (g *gateWriter) Submit(r *writer.Request) error {
+func (g *gateWriter) Submit(r submit.Request) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.pending = append(g.pending, r)
@@ -262,9 +262,9 @@ func (g *gateWriter) Submit(r *writer.Request) error {
 	g.pending = nil
 	go func() {
 		for _, r := range round {
-			res := writer.Result{AccountID: r.AccountID, Version: 1, Position: 1}
+			res := submit.Result{AccountID: r.AccountID, Version: 1, Position: 1}
 			if _, ok := r.Command.(ledger.ReleaseCredits); ok {
-				res = writer.Result{AccountID: r.AccountID, Err: &ledger.Error{Code: ledger.CodeInsufficientCredits,
+				res = submit.Result{AccountID: r.AccountID, Err: &ledger.Error{Code: ledger.CodeInsufficientCredits,
 					Message: "requested 5 credits, 0 available", Data: map[string]string{"available": "0", "requested": "5"}}}
 			}
 			r.Reply(res)
