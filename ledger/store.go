@@ -3,29 +3,38 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
-// ErrConflict means an append was refused because an account's stream head moved since the
-// writer last saw it (another writer, or a message that did not come from this process).
-var ErrConflict = errors.New("append conflict: account head moved")
+// ErrConflict means an append was refused because an account is no longer at the version the
+// writer expected (another writer, or a message that did not come from this process), or a
+// partition's fence moved.
+var ErrConflict = errors.New("append conflict: account version moved")
 
 // ErrUncertain means the store may or may not have applied an append (a timeout or a lost
 // connection after sending); the caller must re-read the accounts before deciding again.
 var ErrUncertain = errors.New("append outcome unknown")
 
-// Record is one stored event message: its account, its encoded envelope and, once stored, its
-// position in the store's total order.
+// Record is one stored event message: its account, its encoded envelope, its version in the
+// account and, once stored, its position in the store's total order.
 type Record struct {
 	AccountID string
 	Data      []byte
-	Position  uint64
-	// CheckHead asks the store to refuse the whole append unless the account's last stored
-	// position is still Head. Set it on an account's first record in an append.
-	CheckHead bool
-	Head      uint64
+	// Position is the record's place in the store's one total order (set by the store): what
+	// projections, queries and replies count in. It says nothing about the account's version.
+	Position uint64
+	// Version is the record's event version in its account (1, 2, ... with no gap). The caller
+	// of Append sets it; ReadAccount returns it (0 for a stored message whose version cannot
+	// be read); Read and ReadAt leave it 0 (the envelope in Data carries it).
+	Version uint64
+	// CheckVersion asks the store to refuse the whole append unless the account's last stored
+	// version is still ExpectedVersion (0: the account has no record). Set it on an account's
+	// first record in an append, whose Version is then ExpectedVersion+1.
+	CheckVersion    bool
+	ExpectedVersion uint64
 	// CheckFence asks the store to refuse the whole append unless the last ownership record of
 	// partition FencePartition is still at FenceHead: the writer's partition fence. A store can
-	// check one expectation per record, so CheckFence and CheckHead exclude each other; the
+	// check one expectation per record, so CheckFence and CheckVersion exclude each other; the
 	// writer puts the fence on one record of each partition in the append.
 	CheckFence     bool
 	FencePartition int
@@ -39,21 +48,55 @@ type FenceClaim struct {
 	Expect uint64
 }
 
-// ErrBothChecks means a record asks for an account check and a fence check at once, which no
+// ErrBothChecks means a record asks for a version check and a fence check at once, which no
 // store can honour in one message.
-var ErrBothChecks = errors.New("record carries both a head check and a fence check")
+var ErrBothChecks = errors.New("record carries both a version check and a fence check")
 
-// Store is the event store contract: atomic multi-record appends with per-account optimistic
-// concurrency, and ordered reads. JetStream implements it; another store can be added behind it.
+// ErrMalformedAppend means an append's records break the version rules every store relies on:
+// each record has a version, an account's records in one append have consecutive versions, and
+// only an account's first record may check its version, which must then be the expected one's
+// successor.
+var ErrMalformedAppend = errors.New("malformed append")
+
+// CheckAppend is the precondition every store checks before an append.
+func CheckAppend(recs []Record) error {
+	last := make(map[string]uint64, len(recs))
+	for i, r := range recs {
+		prev, seen := last[r.AccountID]
+		switch {
+		case r.CheckVersion && r.CheckFence:
+			return fmt.Errorf("account %s: %w", r.AccountID, ErrBothChecks)
+		case r.Version == 0:
+			return fmt.Errorf("%w: record %d of account %s has no version", ErrMalformedAppend, i, r.AccountID)
+		case seen && r.Version != prev+1:
+			return fmt.Errorf("%w: account %s goes from version %d to %d", ErrMalformedAppend, r.AccountID, prev, r.Version)
+		case seen && r.CheckVersion:
+			return fmt.Errorf("%w: account %s checks its version on record %d, not its first", ErrMalformedAppend, r.AccountID, i)
+		case r.CheckVersion && r.Version != r.ExpectedVersion+1:
+			return fmt.Errorf("%w: account %s expects version %d and appends %d", ErrMalformedAppend, r.AccountID, r.ExpectedVersion, r.Version)
+		}
+		last[r.AccountID] = r.Version
+	}
+	return nil
+}
+
+// Store is the event store contract, in the domain's terms: atomic multi-record appends with
+// per-account optimistic concurrency on the account's version, reads of one account by version,
+// and reads of everything in one total order (positions). JetStream implements it, and an
+// in-memory store; ledger/storetest is the contract both pass.
 type Store interface {
-	// Append stores all records or none and returns their positions, in order.
+	// Append stores all records or none and returns their positions, in order. ErrConflict: an
+	// expected version or fence no longer holds, and nothing is stored. ErrUncertain: the
+	// outcome is unknown (all or nothing was stored).
 	Append(ctx context.Context, recs []Record) ([]uint64, error)
 	// Read calls fn for every record from position from up to the head at the time of the call.
 	Read(ctx context.Context, from uint64, fn func(Record) error) (head uint64, err error)
-	// ReadAccount returns every record of one account, in order.
-	ReadAccount(ctx context.Context, accountID string) ([]Record, error)
-	// AccountHead is the position of the account's last record (0 if it has none).
-	AccountHead(ctx context.Context, accountID string) (uint64, error)
+	// ReadAccount returns one account's records in order, from its first record whose version
+	// is at least from to its last (all of them when from is 0 or 1), each with its Version.
+	ReadAccount(ctx context.Context, accountID string, from uint64) ([]Record, error)
+	// AccountVersion is the version of the account's last record (0 if it has none); an error
+	// when that record's version cannot be read.
+	AccountVersion(ctx context.Context, accountID string) (uint64, error)
 	// ReadAt returns the record at position; ErrNoRecord if there is none.
 	ReadAt(ctx context.Context, position uint64) (Record, error)
 	// Fence stores the ownership records of claims, all or none, each only if its partition's

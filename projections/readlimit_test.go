@@ -27,15 +27,22 @@ func (g gatedHistory) ReadAccount(ctx context.Context, accountID string) ([]ledg
 	return g.AccountHistory.ReadAccount(ctx, accountID)
 }
 
+// wholeHistory reads all of an account from the store (from its first version).
+type wholeHistory struct{ *memstore.Store }
+
+func (w wholeHistory) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
+	return w.Store.ReadAccount(ctx, accountID, 0)
+}
+
 // TestReadLimitAnswersBusyAtTheBound: with both turns taken, a third read waits the limit's wait
 // and is answered unavailable with a retry hint, never reaching the store; a turn given back
 // serves the next read; a cancelled caller is answered at once.
 func TestReadLimitAnswersBusyAtTheBound(t *testing.T) {
 	t.Parallel()
 	st := memstore.New()
-	_, err := st.Append(context.Background(), []ledger.Record{{AccountID: "a", Data: []byte("{}"), CheckHead: true}})
+	_, err := st.Append(context.Background(), []ledger.Record{{AccountID: "a", Data: []byte("{}"), Version: 1, CheckVersion: true}})
 	require.NoError(t, err)
-	g := gatedHistory{AccountHistory: st, started: make(chan struct{}, 4), gate: make(chan struct{})}
+	g := gatedHistory{AccountHistory: wholeHistory{st}, started: make(chan struct{}, 4), gate: make(chan struct{})}
 	l, err := projections.NewReadLimit(2, 50*time.Millisecond)
 	require.NoError(t, err)
 	ctx := context.Background()

@@ -34,9 +34,8 @@ const (
 	historyReadTimeout = 10 * time.Second
 )
 
-// EventReader reads one account's stored events in stream order. *jetstore.Store implements it
-// (an ordered consumer filtered on ledger.events.<account>); the server hands the dashboard
-// jetstore.DirectReads, whose reads leave no consumer on the server.
+// EventReader reads all of one account's stored events in stream order. The server hands the
+// dashboard jetstore.DirectReads, whose reads leave no consumer on the server.
 type EventReader interface {
 	ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error)
 }

@@ -176,7 +176,7 @@ func TestEventsStreamOutlivesServerTimeouts(t *testing.T) {
 	l := testledger.Start(t)
 	store, err := jetstore.Open(context.Background(), l.NC, jetstore.Config{})
 	require.NoError(t, err)
-	d, err := web.New(l.Projector(), store, web.WithHeartbeat(50*time.Millisecond))
+	d, err := web.New(l.Projector(), jetstore.DirectReads{Store: store}, web.WithHeartbeat(50*time.Millisecond))
 	require.NoError(t, err)
 	srv := httptest.NewUnstartedServer(d)
 	srv.Config.ReadTimeout = 200 * time.Millisecond

@@ -47,7 +47,7 @@ func (w *Writer) awaitFresh(r *request, id string) bool {
 	w.side.start(func(ctx context.Context) func() []*request {
 		ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 		defer cancel()
-		recs, err := store.ReadAccount(ctx, id)
+		recs, err := store.ReadAccount(ctx, id, 0)
 		return func() []*request {
 			delete(w.loads, id)
 			if err != nil {
@@ -135,7 +135,7 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 	w.opts.Log.Warn().Err(cause).Int("commands", len(plans)).Msg("append failed; re-deciding")
 	expected := make(map[string]uint64, len(plans))
 	for _, p := range plans {
-		expected[p.req.AccountID] = p.acct.head
+		expected[p.req.AccountID] = p.acct.state.Version
 	}
 	store, fences := w.opts.Store, w.opts.Fences
 	w.side.start(func(ctx context.Context) func() []*request {
@@ -143,7 +143,7 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 		if fences != nil && errFenced(cause) {
 			lost = fencesMoved(ctx, store, fences, plans) // fence.go
 		}
-		moved := headsMoved(ctx, store, expected)
+		moved := versionsMoved(ctx, store, expected)
 		if !errors.Is(cause, ledger.ErrConflict) {
 			t := time.NewTimer(storeFailurePause)
 			select {
@@ -159,9 +159,9 @@ func (w *Writer) recoverBeside(plans []planned, cause error) {
 	})
 }
 
-// headsMoved reads the heads of the accounts (at most maxHeadProbes at once, each bounded by
-// claimTimeout) and returns those whose head is not the expected one, or could not be read.
-func headsMoved(ctx context.Context, store ledger.Store, expected map[string]uint64) map[string]bool {
+// versionsMoved reads the versions of the accounts (at most maxHeadProbes at once, each bounded
+// by claimTimeout) and returns those whose version is not the expected one, or could not be read.
+func versionsMoved(ctx context.Context, store ledger.Store, expected map[string]uint64) map[string]bool {
 	moved := make(map[string]bool)
 	var (
 		mu  sync.Mutex
@@ -176,7 +176,7 @@ func headsMoved(ctx context.Context, store ledger.Store, expected map[string]uin
 			defer func() { <-sem }()
 			cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 			defer cancel()
-			if head, err := store.AccountHead(cctx, id); err != nil || head != want {
+			if v, err := store.AccountVersion(cctx, id); err != nil || v != want {
 				mu.Lock()
 				moved[id] = true
 				mu.Unlock()

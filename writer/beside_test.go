@@ -75,7 +75,7 @@ func TestStaleReReadHoldsOnlyItsAccount(t *testing.T) {
 		switch {
 		case id != "slow":
 			return nil
-		case op == "AccountHead":
+		case op == "AccountVersion":
 			return errors.New("head read failed")
 		default:
 			return g.pass(ctx)
@@ -172,7 +172,7 @@ func hotConflicts(st *writer.MemStore) func([]ledger.Record) error {
 			if r.AccountID != "hot" {
 				continue
 			}
-			have, err := st.ReadAccount(context.Background(), "hot")
+			have, err := st.ReadAccount(context.Background(), "hot", 0)
 			if err != nil {
 				return err
 			}
@@ -194,7 +194,7 @@ func hotConflicts(st *writer.MemStore) func([]ledger.Record) error {
 			if err != nil {
 				return err
 			}
-			st.Put(ledger.Record{AccountID: "hot", Data: data})
+			st.Put(ledger.Record{AccountID: "hot", Data: data, Version: env.Version})
 			return fmt.Errorf("%w: account hot", ledger.ErrConflict)
 		}
 		return nil
@@ -239,7 +239,7 @@ func TestShutdownAnswersHeldRequests(t *testing.T) {
 	}
 	g := newGate() // never opened
 	st.BeforeRead = func(ctx context.Context, op, _ string) error {
-		if op == "AccountHead" {
+		if op == "AccountVersion" {
 			return errors.New("head read failed")
 		}
 		return g.pass(ctx)

@@ -32,11 +32,11 @@ func (s *failingStore) Append(ctx context.Context, recs []ledger.Record) ([]uint
 	return s.Store.Append(ctx, recs)
 }
 
-func (s *failingStore) AccountHead(ctx context.Context, id string) (uint64, error) {
+func (s *failingStore) AccountVersion(ctx context.Context, id string) (uint64, error) {
 	if s.failing.Load() {
-		return 0, errors.New("head read failed")
+		return 0, errors.New("version read failed")
 	}
-	return s.Store.AccountHead(ctx, id)
+	return s.Store.AccountVersion(ctx, id)
 }
 
 // failingLog refuses the first n rejection writes.
@@ -153,7 +153,7 @@ func TestUncertainMoveThatLandedIsAReplay(t *testing.T) {
 	moved := do(t, w, "link_subscription", map[string]any{"command_id": "l2", "account_id": "B", "subscription_id": "S", "marketplace": "aws"})
 	require.Nil(t, moved.Err, "%v", moved.Err)
 	assert.True(t, moved.Replayed, "answered from the events that landed")
-	recs, err := r.store.ReadAccount(context.Background(), "B")
+	recs, err := r.store.ReadAccount(context.Background(), "B", 0)
 	require.NoError(t, err)
 	assert.Len(t, recs, 1, "the link is stored once")
 }

@@ -45,14 +45,14 @@ func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint
 		c := chosen[p]
 		switch {
 		case c == nil:
-			chosen[p] = &carrier{at: i, position: pos, spare: !recs[i].CheckHead}
-		case !c.spare && !recs[i].CheckHead:
+			chosen[p] = &carrier{at: i, position: pos, spare: !recs[i].CheckVersion}
+		case !c.spare && !recs[i].CheckVersion:
 			c.at, c.spare = i, true
 		}
 	}
 	for p, c := range chosen {
 		r := &recs[c.at]
-		r.CheckHead, r.Head = false, 0
+		r.CheckVersion, r.ExpectedVersion = false, 0
 		r.CheckFence, r.FencePartition, r.FenceHead = true, p, c.position
 	}
 }

@@ -18,8 +18,8 @@ func TestCarryFences(t *testing.T) {
 		p, ok := part[id]
 		return p, uint64(100 + p), ok
 	}
-	first := func(id string, head uint64) ledger.Record {
-		return ledger.Record{AccountID: id, CheckHead: true, Head: head}
+	first := func(id string, version uint64) ledger.Record {
+		return ledger.Record{AccountID: id, CheckVersion: true, ExpectedVersion: version}
 	}
 	more := func(id string) ledger.Record { return ledger.Record{AccountID: id} }
 	carried := func(id string, p int) ledger.Record {
@@ -29,13 +29,13 @@ func TestCarryFences(t *testing.T) {
 		name        string
 		given, want []ledger.Record
 	}{
-		{"an account's second record carries it; every head is still checked",
+		{"an account's second record carries it; every version is still checked",
 			[]ledger.Record{first("a", 7), more("a"), first("b", 9)},
 			[]ledger.Record{first("a", 7), carried("a", 0), first("b", 9)}},
-		{"a spare record later in the append is preferred to a head check",
+		{"a spare record later in the append is preferred to a version check",
 			[]ledger.Record{first("a", 7), first("b", 9), more("b"), more("b")},
 			[]ledger.Record{first("a", 7), first("b", 9), carried("b", 0), more("b")}},
-		{"single records: the first account's carries it in place of its head",
+		{"single records: the first account's carries it in place of its version check",
 			[]ledger.Record{first("a", 7), first("b", 9)},
 			[]ledger.Record{carried("a", 0), first("b", 9)}},
 		{"one carrier per partition",
@@ -51,7 +51,7 @@ func TestCarryFences(t *testing.T) {
 			assert.Equal(t, tc.want, recs)
 			perPartition := map[int]int{}
 			for _, r := range recs {
-				assert.False(t, r.CheckHead && r.CheckFence, "one expectation per record")
+				assert.False(t, r.CheckVersion && r.CheckFence, "one expectation per record")
 				if r.CheckFence {
 					perPartition[r.FencePartition]++
 				}

@@ -98,7 +98,7 @@ func TestFencedAppendLosesThePartition(t *testing.T) {
 	assert.Equal(t, before+1, appends.Load(), "tried once, not re-decided up to MaxAttempts")
 	assert.EqualValues(t, 1, o.losses.Load())
 	assert.False(t, o.Owns(acct))
-	recsNow, err := st.ReadAccount(ctx, acct)
+	recsNow, err := st.ReadAccount(ctx, acct, 0)
 	require.NoError(t, err)
 	assert.Len(t, recsNow, 1, "the fenced append stored nothing")
 

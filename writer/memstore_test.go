@@ -13,7 +13,7 @@ type MemStore struct {
 	mem *memstore.Store
 	// BeforeAppend, when set, runs before an append is applied; a non-nil error refuses it.
 	BeforeAppend func(recs []ledger.Record) error
-	// BeforeRead, when set, runs before ReadAccount, AccountHead, ReadAt and FenceHeads (op
+	// BeforeRead, when set, runs before ReadAccount, AccountVersion, ReadAt and FenceHeads (op
 	// names which; accountID is "" for the last two); it may block, and a non-nil error fails
 	// the read.
 	BeforeRead func(ctx context.Context, op, accountID string) error
@@ -45,10 +45,10 @@ func (s *MemStore) Append(ctx context.Context, recs []ledger.Record) ([]uint64, 
 	return s.store().Append(ctx, recs)
 }
 
-// Put appends records without a head check and without the hooks (another writer's appends).
+// Put appends records without a version check and without the hooks (another writer's appends).
 func (s *MemStore) Put(recs ...ledger.Record) {
 	if _, err := s.store().Append(context.Background(), recs); err != nil {
-		panic(err) // no record checks its head: an in-memory append cannot fail
+		panic(err) // no record checks its version: an in-memory append of well-formed records cannot fail
 	}
 }
 
@@ -58,19 +58,19 @@ func (s *MemStore) Read(ctx context.Context, from uint64, fn func(ledger.Record)
 }
 
 // ReadAccount returns the account's records in order, after BeforeRead.
-func (s *MemStore) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
+func (s *MemStore) ReadAccount(ctx context.Context, accountID string, from uint64) ([]ledger.Record, error) {
 	if err := s.before(ctx, "ReadAccount", accountID); err != nil {
 		return nil, err
 	}
-	return s.store().ReadAccount(ctx, accountID)
+	return s.store().ReadAccount(ctx, accountID, from)
 }
 
-// AccountHead is the position of the account's last record, after BeforeRead.
-func (s *MemStore) AccountHead(ctx context.Context, accountID string) (uint64, error) {
-	if err := s.before(ctx, "AccountHead", accountID); err != nil {
+// AccountVersion is the version of the account's last record, after BeforeRead.
+func (s *MemStore) AccountVersion(ctx context.Context, accountID string) (uint64, error) {
+	if err := s.before(ctx, "AccountVersion", accountID); err != nil {
 		return 0, err
 	}
-	return s.store().AccountHead(ctx, accountID)
+	return s.store().AccountVersion(ctx, accountID)
 }
 
 // ReadAt returns the record at position, after BeforeRead.

@@ -81,10 +81,10 @@ func TestWriterDecidesOnlyWhatItOwns(t *testing.T) {
 	o.on.Store(false) // the lease lapsed
 	lost := send(t, w, "purchase_license", buy("b3", "mine"))
 	assert.True(t, lost.Redirect)
-	head, err := st.AccountHead(context.Background(), "theirs")
+	v, err := st.AccountVersion(context.Background(), "theirs")
 	require.NoError(t, err)
-	assert.Zero(t, head, "nothing appended for an account it does not own")
-	recs, err := st.ReadAccount(context.Background(), "mine")
+	assert.Zero(t, v, "nothing appended for an account it does not own")
+	recs, err := st.ReadAccount(context.Background(), "mine", 0)
 	require.NoError(t, err)
 	assert.Len(t, recs, 1, "nothing appended after the lease lapsed")
 	require.NoError(t, w.Barrier(context.Background()), "a barrier with nothing in flight returns")

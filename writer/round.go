@@ -21,7 +21,7 @@ type planned struct {
 	payloads []events.Payload
 	data     [][]byte
 	first    int
-	// checked: the plan's first record carries its account's head check (not the partition fence).
+	// checked: the plan's first record carries its account's version check (not the partition fence).
 	checked bool
 }
 
@@ -124,7 +124,8 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				w.busyCommands[p.req.CommandID] = true
 			}
 			for j, data := range p.data {
-				recs = append(recs, ledger.Record{AccountID: p.req.AccountID, Data: data, CheckHead: j == 0, Head: p.acct.head})
+				recs = append(recs, ledger.Record{AccountID: p.req.AccountID, Data: data, Version: p.envs[j].Version,
+					CheckVersion: j == 0, ExpectedVersion: p.acct.state.Version})
 			}
 			plans = append(plans, p)
 		}
@@ -136,7 +137,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		carryFences(recs, w.opts.Fences.Fence) // fence.go
 	}
 	for i := range plans {
-		plans[i].checked = recs[plans[i].first].CheckHead // extends the account's trusted history
+		plans[i].checked = recs[plans[i].first].CheckVersion // extends the account's trusted history
 	}
 	fences := w.rejectionFences(rejects) // nil without rejections: such a round reads no fence
 	w.inflight++
@@ -347,7 +348,7 @@ func (w *Writer) account(id string) (*account, bool, error) {
 func (w *Writer) reload(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 	defer cancel()
-	recs, err := w.opts.Store.ReadAccount(ctx, id)
+	recs, err := w.opts.Store.ReadAccount(ctx, id, 0)
 	if err != nil {
 		return err
 	}

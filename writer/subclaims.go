@@ -108,7 +108,7 @@ func (w *Writer) holdsSubscription(ctx context.Context, r *request, accountID, i
 // loadForeign reads an account this writer does not write, for one subscription move; it is
 // dropped again when the move's append ends (dropForeign).
 func (w *Writer) loadForeign(ctx context.Context, accountID string) error {
-	recs, err := w.opts.Store.ReadAccount(ctx, accountID)
+	recs, err := w.opts.Store.ReadAccount(ctx, accountID, 0)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func subLink(t *testing.T, w *writer.Writer, cmd, account string) writer.Result 
 // lastLink decodes the SubscriptionLinked event of an account's last record.
 func lastLink(t *testing.T, st *jetstore.Store, account string) events.SubscriptionLinked {
 	t.Helper()
-	recs, err := st.ReadAccount(context.Background(), account)
+	recs, err := st.ReadAccount(context.Background(), account, 0)
 	require.NoError(t, err)
 	require.NotEmpty(t, recs)
 	ev, err := events.Decode(recs[len(recs)-1].Data)
@@ -51,7 +51,7 @@ func TestSubscriptionOwnerSurvivesReload(t *testing.T) {
 	assert.Equal(t, "A", lastLink(t, st, "B").PreviousAccountID)
 
 	// Another process appends a valid event to A behind the writer's back.
-	recs, err := st.ReadAccount(context.Background(), "A")
+	recs, err := st.ReadAccount(context.Background(), "A", 0)
 	require.NoError(t, err)
 	last, err := events.Decode(recs[len(recs)-1].Data)
 	require.NoError(t, err)
@@ -63,7 +63,7 @@ func TestSubscriptionOwnerSurvivesReload(t *testing.T) {
 	require.NoError(t, env.Seal())
 	data, err := events.Encode(&env)
 	require.NoError(t, err)
-	_, err = st.Append(context.Background(), []ledger.Record{{AccountID: "A", Data: data, CheckHead: true, Head: recs[len(recs)-1].Position}})
+	_, err = st.Append(context.Background(), []ledger.Record{{AccountID: "A", Data: data, Version: env.Version, CheckVersion: true, ExpectedVersion: last.Version}})
 	require.NoError(t, err)
 
 	// The writer's next command on A conflicts, re-reads A (replaying its old link) and retries.
@@ -73,7 +73,7 @@ func TestSubscriptionOwnerSurvivesReload(t *testing.T) {
 	res = subLink(t, w, "l3", "C")
 	require.Nil(t, res.Err)
 	assert.Equal(t, "B", lastLink(t, st, "C").PreviousAccountID, "the subscription moved from its real holder")
-	bRecs, err := st.ReadAccount(context.Background(), "B")
+	bRecs, err := st.ReadAccount(context.Background(), "B", 0)
 	require.NoError(t, err)
 	ev, err := events.Decode(bRecs[len(bRecs)-1].Data)
 	require.NoError(t, err)

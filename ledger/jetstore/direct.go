@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -40,13 +41,13 @@ type directRequest struct {
 	UpToSeq uint64 `json:"up_to_seq"`
 }
 
-// ReadAccountDirect returns one account's records in order, like ReadAccount, read with batched
+// ReadAccountDirect returns all of one account's records in order, like ReadAccount, read with batched
 // direct gets up to the account's last message as the stream leader has it: it creates no
 // consumer. A stream without allow_direct is read with ReadAccount.
 func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledger.Record, error) {
 	cfg := s.stream.CachedInfo().Config
 	if !cfg.AllowDirect {
-		return s.ReadAccount(ctx, accountID)
+		return s.ReadAccount(ctx, accountID, 0)
 	}
 	subject := Subject(accountID)
 	last, _, err := leaderLast(ctx, s.nc, cfg.Name, subject)
@@ -117,7 +118,8 @@ func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, subject stri
 		if n := len(*out); n > 0 && seq <= (*out)[n-1].Position {
 			return false, errors.New("read " + subject + ": direct get answered out of order")
 		}
-		*out = append(*out, ledger.Record{AccountID: subject[len(SubjectPrefix):], Data: msg.Data, Position: seq})
+		v, _ := events.VersionOf(msg.Data) // 0: none to read
+		*out = append(*out, ledger.Record{AccountID: subject[len(SubjectPrefix):], Data: msg.Data, Position: seq, Version: v})
 		if seq >= last {
 			return true, nil
 		}

@@ -15,11 +15,18 @@ import (
 	"github.com/creditledger/creditledger/ledger/storetest"
 )
 
-// directCancelling is the contract store read through DirectReads.
+// directCancelling is the contract store read through DirectReads (an account from a version
+// is the suffix of its whole history that DirectReads reads).
 type directCancelling struct{ *cancelling }
 
-func (d directCancelling) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
-	return jetstore.DirectReads{Store: d.Store}.ReadAccount(ctx, accountID)
+func (d directCancelling) ReadAccount(ctx context.Context, accountID string, from uint64) ([]ledger.Record, error) {
+	recs, err := jetstore.DirectReads{Store: d.Store}.ReadAccount(ctx, accountID)
+	for i, r := range recs {
+		if r.Version >= from {
+			return recs[i:], err
+		}
+	}
+	return nil, err
 }
 
 func (d directCancelling) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
@@ -58,9 +65,9 @@ func TestReadAccountDirectLeavesNoConsumer(t *testing.T) {
 	for i := 0; i < 2500; i += 100 {
 		batch := make([]ledger.Record, 0, 101)
 		for j := i; j < i+100; j++ {
-			batch = append(batch, ledger.Record{AccountID: "long", Data: []byte(fmt.Sprintf(`{"n":%d}`, j))})
+			batch = append(batch, ledger.Record{AccountID: "long", Data: []byte(fmt.Sprintf(`{"n":%d}`, j)), Version: uint64(j + 1)})
 		}
-		batch = append(batch, ledger.Record{AccountID: "other", Data: []byte(`{}`)})
+		batch = append(batch, ledger.Record{AccountID: "other", Data: []byte(`{}`), Version: uint64(i/100 + 1)})
 		pos, err := st.Append(ctx, batch)
 		require.NoError(t, err)
 		want = append(want, pos[:100]...)

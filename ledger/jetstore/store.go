@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -48,6 +49,8 @@ type Store struct {
 	stream     jetstream.Stream
 	timeout    time.Duration
 	partitions int
+	// versions maps accounts' versions to the positions the server checks (versions.go).
+	versions *versions
 }
 
 // Config says how the LEDGER stream is created.
@@ -154,7 +157,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	return &Store{nc: nc, js: js, stream: stream, timeout: timeout, partitions: partitions}, nil
+	return &Store{nc: nc, js: js, stream: stream, timeout: timeout, partitions: partitions, versions: newVersions()}, nil
 }
 
 func orDefault(n int) int {
@@ -234,27 +237,42 @@ type pubAck struct {
 }
 
 // Append stores recs atomically: one message is a plain publish, more are one atomic batch.
-// A record's head check becomes Nats-Expected-Last-Subject-Sequence on its account's subject;
-// its fence check, the same header with Nats-Expected-Last-Subject-Sequence-Subject naming its
+// A record's version check becomes Nats-Expected-Last-Subject-Sequence on its account's subject,
+// at the position of the account's message with the expected version (versions.go); its fence
+// check, the same header with Nats-Expected-Last-Subject-Sequence-Subject naming its
 // partition's fence subject (nats-server checks one expectation per message, on any message
 // of a batch, and caches the answer per subject within the batch).
 func (s *Store) Append(ctx context.Context, recs []ledger.Record) ([]uint64, error) {
+	if err := ledger.CheckAppend(recs); err != nil {
+		return nil, err
+	}
+	seqs, err := s.expectedSeqs(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
 	msgs := make([]*nats.Msg, len(recs))
 	for i, r := range recs {
 		m := nats.NewMsg(Subject(r.AccountID))
 		m.Data = r.Data
 		switch {
-		case r.CheckHead && r.CheckFence:
-			return nil, fmt.Errorf("account %s: %w", r.AccountID, ledger.ErrBothChecks)
-		case r.CheckHead:
-			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.Head, 10))
+		case r.CheckVersion:
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seqs[i], 10))
 		case r.CheckFence:
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(r.FenceHead, 10))
 			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, FenceSubject(r.FencePartition))
 		}
 		msgs[i] = m
 	}
-	return s.appendBatch(ctx, msgs)
+	pos, err := s.appendBatch(ctx, msgs)
+	if err != nil {
+		return nil, err // what is known stays true: the next append or read corrects a stale pair
+	}
+	for i, r := range recs {
+		// A contradiction (a record only the fence guarded, on an account its writer held
+		// stale) is not learned: the next append expecting the account finds it.
+		_ = s.versions.learn(r.AccountID, versionAt{version: r.Version, seq: pos[i]})
+	}
+	return pos, nil
 }
 
 // appendBatch publishes msgs as one atomic batch (a plain publish for one) and returns their
@@ -350,16 +368,11 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 	return head, err
 }
 
-// AccountHead is the position of the account's last message, 0 if it has none.
-func (s *Store) AccountHead(ctx context.Context, accountID string) (uint64, error) {
-	last, err := s.stream.GetLastMsgForSubject(ctx, Subject(accountID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("last message of %s: %w", accountID, err)
-	}
-	return last.Sequence, nil
+// AccountVersion is the version of the account's last message (read from the stream leader),
+// 0 if it has none; an error wrapping events.ErrNoVersion if that message carries none.
+func (s *Store) AccountVersion(ctx context.Context, accountID string) (uint64, error) {
+	at, err := s.lastVersion(ctx, accountID)
+	return at.version, err
 }
 
 // ReadAt returns the record at position (a direct get; about a millisecond, so for rare paths).
@@ -377,8 +390,11 @@ func (s *Store) ReadAt(ctx context.Context, position uint64) (ledger.Record, err
 	return ledger.Record{AccountID: m.Subject[len(SubjectPrefix):], Data: m.Data, Position: m.Sequence}, nil
 }
 
-// ReadAccount returns one account's records in order.
-func (s *Store) ReadAccount(ctx context.Context, accountID string) ([]ledger.Record, error) {
+// ReadAccount returns one account's records in order, from its first whose version is at least
+// from, each with the version its envelope carries (0 where none can be read). The stream holds
+// no index by version: the account's messages are read from its first and the earlier ones
+// passed over. The account's last version and position are learned on the way (versions.go).
+func (s *Store) ReadAccount(ctx context.Context, accountID string, from uint64) ([]ledger.Record, error) {
 	last, err := s.stream.GetLastMsgForSubject(ctx, Subject(accountID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
@@ -387,14 +403,25 @@ func (s *Store) ReadAccount(ctx context.Context, accountID string) ([]ledger.Rec
 		return nil, fmt.Errorf("last message of %s: %w", accountID, err)
 	}
 	var out []ledger.Record
+	started := from <= 1
 	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{Subject(accountID)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}, last.Sequence, func(r ledger.Record) error {
-		out = append(out, r)
+		r.Version, _ = events.VersionOf(r.Data) // 0: none to read; the caller finds the break
+		if started = started || r.Version >= from; started {
+			out = append(out, r)
+		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if n := len(out); n > 0 && out[n-1].Version > 0 {
+		// A contradiction is not learned; the caller, reading every record, finds the break.
+		_ = s.versions.learn(accountID, versionAt{version: out[n-1].Version, seq: out[n-1].Position})
+	}
+	return out, nil
 }
 
 // consume runs an ordered consumer until it has delivered the message at position until.

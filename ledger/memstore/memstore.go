@@ -12,10 +12,11 @@ import (
 )
 
 // Store is an in-memory event store with the JetStream store's semantics: one total order,
-// atomic multi-record appends, and a per-account expected-head check.
+// atomic multi-record appends, and a per-account expected-version check.
 type Store struct {
 	mu   sync.Mutex
 	recs []ledger.Record
+	// last is each account's last version.
 	last map[string]uint64
 	// fences maps the position of each ownership record to its partition; fenceLast is each
 	// partition's last one. Ownership records share the total order but are not events.
@@ -40,8 +41,8 @@ func (s *Store) UncertainNext(stored bool) {
 }
 
 // Append stores all records or none: it refuses the whole append (ledger.ErrConflict) when an
-// account's head is not the Head a CheckHead record expects, or a partition's last ownership
-// record is not the FenceHead a CheckFence record expects.
+// account's last version is not the ExpectedVersion a CheckVersion record expects, or a
+// partition's last ownership record is not the FenceHead a CheckFence record expects.
 func (s *Store) Append(_ context.Context, recs []ledger.Record) ([]uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -59,10 +60,10 @@ func (s *Store) Append(_ context.Context, recs []ledger.Record) ([]uint64, error
 	pos := make([]uint64, len(recs))
 	for i, r := range recs {
 		r.Position = uint64(len(s.recs)) + 1
-		r.CheckHead, r.Head = false, 0
+		r.CheckVersion, r.ExpectedVersion = false, 0
 		r.CheckFence, r.FencePartition, r.FenceHead = false, 0, 0
 		s.recs = append(s.recs, r)
-		s.last[r.AccountID] = r.Position
+		s.last[r.AccountID] = r.Version
 		pos[i] = r.Position
 	}
 	if fail != nil {
@@ -71,20 +72,19 @@ func (s *Store) Append(_ context.Context, recs []ledger.Record) ([]uint64, error
 	return pos, nil
 }
 
-// check is Append's precondition: every head and fence a record expects is still there.
+// check is Append's precondition: the records are well formed, and every version and fence a
+// record expects is still there.
 func (s *Store) check(recs []ledger.Record) error {
-	seen := map[string]bool{}
+	if err := ledger.CheckAppend(recs); err != nil {
+		return err
+	}
 	for _, r := range recs {
-		if r.CheckHead && r.CheckFence {
-			return fmt.Errorf("account %s: %w", r.AccountID, ledger.ErrBothChecks)
-		}
-		if r.CheckHead && !seen[r.AccountID] && s.last[r.AccountID] != r.Head {
-			return fmt.Errorf("%w: account %s is at %d, not %d", ledger.ErrConflict, r.AccountID, s.last[r.AccountID], r.Head)
+		if r.CheckVersion && s.last[r.AccountID] != r.ExpectedVersion {
+			return fmt.Errorf("%w: account %s is at version %d, not %d", ledger.ErrConflict, r.AccountID, s.last[r.AccountID], r.ExpectedVersion)
 		}
 		if r.CheckFence && s.fenceLast[r.FencePartition] != r.FenceHead {
 			return fmt.Errorf("%w: partition %d's fence is at %d, not %d", ledger.ErrConflict, r.FencePartition, s.fenceLast[r.FencePartition], r.FenceHead)
 		}
-		seen[r.AccountID] = true
 	}
 	return nil
 }
@@ -159,21 +159,22 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 	return head, nil
 }
 
-// ReadAccount returns every record of one account, in order.
-func (s *Store) ReadAccount(_ context.Context, accountID string) ([]ledger.Record, error) {
+// ReadAccount returns one account's records from version from, in order (ownership records,
+// which belong to no account, are not among them).
+func (s *Store) ReadAccount(_ context.Context, accountID string, from uint64) ([]ledger.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []ledger.Record
 	for _, r := range s.recs {
-		if r.AccountID == accountID {
+		if _, fence := s.fences[r.Position]; !fence && r.AccountID == accountID && r.Version >= from {
 			out = append(out, r)
 		}
 	}
 	return out, nil
 }
 
-// AccountHead is the position of the account's last record (0 if none).
-func (s *Store) AccountHead(_ context.Context, accountID string) (uint64, error) {
+// AccountVersion is the version of the account's last record (0 if none).
+func (s *Store) AccountVersion(_ context.Context, accountID string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.last[accountID], nil

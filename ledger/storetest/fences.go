@@ -28,8 +28,12 @@ func claim(p int, owner string, lease, expect uint64) ledger.FenceClaim {
 		Partition: p, Partitions: 4, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 }
 
-func fenced(account, data string, p int, fence uint64) ledger.Record {
-	return ledger.Record{AccountID: account, Data: []byte(data), CheckFence: true, FencePartition: p, FenceHead: fence}
+// fenced is account's record tag at version, carrying partition p's fence check instead of a
+// version check.
+func fenced(account, tag string, version uint64, p int, fence uint64) ledger.Record {
+	r := at(account, tag, version)
+	r.CheckFence, r.FencePartition, r.FenceHead = true, p, fence
+	return r
 }
 
 func fenceHead(t *testing.T, st ledger.Store, p int) uint64 {
@@ -68,13 +72,11 @@ func staleFenceAppend(t *testing.T, newStore func(*testing.T) (ledger.Store, Unc
 	require.NoError(t, err)
 	_, err = st.Fence(ctx, []ledger.FenceClaim{claim(2, "node-b", 2, f[0])})
 	require.NoError(t, err)
-	// The fence rides on a's second record; b's own head check passes: the fence alone refuses.
-	_, err = st.Append(ctx, []ledger.Record{rec("a", "a1", true, 0), fenced("a", "a2", 2, f[0]), rec("b", "b1", true, 0)})
+	// The fence rides on a's second record; b's own version check passes: the fence alone refuses.
+	_, err = st.Append(ctx, []ledger.Record{first("a", "a1", 0), fenced("a", "a2", 2, 2, f[0]), first("b", "b1", 0)})
 	require.ErrorIs(t, err, ledger.ErrConflict)
 	for _, id := range []string{"a", "b"} {
-		recs, err := st.ReadAccount(ctx, id)
-		require.NoError(t, err)
-		assert.Empty(t, recs, "nothing of a fenced append is stored (%s)", id)
+		assert.Empty(t, readAccount(t, st, id, 0), "nothing of a fenced append is stored (%s)", id)
 	}
 }
 
@@ -83,32 +85,27 @@ func takeover(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain))
 	ctx := context.Background()
 	old, err := st.Fence(ctx, []ledger.FenceClaim{claim(3, "node-a", 1, 0)})
 	require.NoError(t, err)
-	_, err = st.Append(ctx, []ledger.Record{fenced("acct", "by-a", 3, old[0])})
+	_, err = st.Append(ctx, []ledger.Record{fenced("acct", "by-a", 1, 3, old[0])})
 	require.NoError(t, err, "the owner's append carries its fence")
-	head, err := st.AccountHead(ctx, "acct")
-	require.NoError(t, err)
+	v := accountVersion(t, st, "acct")
+	require.Equal(t, uint64(1), v, "a fenced record counts in its account's version")
 	// b takes partition 3 over: it fences over a's record.
 	cur, err := st.Fence(ctx, []ledger.FenceClaim{claim(3, "node-b", 2, old[0])})
 	require.NoError(t, err)
-	// a, unaware, appends at the account's true head: the fence alone refuses it.
-	_, err = st.Append(ctx, []ledger.Record{rec("acct", "late-a", true, head), fenced("acct", "late-a2", 3, old[0])})
+	// a, unaware, appends at the account's true version: the fence alone refuses it.
+	_, err = st.Append(ctx, []ledger.Record{first("acct", "late-a", v), fenced("acct", "late-a2", v+2, 3, old[0])})
 	require.ErrorIs(t, err, ledger.ErrConflict)
-	pos, err := st.Append(ctx, []ledger.Record{rec("acct", "by-b", true, head), fenced("acct", "by-b2", 3, cur[0])})
+	pos, err := st.Append(ctx, []ledger.Record{first("acct", "by-b", v), fenced("acct", "by-b2", v+2, 3, cur[0])})
 	require.NoError(t, err, "the new owner appends under its fence")
-	recs, err := st.ReadAccount(ctx, "acct")
-	require.NoError(t, err)
-	var data []string
-	for _, r := range recs {
-		data = append(data, string(r.Data))
-	}
-	assert.Equal(t, []string{"by-a", "by-b", "by-b2"}, data, "one chain, the old owner's late append absent")
+	recs := readAccount(t, st, "acct", 0)
+	assert.Equal(t, []string{"by-a", "by-b", "by-b2"}, tags(t, recs), "one chain, the old owner's late append absent")
 	assert.Equal(t, pos[1], recs[2].Position)
 }
 
 func fencesAreNotEvents(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
 	st, _ := newStore(t)
 	ctx := context.Background()
-	p1, err := st.Append(ctx, []ledger.Record{rec("a", "a1", true, 0)})
+	p1, err := st.Append(ctx, []ledger.Record{first("a", "a1", 0)})
 	require.NoError(t, err)
 	f, err := st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-a", 1, 0)})
 	require.NoError(t, err)
@@ -116,13 +113,13 @@ func fencesAreNotEvents(t *testing.T, newStore func(*testing.T) (ledger.Store, U
 	_, err = st.ReadAt(ctx, f[0])
 	require.ErrorIs(t, err, ledger.ErrNoRecord, "an ownership record is not an event")
 	// The head is now an ownership record: a read still ends, and reports it.
-	var seen []string
+	var seen []ledger.Record
 	head, err := st.Read(ctx, 1, func(r ledger.Record) error {
-		seen = append(seen, string(r.Data))
+		seen = append(seen, r)
 		return nil
 	})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"a1"}, seen)
+	assert.Equal(t, []string{"a1"}, tags(t, seen))
 	assert.Equal(t, f[0], head)
 	head, err = st.Read(ctx, f[0], func(r ledger.Record) error {
 		t.Errorf("read an ownership record as an event at %d", r.Position)
@@ -134,8 +131,8 @@ func fencesAreNotEvents(t *testing.T, newStore func(*testing.T) (ledger.Store, U
 
 func bothChecks(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain)) {
 	st, _ := newStore(t)
-	r := fenced("a", "a1", 0, 0)
-	r.CheckHead = true
+	r := fenced("a", "a1", 1, 0, 0)
+	r.CheckVersion = true
 	_, err := st.Append(context.Background(), []ledger.Record{r})
 	require.ErrorIs(t, err, ledger.ErrBothChecks)
 }
@@ -154,7 +151,7 @@ func fenceHeads(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncertain
 	assert.Equal(t, []uint64{0, 0}, heads(0, 3), "no partition fenced yet")
 	a, err := st.Fence(ctx, []ledger.FenceClaim{claim(0, "node-a", 1, 0), claim(2, "node-a", 1, 0)})
 	require.NoError(t, err)
-	_, err = st.Append(ctx, []ledger.Record{fenced("acct", "by-a", 0, a[0])})
+	_, err = st.Append(ctx, []ledger.Record{fenced("acct", "by-a", 1, 0, a[0])})
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{a[1], 0, a[0], a[1]}, heads(2, 3, 0, 2), "in the order asked; an event is no ownership record")
 	// b takes partition 0 over: the very next read sees its record, not a's.
