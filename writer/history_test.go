@@ -55,13 +55,13 @@ func refusedAsBroken(t *testing.T, w *writer.Writer, st *jetstore.Store, positio
 	after, err := st.Head(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "nothing appended")
-	recs, err := st.ReadAccount(context.Background(), "acme")
+	recs, err := st.ReadAccount(context.Background(), "acme", 0)
 	require.NoError(t, err)
 	assert.Equal(t, position, recs[len(recs)-1].Position, "the account's chain was not continued")
 }
 
 // TestBrokenHistoryIsRefused: whatever breaks an account's stored chain (a foreign message, a
-// version gap, a prev_hash or content hash that does not match), the writer refuses commands on
+// version gap or a repeated version, a prev_hash or content hash that does not match), the writer refuses commands on
 // that account with history_broken and the position, appends nothing to it (no fork, no second
 // chain), also after a restart, and the other accounts go on.
 func TestBrokenHistoryIsRefused(t *testing.T) {
@@ -72,6 +72,9 @@ func TestBrokenHistoryIsRefused(t *testing.T) {
 		{"foreign message", func(*testing.T, events.Event) []byte { return []byte(`{"type":"CreditsAllocated","forged":true}`) }},
 		{"event of another account", func(t *testing.T, v1 events.Event) []byte {
 			return bytes.Replace(forged(t, 2, v1.Hash, events.LicenseActivated{LicenseID: "L1"}), []byte(`"account_id":"acme"`), []byte(`"account_id":"bob"`), 1)
+		}},
+		{"a second event at the last version", func(t *testing.T, v1 events.Event) []byte {
+			return forged(t, 1, events.ZeroHash, events.LicenseActivated{LicenseID: "L1"})
 		}},
 		{"version gap", func(t *testing.T, v1 events.Event) []byte {
 			return forged(t, 3, v1.Hash, events.LicenseActivated{LicenseID: "L1"})
@@ -91,7 +94,7 @@ func TestBrokenHistoryIsRefused(t *testing.T) {
 			w, stop := r.start(t, nil, 0)
 			defer stop()
 			require.Nil(t, do(t, w, "purchase_license", buyL1).Err)
-			recs, err := r.store.ReadAccount(context.Background(), "acme")
+			recs, err := r.store.ReadAccount(context.Background(), "acme", 0)
 			require.NoError(t, err)
 			v1, err := events.Decode(recs[0].Data)
 			require.NoError(t, err)
