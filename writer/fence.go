@@ -26,15 +26,15 @@ type Fences interface {
 // carryFences puts each partition's fence check on exactly one record of the append. nats-server
 // checks one expected subject sequence per message, so the check rides on a record that needs
 // none of its own when there is one (not its account's first record in the append: that one
-// carries the account's head check). When every account of the partition has a single record
-// here, the first account's record carries the fence in place of its head check: that account
+// carries the account's version check). When every account of the partition has a single record
+// here, the first account's record carries the fence in place of its version check: that account
 // is then guarded by the fence alone (only the fence holder appends to the partition, and it
-// decides from the head it holds), the others by their heads as before.
+// decides from the version it holds), the others by their versions as before.
 func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint64, bool)) {
 	type carrier struct {
 		at       int
 		position uint64
-		spare    bool // the record carries no head check of its own
+		spare    bool // the record carries no version check of its own
 	}
 	chosen := map[int]*carrier{}
 	for i := range recs {

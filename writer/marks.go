@@ -51,7 +51,7 @@ func (w *Writer) markBroken(m brokenMark) {
 			return // another node's: its owner's load finds the break
 		}
 		// Held but never seen: the foreign message is the account's first, and its first
-		// command's lone record would carry the fence, not the head check.
+		// command's lone record would carry the fence, not the version check.
 		a = &account{state: ledger.NewAccount(m.accountID)}
 		w.accounts[m.accountID] = a
 	}

@@ -223,7 +223,7 @@ type account struct {
 	// no commands and is never appended to.
 	broken *historyBreak
 	// trusted is the position up to which the writer has verified the account's stored records
-	// without a gap: folded by a load or re-read (nextEvent), or appended with its head check on
+	// without a gap: folded by a load or re-read (nextEvent), or appended with its version check on
 	// a trusted head. An append that carried the partition fence instead (fence.go) and a snapshot
 	// restore leave it where it is: the projector's report of a break above it is believed.
 	trusted uint64
