@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -30,4 +31,34 @@ func TestVersionOf(t *testing.T) {
 		_, err := events.VersionOf([]byte(bad))
 		assert.ErrorIs(t, err, events.ErrNoVersion, "%q", bad)
 	}
+}
+
+// FuzzLinkOf: LinkOf reads stored bytes of any shape without panicking, fails only with
+// ErrNoVersion, and agrees with a full Decode on every envelope Decode accepts (the store
+// trusts it to place a record in its account's chain).
+func FuzzLinkOf(f *testing.F) {
+	f.Add([]byte(`{"type":"AutoRenewSet","schema_version":1,"version":3,"hash":"ab","prev_hash":"cd","payload":{"license_id":"L","enabled":true}}`))
+	f.Add([]byte(`{"version":0}`))
+	f.Add([]byte(`{"version":-1,"hash":1}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(``))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := events.LinkOf(data)
+		if err != nil {
+			if !errors.Is(err, events.ErrNoVersion) {
+				t.Fatalf("error does not wrap ErrNoVersion: %v", err)
+			}
+			return
+		}
+		if l.Version == 0 {
+			t.Fatal("a link at version 0")
+		}
+		ev, derr := events.Decode(data)
+		if derr != nil {
+			return
+		}
+		if ev.Version != l.Version || ev.Hash != l.Hash || ev.PrevHash != l.PrevHash {
+			t.Fatalf("LinkOf %+v, Decode v%d %q %q", l, ev.Version, ev.Hash, ev.PrevHash)
+		}
+	})
 }

@@ -371,7 +371,7 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 // AccountVersion is the version of the account's last message (read from the stream leader),
 // 0 if it has none; an error wrapping events.ErrNoVersion if that message carries none.
 func (s *Store) AccountVersion(ctx context.Context, accountID string) (uint64, error) {
-	at, err := s.lastVersion(ctx, accountID)
+	at, err := s.lastVersion(ctx, accountID, nil)
 	return at.version, err
 }
 

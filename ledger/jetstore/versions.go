@@ -83,8 +83,12 @@ func (v *versions) learn(account string, at versionAt) error {
 
 // lastVersion reads the account's last message from the stream leader and learns its version:
 // at.seq is 0 when the account has none. A last message whose version cannot be read is an error
-// wrapping events.ErrNoVersion; one that contradicts what is known, errVersionOrder.
-func (s *Store) lastVersion(ctx context.Context, accountID string) (versionAt, error) {
+// wrapping events.ErrNoVersion; one that contradicts what is known, errVersionOrder. When next
+// (the envelope about to be appended) is given, the last message must also be the one next
+// continues (its hash is next's prev_hash), else errChainBreak: a foreign message that repeats the
+// version the caller expects is no ground to append on (the caller re-reads the account and
+// finds the break).
+func (s *Store) lastVersion(ctx context.Context, accountID string, next []byte) (versionAt, error) {
 	seq, data, err := leaderLast(ctx, s.nc, StreamName, Subject(accountID))
 	if err != nil {
 		return versionAt{}, fmt.Errorf("last message of %s: %w", accountID, err)
@@ -92,16 +96,26 @@ func (s *Store) lastVersion(ctx context.Context, accountID string) (versionAt, e
 	if seq == 0 {
 		return versionAt{}, nil
 	}
-	v, err := events.VersionOf(data)
+	l, err := events.LinkOf(data)
 	if err != nil {
 		return versionAt{}, fmt.Errorf("account %s, position %d: %w", accountID, seq, err)
 	}
-	at := versionAt{version: v, seq: seq}
+	if next != nil {
+		if n, err := events.LinkOf(next); err == nil && n.PrevHash != l.Hash {
+			return versionAt{}, fmt.Errorf("%w: account %s's last message (position %d) is not the event the append continues",
+				errChainBreak, accountID, seq)
+		}
+	}
+	at := versionAt{version: l.Version, seq: seq}
 	if err := s.versions.learn(accountID, at); err != nil {
 		return versionAt{}, err
 	}
 	return at, nil
 }
+
+// errChainBreak means an account's last stored message is not the one the record appended next
+// names as its predecessor.
+var errChainBreak = errors.New("account chain does not continue")
 
 // expectedSeqs maps the expected version of every CheckVersion record to the position its
 // account's last message must still be at: from the map, or (at most maxVersionReads at once)
@@ -136,9 +150,9 @@ func (s *Store) expectedSeqs(ctx context.Context, recs []ledger.Record) ([]uint6
 			defer wg.Done()
 			defer func() { <-sem }()
 			r := recs[i]
-			at, err := s.lastVersion(ctx, r.AccountID)
+			at, err := s.lastVersion(ctx, r.AccountID, r.Data)
 			switch {
-			case errors.Is(err, events.ErrNoVersion), errors.Is(err, errVersionOrder):
+			case errors.Is(err, events.ErrNoVersion), errors.Is(err, errVersionOrder), errors.Is(err, errChainBreak):
 				errs[j] = fmt.Errorf("%w: %v", ledger.ErrConflict, err)
 			case err != nil:
 				errs[j] = err

@@ -86,3 +86,39 @@ func TestVersionsRepeatedIsRefused(t *testing.T) {
 		require.Error(t, err, "the account's versions do not grow with its positions")
 	}
 }
+
+// chained is account's record at version, with its chain hashes.
+func chained(account string, version uint64, hash, prev string) ledger.Record {
+	r := ev(account, version, true)
+	r.Data = []byte(fmt.Sprintf(`{"account_id":%q,"version":%d,"hash":%q,"prev_hash":%q}`, account, version, hash, prev))
+	return r
+}
+
+// TestVersionsFirstSightChecksTheChain: a store that meets an account for the first time (a node
+// just restarted or took the partition over) learns its version from the last message. A foreign
+// message that repeats the version the writer expects, written after the writer loaded the account,
+// must not be a ground to append on: the record appended names another predecessor (prev_hash),
+// so the append is refused and nothing is stored; on the true predecessor it lands.
+func TestVersionsFirstSightChecksTheChain(t *testing.T) {
+	t.Parallel()
+	nc, js := bareJetStream(t)
+	ctx := context.Background()
+	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(t, err)
+	_, err = st.Append(ctx, []ledger.Record{chained("x", 1, "h1", "")})
+	require.NoError(t, err)
+	_, err = st.Append(ctx, []ledger.Record{chained("z", 1, "z1", "")})
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, jetstore.Subject("x"), chained("x", 1, "forged", "").Data)
+	require.NoError(t, err)
+
+	fresh, err := jetstore.Open(ctx, nc, jetstore.Config{}) // knows no account yet
+	require.NoError(t, err)
+	_, err = fresh.Append(ctx, []ledger.Record{chained("x", 2, "h2", "h1")})
+	require.ErrorIs(t, err, ledger.ErrConflict, "the last message of x is not h1")
+	recs, err := fresh.ReadAccount(ctx, "x", 0)
+	require.NoError(t, err)
+	assert.Len(t, recs, 2, "nothing appended on the forged message")
+	_, err = fresh.Append(ctx, []ledger.Record{chained("z", 2, "z2", "z1")})
+	require.NoError(t, err, "an account whose last message is the predecessor named takes the append")
+}
