@@ -116,6 +116,7 @@ func TestStartFailuresEndWithOneLine(t *testing.T) {
 		{"data dir in use", []string{"--data-dir", l.DataDir}, []string{"data directory in use", l.DataDir, "pid "}},
 		{"HTTP port taken", []string{"--http-listen", taken.Addr().String()}, []string{"address already in use"}},
 		{"NATS port taken", []string{"--nats-listen", taken.Addr().String()}, []string{"address already in use"}},
+		{"profile port taken", []string{"--pprof-listen", taken.Addr().String()}, []string{"--pprof-listen", "address already in use"}},
 		{"auth config missing", []string{"--auth-config", filepath.Join(t.TempDir(), "none.yaml")}, []string{"none.yaml"}},
 		{"auth config unreadable", []string{"--auth-config", unreadable}, []string{"access.yaml"}},
 	}

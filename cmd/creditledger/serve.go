@@ -25,7 +25,7 @@ func newLogger(level string, w io.Writer) (zerolog.Logger, error) {
 
 func serveCmd() *cobra.Command {
 	var cfg server.Config
-	var logLevel string
+	var logLevel, pprofListen string
 	var pf prodFlags // auth, TLS, cluster: production.go
 	cmd := &cobra.Command{
 		Use:     "serve",
@@ -40,6 +40,13 @@ func serveCmd() *cobra.Command {
 			cfg.Log = log
 			if err := pf.apply(&cfg, log); err != nil {
 				return err
+			}
+			if pprofListen != "" {
+				prof, err := startProfileServer(pprofListen, log)
+				if err != nil {
+					return err
+				}
+				defer prof.Close()
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -68,6 +75,7 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&cfg.Linger, "linger", 0, "longest group-commit wait for the commands an append's replies set off (0: default 5ms, negative: off)")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of the LEDGER stream when it is created (0: 3 in a cluster of 3+ nodes, else 1)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this address, without authentication: loopback only (default: off)")
 	addCheckpointFlags(f, &cfg.Checkpoints)
 	pf.add(f)
 	return cmd
