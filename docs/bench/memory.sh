@@ -11,6 +11,7 @@
 set -u
 B=${B:-/tmp/mem/creditledger}; W=${W:-/tmp/memrun}
 ACC=${ACC:-100000}; CMDS=${CMDS:-100000}; CLIENTS=${CLIENTS:-128}; IDLE=${IDLE:-130}
+# PHASES="one three" (default), or only one of them.
 rm -rf "$W"; mkdir -p "$W"
 OUTF=$W/memory.txt
 log() { echo "$(date +%T) $*" | tee -a "$OUTF"; }
@@ -28,6 +29,18 @@ caught_up() { # port...: until every node's projections are at the stream head (
     [ $ok = 1 ] && [ "$heads" = "${prev:-}" ] && { log "caught up, head$heads"; return 0; }
     prev=$heads; sleep 0.5
   done; log "not caught up:$heads"; return 1; }
+settled() { # node: until it holds as many partitions as before its restart and no node has
+  # loaded a writer or dropped handed-over accounts for 10 s (the others load twice: when the node
+  # leaves and when it takes its partitions back), at most 300 s
+  local want got n last="" same=0
+  want=$(grep -h 'partitions taken over\|partitions held at start' $W/n$1-before-restart.log | tail -1 | sed -n 's/.*"partitions":\([0-9]*\).*/\1/p')
+  for _ in $(seq 1 600); do
+    got=$(grep -h 'partitions taken over\|partitions held at start' $W/n$1.log | tail -1 | sed -n 's/.*"partitions":\([0-9]*\).*/\1/p')
+    n=$(cat $W/n[0-9].log | grep -c 'writer loaded\|dropped the accounts')
+    if [ "$n" = "$last" ]; then same=$((same+1)); else same=0; last=$n; fi
+    [ "${got:-x}" = "${want:-y}" ] && [ $same -ge 20 ] && { log "node $1 holds $got partitions again; settled"; return 0; }
+    sleep 0.5
+  done; log "not settled: node $1 holds ${got:-?} of ${want:-?} partitions"; return 1; }
 metric() { awk -v m="$2" '$1==m {printf "%.0f", $2/1048576}' "$1"; }
 mem() { # label port:pid...
   local label=$1; shift
@@ -47,6 +60,7 @@ bench() { # name urls
     --json "$W/bench-$1.json" > "$W/bench-$1.txt" 2>&1 || log "bench $1 failed: $(tail -3 $W/bench-$1.txt)"
   log "bench $1 done: $(grep -iE 'accepted|events' $W/bench-$1.txt | head -3 | tr -s ' ' | tr '\n' ';')"; }
 
+if [ "${PHASES:-one three}" != "${PHASES#*one}" ]; then
 log "one node"
 start 1; ready 8181 || log "node 1 not ready"
 bench one nats://127.0.0.1:4371
@@ -58,6 +72,9 @@ caught_up 8181; mem one-restarted 8181:$PID_1
 grep -h '"writer loaded"' $W/n1.log | tail -1 | cut -c1-400 >> "$OUTF"
 sleep $IDLE; mem one-restarted-idle 8181:$PID_1
 kill -TERM $PID_1; wait $PID_1; rm -rf $W/d1; mv $W/n1.log $W/one.log
+fi
+
+if [ "${PHASES:-one three}" != "${PHASES#*three}" ]; then
 
 log "three nodes"
 R=nats://127.0.0.1:6371,nats://127.0.0.1:6372,nats://127.0.0.1:6373
@@ -70,9 +87,13 @@ caught_up 8181 8182 8183; mem three-loaded 8181:$PID_1 8182:$PID_2 8183:$PID_3
 sleep $IDLE; mem three-idle 8181:$PID_1 8182:$PID_2 8183:$PID_3
 kill -TERM $PID_3; wait $PID_3; mv $W/n3.log $W/n3-before-restart.log
 start 3 $(cl 3); ready 8183 || log "node 3 not ready after restart"
-for _ in $(seq 1 300); do grep -q 'partitions taken over' $W/n3.log && break; sleep 0.2; done
+settled 3
 caught_up 8181 8182 8183; mem three-restarted 8181:$PID_1 8182:$PID_2 8183:$PID_3
 grep -hE 'partitions (held|taken)|"writer loaded"' $W/n3.log | tail -3 | cut -c1-400 >> "$OUTF"
 sleep $IDLE; mem three-restarted-idle 8181:$PID_1 8182:$PID_2 8183:$PID_3
 for i in 1 2 3; do eval "kill -TERM \$PID_$i"; done; wait
+fi
+if command -v python3 > /dev/null && command -v go > /dev/null; then # live heap by owner: docs/bench/heapsplit.py
+  for f in $W/heap-*.pb.gz; do echo "== $(basename $f)"; go tool pprof -raw $f 2>/dev/null | python3 "$(dirname "$0")/heapsplit.py"; done > $W/heapsplit.txt
+fi
 log done
