@@ -29,18 +29,22 @@ caught_up() { # port...: until every node's projections are at the stream head (
     [ $ok = 1 ] && [ "$heads" = "${prev:-}" ] && { log "caught up, head$heads"; return 0; }
     prev=$heads; sleep 0.5
   done; log "not caught up:$heads"; return 1; }
+held() { # log: partitions the node holds, from its log (a take-over logs the total held, a hand-over the partitions dropped)
+  awk '/partitions taken over|partitions held at start/ {match($0, /"partitions":[0-9]+/); h=substr($0, RSTART+13, RLENGTH-13)+0}
+       /dropped the accounts of partitions handed over/ {match($0, /"partitions":[0-9]+/); h-=substr($0, RSTART+13, RLENGTH-13)}
+       END {print h+0}' "$1"; }
 settled() { # node: until it holds as many partitions as before its restart and no node has
   # loaded a writer or dropped handed-over accounts for 10 s (the others load twice: when the node
   # leaves and when it takes its partitions back), at most 300 s
   local want got n last="" same=0
-  want=$(grep -h 'partitions taken over\|partitions held at start' $W/n$1-before-restart.log | tail -1 | sed -n 's/.*"partitions":\([0-9]*\).*/\1/p')
+  want=$(held $W/n$1-before-restart.log)
   for _ in $(seq 1 600); do
-    got=$(grep -h 'partitions taken over\|partitions held at start' $W/n$1.log | tail -1 | sed -n 's/.*"partitions":\([0-9]*\).*/\1/p')
+    got=$(held $W/n$1.log)
     n=$(cat $W/n[0-9].log | grep -c 'writer loaded\|dropped the accounts')
     if [ "$n" = "$last" ]; then same=$((same+1)); else same=0; last=$n; fi
-    [ "${got:-x}" = "${want:-y}" ] && [ $same -ge 20 ] && { log "node $1 holds $got partitions again; settled"; return 0; }
+    [ "$got" = "$want" ] && [ $same -ge 20 ] && { log "node $1 holds $got partitions again; settled"; return 0; }
     sleep 0.5
-  done; log "not settled: node $1 holds ${got:-?} of ${want:-?} partitions"; return 1; }
+  done; log "not settled: node $1 holds $got of $want partitions"; return 1; }
 metric() { awk -v m="$2" '$1==m {printf "%.0f", $2/1048576}' "$1"; }
 mem() { # label port:pid...
   local label=$1; shift
