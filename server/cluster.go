@@ -34,6 +34,11 @@ const (
 	clusterWaitLog     = 5 * time.Second
 	clusterOpenTimeout = 5 * time.Second
 	clusterOpenPause   = 250 * time.Millisecond
+	// firstLoadAttempt bounds one attempt at the node's first share of the partitions: their
+	// fence and their load, which grows with the store (a third of 100k accounts took more than
+	// clusterOpenTimeout on a busy 2-core machine, and every attempt cut short began the whole
+	// load again). The load's own reads are bounded; this only ends a hang.
+	firstLoadAttempt = 5 * time.Minute
 	// A node stopping in lame-duck mode hands over its raft leaderships (about a second), then
 	// closes the clients still connected over lameDuckDuration so they move to other nodes.
 	lameDuckDuration = 2 * time.Second
@@ -377,12 +382,17 @@ func (s *Server) openStore(ctx context.Context) (*jetstore.Store, error) {
 // unanswered. Each attempt is bounded; the whole wait is bounded by ctx. Anything else (a
 // stream with weaker settings, say) fails at once.
 func (s *Server) retryJS(ctx context.Context, what string, step func(context.Context) error) error {
+	return s.retryJSWithin(ctx, what, clusterOpenTimeout, step)
+}
+
+// retryJSWithin is retryJS with each attempt bounded by attempt instead of clusterOpenTimeout.
+func (s *Server) retryJSWithin(ctx context.Context, what string, attempt time.Duration, step func(context.Context) error) error {
 	if !s.cfg.Cluster.Enabled() {
 		return step(ctx)
 	}
 	start, logged := time.Now(), time.Now()
 	for {
-		actx, cancel := context.WithTimeout(ctx, clusterOpenTimeout)
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		err := step(actx)
 		cancel()
 		if err == nil {

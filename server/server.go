@@ -200,8 +200,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// built only burns CPU the restore needs, so the collector is relaxed until both are done.
 	gcPercent := debug.SetGCPercent(400)
 	// This node's first share of the partitions; retried while a cluster forms (a stream another
-	// node created a moment ago can be unknown here for a moment).
-	loadErr := s.retryJS(ctx, "the first partitions", s.writer.load)
+	// node created a moment ago can be unknown here for a moment). An attempt is not cut at
+	// clusterOpenTimeout: a load takes as long as the store needs (firstLoadAttempt).
+	loadErr := s.retryJSWithin(ctx, "the first partitions", firstLoadAttempt, s.writer.load)
 	writerLoad := time.Since(tLoad)
 	pr := <-projDone
 	debug.SetGCPercent(gcPercent)

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,4 +28,29 @@ func TestTransientJS(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, transientJS(tc.err), "%v", tc.err)
 	}
+}
+
+// TestFirstLoadAttemptOutlastsTheOpenTimeout: a cluster node's first load of its partitions is
+// one attempt however long the store takes to read, not one cut at clusterOpenTimeout and begun
+// again (a third of 100k accounts took longer than that on a busy 2-core machine: the node
+// loaded again and again and its leases lapsed meanwhile). The set-up steps keep their bound.
+func TestFirstLoadAttemptOutlastsTheOpenTimeout(t *testing.T) {
+	s := &Server{cfg: Config{ProductionConfig: ProductionConfig{Cluster: ClusterConfig{Name: "c"}}}}
+	bound := func(attempt time.Duration, retry func(context.Context, string, func(context.Context) error) error) time.Duration {
+		var left time.Duration
+		err := retry(context.Background(), "x", func(ctx context.Context) error {
+			d, ok := ctx.Deadline()
+			assert.True(t, ok, "every attempt is bounded")
+			left = time.Until(d)
+			return nil
+		})
+		assert.NoError(t, err)
+		return left
+	}
+	first := bound(firstLoadAttempt, func(ctx context.Context, what string, step func(context.Context) error) error {
+		return s.retryJSWithin(ctx, what, firstLoadAttempt, step)
+	})
+	assert.Greater(t, first, 10*clusterOpenTimeout, "the first load is not cut at the set-up bound")
+	setup := bound(clusterOpenTimeout, s.retryJS)
+	assert.LessOrEqual(t, setup, clusterOpenTimeout)
 }
