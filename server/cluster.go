@@ -385,6 +385,12 @@ func (s *Server) retryJS(ctx context.Context, what string, step func(context.Con
 	return s.retryJSWithin(ctx, what, clusterOpenTimeout, step)
 }
 
+// firstPartitions runs load, the node's first share of the partitions (node.load), retried while
+// a cluster forms, each attempt bounded by firstLoadAttempt.
+func (s *Server) firstPartitions(ctx context.Context, load func(context.Context) error) error {
+	return s.retryJSWithin(ctx, "the first partitions", firstLoadAttempt, load)
+}
+
 // retryJSWithin is retryJS with each attempt bounded by attempt instead of clusterOpenTimeout.
 func (s *Server) retryJSWithin(ctx context.Context, what string, attempt time.Duration, step func(context.Context) error) error {
 	if !s.cfg.Cluster.Enabled() {

@@ -202,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// This node's first share of the partitions; retried while a cluster forms (a stream another
 	// node created a moment ago can be unknown here for a moment). An attempt is not cut at
 	// clusterOpenTimeout: a load takes as long as the store needs (firstLoadAttempt).
-	loadErr := s.retryJSWithin(ctx, "the first partitions", firstLoadAttempt, s.writer.load)
+	loadErr := s.firstPartitions(ctx, s.writer.load)
 	writerLoad := time.Since(tLoad)
 	pr := <-projDone
 	debug.SetGCPercent(gcPercent)

@@ -47,8 +47,8 @@ func TestFirstLoadAttemptOutlastsTheOpenTimeout(t *testing.T) {
 		assert.NoError(t, err)
 		return left
 	}
-	first := bound(firstLoadAttempt, func(ctx context.Context, what string, step func(context.Context) error) error {
-		return s.retryJSWithin(ctx, what, firstLoadAttempt, step)
+	first := bound(firstLoadAttempt, func(ctx context.Context, _ string, step func(context.Context) error) error {
+		return s.firstPartitions(ctx, step)
 	})
 	assert.Greater(t, first, 10*clusterOpenTimeout, "the first load is not cut at the set-up bound")
 	setup := bound(clusterOpenTimeout, s.retryJS)
