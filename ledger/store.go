@@ -111,6 +111,15 @@ type Store interface {
 	FenceHeads(ctx context.Context, ps []int) ([]uint64, error)
 }
 
+// VersionHints is what a store that enforces versions through positions of its own (the
+// JetStream store) may be told by a caller that loaded accounts from it (a writer's snapshot and
+// replay): account id stands at version, at position. A store that is told spares itself a read
+// of the account's last message on its next append; a wrong hint costs a refused append, never a
+// wrong one, because the store still has the position checked.
+type VersionHints interface {
+	HintVersion(accountID string, version, position uint64)
+}
+
 // ErrNoRecord means a store holds nothing at the position asked for.
 var ErrNoRecord = errors.New("no record at that position")
 

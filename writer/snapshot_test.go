@@ -209,3 +209,42 @@ func TestUnreadableSnapshotFallsBackToReplay(t *testing.T) {
 	assert.Equal(t, states(w1), states(w2))
 	assert.Equal(t, w1.Head(), w2.Head())
 }
+
+// TestLoadHintsVersionsToTheStore: a writer that loads accounts (from its snapshot and the
+// records after it) tells the store where each stands, so that the first command on each after
+// a restart costs no read of the account's last message (one request to the stream leader per
+// account otherwise: issue 12's store port speaks versions, and the JetStream store maps them to
+// positions).
+func TestLoadHintsVersionsToTheStore(t *testing.T) {
+	r := newRig(t)
+	w1, stop1 := r.start(t, r.snaps, 4)
+	const n = 6
+	for i := 0; i < n; i++ {
+		acct := fmt.Sprintf("acct-%d", i)
+		require.Nil(t, do(t, w1, "purchase_license", map[string]any{"command_id": "p" + acct, "account_id": acct, "license_id": "lic-" + acct, "source": "sales", "credits": "100"}).Err)
+	}
+	stop1()
+
+	nc, err := nats.Connect(r.url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	fresh, err := jetstore.Open(context.Background(), nc, jetstore.Config{}) // a restarted process: it knows no version
+	require.NoError(t, err)
+	// A copy of every leader read: the read loop queues it before it handles the PONG of a later
+	// Flush, so Pending counts them all then.
+	leaderReads, err := nc.SubscribeSync("$JS.API.STREAM.MSG.GET.>")
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	w2 := newWriter(t, r, fresh, writer.Options{Snapshots: r.snaps, SnapshotEvery: 4})
+	run(t, w2)
+	for i := 0; i < n; i++ {
+		acct := fmt.Sprintf("acct-%d", i)
+		res := do(t, w2, "activate_license", map[string]any{"command_id": "a" + acct, "account_id": acct, "license_id": "lic-" + acct})
+		require.Nil(t, res.Err)
+		assert.EqualValues(t, 2, res.Version)
+	}
+	require.NoError(t, nc.Flush())
+	reads, _, err := leaderReads.Pending()
+	require.NoError(t, err)
+	assert.Zero(t, reads, "no account's last message was read before its first append")
+}

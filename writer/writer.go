@@ -359,6 +359,7 @@ func (w *Writer) Load(ctx context.Context) error {
 	w.rereadSuspects(ctx)
 	w.rescheduleAll()
 	w.compactCommands()
+	w.hintVersions()
 	readDone := time.Now()
 	if err := w.loadRejections(ctx); err != nil {
 		return err
@@ -374,6 +375,22 @@ func (w *Writer) Load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// hintVersions tells a store that maps versions to positions of its own where every account
+// loaded stands (ledger.VersionHints), so that its first append after a restart or a takeover
+// does not cost a read of its last message first.
+func (w *Writer) hintVersions() {
+	vh, ok := w.opts.Store.(ledger.VersionHints)
+	if !ok {
+		return
+	}
+	for id, a := range w.accounts {
+		if a.stale || a.foreign || a.broken != nil {
+			continue
+		}
+		vh.HintVersion(id, a.state.Version, a.head)
+	}
 }
 
 // rereadSuspects re-reads the accounts restored from a snapshot whose next event did not continue

@@ -169,3 +169,15 @@ func (s *Store) expectedSeqs(ctx context.Context, recs []ledger.Record) ([]uint6
 	}
 	return seqs, nil
 }
+
+// HintVersion learns that accountID stands at version, at position (ledger.VersionHints): a
+// writer that loaded its accounts tells the store, so their first appends need no read of the
+// last message. A hint that contradicts what is known is dropped.
+func (s *Store) HintVersion(accountID string, version, position uint64) {
+	if version == 0 || position == 0 {
+		return
+	}
+	_ = s.versions.learn(accountID, versionAt{version: version, seq: position})
+}
+
+var _ ledger.VersionHints = (*Store)(nil)
