@@ -71,8 +71,12 @@ type lease struct {
 	// the lease back (if it is still this node's) and forgets it.
 	dropped bool
 	// acquired is the revision the lease was acquired at: it names this tenure (a partition
-	// given up and taken again gets a new one, and its state must be loaded again).
+	// given up and taken again gets a new one, and its state must be loaded again unless its
+	// fence shows nobody else took it meanwhile: server/partitions.go).
 	acquired uint64
+	// unreachable is set while the last renewal failed without an answer from the store (an
+	// error that is neither ErrLost nor ErrHeld: the lease bucket is electing a leader, say).
+	unreachable bool
 }
 
 // Keeper holds this node's share of the partition leases: it renews them, acquires the ones
@@ -83,6 +87,8 @@ type Keeper struct {
 	ttl  time.Duration
 	mu   sync.Mutex
 	held map[int]*lease
+	// comeback is owned by the goroutine that steps (Run, or the caller of Step).
+	comeback comeback
 }
 
 // NewKeeper checks the config.
@@ -107,14 +113,36 @@ func NewKeeper(cfg Config) (*Keeper, error) {
 // and the server may drift, and an append already sent may take this long to land.
 func (k *Keeper) margin() time.Duration { return k.ttl / 4 }
 
-// Owns reports whether this node may write partition p now, and since which tenure: it holds
-// the lease, is not handing it over, and the lease has not come near its expiry since it was
-// last renewed.
+// Owns reports whether this node may decide for partition p now, any answer included, and
+// since which tenure: it holds the lease, is not handing it over, and the lease has not come
+// near its expiry since it was last renewed (the lease clock). OwnsFenced is the weaker answer
+// for appends alone.
 func (k *Keeper) Owns(p int) (tenure uint64, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.held[p]
 	if l == nil || l.releasing || l.dropped || !k.cfg.Now().Before(l.validUntil) {
+		return 0, false
+	}
+	return l.acquired, true
+}
+
+// OwnsFenced reports whether this node may still append to partition p under its fence, and in
+// which tenure: Owns, or it holds the lease (not handing it over) and its last renewal got no
+// answer from the store, however long ago. The lease clock no longer vouches for the partition
+// then, but no other node can append to it without first acquiring the lease and writing a
+// newer ownership record, which makes the server refuse this node's appends (the partition
+// fence, docs/OPERATIONS.md). So only answers that a write carries may be given on it (an
+// append, a stored rejection under its fence read), not an answer from memory alone
+// (writer.FencedOwner).
+func (k *Keeper) OwnsFenced(p int) (tenure uint64, ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l := k.held[p]
+	if l == nil || l.releasing || l.dropped {
+		return 0, false
+	}
+	if !l.unreachable && !k.cfg.Now().Before(l.validUntil) {
 		return 0, false
 	}
 	return l.acquired, true
@@ -241,7 +269,9 @@ func (k *Keeper) ReleaseAll(ctx context.Context) {
 // Step is one round: heartbeat, renew, then acquire or hand over towards Assign's answer.
 func (k *Keeper) Step(ctx context.Context) error {
 	// Renewals are tried even when the heartbeat fails: they are separate writes.
+	sent := k.cfg.Now()
 	beat := k.cfg.Leases.Heartbeat(ctx, k.cfg.Node)
+	k.beat(sent, beat) // before renew: what this node held before a gap is still in k.held
 	changed := k.renew(ctx)
 	if beat != nil {
 		k.notify(changed)
@@ -255,17 +285,22 @@ func (k *Keeper) Step(ctx context.Context) error {
 	if !contains(nodes, k.cfg.Node) {
 		nodes = append(nodes, k.cfg.Node) // our own heartbeat may not be visible yet
 	}
+	k.comeback.seen(nodes)
 	want := Assign(k.cfg.Partitions, nodes)
 	for p, owner := range want {
 		held := k.holds(p)
 		switch {
 		case owner == k.cfg.Node && !held:
+			if k.comeback.waits(p, k.cfg.Now()) {
+				continue // another node's before the gap: it takes it back first
+			}
 			changed = k.acquire(ctx, p) || changed
 		case owner != k.cfg.Node && held:
 			k.release(ctx, p) // the new owner takes it on its next step
 			changed = true
 		}
 	}
+	k.stepped(nodes)
 	k.notify(changed)
 	return nil
 }
@@ -342,6 +377,7 @@ func (k *Keeper) renewOne(ctx context.Context, p int) bool {
 	if k.held[p] != l {
 		return false // released meanwhile
 	}
+	l.unreachable = err != nil && !errors.Is(err, ErrLost) && !errors.Is(err, ErrHeld)
 	switch {
 	case err == nil:
 		l.rev, l.validUntil = next, sent.Add(k.ttl-k.margin())

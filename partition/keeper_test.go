@@ -2,6 +2,7 @@ package partition_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +17,9 @@ import (
 // fakeLeases is an in-memory lease table with the server's checks (create-only, revision-checked
 // writes) and expiry on an injected clock.
 type fakeLeases struct {
-	mu    sync.Mutex
+	mu sync.Mutex
+	// down makes every write fail without an answer (the bucket's stream has no leader).
+	down  bool
 	now   func() time.Time
 	ttl   time.Duration
 	rev   uint64
@@ -41,9 +44,21 @@ func (f *fakeLeases) live(p int) (fakeLease, bool) {
 	return l, ok && f.now().Sub(l.written) < f.ttl
 }
 
+// errNoAnswer is what a write gets while the store is down.
+var errNoAnswer = errors.New("no response from stream")
+
+func (f *fakeLeases) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
 func (f *fakeLeases) Heartbeat(_ context.Context, node string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return errNoAnswer
+	}
 	f.nodes[node] = f.now()
 	return nil
 }
@@ -70,6 +85,9 @@ func (f *fakeLeases) Nodes(context.Context) ([]string, error) {
 func (f *fakeLeases) Acquire(_ context.Context, p int, node string) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return 0, errNoAnswer
+	}
 	if _, ok := f.live(p); ok {
 		return 0, partition.ErrHeld
 	}
@@ -81,6 +99,9 @@ func (f *fakeLeases) Acquire(_ context.Context, p int, node string) (uint64, err
 func (f *fakeLeases) Renew(_ context.Context, p int, node string, rev uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return 0, errNoAnswer
+	}
 	l, ok := f.live(p)
 	if !ok || l.rev != rev {
 		return 0, partition.ErrLost
@@ -93,6 +114,9 @@ func (f *fakeLeases) Renew(_ context.Context, p int, node string, rev uint64) (u
 func (f *fakeLeases) Release(_ context.Context, p int, _ string, rev uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return errNoAnswer
+	}
 	if l, ok := f.keys[p]; ok && l.rev == rev {
 		delete(f.keys, p)
 	}
@@ -193,4 +217,91 @@ func TestDroppedPartitionIsGivenBackAndTakenAnew(t *testing.T) {
 	again, owns := a.Owns(3)
 	require.True(t, owns, "given back and taken again")
 	assert.NotEqual(t, tenure, again, "in a new tenure")
+}
+
+// While the lease store does not answer, a lease past its clock is no longer owned (Owns) but is
+// still held on the fence (OwnsFenced), in the same tenure, however long it lasts; a lease found
+// lost, a dropped one, and one being handed over are not.
+func TestUnreachableStoreKeepsFencedOwnership(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	f := newFake(c.now)
+	ctx := context.Background()
+	a := keeper(t, "a", f, c)
+	require.NoError(t, a.Step(ctx))
+	tenure, owns := a.Owns(3)
+	require.True(t, owns)
+
+	f.setDown(true)
+	for i := 0; i < 10; i++ {
+		c.add(time.Second)
+		require.Error(t, a.Step(ctx))
+	}
+	_, owns = a.Owns(3)
+	assert.False(t, owns, "the lease clock lapsed")
+	fenced, ok := a.OwnsFenced(3)
+	assert.True(t, ok, "held on the fence while the store does not answer")
+	assert.Equal(t, tenure, fenced)
+	require.True(t, a.Drop(5, a.Held()[5]))
+	_, ok = a.OwnsFenced(5)
+	assert.False(t, ok, "a dropped partition")
+
+	f.setDown(false) // back, with every key expired: the renewals find the leases lost
+	c.add(time.Second)
+	b := keeper(t, "b", f, c)
+	require.NoError(t, b.Step(ctx)) // b takes the free partitions first
+	require.NoError(t, a.Step(ctx))
+	_, ok = a.OwnsFenced(3)
+	assert.False(t, ok, "a lease found lost is not held on the fence")
+
+	// A lease that lapsed on a store that answers is not held on the fence either.
+	c2 := &clock{t: time.Unix(1_000_000, 0)}
+	k := keeper(t, "k", newFake(c2.now), c2)
+	require.NoError(t, k.Step(ctx))
+	c2.add(5 * time.Second)
+	_, ok = k.OwnsFenced(1)
+	assert.False(t, ok, "not renewed, with no store failure: only the clock counts")
+}
+
+// After a gap in its heartbeats longer than the lease TTL (every lease lapsed, and the member
+// list forgot every other node), a node that steps first takes back only the partitions it held
+// before, not its peer's; the peer takes its own back on its step. A node that does not come
+// back has its partitions taken once the while is over.
+func TestComebackTakesBackOnlyOwnPartitions(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	f := newFake(c.now)
+	ctx := context.Background()
+	a, b := keeper(t, "a", f, c), keeper(t, "b", f, c)
+	require.NoError(t, a.Step(ctx))
+	require.NoError(t, b.Step(ctx))
+	require.NoError(t, a.Step(ctx)) // hands b's share over
+	require.NoError(t, b.Step(ctx)) // takes it
+	before := map[string]map[int]uint64{"a": a.Held(), "b": b.Held()}
+	require.NotEmpty(t, before["a"])
+	require.NotEmpty(t, before["b"])
+	require.Len(t, a.Held(), 16-len(b.Held()))
+
+	f.setDown(true)
+	for i := 0; i < 8; i++ {
+		c.add(time.Second)
+		require.Error(t, a.Step(ctx))
+		require.Error(t, b.Step(ctx))
+	}
+	f.setDown(false)
+	c.add(time.Second)
+	require.NoError(t, a.Step(ctx)) // a first: b's leases are free, and b is not a member now
+	assert.Len(t, a.Held(), len(before["a"]), "a took back its own partitions only")
+	for p := range a.Held() {
+		assert.Contains(t, before["a"], p)
+	}
+	require.NoError(t, b.Step(ctx))
+	assert.Len(t, b.Held(), len(before["b"]), "b took back its own")
+
+	// b dies: once the while is over (and b's leases expire), a takes its partitions.
+	for i := 0; i < 8; i++ {
+		c.add(time.Second)
+		require.NoError(t, a.Step(ctx))
+	}
+	assert.Len(t, a.Held(), 16)
 }

@@ -1,0 +1,97 @@
+package partition
+
+import "time"
+
+// comeback keeps a node from taking other nodes' partitions right after a gap in its own
+// heartbeats (the lease store could not be reached: its stream leader died, and the election
+// took about as long as the TTL). Every node's leases may have lapsed meanwhile, and the member
+// list no longer shows the nodes whose heartbeats it did not see: the first node to step would
+// take every free partition, the other nodes' too, and each of those would be fenced and loaded
+// twice (there and back). So, for a while after such a gap (settle), a node takes back only the
+// partitions it held before it; the other nodes take theirs back meanwhile, and the partitions
+// of a node that died during the gap are taken once the while is over. The while ends early
+// once every node that was a member before the gap is a member again: the assignment is then
+// what it was before, and a free partition it gives this node is this node's to take.
+type comeback struct {
+	// last is when the last heartbeat that succeeded was sent, and held what this node held at
+	// the end of the last step that succeeded (a renewal during the gap may have found some of
+	// those leases lapsed already).
+	last time.Time
+	held []int
+	// members are the nodes of the last step that reached the store before the gap.
+	members []string
+	// failed is set when a heartbeat fails, until one succeeds again.
+	failed bool
+	// until ends the while (zero: none); before lists the partitions held when the gap began.
+	until  time.Time
+	before map[int]bool
+}
+
+// settle is how long a node takes back only its own partitions after a gap: long enough for
+// every live node to step once with the store back (a step that was waiting on the store ends
+// within the TTL, which bounds it, and the next one starts within a tick).
+func (k *Keeper) settle() time.Duration { return k.ttl + 2*k.cfg.Tick }
+
+// beat notes a heartbeat sent at sent, and its error. The first success after failures that
+// lasted more than half the TTL (leases may have lapsed: the store was away, not merely slow to
+// step) starts a while in which only the partitions held before are taken. Called from the
+// stepping goroutine only, before the renewals (which may drop lapsed leases).
+func (k *Keeper) beat(sent time.Time, err error) {
+	c := &k.comeback
+	if err != nil {
+		c.failed = true
+		return
+	}
+	gap := sent.Sub(c.last)
+	if c.failed && !c.last.IsZero() && gap > k.ttl/2 {
+		if !sent.Before(c.until) {
+			c.before = map[int]bool{} // a while still running keeps what it had
+		}
+		for _, p := range c.held {
+			c.before[p] = true
+		}
+		for _, p := range k.all() {
+			c.before[p] = true
+		}
+		c.until = sent.Add(k.settle())
+		k.cfg.Log.Info().Dur("gap", gap).Int("held", len(c.before)).Dur("for", k.settle()).
+			Msg("lease store reachable again after a gap; taking back only this node's partitions for a while")
+	}
+	c.last, c.failed = sent, false
+}
+
+// stepped notes what this node holds at the end of a step that reached the store, and the
+// members it saw (kept as they were before the gap while a while runs).
+func (k *Keeper) stepped(nodes []string) {
+	c := &k.comeback
+	c.held = k.all()
+	if c.until.IsZero() {
+		c.members = nodes
+	}
+}
+
+// seen ends a running while once every node that was a member before the gap is one again.
+func (c *comeback) seen(nodes []string) {
+	if c.until.IsZero() {
+		return
+	}
+	for _, m := range c.members {
+		if !contains(nodes, m) {
+			return
+		}
+	}
+	c.until, c.before = time.Time{}, nil
+}
+
+// waits reports whether partition p must wait before this node acquires it: a while after a gap
+// is running and p was not this node's before it.
+func (c *comeback) waits(p int, now time.Time) bool {
+	if c.until.IsZero() {
+		return false
+	}
+	if !now.Before(c.until) {
+		c.until, c.before = time.Time{}, nil
+		return false
+	}
+	return !c.before[p]
+}
