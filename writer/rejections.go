@@ -114,7 +114,7 @@ func (w *Writer) finishRejections(d appendDone) {
 		case d.fenceErr != nil:
 			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
 				"this node could not confirm it still writes account %s (%v); retry with the same command_id", p.req.AccountID, d.fenceErr))
-		case w.opts.Fences != nil && (!p.fenced || d.rejMoved[p.part]), !w.owns(p.req.AccountID):
+		case w.opts.Fences != nil && (!p.fenced || d.rejMoved[p.part]), !w.stillOwns(p.req):
 			// Another node took the partition over (or may have): it decides a retry.
 			delete(w.idem.rejected, p.req.CommandID)
 			w.redirect(p.req)

@@ -23,6 +23,9 @@ type request struct {
 	// notCompacted skips the compact idempotency form: a read-back found its entry to be
 	// another command's (a hash collision), so the command is decided.
 	notCompacted bool
+	// fenced is set while the command is decided on its partition's fence alone (fenced.go):
+	// only an append may answer it.
+	fenced bool
 }
 
 // EventRef names one appended event in a result (submit.EventRef, the wire type).

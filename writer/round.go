@@ -72,7 +72,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			}
 			continue
 		}
-		if !w.owns(r.AccountID) {
+		if !w.admit(r) { // fenced.go
 			w.redirect(r)
 			continue
 		}
@@ -109,10 +109,16 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			if errors.Is(err, errHeld) {
 				continue // side work holds it (beside.go)
 			}
-			if le := asError(err); w.opts.Rejections != nil && rememberable(r, le) {
-				// Written to the rejection log with this round's append; answered after.
+			if le := asError(err); w.opts.Rejections != nil && rememberable(r, le) && (!r.fenced || w.opts.Fences != nil) {
+				// Written to the rejection log with this round's append; answered after, once a
+				// read of the fence after the write finds it unmoved (rejections.go), also when
+				// the command was decided on the fence alone.
 				w.rememberRejection(r, le).pending = true
 				rejects = append(rejects, pendingReject{req: r, err: le})
+				continue
+			}
+			if r.fenced {
+				w.redirect(r) // an answer nothing written carries: it waits for the lease (fenced.go)
 				continue
 			}
 			w.reject(r, asError(err))
@@ -249,6 +255,10 @@ func (w *Writer) plan(ctx context.Context, r *request, now time.Time, queued int
 		return nil, err
 	}
 	if len(payloads) == 0 {
+		if r.fenced {
+			w.redirect(r) // an answer from memory alone: only the lease clock vouches for it
+			return nil, nil
+		}
 		w.reply(r, Result{AccountID: r.AccountID, Version: acct.state.Version, Position: acct.head})
 		return nil, nil
 	}
@@ -390,7 +400,7 @@ func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []
 			continue
 		}
 		charged[p.req.CommandID] = true
-		if !w.owns(p.req.AccountID) {
+		if !w.owns(p.req.AccountID) && !p.req.fenced {
 			continue // another node's account, read only for a subscription move (subclaims.go)
 		}
 		if a, ok := w.accounts[p.req.AccountID]; ok {

@@ -109,8 +109,10 @@ type Options struct {
 }
 
 // Ownership says which accounts this writer may decide for now (partition.Keeper through the
-// server: the node holds the lease of the account's partition).
+// server: the node holds the lease of the account's partition). An Ownership may also be a
+// FencedOwner (fenced.go) and a PartitionOwner (partsnap.go).
 type Ownership interface {
+	// Owns reports whether the writer may decide for the account now, with any answer.
 	Owns(accountID string) bool
 	// OwnsEverything reports whether this writer owns every partition now: no other node then
 	// creates unique ids, so their reservation (Claims) can be skipped. A partition it gives up
