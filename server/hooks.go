@@ -110,6 +110,21 @@ func (s *Server) Tenure(p int) (uint64, bool) {
 	return t, ok
 }
 
+// LeaseValid reports whether this node holds partition p's lease by the lease clock now (it was
+// renewed within the TTL less a margin). While the lease store cannot be reached it turns false
+// and the node keeps appending to p on its fence alone (docs/OPERATIONS.md).
+func (s *Server) LeaseValid(p int) bool {
+	_, ok := s.writer.keeper.Owns(p)
+	return ok
+}
+
+// Settled reports whether this node's writer decides every partition the node holds, in the
+// tenure the node holds it in: no takeover is being fenced or loaded.
+func (s *Server) Settled() bool { return s.writer.settled() }
+
+// PartitionStats count how this node's partitions changed hands since it started.
+func (s *Server) PartitionStats() PartitionStats { return s.writer.PartitionStats() }
+
 // PartitionCount is the store's partition count.
 func (s *Server) PartitionCount() int { return s.writer.n }
 

@@ -56,6 +56,26 @@ type node struct {
 	stopped chan struct{}
 	// stopping is set when a graceful stop hands every partition over (partsnaps.go).
 	stopping atomic.Bool
+	// stats count how the node's partitions changed hands (PartitionStats).
+	loads, fenced, kept atomic.Uint64
+}
+
+// PartitionStats count how a node's partitions changed hands since it started: what a takeover
+// cost, and what a lapse of the leases did not.
+type PartitionStats struct {
+	// Loads counts the writers loaded (generations: the first at start, then one each time the
+	// node gains a partition it must load).
+	Loads uint64 `json:"writer_loads"`
+	// Fenced counts the ownership records written (one per partition per takeover).
+	Fenced uint64 `json:"partitions_fenced"`
+	// Kept counts the partitions re-acquired in a new lease tenure whose fence was still this
+	// node's: kept by the running writer, with no ownership record and no load.
+	Kept uint64 `json:"partitions_kept"`
+}
+
+// PartitionStats are the node's running totals.
+func (n *node) PartitionStats() PartitionStats {
+	return PartitionStats{Loads: n.loads.Load(), Fenced: n.fenced.Load(), Kept: n.kept.Load()}
 }
 
 // fencedOwner is what a writer of this node is told of its partitions: which it owns, and the
@@ -65,40 +85,82 @@ type fencedOwner interface {
 	writer.Fences
 }
 
-// generation is one writer, the partition tenures it loaded, and the ownership record
+// generation is one writer, the partition tenures it holds, and the ownership record
 // (fences.go) it holds for each: their positions in the store.
 type generation struct {
-	node   *node
-	w      *writer.Writer
-	tenure map[int]uint64
+	node *node
+	w    *writer.Writer
+	// tenure maps each partition the writer loaded to the lease tenure it holds it in. Its keys
+	// are fixed when the generation is built; a value moves only when the node re-acquires the
+	// partition and its fence is still this generation's (settleTenures). The writer reads it on
+	// every command (Owns), hence an atomic per partition rather than a lock.
+	tenure map[int]*atomic.Uint64
 	fences map[int]uint64
 	cancel context.CancelFunc
-	// gone holds the partitions whose fence another node moved (Lost).
-	mu   sync.Mutex
+	mu     sync.Mutex
+	// gone holds the partitions whose fence another node moved (Lost, or read by settleTenures).
 	gone map[int]bool
-	// forgotten lists the partitions lost whose accounts the writer was told to drop (partsnaps.go).
+	// handed holds the partitions drained for a hand-over (Drain): they are not kept for a
+	// re-acquire even while their fence has not moved yet.
+	handed map[int]bool
+	// forgotten lists the partitions lost whose accounts the writer was told to drop (partsnaps.go);
+	// read and written by the reconciler only.
 	forgotten map[int]bool
 }
 
-// Owns is the writer's ownership check: the node still holds the partition, in the tenure
-// this writer loaded, and no other node has fenced it since.
-func (g *generation) Owns(accountID string) bool {
-	p := ledger.PartitionOf(accountID, g.node.n)
-	want, loaded := g.tenure[p]
+// tenures makes a generation's tenure table.
+func tenures(held map[int]uint64) map[int]*atomic.Uint64 {
+	out := make(map[int]*atomic.Uint64, len(held))
+	for p, t := range held {
+		v := new(atomic.Uint64)
+		v.Store(t)
+		out[p] = v
+	}
+	return out
+}
+
+// tenureOf is the tenure g holds partition p in (false: g did not load p).
+func (g *generation) tenureOf(p int) (uint64, bool) {
+	t, ok := g.tenure[p]
+	if !ok {
+		return 0, false
+	}
+	return t.Load(), true
+}
+
+// owns reports whether g may act on partition p by the keeper's answer by (Owns or OwnsFenced):
+// p is loaded, in the tenure the keeper holds it in, and no other node has fenced it since.
+func (g *generation) owns(p int, by func(int) (uint64, bool)) bool {
+	want, loaded := g.tenureOf(p)
 	if !loaded || g.lost(p) {
 		return false
 	}
-	have, ok := g.node.keeper.Owns(p)
+	have, ok := by(p)
 	return ok && have == want
 }
 
-// OwnsEverything reports whether this writer owns every partition now (writer.Ownership).
+// Owns is the writer's ownership check for any answer: the node holds the partition by the
+// lease clock, in the tenure this writer holds, and no other node has fenced it since.
+func (g *generation) Owns(accountID string) bool {
+	return g.owns(ledger.PartitionOf(accountID, g.node.n), g.node.keeper.Owns)
+}
+
+// OwnsFenced is the writer's ownership check for answers a write carries (writer.FencedOwner):
+// Owns, or the lease could not be renewed because the lease store did not answer while the
+// partition's fence is still this writer's (partition.Keeper.OwnsFenced).
+func (g *generation) OwnsFenced(accountID string) bool {
+	return g.owns(ledger.PartitionOf(accountID, g.node.n), g.node.keeper.OwnsFenced)
+}
+
+// OwnsEverything reports whether this writer owns every partition now (writer.Ownership). It
+// follows the lease clock, not the fence: a writer that owns everything skips the id
+// reservations, which no fence covers.
 func (g *generation) OwnsEverything() bool {
 	if len(g.tenure) < g.node.n {
 		return false
 	}
-	for p, want := range g.tenure {
-		if have, ok := g.node.keeper.Owns(p); !ok || have != want || g.lost(p) {
+	for p := range g.tenure {
+		if !g.owns(p, g.node.keeper.Owns) {
 			return false
 		}
 	}
@@ -108,8 +170,10 @@ func (g *generation) OwnsEverything() bool {
 // Partition is the account's partition (commands.Router).
 func (n *node) Partition(accountID string) int { return ledger.PartitionOf(accountID, n.n) }
 
-// Local reports whether this node's writer decides the account now (commands.Router).
-func (n *node) Local(accountID string) bool { return n.current().Owns(accountID) }
+// Local reports whether this node's writer decides the account now (commands.Router): by its
+// fence too, so that commands keep reaching it while the lease store cannot be reached (the
+// writer passes on those it may not answer then: writer.FencedOwner).
+func (n *node) Local(accountID string) bool { return n.current().OwnsFenced(accountID) }
 
 func (n *node) current() *generation {
 	n.mu.RLock()
@@ -167,7 +231,8 @@ func (n *node) Stats() writer.Stats {
 }
 
 // signsCheckpoints says whether this node signs the audit checkpoints now: the owner of
-// partition 0, so that a cluster has one signer at a time (and one after a takeover).
+// partition 0, so that a cluster has one signer at a time (and one after a takeover). By the
+// lease clock: a checkpoint is not an append the partition fence covers.
 func (n *node) signsCheckpoints() bool {
 	_, ok := n.keeper.Owns(0)
 	return ok
@@ -189,6 +254,7 @@ func addStats(a, b writer.Stats) writer.Stats {
 // short.
 func (n *node) Drain(ctx context.Context, p int) error {
 	g := n.current()
+	g.handOver(p, n.stopping.Load())
 	return g.w.HandOver(ctx, n.handingOver(g, p))
 }
 
@@ -223,7 +289,7 @@ func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{node: n, tenure: tenure, fences: fences}
+	g := &generation{node: n, tenure: tenures(tenure), fences: fences}
 	var holds func(string) bool
 	var held []int
 	if len(tenure) < n.n {
@@ -240,6 +306,7 @@ func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]
 	if err := w.Load(ctx); err != nil {
 		return nil, err
 	}
+	n.loads.Add(1)
 	g.w = w
 	return g, nil
 }
@@ -288,16 +355,21 @@ func (n *node) start(g *generation) {
 	go g.w.Run(ctx)
 }
 
-// reconcile brings the writer in line with the leases held: a partition lost is switched off
-// (its internal subject unsubscribed); a partition gained makes a new writer, loaded beside the
+// reconcile brings the writer in line with the leases held: a partition re-acquired whose fence
+// is still the writer's is kept as it is (settleTenures); a partition lost is switched off (its
+// internal subject unsubscribed); a partition gained makes a new writer, loaded beside the
 // running one, which then stops, and the new one catches up with its last appends and runs.
 func (n *node) reconcile(ctx context.Context) error {
 	held := n.keeper.Held()
 	g := n.current()
+	if err := n.settleTenures(ctx, g, held); err != nil {
+		n.syncSubs(g)
+		return err
+	}
 	need := false
 	for p, t := range held {
-		if g.tenure[p] != t {
-			need = true
+		if have, _ := g.tenureOf(p); have != t || g.lost(p) {
+			need = true // gained, or fenced by another node (lost) while held in a new tenure
 		}
 	}
 	n.syncSubs(g)
@@ -317,7 +389,7 @@ func (n *node) reconcile(ctx context.Context) error {
 	if caughtUp != nil {
 		// A stopped writer cannot run again, and this one is not up to date: it runs owning
 		// nothing (every request is redirected) until the next reconcile loads a new one.
-		ng.tenure, ng.fences = map[int]uint64{}, map[int]uint64{}
+		ng.tenure, ng.fences = map[int]*atomic.Uint64{}, map[int]uint64{}
 	}
 	n.mu.Lock()
 	n.retired = addStats(n.retired, g.w.Stats())
@@ -341,7 +413,7 @@ func (n *node) syncSubs(g *generation) {
 	for p := 0; p < n.n; p++ {
 		own := false
 		if g != nil {
-			t, loaded := g.tenure[p]
+			t, loaded := g.tenureOf(p)
 			have, ok := held[p]
 			own = loaded && ok && have == t
 		}
@@ -366,6 +438,18 @@ func (n *node) syncSubs(g *generation) {
 }
 
 var _ writer.Ownership = (*generation)(nil)
+
+// settled reports whether the current writer holds every partition the keeper holds, in the
+// keeper's tenure, and has lost none of them.
+func (n *node) settled() bool {
+	g := n.current()
+	for p, t := range n.keeper.Held() {
+		if have, ok := g.tenureOf(p); !ok || have != t || g.lost(p) {
+			return false
+		}
+	}
+	return true
+}
 
 // ownsAll is a test helper: whether the node holds every partition.
 func (n *node) ownsAll() bool { return len(n.keeper.Held()) == n.n }

@@ -1,5 +1,7 @@
 package server
 
+import "sort"
+
 // Partition snapshots at a hand-over (writer/partsnap.go): kept apart from partitions.go.
 
 // handingOver lists the partitions whose snapshot g saves as it drains for p: p itself, or every
@@ -15,38 +17,52 @@ func (n *node) handingOver(g *generation, p int) []int {
 	}
 	out := ps[:0:0]
 	for _, q := range ps {
-		if t, ok := n.keeper.Tenure(q); ok && g.tenure[q] == t {
-			out = append(out, q)
+		if t, ok := n.keeper.Tenure(q); ok {
+			if have, loaded := g.tenureOf(q); loaded && have == t {
+				out = append(out, q)
+			}
 		}
 	}
 	return out
 }
 
-// OwnsPartition reports whether the node still holds p in the tenure this writer loaded
-// (writer.PartitionOwner): only such a partition is snapshotted.
+// OwnsPartition reports whether the node still holds p in the tenure this writer holds it in
+// (writer.PartitionOwner): only such a partition is snapshotted. By the lease clock, not the
+// fence: a snapshot is not an append, and one saved by a node that has lost the partition would
+// overwrite its new owner's.
 func (g *generation) OwnsPartition(p int) bool {
-	want, loaded := g.tenure[p]
-	if !loaded {
-		return false
-	}
-	have, ok := g.node.keeper.Owns(p)
-	return ok && have == want
+	return g.owns(p, g.node.keeper.Owns)
 }
 
-// forgetLost tells g's writer to drop the accounts of the partitions g loaded that the node no
-// longer holds in that tenure (a generation is only replaced when the node gains a partition).
-// Called from the reconciler only.
-func (n *node) forgetLost(g *generation, held map[int]uint64) {
+// lostPartitions lists the partitions g loaded whose accounts its writer must drop now: the node
+// no longer holds them in g's tenure, is not handing them over still (the snapshot its Drain
+// saves needs their accounts), and g cannot keep them (keepable: handed over, or their fence
+// moved). A partition whose lease merely lapsed while its fence is still g's is kept, so that
+// re-acquiring it needs no load (settleTenures reads its fence on every reconcile and marks it
+// lost once another node fences it). Called from the reconciler only.
+func (n *node) lostPartitions(g *generation, held map[int]uint64) []int {
 	var lost []int
-	for p, t := range g.tenure {
-		if held[p] == t || g.forgotten[p] {
+	for p := range g.tenure {
+		t, _ := g.tenureOf(p)
+		if have, ok := held[p]; (ok && have == t) || g.forgotten[p] {
 			continue
 		}
 		if have, ok := n.keeper.Tenure(p); ok && have == t {
-			continue // still being handed over: its snapshot (Drain) needs its accounts
+			continue // still being handed over
+		}
+		if g.keepable(p) {
+			continue
 		}
 		lost = append(lost, p)
 	}
+	sort.Ints(lost)
+	return lost
+}
+
+// forgetLost tells g's writer to drop the accounts of the partitions lostPartitions names (a
+// generation is only replaced when the node gains a partition). Called from the reconciler only.
+func (n *node) forgetLost(g *generation, held map[int]uint64) {
+	lost := n.lostPartitions(g, held)
 	if len(lost) == 0 || !g.w.Forget(lost) {
 		return
 	}

@@ -61,6 +61,10 @@ func (f recordedFences) FenceHead(ctx context.Context, p int) (uint64, error) {
 	return h[0], nil
 }
 
+func (f recordedFences) FenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
+	return f.st.FenceHeads(ctx, ps)
+}
+
 // recordedRejections is an empty rejection log that notes each read as it begins.
 type recordedRejections struct{ steps *steps }
 
