@@ -123,6 +123,12 @@ func (s *Service) startForward(req micro.Request, name, commandID, accountID str
 // forwardPause is the pause between attempts while a partition has no owner (bounded by wait).
 const forwardPause = 50 * time.Millisecond
 
+// forwardAttempt bounds one attempt to pass a command to its owner. A request sent just as its
+// owner dies (kill -9: its interest still known here for a moment) is lost with it and never
+// answered; it is sent again, to whoever owns the partition by then, instead of waiting out the
+// whole wait for that lost one. A command sent twice is decided once (its command_id).
+const forwardAttempt = 2 * time.Second
+
 // forward sends the request to the owner of its account and relays the reply; while no node
 // owns the partition (a takeover), it tries again until the wait is over, then answers
 // unavailable. It runs on its own goroutine (startForward).
@@ -137,7 +143,9 @@ func (s *Service) forward(req micro.Request, name, commandID, accountID string, 
 		for k, v := range req.Headers() {
 			m.Header[k] = v
 		}
-		resp, err := f.nc.RequestMsgWithContext(ctx, m)
+		actx, acancel := context.WithTimeout(ctx, forwardAttempt)
+		resp, err := f.nc.RequestMsgWithContext(actx, m)
+		acancel()
 		if err == nil && resp.Header.Get(NotOwnerHeader) == "" {
 			s.relay(req, name, commandID, accountID, resp, start)
 			return
