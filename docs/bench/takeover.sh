@@ -19,15 +19,29 @@ echo "$(date +%T) ready"
 $B bench --nats-url $URLS --accounts $ACC --clients 64 --duration $DUR --lag-for 1s --raw-for 1s > "$W/bench.txt" 2>&1
 echo "$(date +%T) bench done: $(grep -i 'accepted' $W/bench.txt | head -2)"
 curl -s localhost:8081/metrics | grep -E '^creditledger_(stream_position|head)' | head -3
+# 20 accounts funded before the kill (about a third land in node 3's partitions): after it, an
+# allocation (no id reservation: the partition takeover alone) and a purchase (also needs the
+# LEDGER_IDS bucket, whose leader may have died with node 3) per account, each retried with its
+# command_id until accepted.
+for a in $(seq 1 20); do
+  $B command purchase_license --nats-url nats://127.0.0.1:4221 --account tk-$a --license-id TK-$a --source sales --credits 100 --command-id tk-$a >/dev/null
+  $B command activate_license --nats-url nats://127.0.0.1:4221 --account tk-$a --license-id TK-$a --command-id tka-$a >/dev/null
+done
 kill -9 "${PIDS[2]}"; T0=$(date +%s%N); echo "$(date +%T.%N) killed n3"
 TK=()
 for a in $(seq 1 20); do
   ( for _ in $(seq 1 600); do
-      if $B command purchase_license --nats-url nats://127.0.0.1:4221 --account tk-$a --license-id TK-$a --source sales --credits 100 --command-id tk-$a >/dev/null 2>&1; then
-        echo "tk-$a $(( ($(date +%s%N) - T0) / 1000000 )) ms"; exit 0; fi
-      sleep 0.1; done; echo "tk-$a never" ) >> "$W/takeover.txt" &
+      if $B command allocate_credits --nats-url nats://127.0.0.1:4221 --account tk-$a --feature file_security --credits 1 --command-id tkl-$a >/dev/null 2>&1; then
+        echo "allocate tk-$a $(( ($(date +%s%N) - T0) / 1000000 )) ms"; exit 0; fi
+      sleep 0.1; done; echo "allocate tk-$a never" ) >> "$W/takeover.txt" &
+  TK+=($!)
+  ( for _ in $(seq 1 600); do
+      if $B command purchase_license --nats-url nats://127.0.0.1:4222 --account tk-$a --license-id TKP-$a --source sales --credits 100 --command-id tkp-$a >/dev/null 2>&1; then
+        echo "purchase tk-$a $(( ($(date +%s%N) - T0) / 1000000 )) ms"; exit 0; fi
+      sleep 0.1; done; echo "purchase tk-$a never" ) >> "$W/takeover.txt" &
   TK+=($!); done
 wait "${TK[@]}"
-sort -k2 -n "$W/takeover.txt" | tail -3
+echo "slowest allocations (partition takeover):"; grep ^allocate "$W/takeover.txt" | sort -k3 -n | tail -3
+echo "slowest purchases (takeover and the id bucket):"; grep ^purchase "$W/takeover.txt" | sort -k3 -n | tail -3
 kill "${PIDS[0]}" "${PIDS[1]}"; wait "${PIDS[0]}" "${PIDS[1]}"
 grep -hE "taken over|lease lost|JetStream cluster new|leader|partitions held" $W/n1.log $W/n2.log | tail -30
