@@ -85,13 +85,17 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (stri
 }
 
 // holdsSubscription reports whether the account holds the subscription: from memory when this
-// writer writes it (a stale one is re-read beside the loop first, with r held: errHeld), else
-// from its events read back (and kept, as a foreign account, for the move's planning).
+// writer writes it or holds it (a stale one is re-read beside the loop first, with r held:
+// errHeld), else from its events read back (and kept, as a foreign account, for the move's
+// planning). An account held but not owned now (a partition whose lease lapsed while its fence
+// is still this writer's, kept for a re-acquire) is not read as foreign: that would replace it,
+// and dropForeign would then delete it, so that once re-acquired without a load it would count
+// as a new account.
 func (w *Writer) holdsSubscription(ctx context.Context, r *request, accountID, id string) (bool, error) {
 	if accountID == "" {
 		return false, nil
 	}
-	if !w.owns(accountID) {
+	if held, ok := w.accounts[accountID]; !w.owns(accountID) && (!ok || held.foreign) {
 		if err := w.loadForeign(ctx, accountID); err != nil {
 			return false, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", accountID, err)
 		}
