@@ -23,14 +23,18 @@ type Fences interface {
 	Lost(p int)
 }
 
-// carryFences puts each partition's fence check on exactly one record of the append. nats-server
+// carryFences puts each partition's fence check on at most one record of the append. nats-server
 // checks one expected subject sequence per message, so the check rides on a record that needs
 // none of its own when there is one (not its account's first record in the append: that one
 // carries the account's version check). When every account of the partition has a single record
-// here, the first account's record carries the fence in place of its version check: that account
-// is then guarded by the fence alone (only the fence holder appends to the partition, and it
-// decides from the version it holds), the others by their versions as before.
-func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint64, bool)) {
+// here, the first such account's record carries the fence in place of its version check: that
+// account is then guarded by the fence alone (only the fence holder appends to it, and it decides
+// from the version it holds), the others by their versions as before. An account that holds a
+// marketplace subscription (shared(accountID)) is no such account: another node moving the
+// subscription away appends to it under its version check alone (subclaims.go), so its record
+// keeps its version check; a partition whose records are all such lone records carries no fence
+// in this append (each of its accounts is checked on its version).
+func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint64, bool), shared func(accountID string) bool) {
 	type carrier struct {
 		at       int
 		position uint64
@@ -42,11 +46,15 @@ func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint
 		if !ok {
 			continue
 		}
+		spare := !recs[i].CheckVersion
+		if !spare && shared != nil && shared(recs[i].AccountID) {
+			continue // keeps its version check
+		}
 		c := chosen[p]
 		switch {
 		case c == nil:
-			chosen[p] = &carrier{at: i, position: pos, spare: !recs[i].CheckVersion}
-		case !c.spare && !recs[i].CheckVersion:
+			chosen[p] = &carrier{at: i, position: pos, spare: spare}
+		case !c.spare && spare:
 			c.at, c.spare = i, true
 		}
 	}

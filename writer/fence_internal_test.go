@@ -13,7 +13,7 @@ import (
 // replaces); accounts without a fence are left as they are.
 func TestCarryFences(t *testing.T) {
 	t.Parallel()
-	part := map[string]int{"a": 0, "b": 0, "c": 1, "d": 1}
+	part := map[string]int{"a": 0, "b": 0, "c": 1, "d": 1, "s": 0, "t": 2}
 	fenceOf := func(id string) (int, uint64, bool) {
 		p, ok := part[id]
 		return p, uint64(100 + p), ok
@@ -41,13 +41,22 @@ func TestCarryFences(t *testing.T) {
 		{"one carrier per partition",
 			[]ledger.Record{first("a", 7), first("c", 3), more("c"), first("d", 0)},
 			[]ledger.Record{carried("a", 0), first("c", 3), carried("c", 1), first("d", 0)}},
+		{"a subscription holder's lone record keeps its version check; the next account's carries the fence",
+			[]ledger.Record{first("s", 4), first("a", 7)},
+			[]ledger.Record{first("s", 4), carried("a", 0)}},
+		{"a subscription holder's second record carries it",
+			[]ledger.Record{first("s", 4), more("s")},
+			[]ledger.Record{first("s", 4), carried("s", 0)}},
+		{"a partition of subscription holders' lone records carries no fence",
+			[]ledger.Record{first("t", 2), first("c", 3)},
+			[]ledger.Record{first("t", 2), carried("c", 1)}},
 		{"an account without a fence is untouched",
 			[]ledger.Record{first("x", 5), more("x")},
 			[]ledger.Record{first("x", 5), more("x")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			recs := append([]ledger.Record(nil), tc.given...)
-			carryFences(recs, fenceOf)
+			carryFences(recs, fenceOf, func(id string) bool { return id == "s" || id == "t" })
 			assert.Equal(t, tc.want, recs)
 			perPartition := map[int]int{}
 			for _, r := range recs {

@@ -140,7 +140,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		return next
 	}
 	if w.opts.Fences != nil {
-		carryFences(recs, w.opts.Fences.Fence) // fence.go
+		carryFences(recs, w.opts.Fences.Fence, w.holdsASubscription) // fence.go
 	}
 	for i := range plans {
 		plans[i].checked = recs[plans[i].first].CheckVersion // extends the account's trusted history

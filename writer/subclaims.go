@@ -139,6 +139,14 @@ func (w *Writer) dropForeign(accountID string) {
 	}
 }
 
+// holdsASubscription reports whether the account, as this writer holds it, holds a marketplace
+// subscription: another node may append to it (a move), so its appends keep their version check
+// (carryFences).
+func (w *Writer) holdsASubscription(accountID string) bool {
+	a, ok := w.accounts[accountID]
+	return ok && a.state.Subscription.ID != ""
+}
+
 // claimLink records the link's new holder in the shared claim before its append.
 func (w *Writer) claimLink(ctx context.Context, r *request, id, holder string, c SubscriptionClaim) error {
 	cctx, cancel := context.WithTimeout(ctx, claimTimeout)

@@ -1,0 +1,57 @@
+package writer_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// TestMoveByAnotherNodeKeepsTheHolderChecked: node b links to its account y a subscription held
+// by x, an account of a partition node a owns and fences. b appends x's side (the unlink) with
+// x's version check only: b holds no fence for x's partition. a's memory of x does not know of
+// it; a's next command on x is one record, and if it carried a's fence instead of x's version
+// check (carryFences) it would land on top of b's event with the same version. A subscription
+// holder is written by other nodes too, so its record keeps its version check: a's append is
+// refused, x re-read, and the command decided again on x's real history.
+func TestMoveByAnotherNodeKeepsTheHolderChecked(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	x, y := twoPartitionAccounts(t)
+	fo := fencedRig(t, r)
+	claims := &memClaims{}
+	px, py := ledger.PartitionOf(x, 4), ledger.PartitionOf(y, 4)
+	// Node a owns x's partition, node b y's; each holds only its own fence.
+	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
+	fb := &fencedOwner{fences: map[int]uint64{py: fo.fences[py]}, lost: map[int]bool{}}
+	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
+	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{py: true}}
+	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims})
+	stopA := run(t, wa)
+	defer stopA()
+	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims})
+	stopB := run(t, wb)
+	defer stopB()
+
+	link := func(w *writer.Writer, cmd, account string) writer.Result {
+		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
+	}
+	require.Nil(t, link(wa, "l1", x).Err)
+	require.Nil(t, link(wb, "l2", y).Err, "b moves the subscription from x")
+
+	res := do(t, wa, "purchase_license", map[string]any{"command_id": "b1", "account_id": x, "license_id": "LX", "source": "aws_marketplace", "credits": "5"})
+	require.Nil(t, res.Err)
+	assert.Equal(t, []uint64{1, 2, 3}, versionsOf(t, r.store, x), "no version stored twice on x")
+	assert.Zero(t, fa.losses.Load(), "a keeps its partition: x merely moved")
+	var got ledger.Account
+	wa.EachAccount(func(id string, a ledger.Account) {
+		if id == x {
+			got = a
+		}
+	})
+	assert.EqualValues(t, 3, got.Version)
+	assert.Empty(t, got.Subscription.ID)
+}
