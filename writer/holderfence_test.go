@@ -1,12 +1,14 @@
 package writer_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/writer"
 )
 
@@ -54,4 +56,47 @@ func TestMoveByAnotherNodeKeepsTheHolderChecked(t *testing.T) {
 	})
 	assert.EqualValues(t, 3, got.Version)
 	assert.Empty(t, got.Subscription.ID)
+}
+
+// TestRejectionOnAMovedHolderIsNotKept: node b moves a subscription away from x, an account of a
+// partition node a owns; a's memory of x still has it. A sales license on x, decided by a from
+// that memory, is a subscription_conflict that x's history no longer supports; stored and
+// answered, it would be the answer to that command_id for good. A rejection on an account that
+// holds a subscription is answered only while a read of the account after the write finds it
+// at the version it was decided at; otherwise the client is told to retry, and the retry is
+// decided on x re-read.
+func TestRejectionOnAMovedHolderIsNotKept(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	log, err := jetstore.OpenRejections(context.Background(), r.store, 1)
+	require.NoError(t, err)
+	r.rejections = log
+	x, y := twoPartitionAccounts(t)
+	fo := fencedRig(t, r)
+	claims := &memClaims{}
+	px, py := ledger.PartitionOf(x, 4), ledger.PartitionOf(y, 4)
+	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
+	fb := &fencedOwner{fences: map[int]uint64{py: fo.fences[py]}, lost: map[int]bool{}}
+	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
+	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{py: true}}
+	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims, Rejections: r.rejections})
+	stopA := run(t, wa)
+	defer stopA()
+	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims, Rejections: r.rejections})
+	stopB := run(t, wb)
+	defer stopB()
+
+	link := func(w *writer.Writer, cmd, account string) writer.Result {
+		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
+	}
+	require.Nil(t, link(wa, "l1", x).Err)
+	require.Nil(t, link(wb, "l2", y).Err, "b moves the subscription from x")
+
+	buy := map[string]any{"command_id": "s1", "account_id": x, "license_id": "LS", "source": "sales", "credits": "5"}
+	res := do(t, wa, "purchase_license", buy)
+	for i := 0; i < 3 && res.Err != nil && res.Err.Code == ledger.CodeUnavailable; i++ {
+		res = do(t, wa, "purchase_license", buy)
+	}
+	require.Nil(t, res.Err, "x holds no subscription any more: the sales license is accepted")
+	assert.Equal(t, []uint64{1, 2, 3}, versionsOf(t, r.store, x))
 }

@@ -49,6 +49,46 @@ type pendingReject struct {
 	// it when it decided (rejectionFences); set only when the writer has Fences.
 	part   int
 	fenced bool
+	// shared says the account held a marketplace subscription when the rejection was decided,
+	// at version: another node may move it away meanwhile (subclaims.go), which no fence shows,
+	// so the account's version is read after the write too (movedHolders).
+	shared  bool
+	version uint64
+}
+
+// notePending makes the pendingReject of a rejection decided now on r's account.
+func (w *Writer) notePending(r *request, err *ledger.Error) pendingReject {
+	p := pendingReject{req: r, err: err}
+	if w.opts.Subscriptions != nil && w.holdsASubscription(r.AccountID) {
+		p.shared, p.version = true, w.accounts[r.AccountID].state.Version
+	}
+	return p
+}
+
+// movedHolders reads, after a round's rejections are durable, the version of every account that
+// held a subscription when one was decided, and reports (by index) the rejections whose account
+// has moved past the version they were decided at: another node appended to it (a subscription
+// move), and the rejection may rest on what is no longer so.
+func movedHolders(ctx context.Context, store ledger.Store, rejects []pendingReject) (map[int]bool, error) {
+	var moved map[int]bool
+	for i, p := range rejects {
+		if !p.shared {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, fenceReadTimeout)
+		v, err := store.AccountVersion(rctx, p.req.AccountID)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		if v != p.version {
+			if moved == nil {
+				moved = map[int]bool{}
+			}
+			moved[i] = true
+		}
+	}
+	return moved, nil
 }
 
 func rejectionsOf(ps []pendingReject) []ledger.Rejection {
@@ -106,7 +146,7 @@ func (w *Writer) finishRejections(d appendDone) {
 	// The partitions another node fenced are given up before any answer goes out: a client
 	// redirected here must not find this writer still claiming them (fence.go).
 	w.loseFenced(d.rejMoved)
-	for _, p := range d.rejects {
+	for i, p := range d.rejects {
 		switch {
 		case d.rejErr != nil:
 			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
@@ -118,6 +158,14 @@ func (w *Writer) finishRejections(d appendDone) {
 			// Another node took the partition over (or may have): it decides a retry.
 			delete(w.idem.rejected, p.req.CommandID)
 			w.redirect(p.req)
+		case d.holderMoved[i]:
+			// Another node appended to the account (a subscription move): decided again, on the
+			// account re-read, when the client retries.
+			if a, ok := w.accounts[p.req.AccountID]; ok && !a.foreign {
+				a.stale = true
+			}
+			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
+				"account %s changed while the command was decided; retry with the same command_id", p.req.AccountID))
 		default:
 			if rec, ok := w.idem.rejected[p.req.CommandID]; ok {
 				rec.pending = false

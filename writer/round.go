@@ -37,6 +37,9 @@ type appendDone struct {
 	rejErr   error
 	rejMoved map[int]bool
 	fenceErr error
+	// holderMoved marks (by index) the rejections whose account, a subscription holder, moved
+	// past the version they were decided at (movedHolders).
+	holderMoved map[int]bool
 	// took is how long the append (and the rejection write beside it) took.
 	took time.Duration
 }
@@ -114,7 +117,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				// read of the fence after the write finds it unmoved (rejections.go), also when
 				// the command was decided on the fence alone.
 				w.rememberRejection(r, le).pending = true
-				rejects = append(rejects, pendingReject{req: r, err: le})
+				rejects = append(rejects, w.notePending(r, le))
 				continue
 			}
 			if r.fenced {
@@ -158,6 +161,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				d.rejPos, d.rejErr = w.opts.Rejections.AppendRejections(ctx, rejectionsOf(rejects))
 				if d.rejErr == nil {
 					d.rejMoved, d.fenceErr = movedFences(ctx, w.opts.Store, fences) // after: see finishRejections
+					if d.fenceErr == nil {
+						d.holderMoved, d.fenceErr = movedHolders(ctx, w.opts.Store, rejects)
+					}
 				}
 			}()
 		}
