@@ -395,19 +395,22 @@ func (s *Store) ReadAt(ctx context.Context, position uint64) (ledger.Record, err
 // no index by version: the account's messages are read from its first and the earlier ones
 // passed over. The account's last version and position are learned on the way (versions.go).
 func (s *Store) ReadAccount(ctx context.Context, accountID string, from uint64) ([]ledger.Record, error) {
-	last, err := s.stream.GetLastMsgForSubject(ctx, Subject(accountID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
+	// The last message as the stream leader has it: a direct get (GetLastMsgForSubject on a
+	// stream with allow_direct) may be answered by a replica that has not applied the last
+	// acknowledged append yet, and the read would end before it.
+	last, _, err := leaderLast(ctx, s.nc, StreamName, Subject(accountID))
 	if err != nil {
 		return nil, fmt.Errorf("last message of %s: %w", accountID, err)
+	}
+	if last == 0 {
+		return nil, nil
 	}
 	var out []ledger.Record
 	started := from <= 1
 	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{Subject(accountID)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	}, last.Sequence, func(r ledger.Record) error {
+	}, last, func(r ledger.Record) error {
 		r.Version, _ = events.VersionOf(r.Data) // 0: none to read; the caller finds the break
 		if started = started || r.Version >= from; started {
 			out = append(out, r)
