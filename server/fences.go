@@ -81,7 +81,10 @@ func (n *node) fence(ctx context.Context, prev *generation, tenure map[int]uint6
 // settleTenures reads the fence head of every partition g loaded that the node no longer holds
 // in g's tenure (re-acquired in a new tenure, or not held now) and that g could keep (keepable).
 // A head that is still g's ownership record means nobody took the partition over since g fenced
-// it: nobody else appended to its accounts, so g's memory of them is whole. Such a partition,
+// it: nobody else appended to its accounts, so g's memory of them is whole (but for a
+// subscription holder, which another node's move appends to under its version check alone; the
+// writer keeps that check on its appends and reads its version after a rejection: writer/fence.go,
+// writer/rejections.go). Such a partition,
 // re-acquired, is kept in place: g adopts the new tenure (no new record, no load); not held, its
 // accounts are kept for a re-acquire (forgetLost). A head that moved loses the partition to g.
 // This is what makes a lapse of every lease (the lease store's leader died and its election

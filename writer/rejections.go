@@ -68,8 +68,9 @@ func (w *Writer) notePending(r *request, err *ledger.Error) pendingReject {
 // movedHolders reads, after a round's rejections are durable, the version of every account that
 // held a subscription when one was decided, and reports (by index) the rejections whose account
 // has moved past the version they were decided at: another node appended to it (a subscription
-// move), and the rejection may rest on what is no longer so.
-func movedHolders(ctx context.Context, store ledger.Store, rejects []pendingReject) (map[int]bool, error) {
+// move), and the rejection may rest on what is no longer so. An account that cannot be read
+// counts as moved (its rejection is not answered; the account is re-read).
+func movedHolders(ctx context.Context, store ledger.Store, rejects []pendingReject) map[int]bool {
 	var moved map[int]bool
 	for i, p := range rejects {
 		if !p.shared {
@@ -78,17 +79,14 @@ func movedHolders(ctx context.Context, store ledger.Store, rejects []pendingReje
 		rctx, cancel := context.WithTimeout(ctx, fenceReadTimeout)
 		v, err := store.AccountVersion(rctx, p.req.AccountID)
 		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if v != p.version {
+		if err != nil || v != p.version {
 			if moved == nil {
 				moved = map[int]bool{}
 			}
 			moved[i] = true
 		}
 	}
-	return moved, nil
+	return moved
 }
 
 func rejectionsOf(ps []pendingReject) []ledger.Rejection {
@@ -165,7 +163,7 @@ func (w *Writer) finishRejections(d appendDone) {
 				a.stale = true
 			}
 			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
-				"account %s changed while the command was decided; retry with the same command_id", p.req.AccountID))
+				"account %s changed (or could not be read) while the command was decided; retry with the same command_id", p.req.AccountID))
 		default:
 			if rec, ok := w.idem.rejected[p.req.CommandID]; ok {
 				rec.pending = false

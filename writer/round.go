@@ -161,9 +161,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				d.rejPos, d.rejErr = w.opts.Rejections.AppendRejections(ctx, rejectionsOf(rejects))
 				if d.rejErr == nil {
 					d.rejMoved, d.fenceErr = movedFences(ctx, w.opts.Store, fences) // after: see finishRejections
-					if d.fenceErr == nil {
-						d.holderMoved, d.fenceErr = movedHolders(ctx, w.opts.Store, rejects)
-					}
+					d.holderMoved = movedHolders(ctx, w.opts.Store, rejects)
 				}
 			}()
 		}
