@@ -121,3 +121,36 @@ func TestMoveFromALapsedPartitionKeepsItsAccount(t *testing.T) {
 	assert.EqualValues(t, 4, got.Version)
 	assert.Empty(t, got.Subscription.ID, "x no longer holds the subscription")
 }
+
+// TestMoveFromAHeldAccountReadsItFresh: the writer still holds account x of a partition it no
+// longer owns (its lease lapsed), and another node (wc) that owns it now has linked subscription S
+// to x meanwhile. A link of S to y, an account the writer owns, must find x holding S on the
+// stream, not in the writer's old copy of x: that copy says x holds nothing, the claim naming x
+// is older than a move in flight, and y would be linked beside x (two holders).
+func TestMoveFromAHeldAccountReadsItFresh(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	x, y := twoPartitionAccounts(t)
+	claims := &memClaims{}
+	o := &lapsingOwner{fencedOwner: fencedRig(t, r), mine: map[int]bool{0: true, 1: true, 2: true, 3: true}}
+	w := newWriter(t, r, r.store, writer.Options{Owner: o, Fences: o, Subscriptions: claims})
+	stop := run(t, w)
+	defer stop()
+	require.Nil(t, do(t, w, "purchase_license", map[string]any{"command_id": "b1", "account_id": x, "license_id": "LX", "source": "aws_marketplace", "credits": "5"}).Err)
+
+	px := ledger.PartitionOf(x, 4)
+	o.lapsed.Store(px, true) // the writer keeps x; another node writes x's partition now
+	oc := &lapsingOwner{fencedOwner: &fencedOwner{fences: map[int]uint64{}, lost: map[int]bool{}}, mine: map[int]bool{px: true}}
+	wc := newWriter(t, r, r.store, writer.Options{Owner: oc, Subscriptions: claims})
+	stopC := run(t, wc)
+	defer stopC()
+	link := func(w *writer.Writer, cmd, account string) writer.Result {
+		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
+	}
+	require.Nil(t, link(wc, "l1", x).Err)
+
+	require.Nil(t, link(w, "l2", y).Err)
+	recs, err := r.store.ReadAccount(context.Background(), x, 0)
+	require.NoError(t, err)
+	assert.Len(t, recs, 3, "x's side of the move (its unlink) was appended: S has one holder")
+}

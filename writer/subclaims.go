@@ -85,22 +85,34 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (stri
 }
 
 // holdsSubscription reports whether the account holds the subscription: from memory when this
-// writer writes it or holds it (a stale one is re-read beside the loop first, with r held:
-// errHeld), else from its events read back (and kept, as a foreign account, for the move's
-// planning). An account held but not owned now (a partition whose lease lapsed while its fence
-// is still this writer's, kept for a re-acquire) is not read as foreign: that would replace it,
-// and dropForeign would then delete it, so that once re-acquired without a load it would count
-// as a new account.
+// writer writes it (a stale one is re-read beside the loop first, with r held: errHeld), else
+// from its events read back. An account this writer does not hold is kept, as a foreign account,
+// for the move's planning (dropped after it). One it holds but does not own now (a partition
+// whose lease lapsed while its fence is still this writer's, kept for a re-acquire; or one lost
+// and not forgotten yet) is re-read in place, still this writer's: read as foreign it was
+// replaced and then deleted (dropForeign), and once re-acquired without a load it counted as a
+// new account; left as it was, it would miss what another node appended to it meanwhile.
 func (w *Writer) holdsSubscription(ctx context.Context, r *request, accountID, id string) (bool, error) {
 	if accountID == "" {
 		return false, nil
 	}
-	if held, ok := w.accounts[accountID]; !w.owns(accountID) && (!ok || held.foreign) {
+	held, ok := w.accounts[accountID]
+	switch {
+	case w.owns(accountID):
+		if w.awaitFresh(r, accountID) {
+			return false, errHeld
+		}
+	case ok && !held.foreign:
+		if w.busyAccounts[accountID] || w.loads[accountID] != nil {
+			return false, errDefer // an append or a re-read of it is in flight
+		}
+		if err := w.reload(ctx, accountID); err != nil {
+			return false, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", accountID, err)
+		}
+	default:
 		if err := w.loadForeign(ctx, accountID); err != nil {
 			return false, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", accountID, err)
 		}
-	} else if w.awaitFresh(r, accountID) {
-		return false, errHeld
 	}
 	a, _, err := w.account(accountID)
 	if err != nil {
