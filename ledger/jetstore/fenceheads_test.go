@@ -154,12 +154,10 @@ func jsCluster(t *testing.T) []*natsserver.Server {
 	return servers
 }
 
-// TestFenceHeadsReadsAfterEveryWriteOnAReplica: on a replicated stream any current replica
-// answers a direct get, and one may not have applied the last write yet. The store reads the
-// leader's head first and takes only an answer read at or past it: a fence read from a
-// follower's server right after each fence write, acknowledged by the leader, sees that write.
-func TestFenceHeadsReadsAfterEveryWriteOnAReplica(t *testing.T) {
-	t.Parallel()
+// replicatedPair starts a three-server cluster with a three-replica LEDGER and returns a store on
+// the stream leader's server (writer) and one on a follower's (reader, with its connection).
+func replicatedPair(t *testing.T) (writer, reader *jetstore.Store, readerConn *nats.Conn) {
+	t.Helper()
 	servers := jsCluster(t)
 	ctx := context.Background()
 	conns := make([]*nats.Conn, len(servers))
@@ -178,20 +176,28 @@ func TestFenceHeadsReadsAfterEveryWriteOnAReplica(t *testing.T) {
 	info, err := st.JetStream().Stream(ctx, jetstore.StreamName)
 	require.NoError(t, err)
 	leader := info.CachedInfo().Cluster.Leader
-	var writer, reader *jetstore.Store
-	var readerConn *nats.Conn
-	var readerURL string
 	for i, ns := range servers {
 		s, err := jetstore.Open(ctx, conns[i], jetstore.Config{})
 		require.NoError(t, err)
 		if ns.Name() == leader {
 			writer = s
 		} else {
-			reader, readerConn, readerURL = s, conns[i], ns.ClientURL()
+			reader, readerConn = s, conns[i]
 		}
 	}
 	require.NotNil(t, writer)
-	calls := watchAPI(t, readerURL)
+	return writer, reader, readerConn
+}
+
+// TestFenceHeadsReadsAfterEveryWriteOnAReplica: on a replicated stream any current replica
+// answers a direct get, and one may not have applied the last write yet. The store reads the
+// leader's head first and takes only an answer read at or past it: a fence read from a
+// follower's server right after each fence write, acknowledged by the leader, sees that write.
+func TestFenceHeadsReadsAfterEveryWriteOnAReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	writer, reader, readerConn := replicatedPair(t)
+	calls := watchAPI(t, readerConn.ConnectedUrl())
 	heads := make([]uint64, 4)
 	for i := 0; i < 200; i++ {
 		heads = fenceAll(t, writer, fmt.Sprintf("node-%d", i), heads)

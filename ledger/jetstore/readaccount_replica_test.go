@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // TestReadAccountReadsAfterEveryWriteOnAReplica: a writer re-reads an account after a conflict
@@ -20,35 +17,8 @@ import (
 // leader, must hold that append (its last message is the leader's).
 func TestReadAccountReadsAfterEveryWriteOnAReplica(t *testing.T) {
 	t.Parallel()
-	servers := jsCluster(t)
 	ctx := context.Background()
-	conns := make([]*nats.Conn, len(servers))
-	for i, ns := range servers {
-		nc, err := nats.Connect(ns.ClientURL())
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		conns[i] = nc
-	}
-	var st *jetstore.Store
-	require.Eventually(t, func() bool {
-		var err error
-		st, err = jetstore.Open(ctx, conns[0], jetstore.Config{Replicas: 3, Partitions: 4})
-		return err == nil
-	}, 20*time.Second, 100*time.Millisecond, "the replicated stream was never created")
-	info, err := st.JetStream().Stream(ctx, jetstore.StreamName)
-	require.NoError(t, err)
-	leader := info.CachedInfo().Cluster.Leader
-	var writer, reader *jetstore.Store
-	for i, ns := range servers {
-		s, err := jetstore.Open(ctx, conns[i], jetstore.Config{})
-		require.NoError(t, err)
-		if ns.Name() == leader {
-			writer = s
-		} else {
-			reader = s
-		}
-	}
-	require.NotNil(t, writer)
+	writer, reader, _ := replicatedPair(t)
 	const acct = "replica-acct"
 	for i := 1; i <= 120; i++ {
 		pos, err := writer.Append(ctx, []ledger.Record{{AccountID: acct, Data: []byte(fmt.Sprintf(`{"n":%d}`, i)), Version: uint64(i)}})
