@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
@@ -29,17 +28,7 @@ import (
 // parallel, paused while this one runs) would otherwise change under it.
 func TestForwardsAreBounded(t *testing.T) {
 	const limit, burst = 4, 20
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	require.NoError(t, err)
-	ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	conn := func() *nats.Conn {
-		nc, err := nats.Connect(ns.ClientURL())
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	conn := connector(t)
 	ownerNC, frontNC, nc := conn(), conn(), conn()
 	owner, err := service.New(fakeWriter{}, zerolog.Nop())
 	require.NoError(t, err)

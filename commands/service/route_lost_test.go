@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
@@ -25,17 +24,7 @@ import (
 // partitions were taken over after 7 s).
 func TestForwardLostWithItsOwnerIsSentAgain(t *testing.T) {
 	t.Parallel()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	require.NoError(t, err)
-	ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	conn := func() *nats.Conn {
-		nc, err := nats.Connect(ns.ClientURL())
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	conn := connector(t)
 	deadNC, ownerNC, frontNC, nc := conn(), conn(), conn(), conn()
 	front, err := service.New(fakeWriter{}, zerolog.Nop())
 	require.NoError(t, err)

@@ -23,21 +23,28 @@ type router struct{ local bool }
 func (router) Partition(string) int { return 0 }
 func (r router) Local(string) bool  { return r.local }
 
-// TestRelayedRejectionsCount: a command passed to its partition's owner comes back unchanged,
-// and the node that relays a rejection counts it in its $SRV.STATS like its own.
-func TestRelayedRejectionsCount(t *testing.T) {
-	t.Parallel()
+// connector starts a plain nats-server (no JetStream: the forwarding tests need none) and
+// returns a function that opens a connection to it, closed when the test ends.
+func connector(t *testing.T) func() *nats.Conn {
+	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	require.NoError(t, err)
 	ns.Start()
 	require.True(t, ns.ReadyForConnections(10*time.Second))
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	conn := func() *nats.Conn {
+	return func() *nats.Conn {
 		nc, err := nats.Connect(ns.ClientURL())
 		require.NoError(t, err)
 		t.Cleanup(nc.Close)
 		return nc
 	}
+}
+
+// TestRelayedRejectionsCount: a command passed to its partition's owner comes back unchanged,
+// and the node that relays a rejection counts it in its $SRV.STATS like its own.
+func TestRelayedRejectionsCount(t *testing.T) {
+	t.Parallel()
+	conn := connector(t)
 	ownerNC, frontNC, nc := conn(), conn(), conn()
 
 	owner, err := service.New(fakeWriter{}, zerolog.Nop())
