@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/creditledger/creditledger/ledger"
@@ -20,12 +19,8 @@ import (
 // fenceStore is what the node needs of the event store to fence partitions.
 type fenceStore interface {
 	Fence(ctx context.Context, claims []ledger.FenceClaim) ([]uint64, error)
-	FenceHead(ctx context.Context, p int) (uint64, error)
 	FenceHeads(ctx context.Context, ps []int) ([]uint64, error)
 }
-
-// maxFenceReads bounds the fence heads read at once when a generation fences its partitions.
-const maxFenceReads = 16
 
 // fenceTimeout bounds fencing a generation's new partitions (the reads and the write).
 const fenceTimeout = 10 * time.Second
@@ -55,7 +50,7 @@ func (n *node) fence(ctx context.Context, prev *generation, tenure map[int]uint6
 	ctx, cancel := context.WithTimeout(ctx, fenceTimeout)
 	defer cancel()
 	t0 := time.Now()
-	heads, err := n.fenceHeads(ctx, todo)
+	heads, err := n.fences.FenceHeads(ctx, todo) // one request, and it sees every earlier record
 	if err != nil {
 		return nil, err
 	}
@@ -133,30 +128,6 @@ func (n *node) settleTenures(ctx context.Context, g *generation, held map[int]ui
 		n.log.Info().Ints("partitions", kept).Msg("partitions re-acquired with their fence unchanged; kept without a new fence or a load")
 	}
 	return nil
-}
-
-// fenceHeads reads the fence head of each partition in ps (at most maxFenceReads at once).
-func (n *node) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
-	heads := make([]uint64, len(ps))
-	errs := make([]error, len(ps))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxFenceReads)
-	for i, p := range ps {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			heads[i], errs[i] = n.fences.FenceHead(ctx, p)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return heads, nil
 }
 
 // Fence is the partition fence the writer's appends carry for the account (writer.Fences): the

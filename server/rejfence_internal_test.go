@@ -53,14 +53,6 @@ func (f recordedFences) Fence(ctx context.Context, claims []ledger.FenceClaim) (
 	return pos, err
 }
 
-func (f recordedFences) FenceHead(ctx context.Context, p int) (uint64, error) {
-	h, err := f.st.FenceHeads(ctx, []int{p})
-	if err != nil {
-		return 0, err
-	}
-	return h[0], nil
-}
-
 func (f recordedFences) FenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 	return f.st.FenceHeads(ctx, ps)
 }

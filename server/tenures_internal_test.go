@@ -27,14 +27,6 @@ func (h *headStore) Fence(context.Context, []ledger.FenceClaim) ([]uint64, error
 	return nil, errors.New("not written in these tests")
 }
 
-func (h *headStore) FenceHead(ctx context.Context, p int) (uint64, error) {
-	heads, err := h.FenceHeads(ctx, []int{p})
-	if err != nil {
-		return 0, err
-	}
-	return heads[0], nil
-}
-
 func (h *headStore) FenceHeads(_ context.Context, ps []int) ([]uint64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -2,7 +2,6 @@ package jetstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -38,19 +37,4 @@ func (s *Store) Fence(ctx context.Context, claims []ledger.FenceClaim) ([]uint64
 		out = append(out, pos...)
 	}
 	return out, nil
-}
-
-// FenceHead is the position of partition p's last ownership record, 0 if it has none. In a
-// replicated stream a lagging replica may answer it: the node that reads it before fencing a
-// partition writes with it as the expected head, which the leader checks. A read that must see
-// every earlier write (the writer's) is FenceHeads.
-func (s *Store) FenceHead(ctx context.Context, p int) (uint64, error) {
-	last, err := s.stream.GetLastMsgForSubject(ctx, FenceSubject(p))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("last ownership record of partition %d: %w", p, err)
-	}
-	return last.Sequence, nil
 }

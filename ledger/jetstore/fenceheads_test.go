@@ -247,7 +247,7 @@ func TestFenceHeadsIgnoresAMirrorsAnswer(t *testing.T) {
 }
 
 // BenchmarkFenceHeads: what a round with rejections adds, on one server, by how many partitions
-// its rejections are in; FenceHead one partition at a time for comparison.
+// its rejections are in (BENCHMARKS.md has the one-partition-at-a-time reads it replaced).
 func BenchmarkFenceHeads(b *testing.B) {
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: b.TempDir(), NoSigs: true, NoLog: true})
@@ -273,15 +273,6 @@ func BenchmarkFenceHeads(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if _, err := st.FenceHeads(ctx, allPartitions(n)); err != nil {
 					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("FenceHead/%d", n), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				for p := 0; p < n; p++ {
-					if _, err := st.FenceHead(ctx, p); err != nil {
-						b.Fatal(err)
-					}
 				}
 			}
 		})
