@@ -49,8 +49,8 @@ func TestStalledOwnerIsFencedByTheServer(t *testing.T) {
 	bClock.Advance(5 * time.Hour) // past the AWS activation window, on b only
 
 	// Stall a after it decided the activation (accepted: a's clock is inside the window).
-	leases.close()
-	appends.close()
+	leases.close(t)
+	appends.close(t)
 	act := activate("fe-act", acct, "fe-L1")
 	stalled := make(chan error, 1)
 	go func() {
@@ -102,6 +102,12 @@ func TestStalledOwnerIsFencedByTheServer(t *testing.T) {
 
 // lastFence reads partition p's last ownership record from the LEDGER stream.
 func lastFence(t *testing.T, nc *nats.Conn, p int) ledger.Fence {
+	f, _ := lastFenceAt(t, nc, p)
+	return f
+}
+
+// lastFenceAt is lastFence with the record's position in the stream.
+func lastFenceAt(t *testing.T, nc *nats.Conn, p int) (ledger.Fence, uint64) {
 	t.Helper()
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
@@ -111,5 +117,5 @@ func lastFence(t *testing.T, nc *nats.Conn, p int) ledger.Fence {
 	require.NoError(t, err)
 	f, err := ledger.DecodeFence(m.Data)
 	require.NoError(t, err)
-	return f
+	return f, m.Sequence
 }

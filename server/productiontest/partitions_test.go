@@ -165,7 +165,10 @@ type gate struct {
 	waiting atomic.Int32
 }
 
-func (g *gate) close() {
+// close holds whatever passes the gate until open; the gate opens when the test ends too, so a
+// failed assertion does not leave a node's shutdown waiting on it.
+func (g *gate) close(t *testing.T) {
+	t.Cleanup(g.open)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.blocked == nil {
@@ -218,8 +221,8 @@ func TestStalledOwnerLosesItsPartition(t *testing.T) {
 	require.True(t, ok)
 
 	// Stall a: its keeper stops renewing and its next append waits.
-	leases.close()
-	appends.close()
+	leases.close(t)
+	appends.close(t)
 	stalled := make(chan error, 1)
 	var stalledReply commands.Accepted
 	go func() {
@@ -231,6 +234,12 @@ func TestStalledOwnerLosesItsPartition(t *testing.T) {
 
 	// b takes the partition over once a's lease lapses, and appends to the account.
 	require.Eventually(t, func() bool { return holds(b, acct) }, 3*waitFor, pollTick, "b never took the partition over")
+	var bFencedAt uint64 // b holds the lease first, then writes its ownership record
+	require.Eventually(t, func() bool {
+		f, at := lastFenceAt(t, nc, part)
+		bFencedAt = at
+		return f.Owner == "b"
+	}, waitFor, pollTick, "b never fenced the partition")
 	taken, err := cl.AllocateCredits(ctx, allocate("st-by-b", acct, "20"))
 	require.NoError(t, err)
 
@@ -243,14 +252,20 @@ func TestStalledOwnerLosesItsPartition(t *testing.T) {
 	case <-time.After(2 * waitFor):
 		t.Fatal("the stalled command was never answered")
 	}
-	assert.Greater(t, a.WriterStats().FailedAppends, failedBefore, "a's append after losing the lease was refused")
+	// The answer can come before a's append resumes (a forward attempt a held for 2 s is sent
+	// again, and b answers it): a's refused append is waited for, not assumed.
+	require.Eventually(t, func() bool { return a.WriterStats().FailedAppends > failedBefore },
+		waitFor, pollTick, "a's append after losing the lease was refused")
 	// a dropped the tenure it held (it may take the partition back later, in a new tenure, when
 	// the assignment gives it back to it: b hands it over once a is alive again).
 	require.Eventually(t, func() bool {
 		now, held := a.Tenure(part)
 		return !held || now != tenure
 	}, waitFor, pollTick, "a still holds the partition in the tenure it lost")
-	assert.Greater(t, stalledReply.Position, taken.Position, "decided after b's append, by b")
+	// Decided by b: after b's ownership record. (It may come before or after b's own append
+	// "st-by-b", as the forwarder sends it again once an attempt held by a is over.)
+	assert.Greater(t, stalledReply.Position, bFencedAt, "decided after b's fence, by b")
+	assert.NotEqual(t, stalledReply.Position, taken.Position)
 
 	// One answer per command_id; the chain is linear (versions 1..n, each once).
 	again, err := cl.AllocateCredits(ctx, allocate("st-stalled", acct, "10"))

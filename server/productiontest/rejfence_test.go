@@ -63,8 +63,8 @@ func TestStalledOwnersRejectionIsNotAnswered(t *testing.T) {
 	// a stalls writing its rejection, its lease clock and lease steps stopped with it.
 	t.Cleanup(func() { leaseClock.resume(); leases.open(); rejections.open() })
 	leaseClock.stop()
-	leases.close()
-	rejections.close()
+	leases.close(t)
+	rejections.close(t)
 	act := activate("rf-act", acct, "rf-L1")
 	stalled := make(chan error, 1)
 	go func() {
