@@ -27,15 +27,14 @@ type comeback struct {
 	before map[int]bool
 }
 
-// settle is how long a node takes back only its own partitions after a gap: three ticks, time
-// for every live node to step again with the store back (their steps failed fast meanwhile,
-// "no response from stream", and the next starts within a tick). It is also how much later a
-// node that died with the lease bucket's leader has its partitions taken over: TTL + 2 ticks
-// (7 s by default) made kill -9 takeovers 10.9-14.7 s on the 2-core machine against 5.8 s
-// without a gap (docs/bench/takeover.sh). A live node slower than this (a step stuck up to the
-// TTL in a request to a leader that died under it) may see a partition taken and handed back:
-// two loads of that partition, never two writers (the fence).
-func (k *Keeper) settle() time.Duration { return 3 * k.cfg.Tick }
+// settle is how long a node takes back only its own partitions after a gap: long enough for
+// every live node to step once with the store back (a step that was waiting on the store ends
+// within the TTL, which bounds it, and the next one starts within a tick). It is also how much
+// later a node that died with the lease bucket's leader has its partitions taken over: kill -9
+// takeovers of 10.9-16.8 s on the 2-core machine against 5.8-10.9 s without a gap
+// (docs/bench/takeover.sh). Three ticks were tried: a slower live node then had partitions
+// taken and handed back (TestLeaseBucketLeaderLossKeepsPartitions: 4 loads, in CI).
+func (k *Keeper) settle() time.Duration { return k.ttl + 2*k.cfg.Tick }
 
 // beat notes a heartbeat sent at sent, and its error. The first success after failures that
 // lasted more than half the TTL (leases may have lapsed: the store was away, not merely slow to

@@ -240,7 +240,7 @@ func TestStalledOwnerLosesItsPartition(t *testing.T) {
 		bFencedAt = at
 		return f.Owner == "b"
 	}, waitFor, pollTick, "b never fenced the partition")
-	taken, err := cl.AllocateCredits(ctx, allocate("st-by-b", acct, "20"))
+	taken, err := cl.AllocateCredits(ctxT(t), allocate("st-by-b", acct, "20")) // ctx may be spent on the waits above
 	require.NoError(t, err)
 
 	// a resumes: its append is refused, and it stops deciding the partition.
