@@ -102,7 +102,6 @@ func TestClusterHasOneCheckpointSigner(t *testing.T) {
 			_, err := client(t, nc).PurchaseLicense(ctxT(t), purchase(acct+"-buy", acct, acct+"-L", "10"))
 			require.NoError(t, err, "through %s", nodes[i].cfg.ServerName)
 		}
-		head := streamHead(t, conns[0])
 		before := checkpointStats(t, conns[0])
 		var signed, refused int
 		for k := 0; ; k++ {
@@ -117,6 +116,7 @@ func TestClusterHasOneCheckpointSigner(t *testing.T) {
 				require.Less(t, k, 300, "round %d: some node never got a checkpoint request", r)
 			}
 			what := fmt.Sprintf("round %d, request %d through %s", r, k, nodes[k%3].cfg.ServerName)
+			head := streamHead(t, conns[0]) // a node's ownership record (a lease re-taken under load) may land meanwhile
 			msg, err := conns[k%3].Request(audit.CheckpointRequestSubject, nil, 15*time.Second)
 			require.NoError(t, err, what)
 			var rej struct {
@@ -133,7 +133,8 @@ func TestClusterHasOneCheckpointSigner(t *testing.T) {
 			if !assert.NoError(t, err, "%s: not a checkpoint by %s: %q", what, nodes[signer].cfg.ServerName, msg.Data) {
 				continue
 			}
-			assert.Equal(t, head, cp.Size, "%s: a checkpoint of the head", what)
+			assert.GreaterOrEqual(t, cp.Size, head, "%s: a checkpoint of the head", what)
+			assert.LessOrEqual(t, cp.Size, streamHead(t, conns[0]), "%s: a checkpoint of the head", what)
 			signed++
 		}
 		t.Logf("round %d: %d checkpoints, %d refusals", r, signed, refused)
