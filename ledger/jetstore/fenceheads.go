@@ -21,8 +21,9 @@ import (
 // The read must come after every ownership record stored before it began (the writer answers a
 // rejection only if its partition's fence has not moved). A single server answers from its own
 // store, so that holds. In a replicated stream any current replica answers a direct get, and
-// one may lag: the stream leader's last position is read first, and an answer read at an
-// earlier position is asked again. An answer that cannot show where it was read (404), or a
+// one may lag: the stream leader's last position is read first (always: the replica count may
+// have changed since the store cached it), and an answer read at an earlier position is asked
+// again. An answer that cannot show where it was read (404), or a
 // stream without direct gets, is read from the leader one partition at a time.
 const (
 	// maxMultiLast is how many subjects one multi_last request may name (nats-server answers
@@ -75,13 +76,13 @@ func (s *Store) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 	if !cfg.AllowDirect {
 		return s.leaderFenceHeads(ctx, cfg.Name, ps)
 	}
-	var floor uint64 // the position an answer must have been read at
-	if cfg.Replicas > 1 {
-		head, err := s.Head(ctx) // answered by the stream leader
-		if err != nil {
-			return nil, err
-		}
-		floor = head
+	// The position an answer must have been read at: the leader's head, read on every call, not
+	// only when the cached configuration says the stream is replicated (a stream scaled up
+	// while the node runs would be trusted to one replica until the node restarts). On one
+	// server it costs a stream info beside the round's append.
+	floor, err := s.Head(ctx)
+	if err != nil {
+		return nil, err
 	}
 	subjects := make([]string, len(ps))
 	for i, p := range ps {

@@ -65,7 +65,8 @@ func (c *apiCalls) since(t *testing.T, conn *nats.Conn) map[string]int {
 }
 
 // TestFenceHeadsIsOneRequest: the fence heads of every partition of a store are read with one
-// direct get on a single server (ledger.Store.FenceHeads), right after the records were stored.
+// direct get on a single server (ledger.Store.FenceHeads), right after the records were stored,
+// after one stream info for the leader's head.
 func TestFenceHeadsIsOneRequest(t *testing.T) {
 	t.Parallel()
 	ns := jsServer(t)
@@ -82,7 +83,7 @@ func TestFenceHeadsIsOneRequest(t *testing.T) {
 	heads, err := st.FenceHeads(ctx, allPartitions(st.Partitions()))
 	require.NoError(t, err)
 	assert.Equal(t, second, heads)
-	assert.Equal(t, map[string]int{"$JS.API.DIRECT.GET": 1}, calls.since(t, nc))
+	assert.Equal(t, map[string]int{"$JS.API.DIRECT.GET": 1, "$JS.API.STREAM.INFO": 1}, calls.since(t, nc))
 }
 
 func jsServer(t *testing.T) *natsserver.Server {
@@ -277,4 +278,81 @@ func BenchmarkFenceHeads(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestFenceHeadsReadsAfterEveryWriteOnAStreamScaledUp: a store opened while LEDGER had one
+// replica, and scaled to three while it runs (an operator's `nats stream edit --replicas 3`),
+// must not keep trusting the one replica it cached: every fence read asks the leader's head
+// first, so it sees every write acknowledged before it whichever replica answers. (The stale
+// answer itself could not be provoked here: in 200 reads after a scale-up no follower answered
+// behind the leader, so the test counts the head reads.)
+func TestFenceHeadsReadsAfterEveryWriteOnAStreamScaledUp(t *testing.T) {
+	t.Parallel()
+	servers := jsCluster(t)
+	ctx := context.Background()
+	conns := make([]*nats.Conn, len(servers))
+	for i, ns := range servers {
+		nc, err := nats.Connect(ns.ClientURL())
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		conns[i] = nc
+	}
+	var first *jetstore.Store
+	require.Eventually(t, func() bool { // the cluster elects its meta leader first
+		var err error
+		first, err = jetstore.Open(ctx, conns[0], jetstore.Config{Replicas: 1, Partitions: 4})
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the stream was never created")
+	stores := make([]*jetstore.Store, len(servers))
+	for i := range servers {
+		s, err := jetstore.Open(ctx, conns[i], jetstore.Config{})
+		require.NoError(t, err)
+		stores[i] = s // every store caches one replica
+	}
+	js := first.JetStream()
+	st, err := js.Stream(ctx, jetstore.StreamName)
+	require.NoError(t, err)
+	cfg := st.CachedInfo().Config
+	cfg.Replicas = 3
+	_, err = js.UpdateStream(ctx, cfg)
+	require.NoError(t, err)
+	var leader string
+	require.Eventually(t, func() bool {
+		info, err := st.Info(ctx)
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+			return false
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current {
+				return false
+			}
+		}
+		leader = info.Cluster.Leader
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "the stream never had three current replicas")
+	var writer, reader *jetstore.Store
+	for i, ns := range servers {
+		if ns.Name() == leader {
+			writer = stores[i]
+		} else if reader == nil {
+			reader = stores[i]
+		}
+	}
+	require.NotNil(t, writer)
+	var readerConn *nats.Conn
+	for i := range stores {
+		if stores[i] == reader {
+			readerConn = conns[i]
+		}
+	}
+	calls := watchAPI(t, readerConn.ConnectedUrl())
+	heads := make([]uint64, 4)
+	for i := 0; i < 200; i++ {
+		heads = fenceAll(t, writer, fmt.Sprintf("node-%d", i), heads)
+		got, err := reader.FenceHeads(ctx, allPartitions(4))
+		require.NoError(t, err)
+		require.Equal(t, heads, got, "read %d, right after the write", i)
+	}
+	n := calls.since(t, readerConn)
+	assert.Equal(t, 200, n["$JS.API.STREAM.INFO"], "the leader's head, once a read, though the store cached one replica: %v", n)
 }
