@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,11 +24,33 @@ type LoadConfig struct {
 	Seed     uint64
 	// RunID keeps the ids of repeated runs against one ledger apart.
 	RunID string
+	// Mix is MixFull (the default) or MixAllocateRelease.
+	Mix string
+}
+
+// The load's mixes of requests.
+const (
+	// MixFull: allocations, releases, purchases, billing switches, upgrades, auto-renew and
+	// balance queries (20 %); the rules reject about a third of the commands.
+	MixFull = "full"
+	// MixAllocateRelease: commands only, each client allocating a few credits to a feature and
+	// then releasing them, so nearly every command is accepted: the shape of the issue-13
+	// measurement ("allocate/release mix"), where accepted commands are the whole load.
+	MixAllocateRelease = "allocate-release"
+)
+
+// ValidMix says whether m names a mix.
+func ValidMix(m string) bool { return m == "" || m == MixFull || m == MixAllocateRelease }
+
+// heldCredits is what an allocate-release client allocated and releases next.
+type heldCredits struct {
+	acct, feature, credits string
 }
 
 // LoadResult is what one load phase measured.
 type LoadResult struct {
 	Clients           int     `json:"clients"`
+	Mix               string  `json:"mix"`
 	Accounts          int     `json:"accounts"`
 	Seconds           float64 `json:"seconds"`
 	Commands          int64   `json:"commands"`
@@ -203,6 +226,19 @@ func (d *driver) op(r *rand.Rand, acct string, licenses *int) (string, map[strin
 	}
 }
 
+// allocateRelease builds the next command of MixAllocateRelease: the release of what held names,
+// or else an allocation of 1-20 credits on acct, which it returns as held.
+func (d *driver) allocateRelease(r *rand.Rand, acct string, held *heldCredits) (string, map[string]any, *heldCredits) {
+	if held != nil {
+		return "release_credits", map[string]any{"account_id": held.acct, "command_id": d.cmdID(),
+			"feature": held.feature, "credits": held.credits}, nil
+	}
+	b := map[string]any{"account_id": acct, "command_id": d.cmdID()}
+	h := &heldCredits{acct: acct, feature: allocFeatures[r.IntN(len(allocFeatures))], credits: strconv.Itoa(1 + r.IntN(20))}
+	b["feature"], b["credits"] = h.feature, h.credits
+	return "allocate_credits", b, h
+}
+
 // Run drives the mix with cfg.Clients concurrent requesters; with lag set, every accepted
 // command is followed by a balance query with min_position and its wait is recorded.
 func (d *driver) Run(ctx context.Context, cfg LoadConfig, lag bool) LoadResult {
@@ -224,6 +260,7 @@ func (d *driver) Run(ctx context.Context, cfg LoadConfig, lag bool) LoadResult {
 			r := rand.New(rand.NewPCG(cfg.Seed, uint64(c)))
 			var mine, lags []time.Duration
 			licenses := 0
+			var held *heldCredits
 			for ctx.Err() == nil {
 				if cfg.Commands > 0 {
 					if budget.Add(-1) < 0 {
@@ -233,12 +270,23 @@ func (d *driver) Run(ctx context.Context, cfg LoadConfig, lag bool) LoadResult {
 					break
 				}
 				acct := d.account(r.IntN(cfg.Accounts))
-				name, body, isQuery := d.op(r, acct, &licenses)
+				var name string
+				var body map[string]any
+				var isQuery bool
+				if cfg.Mix == MixAllocateRelease {
+					name, body, held = d.allocateRelease(r, acct, held)
+					acct = body["account_id"].(string)
+				} else {
+					name, body, isQuery = d.op(r, acct, &licenses)
+				}
 				subject := "ledger.cmd." + name
 				if isQuery {
 					subject = "ledger.query." + name
 				}
 				rep, l, ok := d.send(ctx, c, subject, body, isQuery)
+				if held != nil && name == "allocate_credits" && !ok {
+					held = nil // nothing was allocated: allocate again next
+				}
 				if !isQuery {
 					mine = append(mine, l)
 				}
@@ -254,7 +302,7 @@ func (d *driver) Run(ctx context.Context, cfg LoadConfig, lag bool) LoadResult {
 	wg.Wait()
 	secs, cpu := time.Since(start).Seconds(), processCPU()-cpuBefore
 	res := LoadResult{
-		Clients: cfg.Clients, Accounts: cfg.Accounts, Seconds: secs,
+		Clients: cfg.Clients, Mix: cmp.Or(cfg.Mix, MixFull), Accounts: cfg.Accounts, Seconds: secs,
 		Commands: d.commands.Load() - startCmds, Accepted: d.accepted.Load() - startAcc, Queries: d.queries.Load() - startQ,
 		Latency: lat.Summary(),
 	}

@@ -324,7 +324,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			func(b RawBaselines) float64 { return b.AtomicBatchOfClients })
 	}
 	l := r.Load
-	p("ledger: clients / accounts\t%d / %d", l.Clients, l.Accounts)
+	p("ledger: clients / accounts / mix\t%d / %d / %s", l.Clients, l.Accounts, l.Mix)
 	p("ledger: commands accepted\t%.0f /s (%d of %d commands, %.0f commands/s incl. rejections)", l.AcceptedPerSecond, l.Accepted, l.Commands, l.CommandsPerSecond)
 	p("ledger: commands answered (accepted or rejected by a rule)\t%.0f /s (the issue's targets count accepted ones)", l.AnsweredPerSecond)
 	if l.CPUMicrosPerOp > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -29,6 +30,9 @@ func benchCmd() *cobra.Command {
 				return err
 			}
 			o.Log = log
+			if !bench.ValidMix(o.Load.Mix) {
+				return fmt.Errorf("--mix %q: want %s or %s", o.Load.Mix, bench.MixFull, bench.MixAllocateRelease)
+			}
 			if o.NATSURL != "" {
 				if o.ConnOptions, err = conn.NATSOptions(); err != nil {
 					return err
@@ -81,6 +85,7 @@ func benchCmd() *cobra.Command {
 	f.DurationVar(&o.Load.Duration, "duration", 20*time.Second, "length of the main load")
 	f.IntVar(&o.Load.Commands, "commands", 0, "stop the main load after this many commands instead of --duration")
 	f.Uint64Var(&o.Load.Seed, "seed", 1, "random seed of the mix")
+	f.StringVar(&o.Load.Mix, "mix", bench.MixFull, "requests of the load: full (every command, 20 % queries, a third rejected) or allocate-release (each client allocates a few credits, then releases them: nearly all accepted)")
 	f.DurationVar(&o.RawFor, "raw-for", 3*time.Second, "length of each raw JetStream baseline")
 	f.DurationVar(&o.LagFor, "lag-for", 10*time.Second, "length of the projection-lag phase (half the clients)")
 	f.Uint64Var(&o.RestartEvents, "restart-events", 0, "top the store up to this many events and time a restart (embedded only; e.g. 1000000)")
