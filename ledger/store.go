@@ -131,3 +131,11 @@ type Rejection struct {
 	BodyHash  string
 	Err       *Error
 }
+
+// RejectionAt is where a rejection log keeps one rejection, so that a writer can forget it and
+// read it back when its command_id comes again: the position of the entry that holds it (a log
+// may keep a round's rejections together) and its index within that entry. Position 0 is none.
+type RejectionAt struct {
+	Position uint64
+	Index    int
+}

@@ -53,7 +53,7 @@ type hookedRejections struct {
 	before func()
 }
 
-func (h hookedRejections) AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error) {
+func (h hookedRejections) AppendRejections(ctx context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
 	h.before()
 	return h.RejectionLog.AppendRejections(ctx, rs)
 }

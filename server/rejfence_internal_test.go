@@ -60,13 +60,17 @@ func (f recordedFences) FenceHeads(ctx context.Context, ps []int) ([]uint64, err
 // recordedRejections is an empty rejection log that notes each read as it begins.
 type recordedRejections struct{ steps *steps }
 
-func (recordedRejections) AppendRejections(context.Context, []ledger.Rejection) (uint64, error) {
+func (recordedRejections) AppendRejections(_ context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
+	return make([]ledger.RejectionAt, len(rs)), nil
+}
+
+func (r recordedRejections) ReadRejections(context.Context, uint64, func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
+	r.steps.add("read rejections")
 	return 0, nil
 }
 
-func (r recordedRejections) ReadRejections(context.Context, uint64, func(ledger.Rejection)) (uint64, error) {
-	r.steps.add("read rejections")
-	return 0, nil
+func (recordedRejections) ReadRejectionAt(context.Context, ledger.RejectionAt) (ledger.Rejection, error) {
+	return ledger.Rejection{}, ledger.ErrNoRecord
 }
 
 // TestGenerationFencesBeforeItLoadsRejections pins the order a writer's rejection answers rely on

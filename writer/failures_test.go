@@ -45,9 +45,9 @@ type failingLog struct {
 	refusals atomic.Int32
 }
 
-func (l *failingLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error) {
+func (l *failingLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
 	if l.refusals.Add(-1) >= 0 {
-		return 0, errors.New("log unavailable")
+		return nil, errors.New("log unavailable")
 	}
 	return l.RejectionLog.AppendRejections(ctx, rs)
 }

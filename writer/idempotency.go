@@ -28,12 +28,30 @@ import (
 // Every snapshot (and the end of a load) moves the full records into the compact form; a record
 // whose hash is already taken by another command stays full.
 //
-// Business rejections (rejections.go) are remembered in rejected, bounded (oldest forgotten
-// first, in order), and are durable in the rejection log up to logPos.
+// Business rejections (rejections.go) are durable in the rejection log (up to logPos: kept for
+// its retention, 30 days in jetstore) and remembered in two forms too, the same way:
+//
+//   - rejected holds full records (account, body hash, error), at most
+//     Options.RejectionsRemembered of them: the latest.
+//   - rejCompact maps commandKey of each older rejected command_id to where its rejection lies
+//     in the log (rejectEntry: the message's position, the index within it, the partition): a
+//     rejection moves there when the bound pushes it out of rejected, and at every snapshot. A
+//     retry of such a command reads the rejection back from the log beside the writer goroutine
+//     (replayRejection in beside.go), which confirms the command_id: a hash collision, or a
+//     message gone past the log's retention, is a miss, and the command is decided afresh.
+//
+// A rejection enters the compact form only once it has been answered (finishRejections) or read
+// from the log at a load: one answered unavailable or redirected never does. A rejection whose
+// place in the log is unknown (one decided without a log, or restored from a snapshot written
+// before rejections were compacted) is forgotten when the bound pushes it out. Lookups go
+// accepted, compacted, rejected, rejCompact: an accepted command beats a rejection, and a newer
+// rejection of one command_id (in full) shadows an older compact one, and replaces it when it
+// is compacted in turn.
 type idempotency struct {
-	accepted  map[string]*commandRecord
-	compacted map[uint64]uint64
-	rejected  map[string]*rejection
+	accepted   map[string]*commandRecord
+	compacted  map[uint64]uint64
+	rejected   map[string]*rejection
+	rejCompact map[uint64]uint64
 	// order lists the rejections remembered, oldest first; orderSeq numbers them.
 	order    []rejectRef
 	orderSeq uint64
@@ -46,26 +64,38 @@ type idempotency struct {
 // seen is what a lookup finds of a command_id: nothing (all zero), an accepted command in full,
 // an accepted command in compact form (entry, to be read back), or a rejection (pending while it
 // is being written to the log).
+// A rejection in compact form is rejEntry, with rejCompact set.
 type seen struct {
-	accepted *commandRecord
-	entry    uint64
-	compact  bool
-	rejected *rejection
+	accepted   *commandRecord
+	entry      uint64
+	compact    bool
+	rejected   *rejection
+	rejEntry   uint64
+	rejCompact bool
 }
 
-// lookup finds what is remembered of id. notCompacted skips the compact form (a read-back found
-// the entry to be another command's).
-func (m *idempotency) lookup(id string, notCompacted bool) seen {
+// lookup finds what is remembered of id. skipAccepted and skipRejected skip the compact forms (a
+// read-back found the entry to be another command's, or gone).
+func (m *idempotency) lookup(id string, skipAccepted, skipRejected bool) seen {
 	if rec, ok := m.accepted[id]; ok {
 		return seen{accepted: rec}
 	}
-	if !notCompacted {
-		if entry, ok := m.compacted[commandKey(id)]; ok {
+	var key uint64
+	if !skipAccepted || !skipRejected {
+		key = commandKey(id)
+	}
+	if !skipAccepted {
+		if entry, ok := m.compacted[key]; ok {
 			return seen{entry: entry, compact: true}
 		}
 	}
 	if rj, ok := m.rejected[id]; ok {
 		return seen{rejected: rj}
+	}
+	if !skipRejected {
+		if entry, ok := m.rejCompact[key]; ok {
+			return seen{rejEntry: entry, rejCompact: true}
+		}
 	}
 	return seen{}
 }
@@ -153,8 +183,12 @@ func readRecord(ctx context.Context, store ledger.Store, id string, pos uint64, 
 	return rec, nil
 }
 
-// compactCommands moves the full records into the compact form.
-func (w *Writer) compactCommands() { w.idem.compact(w.partitionOf) }
+// compactCommands moves the full records of accepted commands, and of answered rejections whose
+// place in the log is known (rejcompact.go), into the compact forms.
+func (w *Writer) compactCommands() {
+	w.idem.compact(w.partitionOf)
+	w.idem.compactRejections(w.partitionOf)
+}
 
 // compact moves the full records of accepted commands into the compact form; partOf gives an
 // account's partition (-1: unknown).

@@ -36,7 +36,7 @@ func TestCompactedHashCollision(t *testing.T) {
 	seven, ok := compactEntry(7, 1, 3)
 	require.True(t, ok)
 	w.idem.compacted[commandKey("mine")] = seven
-	s := w.idem.lookup("mine", false)
+	s := w.idem.lookup("mine", false, false)
 	require.True(t, s.compact)
 	pos, n := splitEntry(s.entry)
 	rec, err := readRecord(context.Background(), w.opts.Store, "mine", pos, n)
@@ -47,7 +47,7 @@ func TestCompactedHashCollision(t *testing.T) {
 	w.compactCommands()
 	assert.Contains(t, w.idem.accepted, "mine", "its hash is taken: it keeps its full record")
 	assert.Equal(t, seven, w.idem.compacted[commandKey("mine")])
-	assert.Equal(t, uint64(9), w.idem.lookup("mine", false).accepted.result.Events[0].Position)
+	assert.Equal(t, uint64(9), w.idem.lookup("mine", false, false).accepted.result.Events[0].Position)
 }
 
 // TestSnapshotV3AndV4StillRead: snapshots in the previous formats restore: v3 (full records, no

@@ -181,9 +181,11 @@ func (w *Writer) forgetPartitions(parts []int) {
 			delete(w.idem.rejected, id)
 		}
 	}
-	for k, e := range w.idem.compacted {
-		if p, known := entryPartition(e); known && gone[p] {
-			delete(w.idem.compacted, k)
+	for _, m := range []map[uint64]uint64{w.idem.compacted, w.idem.rejCompact} {
+		for k, e := range m {
+			if p, known := entryPartition(e); known && gone[p] {
+				delete(m, k)
+			}
 		}
 	}
 	w.opts.Log.Info().Int("partitions", len(gone)).Int("accounts", dropped).Msg("dropped the accounts of partitions handed over")
@@ -272,7 +274,8 @@ func decodeLegacy(data []byte) (map[uint64]uint64, error) {
 	if !strings.HasPrefix(string(data[:min(len(data), len(legacyMagic))]), legacyMagic) {
 		return nil, errors.New("not a legacy entries object")
 	}
-	return decodeCompacted(data[len(legacyMagic):], 5)
+	entries, _, err := decodeCompacted(data[len(legacyMagic):], 5)
+	return entries, err
 }
 
 // fetchAll loads the named objects, snapFetchParallel at a time; a missing one is nil.
@@ -480,7 +483,7 @@ func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 	n := len(held)
 	w.accounts, w.owners, w.foreignSubs = map[string]*account{}, map[string]string{}, map[string]string{}
 	w.idem.accepted, w.idem.rejected, w.idem.order, w.idem.orderSeq = map[string]*commandRecord{}, map[string]*rejection{}, nil, 0
-	w.idem.compacted = map[uint64]uint64{}
+	w.idem.compacted, w.idem.rejCompact = map[uint64]uint64{}, map[uint64]uint64{}
 	rp := &replayPlan{parts: n, above: make([]uint64, n)}
 	logPos := uint64(1<<64 - 1) // the oldest rejection log position among the held partitions'
 	for p := range n {
@@ -574,6 +577,17 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 			w.legacyMerged++
 		case w.holdsPartition(p) && (keep == nil || keep(p)):
 			w.idem.compacted[k] = e
+		}
+	}
+	for k, e := range st.rejCompact {
+		p, known := entryPartition(e)
+		switch {
+		case !known || st.parts != n:
+			// Counted among another partition count (or none): not split, and of no account this
+			// writer holds but by chance; its rejections are decided afresh, as before they were
+			// compacted.
+		case w.holdsPartition(p) && (keep == nil || keep(p)):
+			w.idem.rejCompact[k] = e
 		}
 	}
 }

@@ -8,7 +8,8 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// DefaultRejectionsRemembered bounds the rejected commands the writer remembers.
+// DefaultRejectionsRemembered bounds the rejected commands the writer remembers in full; older
+// ones are kept in compact form and read back from the log (idempotency.go, rejcompact.go).
 const DefaultRejectionsRemembered = 100_000
 
 // rejection is what the writer remembers of a rejected command, so a retry with the same
@@ -21,6 +22,8 @@ type rejection struct {
 	pending bool
 	// seq is its place in w.idem.order (an id forgotten and rejected again is there twice).
 	seq uint64
+	// at is where it lies in the rejection log (Position 0: not known, or not written yet).
+	at ledger.RejectionAt
 }
 
 // rejectRef is one entry of w.idem.order: it still names the remembered rejection only while
@@ -33,11 +36,16 @@ type rejectRef struct {
 // RejectionLog stores rejections durably so a retry of a rejected command_id gets the same
 // answer after a crash too. Rejections are not events: they changed no account.
 type RejectionLog interface {
-	// AppendRejections stores the rejections durably and returns the position of the last; after
-	// an error none of them may be relied on.
-	AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error)
-	// ReadRejections calls fn for each stored rejection after position from; it returns the head.
-	ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error)
+	// AppendRejections stores the rejections durably and returns where each landed, in order
+	// (positions never decrease); after an error none of them may be relied on.
+	AppendRejections(ctx context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error)
+	// ReadRejections calls fn for each stored rejection after position from, with where it lies;
+	// it returns the head.
+	ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error)
+	// ReadRejectionAt reads back the rejection stored at a place AppendRejections or
+	// ReadRejections named; ledger.ErrNoRecord when the log no longer holds it (past its
+	// retention) or never did.
+	ReadRejectionAt(ctx context.Context, at ledger.RejectionAt) (ledger.Rejection, error)
 }
 
 // pendingReject is a rejection decided in a round, answered once it is in the log and its
@@ -45,6 +53,8 @@ type RejectionLog interface {
 type pendingReject struct {
 	req *request
 	err *ledger.Error
+	// rec is the rejection remembered for it (pending until finishRejections).
+	rec *rejection
 	// part is the account's partition, and fenced says the writer held an ownership record for
 	// it when it decided (rejectionFences); set only when the writer has Fences.
 	part   int
@@ -57,8 +67,8 @@ type pendingReject struct {
 }
 
 // notePending makes the pendingReject of a rejection decided now on r's account.
-func (w *Writer) notePending(r *request, err *ledger.Error) pendingReject {
-	p := pendingReject{req: r, err: err}
+func (w *Writer) notePending(r *request, err *ledger.Error, rec *rejection) pendingReject {
+	p := pendingReject{req: r, err: err, rec: rec}
 	if w.opts.Subscriptions != nil && w.holdsASubscription(r.AccountID) {
 		p.shared, p.version = true, w.accounts[r.AccountID].state.Version
 	}
@@ -138,8 +148,8 @@ func (w *Writer) finishRejections(d appendDone) {
 	if len(d.rejects) == 0 {
 		return
 	}
-	if d.rejErr == nil && d.rejPos > w.idem.logPos {
-		w.idem.logPos = d.rejPos
+	if d.rejErr == nil && len(d.rejAt) > 0 && d.rejAt[len(d.rejAt)-1].Position > w.idem.logPos {
+		w.idem.logPos = d.rejAt[len(d.rejAt)-1].Position
 	}
 	// The partitions another node fenced are given up before any answer goes out: a client
 	// redirected here must not find this writer still claiming them (fence.go).
@@ -165,9 +175,7 @@ func (w *Writer) finishRejections(d appendDone) {
 			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
 				"account %s changed (or could not be read) while the command was decided; retry with the same command_id", p.req.AccountID))
 		default:
-			if rec, ok := w.idem.rejected[p.req.CommandID]; ok {
-				rec.pending = false
-			}
+			w.idem.settle(p.req.CommandID, p.rec, d.rejAt[i], w.partitionOf)
 			if p.req.Reply != nil {
 				p.req.Reply(Result{AccountID: p.req.AccountID, Err: p.err})
 			}
@@ -189,15 +197,18 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 	if w.opts.Rejections == nil || (w.held != nil && len(w.opts.Partitions.Held) == 0) {
 		return nil // a writer that holds no partition remembers no rejection
 	}
-	head, err := w.opts.Rejections.ReadRejections(ctx, w.idem.logPos+1, func(r ledger.Rejection) {
+	head, err := w.opts.Rejections.ReadRejections(ctx, w.idem.logPos+1, func(r ledger.Rejection, at ledger.RejectionAt) {
 		if w.opts.Holds != nil && !w.opts.Holds(r.AccountID) {
 			return // another partition's: its owner replays it
 		}
 		// The later of two rejections of one command_id is the one that was sent: an earlier one
 		// is in the log only when its round's write failed part-way, and it was then answered
-		// unavailable and decided again.
+		// unavailable and decided again. (An earlier one pushed into the compact form is shadowed
+		// by the later in full, and replaced when that one is compacted.)
 		delete(w.idem.rejected, r.CommandID)
-		w.rememberRejection(&request{Request: submit.Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}}, r.Err)
+		if rj := w.rememberRejection(&request{Request: submit.Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}}, r.Err); rj != nil {
+			rj.at = at // beyond the bound, compacted with it (remember)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("load rejections: %w", err)
@@ -231,11 +242,13 @@ func (w *Writer) rememberRejection(r *request, err *ledger.Error) *rejection {
 	if !rememberable(r, err) {
 		return nil
 	}
-	return w.idem.remember(r, err, w.opts.RejectionsRemembered)
+	return w.idem.remember(r, err, w.opts.RejectionsRemembered, w.partitionOf)
 }
 
-// remember records a rejection, keeping at most limit (the oldest are forgotten first).
-func (m *idempotency) remember(r *request, err *ledger.Error, limit int) *rejection {
+// remember records a rejection, keeping at most limit in full: the oldest are pushed out first,
+// into the compact form where their place in the log is known (partOf gives an account's
+// partition, -1 unknown), else forgotten.
+func (m *idempotency) remember(r *request, err *ledger.Error, limit int, partOf func(string) int) *rejection {
 	if rj, ok := m.rejected[r.CommandID]; ok {
 		return rj
 	}
@@ -247,8 +260,9 @@ func (m *idempotency) remember(r *request, err *ledger.Error, limit int) *reject
 	for len(m.order) > limit {
 		old := m.order[0]
 		m.order = m.order[1:]
-		if cur, ok := m.rejected[old.id]; ok && cur.seq == old.seq {
-			delete(m.rejected, old.id) // not an entry forgotten (and perhaps replaced) since
+		if cur, ok := m.rejected[old.id]; ok && cur.seq == old.seq { // not forgotten (and perhaps replaced) since
+			delete(m.rejected, old.id)
+			m.pushOut(old.id, cur, partOf)
 		}
 	}
 	return rj

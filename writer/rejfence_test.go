@@ -23,7 +23,7 @@ type stallingLog struct {
 	before func()
 }
 
-func (l *stallingLog) AppendRejections(_ context.Context, rs []ledger.Rejection) (uint64, error) {
+func (l *stallingLog) AppendRejections(_ context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
 	l.mu.Lock()
 	before := l.before
 	l.before = nil
@@ -33,17 +33,30 @@ func (l *stallingLog) AppendRejections(_ context.Context, rs []ledger.Rejection)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rs = append(l.rs, rs...)
-	return uint64(len(l.rs)), nil
+	at := make([]ledger.RejectionAt, len(rs))
+	for i := range rs {
+		l.rs = append(l.rs, rs[i])
+		at[i] = ledger.RejectionAt{Position: uint64(len(l.rs))} // one rejection a position
+	}
+	return at, nil
 }
 
-func (l *stallingLog) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error) {
+func (l *stallingLog) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := max(from, 1); i <= uint64(len(l.rs)); i++ {
-		fn(l.rs[i-1])
+		fn(l.rs[i-1], ledger.RejectionAt{Position: i})
 	}
 	return uint64(len(l.rs)), nil
+}
+
+func (l *stallingLog) ReadRejectionAt(_ context.Context, at ledger.RejectionAt) (ledger.Rejection, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if at.Position == 0 || at.Position > uint64(len(l.rs)) || at.Index != 0 {
+		return ledger.Rejection{}, ledger.ErrNoRecord
+	}
+	return l.rs[at.Position-1], nil
 }
 
 func (l *stallingLog) has(commandID string) bool {

@@ -23,6 +23,9 @@ type request struct {
 	// notCompacted skips the compact idempotency form: a read-back found its entry to be
 	// another command's (a hash collision), so the command is decided.
 	notCompacted bool
+	// notRejCompact skips the compact form of rejections: the read-back found the entry to be
+	// another command's rejection, or gone past the log's retention (rejcompact.go).
+	notRejCompact bool
 	// fenced is set while the command is decided on its partition's fence alone (fenced.go):
 	// only an append may answer it.
 	fenced bool

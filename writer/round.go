@@ -33,7 +33,7 @@ type appendDone struct {
 	// The round's business rejections, the outcome of writing them to the rejection log, and of
 	// reading their partitions' fences after (rejections.go): the partitions whose fence moved.
 	rejects  []pendingReject
-	rejPos   uint64
+	rejAt    []ledger.RejectionAt // where each of rejects landed in the log
 	rejErr   error
 	rejMoved map[int]bool
 	fenceErr error
@@ -87,7 +87,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			continue // held by the account's re-read (beside.go); back when it is fresh
 		}
 		if !r.internal {
-			switch s := w.idem.lookup(r.CommandID, r.notCompacted); {
+			switch s := w.idem.lookup(r.CommandID, r.notCompacted, r.notRejCompact); {
 			case s.accepted != nil:
 				w.replyRecorded(r, s.accepted)
 				continue
@@ -99,6 +99,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				continue
 			case s.rejected != nil:
 				w.replyRejected(r, s.rejected)
+				continue
+			case s.rejCompact && w.opts.Rejections != nil:
+				w.replayRejection(r, s.rejEntry) // read back beside the loop (rejcompact.go)
 				continue
 			}
 		}
@@ -116,8 +119,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				// Written to the rejection log with this round's append; answered after, once a
 				// read of the fence after the write finds it unmoved (rejections.go), also when
 				// the command was decided on the fence alone.
-				w.rememberRejection(r, le).pending = true
-				rejects = append(rejects, w.notePending(r, le))
+				rj := w.rememberRejection(r, le)
+				rj.pending = true
+				rejects = append(rejects, w.notePending(r, le, rj))
 				continue
 			}
 			if r.fenced {
@@ -158,7 +162,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				d.rejPos, d.rejErr = w.opts.Rejections.AppendRejections(ctx, rejectionsOf(rejects))
+				d.rejAt, d.rejErr = w.opts.Rejections.AppendRejections(ctx, rejectionsOf(rejects))
 				if d.rejErr == nil {
 					d.rejMoved, d.fenceErr = movedFences(ctx, w.opts.Store, fences) // after: see finishRejections
 					d.holderMoved = movedHolders(ctx, w.opts.Store, rejects)

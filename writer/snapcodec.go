@@ -13,17 +13,23 @@ import (
 
 // The body shared by every snapshot format: the length of a gob section (head, type table,
 // accounts), the gob section, then the compact sections: full idempotency records, remembered
-// rejections (oldest first) with the rejection log position they reflect, and (v4 on) the
-// compacted idempotency entries. The length lets a restore decode the gob section and the compact
-// sections on two cores at once.
+// rejections (oldest first) with the rejection log position they reflect, (v4 on) the
+// compacted idempotency entries, and (v5, written since rejections are compacted) the compacted
+// rejection entries (rejcompact.go). The length lets a restore decode the gob section and the
+// compact sections on two cores at once.
+//
+// A section added at the end is optional: a snapshot that ends before it (written by an earlier
+// build) has none, and an earlier build reads a snapshot with it, ignoring it (that build then
+// forgets those rejections, as it always did past its bound).
 
 // snapView is the part of the writer's state one snapshot holds: every account's (a whole
 // snapshot) or one partition's.
 type snapView struct {
-	accts   map[string]accountSnap
-	cmds    []string // ids of full accepted records
-	rejs    []string // ids of remembered rejections, oldest first
-	entries []uint64 // keys of compacted entries
+	accts      map[string]accountSnap
+	cmds       []string // ids of full accepted records
+	rejs       []string // ids of remembered rejections, oldest first
+	entries    []uint64 // keys of compacted entries
+	rejEntries []uint64 // keys of compacted rejection entries
 }
 
 // wholeView is the view of the entire state.
@@ -86,6 +92,15 @@ func (w *Writer) views(whole bool, want []int) map[int]*snapView {
 		}
 		if v := view(p); v != nil {
 			v.entries = append(v.entries, k)
+		}
+	}
+	for k, entry := range w.idem.rejCompact {
+		p, ok := entryPartition(entry)
+		if !ok && !whole {
+			continue // no partition (restored from a snapshot of another partition count): not split
+		}
+		if v := view(p); v != nil {
+			v.rejEntries = append(v.rejEntries, k)
 		}
 	}
 	return out
@@ -154,10 +169,12 @@ func (w *Writer) appendBody(b []byte, head uint64, v *snapView) ([]byte, error) 
 		}
 	}
 	b = binary.AppendUvarint(b, w.idem.logPos) // the rejection log position those reflect
-	return appendEntries(b, v.entries, w.idem.compacted), nil
+	b = appendEntries(b, v.entries, w.idem.compacted)
+	return appendEntries(b, v.rejEntries, w.idem.rejCompact), nil
 }
 
-// appendEntries appends the compacted section: fixed-width, so a restore reads it at memory speed.
+// appendEntries appends a compacted section (of commands or rejections): fixed-width, so a
+// restore reads it at memory speed.
 func appendEntries(b []byte, keys []uint64, compacted map[uint64]uint64) []byte {
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
@@ -190,6 +207,7 @@ type snapState struct {
 	order      []rejectRef
 	logPos     uint64
 	compacted  map[uint64]uint64
+	rejCompact map[uint64]uint64
 }
 
 // decodeSnapshot reads a whole snapshot (v3, v4, v5) or a partition snapshot (v5).
@@ -242,7 +260,10 @@ func (st *snapState) decodeBody(hdr *snapReader) error {
 			st.rejections, st.order, st.logPos, tail, err = decodeRejections(tail)
 		}
 		if err == nil && st.format >= 4 {
-			st.compacted, err = decodeCompacted(tail, st.format)
+			st.compacted, tail, err = decodeCompacted(tail, st.format)
+		}
+		if err == nil && st.format >= 5 {
+			st.rejCompact, err = decodeRejCompact(tail)
 		}
 		done <- err
 	}()
@@ -351,11 +372,11 @@ func decodeCommands(b []byte, types []string) (map[string]*commandRecord, []byte
 
 // decodeCompacted reads the section of compacted idempotency entries; a v4 one is converted to
 // the current form (with an unknown partition).
-func decodeCompacted(b []byte, format int) (map[uint64]uint64, error) {
+func decodeCompacted(b []byte, format int) (map[uint64]uint64, []byte, error) {
 	r := &snapReader{b: b}
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.b))/16 {
-		return nil, errors.New("snapshot: compacted section truncated")
+		return nil, nil, errors.New("snapshot: compacted section truncated")
 	}
 	out := make(map[uint64]uint64, n)
 	for i := uint64(0); i < n; i++ {
@@ -369,7 +390,30 @@ func decodeCompacted(b []byte, format int) (map[uint64]uint64, error) {
 			// Only a build from before entries carried their event count wrote an entry without
 			// one (and none writes one out of range): replaying the stream is safer than a retry
 			// that could not find its command.
-			return nil, errors.New("snapshot: compacted entry without an event count, or out of range")
+			return nil, nil, errors.New("snapshot: compacted entry without an event count, or out of range")
+		}
+		out[binary.LittleEndian.Uint64(e)] = entry
+	}
+	return out, r.b[n*16:], nil
+}
+
+// decodeRejCompact reads the section of compacted rejection entries: none when the snapshot ends
+// before it (written by a build that did not compact rejections).
+func decodeRejCompact(b []byte) (map[uint64]uint64, error) {
+	out := map[uint64]uint64{}
+	if len(b) == 0 {
+		return out, nil
+	}
+	r := &snapReader{b: b}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b))/16 || uint64(len(r.b)) != n*16 {
+		return nil, errors.New("snapshot: compacted rejection section truncated")
+	}
+	for i := uint64(0); i < n; i++ {
+		e := r.b[i*16:]
+		entry := binary.LittleEndian.Uint64(e[8:])
+		if splitRejectEntry(entry).Position == 0 {
+			return nil, errors.New("snapshot: compacted rejection entry without a position")
 		}
 		out[binary.LittleEndian.Uint64(e)] = entry
 	}

@@ -94,10 +94,12 @@ func (w *Writer) install(st *snapState) {
 	w.idem.accepted = st.commands
 	w.idem.rejected, w.idem.order, w.idem.logPos = st.rejections, st.order, st.logPos
 	w.idem.orderSeq = uint64(len(st.order))
-	w.idem.compacted = st.compacted
+	w.idem.compacted, w.idem.rejCompact = st.compacted, st.rejCompact
 	if st.parts != max(w.opts.Partitions.Count, 0) {
-		for k, e := range w.idem.compacted { // partitions of another count mean nothing here
-			w.idem.compacted[k] = e & (1<<compactPartShift - 1)
+		for _, m := range []map[uint64]uint64{w.idem.compacted, w.idem.rejCompact} {
+			for k, e := range m { // partitions of another count mean nothing here
+				m[k] = e & (1<<compactPartShift - 1)
+			}
 		}
 	}
 }

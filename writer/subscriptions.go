@@ -212,7 +212,7 @@ func (w *Writer) replayUsage(r *request, dup *ledger.DuplicateUsage) (held bool)
 		w.stats.replayed.Add(1)
 		w.reply(r, res)
 	}
-	first := w.idem.lookup(rec.CommandID, false)
+	first := w.idem.lookup(rec.CommandID, false, true)
 	if !first.compact {
 		reply(first.accepted)
 		return false

@@ -145,6 +145,9 @@ type Stats struct {
 	Replayed      uint64 `json:"idempotent_replays"`
 	// ReadBack counts replays whose record was read back from the stream (idempotency.go).
 	ReadBack uint64 `json:"idempotency_read_back"`
+	// RejectionReadBack counts replays of a rejection read back from the rejection log
+	// (rejcompact.go).
+	RejectionReadBack uint64 `json:"rejection_read_back"`
 	// MarkedBroken counts accounts marked broken on the projector's report (marks.go), and
 	// MarksDropped the reports dropped because maxMarks were waiting.
 	MarkedBroken uint64 `json:"accounts_marked_broken"`
@@ -155,7 +158,7 @@ type Stats struct {
 type Writer struct {
 	stats struct {
 		appends, records, commands, appendMicros, failed, retried, replayed, readBack atomic.Uint64
-		marked, marksDropped                                                          atomic.Uint64
+		marked, marksDropped, rejReadBack                                             atomic.Uint64
 	}
 	opts     Options
 	queue    chan *request
@@ -320,7 +323,7 @@ func (w *Writer) Stats() Stats {
 	return Stats{
 		Appends: s.appends.Load(), Records: s.records.Load(), Commands: s.commands.Load(),
 		AppendMicros: s.appendMicros.Load(), FailedAppends: s.failed.Load(), Retried: s.retried.Load(),
-		Replayed: s.replayed.Load(), ReadBack: s.readBack.Load(),
+		Replayed: s.replayed.Load(), ReadBack: s.readBack.Load(), RejectionReadBack: s.rejReadBack.Load(),
 		MarkedBroken: s.marked.Load(), MarksDropped: s.marksDropped.Load(),
 	}
 }

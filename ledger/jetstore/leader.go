@@ -16,13 +16,26 @@ const errCodeNoMessage = 10037
 // leaderLast reads the last message on subject from the stream's leader (STREAM.MSG.GET, not a
 // direct get); seq is 0 when there is none.
 func leaderLast(ctx context.Context, nc *nats.Conn, stream, subject string) (uint64, []byte, error) {
-	body, err := json.Marshal(map[string]string{"last_by_subj": subject})
+	seq, data, _, err := leaderGet(ctx, nc, stream, map[string]any{"last_by_subj": subject})
+	return seq, data, err
+}
+
+// leaderAt reads the message at seq from the stream leader (a message get, not a direct get that
+// any replica may answer); found is false when the leader holds none there.
+func leaderAt(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (data []byte, found bool, err error) {
+	_, data, found, err = leaderGet(ctx, nc, stream, map[string]any{"seq": seq})
+	return data, found, err
+}
+
+// leaderGet asks the stream leader for one message (a JetStream message get request body).
+func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string]any) (uint64, []byte, bool, error) {
+	body, err := json.Marshal(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	var resp struct {
 		Message *struct {
@@ -32,17 +45,17 @@ func leaderLast(ctx context.Context, nc *nats.Conn, stream, subject string) (uin
 		Error *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == errCodeNoMessage:
-		return 0, nil, nil
+		return 0, nil, false, nil
 	case resp.Error != nil:
-		return 0, nil, resp.Error
+		return 0, nil, false, resp.Error
 	case resp.Message == nil:
-		return 0, nil, errors.New("empty answer")
+		return 0, nil, false, errors.New("empty answer")
 	}
-	return resp.Message.Seq, resp.Message.Data, nil
+	return resp.Message.Seq, resp.Message.Data, true, nil
 }
 
 // sharedSaveTimeout bounds one snapshot save on a shared stream: a save whose acknowledgements

@@ -78,7 +78,13 @@ func (l *RejectionLog) Visible(ctx context.Context) error {
 	return nil
 }
 
-// AppendRejections stores rejections and returns the position of the last message.
+// maxRejectionsPerMessage bounds the rejections one message holds, so that an index within a
+// message fits the writer's compact form of a rejection (writer/idempotency.go: 12 bits). At
+// about 150 bytes a rejection, maxRejectionMessage ends a message first (near 3,500).
+const maxRejectionsPerMessage = 4096
+
+// AppendRejections stores rejections and returns where each landed: the position of its message
+// and its index in the message's array.
 //
 // A round's rejections travel as one message (a JSON array), written with a plain publish: an
 // atomic batch would make nats-server build and remove a staging file store for every round
@@ -87,16 +93,17 @@ func (l *RejectionLog) Visible(ctx context.Context) error {
 // too large for one message is split, and a failure after some pieces is harmless: the writer
 // answers none of the round's rejections and forgets them, and a stored piece only replays a
 // rejection that was decided.
-func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) (uint64, error) {
+func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
 	var (
-		last  uint64
+		at    = make([]ledger.RejectionAt, len(rs))
 		chunk []byte
+		first int // the index in rs of the chunk's first rejection
 	)
 	limit := maxRejectionMessage
 	if mp := int(l.store.nc.MaxPayload()); mp > 0 && mp/2 < limit {
 		limit = mp / 2
 	}
-	flush := func() error {
+	flush := func(end int) error {
 		if len(chunk) == 0 {
 			return nil
 		}
@@ -107,18 +114,21 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 		if err != nil {
 			return fmt.Errorf("append rejections: %w", err)
 		}
-		last, chunk = ack.Sequence, nil
+		for i := first; i < end; i++ {
+			at[i] = ledger.RejectionAt{Position: ack.Sequence, Index: i - first}
+		}
+		chunk, first = nil, end
 		return nil
 	}
-	for _, r := range rs {
+	for i, r := range rs {
 		b, err := json.Marshal(rejectionDoc{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash,
 			Code: r.Err.Code, Message: r.Err.Message, Data: r.Err.Data})
 		if err != nil {
-			return 0, fmt.Errorf("encode rejection: %w", err)
+			return nil, fmt.Errorf("encode rejection: %w", err)
 		}
-		if len(chunk) > 0 && len(chunk)+len(b)+2 > limit {
-			if err := flush(); err != nil {
-				return 0, err
+		if len(chunk) > 0 && (len(chunk)+len(b)+2 > limit || i-first >= maxRejectionsPerMessage) {
+			if err := flush(i); err != nil {
+				return nil, err
 			}
 		}
 		if len(chunk) == 0 {
@@ -128,10 +138,10 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 		}
 		chunk = append(chunk, b...)
 	}
-	if err := flush(); err != nil {
-		return 0, err
+	if err := flush(len(rs)); err != nil {
+		return nil, err
 	}
-	return last, nil
+	return at, nil
 }
 
 // decodeRejections reads one message of the log: an array of rejections, or a single one (the
@@ -153,10 +163,10 @@ func decodeRejections(data []byte) []rejectionDoc {
 	return []rejectionDoc{d}
 }
 
-// ReadRejections calls fn for every rejection from position from to the stream's head; it
-// returns the head. Messages that are not rejection documents are skipped: only the ledger may
+// ReadRejections calls fn for every rejection from position from to the stream's head, with
+// where it lies; it returns the head. Messages that are not rejection documents are skipped: only the ledger may
 // publish here.
-func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection)) (uint64, error) {
+func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
 	info, err := l.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)
@@ -188,14 +198,51 @@ func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(
 		if err != nil {
 			return 0, fmt.Errorf("rejection metadata: %w", err)
 		}
-		for _, r := range decodeRejections(m.Data()) {
+		for i, r := range decodeRejections(m.Data()) {
 			if r.CommandID != "" {
-				fn(ledger.Rejection{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash,
-					Err: &ledger.Error{Code: r.Code, Message: r.Message, Data: r.Data}})
+				fn(r.rejection(), ledger.RejectionAt{Position: md.Sequence.Stream, Index: i})
 			}
 		}
 		if md.Sequence.Stream >= head {
 			return head, nil
 		}
 	}
+}
+
+func (d rejectionDoc) rejection() ledger.Rejection {
+	return ledger.Rejection{CommandID: d.CommandID, AccountID: d.AccountID, BodyHash: d.BodyHash,
+		Err: &ledger.Error{Code: d.Code, Message: d.Message, Data: d.Data}}
+}
+
+// ReadRejectionAt reads back the rejection at: a direct get of its message (any replica may
+// answer), then the leader's word when that found nothing (a replica may lag behind an
+// acknowledged write; only the leader can say the message is gone). It returns ledger.ErrNoRecord
+// when the log no longer holds the message (past RejectionRetention) or the message holds no
+// rejection at that index: a writer then decides the command afresh.
+func (l *RejectionLog) ReadRejectionAt(ctx context.Context, at ledger.RejectionAt) (ledger.Rejection, error) {
+	if at.Position == 0 || at.Index < 0 {
+		return ledger.Rejection{}, fmt.Errorf("rejection %d/%d: %w", at.Position, at.Index, ledger.ErrNoRecord)
+	}
+	var data []byte
+	m, err := l.stream.GetMsg(ctx, at.Position)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		var found bool
+		data, found, err = leaderAt(ctx, l.store.nc, RejectionStream, at.Position)
+		if err != nil {
+			return ledger.Rejection{}, fmt.Errorf("read rejection message %d: %w", at.Position, err)
+		}
+		if !found {
+			return ledger.Rejection{}, fmt.Errorf("rejection message %d: %w", at.Position, ledger.ErrNoRecord)
+		}
+	case err != nil:
+		return ledger.Rejection{}, fmt.Errorf("read rejection message %d: %w", at.Position, err)
+	default:
+		data = m.Data
+	}
+	docs := decodeRejections(data)
+	if at.Index >= len(docs) || docs[at.Index].CommandID == "" {
+		return ledger.Rejection{}, fmt.Errorf("rejection %d/%d: %w", at.Position, at.Index, ledger.ErrNoRecord)
+	}
+	return docs[at.Index].rejection(), nil
 }

@@ -32,9 +32,13 @@ func TestRejectionLogRoundTrip(t *testing.T) {
 	_, err = js.Publish(ctx, jetstore.RejectionSubjectPrefix+"junk", []byte(`not json`))
 	require.NoError(t, err)
 
-	var want []ledger.Rejection
+	var (
+		want   []ledger.Rejection
+		wantAt []ledger.RejectionAt
+	)
 	want = append(want, ledger.Rejection{CommandID: "c-old", AccountID: "old", BodyHash: "h",
 		Err: &ledger.Error{Code: ledger.CodeInsufficientCredits, Message: "m"}})
+	wantAt = append(wantAt, ledger.RejectionAt{Position: 1, Index: 0})
 	round := func(n, msgLen int) []ledger.Rejection {
 		rs := make([]ledger.Rejection, n)
 		for i := range rs {
@@ -46,20 +50,76 @@ func TestRejectionLogRoundTrip(t *testing.T) {
 	}
 	small, large := round(50, 10), round(300, 4000) // the second round needs three messages
 	for _, rs := range [][]ledger.Rejection{small, large} {
-		pos, err := log.AppendRejections(ctx, rs)
+		at, err := log.AppendRejections(ctx, rs)
 		require.NoError(t, err)
+		require.Len(t, at, len(rs))
 		info, err := js.Stream(ctx, jetstore.RejectionStream)
 		require.NoError(t, err)
-		assert.Equal(t, info.CachedInfo().State.LastSeq, pos, "the position of the last message written")
-		want = append(want, rs...)
+		assert.Equal(t, info.CachedInfo().State.LastSeq, at[len(at)-1].Position, "the last one is in the last message written")
+		for i := 1; i < len(at); i++ { // each message's rejections are numbered from 0, in order
+			prev, cur := at[i-1], at[i]
+			ok := (cur.Position == prev.Position && cur.Index == prev.Index+1) || (cur.Position == prev.Position+1 && cur.Index == 0)
+			assert.True(t, ok, "%v after %v", cur, prev)
+		}
+		want, wantAt = append(want, rs...), append(wantAt, at...)
 	}
 	info, err := js.Stream(ctx, jetstore.RejectionStream)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2+1+3), info.CachedInfo().State.Msgs, "one message for the small round, three for the large")
+	assert.Equal(t, ledger.RejectionAt{Position: 3, Index: 49}, wantAt[50], "the small round: message 3, indexes 0-49")
+	assert.Equal(t, uint64(6), wantAt[len(wantAt)-1].Position)
 
-	var got []ledger.Rejection
-	head, err := log.ReadRejections(ctx, 1, func(r ledger.Rejection) { got = append(got, r) })
+	var (
+		got   []ledger.Rejection
+		gotAt []ledger.RejectionAt
+	)
+	head, err := log.ReadRejections(ctx, 1, func(r ledger.Rejection, at ledger.RejectionAt) {
+		got, gotAt = append(got, r), append(gotAt, at)
+	})
 	require.NoError(t, err)
 	assert.Equal(t, info.CachedInfo().State.LastSeq, head)
 	assert.Equal(t, want, got)
+	assert.Equal(t, wantAt, gotAt, "a read names each rejection where the append said it landed")
+
+	// Each reads back at its place, the earlier format's single rejection at index 0.
+	for i, at := range wantAt {
+		r, err := log.ReadRejectionAt(ctx, at)
+		require.NoError(t, err, "%v", at)
+		assert.Equal(t, want[i], r)
+	}
+	// Nothing there: an index past the message's array, a message that is not a rejection
+	// document, a position past the head, no position.
+	for _, at := range []ledger.RejectionAt{{Position: 3, Index: 50}, {Position: 2}, {Position: head + 1}, {}, {Position: 3, Index: -1}} {
+		_, err := log.ReadRejectionAt(ctx, at)
+		assert.ErrorIs(t, err, ledger.ErrNoRecord, "%v", at)
+	}
+	// A message gone (as past RejectionRetention): its rejections are no longer there.
+	st, err := js.Stream(ctx, jetstore.RejectionStream)
+	require.NoError(t, err)
+	require.NoError(t, st.DeleteMsg(ctx, 3))
+	_, err = log.ReadRejectionAt(ctx, wantAt[1])
+	assert.ErrorIs(t, err, ledger.ErrNoRecord)
+}
+
+// TestRejectionMessageCapsItsCount: a round of small rejections is split at
+// maxRejectionsPerMessage, so that every index fits the writer's compact form.
+func TestRejectionMessageCapsItsCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nc, _ := bareJetStream(t)
+	store, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(t, err)
+	log, err := jetstore.OpenRejections(ctx, store, 1)
+	require.NoError(t, err)
+	rs := make([]ledger.Rejection, 5000)
+	for i := range rs {
+		rs[i] = ledger.Rejection{CommandID: fmt.Sprint(i), AccountID: "a", BodyHash: "b", Err: &ledger.Error{Code: ledger.CodeInsufficientCredits}}
+	}
+	at, err := log.AppendRejections(ctx, rs)
+	require.NoError(t, err)
+	assert.Equal(t, ledger.RejectionAt{Position: 1, Index: 4095}, at[4095])
+	assert.Equal(t, ledger.RejectionAt{Position: 2, Index: 0}, at[4096])
+	r, err := log.ReadRejectionAt(ctx, at[4999])
+	require.NoError(t, err)
+	assert.Equal(t, "4999", r.CommandID)
 }
