@@ -90,7 +90,7 @@ func benchWriter(b *testing.B, accounts int) *Writer {
 }
 
 // roundTrip runs rounds until every request is answered, as Run would with one append in flight.
-func roundTrip(b *testing.B, w *Writer, reqs []*request) {
+func roundTrip(_ testing.TB, w *Writer, reqs []*request) {
 	ctx := context.Background()
 	for len(reqs) > 0 {
 		reqs = w.launch(ctx, reqs)
