@@ -158,6 +158,8 @@ func writerCollectors(w Writer) []prometheus.Collector {
 			func(s writer.Stats) uint64 { return s.Replayed }),
 		counter("idempotency_read_back_total", "Replays of older commands whose first reply was read back from the stream (the record was in compact form).",
 			func(s writer.Stats) uint64 { return s.ReadBack }),
+		counter("rejection_read_back_total", "Replays of older rejections read back from the rejection log (the rejection was in compact form).",
+			func(s writer.Stats) uint64 { return s.RejectionReadBack }),
 		counter("accounts_marked_broken_total", "Accounts refused history_broken because the projector parked a message on them that the writer had not verified.",
 			func(s writer.Stats) uint64 { return s.MarkedBroken }),
 		counter("broken_marks_dropped_total", "Projector reports of a broken account dropped because the writer's bounded queue of them was full.",

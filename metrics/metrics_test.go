@@ -45,7 +45,7 @@ func TestLagAgainstTheStream(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	m, err := metrics.New(metrics.Sources{
-		Writer:    fakeWriter{head: 90, stats: writer.Stats{Records: 90, Retried: 3, Replayed: 2, ReadBack: 1}},
+		Writer:    fakeWriter{head: 90, stats: writer.Stats{Records: 90, Retried: 3, Replayed: 2, ReadBack: 1, RejectionReadBack: 4}},
 		Projector: fakeProjector(95),
 		// Other nodes appended up to 100; position 96 was stored 7 s ago.
 		Stream:     fakeStream{head: 100, stored: map[uint64]time.Time{96: now.Add(-7 * time.Second)}},
@@ -63,6 +63,7 @@ func TestLagAgainstTheStream(t *testing.T) {
 	assert.Equal(t, 3.0, value(t, m, "creditledger_conflicts_retried_total"))
 	assert.Equal(t, 2.0, value(t, m, "creditledger_idempotent_replays_total"))
 	assert.Equal(t, 1.0, value(t, m, "creditledger_idempotency_read_back_total"))
+	assert.Equal(t, 4.0, value(t, m, "creditledger_rejection_read_back_total"))
 }
 
 func TestLagWithoutTheStream(t *testing.T) {
