@@ -138,3 +138,29 @@ func BenchmarkRoundPerCommand(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/command")
 }
+
+// BenchmarkRoundWithRejections is BenchmarkRoundPerCommand with a third of the commands rejected
+// (allocations beyond the balance), written to an in-memory rejection log and remembered: past
+// RejectionsRemembered they are pushed into the compact form.
+func BenchmarkRoundWithRejections(b *testing.B) {
+	const batch = 64
+	w := benchWriter(b, batch)
+	w.opts.Rejections = &memRejections{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		reqs := make([]*request, batch)
+		for a := range reqs {
+			n++
+			credits := int64(1)
+			if n%3 == 0 {
+				credits = 1_000_000
+			}
+			reqs[a] = &request{Request: submit.Request{CommandID: fmt.Sprint("alloc-", n), AccountID: fmt.Sprintf("acct-%d", a), BodyHash: "h",
+				Command: ledger.AllocateCredits{Feature: "file_security", Credits: decimal.NewFromInt(credits)}, Reply: func(Result) {}}}
+		}
+		roundTrip(b, w, reqs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/command")
+}
