@@ -16,7 +16,7 @@ import (
 // Snapshots per partition. A writer that holds only some partitions (a cluster node) saves, for
 // each partition p it still owns in the tenure it loaded, a snapshot of p at its head H: p's
 // accounts, the idempotency records and remembered rejections of p's accounts, and p's compacted
-// idempotency entries. It is valid because p's owner is p's only writer since its load, so it
+// idempotency entries and rejections. It is valid because p's owner is p's only writer since its load, so it
 // holds every event of p's accounts up to H. A writer that loads a set of partitions restores
 // each from its newest snapshot (falling back to the whole snapshot, which describes every
 // partition at its head, then to the stream's start) and replays from the oldest of their heads,
