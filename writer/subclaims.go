@@ -54,11 +54,26 @@ type SubscriptionClaims interface {
 const moveBound = 30 * time.Second
 
 // claimedHolder finds who holds the subscription now (see the comment above) and returns it
-// with the claim read.
-func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (string, SubscriptionClaim, error) {
+// with the claim read. Of the accounts of other partitions it reads (loadForeign), only the
+// holder it returns is kept, for the move's planning (planLink drops it after): a copy left
+// behind would be taken for the account itself once its partition is this writer's again
+// without a load (a lapsed lease re-acquired), and dropped after its next append.
+func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (holder string, c SubscriptionClaim, err error) {
 	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
-	c, err := w.opts.Subscriptions.Subscription(cctx, id)
+	var read []string
+	defer func() {
+		for _, a := range read {
+			if err != nil || a != holder {
+				w.dropForeign(a)
+			}
+		}
+	}()
+	holds := func(accountID string) (bool, error) {
+		read = append(read, accountID)
+		return w.holdsSubscription(cctx, r, accountID, id)
+	}
+	c, err = w.opts.Subscriptions.Subscription(cctx, id)
 	if err != nil {
 		return "", c, ledger.Reject(ledger.CodeUnavailable, "reading the claim of subscription %s: %v; retry with the same command_id", id, err)
 	}
@@ -69,15 +84,14 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (stri
 			hint = w.foreignSubs[id]
 		}
 	}
-	holds, err := w.holdsSubscription(cctx, r, hint, id)
-	if err != nil || holds {
+	if ok, err := holds(hint); err != nil || ok {
 		return hint, c, err
 	}
 	if c.Revision != 0 && c.Holder != "" && c.Holder != r.AccountID && time.Since(c.At) < moveBound {
 		return "", c, ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
 	}
 	if c.Previous != "" {
-		if holds, err := w.holdsSubscription(cctx, r, c.Previous, id); err != nil || holds {
+		if ok, err := holds(c.Previous); err != nil || ok {
 			return c.Previous, c, err
 		}
 	}
