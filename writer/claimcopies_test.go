@@ -44,3 +44,77 @@ func TestAbandonedClaimLeavesNoCopy(t *testing.T) {
 	}
 	assert.Equal(t, []uint64{1, 2}, versionsOf(t, r.store, x), "x's history continues; no version stored twice")
 }
+
+// TestLinkBackToAMovedHolderIsNotAnsweredFromMemory: node b moves subscription S from x (node
+// a's) to z (b's); a's memory of x still has S. A link of S back to x on a finds, through the
+// claim, z holding S, yet x's stale copy decides the link as "already linked here" and answers
+// it without an append: the client is told x holds S while z does. The requester's copy
+// contradicting the holder found is re-read first, and the link moves S from z.
+func TestLinkBackToAMovedHolderIsNotAnsweredFromMemory(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	x, z := twoPartitionAccounts(t)
+	fo := fencedRig(t, r)
+	claims := &memClaims{}
+	px, pz := ledger.PartitionOf(x, 4), ledger.PartitionOf(z, 4)
+	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
+	fb := &fencedOwner{fences: map[int]uint64{pz: fo.fences[pz]}, lost: map[int]bool{}}
+	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
+	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{pz: true}}
+	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims})
+	stopA := run(t, wa)
+	defer stopA()
+	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims})
+	stopB := run(t, wb)
+	defer stopB()
+
+	link := func(w *writer.Writer, cmd, account string) writer.Result {
+		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
+	}
+	require.Nil(t, link(wa, "l1", x).Err)
+	require.Nil(t, link(wb, "l2", z).Err, "b moves the subscription from x")
+
+	res := link(wa, "l3", x)
+	require.Nil(t, res.Err)
+	assert.NotEmpty(t, res.Events, "S is moved back to x, not answered from x's stale copy")
+	assert.Equal(t, []uint64{1, 2, 3}, versionsOf(t, r.store, x))
+	assert.Equal(t, []uint64{1, 2}, versionsOf(t, r.store, z), "z's side of the move was appended: S has one holder")
+}
+
+// TestUnlinkOnAMovedHolderIsDecidedOnItsHistory: node b moves subscription S from x (node a's)
+// to z; a's memory of x still has S. An unlink of S on x is decided on that copy and stopped
+// at the claim (it names z): unavailable, retry. The retry must be decided on x as stored
+// (S is not linked to it), not stopped at the claim again and again from the same stale copy.
+func TestUnlinkOnAMovedHolderIsDecidedOnItsHistory(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	x, z := twoPartitionAccounts(t)
+	fo := fencedRig(t, r)
+	claims := &memClaims{}
+	px, pz := ledger.PartitionOf(x, 4), ledger.PartitionOf(z, 4)
+	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
+	fb := &fencedOwner{fences: map[int]uint64{pz: fo.fences[pz]}, lost: map[int]bool{}}
+	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
+	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{pz: true}}
+	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims})
+	stopA := run(t, wa)
+	defer stopA()
+	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims})
+	stopB := run(t, wb)
+	defer stopB()
+
+	link := func(w *writer.Writer, cmd, account string) writer.Result {
+		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
+	}
+	require.Nil(t, link(wa, "l1", x).Err)
+	require.Nil(t, link(wb, "l2", z).Err, "b moves the subscription from x")
+
+	unlink := map[string]any{"command_id": "u1", "account_id": x, "subscription_id": "S"}
+	res := do(t, wa, "unlink_subscription", unlink)
+	for i := 0; i < 3 && res.Err != nil && res.Err.Code == ledger.CodeUnavailable; i++ {
+		res = do(t, wa, "unlink_subscription", unlink)
+	}
+	require.NotNil(t, res.Err)
+	assert.Equal(t, ledger.CodeNotFound, res.Err.Code, "x does not hold S: %s", res.Err.Message)
+	assert.Equal(t, []uint64{1, 2}, versionsOf(t, r.store, x))
+}

@@ -196,6 +196,12 @@ func (w *Writer) claimUnlink(ctx context.Context, r *request, id string) error {
 		return ledger.Reject(ledger.CodeUnavailable, "reading the claim of subscription %s: %v; retry with the same command_id", id, err)
 	}
 	if c.Revision != 0 && c.Holder != r.AccountID {
+		// The unlink was decided on a copy that holds the subscription; another node may have
+		// moved it away (its side of the move is not in the copy): the retry is decided on the
+		// account re-read, not stopped here again by the same copy.
+		if a := w.accounts[r.AccountID]; a != nil && !a.foreign {
+			a.stale = true
+		}
 		return ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
 	}
 	_, err = w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Previous: r.AccountID}, c.Revision)

@@ -75,6 +75,20 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 			return nil, err
 		}
 	}
+	if a := w.accounts[r.AccountID]; holder != "" && holder != r.AccountID && a != nil && !a.foreign &&
+		a.state.Subscription.ID == link.SubscriptionID {
+		// The requester's copy holds the subscription and the stream says another account does:
+		// another node moved it away, appending the requester's side under its version check
+		// alone. Decided on this copy, the link would be "already linked here", answered from
+		// memory. The copy is re-read first, as after a conflict (and as many times).
+		w.dropForeign(holder)
+		if r.attempts++; r.attempts >= w.opts.MaxAttempts {
+			return nil, ledger.Reject(ledger.CodeUnavailable, "account %s kept changing while subscription %s was linked; retry with the same command_id", r.AccountID, link.SubscriptionID)
+		}
+		a.stale = true
+		w.awaitFresh(r, r.AccountID)
+		return nil, errHeld
+	}
 	link.HeldBy = holder
 	r.Command = link // re-resolved on every attempt
 	var group []planned
