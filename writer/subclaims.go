@@ -95,7 +95,60 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (hold
 			return c.Previous, c, err
 		}
 	}
+	// Neither holds it. A move the claim no longer names may still have landed: a claim taken
+	// over as "never landed" while its move was only paused, whose append then won on the
+	// previous holder's version. The history of each account the claim names says where its
+	// last move sent the subscription; that account (or the next it moved it to) may hold it.
+	for _, from := range []string{c.Holder, c.Previous} {
+		at := from
+		for hop := 0; at != ""; hop++ {
+			if hop == maxMoveHops {
+				return "", c, ledger.Reject(ledger.CodeUnavailable, "subscription %s: no holder found after %d moves; retry with the same command_id", id, hop)
+			}
+			next, err := w.movedTo(cctx, at, id)
+			if err != nil {
+				return "", c, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", at, err)
+			}
+			if next == "" {
+				break
+			}
+			if ok, err := holds(next); err != nil || ok {
+				return next, c, err
+			}
+			at = next
+		}
+	}
 	return "", c, nil
+}
+
+// maxMoveHops bounds the moves claimedHolder follows from one account the claim names.
+const maxMoveHops = 8
+
+// movedTo reads the account's stored events and returns the account its last unlink of the
+// subscription moved it to ("" when it never gave it up, or unlinked it without a move).
+func (w *Writer) movedTo(ctx context.Context, accountID, id string) (string, error) {
+	recs, err := w.opts.Store.ReadAccount(ctx, accountID, 0)
+	if err != nil {
+		return "", err
+	}
+	to := ""
+	for _, rec := range recs {
+		ev, err := events.Decode(rec.Data)
+		if err != nil {
+			continue // a break is the load's to judge; it moves no subscription
+		}
+		switch e := ev.Data.(type) {
+		case events.SubscriptionLinked:
+			if e.SubscriptionID == id {
+				to = ""
+			}
+		case events.SubscriptionUnlinked:
+			if e.SubscriptionID == id {
+				to = e.MovedToAccountID
+			}
+		}
+	}
+	return to, nil
 }
 
 // holdsSubscription reports whether the account holds the subscription: from memory when this
