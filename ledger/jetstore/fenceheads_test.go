@@ -120,6 +120,13 @@ func allPartitions(n int) []int {
 // jsCluster starts three clustered JetStream servers and returns them once they answer.
 func jsCluster(t *testing.T) []*natsserver.Server {
 	t.Helper()
+	servers, _ := jsClusterOpts(t)
+	return servers
+}
+
+// jsClusterOpts is jsCluster, with each server's options (to start one again on its store).
+func jsClusterOpts(t *testing.T) ([]*natsserver.Server, []*natsserver.Options) {
+	t.Helper()
 	var ports []int
 	var ls []net.Listener
 	for i := 0; i < 6; i++ {
@@ -133,10 +140,12 @@ func jsCluster(t *testing.T) []*natsserver.Server {
 	}
 	routes := natsserver.RoutesFromStr(fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", ports[3], ports[4], ports[5]))
 	servers := make([]*natsserver.Server, 3)
+	opts := make([]*natsserver.Options, 3)
 	for i := range servers {
-		ns, err := natsserver.NewServer(&natsserver.Options{ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: ports[i],
+		opts[i] = &natsserver.Options{ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: ports[i],
 			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: natsserver.ClusterOpts{Name: "fenceheads", Host: "127.0.0.1", Port: ports[3+i]}, Routes: routes})
+			Cluster: natsserver.ClusterOpts{Name: "fenceheads", Host: "127.0.0.1", Port: ports[3+i]}, Routes: routes}
+		ns, err := natsserver.NewServer(opts[i])
 		require.NoError(t, err)
 		ns.Start()
 		servers[i] = ns
@@ -152,7 +161,7 @@ func jsCluster(t *testing.T) []*natsserver.Server {
 	for _, ns := range servers {
 		require.True(t, ns.ReadyForConnections(10*time.Second))
 	}
-	return servers
+	return servers, opts
 }
 
 // replicatedPair starts a three-server cluster with a three-replica LEDGER and returns a store on

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -78,4 +79,30 @@ func (s *Snapshots) WithSaveTimeout(d time.Duration) *Snapshots {
 	c := *s
 	c.saveTimeout = d
 	return &c
+}
+
+// leaderInfo reads the stream's info from its leader. A replica that has no leader for the
+// stream (an election, or the other replicas out of reach) answers STREAM.INFO too, from its own
+// store, which may lack writes the leader acknowledged (nats-server, jsStreamInfoRequest); its
+// answer names no leader. Such an answer is asked again (directRetries times, directRetryWait
+// apart), then refused: a head read from it would end a read early without a sign
+// (TestHeadsAreNotReadFromALeaderlessReplica).
+func leaderInfo(ctx context.Context, st jetstream.Stream) (*jetstream.StreamInfo, error) {
+	for try := 0; ; try++ {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if info.Cluster == nil || info.Cluster.Leader != "" {
+			return info, nil
+		}
+		if try >= directRetries {
+			return nil, fmt.Errorf("stream %s: answered only by a replica without a leader", info.Config.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(directRetryWait):
+		}
+	}
 }

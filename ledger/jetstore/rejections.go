@@ -167,7 +167,7 @@ func decodeRejections(data []byte) []rejectionDoc {
 // where it lies; it returns the head. Messages that are not rejection documents are skipped: only the ledger may
 // publish here.
 func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
-	info, err := l.stream.Info(ctx)
+	info, err := leaderInfo(ctx, l.stream) // a lagging replica's head would end the read early
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)
 	}

@@ -335,9 +335,9 @@ func (s *Store) appendBatch(ctx context.Context, msgs []*nats.Msg) ([]uint64, er
 	return pos, nil
 }
 
-// Head is the stream's last position.
+// Head is the stream's last position, as its leader has it (leaderInfo).
 func (s *Store) Head(ctx context.Context) (uint64, error) {
-	info, err := s.stream.Info(ctx)
+	info, err := leaderInfo(ctx, s.stream)
 	if err != nil {
 		return 0, fmt.Errorf("stream info: %w", err)
 	}
