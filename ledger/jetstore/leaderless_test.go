@@ -174,7 +174,7 @@ func TestHeadsAreNotReadFromALeaderlessReplica(t *testing.T) {
 		pos, err := log.AppendRejections(ctx, []ledger.Rejection{{CommandID: id, AccountID: "a", BodyHash: "h",
 			Err: ledger.Reject(ledger.CodeInsufficientCredits, "no")}})
 		require.NoError(t, err)
-		return pos
+		return pos[len(pos)-1].Position
 	}
 	read := reject("c1") // a load read the log up to here (a snapshot's position)
 	heads := fenceAll(t, st, "node-a", make([]uint64, 4))
@@ -202,7 +202,7 @@ func TestHeadsAreNotReadFromALeaderlessReplica(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "the leaderless replica never answered stream info")
 
 	var seen []string
-	_, err = replicaLog.ReadRejections(ctx, read+1, func(r ledger.Rejection) { seen = append(seen, r.CommandID) })
+	_, err = replicaLog.ReadRejections(ctx, read+1, func(r ledger.Rejection, _ ledger.RejectionAt) { seen = append(seen, r.CommandID) })
 	if err == nil {
 		assert.Contains(t, seen, "c2", "the rejection log read ended before an acknowledged rejection")
 	}
