@@ -451,7 +451,7 @@ func (a subscriptionClaims) Subscription(ctx context.Context, id string) (writer
 }
 
 func (a subscriptionClaims) ClaimSubscription(ctx context.Context, id string, c writer.SubscriptionClaim, revision uint64) (uint64, error) {
-	rev, err := a.c.ClaimSubscription(ctx, id, jetstore.SubscriptionClaim{Holder: c.Holder, Previous: c.Previous}, revision)
+	rev, err := a.c.ClaimSubscription(ctx, id, jetstore.SubscriptionClaim{Holder: c.Holder, Previous: c.Previous, At: c.At}, revision)
 	if errors.Is(err, jetstore.ErrClaimMoved) {
 		err = fmt.Errorf("%w: %v", writer.ErrClaimMoved, err)
 	}

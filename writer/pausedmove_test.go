@@ -59,8 +59,8 @@ func threePartitionAccounts(t *testing.T) (x, y, z string) {
 }
 
 // TestPausedOwnersMoveLeavesOneHolder: node a holds x (subscription S) and y, claims a move of S
-// from x to y and pauses before its append, for longer than a move may be in flight (the claims
-// here carry no time, so at once). Node b takes x's partition over (a new ownership record)
+// from x to y and pauses before its append, for longer than a move may be in flight (b's clock
+// runs a minute ahead of a's, past the 30 s a claimed move counts as in flight). Node b takes x's partition over (a new ownership record)
 // and links S to z: the claim names y, which does not hold S, so b moves S from x, the claim's
 // previous holder, and pauses before its append too. a's append lands after b's ownership
 // record: x's record carries x's version check alone (a holder keeps it; carryFences), and no
@@ -100,7 +100,8 @@ func TestPausedOwnersMoveLeavesOneHolder(t *testing.T) {
 	sb := newPausedStore(stB)
 	fb := &fencedOwner{fences: map[int]uint64{px: pos[0], pz: fo.fences[pz]}, lost: map[int]bool{}}
 	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{px: true, pz: true}}
-	wb := newWriter(t, r, sb, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims})
+	later := fixedClock{time.Date(2026, 3, 1, 0, 1, 0, 0, time.UTC)} // a's claim is a minute old
+	wb := newWriter(t, r, sb, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims, Clock: later})
 	stopB := run(t, wb)
 	defer stopB()
 	sb.paused.Store(true)

@@ -73,7 +73,10 @@ func (r *rig) startSecond(t *testing.T) (*writer.Writer, func()) { return r.star
 // newWriter builds and loads a writer on st without running it.
 func newWriter(t *testing.T, r *rig, st ledger.Store, o writer.Options) *writer.Writer {
 	t.Helper()
-	o.Store, o.Rules, o.Clock, o.Log, o.SweepInterval = st, ledger.NewRules(ledger.DefaultCatalogue()), r.clock, zerolog.Nop(), time.Hour
+	o.Store, o.Rules, o.Log, o.SweepInterval = st, ledger.NewRules(ledger.DefaultCatalogue()), zerolog.Nop(), time.Hour
+	if o.Clock == nil {
+		o.Clock = r.clock
+	}
 	o.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
 	w, err := writer.New(o)
 	require.NoError(t, err)

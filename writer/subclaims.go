@@ -87,7 +87,7 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (hold
 	if ok, err := holds(hint); err != nil || ok {
 		return hint, c, err
 	}
-	if c.Revision != 0 && c.Holder != "" && c.Holder != r.AccountID && time.Since(c.At) < moveBound {
+	if c.Revision != 0 && c.Holder != "" && c.Holder != r.AccountID && w.opts.Clock.Now().Sub(c.At) < moveBound {
 		return "", c, ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
 	}
 	if c.Previous != "" {
@@ -230,7 +230,7 @@ func (w *Writer) holdsASubscription(accountID string) bool {
 func (w *Writer) claimLink(ctx context.Context, r *request, id, holder string, c SubscriptionClaim) error {
 	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
-	_, err := w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Holder: r.AccountID, Previous: holder}, c.Revision)
+	_, err := w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Holder: r.AccountID, Previous: holder, At: w.opts.Clock.Now()}, c.Revision)
 	if errors.Is(err, ErrClaimMoved) {
 		return ledger.Reject(ledger.CodeUnavailable, "subscription %s was linked elsewhere meanwhile; retry with the same command_id", id)
 	}
@@ -257,7 +257,7 @@ func (w *Writer) claimUnlink(ctx context.Context, r *request, id string) error {
 		}
 		return ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
 	}
-	_, err = w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Previous: r.AccountID}, c.Revision)
+	_, err = w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Previous: r.AccountID, At: w.opts.Clock.Now()}, c.Revision)
 	if err != nil {
 		return ledger.Reject(ledger.CodeUnavailable, "releasing the claim of subscription %s: %v; retry with the same command_id", id, err)
 	}

@@ -133,9 +133,13 @@ func (c *Claims) Subscription(ctx context.Context, id string) (SubscriptionClaim
 }
 
 // ClaimSubscription writes the claim if the bucket still holds revision (0: none yet);
-// ErrClaimMoved otherwise.
+// ErrClaimMoved otherwise. sc.At is the claimer's time (its injected clock: the writer compares
+// a claim's age with that clock); the wall clock stands in when it is zero.
 func (c *Claims) ClaimSubscription(ctx context.Context, id string, sc SubscriptionClaim, revision uint64) (uint64, error) {
-	sc.At = time.Now().UTC()
+	if sc.At.IsZero() {
+		sc.At = time.Now()
+	}
+	sc.At = sc.At.UTC()
 	data, err := json.Marshal(sc)
 	if err != nil {
 		return 0, err
