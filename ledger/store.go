@@ -139,3 +139,12 @@ type RejectionAt struct {
 	Position uint64
 	Index    int
 }
+
+// Revocation withdraws a stored rejection that was never answered (its writer lost the
+// partition, or could not confirm it still held it, once the rejection was durable): a writer
+// that loads the log later must not replay it. It names the rejection's exact place, so a later
+// rejection of the same command_id (another decision, which was answered) is left alone.
+type Revocation struct {
+	CommandID string
+	At        RejectionAt
+}

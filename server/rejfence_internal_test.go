@@ -64,7 +64,11 @@ func (recordedRejections) AppendRejections(_ context.Context, rs []ledger.Reject
 	return make([]ledger.RejectionAt, len(rs)), nil
 }
 
-func (r recordedRejections) ReadRejections(context.Context, uint64, func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
+func (recordedRejections) RevokeRejections(context.Context, []ledger.Revocation) error { return nil }
+
+func (recordedRejections) FirstPosition(context.Context) (uint64, error) { return 1, nil }
+
+func (r recordedRejections) ReadRejections(context.Context, uint64, func(ledger.Rejection, ledger.RejectionAt), func(ledger.Revocation)) (uint64, error) {
 	r.steps.add("read rejections")
 	return 0, nil
 }

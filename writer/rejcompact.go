@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -122,4 +123,76 @@ func (w *Writer) replayRejection(r *request, entry uint64) {
 			return nil
 		}
 	})
+}
+
+// firstPositionTimeout bounds the read of the rejection log's first position that prunes the
+// compact rejections; a prune that fails waits for the next snapshot.
+const firstPositionTimeout = 10 * time.Second
+
+// pruneRejections drops the compact rejections whose message lies below first, the rejection
+// log's oldest position: the log dropped them (past its retention), so a retry would be decided
+// afresh anyway, and the entry only costs memory. It returns how many it dropped.
+func (m *idempotency) pruneRejections(first uint64) int {
+	n := 0
+	for k, e := range m.rejCompact {
+		if splitRejectEntry(e).Position < first {
+			delete(m.rejCompact, k)
+			n++
+		}
+	}
+	return n
+}
+
+// pruneBeside reads the rejection log's first position beside the loop (a snapshot calls it)
+// and then drops the compact rejections below it, on the writer goroutine: a map walk. One read
+// at a time; none once the writer is stopping.
+func (w *Writer) pruneBeside() {
+	log := w.opts.Rejections
+	if log == nil || w.pruning || len(w.idem.rejCompact) == 0 || w.side.ctx.Err() != nil {
+		return
+	}
+	w.pruning = true
+	w.side.start(func(ctx context.Context) func() []*request {
+		ctx, cancel := context.WithTimeout(ctx, firstPositionTimeout)
+		defer cancel()
+		first, err := log.FirstPosition(ctx)
+		return func() []*request {
+			w.pruning = false
+			if err != nil {
+				w.opts.Log.Warn().Err(err).Msg("compact rejections not pruned: the rejection log's first position could not be read")
+				return nil
+			}
+			w.stats.rejPruned.Add(uint64(w.idem.pruneRejections(first)))
+			return nil
+		}
+	})
+}
+
+// pruneLoaded drops the compact rejections the log no longer holds at the end of a load (before
+// Run: the read may be made in place). A failed read prunes nothing: the next snapshot does.
+func (w *Writer) pruneLoaded(ctx context.Context) {
+	if len(w.idem.rejCompact) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, firstPositionTimeout)
+	defer cancel()
+	first, err := w.opts.Rejections.FirstPosition(ctx)
+	if err != nil {
+		w.opts.Log.Warn().Err(err).Msg("compact rejections not pruned at load: the rejection log's first position could not be read")
+		return
+	}
+	w.stats.rejPruned.Add(uint64(w.idem.pruneRejections(first)))
+}
+
+// revokedAt forgets, at a load, the remembered rejection of rv's command_id if it is the one at
+// rv's place, in full or compact form: it was stored but never answered (finishRejections). A
+// later rejection of the id, elsewhere in the log, is another decision and stays.
+func (m *idempotency) revokedAt(rv ledger.Revocation) {
+	if rj, ok := m.rejected[rv.CommandID]; ok && !rj.pending && rj.at == rv.At {
+		delete(m.rejected, rv.CommandID)
+	}
+	k := commandKey(rv.CommandID)
+	if e, ok := m.rejCompact[k]; ok && splitRejectEntry(e) == rv.At {
+		delete(m.rejCompact, k)
+	}
 }

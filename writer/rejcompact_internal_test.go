@@ -15,11 +15,14 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// memRejections is an in-memory rejection log: one message per append, as jetstore writes a
-// round that fits one (ledger/jetstore passes the same round trip against a real server).
+// memRejections is an in-memory rejection log: one message per append (and per revocation), as
+// jetstore writes a round that fits one (ledger/jetstore passes the same round trip against a
+// real server). first, when set, is its first position: the messages below are gone.
 type memRejections struct {
-	mu   sync.Mutex
-	msgs [][]ledger.Rejection
+	mu    sync.Mutex
+	msgs  [][]ledger.Rejection
+	revs  map[uint64][]ledger.Revocation // by position: a message of revocations
+	first uint64
 }
 
 func (l *memRejections) AppendRejections(_ context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
@@ -33,12 +36,32 @@ func (l *memRejections) AppendRejections(_ context.Context, rs []ledger.Rejectio
 	return at, nil
 }
 
-func (l *memRejections) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
+func (l *memRejections) RevokeRejections(_ context.Context, rs []ledger.Revocation) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for p := max(from, 1); p <= uint64(len(l.msgs)); p++ {
+	l.msgs = append(l.msgs, nil)
+	if l.revs == nil {
+		l.revs = map[uint64][]ledger.Revocation{}
+	}
+	l.revs[uint64(len(l.msgs))] = rs
+	return nil
+}
+
+func (l *memRejections) FirstPosition(context.Context) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.first, 1), nil
+}
+
+func (l *memRejections) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt), revoked func(ledger.Revocation)) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for p := max(from, l.first, 1); p <= uint64(len(l.msgs)); p++ {
 		for i, r := range l.msgs[p-1] {
 			fn(r, ledger.RejectionAt{Position: p, Index: i})
+		}
+		for _, rv := range l.revs[p] {
+			revoked(rv)
 		}
 	}
 	return uint64(len(l.msgs)), nil
@@ -47,7 +70,7 @@ func (l *memRejections) ReadRejections(_ context.Context, from uint64, fn func(l
 func (l *memRejections) ReadRejectionAt(_ context.Context, at ledger.RejectionAt) (ledger.Rejection, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if at.Position == 0 || at.Position > uint64(len(l.msgs)) || at.Index < 0 || at.Index >= len(l.msgs[at.Position-1]) {
+	if at.Position < max(l.first, 1) || at.Position > uint64(len(l.msgs)) || at.Index < 0 || at.Index >= len(l.msgs[at.Position-1]) {
 		return ledger.Rejection{}, ledger.ErrNoRecord
 	}
 	return l.msgs[at.Position-1][at.Index], nil

@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/creditledger/creditledger/commands/submit"
 	"github.com/creditledger/creditledger/ledger"
@@ -39,13 +40,22 @@ type RejectionLog interface {
 	// AppendRejections stores the rejections durably and returns where each landed, in order
 	// (positions never decrease); after an error none of them may be relied on.
 	AppendRejections(ctx context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error)
-	// ReadRejections calls fn for each stored rejection after position from, with where it lies;
-	// it returns the head.
-	ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error)
+	// ReadRejections calls fn for each stored rejection from position from on, with where it
+	// lies, and revoked for each revocation stored there (RevokeRejections), in log order; it
+	// returns the head.
+	ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt), revoked func(ledger.Revocation)) (uint64, error)
 	// ReadRejectionAt reads back the rejection stored at a place AppendRejections or
 	// ReadRejections named; ledger.ErrNoRecord when the log no longer holds it (past its
 	// retention) or never did.
 	ReadRejectionAt(ctx context.Context, at ledger.RejectionAt) (ledger.Rejection, error)
+	// RevokeRejections stores revocations of rejections that were stored but never answered,
+	// after them in the log, so that a later load does not replay them (finishRejections). A
+	// reader that predates revocations must skip them.
+	RevokeRejections(ctx context.Context, rs []ledger.Revocation) error
+	// FirstPosition is the position of the oldest entry the log still holds (the head plus one
+	// when it holds none): the rejections below it are gone (past the log's retention), and
+	// their compact entries are pruned (rejcompact.go).
+	FirstPosition(ctx context.Context) (uint64, error)
 }
 
 // pendingReject is a rejection decided in a round, answered once it is in the log and its
@@ -154,7 +164,14 @@ func (w *Writer) finishRejections(d appendDone) {
 	// The partitions another node fenced are given up before any answer goes out: a client
 	// redirected here must not find this writer still claiming them (fence.go).
 	w.loseFenced(d.rejMoved)
+	// The rejections forgotten after their write succeeded are durable but not answered: they
+	// are revoked in the log (revokeBeside), so that a later load does not replay them.
+	var revoke []ledger.Revocation
 	for i, p := range d.rejects {
+		moved := d.rejErr == nil && d.fenceErr == nil && w.moved(d, p)
+		if d.rejErr == nil && (d.fenceErr != nil || moved || d.holderMoved[i]) {
+			revoke = append(revoke, ledger.Revocation{CommandID: p.req.CommandID, At: d.rejAt[i]})
+		}
 		switch {
 		case d.rejErr != nil:
 			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
@@ -162,7 +179,7 @@ func (w *Writer) finishRejections(d appendDone) {
 		case d.fenceErr != nil:
 			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
 				"this node could not confirm it still writes account %s (%v); retry with the same command_id", p.req.AccountID, d.fenceErr))
-		case w.opts.Fences != nil && (!p.fenced || d.rejMoved[p.part]), !w.stillOwns(p.req):
+		case moved:
 			// Another node took the partition over (or may have): it decides a retry.
 			delete(w.idem.rejected, p.req.CommandID)
 			w.redirect(p.req)
@@ -181,6 +198,41 @@ func (w *Writer) finishRejections(d appendDone) {
 			}
 		}
 	}
+	w.revokeBeside(revoke)
+}
+
+// moved says p's partition moved to another node (or may have) by the time its rejection was
+// durable: the fence read found another's record, or the writer no longer owns the account.
+func (w *Writer) moved(d appendDone, p pendingReject) bool {
+	return (w.opts.Fences != nil && (!p.fenced || d.rejMoved[p.part])) || !w.stillOwns(p.req)
+}
+
+// revokeTimeout bounds writing a round's revocations; it runs on after the writer is told to
+// stop, so that a shutdown right after a partition moved does not lose them.
+const revokeTimeout = 5 * time.Second
+
+// revokeBeside writes, beside the loop, the revocations of a round's rejections that are durable
+// in the log but were not answered, so that a node that loads the log later (a restart, another
+// takeover) does not replay them to a retry. Best effort: a revocation that cannot be written
+// is logged and counted, and that rejection stays replayable (docs/OPERATIONS.md).
+func (w *Writer) revokeBeside(rs []ledger.Revocation) {
+	if len(rs) == 0 {
+		return
+	}
+	log, lg := w.opts.Rejections, w.opts.Log
+	w.side.start(func(ctx context.Context) func() []*request {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+		defer cancel()
+		err := log.RevokeRejections(ctx, rs)
+		if err != nil {
+			w.stats.revokeFailed.Add(uint64(len(rs)))
+			lg.Warn().Err(err).Int("rejections", len(rs)).Str("first_command_id", rs[0].CommandID).
+				Msg("unanswered rejections could not be revoked; a later load may replay them")
+		} else {
+			w.stats.revoked.Add(uint64(len(rs)))
+		}
+		return func() []*request { return nil }
+	})
 }
 
 // forgetRejection answers a rejection that cannot be relied on with err, and forgets it so a
@@ -209,7 +261,10 @@ func (w *Writer) loadRejections(ctx context.Context) error {
 		if rj := w.rememberRejection(&request{Request: submit.Request{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash}}, r.Err); rj != nil {
 			rj.at = at // beyond the bound, compacted with it (remember)
 		}
-	})
+	}, w.idem.revokedAt) // a rejection never answered (finishRejections) is forgotten
+	if err == nil {
+		w.pruneLoaded(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("load rejections: %w", err)
 	}

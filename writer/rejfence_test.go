@@ -20,8 +20,24 @@ import (
 type stallingLog struct {
 	mu     sync.Mutex
 	rs     []ledger.Rejection
+	revs   map[uint64]ledger.Revocation // a revocation's position (rs holds a zero rejection there)
 	before func()
 }
+
+func (l *stallingLog) RevokeRejections(_ context.Context, rs []ledger.Revocation) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.revs == nil {
+		l.revs = map[uint64]ledger.Revocation{}
+	}
+	for _, rv := range rs {
+		l.rs = append(l.rs, ledger.Rejection{})
+		l.revs[uint64(len(l.rs))] = rv
+	}
+	return nil
+}
+
+func (l *stallingLog) FirstPosition(context.Context) (uint64, error) { return 1, nil }
 
 func (l *stallingLog) AppendRejections(_ context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
 	l.mu.Lock()
@@ -41,10 +57,14 @@ func (l *stallingLog) AppendRejections(_ context.Context, rs []ledger.Rejection)
 	return at, nil
 }
 
-func (l *stallingLog) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
+func (l *stallingLog) ReadRejections(_ context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt), revoked func(ledger.Revocation)) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := max(from, 1); i <= uint64(len(l.rs)); i++ {
+		if rv, ok := l.revs[i]; ok {
+			revoked(rv)
+			continue
+		}
 		fn(l.rs[i-1], ledger.RejectionAt{Position: i})
 	}
 	return uint64(len(l.rs)), nil
@@ -53,7 +73,7 @@ func (l *stallingLog) ReadRejections(_ context.Context, from uint64, fn func(led
 func (l *stallingLog) ReadRejectionAt(_ context.Context, at ledger.RejectionAt) (ledger.Rejection, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if at.Position == 0 || at.Position > uint64(len(l.rs)) || at.Index != 0 {
+	if at.Position == 0 || at.Position > uint64(len(l.rs)) || at.Index != 0 || l.rs[at.Position-1].CommandID == "" {
 		return ledger.Rejection{}, ledger.ErrNoRecord
 	}
 	return l.rs[at.Position-1], nil

@@ -158,6 +158,7 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, wait
 	}
 	head := w.head.Load()
 	w.compactCommands()
+	w.pruneBeside() // the compact rejections the log dropped go soon after (rejcompact.go)
 	var objs []snapObject
 	var err error
 	if whole {

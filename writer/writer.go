@@ -148,6 +148,13 @@ type Stats struct {
 	// RejectionReadBack counts replays of a rejection read back from the rejection log
 	// (rejcompact.go).
 	RejectionReadBack uint64 `json:"rejection_read_back"`
+	// RejectionsPruned counts compact rejections dropped because the rejection log no longer
+	// holds their message (past its retention: rejcompact.go).
+	RejectionsPruned uint64 `json:"rejections_pruned"`
+	// Revocations counts rejections stored but never answered that were revoked in the log, and
+	// RevocationsFailed those whose revocation could not be written (rejections.go).
+	Revocations       uint64 `json:"rejections_revoked"`
+	RevocationsFailed uint64 `json:"rejection_revocations_failed"`
 	// MarkedBroken counts accounts marked broken on the projector's report (marks.go), and
 	// MarksDropped the reports dropped because maxMarks were waiting.
 	MarkedBroken uint64 `json:"accounts_marked_broken"`
@@ -158,7 +165,7 @@ type Stats struct {
 type Writer struct {
 	stats struct {
 		appends, records, commands, appendMicros, failed, retried, replayed, readBack atomic.Uint64
-		marked, marksDropped, rejReadBack                                             atomic.Uint64
+		marked, marksDropped, rejReadBack, rejPruned, revoked, revokeFailed           atomic.Uint64
 	}
 	opts     Options
 	queue    chan *request
@@ -181,6 +188,8 @@ type Writer struct {
 	// snapHead is the position of the last snapshot; saving is closed when its save ends.
 	snapHead uint64
 	saving   chan struct{}
+	// pruning says a read of the rejection log's first position is in flight (rejcompact.go).
+	pruning bool
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
 	// progress even when a sweep became exactly one request.
 	redecided uint64
@@ -324,6 +333,7 @@ func (w *Writer) Stats() Stats {
 		Appends: s.appends.Load(), Records: s.records.Load(), Commands: s.commands.Load(),
 		AppendMicros: s.appendMicros.Load(), FailedAppends: s.failed.Load(), Retried: s.retried.Load(),
 		Replayed: s.replayed.Load(), ReadBack: s.readBack.Load(), RejectionReadBack: s.rejReadBack.Load(),
+		RejectionsPruned: s.rejPruned.Load(), Revocations: s.revoked.Load(), RevocationsFailed: s.revokeFailed.Load(),
 		MarkedBroken: s.marked.Load(), MarksDropped: s.marksDropped.Load(),
 	}
 }

@@ -202,7 +202,7 @@ func TestHeadsAreNotReadFromALeaderlessReplica(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "the leaderless replica never answered stream info")
 
 	var seen []string
-	_, err = replicaLog.ReadRejections(ctx, read+1, func(r ledger.Rejection, _ ledger.RejectionAt) { seen = append(seen, r.CommandID) })
+	_, err = replicaLog.ReadRejections(ctx, read+1, func(r ledger.Rejection, _ ledger.RejectionAt) { seen = append(seen, r.CommandID) }, nil)
 	if err == nil {
 		assert.Contains(t, seen, "c2", "the rejection log read ended before an acknowledged rejection")
 	}

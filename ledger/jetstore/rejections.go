@@ -94,10 +94,29 @@ const maxRejectionsPerMessage = 4096
 // answers none of the round's rejections and forgets them, and a stored piece only replays a
 // rejection that was decided.
 func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
+	docs := make([][]byte, len(rs))
+	for i, r := range rs {
+		b, err := json.Marshal(rejectionDoc{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash,
+			Code: r.Err.Code, Message: r.Err.Message, Data: r.Err.Data})
+		if err != nil {
+			return nil, fmt.Errorf("encode rejection: %w", err)
+		}
+		docs[i] = b
+	}
+	at, err := l.publishArrays(ctx, RejectionSubject, docs)
+	if err != nil {
+		return nil, fmt.Errorf("append rejections: %w", err)
+	}
+	return at, nil
+}
+
+// publishArrays publishes docs (JSON objects) to subject as JSON arrays, as many to a message as
+// fit (maxRejectionMessage, maxRejectionsPerMessage), and returns where each landed.
+func (l *RejectionLog) publishArrays(ctx context.Context, subject string, docs [][]byte) ([]ledger.RejectionAt, error) {
 	var (
-		at    = make([]ledger.RejectionAt, len(rs))
+		at    = make([]ledger.RejectionAt, len(docs))
 		chunk []byte
-		first int // the index in rs of the chunk's first rejection
+		first int // the index in docs of the chunk's first document
 	)
 	limit := maxRejectionMessage
 	if mp := int(l.store.nc.MaxPayload()); mp > 0 && mp/2 < limit {
@@ -110,9 +129,9 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 		chunk = append(chunk, ']')
 		pctx, cancel := context.WithTimeout(ctx, l.store.timeout)
 		defer cancel()
-		ack, err := l.store.js.Publish(pctx, RejectionSubject, chunk)
+		ack, err := l.store.js.Publish(pctx, subject, chunk)
 		if err != nil {
-			return fmt.Errorf("append rejections: %w", err)
+			return err
 		}
 		for i := first; i < end; i++ {
 			at[i] = ledger.RejectionAt{Position: ack.Sequence, Index: i - first}
@@ -120,12 +139,7 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 		chunk, first = nil, end
 		return nil
 	}
-	for i, r := range rs {
-		b, err := json.Marshal(rejectionDoc{CommandID: r.CommandID, AccountID: r.AccountID, BodyHash: r.BodyHash,
-			Code: r.Err.Code, Message: r.Err.Message, Data: r.Err.Data})
-		if err != nil {
-			return nil, fmt.Errorf("encode rejection: %w", err)
-		}
+	for i, b := range docs {
 		if len(chunk) > 0 && (len(chunk)+len(b)+2 > limit || i-first >= maxRejectionsPerMessage) {
 			if err := flush(i); err != nil {
 				return nil, err
@@ -138,7 +152,7 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 		}
 		chunk = append(chunk, b...)
 	}
-	if err := flush(len(rs)); err != nil {
+	if err := flush(len(docs)); err != nil {
 		return nil, err
 	}
 	return at, nil
@@ -164,9 +178,9 @@ func decodeRejections(data []byte) []rejectionDoc {
 }
 
 // ReadRejections calls fn for every rejection from position from to the stream's head, with
-// where it lies; it returns the head. Messages that are not rejection documents are skipped: only the ledger may
-// publish here.
-func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt)) (uint64, error) {
+// where it lies, and revoked for every revocation; it returns the head. Messages that are neither
+// are skipped: only the ledger may publish here.
+func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt), revoked func(ledger.Revocation)) (uint64, error) {
 	info, err := leaderInfo(ctx, l.stream) // a lagging replica's head would end the read early
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)
@@ -198,9 +212,12 @@ func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(
 		if err != nil {
 			return 0, fmt.Errorf("rejection metadata: %w", err)
 		}
-		for i, r := range decodeRejections(m.Data()) {
-			if r.CommandID != "" {
-				fn(r.rejection(), ledger.RejectionAt{Position: md.Sequence.Stream, Index: i})
+		for i, e := range decodeEntries(m.Data()) {
+			switch {
+			case e.CommandID != "":
+				fn(e.rejection(), ledger.RejectionAt{Position: md.Sequence.Stream, Index: i})
+			case e.Revokes != nil && e.RevokedCommandID != "" && revoked != nil:
+				revoked(ledger.Revocation{CommandID: e.RevokedCommandID, At: ledger.RejectionAt{Position: e.Revokes.Position, Index: e.Revokes.Index}})
 			}
 		}
 		if md.Sequence.Stream >= head {
@@ -245,4 +262,75 @@ func (l *RejectionLog) ReadRejectionAt(ctx context.Context, at ledger.RejectionA
 		return ledger.Rejection{}, fmt.Errorf("rejection %d/%d: %w", at.Position, at.Index, ledger.ErrNoRecord)
 	}
 	return docs[at.Index].rejection(), nil
+}
+
+// RevocationSubject is where the ledger writes revocations of rejections it stored but never
+// answered (writer/rejections.go, finishRejections).
+const RevocationSubject = RejectionSubjectPrefix + "revoked"
+
+// revocationDoc is one revocation as the stream stores it. It has no command_id field: a reader
+// that predates revocations (decodeRejections, which keeps only documents with a command_id)
+// skips it, in an array or alone, and never mistakes it for a rejection.
+type revocationDoc struct {
+	Revokes          *revokedPlace `json:"revokes"`
+	RevokedCommandID string        `json:"revoked_command_id"`
+}
+
+// revokedPlace is where the revoked rejection lies: its message's position and its index there.
+type revokedPlace struct {
+	Position uint64 `json:"position"`
+	Index    int    `json:"index"`
+}
+
+// entryDoc is one document of a message as ReadRejections decodes it: a rejection (command_id
+// set) or a revocation (revokes set).
+type entryDoc struct {
+	rejectionDoc
+	revocationDoc
+}
+
+// decodeEntries reads one message of the log as decodeRejections does, revocations included.
+func decodeEntries(data []byte) []entryDoc {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	if len(data) > 0 && data[0] == '[' {
+		var docs []entryDoc
+		if json.Unmarshal(data, &docs) != nil {
+			return nil
+		}
+		return docs
+	}
+	var d entryDoc
+	if json.Unmarshal(data, &d) != nil {
+		return nil
+	}
+	return []entryDoc{d}
+}
+
+// RevokeRejections stores revocations of rejections that were stored but never answered, as
+// JSON arrays of revocationDoc on RevocationSubject.
+func (l *RejectionLog) RevokeRejections(ctx context.Context, rs []ledger.Revocation) error {
+	docs := make([][]byte, len(rs))
+	for i, r := range rs {
+		b, err := json.Marshal(revocationDoc{Revokes: &revokedPlace{Position: r.At.Position, Index: r.At.Index}, RevokedCommandID: r.CommandID})
+		if err != nil {
+			return fmt.Errorf("encode revocation: %w", err)
+		}
+		docs[i] = b
+	}
+	if _, err := l.publishArrays(ctx, RevocationSubject, docs); err != nil {
+		return fmt.Errorf("revoke rejections: %w", err)
+	}
+	return nil
+}
+
+// FirstPosition is the stream's first sequence: the messages below it are gone (MaxAge, or
+// removed by an operator). It is read from the stream's leader (leaderInfo), the replica
+// ReadRejectionAt asks last before it concludes a message is gone.
+func (l *RejectionLog) FirstPosition(ctx context.Context) (uint64, error) {
+	info, err := leaderInfo(ctx, l.stream)
+
+	if err != nil {
+		return 0, fmt.Errorf("rejection stream info: %w", err)
+	}
+	return info.State.FirstSeq, nil
 }

@@ -75,7 +75,7 @@ func TestRejectionLogRoundTrip(t *testing.T) {
 	)
 	head, err := log.ReadRejections(ctx, 1, func(r ledger.Rejection, at ledger.RejectionAt) {
 		got, gotAt = append(got, r), append(gotAt, at)
-	})
+	}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, info.CachedInfo().State.LastSeq, head)
 	assert.Equal(t, want, got)
