@@ -289,21 +289,33 @@ type entryDoc struct {
 	revocationDoc
 }
 
-// decodeEntries reads one message of the log as decodeRejections does, revocations included.
+// decodeEntries reads one message of the log as decodeRejections does, and the revocations in
+// it: the rejections are exactly those an older reader finds, whatever else a document holds.
 func decodeEntries(data []byte) []entryDoc {
-	data = bytes.TrimLeft(data, " \t\r\n")
-	if len(data) > 0 && data[0] == '[' {
-		var docs []entryDoc
-		if json.Unmarshal(data, &docs) != nil {
-			return nil
+	rejs := decodeRejections(data)
+	out := make([]entryDoc, len(rejs))
+	others := false
+	for i, r := range rejs {
+		out[i].rejectionDoc = r
+		others = others || r.CommandID == ""
+	}
+	if !others {
+		return out // the usual message: rejections only, decoded once
+	}
+	var raw []json.RawMessage
+	if d := bytes.TrimLeft(data, " \t\r\n"); len(d) > 0 && d[0] == '[' {
+		if json.Unmarshal(d, &raw) != nil {
+			return out
 		}
-		return docs
+	} else {
+		raw = []json.RawMessage{d}
 	}
-	var d entryDoc
-	if json.Unmarshal(data, &d) != nil {
-		return nil
+	for i := range out {
+		if i < len(raw) && out[i].CommandID == "" && json.Unmarshal(raw[i], &out[i].revocationDoc) != nil {
+			out[i].revocationDoc = revocationDoc{} // not a revocation either
+		}
 	}
-	return []entryDoc{d}
+	return out
 }
 
 // RevokeRejections stores revocations of rejections that were stored but never answered, as

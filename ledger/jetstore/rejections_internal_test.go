@@ -13,12 +13,16 @@ func FuzzDecodeRejections(f *testing.F) {
 	f.Add([]byte(` [{"command_id":""},{"command_id":"x"}]`))
 	f.Add([]byte(`not json`))
 	f.Add([]byte(`[`))
+	f.Add([]byte(`[{"revokes":{"position":7,"index":2},"revoked_command_id":"c"}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, d := range decodeRejections(data) {
 			r := d.rejection()
 			if r.Err == nil || r.CommandID != d.CommandID {
 				t.Fatalf("decoded %+v as %+v", d, r)
 			}
+		}
+		if len(decodeEntries(data)) != len(decodeRejections(data)) {
+			t.Fatalf("the two readers of %q see different messages", data)
 		}
 	})
 }
