@@ -206,3 +206,46 @@ type heldOwner map[int]bool
 func (o heldOwner) Owns(id string) bool      { return o[ledger.PartitionOf(id, 4)] }
 func (o heldOwner) OwnsEverything() bool     { return false }
 func (o heldOwner) OwnsPartition(p int) bool { return o[p] }
+
+// TestLoadPrunesAndRevokesCompactRejections: at the end of a log load, the compact rejections
+// below the log's first position are pruned (here one restored with a snapshot, whose message
+// the log has dropped); a revocation forgets the rejection at its place, in compact form too,
+// and one naming another place changes nothing.
+func TestLoadPrunesAndRevokesCompactRejections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	log := &memRejections{}
+	st := &MemStore{}
+	opts := Options{Store: st, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: clockAt{},
+		NewID: func() string { return "id" }, Log: zerolog.Nop(), SweepInterval: time.Hour, Rejections: log, RejectionsRemembered: 1}
+	w1, err := New(opts)
+	require.NoError(t, err)
+	require.NoError(t, w1.Load(ctx))
+	require.Nil(t, answered(t, w1, "buy", ledger.PurchaseLicense{LicenseID: "L", Source: "sales", Credits: decimal.NewFromInt(10), TermMonths: 12}).Err)
+	require.Nil(t, answered(t, w1, "act", ledger.ActivateLicense{LicenseID: "L"}).Err)
+	big := ledger.AllocateCredits{Feature: "file_security", Credits: decimal.NewFromInt(50)}
+	for _, id := range []string{"r1", "r2", "r3", "r4"} { // positions 1-4
+		require.Equal(t, ledger.CodeInsufficientCredits, answered(t, w1, id, big).Err.Code)
+	}
+	require.NoError(t, log.RevokeRejections(ctx, []ledger.Revocation{
+		{CommandID: "r2", At: ledger.RejectionAt{Position: 2}},
+		{CommandID: "r3", At: ledger.RejectionAt{Position: 9}}, // not where r3 lies
+		{CommandID: "r4", At: ledger.RejectionAt{Position: 4}},
+	}))
+	log.mu.Lock()
+	log.first = 2 // r1's message is gone
+	log.mu.Unlock()
+
+	w2, err := New(opts)
+	require.NoError(t, err)
+	old, ok := rejectEntry(ledger.RejectionAt{Position: 1}, -1)
+	require.True(t, ok)
+	w2.idem.rejCompact = map[uint64]uint64{commandKey("r1"): old} // as a snapshot restored it
+	require.NoError(t, w2.loadRejections(ctx))
+	assert.Equal(t, uint64(1), w2.stats.rejPruned.Load(), "r1")
+	assert.Contains(t, w2.idem.rejCompact, commandKey("r3"), "r3's revocation names another place")
+	assert.NotContains(t, w2.idem.rejCompact, commandKey("r2"), "revoked in compact form")
+	assert.NotContains(t, w2.idem.rejected, "r4", "revoked in full")
+	assert.Len(t, w2.idem.rejCompact, 1)
+	assert.Empty(t, w2.idem.rejected)
+}
