@@ -45,7 +45,8 @@ func TestLagAgainstTheStream(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	m, err := metrics.New(metrics.Sources{
-		Writer:    fakeWriter{head: 90, stats: writer.Stats{Records: 90, Retried: 3, Replayed: 2, ReadBack: 1, RejectionReadBack: 4}},
+		Writer: fakeWriter{head: 90, stats: writer.Stats{Records: 90, Retried: 3, Replayed: 2, ReadBack: 1, RejectionReadBack: 4,
+			RejectionsPruned: 5, Revocations: 6, RevocationsFailed: 7}},
 		Projector: fakeProjector(95),
 		// Other nodes appended up to 100; position 96 was stored 7 s ago.
 		Stream:     fakeStream{head: 100, stored: map[uint64]time.Time{96: now.Add(-7 * time.Second)}},
@@ -64,6 +65,9 @@ func TestLagAgainstTheStream(t *testing.T) {
 	assert.Equal(t, 2.0, value(t, m, "creditledger_idempotent_replays_total"))
 	assert.Equal(t, 1.0, value(t, m, "creditledger_idempotency_read_back_total"))
 	assert.Equal(t, 4.0, value(t, m, "creditledger_rejection_read_back_total"))
+	assert.Equal(t, 5.0, value(t, m, "creditledger_rejections_pruned_total"))
+	assert.Equal(t, 6.0, value(t, m, "creditledger_rejections_revoked_total"))
+	assert.Equal(t, 7.0, value(t, m, "creditledger_rejection_revocations_failed_total"))
 }
 
 func TestLagWithoutTheStream(t *testing.T) {

@@ -38,10 +38,13 @@ import (
 //     rejection moves there when the bound pushes it out of rejected, and at every snapshot. A
 //     retry of such a command reads the rejection back from the log beside the writer goroutine
 //     (replayRejection in beside.go), which confirms the command_id: a hash collision, or a
-//     message gone past the log's retention, is a miss, and the command is decided afresh.
+//     message gone past the log's retention, is a miss, and the command is decided afresh. The
+//     entries whose message the log has dropped are pruned at each snapshot and at the end of a
+//     load (pruneBeside, pruneLoaded), so the map holds about the log's retention.
 //
 // A rejection enters the compact form only once it has been answered (finishRejections) or read
-// from the log at a load: one answered unavailable or redirected never does. A rejection whose
+// from the log at a load: one answered unavailable or redirected never does, and is revoked in
+// the log so that a later load forgets it too (revokeBeside, revokedAt). A rejection whose
 // place in the log is unknown (one decided without a log, or restored from a snapshot written
 // before rejections were compacted) is forgotten when the bound pushes it out. Lookups go
 // accepted, compacted, rejected, rejCompact: an accepted command beats a rejection, and a newer

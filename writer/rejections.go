@@ -139,7 +139,8 @@ func (w *Writer) rejectionFences(rejects []pendingReject) map[int]uint64 {
 // finishRejections answers a round's rejections: with the rejection once it is durable and its
 // partition still this writer's, or with unavailable (and forgotten, so a retry is decided
 // again) when the log refused it or the fences could not be read, or with a redirect (and
-// forgotten) when the partition moved meanwhile.
+// forgotten) when the partition moved meanwhile. A rejection forgotten although it is durable is
+// revoked in the log (revokeBeside), so that a later load does not replay it either.
 //
 // Why reading the fence after the write suffices (docs/OPERATIONS.md, "Partitions"): rejections
 // live in their own stream, where the append fence does not reach. A node that takes a
