@@ -261,7 +261,9 @@ func respondCheckpoint(req micro.Request, stored []byte, err error) {
 func (p *checkpointPublisher) onDemand(ctx context.Context) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkpointDemandWait)
 	defer cancel()
-	info, err := p.ledger.Info(ctx)
+	// The leader's head: a replica without a leader answers from its own store, which may lack
+	// the caller's last write, and the checkpoint would not cover it.
+	info, err := jetstore.LeaderInfo(ctx, p.ledger)
 	if err != nil {
 		return nil, ledger.Reject(ledger.CodeUnavailable, "stream info: %v", err)
 	}
@@ -318,7 +320,7 @@ func (p *checkpointPublisher) follow(ctx context.Context) error {
 	if broken != nil {
 		p.log.Error().Str("finding", broken.String()).Msg("no checkpoints will be signed")
 	}
-	info, err := p.ledger.Info(ctx)
+	info, err := jetstore.LeaderInfo(ctx, p.ledger)
 	if err != nil {
 		return fmt.Errorf("checkpoints: stream %s: %w", jetstore.StreamName, err)
 	}

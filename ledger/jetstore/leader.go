@@ -81,13 +81,13 @@ func (s *Snapshots) WithSaveTimeout(d time.Duration) *Snapshots {
 	return &c
 }
 
-// leaderInfo reads the stream's info from its leader. A replica that has no leader for the
+// LeaderInfo reads the stream's info from its leader. A replica that has no leader for the
 // stream (an election, or the other replicas out of reach) answers STREAM.INFO too, from its own
 // store, which may lack writes the leader acknowledged (nats-server, jsStreamInfoRequest); its
 // answer names no leader. Such an answer is asked again (directRetries times, directRetryWait
 // apart), then refused: a head read from it would end a read early without a sign
 // (TestHeadsAreNotReadFromALeaderlessReplica).
-func leaderInfo(ctx context.Context, st jetstream.Stream) (*jetstream.StreamInfo, error) {
+func LeaderInfo(ctx context.Context, st jetstream.Stream) (*jetstream.StreamInfo, error) {
 	for try := 0; ; try++ {
 		info, err := st.Info(ctx)
 		if err != nil {

@@ -181,7 +181,7 @@ func decodeRejections(data []byte) []rejectionDoc {
 // where it lies, and revoked for every revocation; it returns the head. Messages that are neither
 // are skipped: only the ledger may publish here.
 func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(ledger.Rejection, ledger.RejectionAt), revoked func(ledger.Revocation)) (uint64, error) {
-	info, err := leaderInfo(ctx, l.stream) // a lagging replica's head would end the read early
+	info, err := LeaderInfo(ctx, l.stream) // a lagging replica's head would end the read early
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)
 	}
@@ -339,7 +339,7 @@ func (l *RejectionLog) RevokeRejections(ctx context.Context, rs []ledger.Revocat
 // removed by an operator). It is read from the stream's leader (leaderInfo), the replica
 // ReadRejectionAt asks last before it concludes a message is gone.
 func (l *RejectionLog) FirstPosition(ctx context.Context) (uint64, error) {
-	info, err := leaderInfo(ctx, l.stream)
+	info, err := LeaderInfo(ctx, l.stream)
 
 	if err != nil {
 		return 0, fmt.Errorf("rejection stream info: %w", err)

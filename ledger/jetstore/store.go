@@ -337,7 +337,7 @@ func (s *Store) appendBatch(ctx context.Context, msgs []*nats.Msg) ([]uint64, er
 
 // Head is the stream's last position, as its leader has it (leaderInfo).
 func (s *Store) Head(ctx context.Context) (uint64, error) {
-	info, err := leaderInfo(ctx, s.stream)
+	info, err := LeaderInfo(ctx, s.stream)
 	if err != nil {
 		return 0, fmt.Errorf("stream info: %w", err)
 	}
