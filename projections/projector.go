@@ -34,9 +34,10 @@ type Projector struct {
 	position uint64
 	// dirty are the accounts changed since the last fleet query; fleet caches their rows
 	// (fleet_cache.go).
-	dirty    map[string]struct{}
-	fleet    fleetCache
-	changed  chan struct{}
+	dirty map[string]struct{}
+	fleet fleetCache
+	// waiters are the WaitFor calls, woken when the position reaches theirs (waiters.go).
+	waiters  positionWaiters
 	parked   []Parked
 	parkedN  int
 	watchers map[string]map[chan uint64]struct{}
@@ -65,7 +66,7 @@ func WithBrokenHook(hook BrokenHook) Option {
 
 // NewProjector returns an empty projector.
 func NewProjector(log zerolog.Logger, opts ...Option) *Projector {
-	p := &Projector{log: log, accounts: map[string]ledger.Account{}, changed: make(chan struct{}), reported: map[string]struct{}{}}
+	p := &Projector{log: log, accounts: map[string]ledger.Account{}, reported: map[string]struct{}{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -153,10 +154,8 @@ func (p *Projector) Pass(position uint64) {
 	p.notify()
 }
 
-func (p *Projector) notify() {
-	close(p.changed)
-	p.changed = make(chan struct{})
-}
+// notify wakes the WaitFor calls the position has reached; the caller holds the write lock.
+func (p *Projector) notify() { p.waiters.reached(p.position) }
 
 // Watch returns a channel that receives a position each time an event of the account is applied
 // (coalesced: a slow reader gets one wake-up, not a backlog), and a func that stops the watch.
@@ -194,18 +193,20 @@ func (p *Projector) ParkedMessages() ([]Parked, int) {
 
 // WaitFor blocks until the projector has applied position, or ctx ends.
 func (p *Projector) WaitFor(ctx context.Context, position uint64) error {
-	for {
-		p.mu.RLock()
-		pos, ch := p.position, p.changed
+	p.mu.RLock()
+	if p.position >= position {
 		p.mu.RUnlock()
-		if pos >= position {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return nil
+	}
+	// Registered under the read lock: the position cannot move past ours before we are in.
+	w := p.waiters.add(position)
+	p.mu.RUnlock()
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		p.waiters.remove(w)
+		return ctx.Err()
 	}
 }
 
