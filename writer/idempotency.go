@@ -62,6 +62,11 @@ type idempotency struct {
 	sinceSnap int
 	// logPos is the rejection log position the remembered rejections reflect.
 	logPos uint64
+	// While a snapshot's encoder reads rejCompact beside the writer goroutine (snapcapture.go),
+	// rejFrozen is set: changes go to rejOver (0: deleted) and a prune waits, below pruneBelow.
+	rejFrozen  bool
+	rejOver    map[uint64]uint64
+	pruneBelow uint64
 }
 
 // seen is what a lookup finds of a command_id: nothing (all zero), an accepted command in full,
@@ -96,7 +101,7 @@ func (m *idempotency) lookup(id string, skipAccepted, skipRejected bool) seen {
 		return seen{rejected: rj}
 	}
 	if !skipRejected {
-		if entry, ok := m.rejCompact[key]; ok {
+		if entry, ok := m.rejGet(key); ok {
 			return seen{rejEntry: entry, rejCompact: true}
 		}
 	}

@@ -134,7 +134,7 @@ func (w *Writer) handOverSnapshot(ctx context.Context, r *request) {
 	// A writer that hands every partition over (a node that held them all stops) saves one whole
 	// snapshot: what its restart, owning everything again, reads.
 	whole := w.held == nil && len(parts) == w.opts.Partitions.Count
-	w.saveSnapshot(ctx, whole, parts, false, r.saved)
+	w.saveSnapshot(ctx, whole, parts, snapEncode, r.saved)
 }
 
 // Forget asks the writer to drop, once nothing is in flight, the accounts of partitions it no
@@ -161,6 +161,7 @@ func (w *Writer) forgetPartitions(parts []int) {
 	if len(gone) == 0 {
 		return
 	}
+	w.awaitEncode() // the maps below are shared with a snapshot's encoder until it is done
 	dropped := 0
 	for id, a := range w.accounts {
 		if gone[w.partitionOf(id)] {
@@ -191,23 +192,23 @@ func (w *Writer) forgetPartitions(parts []int) {
 	w.opts.Log.Info().Int("partitions", len(gone)).Int("accounts", dropped).Msg("dropped the accounts of partitions handed over")
 }
 
-// encodePartitions encodes the snapshots of parts at head, with each one's list of ids, and the
-// legacy entries first when they have not been saved yet.
-func (w *Writer) encodePartitions(head uint64, parts []int) ([]snapObject, error) {
-	views := w.views(false, parts)
+// encodePartitions encodes the snapshots of parts at the capture's head, with each one's list
+// of ids, and the legacy entries first when they have not been saved yet (their object is named
+// here the first time: c.legacy, which the writer adopts). It reads only the capture.
+func (c *snapCapture) encodePartitions(parts []int) ([]snapObject, error) {
+	views := c.views(false, parts)
 	var objs []snapObject
 	legacy := ""
 	if lv := views[wholeView]; lv != nil && len(lv.entries) > 0 {
-		if w.legacy == "" {
-			data := appendEntries([]byte(legacyMagic), lv.entries, w.idem.compacted)
+		if c.legacy == "" {
+			data := appendEntries([]byte(legacyMagic), lv.entries, c.compacted)
 			h := fnv.New64a()
 			_, _ = h.Write(data)
-			w.legacy, w.legacyData = fmt.Sprintf("writer-v5-legacy-%016x", h.Sum64()), data
-			w.legacySaved.Store(false)
+			c.legacy, c.legacyData, c.legacySaved = fmt.Sprintf("writer-v5-legacy-%016x", h.Sum64()), data, false
 		}
-		legacy = w.legacy
-		if !w.legacySaved.Load() { // saved again with every batch until one save succeeds
-			objs = append(objs, snapObject{legacy, w.legacyData})
+		legacy = c.legacy
+		if !c.legacySaved { // saved again with every batch until one save succeeds
+			objs = append(objs, snapObject{legacy, c.legacyData})
 		}
 	}
 	for _, p := range parts {
@@ -215,29 +216,29 @@ func (w *Writer) encodePartitions(head uint64, parts []int) ([]snapObject, error
 		if v == nil {
 			v = &snapView{accts: map[string]accountSnap{}}
 		}
-		b := binary.AppendUvarint([]byte(partitionMagic), uint64(w.opts.Partitions.Count))
+		b := binary.AppendUvarint([]byte(partitionMagic), uint64(c.count))
 		b = binary.AppendUvarint(b, uint64(p))
 		b = appendString(b, legacy)
-		b, err := w.appendBody(b, head, v)
+		b, err := c.appendBody(b, v)
 		if err != nil {
 			return nil, fmt.Errorf("partition %d: %w", p, err)
 		}
-		objs = append(objs, snapObject{partitionSnapName(p), b}, snapObject{partitionIDsName(p), w.encodeIDs(p, head, v)})
+		objs = append(objs, snapObject{partitionSnapName(p), b}, snapObject{partitionIDsName(p), c.encodeIDs(p, v)})
 	}
 	return objs, nil
 }
 
 // encodeIDs lists the unique ids the accounts of a view hold.
-func (w *Writer) encodeIDs(p int, head uint64, v *snapView) []byte {
+func (c *snapCapture) encodeIDs(p int, v *snapView) []byte {
 	var pairs [][2]string
 	for id, s := range v.accts {
 		for _, oid := range ownedIDs(s.State) {
 			pairs = append(pairs, [2]string{oid, id})
 		}
 	}
-	b := binary.AppendUvarint([]byte(idsMagic), uint64(w.opts.Partitions.Count))
+	b := binary.AppendUvarint([]byte(idsMagic), uint64(c.count))
 	b = binary.AppendUvarint(b, uint64(p))
-	b = binary.AppendUvarint(b, head)
+	b = binary.AppendUvarint(b, c.head)
 	b = binary.AppendUvarint(b, uint64(len(pairs)))
 	for _, kv := range pairs {
 		b = appendString(b, kv[0])

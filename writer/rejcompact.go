@@ -51,10 +51,7 @@ func (m *idempotency) compactRejection(id string, rj *rejection, partOf func(str
 	if !ok {
 		return false
 	}
-	if m.rejCompact == nil {
-		m.rejCompact = map[uint64]uint64{}
-	}
-	m.rejCompact[commandKey(id)] = entry
+	m.rejSet(commandKey(id), entry)
 	return true
 }
 
@@ -64,7 +61,7 @@ func (m *idempotency) compactRejection(id string, rj *rejection, partOf func(str
 // (settle).
 func (m *idempotency) pushOut(id string, rj *rejection, partOf func(string) int) {
 	if !m.compactRejection(id, rj, partOf) {
-		delete(m.rejCompact, commandKey(id))
+		m.rejDelete(commandKey(id))
 	}
 }
 
@@ -131,8 +128,13 @@ const firstPositionTimeout = 10 * time.Second
 
 // pruneRejections drops the compact rejections whose message lies below first, the rejection
 // log's oldest position: the log dropped them (past its retention), so a retry would be decided
-// afresh anyway, and the entry only costs memory. It returns how many it dropped.
+// afresh anyway, and the entry only costs memory. It returns how many it dropped. While a
+// snapshot's encoder reads them (snapcapture.go) the prune waits for the thaw.
 func (m *idempotency) pruneRejections(first uint64) int {
+	if m.rejFrozen {
+		m.pruneBelow = max(m.pruneBelow, first)
+		return 0
+	}
 	n := 0
 	for k, e := range m.rejCompact {
 		if splitRejectEntry(e).Position < first {
@@ -192,7 +194,7 @@ func (m *idempotency) revokedAt(rv ledger.Revocation) {
 		delete(m.rejected, rv.CommandID)
 	}
 	k := commandKey(rv.CommandID)
-	if e, ok := m.rejCompact[k]; ok && splitRejectEntry(e) == rv.At {
-		delete(m.rejCompact, k)
+	if e, ok := m.rejGet(k); ok && splitRejectEntry(e) == rv.At {
+		m.rejDelete(k)
 	}
 }

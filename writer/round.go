@@ -442,6 +442,7 @@ func (w *Writer) commit(p planned, positions []uint64) {
 		w.accounts[p.req.AccountID] = a
 	}
 	res := Result{AccountID: p.req.AccountID, Events: make([]EventRef, len(p.envs))}
+	w.ownState(a)
 	for i, env := range p.envs {
 		ev := events.Event{Envelope: env, Position: positions[i], Data: p.payloads[i]}
 		a.state = ledger.Evolve(a.state, ev)

@@ -22,28 +22,28 @@ import (
 // build) has none, and an earlier build reads a snapshot with it, ignoring it (that build then
 // forgets those rejections, as it always did past its bound).
 
-// snapView is the part of the writer's state one snapshot holds: every account's (a whole
-// snapshot) or one partition's.
+// snapView is the part of a snapshot capture (snapcapture.go) one snapshot holds: every
+// account's (a whole snapshot) or one partition's.
 type snapView struct {
 	accts      map[string]accountSnap
-	cmds       []string // ids of full accepted records
-	rejs       []string // ids of remembered rejections, oldest first
-	entries    []uint64 // keys of compacted entries
-	rejEntries []uint64 // keys of compacted rejection entries
+	cmds       []cmdSnap // full accepted records
+	rejs       []rejSnap // remembered rejections, oldest first
+	entries    []uint64  // keys of compacted entries
+	rejEntries []uint64  // keys of compacted rejection entries
 }
 
 // wholeView is the view of the entire state.
 const wholeView = -1
 
-// views splits the state into views. Whole: one view (wholeView) of everything. Otherwise one
+// views splits a capture into views. Whole: one view (wholeView) of everything. Otherwise one
 // view per partition in want (a hand-over snapshots one partition: the others are not copied),
 // and under wholeView the compacted entries whose partition is unknown (legacy entries,
-// partsnap.go).
-func (w *Writer) views(whole bool, want []int) map[int]*snapView {
+// partsnap.go). It reads only the capture: it runs beside the writer goroutine.
+func (c *snapCapture) views(whole bool, want []int) map[int]*snapView {
 	out := map[int]*snapView{}
 	var wanted []bool
-	if !whole && w.opts.Partitions.Count > 0 {
-		wanted = make([]bool, w.opts.Partitions.Count)
+	if !whole && c.count > 0 {
+		wanted = make([]bool, c.count)
 		for _, p := range want {
 			wanted[p] = true
 		}
@@ -61,31 +61,22 @@ func (w *Writer) views(whole bool, want []int) map[int]*snapView {
 		}
 		return v
 	}
-	for id, a := range w.accounts {
-		if a.stale || a.foreign {
-			continue // re-read from the stream after restore; another node's
-		}
-		s := accountSnap{State: a.state, Head: a.head, Hash: a.hash}
-		if a.broken != nil {
-			s.Broken, s.BrokenAt = a.broken.reason, a.broken.position
-		}
-		if v := view(w.partitionOf(id)); v != nil {
-			v.accts[id] = s
+	for _, a := range c.accts {
+		if v := view(c.partitionOf(a.id)); v != nil {
+			v.accts[a.id] = a.snap
 		}
 	}
-	for id, rec := range w.idem.accepted {
-		if v := view(w.partitionOf(rec.accountID)); v != nil {
-			v.cmds = append(v.cmds, id)
+	for _, cmd := range c.cmds {
+		if v := view(c.partitionOf(cmd.rec.accountID)); v != nil {
+			v.cmds = append(v.cmds, cmd)
 		}
 	}
-	for _, ref := range w.idem.order {
-		if rj, ok := w.idem.rejected[ref.id]; ok && rj.seq == ref.seq { // not forgotten since
-			if v := view(w.partitionOf(rj.accountID)); v != nil {
-				v.rejs = append(v.rejs, ref.id)
-			}
+	for _, rj := range c.rejs {
+		if v := view(c.partitionOf(rj.accountID)); v != nil {
+			v.rejs = append(v.rejs, rj)
 		}
 	}
-	for k, entry := range w.idem.compacted {
+	for k, entry := range c.compacted {
 		p, ok := entryPartition(entry)
 		if !ok {
 			p = wholeView
@@ -94,7 +85,7 @@ func (w *Writer) views(whole bool, want []int) map[int]*snapView {
 			v.entries = append(v.entries, k)
 		}
 	}
-	for k, entry := range w.idem.rejCompact {
+	for k, entry := range c.rejCompact {
 		p, ok := entryPartition(entry)
 		if !ok && !whole {
 			continue // no partition (restored from a snapshot of another partition count): not split
@@ -108,17 +99,21 @@ func (w *Writer) views(whole bool, want []int) map[int]*snapView {
 
 // partitionOf is the account's partition (-1 when the writer knows no partition count).
 func (w *Writer) partitionOf(accountID string) int {
-	if w.opts.Partitions.Count <= 0 {
-		return -1
-	}
-	return ledger.PartitionOf(accountID, w.opts.Partitions.Count)
+	return partitionOf(accountID, w.opts.Partitions.Count)
 }
 
-// appendBody appends the snapshot body of a view at head.
-func (w *Writer) appendBody(b []byte, head uint64, v *snapView) ([]byte, error) {
+func partitionOf(accountID string, count int) int {
+	if count <= 0 {
+		return -1
+	}
+	return ledger.PartitionOf(accountID, count)
+}
+
+// appendBody appends the snapshot body of a view of the capture.
+func (c *snapCapture) appendBody(b []byte, v *snapView) ([]byte, error) {
 	var sec bytes.Buffer
 	enc := gob.NewEncoder(&sec)
-	if err := enc.Encode(head); err != nil {
+	if err := enc.Encode(c.head); err != nil {
 		return nil, fmt.Errorf("encode snapshot head: %w", err)
 	}
 	// The snapshot carries its own table of event-type codes, so a build that registers more
@@ -133,9 +128,9 @@ func (w *Writer) appendBody(b []byte, head uint64, v *snapView) ([]byte, error) 
 	b = binary.AppendUvarint(b, uint64(sec.Len()))
 	b = append(b, sec.Bytes()...)
 	b = binary.AppendUvarint(b, uint64(len(v.cmds)))
-	for _, id := range v.cmds {
-		rec := w.idem.accepted[id]
-		b = appendString(b, id)
+	for _, cmd := range v.cmds {
+		rec := &cmd.rec
+		b = appendString(b, cmd.id)
 		b = appendString(b, rec.accountID)
 		b = appendString(b, rec.bodyHash)
 		b = binary.AppendUvarint(b, uint64(len(rec.result.Events)))
@@ -150,9 +145,8 @@ func (w *Writer) appendBody(b []byte, head uint64, v *snapView) ([]byte, error) 
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(v.rejs)))
-	for _, id := range v.rejs {
-		rj := w.idem.rejected[id]
-		b = appendString(b, id)
+	for _, rj := range v.rejs {
+		b = appendString(b, rj.id)
 		b = appendString(b, rj.accountID)
 		b = appendString(b, rj.bodyHash)
 		b = appendString(b, string(rj.err.Code))
@@ -168,9 +162,9 @@ func (w *Writer) appendBody(b []byte, head uint64, v *snapView) ([]byte, error) 
 			b = appendString(b, rj.err.Data[k])
 		}
 	}
-	b = binary.AppendUvarint(b, w.idem.logPos) // the rejection log position those reflect
-	b = appendEntries(b, v.entries, w.idem.compacted)
-	return appendEntries(b, v.rejEntries, w.idem.rejCompact), nil
+	b = binary.AppendUvarint(b, c.logPos) // the rejection log position those reflect
+	b = appendEntries(b, v.entries, c.compacted)
+	return appendEntries(b, v.rejEntries, c.rejCompact), nil
 }
 
 // appendEntries appends a compacted section (of commands or rejections): fixed-width, so a

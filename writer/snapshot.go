@@ -70,14 +70,30 @@ func ownedIDs(a ledger.Account) []string {
 	return out
 }
 
-// encodeSnapshot encodes the whole state (a writer that owns every partition).
+// encodeSnapshot encodes the whole state (a writer that owns every partition), on the writer
+// goroutine.
 func (w *Writer) encodeSnapshot() ([]byte, error) {
-	v := w.views(true, nil)[wholeView]
+	w.awaitEncode()
+	return w.capture(w.head.Load()).encodeWhole()
+}
+
+// encodePartitions encodes the snapshots of parts at head, on the writer goroutine.
+func (w *Writer) encodePartitions(head uint64, parts []int) ([]snapObject, error) {
+	w.awaitEncode()
+	c := w.capture(head)
+	objs, err := c.encodePartitions(parts)
+	w.adoptLegacy(c)
+	return objs, err
+}
+
+// encodeWhole encodes the capture as one whole snapshot.
+func (c *snapCapture) encodeWhole() ([]byte, error) {
+	v := c.views(true, nil)[wholeView]
 	if v == nil {
 		v = &snapView{accts: map[string]accountSnap{}}
 	}
-	b := binary.AppendUvarint([]byte(snapshotMagic), uint64(max(w.opts.Partitions.Count, 0)))
-	return w.appendBody(b, w.head.Load(), v)
+	b := binary.AppendUvarint([]byte(snapshotMagic), uint64(c.count))
+	return c.appendBody(b, v)
 }
 
 // install replaces the in-memory state with a whole snapshot's.
@@ -104,9 +120,11 @@ func (w *Writer) install(st *snapState) {
 	}
 }
 
-// snapshotNow encodes the state in the writer goroutine and saves it in the background; only
-// one save runs at a time. A writer that owns every partition saves one whole snapshot; one
-// that holds some saves a snapshot of each partition it still owns (partsnap.go).
+// snapshotNow snapshots the state; only one save runs at a time. A writer that owns every
+// partition saves one whole snapshot; one that holds some saves a snapshot of each partition it
+// still owns (partsnap.go). Unless wait, the state is only captured on the writer goroutine, and
+// encoded and saved beside it (snapcapture.go); with wait (the final snapshot) both are done
+// before it returns.
 func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 	if w.opts.Snapshots == nil {
 		return
@@ -136,15 +154,32 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 			<-w.saving
 		}
 	}
-	w.saveSnapshot(ctx, whole, parts, wait, nil)
+	mode := snapBeside
+	if wait {
+		mode = snapWait
+	}
+	w.saveSnapshot(ctx, whole, parts, mode, nil)
 }
 
-// saveSnapshot encodes a whole snapshot (or those of parts) on the writer goroutine and saves it
-// after the save in flight, if any: at once when wait, else in the background, closing saved (if
-// set) when done.
-func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, wait bool, saved chan struct{}) {
+// snapMode says where a snapshot is encoded and saved.
+type snapMode int
+
+const (
+	// snapBeside encodes and saves beside the writer goroutine (a periodic snapshot).
+	snapBeside snapMode = iota
+	// snapEncode encodes on the writer goroutine and saves beside it (a hand-over).
+	snapEncode
+	// snapWait encodes and saves before returning (the final snapshot).
+	snapWait
+)
+
+// saveSnapshot captures the state for a whole snapshot (or those of parts) on the writer
+// goroutine, after the encoder in flight if any, and encodes and saves it as mode says, the save
+// after the save in flight, if any; saved (if set) is closed when done.
+func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode snapMode, saved chan struct{}) {
 	start := time.Now()
 	w.snapSoon = false
+	w.awaitEncode() // the compaction below changes what an encoder reads
 	if err := w.freshenStale(ctx); err != nil {
 		// A snapshot must describe every account up to its head; one left out would come back
 		// empty (or unreadable) after a restore. The previous snapshot stays (a restart replays
@@ -159,56 +194,85 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, wait
 	head := w.head.Load()
 	w.compactCommands()
 	w.pruneBeside() // the compact rejections the log dropped go soon after (rejcompact.go)
-	var objs []snapObject
-	var err error
-	if whole {
-		var data []byte
-		data, err = w.encodeSnapshot()
-		objs = []snapObject{{snapshotName, data}}
-	} else {
-		objs, err = w.encodePartitions(head, parts)
-	}
-	if err != nil {
-		w.opts.Log.Error().Err(err).Msg("snapshot encoding failed")
-		if saved != nil {
-			close(saved)
-		}
-		return
-	}
+	c := w.capture(head)
+	// The head is the snapshot's now; one whose encoding or save fails is retried SnapshotEvery
+	// events on, as one skipped above.
 	w.snapHead = head
 	w.idem.sinceSnap = 0
-	encoded := time.Since(start)
-	done, prev, legacy := make(chan struct{}), w.saving, w.legacy
-	w.saving = done
-	save := func() {
-		defer close(done)
-		if saved != nil {
-			defer close(saved)
-		}
-		if prev != nil {
-			<-prev
-		}
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		size := 0
-		for _, o := range objs {
-			if err := w.opts.Snapshots.Save(sctx, o.name, o.data); err != nil {
-				w.opts.Log.Error().Err(err).Uint64("position", head).Str("snapshot", o.name).Msg("snapshot save failed")
-				return
-			}
-			if o.name == legacy {
-				w.legacySaved.Store(true)
-			}
-			size += len(o.data)
-		}
-		w.opts.Log.Info().Uint64("position", head).Int("bytes", size).Int("partitions", len(parts)).Dur("encode", encoded).
-			Dur("total", time.Since(start)).Msg("snapshot saved")
+	job := &snapSave{w: w, ctx: ctx, capture: c, whole: whole, parts: parts, saved: saved, start: start,
+		paused: time.Since(start), prev: w.saving, done: make(chan struct{})}
+	w.saving = job.done
+	switch mode {
+	case snapBeside:
+		f := w.share(c)
+		w.side.start(func(context.Context) func() []*request {
+			job.encode()
+			close(f.encoded)
+			go job.save()
+			return func() []*request { w.thaw(f); return nil }
+		})
+	case snapEncode:
+		job.encode()
+		w.adoptLegacy(c)
+		go job.save()
+	default:
+		job.encode()
+		w.adoptLegacy(c)
+		job.save()
 	}
-	if wait {
-		save()
+}
+
+// snapSave is one snapshot's encoding and save; encode and save read only the capture.
+type snapSave struct {
+	w       *Writer
+	ctx     context.Context
+	capture *snapCapture
+	whole   bool
+	parts   []int
+	saved   chan struct{} // closed when done (nil: nobody waits)
+	start   time.Time
+	paused  time.Duration // the capture, on the writer goroutine
+	encoded time.Duration
+	objs    []snapObject
+	err     error
+	// prev is closed when the save before this one ends; done when this one does.
+	prev, done chan struct{}
+}
+
+func (s *snapSave) encode() {
+	s.objs, s.err = s.capture.encode(s.whole, s.parts)
+	s.encoded = time.Since(s.start)
+}
+
+// save saves the encoded objects after the save before, if any.
+func (s *snapSave) save() {
+	defer close(s.done)
+	if s.saved != nil {
+		defer close(s.saved)
+	}
+	if s.prev != nil {
+		<-s.prev
+	}
+	w, head := s.w, s.capture.head
+	if s.err != nil {
+		w.opts.Log.Error().Err(s.err).Uint64("position", head).Msg("snapshot encoding failed")
 		return
 	}
-	go save()
+	sctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	size := 0
+	for _, o := range s.objs {
+		if err := w.opts.Snapshots.Save(sctx, o.name, o.data); err != nil {
+			w.opts.Log.Error().Err(err).Uint64("position", head).Str("snapshot", o.name).Msg("snapshot save failed")
+			return
+		}
+		if o.name == s.capture.legacy {
+			w.legacySaved.Store(true)
+		}
+		size += len(o.data)
+	}
+	w.opts.Log.Info().Uint64("position", head).Int("bytes", size).Int("partitions", len(s.parts)).
+		Dur("paused", s.paused).Dur("encode", s.encoded).Dur("total", time.Since(s.start)).Msg("snapshot saved")
 }
 
 // freshenStale re-reads the accounts a failed or uncertain append left stale.

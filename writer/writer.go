@@ -188,6 +188,10 @@ type Writer struct {
 	// snapHead is the position of the last snapshot; saving is closed when its save ends.
 	snapHead uint64
 	saving   chan struct{}
+	// encoding is the periodic snapshot being encoded beside the loop (nil: none), snapGen the
+	// generation of the latest one shared so (snapcapture.go).
+	encoding *snapInFlight
+	snapGen  uint64
 	// pruning says a read of the rejection log's first position is in flight (rejcompact.go).
 	pruning bool
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
@@ -247,6 +251,9 @@ type account struct {
 	foreign bool
 	// fromSnap marks an account restored from a snapshot that no stored event has continued yet.
 	fromSnap bool
+	// ownGen is the snapshot generation since whose capture the state's maps are the writer's own
+	// (snapcapture.go: ownState).
+	ownGen uint64
 }
 
 // New checks the options and returns a writer that must be Loaded, then Run.
@@ -460,6 +467,7 @@ func (w *Writer) apply(r ledger.Record) {
 		a.trusted = r.Position
 	}
 	ev.Position = r.Position
+	w.ownState(a)
 	a.state = ledger.Evolve(a.state, ev)
 	a.hash = ev.Hash
 	w.own(r.AccountID, ev.Data)
