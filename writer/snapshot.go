@@ -240,6 +240,9 @@ type snapSave struct {
 }
 
 func (s *snapSave) encode() {
+	if h := s.w.encodeHook; h != nil {
+		h()
+	}
 	s.objs, s.err = s.capture.encode(s.whole, s.parts)
 	s.encoded = time.Since(s.start)
 }

@@ -192,6 +192,8 @@ type Writer struct {
 	// generation of the latest one shared so (snapcapture.go).
 	encoding *snapInFlight
 	snapGen  uint64
+	// encodeHook, when set (tests only: export_test.go), runs before a snapshot is encoded.
+	encodeHook func()
 	// pruning says a read of the rejection log's first position is in flight (rejcompact.go).
 	pruning bool
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
@@ -637,7 +639,8 @@ func (w *Writer) Run(ctx context.Context) {
 	defer linger.Stop()
 	var carry []*request
 	for {
-		snapshotDue := w.opts.Snapshots != nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon)
+		// (While a snapshot is encoded beside the loop the next is not due: rounds go on.)
+		snapshotDue := w.opts.Snapshots != nil && w.encoding == nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon)
 		if snapshotDue && w.inflight == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
