@@ -5,7 +5,8 @@
 // One goroutine (Run) owns all of that state: a round's append, and the write of its rejections
 // to the rejection log (then a read of their partitions' fences, rejections.go), run in the
 // background together (round.go), and re-reads, read-backs and id claims run on a few side
-// workers (side.go, beside.go) that hand their results back. Not yet
+// workers (side.go, beside.go) that hand their results back; so does a periodic snapshot's
+// encoding and save, the goroutine only capturing the state (snapcapture.go). Not yet
 // beside it: a subscription link's or unlink's claim and the other partition's holder it reads
 // (subclaims.go), and the re-reads before a snapshot. Parts with one job each: batching (when a round
 // starts, a pure function), idempotency (what was answered to each command_id), dueHeap (when

@@ -71,7 +71,11 @@ func (w *Writer) capture(head uint64) *snapCapture {
 		head: head, count: max(w.opts.Partitions.Count, 0), logPos: w.idem.logPos,
 		compacted: w.idem.compacted, rejCompact: w.idem.rejCompact,
 		legacy: w.legacy, legacyData: w.legacyData, legacySaved: w.legacySaved.Load(),
-		accts: make([]acctSnap, 0, len(w.accounts)),
+		accts: w.acctBuf[:0], // the previous periodic capture's, cleared by its encoder
+	}
+	w.acctBuf = nil
+	if cap(c.accts) < len(w.accounts) {
+		c.accts = make([]acctSnap, 0, len(w.accounts)+len(w.accounts)/8)
 	}
 	for id, a := range w.accounts {
 		if a.stale || a.foreign {
@@ -101,6 +105,15 @@ func (c *snapCapture) encode(whole bool, parts []int) ([]snapObject, error) {
 	}
 	data, err := c.encodeWhole()
 	return []snapObject{{snapshotName, data}}, err
+}
+
+// release drops what the capture holds once it is encoded, beside the writer goroutine: the
+// accounts' slice is cleared there for the next capture to reuse (thaw), without keeping the
+// states it named alive.
+func (c *snapCapture) release() {
+	clear(c.accts)
+	c.accts = c.accts[:0]
+	c.compacted, c.rejCompact, c.cmds, c.rejs = nil, nil, nil, nil
 }
 
 // snapInFlight is a capture an encoder reads beside the writer goroutine.
@@ -149,6 +162,7 @@ func (w *Writer) thaw(f *snapInFlight) {
 		return // thawed already
 	}
 	w.encoding = nil
+	w.acctBuf = f.capture.accts // cleared by the encoder (release): reused by the next capture
 	if first := w.idem.thawRej(); first > 0 {
 		w.stats.rejPruned.Add(uint64(w.idem.pruneRejections(first)))
 	}

@@ -207,6 +207,7 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 		f := w.share(c)
 		w.side.start(func(context.Context) func() []*request {
 			job.encode()
+			c.release()
 			close(f.encoded)
 			go job.save()
 			return func() []*request { w.thaw(f); return nil }

@@ -192,6 +192,8 @@ type Writer struct {
 	// generation of the latest one shared so (snapcapture.go).
 	encoding *snapInFlight
 	snapGen  uint64
+	// acctBuf is the accounts' slice of the last periodic capture, for the next to reuse.
+	acctBuf []acctSnap
 	// encodeHook, when set (tests only: export_test.go), runs before a snapshot is encoded.
 	encodeHook func()
 	// pruning says a read of the rejection log's first position is in flight (rejcompact.go).
