@@ -29,6 +29,9 @@ type request struct {
 	// fenced is set while the command is decided on its partition's fence alone (fenced.go):
 	// only an append may answer it.
 	fenced bool
+	// sub is what a subscription link or unlink has read and written beside the loop so far
+	// (substep.go); nil for every other command.
+	sub *subStep
 }
 
 // EventRef names one appended event in a result (submit.EventRef, the wire type).

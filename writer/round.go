@@ -79,7 +79,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			w.redirect(r)
 			continue
 		}
-		if w.busyAccounts[r.AccountID] || (!r.internal && w.busyCommands[r.CommandID]) {
+		if w.busyAccounts[r.AccountID] || (!r.internal && w.busyCommands[r.CommandID]) || w.heldByStep(r) {
 			next = append(next, r)
 			continue
 		}
@@ -107,6 +107,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		}
 		// Hook (subscriptions.go): planGroup wraps plan; a subscription move plans two accounts.
 		group, err := w.planGroup(ctx, r, now, len(recs))
+		w.stepOutcome(r, err) // a subscription step ends once planned or answered (substep.go)
 		if err != nil {
 			if errors.Is(err, errDefer) {
 				next = append(next, r)
@@ -438,6 +439,9 @@ func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []
 // commit folds appended events into memory and answers the command.
 func (w *Writer) commit(p planned, positions []uint64) {
 	a := p.acct
+	if a.foreign {
+		w.foreignAppends++ // the reads of subscription steps in flight are redone (substep.go)
+	}
 	if p.isNew {
 		w.accounts[p.req.AccountID] = a
 	}
@@ -463,6 +467,7 @@ func (w *Writer) commit(p planned, positions []uint64) {
 }
 
 func (w *Writer) reply(r *request, res Result) {
+	w.endStep(r) // substep.go
 	if r.internal {
 		delete(w.advancing, r.AccountID)
 	}

@@ -54,13 +54,13 @@ type SubscriptionClaims interface {
 const moveBound = 30 * time.Second
 
 // claimedHolder finds who holds the subscription now (see the comment above) and returns it
-// with the claim read. Of the accounts of other partitions it reads (loadForeign), only the
-// holder it returns is kept, for the move's planning (planLink drops it after): a copy left
-// behind would be taken for the account itself once its partition is this writer's again
-// without a load (a lapsed lease re-acquired), and dropped after its next append.
-func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (holder string, c SubscriptionClaim, err error) {
-	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
-	defer cancel()
+// with the claim read. Its store reads run beside the loop (substep.go): the first one r's step
+// has no result for is started and r is held (errHeld), to be planned again once it is in. Of
+// the accounts of other partitions it reads, only the holder it returns is kept, for the move's
+// planning (planLink drops it after): a copy left behind would be taken for the account itself
+// once its partition is this writer's again without a load (a lapsed lease re-acquired), and
+// dropped after its next append.
+func (w *Writer) claimedHolder(r *request, id string) (holder string, c SubscriptionClaim, err error) {
 	var read []string
 	defer func() {
 		for _, a := range read {
@@ -71,11 +71,10 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (hold
 	}()
 	holds := func(accountID string) (bool, error) {
 		read = append(read, accountID)
-		return w.holdsSubscription(cctx, r, accountID, id)
+		return w.holdsSubscription(r, accountID, id)
 	}
-	c, err = w.opts.Subscriptions.Subscription(cctx, id)
-	if err != nil {
-		return "", c, ledger.Reject(ledger.CodeUnavailable, "reading the claim of subscription %s: %v; retry with the same command_id", id, err)
+	if c, err = w.stepClaim(r); err != nil {
+		return "", c, err
 	}
 	hint := c.Holder
 	if c.Revision == 0 {
@@ -105,9 +104,9 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (hold
 			if hop == maxMoveHops {
 				return "", c, ledger.Reject(ledger.CodeUnavailable, "subscription %s: no holder found after %d moves; retry with the same command_id", id, hop)
 			}
-			next, err := w.movedTo(cctx, at, id)
+			next, err := w.movedTo(r, at, id)
 			if err != nil {
-				return "", c, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", at, err)
+				return "", c, err
 			}
 			if next == "" {
 				break
@@ -124,15 +123,16 @@ func (w *Writer) claimedHolder(ctx context.Context, r *request, id string) (hold
 // maxMoveHops bounds the moves claimedHolder follows from one account the claim names.
 const maxMoveHops = 8
 
-// movedTo reads the account's stored events and returns the account its last unlink of the
-// subscription moved it to ("" when it never gave it up, or unlinked it without a move).
-func (w *Writer) movedTo(ctx context.Context, accountID, id string) (string, error) {
-	recs, err := w.opts.Store.ReadAccount(ctx, accountID, 0)
+// movedTo returns, from the account's stored events as r's step read them (stepRead: errHeld
+// while that read runs), the account its last unlink of the subscription moved it to ("" when it
+// never gave it up, or unlinked it without a move).
+func (w *Writer) movedTo(r *request, accountID, id string) (string, error) {
+	e, err := w.stepRead(r, accountID)
 	if err != nil {
 		return "", err
 	}
 	to := ""
-	for _, rec := range recs {
+	for _, rec := range e.recs {
 		ev, err := events.Decode(rec.Data)
 		if err != nil {
 			continue // a break is the load's to judge; it moves no subscription
@@ -153,13 +153,14 @@ func (w *Writer) movedTo(ctx context.Context, accountID, id string) (string, err
 
 // holdsSubscription reports whether the account holds the subscription: from memory when this
 // writer writes it (a stale one is re-read beside the loop first, with r held: errHeld), else
-// from its events read back. An account this writer does not hold is kept, as a foreign account,
-// for the move's planning (dropped after it). One it holds but does not own now (a partition
-// whose lease lapsed while its fence is still this writer's, kept for a re-acquire; or one lost
-// and not forgotten yet) is re-read in place, still this writer's: read as foreign it was
-// replaced and then deleted (dropForeign), and once re-acquired without a load it counted as a
-// new account; left as it was, it would miss what another node appended to it meanwhile.
-func (w *Writer) holdsSubscription(ctx context.Context, r *request, accountID, id string) (bool, error) {
+// from its events read back beside the loop (stepRead, errHeld until they are in). An account
+// this writer does not hold is kept, as a foreign account, for the move's planning (dropped
+// after it). One it holds but does not own now (a partition whose lease lapsed while its fence is
+// still this writer's, kept for a re-acquire; or one lost and not forgotten yet) is re-read in
+// place, still this writer's: read as foreign it was replaced and then deleted (dropForeign), and
+// once re-acquired without a load it counted as a new account; left as it was, it would miss
+// what another node appended to it meanwhile.
+func (w *Writer) holdsSubscription(r *request, accountID, id string) (bool, error) {
 	if accountID == "" {
 		return false, nil
 	}
@@ -173,42 +174,23 @@ func (w *Writer) holdsSubscription(ctx context.Context, r *request, accountID, i
 		if w.busyAccounts[accountID] || w.loads[accountID] != nil {
 			return false, errDefer // an append or a re-read of it is in flight
 		}
-		if err := w.reload(ctx, accountID); err != nil {
-			return false, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", accountID, err)
+		e, err := w.stepRead(r, accountID)
+		if err != nil {
+			return false, err
 		}
+		w.refreshHeld(accountID, e)
 	default:
-		if err := w.loadForeign(ctx, accountID); err != nil {
-			return false, ledger.Reject(ledger.CodeUnavailable, "reading account %s: %v; retry with the same command_id", accountID, err)
+		e, err := w.stepRead(r, accountID)
+		if err != nil {
+			return false, err
 		}
+		w.installForeign(accountID, e)
 	}
 	a, _, err := w.account(accountID)
 	if err != nil {
 		return false, err
 	}
 	return a.state.Subscription.ID == id, nil
-}
-
-// loadForeign reads an account this writer does not write, for one subscription move; it is
-// dropped again when the move's append ends (dropForeign).
-func (w *Writer) loadForeign(ctx context.Context, accountID string) error {
-	recs, err := w.opts.Store.ReadAccount(ctx, accountID, 0)
-	if err != nil {
-		return err
-	}
-	a := &account{state: ledger.NewAccount(accountID), foreign: true}
-	var prev uint64
-	for _, rec := range recs {
-		ev, brk := nextEvent(a, prev, rec)
-		if brk != nil {
-			a.broken = brk
-			break
-		}
-		ev.Position = rec.Position
-		a.state = ledger.Evolve(a.state, ev)
-		a.hash, a.head, prev = ev.Hash, rec.Position, rec.Position
-	}
-	w.accounts[accountID] = a
-	return nil
 }
 
 // dropForeign forgets an account read only for a move.
@@ -226,42 +208,87 @@ func (w *Writer) holdsASubscription(accountID string) bool {
 	return ok && a.state.Subscription.ID != ""
 }
 
-// claimLink records the link's new holder in the shared claim before its append.
-func (w *Writer) claimLink(ctx context.Context, r *request, id, holder string, c SubscriptionClaim) error {
-	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
-	defer cancel()
-	_, err := w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Holder: r.AccountID, Previous: holder, At: w.opts.Clock.Now()}, c.Revision)
-	if errors.Is(err, ErrClaimMoved) {
-		return ledger.Reject(ledger.CodeUnavailable, "subscription %s was linked elsewhere meanwhile; retry with the same command_id", id)
+// claimLink records the link's new holder in the shared claim before its append, beside the
+// loop (errHeld until the write is in; r is then planned again). A step that wrote the claim
+// naming this holder goes on; one whose holder changed since writes it again, over its own write.
+func (w *Writer) claimLink(r *request, id, holder string, c SubscriptionClaim) error {
+	s := r.sub
+	if s.wrote != nil && s.wrote.Previous == holder {
+		return nil
 	}
-	if err != nil {
-		return ledger.Reject(ledger.CodeUnavailable, "claiming subscription %s: %v; retry with the same command_id", id, err)
+	if err := w.stepJob(r); err != nil {
+		return err
 	}
-	return nil
+	rev := c.Revision
+	if s.wrote != nil {
+		rev = s.wrote.Revision
+	}
+	claim := SubscriptionClaim{Holder: r.AccountID, Previous: holder, At: w.opts.Clock.Now()}
+	subs := w.opts.Subscriptions
+	w.side.start(func(ctx context.Context) func() []*request {
+		ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+		next, err := subs.ClaimSubscription(ctx, id, claim, rev)
+		cancel()
+		return func() []*request {
+			switch {
+			case errors.Is(err, ErrClaimMoved):
+				w.reject(r, ledger.Reject(ledger.CodeUnavailable, "subscription %s was linked elsewhere meanwhile; retry with the same command_id", id))
+			case err != nil:
+				w.reject(r, ledger.Reject(ledger.CodeUnavailable, "claiming subscription %s: %v; retry with the same command_id", id, err))
+			default:
+				claim.Revision = next
+				s.wrote = &claim
+				return []*request{r}
+			}
+			return nil
+		}
+	})
+	return errHeld
 }
 
-// claimUnlink clears the claim of a subscription the account unlinks, while it names the account.
-func (w *Writer) claimUnlink(ctx context.Context, r *request, id string) error {
-	cctx, cancel := context.WithTimeout(ctx, claimTimeout)
-	defer cancel()
-	c, err := w.opts.Subscriptions.Subscription(cctx, id)
-	if err != nil {
-		return ledger.Reject(ledger.CodeUnavailable, "reading the claim of subscription %s: %v; retry with the same command_id", id, err)
+// claimUnlink clears the claim of a subscription the account unlinks, while it names the
+// account: the read and the write run beside the loop (errHeld until they are done; r is then
+// planned again, and goes on once the claim is released).
+func (w *Writer) claimUnlink(r *request, id string) error {
+	s, err := w.beginStep(r, id)
+	if err != nil || s.released {
+		return err
 	}
-	if c.Revision != 0 && c.Holder != r.AccountID {
-		// The unlink was decided on a copy that holds the subscription; another node may have
-		// moved it away (its side of the move is not in the copy): the retry is decided on the
-		// account re-read, not stopped here again by the same copy.
-		if a := w.accounts[r.AccountID]; a != nil && !a.foreign {
-			a.stale = true
+	if err := w.stepJob(r); err != nil {
+		return err
+	}
+	subs, acct, at := w.opts.Subscriptions, r.AccountID, w.opts.Clock.Now()
+	w.side.start(func(ctx context.Context) func() []*request {
+		ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+		defer cancel()
+		c, readErr := subs.Subscription(ctx, id)
+		moved := readErr == nil && c.Revision != 0 && c.Holder != acct
+		var err error
+		if readErr == nil && !moved {
+			_, err = subs.ClaimSubscription(ctx, id, SubscriptionClaim{Previous: acct, At: at}, c.Revision)
 		}
-		return ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder)
-	}
-	_, err = w.opts.Subscriptions.ClaimSubscription(cctx, id, SubscriptionClaim{Previous: r.AccountID, At: w.opts.Clock.Now()}, c.Revision)
-	if err != nil {
-		return ledger.Reject(ledger.CodeUnavailable, "releasing the claim of subscription %s: %v; retry with the same command_id", id, err)
-	}
-	return nil
+		return func() []*request {
+			switch {
+			case readErr != nil:
+				w.reject(r, ledger.Reject(ledger.CodeUnavailable, "reading the claim of subscription %s: %v; retry with the same command_id", id, readErr))
+			case moved:
+				// The unlink was decided on a copy that holds the subscription; another node may
+				// have moved it away (its side of the move is not in the copy): the retry is
+				// decided on the account re-read, not stopped here again by the same copy.
+				if a := w.accounts[acct]; a != nil && !a.foreign {
+					a.stale = true
+				}
+				w.reject(r, ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder))
+			case err != nil:
+				w.reject(r, ledger.Reject(ledger.CodeUnavailable, "releasing the claim of subscription %s: %v; retry with the same command_id", id, err))
+			default:
+				s.released = true
+				return []*request{r}
+			}
+			return nil
+		}
+	})
+	return errHeld
 }
 
 // noteForeignSubscription follows, at load, which account of another partition holds each

@@ -36,7 +36,7 @@ func (w *Writer) planGroup(ctx context.Context, r *request, now time.Time, queue
 	}
 	p, err := w.plan(ctx, r, now, queued)
 	if unlink, ok := r.Command.(ledger.UnlinkSubscription); ok && err == nil && p != nil && w.opts.Subscriptions != nil {
-		if err = w.claimUnlink(ctx, r, unlink.SubscriptionID); err != nil {
+		if err = w.claimUnlink(r, unlink.SubscriptionID); err != nil { // beside the loop: substep.go
 			w.unreserve([]planned{*p})
 			return nil, err
 		}
@@ -69,8 +69,11 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 	holder := w.owners[key]
 	var claim SubscriptionClaim
 	if w.opts.Subscriptions != nil { // other nodes write other partitions: subclaims.go
+		if _, err := w.beginStep(r, link.SubscriptionID); err != nil { // its I/O runs beside: substep.go
+			return nil, err
+		}
 		var err error
-		if holder, claim, err = w.claimedHolder(ctx, r, link.SubscriptionID); err != nil {
+		if holder, claim, err = w.claimedHolder(r, link.SubscriptionID); err != nil {
 			w.dropForeign(holder)
 			return nil, err
 		}
@@ -123,7 +126,7 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 	}
 	p, err := w.plan(ctx, r, now, queued)
 	if err == nil && p != nil && w.opts.Subscriptions != nil && holder != r.AccountID {
-		err = w.claimLink(ctx, r, link.SubscriptionID, holder, claim)
+		err = w.claimLink(r, link.SubscriptionID, holder, claim) // errHeld until written
 	}
 	if err != nil || p == nil {
 		w.unreserve(group)

@@ -214,6 +214,12 @@ type Writer struct {
 	// foreignSubs maps a subscription to the account of another partition that held it at load
 	// (a hint for a store from before subscription claims; subclaims.go).
 	foreignSubs map[string]string
+	// subHeld maps the subscription key and the account of each link or unlink whose store I/O
+	// runs beside the loop to its request (substep.go); foreignAppends counts the appends that
+	// landed on accounts of other partitions (a subscription move's side), which invalidate the
+	// accounts such a step read.
+	subHeld        map[string]*request
+	foreignAppends uint64
 	// retiring is set by Retire: requests still queued at shutdown are redirected, not refused.
 	retiring atomic.Bool
 	// suspects are accounts restored from a snapshot whose next stored event did not continue
@@ -314,6 +320,7 @@ func New(o Options) (*Writer, error) {
 		advancing: map[string]bool{},
 
 		foreignSubs: map[string]string{},
+		subHeld:     map[string]*request{},
 
 		busyAccounts: map[string]bool{},
 		busyCommands: map[string]bool{},
@@ -534,6 +541,7 @@ func (w *Writer) owns(accountID string) bool {
 
 // redirect answers a request this writer may not decide: its partition is owned elsewhere.
 func (w *Writer) redirect(r *request) {
+	w.endStep(r) // substep.go
 	if r.internal && r.AccountID != "" {
 		delete(w.advancing, r.AccountID)
 	}
@@ -754,6 +762,7 @@ func (w *Writer) shutdown(carry []*request) {
 }
 
 func (w *Writer) reject(r *request, err *ledger.Error) {
+	w.endStep(r) // substep.go
 	if err.Code == ledger.CodeUnavailable && w.retiring.Load() && !r.internal && r.Reply != nil {
 		// A retired writer's store call was cut short by its stop (a claim, a re-read): that
 		// is an answer about this writer's moment, not the command's. The writer that replaces
