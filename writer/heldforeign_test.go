@@ -84,7 +84,7 @@ func twoPartitionAccounts(t *testing.T) (x, y string) {
 
 // TestMoveFromALapsedPartitionKeepsItsAccount: the writer holds account x of a partition whose
 // lease lapsed while its fence is still the writer's (kept for a re-acquire), and y of one it
-// owns. A link of x's subscription to y reads x as a foreign account (loadForeign) and, once the
+// owns. A link of x's subscription to y reads x as a foreign account (installForeign) and, once the
 // move's append ends, drops it (dropForeign): without care it replaces and then deletes the
 // account the writer holds. Re-acquired with its fence unchanged (no load), x would be a new
 // account to the writer, and its next command's lone record, carrying the fence instead of x's

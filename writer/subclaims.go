@@ -11,7 +11,8 @@ import (
 
 // Marketplace subscriptions across partitions. A subscription moves between accounts that
 // different nodes may write, so a node's memory cannot say who holds it. Every node therefore
-// goes through a claim in a store they all share (SubscriptionClaims, on LEDGER_IDS):
+// goes through a claim in a store they all share (SubscriptionClaims, on LEDGER_IDS). Its
+// round trips, and the reads of accounts below, run beside the writer goroutine (substep.go):
 //
 //   - Before a link, the node reads the claim and checks, on the stream, that the account it
 //     names holds the subscription (the holder's own state when this node writes it, else the
