@@ -17,7 +17,7 @@ func (stepClock) Now() time.Time { return time.Date(2026, 3, 1, 0, 0, 0, 0, time
 // ownedSet owns the accounts it names.
 type ownedSet map[string]bool
 
-func (o ownedSet) Owns(id string) bool    { return o[id] }
+func (o ownedSet) Owns(id string) bool  { return o[id] }
 func (o ownedSet) OwnsEverything() bool { return false }
 
 // TestStepReadIsRedoneWhenItsAccountChanged: an account read back for a subscription step is
