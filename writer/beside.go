@@ -41,7 +41,15 @@ func (w *Writer) awaitFresh(r *request, id string) bool {
 	if a, ok := w.accounts[id]; !ok || !a.stale {
 		return false
 	}
-	l := &accountLoad{waiters: []*request{r}}
+	w.rereadBeside(id).waiters = []*request{r}
+	return true
+}
+
+// rereadBeside starts the re-read of stale account id beside the loop and returns it: the
+// requests on the account wait in it, and are decided again (or answered unavailable when the
+// read fails) once it returns.
+func (w *Writer) rereadBeside(id string) *accountLoad {
+	l := &accountLoad{}
 	w.loads[id] = l
 	store := w.opts.Store
 	w.side.start(func(ctx context.Context) func() []*request {
@@ -60,7 +68,7 @@ func (w *Writer) awaitFresh(r *request, id string) bool {
 			return l.waiters
 		}
 	})
-	return true
+	return l
 }
 
 // readBack reads an old command's reply back from the stream beside the loop (entry is its

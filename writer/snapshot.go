@@ -179,6 +179,23 @@ const (
 func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode snapMode, saved chan struct{}) {
 	start := time.Now()
 	w.snapSoon = false
+	if mode == snapBeside {
+		// A periodic snapshot waits, beside the loop, for the stale accounts' re-reads (the loop
+		// takes it once they are done); commands go on meanwhile. Accounts still stale after
+		// that (a re-read failed) put it off by SnapshotEvery events, like a failed freshenStale.
+		stale := w.rereadStale()
+		if !stale && w.hasStale() {
+			w.opts.Log.Warn().Msg("snapshot skipped: a stale account could not be re-read")
+			w.snapHead = w.head.Load()
+			stale = true
+		}
+		if stale {
+			if saved != nil {
+				close(saved)
+			}
+			return
+		}
+	}
 	w.awaitEncode() // the compaction below changes what an encoder reads
 	if err := w.freshenStale(ctx); err != nil {
 		// A snapshot must describe every account up to its head; one left out would come back
@@ -279,7 +296,40 @@ func (s *snapSave) save() {
 		Dur("paused", s.paused).Dur("encode", s.encoded).Dur("total", time.Since(s.start)).Msg("snapshot saved")
 }
 
-// freshenStale re-reads the accounts a failed or uncertain append left stale.
+// hasStale reports whether an account is stale (a failed or uncertain append).
+func (w *Writer) hasStale() bool {
+	for _, a := range w.accounts {
+		if a.stale {
+			return true
+		}
+	}
+	return false
+}
+
+// rereadStale starts, beside the loop, the re-read of every account a failed or uncertain append
+// left stale, once per due snapshot, and reports whether it started any (the snapshot is then
+// taken again when they are done: snapSoon). The second time, it starts none.
+func (w *Writer) rereadStale() bool {
+	if w.staleDeferred {
+		w.staleDeferred = false
+		return false
+	}
+	started := false
+	for id, a := range w.accounts {
+		if a.stale && w.loads[id] == nil {
+			w.rereadBeside(id)
+			started = true
+		}
+	}
+	if started {
+		w.staleDeferred, w.snapSoon = true, true
+	}
+	return started
+}
+
+// freshenStale re-reads, on the writer goroutine, the accounts a failed or uncertain append left
+// stale, for the snapshots taken with nothing else to do (a hand-over, the last one at a stop); a
+// periodic one has them re-read beside the loop first (rereadStale).
 func (w *Writer) freshenStale(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

@@ -237,6 +237,9 @@ type Writer struct {
 	dropped map[int]bool
 	// snapSoon asks for a snapshot at once: a held partition was loaded without one of its own.
 	snapSoon bool
+	// staleDeferred: the due snapshot started re-reads of stale accounts and waits for them once
+	// (rereadStale).
+	staleDeferred bool
 	// marks are the breaks the projector reported (MarkBroken, marks.go).
 	marks chan brokenMark
 }
@@ -650,7 +653,9 @@ func (w *Writer) Run(ctx context.Context) {
 	var carry []*request
 	for {
 		// (While a snapshot is encoded beside the loop the next is not due: rounds go on.)
-		snapshotDue := w.opts.Snapshots != nil && w.encoding == nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon)
+		// (Nor while the stale accounts it waits for are re-read beside it: rereadStale.)
+		snapshotDue := w.opts.Snapshots != nil && w.encoding == nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon) &&
+			!(w.staleDeferred && len(w.loads) > 0)
 		if snapshotDue && w.inflight == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
