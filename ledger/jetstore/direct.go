@@ -126,6 +126,76 @@ func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, subject stri
 	}
 }
 
+// readRangeDirect calls fn for every message of stream from position from up to head, in order,
+// read with batched direct gets: no consumer is placed (nothing to miss a pull while a stream's
+// leader moves, nothing left behind). In a cluster any replica answers a direct get and one may
+// lag: a batch that ends before head is asked again from where it ended (directRetries times
+// without progress, directRetryWait apart). The caller takes head from the stream's leader.
+func (s *Store) readRangeDirect(ctx context.Context, stream string, from, head uint64, fn func(pos uint64, data []byte)) error {
+	if from > head {
+		return nil
+	}
+	inbox := s.nc.NewInbox()
+	answers, unsub, err := s.directInbox(inbox, directBatch+1) // a batch, then its end
+	if err != nil {
+		return err
+	}
+	defer unsub()
+	next := from
+	for empty := 0; ; {
+		req, _ := json.Marshal(directRequest{Seq: next, Batch: directBatch})
+		if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
+			return err
+		}
+		got, foreign := 0, false
+	batch:
+		for {
+			msg, err := nextDirect(ctx, answers)
+			if err != nil {
+				return err
+			}
+			switch status := msg.Header.Get("Status"); status {
+			case "":
+			case statusEOB, statusNoResults: // the end of the batch; nothing at or after next (a lagging replica)
+				break batch
+			default:
+				return fmt.Errorf("direct get answered %s %s", status, msg.Header.Get("Description"))
+			}
+			if msg.Header.Get(jetstream.StreamHeader) != stream {
+				foreign = true // a mirror that serves this stream's direct gets: asked again
+				continue
+			}
+			pos, err := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+			if err != nil {
+				return errors.New("a direct get answer without a sequence")
+			}
+			if pos < next {
+				return fmt.Errorf("direct get answered position %d, %d asked", pos, next)
+			}
+			if pos > head {
+				return nil // past the head the caller read: done
+			}
+			fn(pos, msg.Data)
+			next, got = pos+1, got+1
+			if pos == head {
+				return nil
+			}
+		}
+		if got > 0 {
+			empty = 0
+			continue
+		}
+		if empty++; empty > directRetries {
+			return fmt.Errorf("no replica of %s answered from position %d up to %d (another stream answered: %v)", stream, next, head, foreign)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(directRetryWait):
+		}
+	}
+}
+
 // DirectReads is the store as the readers that clients set off (as_of queries, the dashboard,
 // the fleet's as_of folds) should see it: no read leaves a consumer behind on the server.
 type DirectReads struct{ *Store }

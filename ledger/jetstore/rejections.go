@@ -192,38 +192,23 @@ func (l *RejectionLog) ReadRejections(ctx context.Context, from uint64, fn func(
 	if head == 0 || from > head || info.State.Msgs == 0 {
 		return head, nil
 	}
-	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("rejection consumer: %w", err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
-	if err != nil {
-		return 0, fmt.Errorf("read rejections: %w", err)
-	}
-	defer it.Stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			return 0, fmt.Errorf("read rejections: %w", err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return 0, fmt.Errorf("rejection metadata: %w", err)
-		}
-		for i, e := range decodeEntries(m.Data()) {
+	// Batched direct gets, not a consumer: an ordered consumer placed while the stream's leader
+	// had just moved (a node killed) missed its first pull and waited 10 s for it, in a
+	// takeover's load and again in its catch-up.
+	err = l.store.readRangeDirect(ctx, info.Config.Name, from, head, func(pos uint64, data []byte) {
+		for i, e := range decodeEntries(data) {
 			switch {
 			case e.CommandID != "":
-				fn(e.rejection(), ledger.RejectionAt{Position: md.Sequence.Stream, Index: i})
+				fn(e.rejection(), ledger.RejectionAt{Position: pos, Index: i})
 			case e.Revokes != nil && e.RevokedCommandID != "" && revoked != nil:
 				revoked(ledger.Revocation{CommandID: e.RevokedCommandID, At: ledger.RejectionAt{Position: e.Revokes.Position, Index: e.Revokes.Index}})
 			}
 		}
-		if md.Sequence.Stream >= head {
-			return head, nil
-		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read rejections: %w", err)
 	}
+	return head, nil
 }
 
 func (d rejectionDoc) rejection() ledger.Rejection {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -122,4 +124,50 @@ func TestRejectionMessageCapsItsCount(t *testing.T) {
 	r, err := log.ReadRejectionAt(ctx, at[4999])
 	require.NoError(t, err)
 	assert.Equal(t, "4999", r.CommandID)
+}
+
+// TestRejectionLogIsReadWithoutAConsumer: a load reads the rejection log with batched direct
+// gets, placing no consumer (an ordered consumer placed while the stream's leader had just moved
+// missed its first pull and held a takeover's load for 10 s), across more than one batch and
+// from a position in the middle, every rejection once and in order.
+func TestRejectionLogIsReadWithoutAConsumer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := jsServer(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	store, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	require.NoError(t, err)
+	log, err := jetstore.OpenRejections(ctx, store, 1)
+	require.NoError(t, err)
+	const rounds = 2500 // more than one batch of direct gets (1,000)
+	for i := range rounds {
+		_, err := log.AppendRejections(ctx, []ledger.Rejection{{CommandID: fmt.Sprintf("c-%d", i), AccountID: "acme", BodyHash: "b",
+			Err: ledger.Reject(ledger.CodeInsufficientCredits, "no")}})
+		require.NoError(t, err)
+	}
+	calls := watchAPI(t, ns.ClientURL())
+	for _, from := range []uint64{1, 1234} {
+		var got []string
+		head, err := log.ReadRejections(ctx, from, func(r ledger.Rejection, at ledger.RejectionAt) {
+			require.Equal(t, fmt.Sprintf("c-%d", at.Position-1), r.CommandID)
+			got = append(got, r.CommandID)
+		}, nil)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(rounds), head)
+		require.Len(t, got, rounds-int(from)+1, "from %d", from)
+	}
+	n := calls.since(t, nc)
+	consumers, gets := 0, 0
+	for subj, c := range n {
+		switch {
+		case strings.HasPrefix(subj, "$JS.API.CONSUMER."):
+			consumers += c
+		case strings.HasPrefix(subj, "$JS.API.DIRECT.GET."):
+			gets += c
+		}
+	}
+	assert.Zero(t, consumers, "no consumer: %v", n)
+	assert.GreaterOrEqual(t, gets, 5, "three batches from 1, two from 1234: %v", n)
 }
