@@ -391,7 +391,7 @@ func (p *checkpointPublisher) consume(ctx context.Context) (<-chan audit.Message
 		case msgs <- audit.Message{Position: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), StoredAt: md.Timestamp}:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(checkpointBuffer))
+	}, jetstream.PullMaxMessages(checkpointBuffer), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second)) // as the projector's
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoints: consume: %w", err)
 	}

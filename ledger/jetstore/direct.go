@@ -248,10 +248,20 @@ func (s *Store) deleteConsumer(cons jetstream.Consumer) {
 	_ = s.js.DeleteConsumer(ctx, s.stream.CachedInfo().Config.Name, info.Name) // at worst it lingers until its inactive threshold
 }
 
+// An ordered consumer created just after its stream's leader moved (a node killed) can miss its
+// first pull: nats.go finds out from missing heartbeats and makes the consumer again. With its
+// defaults (heartbeats every 5 s, two missed) a survivor's load read nothing for 10.8 s after
+// kill -9 of the stream's leader (docs/bench/takeover.sh); a heartbeat a second finds it out in
+// about two.
+const (
+	readPullHeartbeat = time.Second
+	readPullExpiry    = 5 * time.Second
+)
+
 // consumeWith reads cons until it has read the message at position until; only events go to fn
 // (ownership records and anything else on the stream are passed over).
 func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until uint64, fn func(ledger.Record) error) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096), jetstream.PullExpiry(readPullExpiry), jetstream.PullHeartbeat(readPullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
