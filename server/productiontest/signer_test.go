@@ -96,6 +96,7 @@ func TestClusterHasOneCheckpointSigner(t *testing.T) {
 	t.Logf("%s holds partition 0", nodes[signer].cfg.ServerName)
 
 	const rounds = 3
+	heads := map[uint64]bool{} // the sizes signed: one stored checkpoint each
 	for r := 0; r < rounds; r++ {
 		for i, nc := range conns { // commands through every node
 			acct := fmt.Sprintf("sig-r%d-n%d", r, i)
@@ -135,6 +136,7 @@ func TestClusterHasOneCheckpointSigner(t *testing.T) {
 			}
 			assert.GreaterOrEqual(t, cp.Size, head, "%s: a checkpoint of the head", what)
 			assert.LessOrEqual(t, cp.Size, streamHead(t, conns[0]), "%s: a checkpoint of the head", what)
+			heads[cp.Size] = true
 			signed++
 		}
 		t.Logf("round %d: %d checkpoints, %d refusals", r, signed, refused)
@@ -154,7 +156,10 @@ func TestClusterHasOneCheckpointSigner(t *testing.T) {
 	require.NoError(t, err)
 	stored, err := src.Checkpoints(ctxT(t))
 	require.NoError(t, err)
-	require.Len(t, stored, rounds, "one checkpoint per round, all by the signer")
+	// One per round, and one more for a head an ownership record moved within a round (a lease
+	// re-taken under load: a fresh-clone CI run stored 4 for 3 rounds, round 0 signing two heads).
+	require.Len(t, stored, len(heads), "one checkpoint per head signed, all by the signer")
+	require.GreaterOrEqual(t, len(heads), rounds)
 	for _, sc := range stored {
 		require.NoError(t, sc.Err, "checkpoint %d", sc.Seq)
 		require.NotNil(t, sc.Log, "checkpoint %d", sc.Seq)
