@@ -53,6 +53,17 @@ func (g *gate) pass(ctx context.Context) error {
 	}
 }
 
+// failFirstAppend makes the store fail the first append to account (a lost connection).
+func failFirstAppend(st *writer.MemStore, account string) {
+	var failed atomic.Bool
+	st.BeforeAppend = func(recs []ledger.Record) error {
+		if recs[0].AccountID == account && failed.CompareAndSwap(false, true) {
+			return errors.New("connection lost")
+		}
+		return nil
+	}
+}
+
 func buy(account, license string) map[string]any {
 	return map[string]any{"command_id": "buy-" + account + "-" + license, "account_id": account, "license_id": license, "source": "sales", "credits": "10"}
 }
@@ -63,13 +74,7 @@ func buy(account, license string) map[string]any {
 func TestStaleReReadHoldsOnlyItsAccount(t *testing.T) {
 	t.Parallel()
 	st := &writer.MemStore{}
-	var failed atomic.Bool
-	st.BeforeAppend = func(recs []ledger.Record) error {
-		if recs[0].AccountID == "slow" && failed.CompareAndSwap(false, true) {
-			return errors.New("connection lost")
-		}
-		return nil
-	}
+	failFirstAppend(st, "slow")
 	g := newGate()
 	st.BeforeRead = func(ctx context.Context, op, id string) error {
 		switch {

@@ -21,13 +21,7 @@ import (
 func TestSnapshotReReadsStaleAccountsBeside(t *testing.T) {
 	t.Parallel()
 	st := &writer.MemStore{}
-	var failed atomic.Bool
-	st.BeforeAppend = func(recs []ledger.Record) error {
-		if recs[0].AccountID == "slow" && failed.CompareAndSwap(false, true) {
-			return errors.New("connection lost")
-		}
-		return nil
-	}
+	failFirstAppend(st, "slow")
 	g := newGate()
 	st.BeforeRead = func(ctx context.Context, op, id string) error {
 		switch {
@@ -60,13 +54,7 @@ func TestSnapshotReReadsStaleAccountsBeside(t *testing.T) {
 func TestSnapshotWithAnUnreadableStaleAccountIsPutOff(t *testing.T) {
 	t.Parallel()
 	st := &writer.MemStore{}
-	var failed atomic.Bool
-	st.BeforeAppend = func(recs []ledger.Record) error {
-		if recs[0].AccountID == "slow" && failed.CompareAndSwap(false, true) {
-			return errors.New("connection lost")
-		}
-		return nil
-	}
+	failFirstAppend(st, "slow")
 	var reads atomic.Int32
 	st.BeforeRead = func(ctx context.Context, op, id string) error {
 		if id != "slow" {

@@ -117,6 +117,19 @@ func allPartitions(n int) []int {
 	return ps
 }
 
+// connectAll connects to each server, closing the connections when the test ends.
+func connectAll(t *testing.T, servers []*natsserver.Server) []*nats.Conn {
+	t.Helper()
+	conns := make([]*nats.Conn, len(servers))
+	for i, ns := range servers {
+		nc, err := nats.Connect(ns.ClientURL())
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		conns[i] = nc
+	}
+	return conns
+}
+
 // jsCluster starts three clustered JetStream servers and returns them once they answer.
 func jsCluster(t *testing.T) []*natsserver.Server {
 	t.Helper()
@@ -170,13 +183,7 @@ func replicatedPair(t *testing.T) (writer, reader *jetstore.Store, readerConn *n
 	t.Helper()
 	servers := jsCluster(t)
 	ctx := context.Background()
-	conns := make([]*nats.Conn, len(servers))
-	for i, ns := range servers {
-		nc, err := nats.Connect(ns.ClientURL())
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		conns[i] = nc
-	}
+	conns := connectAll(t, servers)
 	var st *jetstore.Store
 	require.Eventually(t, func() bool { // the cluster elects its meta leader first
 		var err error
@@ -299,13 +306,7 @@ func TestFenceHeadsReadsAfterEveryWriteOnAStreamScaledUp(t *testing.T) {
 	t.Parallel()
 	servers := jsCluster(t)
 	ctx := context.Background()
-	conns := make([]*nats.Conn, len(servers))
-	for i, ns := range servers {
-		nc, err := nats.Connect(ns.ClientURL())
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		conns[i] = nc
-	}
+	conns := connectAll(t, servers)
 	var first *jetstore.Store
 	require.Eventually(t, func() bool { // the cluster elects its meta leader first
 		var err error

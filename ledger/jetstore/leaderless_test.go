@@ -11,7 +11,6 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -131,13 +130,7 @@ func TestHeadsAreNotReadFromALeaderlessReplica(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	servers, proxies := proxiedCluster(t)
-	conns := make([]*nats.Conn, len(servers))
-	for i, ns := range servers {
-		nc, err := nats.Connect(ns.ClientURL())
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		conns[i] = nc
-	}
+	conns := connectAll(t, servers)
 	var st *jetstore.Store
 	require.Eventually(t, func() bool { // the cluster elects its meta leader first
 		var err error
