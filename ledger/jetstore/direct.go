@@ -103,7 +103,7 @@ func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, subject stri
 		}
 		switch status := msg.Header.Get("Status"); status {
 		case "":
-		case "204", "404": // end of batch; nothing at or after the position (a lagging replica)
+		case statusEOB, statusNoResults, statusNoResponders: // end of batch; nothing at or after the position (a lagging replica); nobody serves direct gets yet
 			return false, nil
 		default:
 			return false, fmt.Errorf("read %s: direct get answered %s %s", subject, status, msg.Header.Get("Description"))
@@ -156,7 +156,7 @@ func (s *Store) readRangeDirect(ctx context.Context, stream string, from, head u
 			}
 			switch status := msg.Header.Get("Status"); status {
 			case "":
-			case statusEOB, statusNoResults: // the end of the batch; nothing at or after next (a lagging replica)
+			case statusEOB, statusNoResults, statusNoResponders: // the end of the batch; nothing at or after next (a lagging replica); nobody serves direct gets yet
 				break batch
 			default:
 				return fmt.Errorf("direct get answered %s %s", status, msg.Header.Get("Description"))

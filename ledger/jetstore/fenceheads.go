@@ -32,8 +32,11 @@ const (
 	// statusEOB and statusNoResults are the direct get's end of batch and empty answer.
 	statusEOB       = "204"
 	statusNoResults = "404"
-	upToHeader      = "Nats-UpTo-Sequence"
-	pendingHeader   = "Nats-Num-Pending"
+	// statusNoResponders: nobody serves the stream's direct gets yet (a stream just created, its
+	// replicas not caught up: a cluster starting); asked again like a lagging replica's answer.
+	statusNoResponders = "503"
+	upToHeader         = "Nats-UpTo-Sequence"
+	pendingHeader      = "Nats-Num-Pending"
 )
 
 // multiLastRequest is the body of a batched direct get of the last message of several subjects.
@@ -50,6 +53,8 @@ type multiLastAnswer struct {
 	// foreign: another stream answered (a mirror that serves this stream's direct gets); its
 	// answer says nothing of this stream's current state.
 	foreign bool
+	// unserved: nobody answered the direct get (statusNoResponders).
+	unserved bool
 }
 
 // FenceHeads returns the position of the last ownership record of each partition in ps (0: it
@@ -96,7 +101,7 @@ func (s *Store) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 		if a.empty {
 			return s.leaderFenceHeads(ctx, cfg.Name, ps)
 		}
-		if !a.foreign && a.upTo >= floor {
+		if !a.foreign && !a.unserved && a.upTo >= floor {
 			heads := make([]uint64, len(ps))
 			for i, subj := range subjects {
 				heads[i] = a.last[subj]
@@ -104,7 +109,7 @@ func (s *Store) fenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 			return heads, nil
 		}
 		if try >= directRetries {
-			return nil, fmt.Errorf("fence heads of %d partitions: no replica of the stream answered at position %d (last: %d)", len(ps), floor, a.upTo)
+			return nil, fmt.Errorf("fence heads of %d partitions: no replica of the stream answered at position %d (last: %d, unserved: %v)", len(ps), floor, a.upTo, a.unserved)
 		}
 		select {
 		case <-ctx.Done():
@@ -139,6 +144,9 @@ func (s *Store) multiLast(ctx context.Context, stream string, subjects []string)
 		case "":
 		case statusNoResults:
 			a.empty = true
+			return a, nil
+		case statusNoResponders:
+			a.unserved = true
 			return a, nil
 		case statusEOB:
 			if msg.Header.Get(pendingHeader) != "0" {
