@@ -55,26 +55,11 @@ func TestLinkBackToAMovedHolderIsNotAnsweredFromMemory(t *testing.T) {
 	r := newRig(t)
 	x, z := twoPartitionAccounts(t)
 	fo := fencedRig(t, r)
-	claims := &memClaims{}
-	px, pz := ledger.PartitionOf(x, 4), ledger.PartitionOf(z, 4)
-	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
-	fb := &fencedOwner{fences: map[int]uint64{pz: fo.fences[pz]}, lost: map[int]bool{}}
-	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
-	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{pz: true}}
-	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims})
-	stopA := run(t, wa)
-	defer stopA()
-	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims})
-	stopB := run(t, wb)
-	defer stopB()
+	wa, wb, _, _ := twoNodes(t, r, fo, ledger.PartitionOf(x, 4), ledger.PartitionOf(z, 4), writer.Options{})
+	require.Nil(t, linkS(t, wa, "l1", x).Err)
+	require.Nil(t, linkS(t, wb, "l2", z).Err, "b moves the subscription from x")
 
-	link := func(w *writer.Writer, cmd, account string) writer.Result {
-		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
-	}
-	require.Nil(t, link(wa, "l1", x).Err)
-	require.Nil(t, link(wb, "l2", z).Err, "b moves the subscription from x")
-
-	res := link(wa, "l3", x)
+	res := linkS(t, wa, "l3", x)
 	require.Nil(t, res.Err)
 	assert.NotEmpty(t, res.Events, "S is moved back to x, not answered from x's stale copy")
 	assert.Equal(t, []uint64{1, 2, 3}, versionsOf(t, r.store, x))
@@ -90,24 +75,9 @@ func TestUnlinkOnAMovedHolderIsDecidedOnItsHistory(t *testing.T) {
 	r := newRig(t)
 	x, z := twoPartitionAccounts(t)
 	fo := fencedRig(t, r)
-	claims := &memClaims{}
-	px, pz := ledger.PartitionOf(x, 4), ledger.PartitionOf(z, 4)
-	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
-	fb := &fencedOwner{fences: map[int]uint64{pz: fo.fences[pz]}, lost: map[int]bool{}}
-	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
-	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{pz: true}}
-	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims})
-	stopA := run(t, wa)
-	defer stopA()
-	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims})
-	stopB := run(t, wb)
-	defer stopB()
-
-	link := func(w *writer.Writer, cmd, account string) writer.Result {
-		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
-	}
-	require.Nil(t, link(wa, "l1", x).Err)
-	require.Nil(t, link(wb, "l2", z).Err, "b moves the subscription from x")
+	wa, wb, _, _ := twoNodes(t, r, fo, ledger.PartitionOf(x, 4), ledger.PartitionOf(z, 4), writer.Options{})
+	require.Nil(t, linkS(t, wa, "l1", x).Err)
+	require.Nil(t, linkS(t, wb, "l2", z).Err, "b moves the subscription from x")
 
 	unlink := map[string]any{"command_id": "u1", "account_id": x, "subscription_id": "S"}
 	res := do(t, wa, "unlink_subscription", unlink)

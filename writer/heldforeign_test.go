@@ -144,13 +144,34 @@ func TestMoveFromAHeldAccountReadsItFresh(t *testing.T) {
 	wc := newWriter(t, r, r.store, writer.Options{Owner: oc, Subscriptions: claims})
 	stopC := run(t, wc)
 	defer stopC()
-	link := func(w *writer.Writer, cmd, account string) writer.Result {
-		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
-	}
-	require.Nil(t, link(wc, "l1", x).Err)
+	require.Nil(t, linkS(t, wc, "l1", x).Err)
 
-	require.Nil(t, link(w, "l2", y).Err)
+	require.Nil(t, linkS(t, w, "l2", y).Err)
 	recs, err := r.store.ReadAccount(context.Background(), x, 0)
 	require.NoError(t, err)
 	assert.Len(t, recs, 3, "x's side of the move (its unlink) was appended: S has one holder")
+}
+
+// twoNodes runs two writers on r's store that share one claims store, as two nodes do: a owns
+// partition pa and b partition pb, each under the ownership record fencedRig stored for it and
+// holding only that fence; o's other options go to both. The writers stop when the test ends.
+func twoNodes(t *testing.T, r *rig, fo *fencedOwner, pa, pb int, o writer.Options) (wa, wb *writer.Writer, fa, fb *fencedOwner) {
+	t.Helper()
+	o.Subscriptions = &memClaims{}
+	fa = &fencedOwner{fences: map[int]uint64{pa: fo.fences[pa]}, lost: map[int]bool{}}
+	fb = &fencedOwner{fences: map[int]uint64{pb: fo.fences[pb]}, lost: map[int]bool{}}
+	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{pa: true}}
+	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{pb: true}}
+	oa2, ob2 := o, o
+	oa2.Owner, oa2.Fences, ob2.Owner, ob2.Fences = oa, oa, ob, ob
+	wa, wb = newWriter(t, r, r.store, oa2), newWriter(t, r, r.store, ob2)
+	run(t, wa)
+	run(t, wb)
+	return wa, wb, fa, fb
+}
+
+// linkS links subscription S (AWS) to account on w, with command id cmd.
+func linkS(t *testing.T, w *writer.Writer, cmd, account string) writer.Result {
+	t.Helper()
+	return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
 }

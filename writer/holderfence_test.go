@@ -24,25 +24,9 @@ func TestMoveByAnotherNodeKeepsTheHolderChecked(t *testing.T) {
 	r := newRig(t)
 	x, y := twoPartitionAccounts(t)
 	fo := fencedRig(t, r)
-	claims := &memClaims{}
-	px, py := ledger.PartitionOf(x, 4), ledger.PartitionOf(y, 4)
-	// Node a owns x's partition, node b y's; each holds only its own fence.
-	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
-	fb := &fencedOwner{fences: map[int]uint64{py: fo.fences[py]}, lost: map[int]bool{}}
-	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
-	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{py: true}}
-	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims})
-	stopA := run(t, wa)
-	defer stopA()
-	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims})
-	stopB := run(t, wb)
-	defer stopB()
-
-	link := func(w *writer.Writer, cmd, account string) writer.Result {
-		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
-	}
-	require.Nil(t, link(wa, "l1", x).Err)
-	require.Nil(t, link(wb, "l2", y).Err, "b moves the subscription from x")
+	wa, wb, fa, _ := twoNodes(t, r, fo, ledger.PartitionOf(x, 4), ledger.PartitionOf(y, 4), writer.Options{})
+	require.Nil(t, linkS(t, wa, "l1", x).Err)
+	require.Nil(t, linkS(t, wb, "l2", y).Err, "b moves the subscription from x")
 
 	res := do(t, wa, "purchase_license", map[string]any{"command_id": "b1", "account_id": x, "license_id": "LX", "source": "aws_marketplace", "credits": "5"})
 	require.Nil(t, res.Err)
@@ -73,24 +57,9 @@ func TestRejectionOnAMovedHolderIsNotKept(t *testing.T) {
 	r.rejections = log
 	x, y := twoPartitionAccounts(t)
 	fo := fencedRig(t, r)
-	claims := &memClaims{}
-	px, py := ledger.PartitionOf(x, 4), ledger.PartitionOf(y, 4)
-	fa := &fencedOwner{fences: map[int]uint64{px: fo.fences[px]}, lost: map[int]bool{}}
-	fb := &fencedOwner{fences: map[int]uint64{py: fo.fences[py]}, lost: map[int]bool{}}
-	oa := &lapsingOwner{fencedOwner: fa, mine: map[int]bool{px: true}}
-	ob := &lapsingOwner{fencedOwner: fb, mine: map[int]bool{py: true}}
-	wa := newWriter(t, r, r.store, writer.Options{Owner: oa, Fences: oa, Subscriptions: claims, Rejections: r.rejections})
-	stopA := run(t, wa)
-	defer stopA()
-	wb := newWriter(t, r, r.store, writer.Options{Owner: ob, Fences: ob, Subscriptions: claims, Rejections: r.rejections})
-	stopB := run(t, wb)
-	defer stopB()
-
-	link := func(w *writer.Writer, cmd, account string) writer.Result {
-		return do(t, w, "link_subscription", map[string]any{"command_id": cmd, "account_id": account, "subscription_id": "S", "marketplace": "aws"})
-	}
-	require.Nil(t, link(wa, "l1", x).Err)
-	require.Nil(t, link(wb, "l2", y).Err, "b moves the subscription from x")
+	wa, wb, _, _ := twoNodes(t, r, fo, ledger.PartitionOf(x, 4), ledger.PartitionOf(y, 4), writer.Options{Rejections: r.rejections})
+	require.Nil(t, linkS(t, wa, "l1", x).Err)
+	require.Nil(t, linkS(t, wb, "l2", y).Err, "b moves the subscription from x")
 
 	buy := map[string]any{"command_id": "s1", "account_id": x, "license_id": "LS", "source": "sales", "credits": "5"}
 	res := do(t, wa, "purchase_license", buy)
