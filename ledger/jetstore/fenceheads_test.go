@@ -130,6 +130,19 @@ func connectAll(t *testing.T, servers []*natsserver.Server) []*nats.Conn {
 	return conns
 }
 
+// openElected opens the store on nc once the cluster has elected its meta leader (until then
+// the stream cannot be created).
+func openElected(t *testing.T, nc *nats.Conn, cfg jetstore.Config) *jetstore.Store {
+	t.Helper()
+	var st *jetstore.Store
+	require.Eventually(t, func() bool {
+		var err error
+		st, err = jetstore.Open(context.Background(), nc, cfg)
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the stream was never created")
+	return st
+}
+
 // jsCluster starts three clustered JetStream servers and returns them once they answer.
 func jsCluster(t *testing.T) []*natsserver.Server {
 	t.Helper()
@@ -152,13 +165,22 @@ func jsClusterOpts(t *testing.T) ([]*natsserver.Server, []*natsserver.Options) {
 		require.NoError(t, l.Close())
 	}
 	routes := natsserver.RoutesFromStr(fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", ports[3], ports[4], ports[5]))
-	servers := make([]*natsserver.Server, 3)
 	opts := make([]*natsserver.Options, 3)
-	for i := range servers {
+	for i := range opts {
 		opts[i] = &natsserver.Options{ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: ports[i],
 			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 			Cluster: natsserver.ClusterOpts{Name: "fenceheads", Host: "127.0.0.1", Port: ports[3+i]}, Routes: routes}
-		ns, err := natsserver.NewServer(opts[i])
+	}
+	return startServers(t, opts), opts
+}
+
+// startServers starts a server with each of opts, stops them all when the test ends, and
+// returns them once each answers.
+func startServers(t *testing.T, opts []*natsserver.Options) []*natsserver.Server {
+	t.Helper()
+	servers := make([]*natsserver.Server, len(opts))
+	for i, o := range opts {
+		ns, err := natsserver.NewServer(o)
 		require.NoError(t, err)
 		ns.Start()
 		servers[i] = ns
@@ -174,7 +196,7 @@ func jsClusterOpts(t *testing.T) ([]*natsserver.Server, []*natsserver.Options) {
 	for _, ns := range servers {
 		require.True(t, ns.ReadyForConnections(10*time.Second))
 	}
-	return servers, opts
+	return servers
 }
 
 // replicatedPair starts a three-server cluster with a three-replica LEDGER and returns a store on
@@ -184,12 +206,7 @@ func replicatedPair(t *testing.T) (writer, reader *jetstore.Store, readerConn *n
 	servers := jsCluster(t)
 	ctx := context.Background()
 	conns := connectAll(t, servers)
-	var st *jetstore.Store
-	require.Eventually(t, func() bool { // the cluster elects its meta leader first
-		var err error
-		st, err = jetstore.Open(ctx, conns[0], jetstore.Config{Replicas: 3, Partitions: 4})
-		return err == nil
-	}, 20*time.Second, 100*time.Millisecond, "the replicated stream was never created")
+	st := openElected(t, conns[0], jetstore.Config{Replicas: 3, Partitions: 4})
 	info, err := st.JetStream().Stream(ctx, jetstore.StreamName)
 	require.NoError(t, err)
 	leader := info.CachedInfo().Cluster.Leader
@@ -307,12 +324,7 @@ func TestFenceHeadsReadsAfterEveryWriteOnAStreamScaledUp(t *testing.T) {
 	servers := jsCluster(t)
 	ctx := context.Background()
 	conns := connectAll(t, servers)
-	var first *jetstore.Store
-	require.Eventually(t, func() bool { // the cluster elects its meta leader first
-		var err error
-		first, err = jetstore.Open(ctx, conns[0], jetstore.Config{Replicas: 1, Partitions: 4})
-		return err == nil
-	}, 20*time.Second, 100*time.Millisecond, "the stream was never created")
+	first := openElected(t, conns[0], jetstore.Config{Replicas: 1, Partitions: 4})
 	stores := make([]*jetstore.Store, len(servers))
 	for i := range servers {
 		s, err := jetstore.Open(ctx, conns[i], jetstore.Config{})

@@ -85,8 +85,8 @@ func proxiedCluster(t *testing.T) ([]*natsserver.Server, [][]*cutProxy) {
 		require.NoError(t, l.Close())
 	}
 	proxies := make([][]*cutProxy, 3)
-	servers := make([]*natsserver.Server, 3)
-	for i := range servers {
+	opts := make([]*natsserver.Options, 3)
+	for i := range opts {
 		proxies[i] = make([]*cutProxy, 3)
 		var routes string
 		for j := range cports {
@@ -95,26 +95,12 @@ func proxiedCluster(t *testing.T) ([]*natsserver.Server, [][]*cutProxy) {
 				routes += proxies[i][j].url() + ","
 			}
 		}
-		ns, err := natsserver.NewServer(&natsserver.Options{ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: -1,
+		opts[i] = &natsserver.Options{ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 			Cluster: natsserver.ClusterOpts{Name: "leaderless", Host: "127.0.0.1", Port: cports[i], Advertise: "127.0.0.1:1"},
-			Routes:  natsserver.RoutesFromStr(routes[:len(routes)-1])})
-		require.NoError(t, err)
-		ns.Start()
-		servers[i] = ns
+			Routes:  natsserver.RoutesFromStr(routes[:len(routes)-1])}
 	}
-	t.Cleanup(func() {
-		for _, ns := range servers {
-			ns.Shutdown()
-		}
-		for _, ns := range servers {
-			ns.WaitForShutdown()
-		}
-	})
-	for _, ns := range servers {
-		require.True(t, ns.ReadyForConnections(10*time.Second))
-	}
-	return servers, proxies
+	return startServers(t, opts), proxies
 }
 
 // TestHeadsAreNotReadFromALeaderlessReplica: in a cluster, a replica that has no leader for a
@@ -131,12 +117,7 @@ func TestHeadsAreNotReadFromALeaderlessReplica(t *testing.T) {
 	ctx := context.Background()
 	servers, proxies := proxiedCluster(t)
 	conns := connectAll(t, servers)
-	var st *jetstore.Store
-	require.Eventually(t, func() bool { // the cluster elects its meta leader first
-		var err error
-		st, err = jetstore.Open(ctx, conns[0], jetstore.Config{Replicas: 3, Partitions: 4})
-		return err == nil
-	}, 20*time.Second, 100*time.Millisecond, "the replicated stream was never created")
+	st := openElected(t, conns[0], jetstore.Config{Replicas: 3, Partitions: 4})
 	log, err := jetstore.OpenRejections(ctx, st, 3)
 	require.NoError(t, err)
 
