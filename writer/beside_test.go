@@ -34,17 +34,20 @@ func runMem(t *testing.T, st ledger.Store, o writer.Options) (*writer.Writer, fu
 	return w, run(t, w)
 }
 
-// gate blocks the calls that pass it until it is opened, and says when the first one arrives.
+// gate blocks the calls that pass it until it is opened, and says when the first one arrives
+// and whether one has left (opened, or given up on its context).
 type gate struct {
 	entered chan struct{}
 	open    chan struct{}
 	once    sync.Once
+	left    atomic.Bool
 }
 
 func newGate() *gate { return &gate{entered: make(chan struct{}), open: make(chan struct{})} }
 
 func (g *gate) pass(ctx context.Context) error {
 	g.once.Do(func() { close(g.entered) })
+	defer g.left.Store(true)
 	select {
 	case <-g.open:
 		return nil
