@@ -145,3 +145,36 @@ func TestUnansweredRejectionIsNotCompacted(t *testing.T) {
 	require.NotNil(t, replayed.Err)
 	assert.True(t, replayed.Replayed)
 }
+
+// TestCompactRejectionsTravelWithTheirPartition: the guarantee across nodes. Node a holds acme's
+// partition and another, remembers two rejections in full, and stops (its partition snapshots);
+// node b, holding acme's partition, loads it from a's snapshot of it and still
+// replays all five rejections (the rejection log is read only after the snapshot, so b knows
+// them only from the snapshot's compact entries). b holds acme's partition alone: a partition
+// without a snapshot would have it read the whole log instead.
+func TestCompactRejectionsTravelWithTheirPartition(t *testing.T) {
+	r := rejRig(t)
+	n := r.store.Partitions()
+	p := ledger.PartitionOf("acme", n)
+	node := func(held ...int) writer.Options {
+		o := partOwner{n: n, held: map[int]bool{}}
+		for _, h := range held {
+			o.held[h] = true
+		}
+		return writer.Options{Rejections: r.rejections, RejectionsRemembered: 2, Snapshots: r.snaps, SnapshotEvery: 1_000_000,
+			Partitions: writer.Partitions{Count: n, Held: held}, Owner: o, Holds: o.holds}
+	}
+	a := newWriter(t, r, r.store, node(p, (p+1)%n))
+	stopA := run(t, a)
+	fundAcme(t, a)
+	first := rejectFive(t, a)
+	stopA() // a's partition snapshots, every rejection in compact form
+	own, err := r.snaps.Load(context.Background(), fmt.Sprintf("writer-v5-p%d", p))
+	require.NoError(t, err)
+	require.NotEmpty(t, own, "acme's partition has a snapshot of its own")
+
+	b := newWriter(t, r, r.store, node(p))
+	run(t, b)
+	assertReplayed(t, b, first)
+	assert.Equal(t, uint64(5), b.Stats().RejectionReadBack, "all five came with acme's partition snapshot")
+}
