@@ -148,7 +148,7 @@ func TestMalformedCommands(t *testing.T) {
 		})
 	}
 	assert.Equal(t, head, l.Head())
-	ls := getLicenses(t, l, a.id, 0)
+	ls := getLicenses(t, l, a.id, head)
 	assert.Len(t, ls.Licenses, 1, "no license was created by a malformed purchase")
 	// Nothing malformed was remembered as an idempotency key: the id is free for a valid command.
 	decodeAccepted(t, request(t, l, "ledger.cmd.allocate_credits", alloc1("bad-1")))
