@@ -4,6 +4,8 @@ set -u
 # Build first: CGO_ENABLED=0 go build -o devrun/creditledger ./cmd/creditledger (from the repository root).
 B=${B:-$PWD/devrun/creditledger}; W=/tmp/tk; rm -rf $W; mkdir -p $W
 ACC=${ACC:-20000}; DUR=${DUR:-10s}
+# Each attempt waits TIMEOUT for its answer, then is retried with its command_id (a client's retry).
+TIMEOUT=${TIMEOUT:-2s}
 ready() { for _ in $(seq 1 600); do
     if exec 3<>/dev/tcp/127.0.0.1/$1 2>/dev/null; then printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3; read -r line <&3; exec 3>&-
       case "$line" in *" 200"*) return 0;; esac; fi; sleep 0.2; done; return 1; }
@@ -28,20 +30,25 @@ for a in $(seq 1 20); do
   $B command activate_license --nats-url nats://127.0.0.1:4221 --account tk-$a --license-id TK-$a --command-id tka-$a >/dev/null
 done
 kill -9 "${PIDS[2]}"; T0=$(date +%s%N); echo "$(date +%T.%N) killed n3"
+# A process killed with -9 closes its sockets only after the kernel has freed its memory: until
+# then a request NATS routes to its queue subscription is accepted by the socket and lost.
+( for _ in $(seq 1 500); do (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null || break; sleep 0.01; done
+  echo "n3's client port refused connections $(( ($(date +%s%N) - T0) / 1000000 )) ms after the kill" ) &
 TK=()
 for a in $(seq 1 20); do
   ( for _ in $(seq 1 600); do
-      if $B command allocate_credits --nats-url nats://127.0.0.1:4221 --account tk-$a --feature file_security --credits 1 --command-id tkl-$a >/dev/null 2>&1; then
+      if $B command allocate_credits --nats-url nats://127.0.0.1:4221 --account tk-$a --feature file_security --credits 1 --command-id tkl-$a --timeout $TIMEOUT >/dev/null 2>>"$W/attempts.txt"; then
         echo "allocate tk-$a $(( ($(date +%s%N) - T0) / 1000000 )) ms"; exit 0; fi
       sleep 0.1; done; echo "allocate tk-$a never" ) >> "$W/takeover.txt" &
   TK+=($!)
   ( for _ in $(seq 1 600); do
-      if $B command purchase_license --nats-url nats://127.0.0.1:4222 --account tk-$a --license-id TKP-$a --source sales --credits 100 --command-id tkp-$a >/dev/null 2>&1; then
+      if $B command purchase_license --nats-url nats://127.0.0.1:4222 --account tk-$a --license-id TKP-$a --source sales --credits 100 --command-id tkp-$a --timeout $TIMEOUT >/dev/null 2>>"$W/attempts.txt"; then
         echo "purchase tk-$a $(( ($(date +%s%N) - T0) / 1000000 )) ms"; exit 0; fi
       sleep 0.1; done; echo "purchase tk-$a never" ) >> "$W/takeover.txt" &
   TK+=($!); done
 wait "${TK[@]}"
 echo "slowest allocations (partition takeover):"; grep ^allocate "$W/takeover.txt" | sort -k3 -n | tail -3
 echo "slowest purchases (takeover and the id bucket):"; grep ^purchase "$W/takeover.txt" | sort -k3 -n | tail -3
+echo "failed attempts by error:"; sed -E 's/[0-9]+(\.[0-9]+)?(ms|s)\b/N/g' "$W/attempts.txt" | sort | uniq -c | sort -rn | head
 kill "${PIDS[0]}" "${PIDS[1]}"; wait "${PIDS[0]}" "${PIDS[1]}"
 grep -hE "taken over|lease lost|JetStream cluster new|leader|partitions held" $W/n1.log $W/n2.log | tail -30

@@ -53,11 +53,20 @@ type Store struct {
 	versions *versions
 }
 
+// DefaultAppendTimeout bounds an append whose answer does not come. A writer has one append in
+// flight, so an append sent to a stream leader that has just died (its socket still open while the
+// kernel tears the process down, or the stream in an election) holds every command of the node
+// until it times out: 10 s made the first commands after a kill -9 wait 10 s whatever the election
+// took (docs/OPERATIONS.md, "What a client sees during a takeover"). An append of 1,000 records
+// takes about 20 ms on a 2-core machine, so 2 s is two orders of magnitude above a healthy one.
+const DefaultAppendTimeout = 2 * time.Second
+
 // Config says how the LEDGER stream is created.
 type Config struct {
 	// Replicas is the stream's replica count (1 on a single server, 3 in a cluster).
 	Replicas int
-	// Timeout bounds one append; an append that times out is reported as ledger.ErrUncertain.
+	// Timeout bounds one append (and one write of rejections); an append that times out is
+	// reported as ledger.ErrUncertain. DefaultAppendTimeout when 0.
 	Timeout time.Duration
 	// Partitions is the partition count recorded with a stream this call creates
 	// (ledger.DefaultPartitions when 0); an existing stream keeps the count it recorded.
@@ -155,7 +164,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = DefaultAppendTimeout
 	}
 	return &Store{nc: nc, js: js, stream: stream, timeout: timeout, partitions: partitions, versions: newVersions()}, nil
 }
