@@ -94,8 +94,8 @@ func roundTrip(_ testing.TB, w *Writer, reqs []*request) {
 	ctx := context.Background()
 	for len(reqs) > 0 {
 		reqs = w.launch(ctx, reqs)
-		if w.inflight > 0 {
-			reqs = append(w.finish(ctx, <-w.acks), reqs...)
+		if w.flight.n > 0 {
+			reqs = append(w.finish(ctx, <-w.flight.acks), reqs...)
 		}
 		for w.side.busy() {
 			reqs = append(reqs, w.side.finished(<-w.side.done)...)

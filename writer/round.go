@@ -66,7 +66,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			continue
 		}
 		if r.barrier != nil {
-			if w.inflight > 0 {
+			if w.flight.n > 0 {
 				next = append(next, r)
 			} else {
 				w.forgetPartitions(r.forget)
@@ -79,7 +79,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			w.redirect(r)
 			continue
 		}
-		if w.busyAccounts[r.AccountID] || (!r.internal && w.busyCommands[r.CommandID]) || w.heldByStep(r) {
+		if w.flight.busy(r) || w.heldByStep(r) {
 			next = append(next, r)
 			continue
 		}
@@ -133,10 +133,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			continue
 		}
 		for _, p := range group { // empty: answered without an append
-			w.busyAccounts[p.req.AccountID] = true
-			if !p.req.internal {
-				w.busyCommands[p.req.CommandID] = true
-			}
+			w.flight.hold(p.req)
 			for j, data := range p.data {
 				recs = append(recs, ledger.Record{AccountID: p.req.AccountID, Data: data, Version: p.envs[j].Version,
 					CheckVersion: j == 0, ExpectedVersion: p.acct.state.Version})
@@ -154,7 +151,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		plans[i].checked = recs[plans[i].first].CheckVersion // extends the account's trusted history
 	}
 	fences := w.rejectionFences(rejects) // nil without rejections: such a round reads no fence
-	w.inflight++
+	w.flight.launched()
 	go func() {
 		d := appendDone{plans: plans, rejects: rejects}
 		began := time.Now()
@@ -180,7 +177,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		}
 		wg.Wait()
 		d.took = time.Since(began)
-		w.acks <- d
+		w.flight.acks <- d
 	}()
 	return next
 }
@@ -188,7 +185,6 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 // finish applies an append's outcome: replies on success, bounded re-decision on failure. It
 // returns the requests to try again.
 func (w *Writer) finish(ctx context.Context, d appendDone) []*request {
-	w.inflight--
 	defer func() {
 		for _, p := range d.plans {
 			w.dropForeign(p.req.AccountID) // read for a subscription move only (subclaims.go)
@@ -196,15 +192,7 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*request {
 	}()
 	// The linger after this append waits for the clients it answers (not the expiry processor's
 	// requests), and not at all after a failed append (recover retries those at once).
-	w.last = lastAppend{at: time.Now(), took: d.took}
-	if d.err == nil {
-		for _, p := range d.plans {
-			if !p.req.internal {
-				w.last.answered++
-			}
-		}
-		w.last.answered += len(d.rejects)
-	}
+	w.flight.ended(&d, time.Now())
 	w.finishRejections(d)
 	if len(d.plans) == 0 {
 		return nil
@@ -230,14 +218,11 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*request {
 // release ends what an append held: its accounts, command ids and unique-id reservations.
 func (w *Writer) release(plans []planned) {
 	for _, p := range plans {
-		delete(w.busyAccounts, p.req.AccountID)
-		delete(w.busyCommands, p.req.CommandID)
+		w.flight.release(p.req)
 		w.releaseSubscriptions(p) // hook (subscriptions.go)
 		for _, pl := range p.payloads {
 			for _, id := range createdIDs(pl) {
-				if w.reserved[id] == p.req.AccountID {
-					delete(w.reserved, id)
-				}
+				w.flight.unreserve(id, p.req.AccountID)
 			}
 		}
 	}
@@ -282,7 +267,7 @@ func (w *Writer) plan(ctx context.Context, r *request, now time.Time, queued int
 			if owner, ok := w.owners[id]; ok && owner != r.AccountID {
 				return nil, ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", displayID(id))
 			}
-			if holder, ok := w.reserved[id]; ok && holder != r.AccountID {
+			if holder, ok := w.flight.reservedBy(id); ok && holder != r.AccountID {
 				// Another account's append of it is in flight: wait for its outcome rather than
 				// answer (durably) already_exists for an id that append may still fail to take.
 				return nil, errDefer
@@ -294,7 +279,7 @@ func (w *Writer) plan(ctx context.Context, r *request, now time.Time, queued int
 	}
 	for _, p := range payloads {
 		for _, id := range createdIDs(p) {
-			w.reserved[id] = r.AccountID
+			w.flight.reserve(id, r.AccountID)
 		}
 	}
 	envs := make([]events.Envelope, len(payloads))
@@ -337,7 +322,7 @@ func (w *Writer) assignItemID(r *request, a ledger.Account) {
 		}
 		_, local := a.Licenses[id]
 		_, global := w.owners["license:"+id]
-		_, pending := w.reserved["license:"+id]
+		_, pending := w.flight.reservedBy("license:" + id)
 		if !local && !global && !pending {
 			uc.ItemID = id
 			r.Command = uc

@@ -172,7 +172,7 @@ func (w *Writer) holdsSubscription(r *request, accountID, id string) (bool, erro
 			return false, errHeld
 		}
 	case ok && !held.foreign:
-		if w.busyAccounts[accountID] || w.loads[accountID] != nil {
+		if w.flight.accountBusy(accountID) || w.loads[accountID] != nil {
 			return false, errDefer // an append or a re-read of it is in flight
 		}
 		e, err := w.stepRead(r, accountID)

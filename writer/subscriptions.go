@@ -20,12 +20,12 @@ import (
 //     subscription is held by exactly the account the events say.
 //   - Subscription ids are unique across accounts: w.owners maps "subscription:<id>" to the
 //     account holding it (kept by ownSubscription from the events, rebuilt from account state
-//     after a snapshot), and w.reserved holds the new holder of a link in flight so that a second
+//     after a snapshot), and w.flight's reservations hold the new holder of a link in flight so that a second
 //     link of the same subscription waits for the first to land.
 //   - A record_usage repeating a recorded usage_id with the same content is answered with the
 //     reply of the command that recorded it (ledger.DuplicateUsage).
 
-// subscriptionKey is the w.owners and w.reserved key of a marketplace subscription.
+// subscriptionKey is the w.owners and inFlight.reserved key of a marketplace subscription.
 func subscriptionKey(id string) string { return "subscription:" + id }
 
 // planGroup plans one request: usually one account's events, two for a subscription move (the
@@ -59,7 +59,7 @@ func (w *Writer) planGroup(ctx context.Context, r *request, now time.Time, queue
 // subscription, or any command of the holder, is in flight or already in this batch.
 func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubscription, now time.Time, queued int) ([]planned, error) {
 	key := subscriptionKey(link.SubscriptionID)
-	if to, ok := w.reserved[key]; ok && to != r.AccountID {
+	if to, ok := w.flight.reservedBy(key); ok && to != r.AccountID {
 		return nil, errDefer
 	}
 	// A stale requester was re-read before its idempotency check (launch): an uncertain append of
@@ -96,7 +96,7 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 	r.Command = link // re-resolved on every attempt
 	var group []planned
 	if holder != "" && holder != r.AccountID {
-		if w.busyAccounts[holder] {
+		if w.flight.accountBusy(holder) {
 			w.dropForeign(holder)
 			return nil, errDefer
 		}
@@ -138,7 +138,7 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 		}
 		return nil, err
 	}
-	w.reserved[key] = r.AccountID
+	w.flight.reserve(key, r.AccountID)
 	return append(group, *p), nil
 }
 
@@ -154,9 +154,7 @@ func (w *Writer) unreserve(plans []planned) {
 	for _, p := range plans {
 		for _, pl := range p.payloads {
 			for _, id := range createdIDs(pl) {
-				if w.reserved[id] == p.req.AccountID {
-					delete(w.reserved, id)
-				}
+				w.flight.unreserve(id, p.req.AccountID)
 			}
 		}
 	}
@@ -166,9 +164,7 @@ func (w *Writer) unreserve(plans []planned) {
 func (w *Writer) releaseSubscriptions(p planned) {
 	for _, pl := range p.payloads {
 		if e, ok := pl.(events.SubscriptionLinked); ok {
-			if key := subscriptionKey(e.SubscriptionID); w.reserved[key] == p.req.AccountID {
-				delete(w.reserved, key)
-			}
+			w.flight.unreserve(subscriptionKey(e.SubscriptionID), p.req.AccountID)
 		}
 	}
 }

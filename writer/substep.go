@@ -75,7 +75,7 @@ func (w *Writer) beginStep(r *request, id string) (*subStep, error) {
 }
 
 // endStep forgets r's step and lets the commands it held go on: once r is planned (its append
-// holds what it needs from then on: w.reserved, busyAccounts) or answered.
+// holds what it needs from then on: its reservations and busy accounts, inflight.go) or answered.
 func (w *Writer) endStep(r *request) {
 	s := r.sub
 	if s == nil {

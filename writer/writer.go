@@ -179,12 +179,8 @@ type Writer struct {
 	owners map[string]string
 	// advancing holds accounts with an AdvanceTime request in flight.
 	advancing map[string]bool
-	// In-flight appends: their accounts, command ids and reserved unique ids.
-	busyAccounts map[string]bool
-	busyCommands map[string]bool
-	reserved     map[string]string
-	inflight     int
-	acks         chan appendDone
+	// flight is the bookkeeping of the appends in flight (inflight.go).
+	flight inFlight
 	// snapHead is the position of the last snapshot; saving is closed when its save ends.
 	snapHead uint64
 	saving   chan struct{}
@@ -208,9 +204,8 @@ type Writer struct {
 	side    *sideWork
 	loads   map[string]*accountLoad
 	claimed map[string]string
-	// batching decides when rounds start (batching.go), from last among others.
+	// batching decides when rounds start (batching.go), from flight.last among others.
 	batching batching
-	last     lastAppend
 	// foreignSubs maps a subscription to the account of another partition that held it at load
 	// (a hint for a store from before subscription claims; subclaims.go).
 	foreignSubs map[string]string
@@ -325,15 +320,12 @@ func New(o Options) (*Writer, error) {
 		foreignSubs: map[string]string{},
 		subHeld:     map[string]*request{},
 
-		busyAccounts: map[string]bool{},
-		busyCommands: map[string]bool{},
-		reserved:     map[string]string{},
-		acks:         make(chan appendDone, o.MaxInflight),
-		side:         newSideWork(),
-		batching:     batching{linger: o.Linger, maxInflight: o.MaxInflight, pipelineMin: o.PipelineMin},
-		loads:        map[string]*accountLoad{},
-		claimed:      map[string]string{},
-		marks:        make(chan brokenMark, maxMarks),
+		flight:   newInFlight(o.MaxInflight),
+		side:     newSideWork(),
+		batching: batching{linger: o.Linger, maxInflight: o.MaxInflight, pipelineMin: o.PipelineMin},
+		loads:    map[string]*accountLoad{},
+		claimed:  map[string]string{},
+		marks:    make(chan brokenMark, maxMarks),
 	}, nil
 }
 
@@ -656,28 +648,28 @@ func (w *Writer) Run(ctx context.Context) {
 		// (Nor while the stale accounts it waits for are re-read beside it: rereadStale.)
 		snapshotDue := w.opts.Snapshots != nil && w.encoding == nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon) &&
 			!(w.staleDeferred && len(w.loads) > 0)
-		if snapshotDue && w.inflight == 0 && !w.side.busy() {
+		if snapshotDue && w.flight.n == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
 		}
 		before, redecided := len(carry), w.redecided
 		launched := false
-		start, wait := w.batching.next(roundInputs{now: time.Now(), waiting: len(carry), inflight: w.inflight,
-			snapshotDue: snapshotDue, last: w.last})
+		start, wait := w.batching.next(roundInputs{now: time.Now(), waiting: len(carry), inflight: w.flight.n,
+			snapshotDue: snapshotDue, last: w.flight.last})
 		if wait > 0 {
 			linger.Reset(wait)
 		} else if start {
-			n := w.inflight
+			n := w.flight.n
 			carry = w.launch(appendCtx, carry)
-			launched = w.inflight > n
+			launched = w.flight.n > n
 		}
 		if launched || len(carry) != before || w.redecided != redecided {
 			carry = w.gather(appendCtx, carry)
 			continue
 		}
 		if ctx.Err() != nil {
-			for w.inflight > 0 {
-				carry = append(w.finish(appendCtx, <-w.acks), carry...)
+			for w.flight.n > 0 {
+				carry = append(w.finish(appendCtx, <-w.flight.acks), carry...)
 			}
 			w.side.stop() // the side work still running ends soon; its requests are answered below
 			for w.side.busy() {
@@ -702,7 +694,7 @@ func (w *Writer) Run(ctx context.Context) {
 		case <-tick.C:
 			carry = append(carry, &request{internal: true, sweep: true})
 		case <-linger.C:
-		case d := <-w.acks:
+		case d := <-w.flight.acks:
 			carry = append(w.finish(appendCtx, d), carry...)
 		case apply := <-w.side.done:
 			carry = append(w.side.finished(apply), carry...)
@@ -720,7 +712,7 @@ func (w *Writer) Run(ctx context.Context) {
 func (w *Writer) gather(ctx context.Context, carry []*request) []*request {
 	for {
 		select {
-		case d := <-w.acks:
+		case d := <-w.flight.acks:
 			carry = append(w.finish(ctx, d), carry...)
 			continue
 		case apply := <-w.side.done:
