@@ -494,10 +494,10 @@ func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 			rp.above[p], logPos = st.head, min(logPos, st.logPos)
 		case held[p] && src.whole != nil:
 			rp.above[p], logPos = src.whole.head, min(logPos, src.whole.logPos)
-			w.snapSoon = true // its own snapshot is missing: the next load should not need the whole
+			w.snap.soon = true // its own snapshot is missing: the next load should not need the whole
 		case held[p]:
-			logPos = 0        // replayed from the start: every rejection is read again
-			w.snapSoon = true // (a partition handed over without one, or never snapshotted yet)
+			logPos = 0         // replayed from the start: every rejection is read again
+			w.snap.soon = true // (a partition handed over without one, or never snapshotted yet)
 		case src.ids[p] != nil:
 			w.noteIDs(src.ids[p].pairs)
 			rp.above[p] = src.ids[p].head
@@ -512,9 +512,9 @@ func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 	for k, e := range src.legacy {
 		w.idem.compacted[k] = e
 	}
-	if len(src.names) == 1 && w.legacyMerged == 0 {
-		w.legacy = src.names[0] // saved already; anything else is saved again as the union
-		w.legacySaved.Store(true)
+	if len(src.names) == 1 && w.snap.legacy.merged == 0 {
+		w.snap.legacy.name = src.names[0] // saved already; anything else is saved again as the union
+		w.snap.legacy.saved.Store(true)
 	}
 	if logPos == 1<<64-1 {
 		logPos = 0
@@ -575,7 +575,7 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 		switch {
 		case !known:
 			w.idem.compacted[k] = e // a legacy entry: a union of facts is always correct
-			w.legacyMerged++
+			w.snap.legacy.merged++
 		case w.holdsPartition(p) && (keep == nil || keep(p)):
 			w.idem.compacted[k] = e
 		}

@@ -58,7 +58,7 @@ func TestLegacyEntriesTravelOnce(t *testing.T) {
 	for _, o := range objs {
 		require.NoError(t, snaps.Save(context.Background(), o.name, o.data))
 	}
-	w.legacySaved.Store(true)
+	w.snap.legacy.saved.Store(true)
 	again, err := w.encodePartitions(6, []int{1})
 	require.NoError(t, err)
 	assert.Len(t, again, 2, "saved once")
@@ -72,6 +72,6 @@ func TestLegacyEntriesTravelOnce(t *testing.T) {
 	assert.Equal(t, []uint64{5, 6, 5, 5}, rp.above)
 	assert.Equal(t, map[uint64]uint64{commandKey("old"): legacy, commandKey("new"): known}, r.idem.compacted,
 		"the legacy entry and partition 1's, not partition 0's")
-	assert.Equal(t, objs[0].name, r.legacy)
-	assert.True(t, r.legacySaved.Load())
+	assert.Equal(t, objs[0].name, r.snap.legacy.name)
+	assert.True(t, r.snap.legacy.saved.Load())
 }

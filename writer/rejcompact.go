@@ -150,16 +150,16 @@ func (m *idempotency) pruneRejections(first uint64) int {
 // at a time; none once the writer is stopping.
 func (w *Writer) pruneBeside() {
 	log := w.opts.Rejections
-	if log == nil || w.pruning || len(w.idem.rejCompact) == 0 || w.side.ctx.Err() != nil {
+	if log == nil || w.snap.pruning || len(w.idem.rejCompact) == 0 || w.side.ctx.Err() != nil {
 		return
 	}
-	w.pruning = true
+	w.snap.pruning = true
 	w.side.start(func(ctx context.Context) func() []*request {
 		ctx, cancel := context.WithTimeout(ctx, firstPositionTimeout)
 		defer cancel()
 		first, err := log.FirstPosition(ctx)
 		return func() []*request {
-			w.pruning = false
+			w.snap.pruning = false
 			if err != nil {
 				w.opts.Log.Warn().Err(err).Msg("compact rejections not pruned: the rejection log's first position could not be read")
 				return nil

@@ -64,19 +64,12 @@ func (c *snapCapture) partitionOf(accountID string) int { return partitionOf(acc
 
 // capture takes the writer's state at head, on the writer goroutine, after compaction.
 func (w *Writer) capture(head uint64) *snapCapture {
-	if w.legacy == "" {
-		w.legacySaved.Store(false) // a legacy object the encoder names is not saved yet
-	}
 	c := &snapCapture{
 		head: head, count: max(w.opts.Partitions.Count, 0), logPos: w.idem.logPos,
 		compacted: w.idem.compacted, rejCompact: w.idem.rejCompact,
-		legacy: w.legacy, legacyData: w.legacyData, legacySaved: w.legacySaved.Load(),
-		accts: w.acctBuf[:0], // the previous periodic capture's, cleared by its encoder
+		accts: w.snap.accountsBuf(len(w.accounts)), // the previous periodic capture's, cleared by its encoder
 	}
-	w.acctBuf = nil
-	if cap(c.accts) < len(w.accounts) {
-		c.accts = make([]acctSnap, 0, len(w.accounts)+len(w.accounts)/8)
-	}
+	c.legacy, c.legacyData, c.legacySaved = w.snap.captureLegacy()
 	for id, a := range w.accounts {
 		if a.stale || a.foreign {
 			continue // re-read from the stream after restore; another node's
@@ -126,21 +119,20 @@ type snapInFlight struct {
 // share marks what c shares with the writer as read beside it until thaw: a new generation of
 // accounts (ownState), and the compact rejections frozen.
 func (w *Writer) share(c *snapCapture) *snapInFlight {
-	w.snapGen++
 	w.idem.freezeRej()
-	w.encoding = &snapInFlight{capture: c, encoded: make(chan struct{})}
-	return w.encoding
+	return w.snap.share(c)
 }
 
 // encodeRunning reports whether an encoder may still read what the writer shares with it; one
 // that has finished is thawed here.
 func (w *Writer) encodeRunning() bool {
-	if w.encoding == nil {
+	f := w.snap.encoding
+	if f == nil {
 		return false
 	}
 	select {
-	case <-w.encoding.encoded:
-		w.thaw(w.encoding)
+	case <-f.encoded:
+		w.thaw(f)
 		return false
 	default:
 		return true
@@ -149,7 +141,7 @@ func (w *Writer) encodeRunning() bool {
 
 // awaitEncode waits for the encoder in flight, if any, and thaws what it read.
 func (w *Writer) awaitEncode() {
-	if f := w.encoding; f != nil {
+	if f := w.snap.encoding; f != nil {
 		<-f.encoded
 		w.thaw(f)
 	}
@@ -158,21 +150,11 @@ func (w *Writer) awaitEncode() {
 // thaw ends the sharing of f (once its encoder is done): the compact rejections take the changes
 // made meanwhile, and the legacy object the encoder named is adopted.
 func (w *Writer) thaw(f *snapInFlight) {
-	if w.encoding != f {
+	if !w.snap.thaw(f) {
 		return // thawed already
 	}
-	w.encoding = nil
-	w.acctBuf = f.capture.accts // cleared by the encoder (release): reused by the next capture
 	if first := w.idem.thawRej(); first > 0 {
 		w.stats.rejPruned.Add(uint64(w.idem.pruneRejections(first)))
-	}
-	w.adoptLegacy(f.capture)
-}
-
-// adoptLegacy keeps the name and content of the legacy object an encoder named.
-func (w *Writer) adoptLegacy(c *snapCapture) {
-	if w.legacy == "" && c.legacy != "" {
-		w.legacy, w.legacyData = c.legacy, c.legacyData
 	}
 }
 
@@ -180,13 +162,13 @@ func (w *Writer) adoptLegacy(c *snapCapture) {
 // an encoder may still read the maps a capture shares with it, they are cloned first, once per
 // account and snapshot.
 func (w *Writer) ownState(a *account) {
-	if a.ownGen == w.snapGen {
+	if a.ownGen == w.snap.gen {
 		return
 	}
 	if w.encodeRunning() {
 		a.state = a.state.Clone()
 	}
-	a.ownGen = w.snapGen
+	a.ownGen = w.snap.gen
 }
 
 // freezeRej starts sending changes of the compact rejections to the overlay.

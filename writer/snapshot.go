@@ -82,7 +82,7 @@ func (w *Writer) encodePartitions(head uint64, parts []int) ([]snapObject, error
 	w.awaitEncode()
 	c := w.capture(head)
 	objs, err := c.encodePartitions(parts)
-	w.adoptLegacy(c)
+	w.snap.adoptLegacy(c)
 	return objs, err
 }
 
@@ -140,19 +140,12 @@ func (w *Writer) snapshotNow(ctx context.Context, wait bool) {
 			parts = w.ownedPartitions()
 		}
 		if len(parts) == 0 {
-			w.snapHead, w.snapSoon = w.head.Load(), false
+			w.snap.head, w.snap.soon = w.head.Load(), false
 			return
 		}
 	}
-	if w.saving != nil {
-		select {
-		case <-w.saving:
-		default:
-			if !wait {
-				return
-			}
-			<-w.saving
-		}
+	if w.snap.saveRunning(wait) {
+		return
 	}
 	mode := snapBeside
 	if wait {
@@ -178,7 +171,7 @@ const (
 // after the save in flight, if any; saved (if set) is closed when done.
 func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode snapMode, saved chan struct{}) {
 	start := time.Now()
-	w.snapSoon = false
+	w.snap.soon = false
 	if mode == snapBeside {
 		// A periodic snapshot waits, beside the loop, for the stale accounts' re-reads (the loop
 		// takes it once they are done); commands go on meanwhile. Accounts still stale after
@@ -186,7 +179,7 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 		stale := w.rereadStale()
 		if !stale && w.hasStale() {
 			w.opts.Log.Warn().Msg("snapshot skipped: a stale account could not be re-read")
-			w.snapHead = w.head.Load()
+			w.snap.head = w.head.Load()
 			stale = true
 		}
 		if stale {
@@ -202,7 +195,7 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 		// empty (or unreadable) after a restore. The previous snapshot stays (a restart replays
 		// more), and the next one is tried SnapshotEvery events on.
 		w.opts.Log.Warn().Err(err).Msg("snapshot skipped: a stale account could not be re-read")
-		w.snapHead = w.head.Load()
+		w.snap.head = w.head.Load()
 		if saved != nil {
 			close(saved)
 		}
@@ -214,11 +207,11 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 	c := w.capture(head)
 	// The head is the snapshot's now; one whose encoding or save fails is retried SnapshotEvery
 	// events on, as one skipped above.
-	w.snapHead = head
+	w.snap.head = head
 	w.idem.sinceSnap = 0
 	job := &snapSave{w: w, ctx: ctx, capture: c, whole: whole, parts: parts, saved: saved, start: start,
-		paused: time.Since(start), prev: w.saving, done: make(chan struct{})}
-	w.saving = job.done
+		paused: time.Since(start)}
+	job.prev, job.done = w.snap.startSave()
 	switch mode {
 	case snapBeside:
 		f := w.share(c)
@@ -231,11 +224,11 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 		})
 	case snapEncode:
 		job.encode()
-		w.adoptLegacy(c)
+		w.snap.adoptLegacy(c)
 		go job.save()
 	default:
 		job.encode()
-		w.adoptLegacy(c)
+		w.snap.adoptLegacy(c)
 		job.save()
 	}
 }
@@ -258,7 +251,7 @@ type snapSave struct {
 }
 
 func (s *snapSave) encode() {
-	if h := s.w.encodeHook; h != nil {
+	if h := s.w.snap.encodeHook; h != nil {
 		h()
 	}
 	s.objs, s.err = s.capture.encode(s.whole, s.parts)
@@ -288,7 +281,7 @@ func (s *snapSave) save() {
 			return
 		}
 		if o.name == s.capture.legacy {
-			w.legacySaved.Store(true)
+			w.snap.legacy.saved.Store(true)
 		}
 		size += len(o.data)
 	}
@@ -308,10 +301,9 @@ func (w *Writer) hasStale() bool {
 
 // rereadStale starts, beside the loop, the re-read of every account a failed or uncertain append
 // left stale, once per due snapshot, and reports whether it started any (the snapshot is then
-// taken again when they are done: snapSoon). The second time, it starts none.
+// taken again when they are done: snapshotter.soon). The second time, it starts none.
 func (w *Writer) rereadStale() bool {
-	if w.staleDeferred {
-		w.staleDeferred = false
+	if w.snap.waitedForStale() {
 		return false
 	}
 	started := false
@@ -322,7 +314,7 @@ func (w *Writer) rereadStale() bool {
 		}
 	}
 	if started {
-		w.staleDeferred, w.snapSoon = true, true
+		w.snap.deferForStale()
 	}
 	return started
 }
@@ -357,7 +349,7 @@ func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
 	if w.partitioned() {
 		rp := w.loadPartitions(ctx)
 		w.head.Store(rp.from - 1)
-		w.snapHead = rp.from - 1
+		w.snap.head = rp.from - 1
 		w.opts.Log.Info().Uint64("from", rp.from).Uint64("newest", rp.maxHead).Dur("took", time.Since(start)).
 			Int("accounts", len(w.accounts)).Int("commands", len(w.idem.accepted)).Int("commands_compacted", len(w.idem.compacted)).
 			Msg("partition snapshots restored")
@@ -368,7 +360,7 @@ func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
 		// No whole snapshot (a cluster that shrank to this node): the partitions' own, if any.
 		rp := w.loadPartitions(ctx)
 		w.head.Store(rp.from - 1)
-		w.snapHead = 0 // a whole snapshot soon
+		w.snap.head = 0 // a whole snapshot soon
 		return rp
 	}
 	if st == nil {
@@ -376,9 +368,9 @@ func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
 	}
 	w.install(st)
 	w.head.Store(st.head)
-	w.snapHead = st.head
+	w.snap.head = st.head
 	if st.format < 5 {
-		w.snapHead = 0 // write the current format soon (at once past SnapshotEvery, else at shutdown)
+		w.snap.head = 0 // write the current format soon (at once past SnapshotEvery, else at shutdown)
 	}
 	w.opts.Log.Info().Uint64("position", st.head).Int("bytes", st.bytes).Dur("took", time.Since(start)).
 		Int("accounts", len(w.accounts)).Int("commands", len(w.idem.accepted)).

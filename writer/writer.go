@@ -181,19 +181,9 @@ type Writer struct {
 	advancing map[string]bool
 	// flight is the bookkeeping of the appends in flight (inflight.go).
 	flight inFlight
-	// snapHead is the position of the last snapshot; saving is closed when its save ends.
-	snapHead uint64
-	saving   chan struct{}
-	// encoding is the periodic snapshot being encoded beside the loop (nil: none), snapGen the
-	// generation of the latest one shared so (snapcapture.go).
-	encoding *snapInFlight
-	snapGen  uint64
-	// acctBuf is the accounts' slice of the last periodic capture, for the next to reuse.
-	acctBuf []acctSnap
-	// encodeHook, when set (tests only: export_test.go), runs before a snapshot is encoded.
-	encodeHook func()
-	// pruning says a read of the rejection log's first position is in flight (rejcompact.go).
-	pruning bool
+	// snap is the snapshot bookkeeping: when the next is due, the save and encoding in flight
+	// (snapshotter.go).
+	snap snapshotter
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
 	// progress even when a sweep became exactly one request.
 	redecided uint64
@@ -220,21 +210,10 @@ type Writer struct {
 	// suspects are accounts restored from a snapshot whose next stored event did not continue
 	// them (another node appended to them below the snapshot's head): Load re-reads them.
 	suspects []string
-	// held says which partitions the writer loaded (nil: every one); legacy names the object of
-	// the compacted entries that name no partition (partsnap.go), legacyData its content until a
-	// save succeeds (legacySaved), and legacyMerged counts such entries a load took from elsewhere.
-	held         []bool
-	legacy       string
-	legacyData   []byte
-	legacySaved  atomic.Bool
-	legacyMerged int
+	// held says which partitions the writer loaded (nil: every one).
+	held []bool
 	// dropped lists the partitions whose accounts Forget dropped.
 	dropped map[int]bool
-	// snapSoon asks for a snapshot at once: a held partition was loaded without one of its own.
-	snapSoon bool
-	// staleDeferred: the due snapshot started re-reads of stale accounts and waits for them once
-	// (rereadStale).
-	staleDeferred bool
 	// marks are the breaks the projector reported (MarkBroken, marks.go).
 	marks chan brokenMark
 }
@@ -307,6 +286,7 @@ func New(o Options) (*Writer, error) {
 		}
 	}
 	return &Writer{
+		snap:      snapshotter{every: o.SnapshotEvery},
 		held:      held,
 		dropped:   map[int]bool{},
 		opts:      o,
@@ -376,8 +356,8 @@ func (w *Writer) Load(ctx context.Context) error {
 		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
 		w.opts.Log.Warn().Uint64("snapshot", rp.maxHead).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
 		w.accounts, w.idem.accepted, w.owners, w.idem.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
-		w.foreignSubs, w.suspects, w.legacy = map[string]string{}, nil, ""
-		w.snapHead = 0
+		w.foreignSubs, w.suspects, w.snap.legacy.name = map[string]string{}, nil, ""
+		w.snap.head = 0
 		rp = &replayPlan{from: 1}
 		if head, err = w.opts.Store.Read(ctx, 1, fold); err != nil {
 			return fmt.Errorf("load accounts: %w", err)
@@ -646,8 +626,7 @@ func (w *Writer) Run(ctx context.Context) {
 	for {
 		// (While a snapshot is encoded beside the loop the next is not due: rounds go on.)
 		// (Nor while the stale accounts it waits for are re-read beside it: rereadStale.)
-		snapshotDue := w.opts.Snapshots != nil && w.encoding == nil && (w.head.Load()-w.snapHead >= w.opts.SnapshotEvery || w.snapSoon) &&
-			!(w.staleDeferred && len(w.loads) > 0)
+		snapshotDue := w.opts.Snapshots != nil && w.snap.due(w.head.Load(), len(w.loads) > 0)
 		if snapshotDue && w.flight.n == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
@@ -680,12 +659,10 @@ func (w *Writer) Run(ctx context.Context) {
 				// (A retired writer is replaced by a newer one of this node that is waiting for it
 				// to stop: that one snapshots the same partitions soon enough; a save in flight
 				// ends by itself.)
-				if w.head.Load() > w.snapHead || w.idem.sinceSnap > 0 {
+				if w.snap.behind(w.head.Load(), w.idem.sinceSnap) {
 					w.snapshotNow(appendCtx, true)
 				}
-				if w.saving != nil {
-					<-w.saving // a hand-over's save, which snapshotNow may not have waited for
-				}
+				w.snap.saveRunning(true) // a hand-over's save, which snapshotNow may not have waited for
 			}
 			return
 		}
