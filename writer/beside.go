@@ -34,11 +34,11 @@ type accountLoad struct {
 // awaitFresh hands r to the re-read of account id when the account is stale (starting it if
 // none is in flight) and reports true; it reports false when the account can be used as it is.
 func (w *Writer) awaitFresh(r *request, id string) bool {
-	if l := w.loads[id]; l != nil {
+	if l := w.cache.loading(id); l != nil {
 		l.waiters = append(l.waiters, r)
 		return true
 	}
-	if a, ok := w.accounts[id]; !ok || !a.stale {
+	if a, ok := w.cache.accounts[id]; !ok || !a.stale {
 		return false
 	}
 	w.rereadBeside(id).waiters = []*request{r}
@@ -49,15 +49,14 @@ func (w *Writer) awaitFresh(r *request, id string) bool {
 // requests on the account wait in it, and are decided again (or answered unavailable when the
 // read fails) once it returns.
 func (w *Writer) rereadBeside(id string) *accountLoad {
-	l := &accountLoad{}
-	w.loads[id] = l
+	l := w.cache.startLoad(id)
 	store := w.opts.Store
 	w.side.start(func(ctx context.Context) func() []*request {
 		ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 		defer cancel()
 		recs, err := store.ReadAccount(ctx, id, 0)
 		return func() []*request {
-			delete(w.loads, id)
+			w.cache.loaded(id)
 			if err != nil {
 				for _, q := range l.waiters {
 					w.reject(q, ledger.Reject(ledger.CodeUnavailable, "account %s could not be read: %v", id, err))

@@ -44,7 +44,7 @@ func (w *Writer) claimIDs(r *request, payloads []events.Payload) error {
 				}
 				checked = true
 			}
-			if w.owners[id] == r.AccountID {
+			if w.cache.owners[id] == r.AccountID {
 				continue
 			}
 			holder, ok := w.claimed[id]

@@ -51,7 +51,7 @@ func (w *Writer) schedule(id string, a *account) {
 // rescheduleAll rebuilds the schedule from every account (after a load).
 func (w *Writer) rescheduleAll() {
 	w.due = w.due[:0]
-	for id, a := range w.accounts {
+	for id, a := range w.cache.accounts {
 		a.nextDue = time.Time{}
 		if at, ok := ledger.NextDue(a.state); ok {
 			a.nextDue = at
@@ -68,7 +68,7 @@ func (w *Writer) dueAccounts(now time.Time, limit int) []string {
 	seen := map[string]bool{}
 	for len(w.due) > 0 && len(out) < limit && !w.due[0].at.After(now) {
 		e := heap.Pop(&w.due).(dueEntry)
-		a, ok := w.accounts[e.id]
+		a, ok := w.cache.accounts[e.id]
 		if !ok || seen[e.id] || !a.nextDue.Equal(e.at) {
 			continue // gone, a duplicate, or superseded by a newer entry
 		}
@@ -81,7 +81,7 @@ func (w *Writer) dueAccounts(now time.Time, limit int) []string {
 // reschedule puts an account popped by dueAccounts back, so the next sweep looks again unless
 // its state changes first (a committed renewal pushes a new entry and makes this one stale).
 func (w *Writer) reschedule(id string) {
-	if a, ok := w.accounts[id]; ok && !a.nextDue.IsZero() {
+	if a, ok := w.cache.accounts[id]; ok && !a.nextDue.IsZero() {
 		heap.Push(&w.due, dueEntry{at: a.nextDue, id: id})
 	}
 }

@@ -26,18 +26,18 @@ func licensed(id string, exp time.Time) *account {
 // superseded by a later schedule is dropped; a rescheduled account comes out again.
 func TestDueSchedule(t *testing.T) {
 	t.Parallel()
-	w := &Writer{accounts: map[string]*account{
+	w := &Writer{cache: accountCache{accounts: map[string]*account{
 		"late":  licensed("late", dueT0.Add(3*time.Hour)),
 		"first": licensed("first", dueT0.Add(time.Hour)),
 		"next":  licensed("next", dueT0.Add(2*time.Hour)),
 		"none":  {state: ledger.NewAccount("none")},
-	}}
+	}}}
 	w.rescheduleAll()
 	assert.Empty(t, w.dueAccounts(dueT0, 10), "nothing due yet")
 	assert.Equal(t, []string{"first", "next"}, w.dueAccounts(dueT0.Add(2*time.Hour), 10))
 
 	// "first" renewed (its state moved on) while "next" was brought back unchanged.
-	first := w.accounts["first"]
+	first := w.cache.accounts["first"]
 	l := first.state.Licenses["L"]
 	l.ExpiresAt = dueT0.AddDate(1, 0, 0)
 	first.state.Licenses["L"] = l
@@ -54,10 +54,10 @@ func TestDueSchedule(t *testing.T) {
 func BenchmarkSweepNothingDue(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			w := &Writer{accounts: map[string]*account{}, advancing: map[string]bool{}}
+			w := &Writer{cache: accountCache{accounts: map[string]*account{}, advancing: map[string]bool{}}}
 			for i := range n {
 				id := fmt.Sprint("a", i)
-				w.accounts[id] = licensed(id, dueT0.AddDate(1, 0, i%365))
+				w.cache.accounts[id] = licensed(id, dueT0.AddDate(1, 0, i%365))
 			}
 			w.rescheduleAll()
 			b.ResetTimer()

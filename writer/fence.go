@@ -128,7 +128,7 @@ func (w *Writer) dropFenced(plans []planned, lost map[int]bool) []planned {
 			rest = append(rest, p)
 			continue
 		}
-		if a, ok := w.accounts[p.req.AccountID]; ok {
+		if a, ok := w.cache.accounts[p.req.AccountID]; ok {
 			a.stale = true // another node writes it now
 		}
 		if !isMoveSide(p.req) { // re-planned with the link that caused it

@@ -55,7 +55,7 @@ func TestCompactedHashCollision(t *testing.T) {
 // partition, kept whatever partitions a writer holds).
 func TestSnapshotV3AndV4StillRead(t *testing.T) {
 	t.Parallel()
-	w := &Writer{accounts: map[string]*account{}, idem: idempotency{accepted: map[string]*commandRecord{
+	w := &Writer{cache: accountCache{accounts: map[string]*account{}}, idem: idempotency{accepted: map[string]*commandRecord{
 		"c1": {accountID: "a", bodyHash: "h", result: Result{AccountID: "a", Version: 1, Position: 3,
 			Events: []EventRef{{Type: "LicensePurchased", Version: 1, Position: 3}}}},
 	}}}

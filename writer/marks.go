@@ -45,7 +45,7 @@ func (w *Writer) drainMarks() {
 // as it is, so a repeated or stale mark is harmless. A stale account keeps the mark through its
 // re-read unless the re-read verifies past it (replaceAccount).
 func (w *Writer) markBroken(m brokenMark) {
-	a := w.accounts[m.accountID]
+	a := w.cache.accounts[m.accountID]
 	if a == nil {
 		if w.opts.Holds != nil && !w.opts.Holds(m.accountID) {
 			return // another node's: its owner's load finds the break
@@ -53,7 +53,7 @@ func (w *Writer) markBroken(m brokenMark) {
 		// Held but never seen: the foreign message is the account's first, and its first
 		// command's lone record would carry the fence, not the version check.
 		a = &account{state: ledger.NewAccount(m.accountID)}
-		w.accounts[m.accountID] = a
+		w.cache.accounts[m.accountID] = a
 	}
 	if a.foreign || a.broken != nil || m.position <= a.trusted {
 		return

@@ -63,7 +63,7 @@ func (w *Writer) ownedPartitions() []int {
 	}
 	var out []int
 	for _, p := range w.heldPartitions() {
-		if po.OwnsPartition(p) && !w.dropped[p] {
+		if po.OwnsPartition(p) && !w.cache.isDropped(p) {
 			out = append(out, p)
 		}
 	}
@@ -121,7 +121,7 @@ func (w *Writer) HandOver(ctx context.Context, parts []int) error {
 func (w *Writer) handOverSnapshot(ctx context.Context, r *request) {
 	var parts []int
 	for _, p := range r.handOver {
-		if w.opts.Partitions.Count > 0 && w.holdsPartition(p) && !w.dropped[p] {
+		if w.cache.keeps(p) {
 			parts = append(parts, p)
 		}
 	}
@@ -133,7 +133,7 @@ func (w *Writer) handOverSnapshot(ctx context.Context, r *request) {
 	}
 	// A writer that hands every partition over (a node that held them all stops) saves one whole
 	// snapshot: what its restart, owning everything again, reads.
-	whole := w.held == nil && len(parts) == w.opts.Partitions.Count
+	whole := w.cache.holdsAll() && len(parts) == w.opts.Partitions.Count
 	w.saveSnapshot(ctx, whole, parts, snapEncode, r.saved)
 }
 
@@ -155,23 +155,13 @@ func (w *Writer) forgetPartitions(parts []int) {
 	for _, p := range parts {
 		if !po.OwnsPartition(p) {
 			gone[p] = true
-			w.dropped[p] = true // never snapshotted again: its accounts are gone
 		}
 	}
 	if len(gone) == 0 {
 		return
 	}
-	w.awaitEncode() // the maps below are shared with a snapshot's encoder until it is done
-	dropped := 0
-	for id, a := range w.accounts {
-		if gone[w.partitionOf(id)] {
-			for _, oid := range ownedIDs(a.state) {
-				w.owners[oid] = id // held in another partition now: a foreign note
-			}
-			delete(w.accounts, id)
-			dropped++
-		}
-	}
+	w.awaitEncode()                 // the maps below are shared with a snapshot's encoder until it is done
+	dropped := w.cache.forget(gone) // never snapshotted again; their ids are foreign notes now
 	for id, rec := range w.idem.accepted {
 		if gone[w.partitionOf(rec.accountID)] {
 			delete(w.idem.accepted, id)
@@ -482,7 +472,7 @@ func (w *Writer) fetchWhole(ctx context.Context) *snapState {
 // installPartitions builds the writer's state from the sources and returns the replay plan.
 func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 	n := len(held)
-	w.accounts, w.owners, w.foreignSubs = map[string]*account{}, map[string]string{}, map[string]string{}
+	w.cache.reset(0)
 	w.idem.accepted, w.idem.rejected, w.idem.order, w.idem.orderSeq = map[string]*commandRecord{}, map[string]*rejection{}, nil, 0
 	w.idem.compacted, w.idem.rejCompact = map[uint64]uint64{}, map[uint64]uint64{}
 	rp := &replayPlan{parts: n, above: make([]uint64, n)}
@@ -499,7 +489,7 @@ func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 			logPos = 0         // replayed from the start: every rejection is read again
 			w.snap.soon = true // (a partition handed over without one, or never snapshotted yet)
 		case src.ids[p] != nil:
-			w.noteIDs(src.ids[p].pairs)
+			w.cache.noteIDs(src.ids[p].pairs)
 			rp.above[p] = src.ids[p].head
 		case src.whole != nil:
 			rp.above[p] = src.whole.head
@@ -543,17 +533,15 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 		}
 		if w.holds(id) {
 			a := s.account()
-			w.accounts[id] = a
-			for _, oid := range ownedIDs(a.state) {
-				w.owners[oid] = id
-			}
+			w.cache.accounts[id] = a
+			w.cache.ownAll(id, a)
 			continue
 		}
 		for _, oid := range ownedIDs(s.State) {
 			foreign = append(foreign, [2]string{oid, id})
 		}
 	}
-	w.noteIDs(foreign)
+	w.cache.noteIDs(foreign)
 	for id, rec := range st.commands {
 		if in(rec.accountID) && w.holds(rec.accountID) {
 			w.idem.accepted[id] = rec
@@ -576,7 +564,7 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 		case !known:
 			w.idem.compacted[k] = e // a legacy entry: a union of facts is always correct
 			w.snap.legacy.merged++
-		case w.holdsPartition(p) && (keep == nil || keep(p)):
+		case w.cache.holdsPartition(p) && (keep == nil || keep(p)):
 			w.idem.compacted[k] = e
 		}
 	}
@@ -587,7 +575,7 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 			// Counted among another partition count (or none): not split, and of no account this
 			// writer holds but by chance; its rejections are decided afresh, as before they were
 			// compacted.
-		case w.holdsPartition(p) && (keep == nil || keep(p)):
+		case w.cache.holdsPartition(p) && (keep == nil || keep(p)):
 			w.idem.rejCompact[k] = e
 		}
 	}
@@ -596,20 +584,4 @@ func (w *Writer) merge(st *snapState, keep func(int) bool) {
 // holds reports whether the writer holds the account (Options.Holds; nil: every account).
 func (w *Writer) holds(accountID string) bool {
 	return w.opts.Holds == nil || w.opts.Holds(accountID)
-}
-
-// holdsPartition reports whether the writer loaded partition p.
-func (w *Writer) holdsPartition(p int) bool {
-	return w.held == nil || (p >= 0 && p < len(w.held) && w.held[p])
-}
-
-// noteIDs records the holders of ids held in partitions this writer does not hold.
-func (w *Writer) noteIDs(pairs [][2]string) {
-	for _, kv := range pairs {
-		if sub, ok := strings.CutPrefix(kv[0], "subscription:"); ok {
-			w.foreignSubs[sub] = kv[1]
-			continue
-		}
-		w.owners[kv[0]] = kv[1]
-	}
 }

@@ -80,7 +80,7 @@ type pendingReject struct {
 func (w *Writer) notePending(r *request, err *ledger.Error, rec *rejection) pendingReject {
 	p := pendingReject{req: r, err: err, rec: rec}
 	if w.opts.Subscriptions != nil && w.holdsASubscription(r.AccountID) {
-		p.shared, p.version = true, w.accounts[r.AccountID].state.Version
+		p.shared, p.version = true, w.cache.accounts[r.AccountID].state.Version
 	}
 	return p
 }
@@ -187,7 +187,7 @@ func (w *Writer) finishRejections(d appendDone) {
 		case d.holderMoved[i]:
 			// Another node appended to the account (a subscription move): decided again, on the
 			// account re-read, when the client retries.
-			if a, ok := w.accounts[p.req.AccountID]; ok && !a.foreign {
+			if a, ok := w.cache.accounts[p.req.AccountID]; ok && !a.foreign {
 				a.stale = true
 			}
 			w.forgetRejection(p, ledger.Reject(ledger.CodeUnavailable,
@@ -247,7 +247,7 @@ func (w *Writer) forgetRejection(p pendingReject, err *ledger.Error) {
 
 // loadRejections reads the rejection log after the snapshot's position into memory.
 func (w *Writer) loadRejections(ctx context.Context) error {
-	if w.opts.Rejections == nil || (w.held != nil && len(w.opts.Partitions.Held) == 0) {
+	if w.opts.Rejections == nil || w.cache.holdsNone() {
 		return nil // a writer that holds no partition remembers no rejection
 	}
 	head, err := w.opts.Rejections.ReadRejections(ctx, w.idem.logPos+1, func(r ledger.Rejection, at ledger.RejectionAt) {

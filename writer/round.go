@@ -187,7 +187,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 func (w *Writer) finish(ctx context.Context, d appendDone) []*request {
 	defer func() {
 		for _, p := range d.plans {
-			w.dropForeign(p.req.AccountID) // read for a subscription move only (subclaims.go)
+			w.cache.dropForeign(p.req.AccountID) // read for a subscription move only (subclaims.go)
 		}
 	}()
 	// The linger after this append waits for the clients it answers (not the expiry processor's
@@ -264,7 +264,7 @@ func (w *Writer) plan(ctx context.Context, r *request, now time.Time, queued int
 	}
 	for _, p := range payloads {
 		for _, id := range createdIDs(p) {
-			if owner, ok := w.owners[id]; ok && owner != r.AccountID {
+			if owner, ok := w.cache.owners[id]; ok && owner != r.AccountID {
 				return nil, ledger.Reject(ledger.CodeAlreadyExists, "%s is held by another account", displayID(id))
 			}
 			if holder, ok := w.flight.reservedBy(id); ok && holder != r.AccountID {
@@ -315,13 +315,13 @@ func (w *Writer) assignItemID(r *request, a ledger.Account) {
 	if !ok || uc.ItemID != "" || !ledger.UpgradeMakesItem(a.Licenses[uc.LicenseID].Source) {
 		return
 	}
-	for n := 1; n <= len(a.Licenses)+len(w.owners)+1; n++ {
+	for n := 1; n <= len(a.Licenses)+len(w.cache.owners)+1; n++ {
 		id := fmt.Sprintf("%s-u%d", uc.LicenseID, n)
 		if !ledger.ValidID(id) {
 			return // the domain derives or rejects
 		}
 		_, local := a.Licenses[id]
-		_, global := w.owners["license:"+id]
+		_, global := w.cache.owners["license:"+id]
 		_, pending := w.flight.reservedBy("license:" + id)
 		if !local && !global && !pending {
 			uc.ItemID = id
@@ -334,7 +334,7 @@ func (w *Writer) assignItemID(r *request, a ledger.Account) {
 // account returns the in-memory account. A stale one is never re-read here, on the writer
 // goroutine: the request waits for its re-read beside the loop (awaitFresh) before it is planned.
 func (w *Writer) account(id string) (*account, bool, error) {
-	a, ok := w.accounts[id]
+	a, ok := w.cache.accounts[id]
 	if !ok {
 		return &account{state: ledger.NewAccount(id)}, true, nil
 	}
@@ -363,21 +363,21 @@ func (w *Writer) reload(ctx context.Context, id string) error {
 // replaceAccount rebuilds an account from its stored records (which also brings back the
 // idempotency records and unique ids its events carry).
 func (w *Writer) replaceAccount(id string, recs []ledger.Record) {
-	old := w.accounts[id]
-	delete(w.accounts, id)
+	old := w.cache.accounts[id]
+	delete(w.cache.accounts, id)
 	for _, r := range recs {
 		w.apply(r)
 		if r.Position > w.head.Load() {
 			w.head.Store(r.Position)
 		}
 	}
-	if _, ok := w.accounts[id]; !ok {
-		w.accounts[id] = &account{state: ledger.NewAccount(id)}
+	if _, ok := w.cache.accounts[id]; !ok {
+		w.cache.accounts[id] = &account{state: ledger.NewAccount(id)}
 	}
-	if a := w.accounts[id]; old != nil && old.broken != nil && a.broken == nil && old.broken.position > a.trusted {
+	if a := w.cache.accounts[id]; old != nil && old.broken != nil && a.broken == nil && old.broken.position > a.trusted {
 		a.broken = old.broken // a mark (marks.go) for a message the re-read did not reach
 	}
-	w.schedule(id, w.accounts[id])
+	w.schedule(id, w.cache.accounts[id])
 }
 
 // recover handles a refused or uncertain append once recoverBeside knows which accounts moved:
@@ -397,10 +397,10 @@ func (w *Writer) recover(plans []planned, moved map[string]bool, cause error) []
 		if !w.owns(p.req.AccountID) && !p.req.fenced {
 			continue // another node's account, read only for a subscription move (subclaims.go)
 		}
-		if a, ok := w.accounts[p.req.AccountID]; ok {
+		if a, ok := w.cache.accounts[p.req.AccountID]; ok {
 			a.stale = true
 		} else {
-			w.accounts[p.req.AccountID] = &account{state: ledger.NewAccount(p.req.AccountID), stale: true}
+			w.cache.accounts[p.req.AccountID] = &account{state: ledger.NewAccount(p.req.AccountID), stale: true}
 		}
 	}
 	chargeAll := !errors.Is(cause, ledger.ErrConflict) || len(charged) == 0
@@ -428,14 +428,14 @@ func (w *Writer) commit(p planned, positions []uint64) {
 		w.foreignAppends++ // the reads of subscription steps in flight are redone (substep.go)
 	}
 	if p.isNew {
-		w.accounts[p.req.AccountID] = a
+		w.cache.accounts[p.req.AccountID] = a
 	}
 	res := Result{AccountID: p.req.AccountID, Events: make([]EventRef, len(p.envs))}
 	w.ownState(a)
 	for i, env := range p.envs {
 		ev := events.Event{Envelope: env, Position: positions[i], Data: p.payloads[i]}
 		a.state = ledger.Evolve(a.state, ev)
-		w.own(p.req.AccountID, p.payloads[i])
+		w.cache.own(p.req.AccountID, p.payloads[i])
 		res.Events[i] = EventRef{Type: env.Type, Version: env.Version, Position: positions[i]}
 	}
 	if p.checked && a.trusted == a.head {
@@ -454,7 +454,7 @@ func (w *Writer) commit(p planned, positions []uint64) {
 func (w *Writer) reply(r *request, res Result) {
 	w.endStep(r) // substep.go
 	if r.internal {
-		delete(w.advancing, r.AccountID)
+		w.cache.advanced(r.AccountID)
 	}
 	if r.Reply != nil {
 		r.Reply(res)
@@ -482,7 +482,7 @@ func (w *Writer) sweepRequests(now time.Time) []*request {
 	// Popping more than maxSweep keeps accounts already in flight (or failing every time) from
 	// filling the sweep and starving accounts that fell due after them.
 	for _, id := range w.dueAccounts(now, 4*maxSweep) {
-		a := w.accounts[id]
+		a := w.cache.accounts[id]
 		if a.broken != nil {
 			a.nextDue = time.Time{} // off the schedule; a reload that mends it schedules it again
 			continue
@@ -491,10 +491,10 @@ func (w *Writer) sweepRequests(now time.Time) []*request {
 		if !w.owns(id) {
 			continue // its partition is moving: the new owner sweeps it
 		}
-		if len(out) >= maxSweep || w.advancing[id] || len(ledger.DueEvents(a.state, now)) == 0 {
+		if len(out) >= maxSweep || w.cache.isAdvancing(id) || len(ledger.DueEvents(a.state, now)) == 0 {
 			continue
 		}
-		w.advancing[id] = true
+		w.cache.advance(id)
 		out = append(out, &request{internal: true, Request: submit.Request{
 			AccountID: id, CommandID: timeCommandID(id, a.state.Version),
 			CorrelationID: "expiry-processor", Command: ledger.AdvanceTime{},

@@ -67,10 +67,10 @@ func (w *Writer) capture(head uint64) *snapCapture {
 	c := &snapCapture{
 		head: head, count: max(w.opts.Partitions.Count, 0), logPos: w.idem.logPos,
 		compacted: w.idem.compacted, rejCompact: w.idem.rejCompact,
-		accts: w.snap.accountsBuf(len(w.accounts)), // the previous periodic capture's, cleared by its encoder
+		accts: w.snap.accountsBuf(len(w.cache.accounts)), // the previous periodic capture's, cleared by its encoder
 	}
 	c.legacy, c.legacyData, c.legacySaved = w.snap.captureLegacy()
-	for id, a := range w.accounts {
+	for id, a := range w.cache.accounts {
 		if a.stale || a.foreign {
 			continue // re-read from the stream after restore; another node's
 		}

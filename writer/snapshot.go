@@ -98,14 +98,11 @@ func (c *snapCapture) encodeWhole() ([]byte, error) {
 
 // install replaces the in-memory state with a whole snapshot's.
 func (w *Writer) install(st *snapState) {
-	w.accounts = make(map[string]*account, len(st.accounts))
-	w.owners = map[string]string{}
+	w.cache.reset(len(st.accounts)) // (at the start of Load: nothing foreign is noted yet)
 	for id, s := range st.accounts {
 		a := s.account()
-		w.accounts[id] = a
-		for _, oid := range ownedIDs(a.state) {
-			w.owners[oid] = id
-		}
+		w.cache.accounts[id] = a
+		w.cache.ownAll(id, a)
 	}
 	w.idem.accepted = st.commands
 	w.idem.rejected, w.idem.order, w.idem.logPos = st.rejections, st.order, st.logPos
@@ -177,7 +174,7 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 		// takes it once they are done); commands go on meanwhile. Accounts still stale after
 		// that (a re-read failed) put it off by SnapshotEvery events, like a failed freshenStale.
 		stale := w.rereadStale()
-		if !stale && w.hasStale() {
+		if !stale && w.cache.hasStale() {
 			w.opts.Log.Warn().Msg("snapshot skipped: a stale account could not be re-read")
 			w.snap.head = w.head.Load()
 			stale = true
@@ -289,16 +286,6 @@ func (s *snapSave) save() {
 		Dur("paused", s.paused).Dur("encode", s.encoded).Dur("total", time.Since(s.start)).Msg("snapshot saved")
 }
 
-// hasStale reports whether an account is stale (a failed or uncertain append).
-func (w *Writer) hasStale() bool {
-	for _, a := range w.accounts {
-		if a.stale {
-			return true
-		}
-	}
-	return false
-}
-
 // rereadStale starts, beside the loop, the re-read of every account a failed or uncertain append
 // left stale, once per due snapshot, and reports whether it started any (the snapshot is then
 // taken again when they are done: snapshotter.soon). The second time, it starts none.
@@ -307,8 +294,8 @@ func (w *Writer) rereadStale() bool {
 		return false
 	}
 	started := false
-	for id, a := range w.accounts {
-		if a.stale && w.loads[id] == nil {
+	for id, a := range w.cache.accounts {
+		if a.stale && w.cache.loading(id) == nil {
 			w.rereadBeside(id)
 			started = true
 		}
@@ -326,7 +313,7 @@ func (w *Writer) freshenStale(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var stale []string
-	for id, a := range w.accounts {
+	for id, a := range w.cache.accounts {
 		if a.stale {
 			stale = append(stale, id)
 		}
@@ -351,7 +338,7 @@ func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
 		w.head.Store(rp.from - 1)
 		w.snap.head = rp.from - 1
 		w.opts.Log.Info().Uint64("from", rp.from).Uint64("newest", rp.maxHead).Dur("took", time.Since(start)).
-			Int("accounts", len(w.accounts)).Int("commands", len(w.idem.accepted)).Int("commands_compacted", len(w.idem.compacted)).
+			Int("accounts", len(w.cache.accounts)).Int("commands", len(w.idem.accepted)).Int("commands_compacted", len(w.idem.compacted)).
 			Msg("partition snapshots restored")
 		return rp
 	}
@@ -373,7 +360,7 @@ func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
 		w.snap.head = 0 // write the current format soon (at once past SnapshotEvery, else at shutdown)
 	}
 	w.opts.Log.Info().Uint64("position", st.head).Int("bytes", st.bytes).Dur("took", time.Since(start)).
-		Int("accounts", len(w.accounts)).Int("commands", len(w.idem.accepted)).
+		Int("accounts", len(w.cache.accounts)).Int("commands", len(w.idem.accepted)).
 		Int("commands_compacted", len(w.idem.compacted)).Msg("snapshot restored")
 	return &replayPlan{from: st.head + 1, maxHead: st.head}
 }

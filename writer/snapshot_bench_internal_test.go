@@ -13,13 +13,13 @@ import (
 // benchState is 30,000 accounts and 1,000,000 compacted idempotency entries (about what 1M
 // events leave), for the restore benchmark.
 func benchState() *Writer {
-	w := &Writer{accounts: map[string]*account{}, idem: idempotency{accepted: map[string]*commandRecord{}, compacted: map[uint64]uint64{}, rejected: map[string]*rejection{}}}
+	w := &Writer{cache: accountCache{accounts: map[string]*account{}}, idem: idempotency{accepted: map[string]*commandRecord{}, compacted: map[uint64]uint64{}, rejected: map[string]*rejection{}}}
 	w.opts.Partitions.Count = 64
 	for i := 0; i < 30000; i++ {
 		id := fmt.Sprintf("acct-%06d", i)
 		a := ledger.NewAccount(id)
 		a.Version = 33
-		w.accounts[id] = &account{state: a, head: uint64(i), hash: "h"}
+		w.cache.accounts[id] = &account{state: a, head: uint64(i), hash: "h"}
 	}
 	for i := 0; i < 1000000; i++ {
 		e, _ := compactEntry(uint64(i+1), 1, i%64)
@@ -51,7 +51,7 @@ func BenchmarkRestoreWhole(b *testing.B) {
 // pauseState is n accounts with two licenses and an allocation each, 10 compacted idempotency
 // entries and one compact rejection per account: the state a periodic snapshot captures.
 func pauseState(n int) *Writer {
-	w := &Writer{accounts: map[string]*account{}, idem: idempotency{accepted: map[string]*commandRecord{},
+	w := &Writer{cache: accountCache{accounts: map[string]*account{}}, idem: idempotency{accepted: map[string]*commandRecord{},
 		compacted: map[uint64]uint64{}, rejected: map[string]*rejection{}, rejCompact: map[uint64]uint64{}}}
 	w.opts.Partitions.Count = 16
 	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -66,7 +66,7 @@ func pauseState(n int) *Writer {
 			a.LicenseOrder = append(a.LicenseOrder, lid)
 		}
 		a.Allocations["file_security"] = decimal.NewFromInt(40)
-		w.accounts[id] = &account{state: a, head: uint64(i), hash: "0123456789abcdef0123456789abcdef"}
+		w.cache.accounts[id] = &account{state: a, head: uint64(i), hash: "0123456789abcdef0123456789abcdef"}
 		for j := range 10 {
 			e, _ := compactEntry(uint64(i*10+j+1), 1, i%16)
 			w.idem.compacted[commandKey(fmt.Sprint("cmd-", i, "-", j))] = e
@@ -103,7 +103,7 @@ func BenchmarkSnapshotPause(b *testing.B) {
 			}
 		})
 	}
-	a := pauseState(1).accounts["acct-000000"]
+	a := pauseState(1).cache.accounts["acct-000000"]
 	b.Run("touch", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {

@@ -66,7 +66,7 @@ func (w *Writer) claimedHolder(r *request, id string) (holder string, c Subscrip
 	defer func() {
 		for _, a := range read {
 			if err != nil || a != holder {
-				w.dropForeign(a)
+				w.cache.dropForeign(a)
 			}
 		}
 	}()
@@ -79,9 +79,9 @@ func (w *Writer) claimedHolder(r *request, id string) (holder string, c Subscrip
 	}
 	hint := c.Holder
 	if c.Revision == 0 {
-		hint = w.owners[subscriptionKey(id)] // no claim yet: a store from before claims
+		hint = w.cache.owners[subscriptionKey(id)] // no claim yet: a store from before claims
 		if hint == "" {
-			hint = w.foreignSubs[id]
+			hint = w.cache.foreignSubs[id]
 		}
 	}
 	if ok, err := holds(hint); err != nil || ok {
@@ -165,14 +165,14 @@ func (w *Writer) holdsSubscription(r *request, accountID, id string) (bool, erro
 	if accountID == "" {
 		return false, nil
 	}
-	held, ok := w.accounts[accountID]
+	held, ok := w.cache.accounts[accountID]
 	switch {
 	case w.owns(accountID):
 		if w.awaitFresh(r, accountID) {
 			return false, errHeld
 		}
 	case ok && !held.foreign:
-		if w.flight.accountBusy(accountID) || w.loads[accountID] != nil {
+		if w.flight.accountBusy(accountID) || w.cache.loading(accountID) != nil {
 			return false, errDefer // an append or a re-read of it is in flight
 		}
 		e, err := w.stepRead(r, accountID)
@@ -194,18 +194,11 @@ func (w *Writer) holdsSubscription(r *request, accountID, id string) (bool, erro
 	return a.state.Subscription.ID == id, nil
 }
 
-// dropForeign forgets an account read only for a move.
-func (w *Writer) dropForeign(accountID string) {
-	if a, ok := w.accounts[accountID]; ok && a.foreign {
-		delete(w.accounts, accountID)
-	}
-}
-
 // holdsASubscription reports whether the account, as this writer holds it, holds a marketplace
 // subscription: another node may append to it (a move), so its appends keep their version check
 // (carryFences).
 func (w *Writer) holdsASubscription(accountID string) bool {
-	a, ok := w.accounts[accountID]
+	a, ok := w.cache.accounts[accountID]
 	return ok && a.state.Subscription.ID != ""
 }
 
@@ -276,7 +269,7 @@ func (w *Writer) claimUnlink(r *request, id string) error {
 				// The unlink was decided on a copy that holds the subscription; another node may
 				// have moved it away (its side of the move is not in the copy): the retry is
 				// decided on the account re-read, not stopped here again by the same copy.
-				if a := w.accounts[acct]; a != nil && !a.foreign {
+				if a := w.cache.accounts[acct]; a != nil && !a.foreign {
 					a.stale = true
 				}
 				w.reject(r, ledger.Reject(ledger.CodeUnavailable, "subscription %s is being moved to account %s; retry with the same command_id", id, c.Holder))
@@ -290,17 +283,4 @@ func (w *Writer) claimUnlink(r *request, id string) error {
 		}
 	})
 	return errHeld
-}
-
-// noteForeignSubscription follows, at load, which account of another partition holds each
-// subscription (only as a hint: see claimedHolder).
-func (w *Writer) noteForeignSubscription(accountID string, p events.Payload) {
-	switch e := p.(type) {
-	case events.SubscriptionLinked:
-		w.foreignSubs[e.SubscriptionID] = accountID
-	case events.SubscriptionUnlinked:
-		if w.foreignSubs[e.SubscriptionID] == accountID {
-			delete(w.foreignSubs, e.SubscriptionID)
-		}
-	}
 }

@@ -18,14 +18,16 @@ import (
 //     account's first record guarded by its expected head. Both accounts are busy while it is in
 //     flight, so no other command on either can interleave, and at every stream position the
 //     subscription is held by exactly the account the events say.
-//   - Subscription ids are unique across accounts: w.owners maps "subscription:<id>" to the
-//     account holding it (kept by ownSubscription from the events, rebuilt from account state
-//     after a snapshot), and w.flight's reservations hold the new holder of a link in flight so that a second
-//     link of the same subscription waits for the first to land.
+//   - Subscription ids are unique across accounts: the cache's owners map "subscription:<id>" to
+//     the account holding it (kept by ownSubscription from the events, rebuilt from account state
+//     after a snapshot), and the reservations of the appends in flight (inFlight) hold the new
+//     holder of a link in flight so that a second link of the same subscription waits for the
+//     first to land.
 //   - A record_usage repeating a recorded usage_id with the same content is answered with the
 //     reply of the command that recorded it (ledger.DuplicateUsage).
 
-// subscriptionKey is the w.owners and inFlight.reserved key of a marketplace subscription.
+// subscriptionKey is the key of a marketplace subscription among unique ids (accountCache.owners,
+// inFlight.reserved).
 func subscriptionKey(id string) string { return "subscription:" + id }
 
 // planGroup plans one request: usually one account's events, two for a subscription move (the
@@ -66,7 +68,7 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 	// this very link may have landed (then it is a replay), and its events say who holds the
 	// subscription now; planning the former holder's side from the owner index would fail on a
 	// move that already happened. A stale holder is re-read here, beside the loop, likewise.
-	holder := w.owners[key]
+	holder := w.cache.owners[key]
 	var claim SubscriptionClaim
 	if w.opts.Subscriptions != nil { // other nodes write other partitions: subclaims.go
 		if _, err := w.beginStep(r, link.SubscriptionID); err != nil { // its I/O runs beside: substep.go
@@ -74,17 +76,17 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 		}
 		var err error
 		if holder, claim, err = w.claimedHolder(r, link.SubscriptionID); err != nil {
-			w.dropForeign(holder)
+			w.cache.dropForeign(holder)
 			return nil, err
 		}
 	}
-	if a := w.accounts[r.AccountID]; holder != "" && holder != r.AccountID && a != nil && !a.foreign &&
+	if a := w.cache.accounts[r.AccountID]; holder != "" && holder != r.AccountID && a != nil && !a.foreign &&
 		a.state.Subscription.ID == link.SubscriptionID {
 		// The requester's copy holds the subscription and the stream says another account does:
 		// another node moved it away, appending the requester's side under its version check
 		// alone. Decided on this copy, the link would be "already linked here", answered from
 		// memory. The copy is re-read first, as after a conflict (and as many times).
-		w.dropForeign(holder)
+		w.cache.dropForeign(holder)
 		if r.attempts++; r.attempts >= w.opts.MaxAttempts {
 			return nil, ledger.Reject(ledger.CodeUnavailable, "account %s kept changing while subscription %s was linked; retry with the same command_id", r.AccountID, link.SubscriptionID)
 		}
@@ -97,7 +99,7 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 	var group []planned
 	if holder != "" && holder != r.AccountID {
 		if w.flight.accountBusy(holder) {
-			w.dropForeign(holder)
+			w.cache.dropForeign(holder)
 			return nil, errDefer
 		}
 		if !w.owns(holder) && w.opts.Subscriptions == nil {
@@ -114,11 +116,11 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 		}}
 		sp, err := w.plan(ctx, side, now, queued)
 		if err != nil {
-			w.dropForeign(holder)
+			w.cache.dropForeign(holder)
 			return nil, err
 		}
 		if sp == nil {
-			w.dropForeign(holder)
+			w.cache.dropForeign(holder)
 			return nil, ledger.Reject(ledger.CodeInternal, "moving subscription %s from %s decided nothing", link.SubscriptionID, holder)
 		}
 		group = append(group, *sp)
@@ -131,7 +133,7 @@ func (w *Writer) planLink(ctx context.Context, r *request, link ledger.LinkSubsc
 	if err != nil || p == nil {
 		w.unreserve(group)
 		if holder != r.AccountID {
-			w.dropForeign(holder)
+			w.cache.dropForeign(holder)
 		}
 		if err != nil && p != nil {
 			w.unreserve([]planned{*p})
@@ -169,38 +171,7 @@ func (w *Writer) releaseSubscriptions(p planned) {
 	}
 }
 
-// ownSubscription keeps w.owners in step with a subscription event just folded into accountID's
-// state. The owner is whichever account's state holds the subscription: a current owner that
-// still holds it stays (so re-reading one account's old history never steals it), otherwise the
-// account itself or, for a move, the account it moved to.
-func (w *Writer) ownSubscription(accountID string, p events.Payload) {
-	var sub, other string
-	switch e := p.(type) {
-	case events.SubscriptionLinked:
-		sub, other = e.SubscriptionID, e.PreviousAccountID
-	case events.SubscriptionUnlinked:
-		sub, other = e.SubscriptionID, e.MovedToAccountID
-	default:
-		return
-	}
-	holds := func(id string) bool {
-		a := w.accounts[id]
-		return id != "" && a != nil && a.state.Subscription.ID == sub
-	}
-	key := subscriptionKey(sub)
-	if holds(w.owners[key]) {
-		return
-	}
-	for _, id := range []string{accountID, other} {
-		if holds(id) {
-			w.owners[key] = id
-			return
-		}
-	}
-	delete(w.owners, key)
-}
-
-// subscriptionOwned lists the subscription an account holds, for rebuilding w.owners from state.
+// subscriptionOwned lists the subscription an account holds, for rebuilding the owners from state.
 func subscriptionOwned(a ledger.Account) []string {
 	if a.Subscription.ID == "" {
 		return nil

@@ -143,7 +143,7 @@ func (w *Writer) stepRead(r *request, accountID string) (*accountRead, error) {
 	if err := w.stepJob(r); err != nil {
 		return nil, err
 	}
-	e := &accountRead{acct: w.accounts[accountID], owned: w.owns(accountID), foreignGen: w.foreignAppends}
+	e := &accountRead{acct: w.cache.accounts[accountID], owned: w.owns(accountID), foreignGen: w.foreignAppends}
 	if e.acct != nil {
 		e.head = e.acct.head
 	}
@@ -169,7 +169,7 @@ func (w *Writer) stepRead(r *request, accountID string) (*accountRead, error) {
 // the same copy of the account (or the foreign copy the step built from it) at the same head,
 // owns it as it did, and appended to no account of another partition.
 func (w *Writer) readValid(accountID string, e *accountRead) bool {
-	cur := w.accounts[accountID]
+	cur := w.cache.accounts[accountID]
 	switch {
 	case cur == e.acct:
 	case cur != nil && cur == e.mine:
@@ -195,7 +195,7 @@ func (w *Writer) installForeign(accountID string, e *accountRead) {
 		a.state = ledger.Evolve(a.state, ev)
 		a.hash, a.head, prev = ev.Hash, rec.Position, rec.Position
 	}
-	w.accounts[accountID] = a
+	w.cache.accounts[accountID] = a
 	e.mine = a
 }
 
@@ -206,7 +206,7 @@ func (w *Writer) refreshHeld(accountID string, e *accountRead) {
 		return
 	}
 	w.replaceAccount(accountID, e.recs)
-	e.acct, e.applied = w.accounts[accountID], true
+	e.acct, e.applied = w.cache.accounts[accountID], true
 	e.head = e.acct.head
 }
 

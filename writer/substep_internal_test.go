@@ -30,7 +30,7 @@ func TestStepReadIsRedoneWhenItsAccountChanged(t *testing.T) {
 	require.NoError(t, err)
 	held := &account{state: ledger.NewAccount("x"), head: 7}
 	read := func() *accountRead {
-		e := &accountRead{acct: w.accounts["x"], owned: w.owns("x"), foreignGen: w.foreignAppends}
+		e := &accountRead{acct: w.cache.accounts["x"], owned: w.owns("x"), foreignGen: w.foreignAppends}
 		if e.acct != nil {
 			e.head = e.acct.head
 		}
@@ -42,18 +42,18 @@ func TestStepReadIsRedoneWhenItsAccountChanged(t *testing.T) {
 		change func(e *accountRead)
 		valid  bool
 	}{
-		{"unchanged held copy", func() { w.accounts["x"] = held }, func(*accountRead) {}, true},
-		{"held copy appended to", func() { w.accounts["x"] = held }, func(*accountRead) { held.head = 9 }, false},
-		{"held copy re-read", func() { w.accounts["x"] = held }, func(*accountRead) { w.accounts["x"] = &account{state: ledger.NewAccount("x"), head: 7} }, false},
-		{"held copy forgotten", func() { w.accounts["x"] = held }, func(*accountRead) { delete(w.accounts, "x") }, false},
-		{"partition re-acquired", func() { w.accounts["x"] = held }, func(*accountRead) { owned["x"] = true }, false},
+		{"unchanged held copy", func() { w.cache.accounts["x"] = held }, func(*accountRead) {}, true},
+		{"held copy appended to", func() { w.cache.accounts["x"] = held }, func(*accountRead) { held.head = 9 }, false},
+		{"held copy re-read", func() { w.cache.accounts["x"] = held }, func(*accountRead) { w.cache.accounts["x"] = &account{state: ledger.NewAccount("x"), head: 7} }, false},
+		{"held copy forgotten", func() { w.cache.accounts["x"] = held }, func(*accountRead) { delete(w.cache.accounts, "x") }, false},
+		{"partition re-acquired", func() { w.cache.accounts["x"] = held }, func(*accountRead) { owned["x"] = true }, false},
 		{"absent, still absent", func() {}, func(*accountRead) {}, true},
 		{"absent, the step's own foreign copy", func() {}, func(e *accountRead) { w.installForeign("x", e) }, true},
 		{"absent, a foreign append landed", func() {}, func(*accountRead) { w.foreignAppends++ }, false},
-		{"absent, another copy read", func() {}, func(*accountRead) { w.accounts["x"] = &account{state: ledger.NewAccount("x"), foreign: true} }, false},
+		{"absent, another copy read", func() {}, func(*accountRead) { w.cache.accounts["x"] = &account{state: ledger.NewAccount("x"), foreign: true} }, false},
 	}
 	for _, c := range cases {
-		delete(w.accounts, "x")
+		delete(w.cache.accounts, "x")
 		delete(owned, "x")
 		held.head = 7
 		c.before()

@@ -161,7 +161,8 @@ type Stats struct {
 	MarksDropped uint64 `json:"broken_marks_dropped"`
 }
 
-// Writer owns all account state and is the only goroutine that appends events.
+// Writer owns all account state and is the only goroutine that appends events. Its state is in a
+// few parts with one job each (doc.go has the map); the fields after them are the run loop's own.
 type Writer struct {
 	stats struct {
 		appends, records, commands, appendMicros, failed, retried, replayed, readBack atomic.Uint64
@@ -172,48 +173,37 @@ type Writer struct {
 	submitMu sync.RWMutex
 	stopped  chan struct{}
 	closed   atomic.Bool
+	// retiring is set by Retire: requests still queued at shutdown are redirected, not refused.
+	retiring atomic.Bool
 	head     atomic.Uint64
-	accounts map[string]*account
+
+	// cache holds the accounts of the held partitions and the holders of unique ids (cache.go).
+	cache accountCache
 	// idem remembers the commands answered, accepted and rejected (idempotency.go).
-	idem   idempotency
-	owners map[string]string
-	// advancing holds accounts with an AdvanceTime request in flight.
-	advancing map[string]bool
+	idem idempotency
 	// flight is the bookkeeping of the appends in flight (inflight.go).
 	flight inFlight
+	// batching decides when rounds start (batching.go), from flight.last among others.
+	batching batching
 	// snap is the snapshot bookkeeping: when the next is due, the save and encoding in flight
 	// (snapshotter.go).
 	snap snapshotter
+	// due schedules the expiry processor (due.go).
+	due dueHeap
+	// side runs the store calls beside the loop (side.go, beside.go).
+	side *sideWork
+
 	// redecided counts sweeps turned into their requests; the run loop treats a change as
 	// progress even when a sweep became exactly one request.
 	redecided uint64
-	// due schedules the expiry processor (due.go).
-	due dueHeap
-	// side runs the store calls beside the loop (side.go, beside.go); loads are the re-reads of
-	// stale accounts in flight, and claimed the holders the claims store has told of.
-	side    *sideWork
-	loads   map[string]*accountLoad
+	// claimed are the holders of unique ids the claims store has told of (claims.go).
 	claimed map[string]string
-	// batching decides when rounds start (batching.go), from flight.last among others.
-	batching batching
-	// foreignSubs maps a subscription to the account of another partition that held it at load
-	// (a hint for a store from before subscription claims; subclaims.go).
-	foreignSubs map[string]string
 	// subHeld maps the subscription key and the account of each link or unlink whose store I/O
 	// runs beside the loop to its request (substep.go); foreignAppends counts the appends that
 	// landed on accounts of other partitions (a subscription move's side), which invalidate the
 	// accounts such a step read.
 	subHeld        map[string]*request
 	foreignAppends uint64
-	// retiring is set by Retire: requests still queued at shutdown are redirected, not refused.
-	retiring atomic.Bool
-	// suspects are accounts restored from a snapshot whose next stored event did not continue
-	// them (another node appended to them below the snapshot's head): Load re-reads them.
-	suspects []string
-	// held says which partitions the writer loaded (nil: every one).
-	held []bool
-	// dropped lists the partitions whose accounts Forget dropped.
-	dropped map[int]bool
 	// marks are the breaks the projector reported (MarkBroken, marks.go).
 	marks chan brokenMark
 }
@@ -275,36 +265,22 @@ func New(o Options) (*Writer, error) {
 	if o.Linger == 0 {
 		o.Linger = DefaultLinger
 	}
-	var held []bool
-	if o.Partitions.Count > 0 && o.Partitions.Held != nil {
-		held = make([]bool, o.Partitions.Count)
-		for _, p := range o.Partitions.Held {
-			if p < 0 || p >= o.Partitions.Count {
-				return nil, fmt.Errorf("writer: partition %d out of range [0, %d)", p, o.Partitions.Count)
-			}
-			held[p] = true
-		}
+	cache, err := newAccountCache(o.Partitions)
+	if err != nil {
+		return nil, err
 	}
 	return &Writer{
-		snap:      snapshotter{every: o.SnapshotEvery},
-		held:      held,
-		dropped:   map[int]bool{},
-		opts:      o,
-		queue:     make(chan *request, o.QueueSize),
-		stopped:   make(chan struct{}),
-		accounts:  map[string]*account{},
-		idem:      idempotency{accepted: map[string]*commandRecord{}, rejected: map[string]*rejection{}},
-		owners:    map[string]string{},
-		advancing: map[string]bool{},
-
-		foreignSubs: map[string]string{},
-		subHeld:     map[string]*request{},
-
+		opts:     o,
+		queue:    make(chan *request, o.QueueSize),
+		stopped:  make(chan struct{}),
+		cache:    cache,
+		idem:     idempotency{accepted: map[string]*commandRecord{}, rejected: map[string]*rejection{}},
 		flight:   newInFlight(o.MaxInflight),
-		side:     newSideWork(),
 		batching: batching{linger: o.Linger, maxInflight: o.MaxInflight, pipelineMin: o.PipelineMin},
-		loads:    map[string]*accountLoad{},
+		snap:     snapshotter{every: o.SnapshotEvery},
+		side:     newSideWork(),
 		claimed:  map[string]string{},
+		subHeld:  map[string]*request{},
 		marks:    make(chan brokenMark, maxMarks),
 	}, nil
 }
@@ -312,7 +288,7 @@ func New(o Options) (*Writer, error) {
 // EachAccount calls f with a copy of every account's state; use it before Run or after Run has
 // stopped (tests compare a restored writer with the one that wrote).
 func (w *Writer) EachAccount(f func(id string, a ledger.Account)) {
-	for id, a := range w.accounts {
+	for id, a := range w.cache.accounts {
 		if a.broken == nil && !a.stale {
 			f(id, a.state.Clone())
 		}
@@ -355,8 +331,8 @@ func (w *Writer) Load(ctx context.Context) error {
 	if head < rp.maxHead {
 		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
 		w.opts.Log.Warn().Uint64("snapshot", rp.maxHead).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
-		w.accounts, w.idem.accepted, w.owners, w.idem.compacted = map[string]*account{}, map[string]*commandRecord{}, map[string]string{}, nil
-		w.foreignSubs, w.suspects, w.snap.legacy.name = map[string]string{}, nil, ""
+		w.cache.reset(0)
+		w.idem.accepted, w.idem.compacted, w.snap.legacy.name = map[string]*commandRecord{}, nil, ""
 		w.snap.head = 0
 		rp = &replayPlan{from: 1}
 		if head, err = w.opts.Store.Read(ctx, 1, fold); err != nil {
@@ -373,11 +349,11 @@ func (w *Writer) Load(ctx context.Context) error {
 		return err
 	}
 	// One line per load: a takeover's time splits into these phases (docs/OPERATIONS.md).
-	w.opts.Log.Info().Uint64("from", rp.from).Uint64("head", head).Int("records_read", read).Int("accounts", len(w.accounts)).
+	w.opts.Log.Info().Uint64("from", rp.from).Uint64("head", head).Int("records_read", read).Int("accounts", len(w.cache.accounts)).
 		Int("partitions", len(w.heldPartitions())).
 		Dur("snapshot", snapDone.Sub(start)).Dur("read", readDone.Sub(snapDone)).Dur("rejections", time.Since(readDone)).
 		Msg("writer loaded")
-	for id, a := range w.accounts {
+	for id, a := range w.cache.accounts {
 		if a.broken != nil {
 			w.opts.Log.Error().Str("account_id", id).Err(a.broken).Msg("account history broken; its commands will be refused (history_broken)")
 		}
@@ -393,7 +369,7 @@ func (w *Writer) hintVersions() {
 	if !ok {
 		return
 	}
-	for id, a := range w.accounts {
+	for id, a := range w.cache.accounts {
 		if a.stale || a.foreign || a.broken != nil {
 			continue
 		}
@@ -405,12 +381,11 @@ func (w *Writer) hintVersions() {
 // them: another node appended to them (the holder's side of a subscription move) below the
 // snapshot's head. One that cannot be read now stays stale and is re-read before its next command.
 func (w *Writer) rereadSuspects(ctx context.Context) {
-	for _, id := range w.suspects {
+	for _, id := range w.cache.takeSuspects() {
 		if err := w.reload(ctx, id); err != nil {
 			w.opts.Log.Warn().Err(err).Str("account_id", id).Msg("re-reading an account its snapshot missed events of")
 		}
 	}
-	w.suspects = nil
 }
 
 // apply folds one stored record into the in-memory state (load and reload path).
@@ -420,15 +395,15 @@ func (w *Writer) apply(r ledger.Record) {
 		// that a license id or a subscription held there is known here as taken (as of the load;
 		// LEDGER_IDS is the authority for ids).
 		if ev, err := events.Decode(r.Data); err == nil && ev.AccountID == r.AccountID {
-			w.own(r.AccountID, ev.Data)
-			w.noteForeignSubscription(r.AccountID, ev.Data)
+			w.cache.own(r.AccountID, ev.Data)
+			w.cache.noteForeignSubscription(r.AccountID, ev.Data)
 		}
 		return
 	}
-	a := w.accounts[r.AccountID]
+	a := w.cache.accounts[r.AccountID]
 	if a == nil {
 		a = &account{state: ledger.NewAccount(r.AccountID)}
-		w.accounts[r.AccountID] = a
+		w.cache.accounts[r.AccountID] = a
 	}
 	if a.stale {
 		return // re-read in full (rereadSuspects, or before its next command)
@@ -441,7 +416,7 @@ func (w *Writer) apply(r ledger.Record) {
 	ev, brk := nextEvent(a, prevPosition, r) // history.go
 	if brk != nil && a.fromSnap {
 		a.stale, a.fromSnap = true, false // the snapshot missed an event of it: rereadSuspects
-		w.suspects = append(w.suspects, r.AccountID)
+		w.cache.suspect(r.AccountID)
 		return
 	}
 	a.fromSnap = false
@@ -456,7 +431,7 @@ func (w *Writer) apply(r ledger.Record) {
 	w.ownState(a)
 	a.state = ledger.Evolve(a.state, ev)
 	a.hash = ev.Hash
-	w.own(r.AccountID, ev.Data)
+	w.cache.own(r.AccountID, ev.Data)
 	if ev.CommandID == "" || isTimeCommand(ev.CommandID) || isMoveSideEvent(ev) {
 		return
 	}
@@ -486,14 +461,6 @@ func isTimeCommand(id string) bool {
 // ReservedCommandID reports whether a client command id collides with the writer's own ids.
 func ReservedCommandID(id string) bool { return len(id) > 0 && id[0] == '$' }
 
-// own records which account holds the globally unique ids an event creates.
-func (w *Writer) own(accountID string, p events.Payload) {
-	for _, id := range createdIDs(p) {
-		w.owners[id] = accountID
-	}
-	w.ownSubscription(accountID, p) // hook (subscriptions.go): subscriptions move between accounts
-}
-
 // createdIDs lists the ids that must be unique across all accounts.
 func createdIDs(p events.Payload) []string {
 	switch e := p.(type) {
@@ -518,7 +485,7 @@ func (w *Writer) owns(accountID string) bool {
 func (w *Writer) redirect(r *request) {
 	w.endStep(r) // substep.go
 	if r.internal && r.AccountID != "" {
-		delete(w.advancing, r.AccountID)
+		w.cache.advanced(r.AccountID)
 	}
 	if r.barrier != nil {
 		if r.saved != nil {
@@ -626,7 +593,7 @@ func (w *Writer) Run(ctx context.Context) {
 	for {
 		// (While a snapshot is encoded beside the loop the next is not due: rounds go on.)
 		// (Nor while the stale accounts it waits for are re-read beside it: rereadStale.)
-		snapshotDue := w.opts.Snapshots != nil && w.snap.due(w.head.Load(), len(w.loads) > 0)
+		snapshotDue := w.opts.Snapshots != nil && w.snap.due(w.head.Load(), w.cache.rereading())
 		if snapshotDue && w.flight.n == 0 && !w.side.busy() {
 			w.snapshotNow(appendCtx, false)
 			snapshotDue = false
@@ -749,7 +716,7 @@ func (w *Writer) reject(r *request, err *ledger.Error) {
 		r.Reply(Result{AccountID: r.AccountID, Err: err})
 	}
 	if r.internal && r.AccountID != "" {
-		delete(w.advancing, r.AccountID)
+		w.cache.advanced(r.AccountID)
 	}
 }
 
