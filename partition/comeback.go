@@ -11,7 +11,11 @@ import "time"
 // partitions it held before it; the other nodes take theirs back meanwhile, and the partitions
 // of a node that died during the gap are taken once the while is over. The while ends early
 // once every node that was a member before the gap is a member again: the assignment is then
-// what it was before, and a free partition it gives this node is this node's to take.
+// what it was before, and a free partition it gives this node is this node's to take. With a
+// Config.Probe it also ends once each of those not seen again is proven down (liveness.go): a
+// dead node takes nothing back, so waiting for it gains nothing. The while guards against churn
+// (a partition fenced and loaded twice), not against two writers: the create-only lease and the
+// partition fence do that whenever the while ends.
 type comeback struct {
 	// last is when the last heartbeat that succeeded was sent, and held what this node held at
 	// the end of the last step that succeeded (a renewal during the gap may have found some of

@@ -59,7 +59,14 @@ type Config struct {
 	Drain func(ctx context.Context, p int) error
 	// Changed is called (from the keeper's goroutine) after the set of held partitions changed.
 	Changed func()
-	Log     zerolog.Logger
+	// Probe, when set, asks whether a node is alive over a path that does not go through the
+	// lease store (server: a request on NATS core, which answers while the lease bucket elects
+	// a leader). It is used only while a while after a lease-store gap runs, to end it once every
+	// node that was a member before the gap is a member again or proven down (comeback.go). An
+	// error counts as NodeUnknown. Nil: the while ends only when every member is seen again or
+	// settle is over.
+	Probe func(ctx context.Context, node string) (Liveness, error)
+	Log   zerolog.Logger
 }
 
 // lease is one held lease: its revision and how long this node may still write under it.
@@ -286,6 +293,7 @@ func (k *Keeper) Step(ctx context.Context) error {
 		nodes = append(nodes, k.cfg.Node) // our own heartbeat may not be visible yet
 	}
 	k.comeback.seen(nodes)
+	k.probe(ctx, nodes) // only while a while after a gap runs
 	want := Assign(k.cfg.Partitions, nodes)
 	for p, owner := range want {
 		held := k.holds(p)

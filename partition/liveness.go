@@ -1,0 +1,113 @@
+package partition
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Liveness is what a probe learned of one node, over a path that does not go through the lease
+// store (Config.Probe).
+type Liveness int
+
+const (
+	// NodeUnknown: no answer in time, or an error. It proves nothing either way: a node that is
+	// paused, or cut off while its server still holds its connection, answers so.
+	NodeUnknown Liveness = iota
+	// NodeUp: the node answered.
+	NodeUp
+	// NodeDown: proof that nothing answers for the node (NATS: no responders, the server knows
+	// no subscription of it), such as a node killed whose connection the server has dropped.
+	NodeDown
+)
+
+// String names the answer in logs.
+func (l Liveness) String() string {
+	switch l {
+	case NodeUp:
+		return "up"
+	case NodeDown:
+		return "down"
+	}
+	return "unknown"
+}
+
+// probeTimeout bounds one round of probes (they run at once, so also each probe): a node that
+// does not answer within it counts as NodeUnknown, and the while goes on.
+const probeTimeout = 500 * time.Millisecond
+
+// maxProbing bounds the probes in flight at once; a member left waiting past probeTimeout counts
+// as NodeUnknown.
+const maxProbing = 8
+
+// probe ends a running while early once every node that was a member before the gap is either a
+// member again (seen) or proven down by Config.Probe: the partitions of a node that died with
+// the lease bucket's leader are then taken at once instead of after settle. A node that is up
+// or unknown keeps the while (it may yet take its partitions back). A Down counts only in a
+// round where this node's probe of itself answered Up: proof that the probe path works here
+// (the answering side is subscribed and allowed to be), so that a broken path, which would
+// answer "no responders" for everyone, ends nothing. Called from the stepping goroutine only,
+// after seen and before the acquisitions; it does nothing without a Probe or a while.
+func (k *Keeper) probe(ctx context.Context, nodes []string) {
+	c := &k.comeback
+	if k.cfg.Probe == nil || c.until.IsZero() || !k.cfg.Now().Before(c.until) {
+		return
+	}
+	ask := []string{k.cfg.Node}
+	for _, m := range c.members {
+		if m != k.cfg.Node && !contains(nodes, m) {
+			ask = append(ask, m)
+		}
+	}
+	if len(ask) == 1 {
+		return // every member is seen again: seen ended the while
+	}
+	got := k.probeAll(ctx, ask)
+	if got[0] != NodeUp {
+		k.cfg.Log.Debug().Stringer("self", got[0]).Msg("this node's own liveness probe did not answer; the while after the gap goes on")
+		return
+	}
+	for _, l := range got[1:] {
+		if l != NodeDown {
+			return
+		}
+	}
+	k.cfg.Log.Info().Strs("down", ask[1:]).
+		Msg("every member from before the lease-store gap is back or proven down; taking this node's share of the partitions again")
+	c.until, c.before = time.Time{}, nil
+}
+
+// probeAll asks Config.Probe about every node at once (at most maxProbing in flight), all
+// within probeTimeout; got[i] answers for nodes[i].
+func (k *Keeper) probeAll(ctx context.Context, nodes []string) []Liveness {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var (
+		got = make([]Liveness, len(nodes))
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxProbing)
+	)
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return // NodeUnknown
+			}
+			defer func() { <-sem }()
+			l, err := k.cfg.Probe(ctx, n)
+			if err == nil && ctx.Err() != nil {
+				err = ctx.Err() // an answer past the bound counts for nothing
+			}
+			if err != nil {
+				k.cfg.Log.Debug().Err(err).Str("node", n).Msg("liveness probe")
+				l = NodeUnknown
+			}
+			got[i] = l
+		}()
+	}
+	wg.Wait()
+	return got
+}

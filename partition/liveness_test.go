@@ -1,0 +1,186 @@
+package partition_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/partition"
+)
+
+// fakeProbe answers from a table (a node missing from it is NodeUnknown) and counts the probes.
+type fakeProbe struct {
+	mu      sync.Mutex
+	answers map[string]partition.Liveness
+	calls   int
+}
+
+func (p *fakeProbe) probe(_ context.Context, node string) (partition.Liveness, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	return p.answers[node], nil
+}
+
+func (p *fakeProbe) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// After a lease-store gap during which node c died, a and b take back their own partitions; c's
+// are taken at once when every member not seen again (c) is probed down, and only at the end of
+// the while (TTL + 2 ticks: 7 s here) when it is probed up or unknown, when this node's probe of
+// itself does not answer up, or without a probe (the behaviour before probes). No probe is sent
+// while no while runs.
+func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
+	t.Parallel()
+	const (
+		up      = partition.NodeUp
+		down    = partition.NodeDown
+		unknown = partition.NodeUnknown
+	)
+	const whileEnd = 7 * time.Second // settle: TTL 5 s + 2 ticks of 1 s
+	for _, tc := range []struct {
+		name    string
+		answers map[string]partition.Liveness // nil: no Probe configured
+		// first and all are when, after the store is back, the first of c's partitions and all
+		// of them are held again (a and b step once a second, a first).
+		first, all time.Duration
+	}{
+		// a's first step probes b (not seen yet: up) and keeps the while; b's sees a and ends
+		// it, and a's next ends it too.
+		{"c proven down", map[string]partition.Liveness{"a": up, "b": up, "c": down}, 0, time.Second},
+		{"c unknown", map[string]partition.Liveness{"a": up, "b": up, "c": unknown}, whileEnd, whileEnd},
+		{"c answers", map[string]partition.Liveness{"a": up, "b": up, "c": up}, whileEnd, whileEnd},
+		{"own probe not up", map[string]partition.Liveness{"a": unknown, "b": unknown, "c": down}, whileEnd, whileEnd},
+		{"no probe", nil, whileEnd, whileEnd},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{t: time.Unix(1_000_000, 0)}
+			f := newFake(c.now)
+			ctx := context.Background()
+			fp := &fakeProbe{answers: tc.answers}
+			mk := func(name string) *partition.Keeper {
+				cfg := partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop()}
+				if tc.answers != nil {
+					cfg.Probe = fp.probe
+				}
+				k, err := partition.NewKeeper(cfg)
+				require.NoError(t, err)
+				return k
+			}
+			a, b, dead := mk("a"), mk("b"), mk("c")
+			for i := 0; i < 3; i++ { // joins and hand-overs settle
+				for _, k := range []*partition.Keeper{a, b, dead} {
+					require.NoError(t, k.Step(ctx))
+				}
+			}
+			require.NotEmpty(t, dead.Held())
+			require.Len(t, a.Held(), 16-len(b.Held())-len(dead.Held()), "every partition held once")
+			before := map[int]bool{}
+			for p := range a.Held() {
+				before[p] = true
+			}
+			for p := range b.Held() {
+				before[p] = true
+			}
+
+			f.setDown(true) // the bucket's leader dies, and c with it: c never steps again
+			for i := 0; i < 8; i++ {
+				c.add(time.Second)
+				require.Error(t, a.Step(ctx))
+				require.Error(t, b.Step(ctx))
+			}
+			assert.Zero(t, fp.count(), "no probe while no while runs")
+			f.setDown(false)
+			c.add(time.Second)
+
+			first, all := time.Duration(-1), time.Duration(-1)
+			for at := time.Duration(0); at <= whileEnd+time.Second; at += time.Second {
+				require.NoError(t, a.Step(ctx))
+				require.NoError(t, b.Step(ctx))
+				for p := range a.Held() {
+					assert.NotContains(t, b.Held(), p, "partition %d held twice", p)
+				}
+				ours := countIn(before, a.Held()) + countIn(before, b.Held())
+				assert.Equal(t, len(before), ours, "at +%v a and b hold their own partitions", at)
+				cs := len(a.Held()) + len(b.Held()) - ours
+				if cs > 0 && first < 0 {
+					first = at
+				}
+				if cs == len(dead.Held()) && all < 0 {
+					all = at
+				}
+				c.add(time.Second)
+			}
+			assert.Equal(t, tc.first, first, "first of c's partitions taken, after the store came back")
+			assert.Equal(t, tc.all, all, "all of c's partitions taken, after the store came back")
+			if tc.answers != nil {
+				n := fp.count()
+				require.NoError(t, a.Step(ctx))
+				assert.Equal(t, n, fp.count(), "no probe once the while is over")
+			}
+		})
+	}
+}
+
+// countIn counts the partitions of held that are in set.
+func countIn(set map[int]bool, held map[int]uint64) int {
+	n := 0
+	for p := range held {
+		if set[p] {
+			n++
+		}
+	}
+	return n
+}
+
+// A probe that does not return within the bound counts as unknown: the step goes on, and the
+// while with it.
+func TestSlowProbeIsUnknown(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	f := newFake(c.now)
+	ctx := context.Background()
+	block := make(chan struct{})
+	defer close(block)
+	probe := func(ctx context.Context, node string) (partition.Liveness, error) {
+		if node == "a" {
+			return partition.NodeUp, nil
+		}
+		select { // c hangs until the keeper gives up on it
+		case <-ctx.Done():
+			return partition.NodeDown, nil // an answer after the deadline must not count
+		case <-block:
+			return partition.NodeUnknown, nil
+		}
+	}
+	mk := func(name string) *partition.Keeper {
+		k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop(), Probe: probe})
+		require.NoError(t, err)
+		return k
+	}
+	a, dead := mk("a"), mk("c")
+	for i := 0; i < 3; i++ {
+		require.NoError(t, a.Step(ctx))
+		require.NoError(t, dead.Step(ctx))
+	}
+	own := len(a.Held())
+	require.Less(t, own, 16)
+	f.setDown(true)
+	for i := 0; i < 8; i++ {
+		c.add(time.Second)
+		require.Error(t, a.Step(ctx))
+	}
+	f.setDown(false)
+	c.add(time.Second)
+	require.NoError(t, a.Step(ctx))
+	assert.Len(t, a.Held(), own, "the while goes on")
+}
