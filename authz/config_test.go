@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -154,8 +155,13 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 		"the appender answers no one")
 	resp := c.ResponderPermissions()
 	assert.ElementsMatch(t, []string{"_INBOX_ledger.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>",
-		authz.SubjectOwner, authz.ResponderInboxPrefix + ".>", "_R_.>"}, resp.Publish.Allow,
-		"the responder publishes into the users' inboxes (and the server's replies of the auditors' imported queries), and passes commands to partition owners (answered into its own inbox)")
+		authz.SubjectOwner, authz.SubjectNode, authz.ResponderInboxPrefix + ".>", "_R_.>"}, resp.Publish.Allow,
+		"the responder publishes into the users' inboxes (and the server's replies of the auditors' imported queries), passes commands to partition owners and probes nodes (answered into its own inbox)")
+	assert.Contains(t, resp.Subscribe.Allow, authz.SubjectNode, "the responder answers liveness probes")
+	for name, p := range map[string]*natsserver.Permissions{"service": svc, "dashboard": dash, "auditor": aud} {
+		assert.Contains(t, p.Publish.Deny, authz.SubjectNode, "%s may not probe nodes", name)
+		assert.Contains(t, p.Subscribe.Deny, authz.SubjectNode, "%s may not answer for a node", name)
+	}
 	assert.Nil(t, c.Permissions(authz.User{Role: authz.RoleMetrics}), "metrics is an HTTP role only")
 }
 

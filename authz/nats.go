@@ -75,12 +75,16 @@ func (c *Config) ClientInboxPrefixes() []string {
 //     request) and, for each auditor stream S, stream info and direct gets (AuditorStreamAPI):
 //     no consumers, so it cannot make the server deliver anywhere. No stream admin.
 //
-// Every role but the ledger is also explicitly denied ledger.events.>, ledger.fence.>, the rejection log and
-// the stream admin API, so a later widening of an allow list cannot reopen them.
+// Every role but the ledger is also explicitly denied ledger.events.>, ledger.fence.>, the rejection log,
+// the nodes' liveness subjects (SubjectNode: publish and subscribe) and the stream admin API, so a
+// later widening of an allow list cannot reopen them.
 func (c *Config) Permissions(u User) *natsserver.Permissions {
 	inbox := &natsserver.SubjectPermission{Allow: []string{c.InboxPrefix(u) + ".>"}}
-	deny := []string{subjEvents, subjFences, subjRejections, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
+	deny := []string{subjEvents, subjFences, subjRejections, SubjectNode, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
 		jsAPI + "STREAM.PURGE.>", jsAPI + "STREAM.MSG.DELETE.>", jsAPI + "CONSUMER.DELETE.>"}
+	if u.Role != RoleLedger {
+		inbox.Deny = []string{SubjectNode}
+	}
 	switch u.Role {
 	case RoleLedger:
 		return &natsserver.Permissions{
@@ -126,25 +130,31 @@ func (c *Config) inboxSpace() []string {
 // in a stream, on a ledger subject or on the JetStream API. In a cluster it also passes a
 // command to the node that owns the account's partition (SubjectOwner, answered into the
 // responder's own inbox): only the ledgers' responders use those subjects, and the public
-// endpoints answer no reply outside an inbox, so no requester can aim a reply there.
+// endpoints answer no reply outside an inbox, so no requester can aim a reply there. The same
+// holds for the nodes' liveness probes (SubjectNode).
 func (c *Config) ResponderPermissions() *natsserver.Permissions {
-	allow := make([]string, 0, len(c.NATS.Users)+3)
+	allow := make([]string, 0, len(c.NATS.Users)+4)
 	for _, p := range c.ClientInboxPrefixes() {
 		allow = append(allow, p+".>")
 	}
-	allow = append(allow, SubjectOwner, ResponderInboxPrefix+".>")
+	allow = append(allow, SubjectOwner, SubjectNode, ResponderInboxPrefix+".>")
 	// The auditors' queries come through an import (AuditAccount), with a reply subject of the
 	// server's that it routes back to the auditor's inbox in the auditor's account.
 	allow = append(allow, ImportReplyPrefix+".>")
 	return &natsserver.Permissions{
 		Publish:   &natsserver.SubjectPermission{Allow: allow, Deny: []string{subjEvents, subjRejections, "$JS.>", "$KV.>", "$O.>"}},
-		Subscribe: &natsserver.SubjectPermission{Allow: []string{subjCommands, subjQueries, subjCheckpoint, subjServices, SubjectOwner, ResponderInboxPrefix + ".>"}},
+		Subscribe: &natsserver.SubjectPermission{Allow: []string{subjCommands, subjQueries, subjCheckpoint, subjServices, SubjectOwner, SubjectNode, ResponderInboxPrefix + ".>"}},
 	}
 }
 
 // SubjectOwner is where a node passes a command to the owner of the account's partition
 // (commands/service: ledger.owner.<partition>.<command>).
 const SubjectOwner = "ledger.owner.>"
+
+// SubjectNode is where each node answers the other nodes' liveness probes (server/alive.go:
+// ledger.node.<node>.alive): only the responders may publish or subscribe there. A client that
+// subscribed could answer for a dead node and hold the others back after a lease-store gap.
+const SubjectNode = "ledger.node.>"
 
 // ResponderInboxPrefix is the responder's own inbox prefix (it makes no requests; set for
 // completeness, so its connection never uses _INBOX.).
