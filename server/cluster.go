@@ -350,9 +350,15 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 		return writer.New(o)
 	}
 	n.serve = func(p int) (*nats.Subscription, error) { return s.cmds.ServeOwner(s.svcNC, p, n) }
+	// Answering probes before the first heartbeat: a member always answers (alive.go).
+	alive, err := serveAlive(s.svcNC, name)
+	if err != nil {
+		return nil, err
+	}
+	n.alive = alive
 	keeper, err := partition.NewKeeper(partition.Config{
 		Node: name, Partitions: n.n, Leases: s.hookLeases(s.prod.leases), Tick: cfg.Partitions.Tick,
-		Drain: n.Drain, Changed: n.notify, Log: n.log, Now: s.leaseClock(),
+		Drain: n.Drain, Changed: n.notify, Log: n.log, Now: s.leaseClock(), Probe: probeAlive(s.svcNC),
 	})
 	if err != nil {
 		return nil, err

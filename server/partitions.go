@@ -47,6 +47,9 @@ type node struct {
 	// serve subscribes to the internal subject of a partition this node owns.
 	serve func(p int) (*nats.Subscription, error)
 	tick  time.Duration
+	// alive answers the other nodes' liveness probes (alive.go) until the node has handed its
+	// partitions over.
+	alive *nats.Subscription
 
 	mu      sync.RWMutex
 	gen     *generation
@@ -335,6 +338,7 @@ func (n *node) run(ctx context.Context) {
 			n.stopping.Store(true)    // Drain hands every partition over: handingOver
 			n.keeper.ReleaseAll(rctx) // the writer still runs: Drain works
 			cancel()
+			_ = n.alive.Unsubscribe() // gone from the members: probes find it down
 			g := n.current()
 			g.cancel()
 			<-g.w.Stopped()
