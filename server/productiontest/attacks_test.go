@@ -382,8 +382,8 @@ func TestExternalDeploymentResponder(t *testing.T) {
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		NoLog: true, NoSigs: true, Users: []*natsserver.User{
 			{Username: "ledger", Password: "l", Permissions: perm([]string{">"}, []string{"_INBOX_ledger.>"})},
-			{Username: "answers", Password: "a", Permissions: perm([]string{"_INBOX_client.>", "ledger.owner.>"}, // as SECURITY.md says
-				[]string{"ledger.cmd.>", "ledger.query.>", "ledger.audit.>", "$SRV.>", "ledger.owner.>", "_INBOX_answers.>"})},
+			{Username: "answers", Password: "a", Permissions: perm([]string{"_INBOX_client.>", "ledger.owner.>", "ledger.node.>"}, // as SECURITY.md says
+				[]string{"ledger.cmd.>", "ledger.query.>", "ledger.audit.>", "$SRV.>", "ledger.owner.>", "ledger.node.>", "_INBOX_answers.>"})},
 			{Username: "client", Password: "c", Permissions: perm([]string{"ledger.>", "$SRV.>"}, []string{"_INBOX_client.>"})},
 		}})
 	require.NoError(t, err)
@@ -529,4 +529,39 @@ func TestOwnerSubjectsAreInternal(t *testing.T) {
 	assert.Equal(t, uint64(1), res.Version, "no forwarded command was decided before")
 	before[jetstore.StreamName]++
 	assert.Equal(t, before, streamHeads(t, admin))
+}
+
+// TestNodeSubjectsAreInternal: each node answers the other nodes' liveness probes on
+// ledger.node.<name>.alive (server.AliveSubject), into the responders' inbox only. No client
+// role may subscribe there (it could answer for a dead node and hold the others' takeover back
+// after a lease-store gap) or publish there, nor may the ledger identity subscribe; a probe from
+// the ledger identity, whose replies are not the responder's, is not answered (it times out:
+// the node does listen there, so it is not "no responders" either).
+func TestNodeSubjectsAreInternal(t *testing.T) {
+	t.Parallel()
+	acc := writeAccess(t)
+	cfg := baseConfig(t)
+	cfg.Auth = acc.Config
+	cfg.ServerName = "victim-node"
+	cfg.HTTPListen = ""
+	cfg.Checkpoints.Every, cfg.Checkpoints.Interval = -1, -1
+	srv := start(t, cfg)
+	admin, aae := as(t, srv.ClientURL(), asLedger())
+	waitServing(t, admin)
+	subj := server.AliveSubject(cfg.ServerName)
+	for role, o := range map[string]natsconn.Options{"service": asService(acc), "dashboard": asDashboard(), "auditor": asAuditor()} {
+		nc, ae := as(t, srv.ClientURL(), o)
+		require.NoError(t, nc.PublishMsg(&nats.Msg{Subject: subj, Reply: nc.NewRespInbox()}), role)
+		ae.requireViolation(t, "Publish", subj)
+		for _, s := range []string{subj, "ledger.node.>", "ledger.node.*.alive"} {
+			_, err := nc.Subscribe(s, func(m *nats.Msg) { _ = m.Respond(nil) })
+			require.NoError(t, err, role)
+			ae.requireViolation(t, "Subscription", s)
+		}
+	}
+	_, err := admin.Subscribe(subj, func(m *nats.Msg) { _ = m.Respond(nil) })
+	require.NoError(t, err)
+	aae.requireViolation(t, "Subscription", subj)
+	_, err = admin.Request(subj, nil, refusedWait)
+	assert.ErrorIs(t, err, nats.ErrTimeout, "the node listens, and answers only the responders' inbox")
 }
