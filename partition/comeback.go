@@ -11,7 +11,9 @@ import "time"
 // partitions it held before it; the other nodes take theirs back meanwhile, and the partitions
 // of a node that died during the gap are taken once the while is over. The while ends early
 // once every node that was a member before the gap is a member again: the assignment is then
-// what it was before, and a free partition it gives this node is this node's to take. With a
+// what it was before, and a free partition it gives this node is this node's to take. A member
+// proven down by the liveness probe (liveness.go) frees its share before that: it leaves the
+// assignment, and what Assign then gives this node of its partitions is taken at once. With a
 // Config.Probe it also ends once each of those not seen again is proven down (liveness.go): a
 // dead node takes nothing back, so waiting for it gains nothing. The while guards against churn
 // (a partition fenced and loaded twice), not against two writers: the create-only lease and the
@@ -29,6 +31,11 @@ type comeback struct {
 	// until ends the while (zero: none); before lists the partitions held when the gap began.
 	until  time.Time
 	before map[int]bool
+	// down are the members the last round of probes proved down (liveness.go), and freed the
+	// partitions Assign gave them among the members from before the gap: this node may take
+	// those of them Assign now gives it, while the while goes on for the rest.
+	down  map[string]bool
+	freed map[int]bool
 }
 
 // settle is how long a node takes back only its own partitions after a gap: long enough for
@@ -88,7 +95,28 @@ func (c *comeback) seen(nodes []string) {
 			return
 		}
 	}
-	c.until, c.before = time.Time{}, nil
+	c.end()
+}
+
+// end ends the while.
+func (c *comeback) end() { c.until, c.before, c.down, c.freed = time.Time{}, nil, nil, nil }
+
+// assignees are the nodes Assign spreads the partitions over: nodes, the member list, except
+// while a while runs and some members were proven down. Then they are the members from before the
+// gap and since, less those proven down and not seen again: a live member that the member list
+// does not show yet (its watch recovers after the bucket's election, seconds after the store
+// answers again) keeps its share, and the shares of the dead ones go where Assign puts them.
+func (c *comeback) assignees(nodes []string, now time.Time) []string {
+	if c.until.IsZero() || !now.Before(c.until) || len(c.down) == 0 {
+		return nodes
+	}
+	out := append([]string(nil), nodes...)
+	for _, m := range c.members {
+		if !contains(out, m) && !c.down[m] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // waits reports whether partition p must wait before this node acquires it: a while after a gap
@@ -98,8 +126,8 @@ func (c *comeback) waits(p int, now time.Time) bool {
 		return false
 	}
 	if !now.Before(c.until) {
-		c.until, c.before = time.Time{}, nil
+		c.end()
 		return false
 	}
-	return !c.before[p]
+	return !c.before[p] && !c.freed[p]
 }

@@ -294,7 +294,7 @@ func (k *Keeper) Step(ctx context.Context) error {
 	}
 	k.comeback.seen(nodes)
 	k.probe(ctx, nodes) // only while a while after a gap runs
-	want := Assign(k.cfg.Partitions, nodes)
+	want := Assign(k.cfg.Partitions, k.comeback.assignees(nodes, k.cfg.Now()))
 	for p, owner := range want {
 		held := k.holds(p)
 		switch {

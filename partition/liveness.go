@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 )
@@ -67,14 +68,49 @@ func (k *Keeper) probe(ctx context.Context, nodes []string) {
 		k.cfg.Log.Debug().Stringer("self", got[0]).Msg("this node's own liveness probe did not answer; the while after the gap goes on")
 		return
 	}
-	for _, l := range got[1:] {
-		if l != NodeDown {
-			return
+	down := map[string]bool{}
+	for i, l := range got[1:] {
+		if l == NodeDown {
+			down[ask[i+1]] = true
 		}
 	}
-	k.cfg.Log.Info().Strs("down", ask[1:]).
-		Msg("every member from before the lease-store gap is back or proven down; taking this node's share of the partitions again")
-	c.until, c.before = time.Time{}, nil
+	if len(down) == len(ask)-1 {
+		k.cfg.Log.Info().Strs("down", ask[1:]).
+			Msg("every member from before the lease-store gap is back or proven down; taking this node's share of the partitions again")
+		c.end()
+		return
+	}
+	k.freeShares(down)
+}
+
+// freeShares lets this node take, while the while goes on, the partitions that Assign gave to the
+// members now proven down (among the members from before the gap), where Assign now gives them to
+// it (comeback.assignees): a member that is up or unknown, seen again or not, keeps its share.
+func (k *Keeper) freeShares(down map[string]bool) {
+	c := &k.comeback
+	if len(down) == 0 {
+		c.down, c.freed = nil, nil
+		return
+	}
+	changed := len(down) != len(c.down)
+	for n := range down {
+		changed = changed || !c.down[n]
+	}
+	c.down, c.freed = down, map[int]bool{}
+	for p, owner := range Assign(k.cfg.Partitions, c.members) {
+		if down[owner] {
+			c.freed[p] = true
+		}
+	}
+	if changed {
+		names := make([]string, 0, len(down))
+		for n := range down {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		k.cfg.Log.Info().Strs("down", names).Int("partitions", len(c.freed)).
+			Msg("members from before the lease-store gap proven down; taking this node's share of their partitions while the others come back")
+	}
 }
 
 // probeAll asks Config.Probe about every node at once (at most maxProbing in flight), all

@@ -52,14 +52,20 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 		// first and all are when, after the store is back, the first of c's partitions and all
 		// of them are held again (a and b step once a second, a first).
 		first, all time.Duration
+		// lag hides a and b from each other's member list for that long after the store is
+		// back (their watches recover after the bucket's election, seconds later).
+		lag time.Duration
 	}{
-		// a's first step probes b (not seen yet: up) and keeps the while; b's sees a and ends
-		// it, and a's next ends it too.
-		{"c proven down", map[string]partition.Liveness{"a": up, "b": up, "c": down}, 0, time.Second},
-		{"c unknown", map[string]partition.Liveness{"a": up, "b": up, "c": unknown}, whileEnd, whileEnd},
-		{"c answers", map[string]partition.Liveness{"a": up, "b": up, "c": up}, whileEnd, whileEnd},
-		{"own probe not up", map[string]partition.Liveness{"a": unknown, "b": unknown, "c": down}, whileEnd, whileEnd},
-		{"no probe", nil, whileEnd, whileEnd},
+		// a's first step probes b (not seen yet: up) and c (down): it takes its share of c's
+		// partitions and keeps the while for b's; b's step sees a and ends the while.
+		{"c proven down", map[string]partition.Liveness{"a": up, "b": up, "c": down}, 0, 0, 0},
+		// Neither sees the other for 5 s: each takes its share of c's at once and none of the
+		// other's (before the shares, both waited for the while's end: 7 s).
+		{"c proven down, members lag", map[string]partition.Liveness{"a": up, "b": up, "c": down}, 0, 0, 5 * time.Second},
+		{"c unknown", map[string]partition.Liveness{"a": up, "b": up, "c": unknown}, whileEnd, whileEnd, 0},
+		{"c answers", map[string]partition.Liveness{"a": up, "b": up, "c": up}, whileEnd, whileEnd, 0},
+		{"own probe not up", map[string]partition.Liveness{"a": unknown, "b": unknown, "c": down}, whileEnd, whileEnd, 0},
+		{"no probe", nil, whileEnd, whileEnd, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -67,8 +73,12 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 			f := newFake(c.now)
 			ctx := context.Background()
 			fp := &fakeProbe{answers: tc.answers}
+			var back time.Time // when the store answered again
 			mk := func(name string) *partition.Keeper {
-				cfg := partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop()}
+				view := &laggingView{fakeLeases: f, hide: func(n string) bool {
+					return n != name && n != "c" && !back.IsZero() && c.now().Sub(back) < tc.lag
+				}}
+				cfg := partition.Config{Node: name, Partitions: 16, Leases: view, Now: c.now, Log: zerolog.Nop()}
 				if tc.answers != nil {
 					cfg.Probe = fp.probe
 				}
@@ -84,12 +94,12 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 			}
 			require.NotEmpty(t, dead.Held())
 			require.Len(t, a.Held(), 16-len(b.Held())-len(dead.Held()), "every partition held once")
-			before := map[int]bool{}
+			before, wasA, wasB := map[int]bool{}, map[int]bool{}, map[int]bool{}
 			for p := range a.Held() {
-				before[p] = true
+				before[p], wasA[p] = true, true
 			}
 			for p := range b.Held() {
-				before[p] = true
+				before[p], wasB[p] = true, true
 			}
 
 			f.setDown(true) // the bucket's leader dies, and c with it: c never steps again
@@ -101,13 +111,21 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 			assert.Zero(t, fp.count(), "no probe while no while runs")
 			f.setDown(false)
 			c.add(time.Second)
+			back = c.now()
 
+			share := partition.Assign(16, []string{"a", "b"}) // where c's partitions go
 			first, all := time.Duration(-1), time.Duration(-1)
 			for at := time.Duration(0); at <= whileEnd+time.Second; at += time.Second {
 				require.NoError(t, a.Step(ctx))
 				require.NoError(t, b.Step(ctx))
 				for p := range a.Held() {
 					assert.NotContains(t, b.Held(), p, "partition %d held twice", p)
+					assert.False(t, wasB[p], "at +%v a took b's partition %d", at, p)
+					assert.Equal(t, "a", share[p], "at +%v a took partition %d, b's share of c's", at, p)
+				}
+				for p := range b.Held() {
+					assert.False(t, wasA[p], "at +%v b took a's partition %d", at, p)
+					assert.Equal(t, "b", share[p], "at +%v b took partition %d, a's share of c's", at, p)
 				}
 				ours := countIn(before, a.Held()) + countIn(before, b.Held())
 				assert.Equal(t, len(before), ours, "at +%v a and b hold their own partitions", at)
@@ -129,6 +147,24 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// laggingView is one keeper's view of the lease store whose member list hides the nodes hide
+// names (a watch that has not caught up yet).
+type laggingView struct {
+	*fakeLeases
+	hide func(node string) bool
+}
+
+func (v *laggingView) Nodes(ctx context.Context) ([]string, error) {
+	all, err := v.fakeLeases.Nodes(ctx)
+	var out []string
+	for _, n := range all {
+		if !v.hide(n) {
+			out = append(out, n)
+		}
+	}
+	return out, err
 }
 
 // countIn counts the partitions of held that are in set.
