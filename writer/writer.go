@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -393,7 +394,11 @@ func (w *Writer) apply(r ledger.Record) {
 	if w.opts.Holds != nil && !w.opts.Holds(r.AccountID) {
 		// Another partition's account: its owner holds it. Only the ids it holds are noted, so
 		// that a license id or a subscription held there is known here as taken (as of the load;
-		// LEDGER_IDS is the authority for ids).
+		// LEDGER_IDS is the authority for ids). Most of the stream is such records, and most of
+		// them carry no id: those are not decoded.
+		if !mayNoteForeign(r.Data) {
+			return
+		}
 		if ev, err := events.Decode(r.Data); err == nil && ev.AccountID == r.AccountID {
 			w.cache.own(r.AccountID, ev.Data)
 			w.cache.noteForeignSubscription(r.AccountID, ev.Data)
@@ -462,6 +467,45 @@ func isTimeCommand(id string) bool {
 func ReservedCommandID(id string) bool { return len(id) > 0 && id[0] == '$' }
 
 // createdIDs lists the ids that must be unique across all accounts.
+// foreignNoted are the event types apply notes for an account of a partition the writer does not
+// hold (createdIDs, ownSubscription, noteForeignSubscription), as their stored "type" member.
+var foreignNoted = func() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range []string{events.TypeLicensePurchased, events.TypeContractUpgraded,
+		events.TypePaygContractPurchased, events.TypeSubscriptionLinked, events.TypeSubscriptionUnlinked} {
+		m[t] = true
+	}
+	return m
+}()
+
+// typeMember is how every stored envelope writes its type (both hash rules write compact JSON).
+var typeMember = []byte(`"type":"`)
+
+// mayNoteForeign reports whether a stored event may be of a type in foreignNoted, without decoding
+// it: a load reads every record of the stream after the oldest snapshot and decoded each of the
+// other partitions' records only to find the few that carry ids. A false positive (a payload
+// member that reads the same) only costs the decode; a record whose type member is written
+// otherwise (not by this ledger) is decoded too, since its type is then not found at all.
+func mayNoteForeign(data []byte) bool {
+	found := false
+	for rest := data; ; {
+		i := bytes.Index(rest, typeMember)
+		if i < 0 {
+			return !found
+		}
+		rest = rest[i+len(typeMember):]
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 {
+			return true
+		}
+		if foreignNoted[string(rest[:end])] {
+			return true
+		}
+		found = true
+		rest = rest[end:]
+	}
+}
+
 func createdIDs(p events.Payload) []string {
 	switch e := p.(type) {
 	case events.LicensePurchased:
