@@ -161,6 +161,8 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 	for name, p := range map[string]*natsserver.Permissions{"service": svc, "dashboard": dash, "auditor": aud} {
 		assert.Contains(t, p.Publish.Deny, authz.SubjectNode, "%s may not probe nodes", name)
 		assert.Contains(t, p.Subscribe.Deny, authz.SubjectNode, "%s may not answer for a node", name)
+		assert.Contains(t, p.Publish.Deny, authz.SubjectOwner, "%s may not pass commands to an owner", name)
+		assert.Contains(t, p.Subscribe.Deny, authz.SubjectOwner, "%s may not take commands meant for an owner", name)
 	}
 	assert.Nil(t, c.Permissions(authz.User{Role: authz.RoleMetrics}), "metrics is an HTTP role only")
 }

@@ -76,14 +76,14 @@ func (c *Config) ClientInboxPrefixes() []string {
 //     no consumers, so it cannot make the server deliver anywhere. No stream admin.
 //
 // Every role but the ledger is also explicitly denied ledger.events.>, ledger.fence.>, the rejection log,
-// the nodes' liveness subjects (SubjectNode: publish and subscribe) and the stream admin API, so a
-// later widening of an allow list cannot reopen them.
+// the nodes' internal subjects (SubjectOwner and SubjectNode: publish and subscribe) and the stream
+// admin API, so a later widening of an allow list cannot reopen them.
 func (c *Config) Permissions(u User) *natsserver.Permissions {
 	inbox := &natsserver.SubjectPermission{Allow: []string{c.InboxPrefix(u) + ".>"}}
-	deny := []string{subjEvents, subjFences, subjRejections, SubjectNode, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
+	deny := []string{subjEvents, subjFences, subjRejections, SubjectOwner, SubjectNode, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
 		jsAPI + "STREAM.PURGE.>", jsAPI + "STREAM.MSG.DELETE.>", jsAPI + "CONSUMER.DELETE.>"}
 	if u.Role != RoleLedger {
-		inbox.Deny = []string{SubjectNode}
+		inbox.Deny = []string{SubjectOwner, SubjectNode}
 	}
 	switch u.Role {
 	case RoleLedger:
