@@ -32,7 +32,7 @@ type Fences interface {
 // from the version it holds), the others by their versions as before. An account that holds a
 // marketplace subscription (shared(accountID)) is no such account: another node moving the
 // subscription away appends to it under its version check alone (subclaims.go), so its record
-// keeps its version check; a partition whose records are all such lone records carries no fence
+// keeps its version check; nor is one whose earlier append may still land (keepsVersionCheck); a partition whose records are all such lone records carries no fence
 // in this append (each of its accounts is checked on its version).
 func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint64, bool), shared func(accountID string) bool) {
 	type carrier struct {
@@ -63,6 +63,16 @@ func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint
 		r.CheckVersion, r.ExpectedVersion = false, 0
 		r.CheckFence, r.FencePartition, r.FenceHead = true, p, c.position
 	}
+}
+
+// keepsVersionCheck reports whether an account's record must keep its version check rather
+// than carry the partition fence in its place (carryFences): it holds a marketplace subscription
+// (another node may append to it), or an earlier append of it failed uncertain and may still land
+// (inFlight.noteUnsure). That append expects only the fence, which a retry does not move, so a
+// retry guarded by the fence alone would land beside it; one that expects the account's head is
+// refused once the late append is stored or while the stream leader holds it in flight.
+func (w *Writer) keepsVersionCheck(accountID string) bool {
+	return w.flight.isUnsure(accountID) || w.holdsASubscription(accountID)
 }
 
 // fenceReadTimeout bounds one read of the fence heads (movedFences).

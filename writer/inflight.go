@@ -12,6 +12,11 @@ type inFlight struct {
 	// reserved maps a unique id (a createdIDs or subscriptionKey key) to the account whose append
 	// in flight creates or takes it: another account's command on it waits for that outcome.
 	reserved map[string]string
+	// unsure holds the accounts of an append that failed without being refused (a timeout): it
+	// may still land, later than any read of the account's version can see. Their appends check
+	// the account's version until one such append lands (carryFences does not put the partition
+	// fence in its place), so the store refuses a retry beside the late one (noteUnsure).
+	unsure   map[string]bool
 	n        int             // appends in flight
 	acks     chan appendDone // their outcomes, one each; buffered for maxInflight
 	last     lastAppend      // the last append to finish
@@ -22,6 +27,7 @@ func newInFlight(maxInflight int) inFlight {
 		accounts: map[string]bool{},
 		commands: map[string]bool{},
 		reserved: map[string]string{},
+		unsure:   map[string]bool{},
 		acks:     make(chan appendDone, maxInflight),
 	}
 }
@@ -64,6 +70,20 @@ func (f *inFlight) unreserve(id, accountID string) {
 		delete(f.reserved, id)
 	}
 }
+
+// noteUnsure marks the accounts of a failed append that may still land.
+func (f *inFlight) noteUnsure(plans []planned) {
+	for _, p := range plans {
+		f.unsure[p.req.AccountID] = true
+	}
+}
+
+// isUnsure reports whether an append of account id may still land unseen (noteUnsure).
+func (f *inFlight) isUnsure(id string) bool { return f.unsure[id] }
+
+// sure ends noteUnsure for account id: an append that checked its version landed, so an earlier
+// one can no longer land after it (the store would refuse that one's successor too).
+func (f *inFlight) sure(id string) { delete(f.unsure, id) }
 
 // launched counts an append started.
 func (f *inFlight) launched() { f.n++ }

@@ -145,7 +145,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		return next
 	}
 	if w.opts.Fences != nil {
-		carryFences(recs, w.opts.Fences.Fence, w.holdsASubscription) // fence.go
+		carryFences(recs, w.opts.Fences.Fence, w.keepsVersionCheck) // fence.go
 	}
 	for i := range plans {
 		plans[i].checked = recs[plans[i].first].CheckVersion // extends the account's trusted history
@@ -200,6 +200,9 @@ func (w *Writer) finish(ctx context.Context, d appendDone) []*request {
 	if d.err != nil {
 		// Its accounts stay busy while recoverBeside finds out which of them conflicted.
 		w.stats.failed.Add(1)
+		if !errors.Is(d.err, ledger.ErrConflict) {
+			w.flight.noteUnsure(d.plans) // it may land after recoverBeside reads the versions
+		}
 		w.recoverBeside(d.plans, d.err)
 		return nil
 	}
@@ -437,6 +440,9 @@ func (w *Writer) commit(p planned, positions []uint64) {
 		a.state = ledger.Evolve(a.state, ev)
 		w.cache.own(p.req.AccountID, p.payloads[i])
 		res.Events[i] = EventRef{Type: env.Type, Version: env.Version, Position: positions[i]}
+	}
+	if p.checked {
+		w.flight.sure(p.req.AccountID)
 	}
 	if p.checked && a.trusted == a.head {
 		a.trusted = positions[len(positions)-1] // nothing landed between its head and this append
