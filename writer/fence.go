@@ -32,8 +32,9 @@ type Fences interface {
 // from the version it holds), the others by their versions as before. An account that holds a
 // marketplace subscription (shared(accountID)) is no such account: another node moving the
 // subscription away appends to it under its version check alone (subclaims.go), so its record
-// keeps its version check; nor is one whose earlier append may still land (keepsVersionCheck); a partition whose records are all such lone records carries no fence
-// in this append (each of its accounts is checked on its version).
+// keeps its version check; nor is one whose earlier append may still land (keepsVersionCheck).
+// A partition whose records are all such lone records carries no fence in this append (each of
+// its accounts is checked on its version).
 func carryFences(recs []ledger.Record, fenceOf func(accountID string) (int, uint64, bool), shared func(accountID string) bool) {
 	type carrier struct {
 		at       int
