@@ -16,10 +16,10 @@ type inFlight struct {
 	// may still land, later than any read of the account's version can see. Their appends check
 	// the account's version until one such append lands (carryFences does not put the partition
 	// fence in its place), so the store refuses a retry beside the late one (noteUnsure).
-	unsure   map[string]bool
-	n        int             // appends in flight
-	acks     chan appendDone // their outcomes, one each; buffered for maxInflight
-	last     lastAppend      // the last append to finish
+	unsure map[string]bool
+	n      int             // appends in flight
+	acks   chan appendDone // their outcomes, one each; buffered for maxInflight
+	last   lastAppend      // the last append to finish
 }
 
 func newInFlight(maxInflight int) inFlight {
