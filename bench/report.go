@@ -163,10 +163,14 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	rep.StreamEvents = rep.Replay.Events
 	if srv != nil && o.RestartEvents > 0 {
+		const minTopUp = 5000
 		for head := srv.Head(); head < o.RestartEvents; {
 			step(fmt.Sprintf("topping the store up: %d of %d events", head, o.RestartEvents))
+			// At least minTopUp commands a round: a fifth of the mix are queries and a third of
+			// the commands are rejected, so a round of exactly the events missing adds about half
+			// of them, and the last rounds (one command, a query) added none.
 			fill := o.Load
-			fill.Duration, fill.Commands = 0, int(o.RestartEvents-head)
+			fill.Duration, fill.Commands = 0, int(max(o.RestartEvents-head, minTopUp))
 			d.Run(ctx, fill, false)
 			next := srv.Head()
 			if next == head {
