@@ -35,11 +35,13 @@ type rejectionDoc struct {
 
 // RejectionLog appends to and reads the rejection stream.
 type RejectionLog struct {
-	store  *Store
-	stream jetstream.Stream
+	store   *Store
+	stream  jetstream.Stream
+	publish publishFunc // the JetStream client's Publish (rejpublish.go)
 }
 
-// OpenRejections creates or binds the rejection stream.
+// OpenRejections creates or binds the rejection stream, and gives it a duplicate window that
+// covers every send of one message (rejpublish.go).
 func OpenRejections(ctx context.Context, s *Store, replicas int) (*RejectionLog, error) {
 	if replicas < 1 {
 		replicas = 1
@@ -55,12 +57,16 @@ func OpenRejections(ctx context.Context, s *Store, replicas int) (*RejectionLog,
 			AllowAtomicPublish: true,
 			AllowDirect:        true,
 			Replicas:           replicas,
+			Duplicates:         duplicateWindow(s.timeout),
 		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rejection stream: %w", err)
 	}
-	return &RejectionLog{store: s, stream: st}, nil
+	if st, err = ensureDuplicateWindow(ctx, s.js, st, s.timeout); err != nil {
+		return nil, err
+	}
+	return &RejectionLog{store: s, stream: st, publish: s.js.Publish}, nil
 }
 
 // RejectionSubject is where the ledger writes a round's rejections, all in one message.
@@ -92,7 +98,9 @@ const maxRejectionsPerMessage = 4096
 // append it competes with for the disk. Rejections are independent of each other, so a round
 // too large for one message is split, and a failure after some pieces is harmless: the writer
 // answers none of the round's rejections and forgets them, and a stored piece only replays a
-// rejection that was decided.
+// rejection that was decided. A message whose send gets no answer is sent again under the same
+// Nats-Msg-Id (publishCertain), so that its position is known when it was stored after all;
+// ledger.ErrUncertain when no send was answered.
 func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejection) ([]ledger.RejectionAt, error) {
 	docs := make([][]byte, len(rs))
 	for i, r := range rs {
@@ -111,7 +119,8 @@ func (l *RejectionLog) AppendRejections(ctx context.Context, rs []ledger.Rejecti
 }
 
 // publishArrays publishes docs (JSON objects) to subject as JSON arrays, as many to a message as
-// fit (maxRejectionMessage, maxRejectionsPerMessage), and returns where each landed.
+// fit (maxRejectionMessage, maxRejectionsPerMessage), each under a Nats-Msg-Id of its own
+// (publishCertain), and returns where each landed.
 func (l *RejectionLog) publishArrays(ctx context.Context, subject string, docs [][]byte) ([]ledger.RejectionAt, error) {
 	var (
 		at    = make([]ledger.RejectionAt, len(docs))
@@ -127,14 +136,12 @@ func (l *RejectionLog) publishArrays(ctx context.Context, subject string, docs [
 			return nil
 		}
 		chunk = append(chunk, ']')
-		pctx, cancel := context.WithTimeout(ctx, l.store.timeout)
-		defer cancel()
-		ack, err := l.store.js.Publish(pctx, subject, chunk)
+		pos, err := l.publishCertain(ctx, subject, chunk)
 		if err != nil {
 			return err
 		}
 		for i := first; i < end; i++ {
-			at[i] = ledger.RejectionAt{Position: ack.Sequence, Index: i - first}
+			at[i] = ledger.RejectionAt{Position: pos, Index: i - first}
 		}
 		chunk, first = nil, end
 		return nil

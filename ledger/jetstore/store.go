@@ -65,8 +65,9 @@ const DefaultAppendTimeout = 2 * time.Second
 type Config struct {
 	// Replicas is the stream's replica count (1 on a single server, 3 in a cluster).
 	Replicas int
-	// Timeout bounds one append (and one write of rejections); an append that times out is
-	// reported as ledger.ErrUncertain. DefaultAppendTimeout when 0.
+	// Timeout bounds one append (and one send of a message of rejections, which is sent again
+	// up to twice when it gets no answer: rejpublish.go); an append that times out is reported
+	// as ledger.ErrUncertain. DefaultAppendTimeout when 0.
 	Timeout time.Duration
 	// Partitions is the partition count recorded with a stream this call creates
 	// (ledger.DefaultPartitions when 0); an existing stream keeps the count it recorded.
