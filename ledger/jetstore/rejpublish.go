@@ -127,6 +127,9 @@ func ensureDuplicateWindow(ctx context.Context, js jetstream.JetStream, st jetst
 		return st, nil
 	}
 	cfg.Duplicates = duplicateWindow(timeout)
+	if cfg.MaxAge > 0 && cfg.Duplicates > cfg.MaxAge {
+		cfg.Duplicates = cfg.MaxAge // the server refuses a window longer than the retention
+	}
 	updated, err := js.UpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("widen the duplicate window of stream %s to %s (set it with `nats stream edit %s --dupe-window`): %w",
