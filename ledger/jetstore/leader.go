@@ -86,18 +86,36 @@ func (s *Snapshots) WithSaveTimeout(d time.Duration) *Snapshots {
 // store, which may lack writes the leader acknowledged (nats-server, jsStreamInfoRequest); its
 // answer names no leader. Such an answer is asked again (directRetries times, directRetryWait
 // apart), then refused: a head read from it would end a read early without a sign
-// (TestHeadsAreNotReadFromALeaderlessReplica).
+// (TestHeadsAreNotReadFromALeaderlessReplica). A request nobody answers (the leader has just
+// died and no replica answers yet) is asked again after infoAttemptTimeout, within ctx.
 func LeaderInfo(ctx context.Context, st jetstream.Stream) (*jetstream.StreamInfo, error) {
+	return leaderInfo(ctx, st.Info)
+}
+
+// infoAttemptTimeout bounds one STREAM.INFO request of LeaderInfo. While a stream elects a new
+// leader (4-9 s in nats-server) its info requests go unanswered; one request given the caller's
+// whole deadline (10 s for a takeover's fence read) waited it out even when the election had ended
+// seconds before: a takeover after kill -9 of the node leading LEDGER and the lease bucket took
+// 18 s, 10 of them in one fence read (docs/bench/takeover.sh).
+const infoAttemptTimeout = 2 * time.Second
+
+func leaderInfo(ctx context.Context, info func(context.Context, ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error)) (*jetstream.StreamInfo, error) {
 	for try := 0; ; try++ {
-		info, err := st.Info(ctx)
+		actx, cancel := context.WithTimeout(ctx, infoAttemptTimeout)
+		in, err := info(actx)
+		cancel()
 		if err != nil {
+			if _, bounded := ctx.Deadline(); bounded && ctx.Err() == nil &&
+				(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+				continue // unanswered: asked again while the caller's deadline allows
+			}
 			return nil, err
 		}
-		if info.Cluster == nil || info.Cluster.Leader != "" {
-			return info, nil
+		if in.Cluster == nil || in.Cluster.Leader != "" {
+			return in, nil
 		}
 		if try >= directRetries {
-			return nil, fmt.Errorf("stream %s: answered only by a replica without a leader", info.Config.Name)
+			return nil, fmt.Errorf("stream %s: answered only by a replica without a leader", in.Config.Name)
 		}
 		select {
 		case <-ctx.Done():
