@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,18 +52,8 @@ func (p *lostAcks) publish(ctx context.Context, subject string, data []byte, opt
 // timeout, its publish wrapped in p.
 func rejectionLogWith(t *testing.T, timeout time.Duration, p *lostAcks) (*RejectionLog, jetstream.Stream) {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
 	ctx := context.Background()
-	st, err := Open(ctx, nc, Config{Partitions: 4, Timeout: timeout})
-	require.NoError(t, err)
+	st := openOneServer(t, timeout)
 	log, err := OpenRejections(ctx, st, 1)
 	require.NoError(t, err)
 	p.real, p.stored = log.publish, map[string]uint64{}

@@ -3,10 +3,7 @@ package jetstore
 import (
 	"context"
 	"testing"
-	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -18,18 +15,8 @@ import (
 // a range read makes no progress and gives up only after its retries.
 func TestUnservedDirectGetsAreAskedAgain(t *testing.T) {
 	t.Parallel()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
 	ctx := context.Background()
-	st, err := Open(ctx, nc, Config{Partitions: 4})
-	require.NoError(t, err)
+	st := openOneServer(t, 0)
 
 	a, err := st.multiLast(ctx, "NOT_SERVED", []string{FenceSubject(0)})
 	require.NoError(t, err, "503 is not an error")
