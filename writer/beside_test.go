@@ -67,15 +67,9 @@ func failFirstAppend(st *writer.MemStore, account string) {
 	}
 }
 
-func buy(account, license string) map[string]any {
-	return map[string]any{"command_id": "buy-" + account + "-" + license, "account_id": account, "license_id": license, "source": "sales", "credits": "10"}
-}
-
-// TestStaleReReadHoldsOnlyItsAccount: an append the store failed leaves account "slow" stale (its
-// head could not be read either); its re-read blocks. Meanwhile a command on another account is
-// answered, and the slow one is answered once its re-read returns.
-func TestStaleReReadHoldsOnlyItsAccount(t *testing.T) {
-	t.Parallel()
+// staleSlow is a store whose first append on account "slow" fails and whose reads of "slow"
+// cannot find its head and then wait at the gate: the account stays stale, its re-read held.
+func staleSlow() (*writer.MemStore, *gate) {
 	st := &writer.MemStore{}
 	failFirstAppend(st, "slow")
 	g := newGate()
@@ -89,6 +83,19 @@ func TestStaleReReadHoldsOnlyItsAccount(t *testing.T) {
 			return g.pass(ctx)
 		}
 	}
+	return st, g
+}
+
+func buy(account, license string) map[string]any {
+	return map[string]any{"command_id": "buy-" + account + "-" + license, "account_id": account, "license_id": license, "source": "sales", "credits": "10"}
+}
+
+// TestStaleReReadHoldsOnlyItsAccount: an append the store failed leaves account "slow" stale (its
+// head could not be read either); its re-read blocks. Meanwhile a command on another account is
+// answered, and the slow one is answered once its re-read returns.
+func TestStaleReReadHoldsOnlyItsAccount(t *testing.T) {
+	t.Parallel()
+	st, g := staleSlow()
 	w, _ := runMem(t, st, writer.Options{})
 	slow := submitted(t, w, "purchase_license", buy("slow", "L1"))
 	<-g.entered // the slow account's re-read has started and is blocked

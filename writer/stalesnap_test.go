@@ -20,19 +20,7 @@ import (
 // and the snapshot is saved once the read returns.
 func TestSnapshotReReadsStaleAccountsBeside(t *testing.T) {
 	t.Parallel()
-	st := &writer.MemStore{}
-	failFirstAppend(st, "slow")
-	g := newGate()
-	st.BeforeRead = func(ctx context.Context, op, id string) error {
-		switch {
-		case id != "slow":
-			return nil
-		case op == "AccountVersion":
-			return errors.New("head read failed")
-		default:
-			return g.pass(ctx)
-		}
-	}
+	st, g := staleSlow()
 	snaps := &memSnaps{}
 	w, _ := runMem(t, st, writer.Options{Snapshots: snaps, SnapshotEvery: 2, MaxAttempts: 1})
 	lost := do(t, w, "purchase_license", buy("slow", "L0"))
