@@ -223,22 +223,28 @@ func replicatedPair(t *testing.T) (writer, reader *jetstore.Store, readerConn *n
 	return writer, reader, readerConn
 }
 
+// readEachWrite fences every partition n times through writer and, right after each write, reads
+// the heads through reader, which must see it.
+func readEachWrite(t *testing.T, writer, reader *jetstore.Store, n int) {
+	t.Helper()
+	heads := make([]uint64, 4)
+	for i := 0; i < n; i++ {
+		heads = fenceAll(t, writer, fmt.Sprintf("node-%d", i), heads)
+		got, err := reader.FenceHeads(context.Background(), allPartitions(4))
+		require.NoError(t, err)
+		require.Equal(t, heads, got, "read %d, right after the write", i)
+	}
+}
+
 // TestFenceHeadsReadsAfterEveryWriteOnAReplica: on a replicated stream any current replica
 // answers a direct get, and one may not have applied the last write yet. The store reads the
 // leader's head first and takes only an answer read at or past it: a fence read from a
 // follower's server right after each fence write, acknowledged by the leader, sees that write.
 func TestFenceHeadsReadsAfterEveryWriteOnAReplica(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	writer, reader, readerConn := replicatedPair(t)
 	calls := watchAPI(t, readerConn.ConnectedUrl())
-	heads := make([]uint64, 4)
-	for i := 0; i < 200; i++ {
-		heads = fenceAll(t, writer, fmt.Sprintf("node-%d", i), heads)
-		got, err := reader.FenceHeads(ctx, allPartitions(4))
-		require.NoError(t, err)
-		require.Equal(t, heads, got, "read %d, right after the write", i)
-	}
+	readEachWrite(t, writer, reader, 200)
 	n := calls.since(t, readerConn)
 	assert.Equal(t, 200, n["$JS.API.STREAM.INFO"], "the leader's head, once a read: %v", n)
 	assert.GreaterOrEqual(t, n["$JS.API.DIRECT.GET"], 200, "%v", n)
@@ -368,13 +374,7 @@ func TestFenceHeadsReadsAfterEveryWriteOnAStreamScaledUp(t *testing.T) {
 		}
 	}
 	calls := watchAPI(t, readerConn.ConnectedUrl())
-	heads := make([]uint64, 4)
-	for i := 0; i < 200; i++ {
-		heads = fenceAll(t, writer, fmt.Sprintf("node-%d", i), heads)
-		got, err := reader.FenceHeads(ctx, allPartitions(4))
-		require.NoError(t, err)
-		require.Equal(t, heads, got, "read %d, right after the write", i)
-	}
+	readEachWrite(t, writer, reader, 200)
 	n := calls.since(t, readerConn)
 	assert.Equal(t, 200, n["$JS.API.STREAM.INFO"], "the leader's head, once a read, though the store cached one replica: %v", n)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,20 +16,28 @@ import (
 	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
+// openRejectionLog opens the store and its rejection log (one replica) on a server of the test's
+// own (bareJetStream).
+func openRejectionLog(t *testing.T) (*jetstore.RejectionLog, jetstream.JetStream) {
+	t.Helper()
+	nc, js := bareJetStream(t)
+	store, err := jetstore.Open(context.Background(), nc, jetstore.Config{})
+	require.NoError(t, err)
+	log, err := jetstore.OpenRejections(context.Background(), store, 1)
+	require.NoError(t, err)
+	return log, js
+}
+
 // TestRejectionLogRoundTrip: every rejection appended comes back, in order, whether a round fits
 // one message or is split (rounds of long messages), and single-rejection messages in the
 // earlier format still read.
 func TestRejectionLogRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nc, js := bareJetStream(t)
-	store, err := jetstore.Open(ctx, nc, jetstore.Config{})
-	require.NoError(t, err)
-	log, err := jetstore.OpenRejections(ctx, store, 1)
-	require.NoError(t, err)
+	log, js := openRejectionLog(t)
 
 	// The earlier format: one rejection per message on the account's subject.
-	_, err = js.Publish(ctx, jetstore.RejectionSubjectPrefix+"old", []byte(`{"command_id":"c-old","account_id":"old","body_hash":"h","code":"insufficient_credits","message":"m"}`))
+	_, err := js.Publish(ctx, jetstore.RejectionSubjectPrefix+"old", []byte(`{"command_id":"c-old","account_id":"old","body_hash":"h","code":"insufficient_credits","message":"m"}`))
 	require.NoError(t, err)
 	// Not a rejection document: skipped.
 	_, err = js.Publish(ctx, jetstore.RejectionSubjectPrefix+"junk", []byte(`not json`))
@@ -108,11 +117,7 @@ func TestRejectionLogRoundTrip(t *testing.T) {
 func TestRejectionMessageCapsItsCount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nc, _ := bareJetStream(t)
-	store, err := jetstore.Open(ctx, nc, jetstore.Config{})
-	require.NoError(t, err)
-	log, err := jetstore.OpenRejections(ctx, store, 1)
-	require.NoError(t, err)
+	log, _ := openRejectionLog(t)
 	rs := make([]ledger.Rejection, 5000)
 	for i := range rs {
 		rs[i] = ledger.Rejection{CommandID: fmt.Sprint(i), AccountID: "a", BodyHash: "b", Err: &ledger.Error{Code: ledger.CodeInsufficientCredits}}

@@ -61,11 +61,7 @@ func olderRejections(data []byte) []string {
 func TestRevocationsRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nc, js := bareJetStream(t)
-	store, err := jetstore.Open(ctx, nc, jetstore.Config{})
-	require.NoError(t, err)
-	log, err := jetstore.OpenRejections(ctx, store, 1)
-	require.NoError(t, err)
+	log, js := openRejectionLog(t)
 
 	rej := func(id string) ledger.Rejection {
 		return ledger.Rejection{CommandID: id, AccountID: "acme", BodyHash: "h", Err: &ledger.Error{Code: ledger.CodeInsufficientCredits, Message: "m"}}
