@@ -12,14 +12,7 @@ pack() { tar czf "$OUTD/all.tgz" -C "$W" . ; cp "$W/steps.txt" "$OUTD/steps.txt"
 log() { echo "$(date +%T) $*" | tee -a "$W/steps.txt"; pack; }
 { nproc; free -g; uname -a; } > "$W/machine.txt"
 rss() { for p in "$@"; do awk '/VmRSS|VmHWM/{printf "%s %s kB  ", $1, $2}' /proc/$p/status; echo " pid $p"; done; }
-ready() { # GET /readyz until 200, at most 120 s
-  for _ in $(seq 1 600); do
-    if exec 3<>/dev/tcp/127.0.0.1/$1 2>/dev/null; then
-      printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3; read -r line <&3; exec 3>&-
-      case "$line" in *" 200"*) return 0;; esac
-    fi
-    sleep 0.2
-  done; return 1; }
+. "$(dirname "$0")/threenodes.sh" # ready, start_three
 
 log "single node, 64 clients"
 $B bench --accounts 10000 --clients 64 --duration $D --lag-for $LAG --raw-for $RAW --json "$W/single64.json" > "$W/single64.txt" 2>&1
@@ -33,16 +26,7 @@ $B bench --nats-url nats://127.0.0.1:4230 --accounts $BIG --clients 256 --durati
 rss $ONE > "$W/rss_one.txt"; kill $ONE; wait $ONE
 
 log "three nodes"
-R=nats://127.0.0.1:6221,nats://127.0.0.1:6222,nats://127.0.0.1:6223
-URLS=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
-PIDS=()
-for i in 1 2 3; do
-  rm -rf /tmp/n$i
-  $B serve --cluster-name cl --cluster-listen 127.0.0.1:622$i --server-name n$i --routes $R \
-    --data-dir /tmp/n$i --nats-listen 127.0.0.1:422$i --http-listen 127.0.0.1:808$i > "$W/n$i.log" 2>&1 &
-  PIDS+=($!)
-done
-for i in 1 2 3; do ready 808$i || log "node $i not ready"; done
+start_three 2 808 /tmp/n "$W"
 log "three nodes ready"
 $B bench --nats-url $URLS --accounts 10000 --clients 64 --duration $D --lag-for $LAG --raw-for $RAW --json "$W/three64.json" > "$W/three64.txt" 2>&1
 rss "${PIDS[@]}" > "$W/rss_three_10k.txt"

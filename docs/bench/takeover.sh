@@ -6,17 +6,8 @@ B=${B:-$PWD/devrun/creditledger}; W=/tmp/tk; rm -rf $W; mkdir -p $W
 ACC=${ACC:-20000}; DUR=${DUR:-10s}
 # Each attempt waits TIMEOUT for its answer, then is retried with its command_id (a client's retry).
 TIMEOUT=${TIMEOUT:-2s}
-ready() { for _ in $(seq 1 600); do
-    if exec 3<>/dev/tcp/127.0.0.1/$1 2>/dev/null; then printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3; read -r line <&3; exec 3>&-
-      case "$line" in *" 200"*) return 0;; esac; fi; sleep 0.2; done; return 1; }
-R=nats://127.0.0.1:6221,nats://127.0.0.1:6222,nats://127.0.0.1:6223
-URLS=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
-PIDS=()
-for i in 1 2 3; do rm -rf /tmp/tkn$i
-  $B serve --cluster-name cl --cluster-listen 127.0.0.1:622$i --server-name n$i --routes $R \
-    --data-dir /tmp/tkn$i --nats-listen 127.0.0.1:422$i --http-listen 127.0.0.1:808$i > "$W/n$i.log" 2>&1 &
-  PIDS+=($!); done
-for i in 1 2 3; do ready 808$i || echo "node $i not ready"; done
+. "$(dirname "$0")/threenodes.sh"
+start_three 2 808 /tmp/tkn "$W"
 echo "$(date +%T) ready"
 $B bench --nats-url $URLS --accounts $ACC --clients 64 --duration $DUR --lag-for 1s --raw-for 1s > "$W/bench.txt" 2>&1
 echo "$(date +%T) bench done: $(grep -i 'accepted' $W/bench.txt | head -2)"
