@@ -188,7 +188,7 @@ func TestForeignMessagesOnFenceSubjects(t *testing.T) {
 		publishRaw(t, url, jetstore.FenceSubject(3), indented):                             "not canonical",
 		publishRaw(t, url, jetstore.FencePrefix+"03", fenceRecord(t, 3, n, 1)):             "a subject that is not the partition's",
 		publishRaw(t, url, jetstore.FencePrefix+"x", fenceRecord(t, 0, n, 1)):              "a subject naming no partition",
-		publishRaw(t, url, jetstore.Subject("zed"), fenceRecord(t, 3, n, 1)):               "a record on an events subject",
+		publishRaw(t, url, jetstore.DefaultSubjects.Of("zed"), fenceRecord(t, 3, n, 1)):    "a record on an events subject",
 		publishRaw(t, url, jetstore.FenceSubject(3), append(fenceRecord(t, 3, n, 1), ' ')): "trailing bytes",
 	}
 	good := publishRaw(t, url, jetstore.FenceSubject(3), fenceRecord(t, 3, n, 2))

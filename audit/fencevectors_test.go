@@ -82,7 +82,7 @@ func fenceVectorForeign() []vectorForeign {
 		{jetstore.FenceSubject(17), extra, "an unknown member"},
 		{jetstore.FenceSubject(17), strings.Replace(vectorFence, "fence/1", "fence/2", 1), "another format"},
 		{jetstore.FencePrefix + "017", vectorFence, "a subject that is not partition 17's (a leading zero)"},
-		{jetstore.Subject("acme"), vectorFence, "not on a fence subject: an undecodable event"},
+		{"ledger.events.acme", vectorFence, "not on a fence subject: an undecodable event"},
 	}
 }
 

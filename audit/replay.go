@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -37,10 +36,11 @@ type Message struct {
 
 // AccountID is the account the message's subject files it under ("" if the subject is foreign).
 func (m Message) AccountID() string {
-	if !strings.HasPrefix(m.Subject, jetstore.SubjectPrefix) {
+	e, ok := jetstore.ParseEventSubject(m.Subject)
+	if !ok {
 		return ""
 	}
-	return m.Subject[len(jetstore.SubjectPrefix):]
+	return e.AccountID
 }
 
 // Filter selects messages for replay and export. Zero values select everything.
@@ -170,7 +170,11 @@ func (s *Source) Scan(ctx context.Context, f Filter, fn func(Message) error) (ui
 		if !ledger.ValidID(f.AccountID) {
 			return 0, fmt.Errorf("account id %q: must be 1-64 characters of A-Za-z0-9_-", f.AccountID)
 		}
-		subject = jetstore.Subject(f.AccountID)
+		subjects, err := jetstore.SubjectsOf(s.stream.CachedInfo().Config)
+		if err != nil {
+			return 0, err
+		}
+		subject = subjects.Filter(f.AccountID)
 	}
 	first, last, err := s.bounds(ctx, subject, max(f.FromPosition, 1))
 	if f.ToPosition > 0 && f.ToPosition < last {

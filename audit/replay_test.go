@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"testing"
 	"time"
 
@@ -76,7 +77,7 @@ func TestGeneratedHistory(t *testing.T) {
 			require.NoError(t, err)
 			w := want[m.Position]
 			assert.Equal(t, w, sent{AccountID: ev.AccountID, Version: ev.Version, Type: ev.Type}, "position %d", m.Position)
-			assert.Equal(t, "ledger.events."+ev.AccountID, m.Subject)
+			assert.Equal(t, jetstore.DefaultSubjects.Of(ev.AccountID), m.Subject)
 			assert.True(t, ev.VerifyHash())
 		}
 		js, err := jetstream.New(l.NC)

@@ -252,7 +252,7 @@ func TestVerifyReportsForgedEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, f000, 6)
 	publish := func(data []byte) uint64 {
-		ack, err := js.Publish(ctxT(t), "ledger.events.f000", data)
+		ack, err := js.Publish(ctxT(t), jetstore.DefaultSubjects.Of("f000"), data)
 		require.NoError(t, err)
 		return ack.Sequence
 	}

@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -241,6 +240,10 @@ func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 	if start := p.Position() + 1; start > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 	}
+	subjects, err := jetstore.SubjectsOf(stream.CachedInfo().Config)
+	if err != nil {
+		return err
+	}
 	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("projector consumer: %w", err)
@@ -255,9 +258,14 @@ func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 			return
 		}
 		d := decodedMsg{position: md.Sequence.Stream}
-		if subj := m.Subject(); strings.HasPrefix(subj, jetstore.SubjectPrefix) {
-			d.accountID = subj[len(jetstore.SubjectPrefix):]
-			d.ev, d.err = events.Decode(m.Data())
+		if e, ok := jetstore.ParseEventSubject(m.Subject()); ok {
+			d.accountID = e.AccountID
+			if acct, ok := subjects.AccountOf(m.Subject()); !ok || acct != e.AccountID {
+				// Not where the store files this account's events: its owner never reads it.
+				d.err = fmt.Errorf("stored under %s, not the account's subject %s", m.Subject(), subjects.Of(e.AccountID))
+			} else {
+				d.ev, d.err = events.Decode(m.Data())
+			}
 		} else {
 			d.record = true
 		}

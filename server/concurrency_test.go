@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"sync"
 	"testing"
 	"time"
@@ -271,7 +272,7 @@ func appendChained(t *testing.T, l *testledger.Ledger, a *account, seen accepted
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	ack, err := js.Publish(ctx, "ledger.events."+a.id, data, jetstream.WithExpectLastSequencePerSubject(seen.Position))
+	ack, err := js.Publish(ctx, jetstore.DefaultSubjects.Of(a.id), data, jetstream.WithExpectLastSequencePerSubject(seen.Position))
 	require.NoError(t, err)
 	return ack
 }

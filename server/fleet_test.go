@@ -270,7 +270,7 @@ func TestFleetAsOfNamesABrokenAccount(t *testing.T) {
 	newAccount(t, l, "hurt").activeLicense("hurt-L", "50")
 	js, err := jetstream.New(l.NC)
 	require.NoError(t, err)
-	ack, err := js.Publish(pgCtx(t), "ledger.events.hurt", []byte("{"))
+	ack, err := js.Publish(pgCtx(t), jetstore.DefaultSubjects.Of("hurt"), []byte("{"))
 	require.NoError(t, err)
 
 	var totals api.Totals

@@ -93,7 +93,7 @@ func verifyStream(t *testing.T, l *testledger.Ledger) []storedEvent {
 		if assert.NoError(t, err, "position %d event_id", e.position) {
 			assert.Equal(t, uuid.Version(7), id.Version(), "position %d event_id is UUIDv7", e.position)
 		}
-		assert.Equal(t, "ledger.events."+e.env.AccountID, e.subject, "position %d subject", e.position)
+		assert.Equal(t, jetstore.DefaultSubjects.Of(e.env.AccountID), e.subject, "position %d subject", e.position)
 		versions[e.env.AccountID]++
 		assert.Equal(t, versions[e.env.AccountID], e.env.Version, "position %d version", e.position)
 		want, ok := prev[e.env.AccountID]

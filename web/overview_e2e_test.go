@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"os"
 	"path/filepath"
 	"testing"
@@ -201,7 +202,7 @@ func TestOverviewAsOfNamesABrokenAccount(t *testing.T) {
 	newSender(t, l, "hurt").buy("HU-1", "sales", "50", 12, true)
 	js, err := jetstream.New(l.NC)
 	require.NoError(t, err)
-	ack, err := js.Publish(context.Background(), "ledger.events.hurt", []byte("{"))
+	ack, err := js.Publish(context.Background(), jetstore.DefaultSubjects.Of("hurt"), []byte("{"))
 	require.NoError(t, err)
 	p := page{t: t, ctx: ctx}
 	exceptions := consoleErrors(ctx)

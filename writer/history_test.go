@@ -105,7 +105,7 @@ func TestBrokenHistoryIsRefused(t *testing.T) {
 			defer nc.Close()
 			js, err := jetstreamFor(nc)
 			require.NoError(t, err)
-			ack, err := js.Publish(context.Background(), jetstore.Subject("acme"), tc.data(t, v1))
+			ack, err := js.Publish(context.Background(), jetstore.DefaultSubjects.Of("acme"), tc.data(t, v1))
 			require.NoError(t, err)
 
 			// when commands arrive (the first one finds it through its conflict re-read),

@@ -75,7 +75,7 @@ func TestRetryAfterCompactionPastAForeignMessage(t *testing.T) {
 	defer nc.Close()
 	js, err := jetstreamFor(nc)
 	require.NoError(t, err)
-	_, err = js.Publish(context.Background(), jetstore.Subject("intruder"), []byte(`{"forged":true}`))
+	_, err = js.Publish(context.Background(), jetstore.DefaultSubjects.Of("intruder"), []byte(`{"forged":true}`))
 	require.NoError(t, err)
 	w2, stop2 := r.start(t, r.snaps, 1000)
 	defer stop2()

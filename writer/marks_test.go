@@ -41,7 +41,7 @@ func publishForeign(t *testing.T, r *rig, accountID string) uint64 {
 	defer nc.Close()
 	js, err := jetstreamFor(nc)
 	require.NoError(t, err)
-	ack, err := js.Publish(context.Background(), jetstore.Subject(accountID), []byte(`{"forged":true}`))
+	ack, err := js.Publish(context.Background(), jetstore.DefaultSubjects.Of(accountID), []byte(`{"forged":true}`))
 	require.NoError(t, err)
 	return ack.Sequence
 }

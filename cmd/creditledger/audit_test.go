@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,7 +165,7 @@ func TestAuditCommands(t *testing.T) {
 	forged.Payload = json.RawMessage(strings.Replace(string(forged.Payload), `"credits":"20"`, `"credits":"-20"`, 1))
 	data, err := events.Encode(&forged)
 	require.NoError(t, err)
-	require.NoError(t, forger.Publish("ledger.events.a2", data))
+	require.NoError(t, forger.Publish(jetstore.DefaultSubjects.Of("a2"), data))
 	require.NoError(t, forger.Flush())
 	require.Eventually(t, func() bool { h, err := src.Head(ctx); return err == nil && h == base+10 }, 5*time.Second, 10*time.Millisecond)
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,7 +48,7 @@ func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledg
 	if !cfg.AllowDirect {
 		return s.ReadAccount(ctx, accountID, 0)
 	}
-	subject := Subject(accountID)
+	subject := s.subjects.Of(accountID)
 	last, _, err := leaderLast(ctx, s.nc, cfg.Name, subject)
 	if err != nil {
 		return nil, fmt.Errorf("last message of %s: %w", accountID, err)
@@ -71,7 +70,7 @@ func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledg
 			return nil, fmt.Errorf("read %s: %w", accountID, err)
 		}
 		n := len(out)
-		done, err := readDirectBatch(ctx, answers, subject, last, &out)
+		done, err := readDirectBatch(ctx, answers, accountID, subject, last, &out)
 		if err != nil || done {
 			return out, err
 		}
@@ -92,7 +91,7 @@ func (s *Store) ReadAccountDirect(ctx context.Context, accountID string) ([]ledg
 
 // readDirectBatch appends one batch's messages to out, up to the end-of-batch marker; done means
 // the message at last was read.
-func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, subject string, last uint64, out *[]ledger.Record) (bool, error) {
+func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, accountID, subject string, last uint64, out *[]ledger.Record) (bool, error) {
 	for {
 		msg, err := nextDirect(ctx, answers) // fenceheads.go
 		if err != nil {
@@ -119,7 +118,7 @@ func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, subject stri
 			return false, errors.New("read " + subject + ": direct get answered out of order")
 		}
 		v, _ := events.VersionOf(msg.Data) // 0: none to read
-		*out = append(*out, ledger.Record{AccountID: subject[len(SubjectPrefix):], Data: msg.Data, Position: seq, Version: v})
+		*out = append(*out, ledger.Record{AccountID: accountID, Data: msg.Data, Position: seq, Version: v})
 		if seq >= last {
 			return true, nil
 		}
@@ -287,8 +286,8 @@ func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until 
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
 		}
-		if subj := msg.Subject(); strings.HasPrefix(subj, SubjectPrefix) {
-			if err := fn(ledger.Record{AccountID: subj[len(SubjectPrefix):], Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
+		if acct, ok := s.subjects.AccountOf(msg.Subject()); ok {
+			if err := fn(ledger.Record{AccountID: acct, Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
 				return err
 			}
 		}

@@ -90,7 +90,7 @@ func TestOpenCreatesAProtectedStream(t *testing.T) {
 	assert.False(t, got.AllowMsgTTL)
 	assert.Equal(t, jetstream.FileStorage, got.Storage)
 
-	_, err = js.Publish(ctx, jetstore.Subject("a"), []byte("{}"))
+	_, err = js.Publish(ctx, jetstore.DefaultSubjects.Of("a"), []byte("{}"))
 	require.NoError(t, err)
 	assert.Error(t, s.DeleteMsg(ctx, 1), "the server itself refuses a delete")
 	assert.Error(t, s.Purge(ctx), "and a purge")
@@ -109,7 +109,7 @@ func TestOpenAddsTheFenceSubjectToAnOlderStream(t *testing.T) {
 	old.Subjects = []string{jetstore.SubjectAll}
 	_, err := js.CreateStream(ctx, old)
 	require.NoError(t, err)
-	_, err = js.Publish(ctx, jetstore.Subject("a"), []byte("{}"))
+	_, err = js.Publish(ctx, jetstore.DefaultSubjects.Of("a"), []byte("{}"))
 	require.NoError(t, err)
 	_, err = js.Publish(ctx, jetstore.FenceSubject(3), []byte("{}"))
 	require.Error(t, err, "the older stream does not capture fences")

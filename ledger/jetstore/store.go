@@ -36,9 +36,6 @@ const (
 	errCodeWrongLastSeqConst = 10164
 )
 
-// Subject is the stream subject of an account's events.
-func Subject(accountID string) string { return SubjectPrefix + accountID }
-
 // FenceSubject is the stream subject of partition p's ownership records.
 func FenceSubject(p int) string { return FencePrefix + strconv.Itoa(p) }
 
@@ -49,6 +46,8 @@ type Store struct {
 	stream     jetstream.Stream
 	timeout    time.Duration
 	partitions int
+	// subjects names the events' subjects (subjects.go).
+	subjects Subjects
 	// versions maps accounts' versions to the positions the server checks (versions.go).
 	versions *versions
 }
@@ -78,8 +77,9 @@ type Config struct {
 // (fixed when the store is created: every node places accounts with it, ledger.PartitionOf).
 const PartitionsMetadata = "creditledger_partitions"
 
-// StreamConfig is the LEDGER stream's required configuration: file storage, nothing ever
-// deleted, purged or aged out, and atomic batches allowed.
+// StreamConfig is the configuration of a LEDGER stream this build creates: file storage, nothing
+// ever deleted, purged or aged out, atomic batches allowed, and partitioned event subjects
+// (subjects.go; Open adds the partition count to the metadata).
 func StreamConfig(replicas int) jetstream.StreamConfig {
 	if replicas < 1 {
 		replicas = 1
@@ -87,7 +87,8 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               StreamName,
 		Description:        "creditledger event store: immutable, hash-chained account events",
-		Subjects:           []string{SubjectAll, FenceAll},
+		Subjects:           []string{PartitionedSubjectsAll, FenceAll},
+		Metadata:           map[string]string{SubjectsMetadata: SubjectsPartitioned},
 		Storage:            jetstream.FileStorage,
 		Retention:          jetstream.LimitsPolicy,
 		MaxMsgs:            -1,
@@ -124,12 +125,20 @@ func CheckStreamConfig(c jetstream.StreamConfig) error {
 	case !c.AllowAtomicPublish:
 		return fmt.Errorf("stream %s does not allow atomic batches; set allow_atomic (%s)", StreamName, fix)
 	}
+	subjects, err := SubjectsOf(c)
+	if err != nil {
+		return err
+	}
+	want := SubjectAll
+	if subjects.Partitioned {
+		want = PartitionedSubjectsAll
+	}
 	for _, s := range c.Subjects {
-		if s == SubjectAll {
+		if s == SubjectAll || s == want {
 			return nil
 		}
 	}
-	return fmt.Errorf("stream %s does not capture %s (%s)", StreamName, SubjectAll, fix)
+	return fmt.Errorf("stream %s does not capture %s (%s)", StreamName, want, fix)
 }
 
 // Open creates the LEDGER stream if it is missing and refuses one whose settings are weaker.
@@ -144,7 +153,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	stream, err := js.Stream(ctx, StreamName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		sc := StreamConfig(cfg.Replicas)
-		sc.Metadata = map[string]string{PartitionsMetadata: strconv.Itoa(orDefault(cfg.Partitions))}
+		sc.Metadata[PartitionsMetadata] = strconv.Itoa(orDefault(cfg.Partitions))
 		stream, err = js.CreateStream(ctx, sc)
 	}
 	if err != nil {
@@ -159,7 +168,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if stream, err = recordPartitions(ctx, js, stream); err != nil {
 		return nil, err
 	}
-	partitions, err := Partitions(stream.CachedInfo().Config)
+	subjects, err := SubjectsOf(stream.CachedInfo().Config)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +176,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultAppendTimeout
 	}
-	return &Store{nc: nc, js: js, stream: stream, timeout: timeout, partitions: partitions, versions: newVersions()}, nil
+	return &Store{nc: nc, js: js, stream: stream, timeout: timeout, partitions: subjects.Partitions, subjects: subjects, versions: newVersions()}, nil
 }
 
 func orDefault(n int) int {
@@ -232,6 +241,9 @@ func Partitions(c jetstream.StreamConfig) (int, error) {
 // Partitions is the store's partition count.
 func (s *Store) Partitions() int { return s.partitions }
 
+// Subjects names the store's event subjects.
+func (s *Store) Subjects() Subjects { return s.subjects }
+
 // JetStream exposes the JetStream context for readers that share the connection.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
@@ -262,7 +274,7 @@ func (s *Store) Append(ctx context.Context, recs []ledger.Record) ([]uint64, err
 	}
 	msgs := make([]*nats.Msg, len(recs))
 	for i, r := range recs {
-		m := nats.NewMsg(Subject(r.AccountID))
+		m := nats.NewMsg(s.subjects.Of(r.AccountID))
 		m.Data = r.Data
 		switch {
 		case r.CheckVersion:
@@ -394,10 +406,11 @@ func (s *Store) ReadAt(ctx context.Context, position uint64) (ledger.Record, err
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("read position %d: %w", position, err)
 	}
-	if len(m.Subject) <= len(SubjectPrefix) || m.Subject[:len(SubjectPrefix)] != SubjectPrefix {
+	acct, ok := s.subjects.AccountOf(m.Subject)
+	if !ok {
 		return ledger.Record{}, fmt.Errorf("position %d holds %s, not an event: %w", position, m.Subject, ledger.ErrNoRecord)
 	}
-	return ledger.Record{AccountID: m.Subject[len(SubjectPrefix):], Data: m.Data, Position: m.Sequence}, nil
+	return ledger.Record{AccountID: acct, Data: m.Data, Position: m.Sequence}, nil
 }
 
 // ReadAccount returns one account's records in order, from its first whose version is at least
@@ -408,7 +421,7 @@ func (s *Store) ReadAccount(ctx context.Context, accountID string, from uint64) 
 	// The last message as the stream leader has it: a direct get (GetLastMsgForSubject on a
 	// stream with allow_direct) may be answered by a replica that has not applied the last
 	// acknowledged append yet, and the read would end before it.
-	last, _, err := leaderLast(ctx, s.nc, StreamName, Subject(accountID))
+	last, _, err := leaderLast(ctx, s.nc, StreamName, s.subjects.Of(accountID))
 	if err != nil {
 		return nil, fmt.Errorf("last message of %s: %w", accountID, err)
 	}
@@ -418,7 +431,7 @@ func (s *Store) ReadAccount(ctx context.Context, accountID string, from uint64) 
 	var out []ledger.Record
 	started := from <= 1
 	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{Subject(accountID)},
+		FilterSubjects: []string{s.subjects.Filter(accountID)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}, last, func(r ledger.Record) error {
 		r.Version, _ = events.VersionOf(r.Data) // 0: none to read; the caller finds the break

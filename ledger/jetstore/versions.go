@@ -89,7 +89,7 @@ func (v *versions) learn(account string, at versionAt) error {
 // version the caller expects is no ground to append on (the caller re-reads the account and
 // finds the break).
 func (s *Store) lastVersion(ctx context.Context, accountID string, next []byte) (versionAt, error) {
-	seq, data, err := leaderLast(ctx, s.nc, StreamName, Subject(accountID))
+	seq, data, err := leaderLast(ctx, s.nc, StreamName, s.subjects.Of(accountID))
 	if err != nil {
 		return versionAt{}, fmt.Errorf("last message of %s: %w", accountID, err)
 	}

@@ -51,7 +51,7 @@ func TestVersionsOfTwoStoresOnOneStream(t *testing.T) {
 	require.NoError(t, err, "at the version it now reads, a's append lands")
 
 	// A foreign message on x: neither store's position for version 3 holds any more.
-	foreign, err := js.Publish(ctx, jetstore.Subject("x"), []byte(`{"forged":true}`))
+	foreign, err := js.Publish(ctx, jetstore.DefaultSubjects.Of("x"), []byte(`{"forged":true}`))
 	require.NoError(t, err)
 	for _, st := range []*jetstore.Store{a, b} {
 		_, err = st.Append(ctx, []ledger.Record{ev("x", 4, true)})
@@ -77,7 +77,7 @@ func TestVersionsRepeatedIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Append(ctx, []ledger.Record{ev("x", 1, true)})
 	require.NoError(t, err)
-	_, err = js.Publish(ctx, jetstore.Subject("x"), ev("x", 1, false).Data)
+	_, err = js.Publish(ctx, jetstore.DefaultSubjects.Of("x"), ev("x", 1, false).Data)
 	require.NoError(t, err)
 	for range 2 { // the refusal is not learned away
 		_, err = st.Append(ctx, []ledger.Record{ev("x", 2, true)})
@@ -109,7 +109,7 @@ func TestVersionsFirstSightChecksTheChain(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Append(ctx, []ledger.Record{chained("z", 1, "z1", "")})
 	require.NoError(t, err)
-	_, err = js.Publish(ctx, jetstore.Subject("x"), chained("x", 1, "forged", "").Data)
+	_, err = js.Publish(ctx, jetstore.DefaultSubjects.Of("x"), chained("x", 1, "forged", "").Data)
 	require.NoError(t, err)
 
 	fresh, err := jetstore.Open(ctx, nc, jetstore.Config{}) // knows no account yet

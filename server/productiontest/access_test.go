@@ -59,8 +59,8 @@ func TestServiceRole(t *testing.T) {
 	head := streamHead(t, admin)
 
 	// Nothing else: no forged events, no stream admin, no reading the stream, no service discovery.
-	require.NoError(t, nc.Publish("ledger.events.acct-svc", []byte(`{"forged":true}`)))
-	ae.requireViolation(t, "Publish", "ledger.events.acct-svc")
+	require.NoError(t, nc.Publish(jetstore.DefaultSubjects.Of("acct-svc"), []byte(`{"forged":true}`)))
+	ae.requireViolation(t, "Publish", jetstore.DefaultSubjects.Of("acct-svc"))
 	require.NoError(t, nc.Publish("$JS.API.STREAM.PURGE.LEDGER", nil))
 	ae.requireViolation(t, "Publish", "$JS.API.STREAM.PURGE.LEDGER")
 	require.NoError(t, nc.Publish("$JS.API.STREAM.INFO.LEDGER", nil))
@@ -94,8 +94,8 @@ func TestDashboardRole(t *testing.T) {
 	_, err = cl.ActivateLicense(ctx, activate("d-2", "acct-dash", "L-dash"))
 	require.Error(t, err, "a command as dashboard is never delivered")
 	ae.requireViolation(t, "Publish", "ledger.cmd.activate_license")
-	require.NoError(t, nc.Publish("ledger.events.acct-dash", []byte(`{}`)))
-	ae.requireViolation(t, "Publish", "ledger.events.acct-dash")
+	require.NoError(t, nc.Publish(jetstore.DefaultSubjects.Of("acct-dash"), []byte(`{}`)))
+	ae.requireViolation(t, "Publish", jetstore.DefaultSubjects.Of("acct-dash"))
 	require.NoError(t, admin.Flush())
 	assert.Equal(t, head, streamHead(t, admin), "nothing appended")
 }
@@ -140,8 +140,8 @@ func TestAuditorRole(t *testing.T) {
 	require.NoError(t, err)
 	m, err := st.GetMsg(ctx, last.Position)
 	require.NoError(t, err, "direct get by position")
-	assert.Equal(t, "ledger.events.acct-aud", m.Subject)
-	_, err = st.GetLastMsgForSubject(ctx, "ledger.events.acct-aud")
+	assert.Equal(t, jetstore.DefaultSubjects.Of("acct-aud"), m.Subject)
+	_, err = st.GetLastMsgForSubject(ctx, jetstore.DefaultSubjects.Of("acct-aud"))
 	require.NoError(t, err, "direct get of an account's last event")
 	_, err = client(t, nc).Query(ctx, "balance", map[string]any{"account_id": "acct-aud", "min_position": last.Position})
 	require.NoError(t, err)
@@ -154,7 +154,7 @@ func TestAuditorRole(t *testing.T) {
 	// Nothing else: no publish to ledger subjects, no purge, delete or edit of the store.
 	head := streamHead(t, admin)
 	for _, subj := range []string{
-		"ledger.events.acct-aud", "ledger.cmd.allocate_credits",
+		jetstore.DefaultSubjects.Of("acct-aud"), "ledger.cmd.allocate_credits",
 		"$JS.API.STREAM.PURGE.LEDGER", "$JS.API.STREAM.DELETE.LEDGER", "$JS.API.STREAM.MSG.DELETE.LEDGER",
 		"$JS.API.STREAM.UPDATE.LEDGER", "$JS.API.STREAM.PURGE.LEDGER_CHECKPOINTS",
 		"$JS.API.STREAM.CREATE.EVIL", "$JS.API.CONSUMER.DELETE.LEDGER.x", "$JS.API.STREAM.INFO.KV_LEDGER_IDS",

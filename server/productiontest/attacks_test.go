@@ -74,7 +74,8 @@ func metricValue(t *testing.T, srv *server.Server, series string, want float64) 
 // replyTargets are subjects a requester could name as its reply subject to make the ledger
 // publish there: every stream's subjects, the JetStream API, and the ledger's own endpoints.
 var replyTargets = []string{
-	"ledger.events.victim",
+	jetstore.DefaultSubjects.Of("victim"),
+	"ledger.events.victim", // an account subject, what a store created before partitioned subjects captures
 	"ledger.checkpoints",
 	"ledger.rejections.round",
 	"ledger.rejections.victim",
@@ -273,7 +274,7 @@ func TestForeignMessageRefusesTheAccount(t *testing.T) {
 	require.NoError(t, err)
 	js, err := jetstream.New(admin)
 	require.NoError(t, err)
-	ack, err := js.Publish(ctxT(t), jetstore.Subject("victim"), []byte(`{"ok":true,"account_id":"x"}`))
+	ack, err := js.Publish(ctxT(t), jetstore.DefaultSubjects.Of("victim"), []byte(`{"ok":true,"account_id":"x"}`))
 	require.NoError(t, err)
 	head := streamHead(t, admin)
 	// A purchase whose contract started long ago appends two records (the purchase and its
@@ -307,7 +308,7 @@ func TestForeignMessageRefusesTheAccountAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	js, err := jetstream.New(admin)
 	require.NoError(t, err)
-	ack, err := js.Publish(ctxT(t), jetstore.Subject("victim"), []byte(`{"ok":true,"account_id":"x"}`))
+	ack, err := js.Publish(ctxT(t), jetstore.DefaultSubjects.Of("victim"), []byte(`{"ok":true,"account_id":"x"}`))
 	require.NoError(t, err)
 	// The ledger has seen it: the projector parked it (and reported it before counting it).
 	var body string
@@ -335,7 +336,7 @@ func TestOpenRoutesHoldNoData(t *testing.T) {
 	srv, _, admin := attackLedger(t)
 	js, err := jetstream.New(admin)
 	require.NoError(t, err)
-	_, err = js.Publish(ctxT(t), jetstore.Subject("secret-account"), []byte(`{"secret":"event content"}`))
+	_, err = js.Publish(ctxT(t), jetstore.DefaultSubjects.Of("secret-account"), []byte(`{"secret":"event content"}`))
 	require.NoError(t, err)
 	base := "http://" + srv.HTTPAddr()
 	var body string
@@ -402,7 +403,7 @@ func TestExternalDeploymentResponder(t *testing.T) {
 	admin, _ := as(t, ns.ClientURL(), natsconn.Options{User: "ledger", Password: "l"})
 	before := streamHeads(t, admin)
 
-	ping := &nats.Msg{Subject: "$SRV.PING", Reply: jetstore.Subject("victim")}
+	ping := &nats.Msg{Subject: "$SRV.PING", Reply: jetstore.DefaultSubjects.Of("victim")}
 	require.NoError(t, client.PublishMsg(ping))
 	// The discovery verbs still answer a client's inbox (and so show the request was served).
 	_, err = client.Request("$SRV.PING", nil, waitFor)
@@ -434,7 +435,7 @@ func TestAuditorJetStreamRepliesCannotReachTheLedger(t *testing.T) {
 			&nats.Msg{Subject: "$JS.API.DIRECT.GET." + stream, Data: []byte(`{"seq":1}`)},
 			&nats.Msg{Subject: "$JS.API.DIRECT.GET." + stream, Data: []byte(`{"seq":1,"batch":5}`)})
 	}
-	reads = append(reads, &nats.Msg{Subject: "$JS.API.DIRECT.GET." + jetstore.StreamName + "." + jetstore.Subject("victim")},
+	reads = append(reads, &nats.Msg{Subject: "$JS.API.DIRECT.GET." + jetstore.StreamName + "." + jetstore.DefaultSubjects.Of("victim")},
 		&nats.Msg{Subject: "$JS.API.DIRECT.GET." + audit.CheckpointStream + ".ledger.checkpoints"})
 	for _, target := range replyTargets {
 		for _, m := range reads {

@@ -451,7 +451,7 @@ func TestSecuredClusterAuditor(t *testing.T) {
 	audOpts := asAuditor()
 	audOpts.TLSCA = ca
 	aud, ae := as(t, urls[2], audOpts)
-	for _, target := range []string{jetstore.Subject("victim"), "$JS.API.STREAM.DELETE." + jetstore.RejectionStream} {
+	for _, target := range []string{jetstore.DefaultSubjects.Of("victim"), "$JS.API.STREAM.DELETE." + jetstore.RejectionStream} {
 		require.NoError(t, aud.PublishMsg(&nats.Msg{Subject: "$JS.API.STREAM.INFO." + jetstore.StreamName, Reply: target}))
 		require.NoError(t, aud.PublishMsg(&nats.Msg{Subject: "$JS.API.DIRECT.GET." + jetstore.StreamName, Reply: target, Data: []byte(`{"seq":1}`)}))
 	}
