@@ -111,6 +111,21 @@ type Store interface {
 	FenceHeads(ctx context.Context, ps []int) ([]uint64, error)
 }
 
+// PartitionReader is a Store that reads some partitions' records without reading the others'
+// (the JetStream store with partitioned subjects: one subject filter a partition). A writer that
+// holds some partitions reads only theirs when it loads or catches up; since it then never sees
+// an id that another partition's account created, it reserves every id it creates in the shared
+// claims, also while it holds every partition (writer/claims.go).
+type PartitionReader interface {
+	// PartitionsApart reports whether ReadPartitions reads the partitions asked for without the
+	// others' (false: it reads every record and passes on theirs only).
+	PartitionsApart() bool
+	// ReadPartitions calls fn for every record of an account whose partition among n is in ps,
+	// in position order, from position from up to the head at the time of the call, which it
+	// returns (whatever that position holds).
+	ReadPartitions(ctx context.Context, from uint64, n int, ps []int, fn func(Record) error) (uint64, error)
+}
+
 // VersionHints is what a store that enforces versions through positions of its own (the
 // JetStream store) may be told by a caller that loaded accounts from it (a writer's snapshot and
 // replay): account id stands at version, at position. A store that is told spares itself a read

@@ -8,6 +8,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/ledger"
@@ -34,24 +35,44 @@ func (c *cancelling) Append(ctx context.Context, recs []ledger.Record) ([]uint64
 
 func TestJetStreamStoreContract(t *testing.T) {
 	t.Parallel()
+	storetest.Run(t, func(t *testing.T) (ledger.Store, storetest.Uncertain) { return contractStore(t, nil) })
+}
+
+// A store created by an earlier build (account subjects) keeps the same contract, partition
+// reads included (it reads every event and passes on the partitions' own).
+func TestJetStreamStoreContractWithAccountSubjects(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) (ledger.Store, storetest.Uncertain) {
-		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-		require.NoError(t, err)
-		ns.Start()
-		require.True(t, ns.ReadyForConnections(10*time.Second))
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-		nc, err := nats.Connect(ns.ClientURL())
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		st, err := jetstore.Open(context.Background(), nc, jetstore.Config{})
-		require.NoError(t, err)
-		c := &cancelling{Store: st}
-		return c, func(stored bool) bool {
-			if stored {
-				return false // an answer lost after the store kept the batch: not provoked here
-			}
-			c.next.Store(true)
-			return true
-		}
+		return contractStore(t, func(js jetstream.JetStream) {
+			_, err := js.CreateStream(context.Background(), olderBuildStreamConfig())
+			require.NoError(t, err)
+		})
 	})
+}
+
+// contractStore opens a store on a fresh server, after before (when set) has prepared it.
+func contractStore(t *testing.T, before func(jetstream.JetStream)) (ledger.Store, storetest.Uncertain) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second))
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	if before != nil {
+		js, err := jetstream.New(nc)
+		require.NoError(t, err)
+		before(js)
+	}
+	st, err := jetstore.Open(context.Background(), nc, jetstore.Config{})
+	require.NoError(t, err)
+	c := &cancelling{Store: st}
+	return c, func(stored bool) bool {
+		if stored {
+			return false // an answer lost after the store kept the batch: not provoked here
+		}
+		c.next.Store(true)
+		return true
+	}
 }

@@ -257,8 +257,9 @@ const (
 	readPullExpiry    = 5 * time.Second
 )
 
-// consumeWith reads cons until it has read the message at position until; only events go to fn
-// (ownership records and anything else on the stream are passed over).
+// consumeWith reads cons until it has read the message at position until, or the last one its
+// filter matches (the message at until may be one the filter leaves out); only events go to fn
+// (ownership records and anything else on the stream are passed over), and none past until.
 func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until uint64, fn func(ledger.Record) error) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096), jetstream.PullExpiry(readPullExpiry), jetstream.PullHeartbeat(readPullHeartbeat))
 	if err != nil {
@@ -286,12 +287,15 @@ func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until 
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
 		}
+		if md.Sequence.Stream > until {
+			return nil // appended since the read began
+		}
 		if acct, ok := s.subjects.AccountOf(msg.Subject()); ok {
 			if err := fn(ledger.Record{AccountID: acct, Data: msg.Data(), Position: md.Sequence.Stream}); err != nil {
 				return err
 			}
 		}
-		if md.Sequence.Stream >= until {
+		if md.Sequence.Stream == until || md.NumPending == 0 {
 			return nil
 		}
 	}

@@ -105,11 +105,9 @@ func TestOpenAddsTheFenceSubjectToAnOlderStream(t *testing.T) {
 	nc, js := bareJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	old := jetstore.StreamConfig(1)
-	old.Subjects = []string{jetstore.SubjectAll}
-	_, err := js.CreateStream(ctx, old)
+	_, err := js.CreateStream(ctx, olderBuildStreamConfig())
 	require.NoError(t, err)
-	_, err = js.Publish(ctx, jetstore.DefaultSubjects.Of("a"), []byte("{}"))
+	_, err = js.Publish(ctx, "ledger.events.a", []byte("{}"))
 	require.NoError(t, err)
 	_, err = js.Publish(ctx, jetstore.FenceSubject(3), []byte("{}"))
 	require.Error(t, err, "the older stream does not capture fences")

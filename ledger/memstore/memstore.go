@@ -25,6 +25,8 @@ type Store struct {
 	// FailNext, when set, makes the next Append report ledger.ErrUncertain after storing (true)
 	// or without storing (false) its records: an append whose outcome the caller cannot know.
 	failNext *bool
+	// apart makes PartitionsApart true (KeepPartitionsApart).
+	apart bool
 }
 
 // New returns an empty store.
@@ -157,6 +159,36 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 		}
 	}
 	return head, nil
+}
+
+// KeepPartitionsApart makes the store report that it reads partitions apart, as the JetStream
+// store with partitioned subjects does (a writer then claims every id it creates).
+func (s *Store) KeepPartitionsApart() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apart = true
+}
+
+// PartitionsApart reports whether KeepPartitionsApart was called.
+func (s *Store) PartitionsApart() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apart
+}
+
+// ReadPartitions calls fn for every record of an account in partitions ps (of n) from position
+// from up to the head at the time of the call.
+func (s *Store) ReadPartitions(ctx context.Context, from uint64, n int, ps []int, fn func(ledger.Record) error) (uint64, error) {
+	want := make(map[int]bool, len(ps))
+	for _, p := range ps {
+		want[p] = true
+	}
+	return s.Read(ctx, from, func(r ledger.Record) error {
+		if !want[ledger.PartitionOf(r.AccountID, n)] {
+			return nil
+		}
+		return fn(r)
+	})
 }
 
 // ReadAccount returns one account's records from version from, in order (ownership records,
