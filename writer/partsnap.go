@@ -360,11 +360,13 @@ func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
 	for _, p := range w.heldPartitions() {
 		held[p] = true
 	}
-	names := make([]string, n)
+	names := make([]string, 0, n)
 	for p := range n {
-		names[p] = partitionIDsName(p)
-		if held[p] {
-			names[p] = partitionSnapName(p)
+		switch {
+		case held[p]:
+			names = append(names, partitionSnapName(p))
+		case w.apart == nil: // the other partitions' ids; over a store read apart, the claims hold them
+			names = append(names, partitionIDsName(p))
 		}
 	}
 	got := w.fetchAll(ctx, names)
@@ -373,7 +375,11 @@ func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, snapFetchParallel)
 	for p := range n {
-		data := got[names[p]]
+		name := partitionIDsName(p)
+		if held[p] {
+			name = partitionSnapName(p)
+		}
+		data := got[name]
 		if data == nil {
 			continue
 		}
@@ -406,7 +412,11 @@ func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
 		}
 	}
 	w.loadLegacy(ctx, src)
-	if len(src.own)+len(src.ids) < n { // some partition has no snapshot of its own
+	want := n // partitions the load needs a snapshot or an id list of
+	if w.apart != nil {
+		want = len(w.heldPartitions())
+	}
+	if len(src.own)+len(src.ids) < want { // some partition has no snapshot of its own
 		src.whole = w.fetchWhole(ctx)
 	}
 	return w.installPartitions(src, held)
@@ -510,10 +520,15 @@ func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 		logPos = 0
 	}
 	w.idem.logPos = logPos
-	rp.from = rp.above[0]
-	for _, h := range rp.above {
-		rp.from = min(rp.from, h)
+	rp.from = 1<<64 - 1
+	for p, h := range rp.above {
+		if held[p] || w.apart == nil { // read apart, the others' records are not read at all
+			rp.from = min(rp.from, h)
+		}
 		rp.maxHead = max(rp.maxHead, h)
+	}
+	if rp.from == 1<<64-1 {
+		rp.from = 0
 	}
 	rp.from++
 	return rp

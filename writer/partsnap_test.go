@@ -74,6 +74,12 @@ type loaded struct {
 // may be nil. It returns the writer and its load line.
 func partWriter(t *testing.T, st ledger.Store, snaps writer.SnapshotStore, held ...int) (*writer.Writer, loaded) {
 	t.Helper()
+	return partWriterWith(t, st, snaps, nil, held...)
+}
+
+// partWriterWith is partWriter with more options (claims), set by with after the others.
+func partWriterWith(t *testing.T, st ledger.Store, snaps writer.SnapshotStore, with func(*writer.Options), held ...int) (*writer.Writer, loaded) {
+	t.Helper()
 	o := partOwner{n: testParts, held: map[int]bool{}}
 	for _, p := range held {
 		o.held[p] = true
@@ -88,6 +94,9 @@ func partWriter(t *testing.T, st ledger.Store, snaps writer.SnapshotStore, held 
 	}
 	if held == nil {
 		opts.Owner, opts.Holds = nil, nil
+	}
+	if with != nil {
+		with(&opts)
 	}
 	w, err := writer.New(opts)
 	require.NoError(t, err)

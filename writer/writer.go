@@ -169,7 +169,10 @@ type Writer struct {
 		appends, records, commands, appendMicros, failed, retried, replayed, readBack atomic.Uint64
 		marked, marksDropped, rejReadBack, rejPruned, revoked, revokeFailed           atomic.Uint64
 	}
-	opts     Options
+	opts Options
+	// apart reads the held partitions without the others' (nil: the store keeps them together;
+	// partread.go).
+	apart    ledger.PartitionReader
 	queue    chan *request
 	submitMu sync.RWMutex
 	stopped  chan struct{}
@@ -272,6 +275,7 @@ func New(o Options) (*Writer, error) {
 	}
 	return &Writer{
 		opts:     o,
+		apart:    apartReader(o.Store),
 		queue:    make(chan *request, o.QueueSize),
 		stopped:  make(chan struct{}),
 		cache:    cache,
@@ -325,7 +329,7 @@ func (w *Writer) Load(ctx context.Context) error {
 		}
 		return nil
 	}
-	head, err := w.opts.Store.Read(ctx, rp.from, fold)
+	head, err := w.readHeld(ctx, rp.from, fold)
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
 	}
@@ -336,7 +340,7 @@ func (w *Writer) Load(ctx context.Context) error {
 		w.idem.accepted, w.idem.compacted, w.snap.legacy.name = map[string]*commandRecord{}, nil, ""
 		w.snap.head = 0
 		rp = &replayPlan{from: 1}
-		if head, err = w.opts.Store.Read(ctx, 1, fold); err != nil {
+		if head, err = w.readHeld(ctx, 1, fold); err != nil {
 			return fmt.Errorf("load accounts: %w", err)
 		}
 	}
@@ -574,7 +578,7 @@ func (w *Writer) Barrier(ctx context.Context) error {
 // CatchUp folds what the store holds beyond the writer's head (another writer of this node
 // appended while this one loaded); call it after Load and before Run.
 func (w *Writer) CatchUp(ctx context.Context) error {
-	head, err := w.opts.Store.Read(ctx, w.head.Load()+1, func(r ledger.Record) error {
+	head, err := w.readHeld(ctx, w.head.Load()+1, func(r ledger.Record) error {
 		w.apply(r)
 		return nil
 	})

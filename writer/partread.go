@@ -1,0 +1,27 @@
+package writer
+
+import (
+	"context"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// apartReader is the store as a reader of partitions apart, nil when it keeps them together
+// (memstore by default, a JetStream store created before partitioned subjects).
+func apartReader(st ledger.Store) ledger.PartitionReader {
+	if pr, ok := st.(ledger.PartitionReader); ok && pr.PartitionsApart() {
+		return pr
+	}
+	return nil
+}
+
+// readHeld reads the store from position from for a load or a catch-up: a writer of some
+// partitions of a store that keeps partitions apart reads only theirs (what it takes over costs
+// what those partitions hold, not what the stream holds); any other reads every record, and
+// folds the others' only for the ids they hold (cache.noteIDs).
+func (w *Writer) readHeld(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	if w.apart != nil && w.partitioned() {
+		return w.apart.ReadPartitions(ctx, from, w.opts.Partitions.Count, w.heldPartitions(), fn)
+	}
+	return w.opts.Store.Read(ctx, from, fn)
+}
