@@ -527,8 +527,8 @@ func (w *Writer) installPartitions(src *partSources, held []bool) *replayPlan {
 		}
 		rp.maxHead = max(rp.maxHead, h)
 	}
-	if rp.from == 1<<64-1 {
-		rp.from = 0
+	if rp.from == 1<<64-1 { // nothing held: nothing to read below the newest snapshot
+		rp.from = rp.maxHead
 	}
 	rp.from++
 	return rp

@@ -79,8 +79,8 @@ func (l *logBuffer) warnings() string {
 // A node that restarts loads its partitions from their snapshots plus the events after them, not
 // the whole stream: every partition was snapshotted when it was handed over (to the nodes that
 // joined, and by the node's own graceful stop). License ids bought while one node owned every
-// partition were never reserved in LEDGER_IDS; the restarted node still refuses them for its own
-// accounts, from the id lists of the partitions it does not hold.
+// partition were reserved in LEDGER_IDS all the same (the store keeps partitions apart: a node
+// reads only its own); the restarted node refuses them for its own accounts.
 func TestRestartedNodeLoadsPartitionSnapshots(t *testing.T) {
 	t.Parallel()
 	url := jetStreamServer(t)
