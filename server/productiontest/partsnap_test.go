@@ -123,6 +123,10 @@ func TestRestartedNodeLoadsPartitionSnapshots(t *testing.T) {
 	head := streamHead(t, nc)
 	for _, l := range logs.loads(t) {
 		t.Logf("restarted node loaded %d partitions: from %d, %d records read, head %d (stream head %d)", l.Partitions, l.From, l.RecordsRead, l.Head, head)
+		if l.Partitions == 0 {
+			assert.Zero(t, l.RecordsRead, "holding no partition, it reads nothing")
+			continue
+		}
 		assert.Greater(t, l.From, beforeSplit, "the events before the first hand-over are in the snapshots")
 		assert.Less(t, uint64(l.RecordsRead), l.Head, "not the whole stream")
 	}
