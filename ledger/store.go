@@ -121,8 +121,9 @@ type PartitionReader interface {
 	// others' (false: it reads every record and passes on theirs only).
 	PartitionsApart() bool
 	// ReadPartitions calls fn for every record of an account whose partition among n is in ps,
-	// in position order, from position from up to the head at the time of the call, which it
-	// returns (whatever that position holds).
+	// from position from up to the head at the time of the call, which it returns (whatever that
+	// position holds). Each partition's records come in position order (so each account's do);
+	// the records of different partitions may come one partition after another.
 	ReadPartitions(ctx context.Context, from uint64, n int, ps []int, fn func(Record) error) (uint64, error)
 }
 

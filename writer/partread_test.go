@@ -41,6 +41,22 @@ func (c *idClaims) count() int {
 	return c.asked
 }
 
+// partitionAfterPartition is a store read apart that hands the partitions over one after another,
+// the last first (as the JetStream store may: ledger.PartitionReader), not in position order.
+type partitionAfterPartition struct{ *memstore.Store }
+
+func (s partitionAfterPartition) ReadPartitions(ctx context.Context, from uint64, n int, ps []int, fn func(ledger.Record) error) (uint64, error) {
+	var head uint64
+	for i := len(ps) - 1; i >= 0; i-- {
+		h, err := s.Store.ReadPartitions(ctx, from, n, ps[i:i+1], fn)
+		if err != nil {
+			return 0, err
+		}
+		head = max(head, h)
+	}
+	return head, nil
+}
+
 // recordsOf counts the store's records of the given partitions from position from on.
 func recordsOf(t *testing.T, st ledger.Store, from uint64, parts ...int) int {
 	keep := map[int]bool{}
@@ -60,12 +76,13 @@ func recordsOf(t *testing.T, st ledger.Store, from uint64, parts ...int) int {
 
 // Over a store that keeps partitions apart, a writer that takes partitions over reads only their
 // records after their snapshots (not every record after the oldest snapshot of any partition),
-// reaches the same state as a full replay, and still refuses an id held in a partition it did
+// one partition after another, reaches the same state as a full replay, and still refuses an id held in a partition it did
 // not read: the shared claims know it, since every writer claims the ids it creates there.
 func TestLoadReadsOnlyHeldPartitionsOfAStoreReadApart(t *testing.T) {
 	t.Parallel()
-	st, snaps, claims := memstore.New(), &snapStore{}, &idClaims{}
-	st.KeepPartitionsApart()
+	mem, snaps, claims := memstore.New(), &snapStore{}, &idClaims{}
+	mem.KeepPartitionsApart()
+	st := partitionAfterPartition{mem}
 	withClaims := func(o *writer.Options) { o.Claims = claims }
 	a0, a1, a2 := accountsIn(0, 1, "ra")[0], accountsIn(1, 2, "ra"), accountsIn(2, 2, "ra")
 	a3 := accountsIn(3, 1, "ra")[0]

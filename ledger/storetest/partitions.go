@@ -55,25 +55,41 @@ func partitionReads(t *testing.T, newStore func(*testing.T) (ledger.Store, Uncer
 	require.NoError(t, err)
 	mustAppend(at(b, "b2", 2))
 	last := mustAppend(at(c, "c2", 2)) // the head: partition 3's
-	read := func(from uint64, ps ...int) ([]string, uint64) {
-		var got []ledger.Record
+	// read returns the tags of each partition's records, in the order they came.
+	read := func(from uint64, ps ...int) (map[int][]string, uint64) {
+		got := map[int][]ledger.Record{}
 		head, err := pr.ReadPartitions(ctx, from, n, ps, func(r ledger.Record) error {
-			got = append(got, r)
+			p := ledger.PartitionOf(r.AccountID, n)
+			got[p] = append(got[p], r)
 			return nil
 		})
 		require.NoError(t, err)
-		for _, r := range got {
-			assert.Contains(t, ps, ledger.PartitionOf(r.AccountID, n), "record of %s at %d", r.AccountID, r.Position)
+		out := map[int][]string{}
+		for p, recs := range got {
+			assert.Contains(t, ps, p, "records of partition %d", p)
+			for i := 1; i < len(recs); i++ {
+				assert.Less(t, recs[i-1].Position, recs[i].Position, "partition %d in position order", p)
+			}
+			out[p] = tags(t, recs)
 		}
-		return tags(t, got), head
+		return out, head
 	}
 	got, head := read(1, 1)
-	assert.Equal(t, []string{"a1", "a2", "x1"}, got, "partition 1 only, in order")
+	assert.Equal(t, map[int][]string{1: {"a1", "a2", "x1"}}, got, "partition 1 only, in order")
 	assert.Equal(t, last, head, "the head is the stream's, though it holds another partition's record")
 	got, _ = read(1, 2, 1)
-	assert.Equal(t, []string{"a1", "b1", "a2", "x1", "b2"}, got, "two partitions, in position order")
+	assert.Equal(t, map[int][]string{1: {"a1", "a2", "x1"}, 2: {"b1", "b2"}}, got, "two partitions")
 	got, head = read(mid+1, 1, 3)
-	assert.Equal(t, []string{"a2", "x1", "c2"}, got, "from a position on")
+	assert.Equal(t, map[int][]string{1: {"a2", "x1"}, 3: {"c2"}}, got, "from a position on")
+	assert.Equal(t, last, head)
+	var most []int // every partition but 2: a store may read these whole
+	for p := range n {
+		if p != 2 {
+			most = append(most, p)
+		}
+	}
+	got, head = read(1, most...)
+	assert.Equal(t, map[int][]string{1: {"a1", "a2", "x1"}, 3: {"c1", "c2"}}, got, "all but one partition")
 	assert.Equal(t, last, head)
 	got, head = read(1, 5)
 	assert.Empty(t, got, "a partition with no record")
