@@ -131,6 +131,12 @@ func readDirectBatch(ctx context.Context, answers <-chan *nats.Msg, accountID, s
 // lag: a batch that ends before head is asked again from where it ended (directRetries times
 // without progress, directRetryWait apart). The caller takes head from the stream's leader.
 func (s *Store) readRangeDirect(ctx context.Context, stream string, from, head uint64, fn func(pos uint64, data []byte)) error {
+	return s.readFilterDirect(ctx, stream, "", from, head, func(pos uint64, _ string, data []byte) { fn(pos, data) })
+}
+
+// readFilterDirect is readRangeDirect for the messages on filter (a subject, or a wildcard; ""
+// is every message) only: last must be the position of such a message, or the stream's head.
+func (s *Store) readFilterDirect(ctx context.Context, stream, filter string, from, head uint64, fn func(pos uint64, subject string, data []byte)) error {
 	if from > head {
 		return nil
 	}
@@ -142,7 +148,7 @@ func (s *Store) readRangeDirect(ctx context.Context, stream string, from, head u
 	defer unsub()
 	next := from
 	for empty := 0; ; {
-		req, _ := json.Marshal(directRequest{Seq: next, Batch: directBatch})
+		req, _ := json.Marshal(directRequest{Seq: next, NextFor: filter, Batch: directBatch})
 		if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
 			return err
 		}
@@ -174,7 +180,7 @@ func (s *Store) readRangeDirect(ctx context.Context, stream string, from, head u
 			if pos > head {
 				return nil // past the head the caller read: done
 			}
-			fn(pos, msg.Data)
+			fn(pos, msg.Header.Get(jetstream.SubjectHeader), msg.Data)
 			next, got = pos+1, got+1
 			if pos == head {
 				return nil

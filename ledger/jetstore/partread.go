@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -16,18 +14,20 @@ import (
 func (s *Store) PartitionsApart() bool { return s.subjects.Partitioned }
 
 // partitionShare is how small a share of the partitions ReadPartitions reads apart: at most one
-// n-th of them (16 of 64), one partition after another. Measured on a three-node cluster here
-// (53,000 events of 20,000 accounts in 64 partitions): the whole stream read in 0.26-0.52 s; one
-// partition through a consumer filtered on its subjects in 24-29 ms, twelve one after another in
-// 0.29 s, but twelve through one consumer with twelve filters in 0.9-1.2 s and forty in 11.5 s
-// (nats-server's path for several filters costs more per message the more filters it has). A
-// larger share is read whole, its other partitions' events passed over without being decoded.
-const partitionShare = 4
+// n-th of them (8 of 64), one partition after another. Measured on a three-node cluster here
+// (53,000 events of 20,000 accounts in 64 partitions, docs/bench/partread): the whole stream read
+// in 0.25-0.55 s; one partition with direct gets on its subjects in 28-51 ms, 8 one after another
+// in 0.20-0.38 s, 16 in 0.39-0.55 s (the server finds a partition's next event in its
+// per-subject index, about five times the cost of the next message of the stream). A larger
+// share reads the stream once and passes over the other partitions' events without decoding
+// them. One consumer with a filter per partition was slower still: 12 filters 0.9-1.2 s, 40 in
+// 11.5 s.
+const partitionShare = 8
 
 // ReadPartitions calls fn for every event of an account in partitions ps (of n, which must be the
 // store's count) from position from up to the stream's head at the time of the call, which it
-// returns. With partitioned subjects and at most a quarter of the partitions asked for, it reads
-// one partition after another, each through a consumer filtered on ledger.events.<p>.*: the other
+// returns. With partitioned subjects and at most an eighth of the partitions asked for, it reads
+// one partition after another, each with direct gets on ledger.events.<p>.*: the other
 // partitions' messages are never sent. Otherwise it reads the stream once and passes on the
 // partitions' own. Each partition's events come in position order; partitions may follow one
 // another (ledger.PartitionReader). Ownership records are not read.
@@ -71,20 +71,30 @@ func (s *Store) ReadPartitions(ctx context.Context, from uint64, n int, ps []int
 	return head, nil
 }
 
-// readPartition reads partition p's events from position from up to head, through one ordered
-// consumer filtered on its subjects, deleted afterwards.
+// readPartition reads partition p's events from position from up to head with batched direct
+// gets on its subjects (ledger.events.<p>.*), up to the partition's last event as the stream's
+// leader has it. No consumer is made: a consumer made for each partition missed its first pull
+// in 2 of 24 reads here and waited 2 s for its heartbeat to tell.
 func (s *Store) readPartition(ctx context.Context, from, head uint64, p int, fn func(ledger.Record) error) error {
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.subjects.PartitionFilter(p)},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
-	})
+	filter := s.subjects.PartitionFilter(p)
+	last, _, err := leaderLast(ctx, s.nc, StreamName, filter)
 	if err != nil {
-		return fmt.Errorf("ordered consumer: %w", err)
+		return fmt.Errorf("last event: %w", err)
 	}
-	defer s.deleteConsumer(cons)
-	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+	last = min(last, head)
+	if last < from {
 		return nil // nothing of the partition from that position on
 	}
-	return s.consumeWith(ctx, cons, head, fn)
+	var failed error
+	err = s.readFilterDirect(ctx, StreamName, filter, from, last, func(pos uint64, subject string, data []byte) {
+		acct, ok := s.subjects.AccountOf(subject)
+		if failed != nil || !ok || ledger.PartitionOf(acct, s.partitions) != p {
+			return // not this partition's event (the server would not send one)
+		}
+		failed = fn(ledger.Record{AccountID: acct, Data: data, Position: pos})
+	})
+	if err == nil {
+		err = failed
+	}
+	return err
 }
