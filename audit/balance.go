@@ -42,11 +42,16 @@ type PointInTime struct {
 // applied, see projections.FoldAsOf) or at.Position (exactly the state the live projection had
 // at that position).
 func BalanceAt(ctx context.Context, src *Source, accountID string, at projections.AsOf, cat ledger.Catalogue) (PointInTime, error) {
+	subjects, err := src.Subjects()
+	if err != nil {
+		return PointInTime{}, err
+	}
 	chain := NewChain()
 	chain.partial = true
+	chain.SetSubjects(subjects)
 	var recs []ledger.Record
 	var broken []Finding
-	_, err := src.Scan(ctx, Filter{AccountID: accountID, ToPosition: at.Position}, func(m Message) error {
+	_, err = src.Scan(ctx, Filter{AccountID: accountID, ToPosition: at.Position}, func(m Message) error {
 		broken = append(broken, chain.Apply(m)...)
 		recs = append(recs, ledger.Record{AccountID: accountID, Data: m.Data, Position: m.Position})
 		return nil

@@ -59,6 +59,9 @@ func BuildProof(ctx context.Context, src *Source, accountID string, seq uint64, 
 		return Proof{}, err
 	}
 	chain := NewChain()
+	if subjects, err := src.Subjects(); err == nil { // else: a stream this build cannot name; the roots still decide
+		chain.SetSubjects(subjects)
+	}
 	if _, err := src.Scan(ctx, Filter{ToPosition: cp.Position}, func(m Message) error {
 		chain.Apply(m)
 		return nil

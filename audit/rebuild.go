@@ -11,7 +11,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/projections"
 )
 
@@ -54,7 +56,10 @@ type RebuildReport struct {
 
 // rebuilder is a fresh projector fed from position 0 by the auditor's own reads.
 type rebuilder struct {
-	src      *Source
+	src *Source
+	// subjects are the store's event subjects: a message under another is parked, as the live
+	// projector parks it.
+	subjects jetstore.Subjects
 	proj     *projections.Projector
 	queries  *projections.Queries
 	accounts map[string]bool
@@ -64,6 +69,13 @@ func (r *rebuilder) catchUp(ctx context.Context, to uint64) error {
 	_, err := r.src.Scan(ctx, Filter{FromPosition: r.proj.Position() + 1, ToPosition: to}, func(m Message) error {
 		if m.IsFence() {
 			return nil // ownership records are no events: the live projector never sees them either
+		}
+		if acct := m.AccountID(); acct != "" {
+			if got, ok := r.subjects.AccountOf(m.Subject); !ok || got != acct {
+				r.proj.ApplyDecoded(m.Position, acct, events.Event{},
+					fmt.Errorf("stored under %s, not the account's subject %s", m.Subject, r.subjects.Of(acct)))
+				return nil
+			}
 		}
 		r.proj.Apply(m.Position, m.AccountID(), m.Data)
 		if ledger.ValidID(m.AccountID()) {
@@ -83,8 +95,11 @@ func Rebuild(ctx context.Context, src *Source, live Live, cat ledger.Catalogue) 
 	if live == nil {
 		return RebuildReport{}, errors.New("audit: nil live queries")
 	}
-	r := &rebuilder{src: src, proj: projections.NewProjector(zerolog.Nop()), accounts: map[string]bool{}}
-	var err error
+	subjects, err := src.Subjects()
+	if err != nil {
+		return RebuildReport{}, err
+	}
+	r := &rebuilder{src: src, subjects: subjects, proj: projections.NewProjector(zerolog.Nop()), accounts: map[string]bool{}}
 	if r.queries, err = projections.NewQueries(r.proj, cat, 0); err != nil {
 		return RebuildReport{}, err
 	}

@@ -23,7 +23,9 @@ import (
 type Message struct {
 	// Position is the JetStream stream sequence.
 	Position uint64
-	// Subject is ledger.events.<account_id>, or ledger.fence.<p> for a partition ownership record.
+	// Subject is the event's subject (ledger.events.<p>.<account_id> in a store created by this
+	// build, ledger.events.<account_id> in one created before: jetstore.Subjects), or
+	// ledger.fence.<p> for a partition ownership record.
 	Subject string
 	// Data is the stored bytes: the JSON envelope (or ownership record) as the writer encoded it,
 	// or as a forger left it.
@@ -34,7 +36,9 @@ type Message struct {
 	Header nats.Header
 }
 
-// AccountID is the account the message's subject files it under ("" if the subject is foreign).
+// AccountID is the account the message's subject names, in either scheme ("" if it is no event
+// subject). It does not check the scheme or the partition against the store's (a Chain with
+// SetSubjects does: a message there is foreign though it names an account).
 func (m Message) AccountID() string {
 	e, ok := jetstore.ParseEventSubject(m.Subject)
 	if !ok {
@@ -120,6 +124,12 @@ func (s *Source) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
 	return info, nil
 }
 
+// Subjects are the stream's event subjects (its scheme and partition count), as the stream's
+// config read when the source was opened records them: they are fixed when the stream is created.
+func (s *Source) Subjects() (jetstore.Subjects, error) {
+	return jetstore.SubjectsOf(s.stream.CachedInfo().Config)
+}
+
 // Head is the stream's last position now.
 func (s *Source) Head(ctx context.Context) (uint64, error) {
 	info, err := s.Info(ctx)
@@ -170,7 +180,7 @@ func (s *Source) Scan(ctx context.Context, f Filter, fn func(Message) error) (ui
 		if !ledger.ValidID(f.AccountID) {
 			return 0, fmt.Errorf("account id %q: must be 1-64 characters of A-Za-z0-9_-", f.AccountID)
 		}
-		subjects, err := jetstore.SubjectsOf(s.stream.CachedInfo().Config)
+		subjects, err := s.Subjects()
 		if err != nil {
 			return 0, err
 		}

@@ -86,7 +86,8 @@ type accountHead struct {
 }
 
 // Chain follows the stream message by message and checks every invariant that can be checked
-// locally: contiguous positions, decodable envelopes filed under their own account, hashes that
+// locally: contiguous positions, decodable envelopes filed under their own account's subject (in
+// the store's scheme and, partitioned, its partition: SetSubjects), hashes that
 // match their content, per-account versions 1..n and prev_hash links from events.ZeroHash. It
 // keeps every account's head for the accounts Merkle root, and a running digest over every stored
 // byte in stream order (the log digest), so re-ordering across accounts is caught by checkpoints.
@@ -107,6 +108,8 @@ type Chain struct {
 	// fences counts the ownership records applied.
 	partitions int
 	fences     uint64
+	// subjects checks each event against its own subject.
+	subjects subjectCheck
 }
 
 // NewChain starts a chain at the beginning of the stream.
@@ -121,6 +124,16 @@ func (c *Chain) Position() uint64 { return c.position }
 // SetPartitions sets the stream's partition count (jetstore.Partitions), which every ownership
 // record must name; 0, the default, leaves it unchecked.
 func (c *Chain) SetPartitions(n int) { c.partitions = n }
+
+// SetSubjects sets the store's event subjects (jetstore.SubjectsOf: its scheme and partition
+// count), so that every event must be stored under exactly its account's subject (in a
+// partitioned store, under its account's partition) and every ownership record must name the
+// partition count. Without it an event's subject need only name its account, in the scheme of
+// the chain's first event.
+func (c *Chain) SetSubjects(s jetstore.Subjects) {
+	c.subjects.set(s)
+	c.partitions = s.Partitions
+}
 
 // Events is the number of messages applied that are not partition ownership records.
 func (c *Chain) Events() uint64 { return c.events }
@@ -215,14 +228,13 @@ func (c *Chain) Apply(m Message) []Finding {
 }
 
 func (c *Chain) check(m Message) (Finding, bool) {
-	subjectAccount := m.AccountID()
 	ev, err := events.Decode(m.Data)
 	if err != nil {
-		return Finding{Kind: KindUndecodable, Position: m.Position, AccountID: subjectAccount, Reason: err.Error()}, false
+		return Finding{Kind: KindUndecodable, Position: m.Position, AccountID: m.AccountID(), Reason: err.Error()}, false
 	}
 	f := Finding{Position: m.Position, AccountID: ev.AccountID, Version: ev.Version}
-	if ev.AccountID != subjectAccount || subjectAccount == "" {
-		f.Kind, f.Reason = KindWrongSubject, fmt.Sprintf("event of account %q is stored under subject %q", ev.AccountID, m.Subject)
+	if reason := c.subjects.check(m.Subject, ev.AccountID); reason != "" {
+		f.Kind, f.Reason = KindWrongSubject, reason
 		return f, false
 	}
 	h := c.heads[ev.AccountID]
@@ -364,10 +376,13 @@ func Verify(ctx context.Context, src *Source, opts VerifyOptions) (Report, error
 	}
 	chain := NewChain()
 	chain.partial = opts.AccountID != ""
-	if n, err := jetstore.Partitions(info.Config); err != nil {
-		rep.Warnings = append(rep.Warnings, "partition count unknown, not checked in ownership records: "+err.Error())
-	} else {
+	if subjects, err := jetstore.SubjectsOf(info.Config); err == nil {
+		chain.SetSubjects(subjects)
+	} else if n, perr := jetstore.Partitions(info.Config); perr == nil {
 		chain.SetPartitions(n)
+		rep.Warnings = append(rep.Warnings, "event subject scheme unknown, events checked only against the account their subject names: "+err.Error())
+	} else {
+		rep.Warnings = append(rep.Warnings, "partition count unknown, not checked in ownership records or event subjects: "+err.Error())
 	}
 	var cps *checkpointCheck
 	if opts.AccountID == "" {

@@ -110,8 +110,9 @@ type checkpointPublisher struct {
 	interval time.Duration
 	log      zerolog.Logger
 	demand   chan checkpointDemand
-	// partitions is the LEDGER stream's partition count, which every ownership record names.
-	partitions int
+	// subjects are the LEDGER stream's event subjects, under which every event must be stored,
+	// and its partition count, which every ownership record names.
+	subjects jetstore.Subjects
 	// signs counts the checkpoints stored; owned by the run goroutine, as are the rest.
 	signs int
 	// carried holds the requests a restart of follow takes over from the one before.
@@ -168,7 +169,7 @@ func newCheckpointPublisher(ctx context.Context, js jetstream.JetStream, cfg Con
 	if p.ledger, err = js.Stream(ctx, jetstore.StreamName); err != nil {
 		return nil, fmt.Errorf("checkpoints: stream %s: %w", jetstore.StreamName, err)
 	}
-	if p.partitions, err = jetstore.Partitions(p.ledger.CachedInfo().Config); err != nil {
+	if p.subjects, err = jetstore.SubjectsOf(p.ledger.CachedInfo().Config); err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
 	st, err := js.Stream(ctx, audit.CheckpointStream)
@@ -316,7 +317,7 @@ func (p *checkpointPublisher) follow(ctx context.Context) error {
 		return err
 	}
 	p.chain, p.last, p.broken = audit.NewChain(), last, broken
-	p.chain.SetPartitions(p.partitions)
+	p.chain.SetSubjects(p.subjects)
 	if broken != nil {
 		p.log.Error().Str("finding", broken.String()).Msg("no checkpoints will be signed")
 	}
