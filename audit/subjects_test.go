@@ -22,6 +22,12 @@ import (
 // acmeChain is account acme's versions 1 to n, sealed and chained (RFC 8785 rule).
 func acmeChain(t *testing.T, n int) [][]byte {
 	t.Helper()
+	return accountChain(t, "acme", n)
+}
+
+// accountChain is an account's versions 1 to n, sealed and chained (RFC 8785 rule).
+func accountChain(t *testing.T, account string, n int) [][]byte {
+	t.Helper()
 	prev := events.ZeroHash
 	at := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
 	var out [][]byte
@@ -29,7 +35,7 @@ func acmeChain(t *testing.T, n int) [][]byte {
 		raw, err := events.EncodePayload(events.AutoRenewSet{LicenseID: "L-1", Enabled: v%2 == 0})
 		require.NoError(t, err)
 		e := events.Envelope{EventID: fmt.Sprintf("ev-%d", v), Type: events.AutoRenewSet{}.EventType(), SchemaVersion: 1,
-			AccountID: "acme", Version: v, OccurredAt: at.Add(time.Duration(v) * time.Second), CommandID: fmt.Sprintf("c-%d", v),
+			AccountID: account, Version: v, OccurredAt: at.Add(time.Duration(v) * time.Second), CommandID: fmt.Sprintf("c-%d", v),
 			Payload: raw, PrevHash: prev}
 		data, err := e.SealEncode()
 		require.NoError(t, err)

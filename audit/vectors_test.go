@@ -287,4 +287,5 @@ func TestVectorsVerifyInPython(t *testing.T) {
 	out, err := exec.Command(py, "../docs/examples/verify.py", "vectors", vectorDir).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "OK: 7 envelopes")
+	assert.Contains(t, string(out), fmt.Sprintf("%d event subjects", 2*len(subjectVectors(t).Partitioned)))
 }

@@ -89,6 +89,28 @@ func TestAuditCommandsOverOwnershipRecords(t *testing.T) {
 	got, err = exec.Command(py, script, "export", file("moved.jsonl"), file("old.txt"), vkey).CombinedOutput()
 	require.Error(t, err, "%s", got)
 	assert.Contains(t, string(got), fmt.Sprintf("FAILED at position %d", fence))
+
+	// The store is partitioned: a1's event is under its partition's subject. Moved to the next
+	// partition (the stored bytes, so every hash and the root, unchanged) it fails given the
+	// partition count; moved to the account subject of an older store it fails even without.
+	p := ledger.PartitionOf("a1", ledger.DefaultPartitions)
+	own := fmt.Sprintf(`"subject":"ledger.events.%d.a1"`, p)
+	require.Contains(t, string(export), own)
+	for name, c := range map[string]struct {
+		subject string
+		args    []string
+	}{
+		"another partition":  {fmt.Sprintf(`"subject":"ledger.events.%d.a1"`, (p+1)%ledger.DefaultPartitions), []string{fmt.Sprint(ledger.DefaultPartitions)}},
+		"an account subject": {`"subject":"ledger.events.a1"`, nil},
+	} {
+		tampered := strings.Replace(string(export), own, c.subject, 1)
+		name := file(strings.ReplaceAll(name, " ", "-") + ".jsonl")
+		require.NoError(t, os.WriteFile(name, []byte(tampered), 0o600))
+		got, err = exec.Command(py, append([]string{script, "export", name, file("new.txt"), vkey}, c.args...)...).CombinedOutput()
+		require.Error(t, err, "%s", got)
+		assert.Contains(t, string(got), fmt.Sprintf("FAILED at position %d, account a1, version 1: stored under subject ledger.events.", base+2))
+		assert.Contains(t, string(got), "(wrong_subject)")
+	}
 }
 
 // movedRecord replaces old with new in the one export line that holds mark (the test's record,

@@ -11,8 +11,10 @@ with the ledger; the repository's tests run it against testdata/ when Python is 
   verify.py export EXPORT CHECKPOINT VKEY [PARTITIONS]
                                           EXPORT from `audit export --format jsonl` (the whole
                                           stream, with positions and subjects): the same, with each
-                                          message checked against its subject, ownership records
-                                          against the stream's partition count when given
+                                          message checked against its subject, and given the
+                                          stream's partition count (its metadata
+                                          creditledger_partitions, 64 when absent) each event's
+                                          partition in its subject and each ownership record's count
   verify.py proof PROOF VKEY              a proof from `audit proof` or GET /v1/audit/proof
 """
 import base64
@@ -108,8 +110,10 @@ def check_events(messages):
 def check_messages(items, partitions=None):
     """Every event's hash and each account's chain (versions 1, 2, 3 ... linked from the zero
     hash), and every partition ownership record, over (position, subject, stored bytes) in
-    position order. With subject None (a replay) a record is known by its bytes alone."""
-    heads, fences = {}, 0
+    position order. With subject None (a replay) a record is known by its bytes alone; with
+    subjects, each event is checked against its own (check_event_subject), all in the scheme of
+    the first: a stream captures one."""
+    heads, fences, scheme = {}, 0, None
     for pos, subject, stored in items:
         if subject is None:
             try:
@@ -128,8 +132,11 @@ def check_messages(items, partitions=None):
             continue
         ev, h = event_hash(stored)
         where = "position %d, account %s, version %d" % (pos, ev["account_id"], ev["version"])
-        if subject is not None and subject != EVENTS_PREFIX + ev["account_id"]:
-            raise SystemExit("FAILED at %s: stored under subject %s" % (where, subject))
+        if subject is not None:
+            try:
+                scheme = check_event_subject(subject, ev["account_id"], partitions, scheme)
+            except ValueError as e:
+                raise SystemExit("FAILED at %s: stored under subject %s (wrong_subject): %s" % (where, subject, e))
         if h != ev["hash"]:
             raise SystemExit("FAILED at %s: hash %s, recomputed %s" % (where, ev["hash"], h))
         version, prev = heads.get(ev["account_id"], (0, ZERO_HASH))
@@ -139,9 +146,49 @@ def check_messages(items, partitions=None):
     return heads, fences
 
 
+# --- Event subjects (FORMAT.md section 1) -----------------------------------------------------
+
+EVENT_SUBJECT = re.compile(r"ledger\.events\.(?:(0|[1-9][0-9]*)\.)?([A-Za-z0-9_-]{1,64})")
+
+
+def fnv1a32(data):
+    """FNV-1a, 32 bits: offset basis 2166136261, prime 16777619, over the bytes."""
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def partition_of(account_id, partitions):
+    """The account's partition among the stream's partition count."""
+    return fnv1a32(account_id.encode()) % partitions
+
+
+def check_event_subject(subject, account_id, partitions=None, scheme=None):
+    """Raise ValueError unless subject is where a store files account_id's events: the account
+    subject ledger.events.<account_id> (a store created before partitioned subjects) or
+    ledger.events.<p>.<account_id> (p in decimal, no sign or leading zeros; the account's
+    partition when the partition count is known). scheme, when known ("account" or "partition",
+    the stream's metadata creditledger_event_subjects, or the export's first event), is the only
+    one allowed. Returns the subject's scheme."""
+    m = EVENT_SUBJECT.fullmatch(subject)
+    if not m or m.group(2) != account_id:
+        raise ValueError("not the subject of account %s's events" % account_id)
+    got = "account" if m.group(1) is None else "partition"
+    if scheme is not None and got != scheme:
+        raise ValueError("a subject of the %s scheme where the stream uses the %s scheme" % (got, scheme))
+    if got == "partition":
+        p = int(m.group(1))
+        if p >= 4096:
+            raise ValueError("partition %d: a stream has at most 4096" % p)
+        if partitions is not None and p != partition_of(account_id, partitions):
+            raise ValueError("partition %d, where the account's is %d of %d" % (p, partition_of(account_id, partitions), partitions))
+    return got
+
+
 # --- Partition ownership records (FORMAT.md section 8) ----------------------------------------
 
-EVENTS_PREFIX, FENCE_PREFIX = "ledger.events.", "ledger.fence."
+FENCE_PREFIX = "ledger.fence."
 FENCE_MEMBERS = {"format", "lease_revision", "owner", "partition", "partitions", "time"}
 FENCE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{0,8}[1-9])?Z")
 
@@ -342,8 +389,29 @@ def cmd_vectors(d):
     origin, size, r = open_checkpoint(open(d + "/checkpoint.txt").read(), open(d + "/checkpoint.vkey").read())
     assert size == len(leaves) and r == root(leaves), "the checkpoint signs the tree"
     fences = check_fence_vectors(d)
-    print("OK: %d envelopes, %d roots, an inclusion and a consistency proof, checkpoint of %s; an export with %d ownership record"
-          % (len(envs), len(leaves), origin, fences))
+    subjects = check_subject_vectors(d)
+    print("OK: %d envelopes, %d roots, an inclusion and a consistency proof, checkpoint of %s; an export with %d ownership record; %d event subjects"
+          % (len(envs), len(leaves), origin, fences, subjects))
+
+
+def check_subject_vectors(d):
+    """testdata/subjects.json: FNV-1a 32 of account ids, their partitions and event subjects, and
+    subjects that are not where a store files acme's events (FORMAT.md section 1)."""
+    sv = json.load(open(d + "/subjects.json"))
+    for v in sv["partitioned"]:
+        acc, n = v["account_id"], v["partitions"]
+        assert fnv1a32(acc.encode()) == v["fnv1a32"], acc
+        assert partition_of(acc, n) == v["partition"], (acc, n)
+        assert "ledger.events.%d.%s" % (partition_of(acc, n), acc) == v["subject"], v["subject"]
+        assert check_event_subject(v["subject"], acc, n, "partition") == "partition"
+        assert check_event_subject(v["older_subject"], acc, n, "account") == "account"
+    for f in sv["foreign"]:
+        try:
+            check_event_subject(f["subject"], f["account_id"], f["partitions"], f["scheme"])
+        except ValueError:
+            continue
+        raise AssertionError("taken for the subject of %s's events: %s (%s)" % (f["account_id"], f["subject"], f["why"]))
+    return len(sv["partitioned"]) * 2
 
 
 def check_fence_vectors(d):
