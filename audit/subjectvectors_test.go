@@ -92,6 +92,11 @@ func TestSubjectVectors(t *testing.T) {
 	require.NoError(t, err, "run go test ./audit -run TestSubjectVectors -update-vectors")
 	assert.Equal(t, string(want), string(got), "testdata/subjects.json: the code no longer produces these bytes")
 
+	acme := jetstore.Subjects{Partitions: 64, Partitioned: true}
+	assert.Equal(t, "ledger.events.47.acme", acme.Of("acme"), "docs/FORMAT.md §1's worked example")
+	assert.Equal(t, vectorSubject{AccountID: "acme", FNV1a32: 1174237615, Partitions: 64, Partition: 47,
+		Subject: "ledger.events.47.acme", OlderSubject: "ledger.events.acme"}, subjectVectors(t).Partitioned[2])
+
 	// Read as an auditor would: every subject verifies an event of its account in its store,
 	// and no foreign subject does.
 	var v vectorSubjects
