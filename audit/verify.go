@@ -87,8 +87,8 @@ type accountHead struct {
 
 // Chain follows the stream message by message and checks every invariant that can be checked
 // locally: contiguous positions, decodable envelopes filed under their own account's subject (in
-// the store's scheme and, partitioned, its partition: SetSubjects), hashes that
-// match their content, per-account versions 1..n and prev_hash links from events.ZeroHash. It
+// the store's scheme and, partitioned, the account's partition: SetSubjects), hashes that match
+// their content, per-account versions 1..n and prev_hash links from events.ZeroHash. It
 // keeps every account's head for the accounts Merkle root, and a running digest over every stored
 // byte in stream order (the log digest), so re-ordering across accounts is caught by checkpoints.
 //
