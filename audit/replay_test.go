@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
-	"github.com/creditledger/creditledger/ledger/jetstore"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/projections"
 )
 

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"github.com/creditledger/creditledger/ledger/jetstore"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/internal/testledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // sendAll sends one request per body from its own goroutine, all at once, and returns the replies

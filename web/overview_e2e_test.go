@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"github.com/creditledger/creditledger/ledger/jetstore"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/internal/testledger"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // seedFleet gives a ledger six accounts, each needing a different kind of attention, on a clock

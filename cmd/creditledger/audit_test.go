@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/creditledger/creditledger/ledger/jetstore"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/internal/testledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // runAudit runs `creditledger audit ARGS...` and returns what it printed on stdout.
