@@ -57,21 +57,26 @@ func (s partitionAfterPartition) ReadPartitions(ctx context.Context, from uint64
 	return head, nil
 }
 
-// recordsOf counts the store's records of the given partitions from position from on.
+// recordsOf counts the store's records of the given partitions (of testParts) from position from on.
 func recordsOf(t *testing.T, st ledger.Store, from uint64, parts ...int) int {
+	return recordsAmong(t, st, testParts, from, parts...)
+}
+
+// recordsAmong counts the store's records of the given partitions of n from position from on.
+func recordsAmong(t *testing.T, st ledger.Store, n int, from uint64, parts ...int) int {
 	keep := map[int]bool{}
 	for _, p := range parts {
 		keep[p] = true
 	}
-	n := 0
+	count := 0
 	_, err := st.Read(context.Background(), from, func(r ledger.Record) error {
-		if keep[ledger.PartitionOf(r.AccountID, testParts)] {
-			n++
+		if keep[ledger.PartitionOf(r.AccountID, n)] {
+			count++
 		}
 		return nil
 	})
 	require.NoError(t, err)
-	return n
+	return count
 }
 
 // Over a store that keeps partitions apart, a writer that takes partitions over reads only their
@@ -141,4 +146,37 @@ func TestOwningEverythingClaimsOnlyOverAStoreReadApart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Over the JetStream store (partitioned subjects, 64 partitions), a writer that loads two of the
+// partitions reads only their events (direct gets on ledger.events.<p>.*) and holds what a full
+// replay of them holds.
+func TestLoadOfFewPartitionsOverJetStream(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	n := r.store.Partitions()
+	require.True(t, r.store.PartitionsApart())
+	all, stop := r.start(t, nil, 0)
+	var accts []string
+	for i := range 40 {
+		acct := fmt.Sprintf("jr-%d", i)
+		accts = append(accts, acct)
+		require.Nil(t, send(t, all, "purchase_license", buyL("c-"+acct, acct, "L-"+acct)).Err)
+	}
+	stop()
+	p1, p2 := ledger.PartitionOf(accts[0], n), ledger.PartitionOf(accts[1], n)
+	w, line := partWriterOf(t, r.store, nil, n, nil, p1, p2)
+	inHeld := 0
+	for _, acct := range accts {
+		if p := ledger.PartitionOf(acct, n); p == p1 || p == p2 {
+			inHeld++
+		}
+	}
+	assert.Len(t, states(w), inHeld, "the accounts of the two partitions")
+	whole := struct{ ledger.Store }{r.store} // the same store, read only whole
+	full, _ := partWriterOf(t, whole, nil, n, nil, p1, p2)
+	assert.Equal(t, states(full), states(w))
+	assert.Equal(t, recordsAmong(t, r.store, n, 1, p1, p2), line.RecordsRead, "only the two partitions' events are read")
+	assert.Less(t, line.RecordsRead, 40)
+	assert.Equal(t, all.Head(), w.Head(), "the head is the stream's")
 }

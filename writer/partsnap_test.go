@@ -80,14 +80,20 @@ func partWriter(t *testing.T, st ledger.Store, snaps writer.SnapshotStore, held 
 // partWriterWith is partWriter with more options (claims), set by with after the others.
 func partWriterWith(t *testing.T, st ledger.Store, snaps writer.SnapshotStore, with func(*writer.Options), held ...int) (*writer.Writer, loaded) {
 	t.Helper()
-	o := partOwner{n: testParts, held: map[int]bool{}}
+	return partWriterOf(t, st, snaps, testParts, with, held...)
+}
+
+// partWriterOf is partWriterWith among n partitions.
+func partWriterOf(t *testing.T, st ledger.Store, snaps writer.SnapshotStore, n int, with func(*writer.Options), held ...int) (*writer.Writer, loaded) {
+	t.Helper()
+	o := partOwner{n: n, held: map[int]bool{}}
 	for _, p := range held {
 		o.held[p] = true
 	}
 	var logs bytes.Buffer
 	opts := writer.Options{Store: st, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Log: zerolog.New(&logs),
 		Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
-		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Partitions: writer.Partitions{Count: testParts, Held: held},
+		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Partitions: writer.Partitions{Count: n, Held: held},
 		Owner: o, Holds: o.holds}
 	if snaps != nil {
 		opts.Snapshots = snaps
