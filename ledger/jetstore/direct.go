@@ -263,9 +263,12 @@ const (
 	readPullExpiry    = 5 * time.Second
 )
 
-// consumeWith reads cons until it has read the message at position until, or the last one its
-// filter matches (the message at until may be one the filter leaves out); only events go to fn
-// (ownership records and anything else on the stream are passed over), and none past until.
+// consumeWith reads cons until it has read the message at position until, which its filter must
+// match (the stream's head unfiltered, an account's last message on its subject); only events go
+// to fn (ownership records and anything else on the stream are passed over), and none past until.
+// It does not end where the consumer's num_pending reaches 0: the consumer is R1 and may sit on a
+// replica that lags the leader the caller took until from, and its num_pending counts only what
+// that replica holds (a read ended there came back short without a sign).
 func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until uint64, fn func(ledger.Record) error) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096), jetstream.PullExpiry(readPullExpiry), jetstream.PullHeartbeat(readPullHeartbeat))
 	if err != nil {
@@ -301,7 +304,7 @@ func (s *Store) consumeWith(ctx context.Context, cons jetstream.Consumer, until 
 				return err
 			}
 		}
-		if md.Sequence.Stream == until || md.NumPending == 0 {
+		if md.Sequence.Stream == until {
 			return nil
 		}
 	}
