@@ -26,10 +26,10 @@ const partitionShare = 8
 
 // ReadPartitions calls fn for every event of an account in partitions ps (of n, which must be the
 // store's count) from position from up to the stream's head at the time of the call, which it
-// returns. With partitioned subjects and at most an eighth of the partitions asked for, it reads
-// one partition after another, each with direct gets on ledger.events.<p>.*: the other
-// partitions' messages are never sent. Otherwise it reads the stream once and passes on the
-// partitions' own. Each partition's events come in position order; partitions may follow one
+// returns. With partitioned subjects, direct gets allowed and at most an eighth of the partitions
+// asked for, it reads one partition after another, each with direct gets on ledger.events.<p>.*:
+// the other partitions' messages are never sent. Otherwise it reads the stream once and passes on
+// the partitions' own. Each partition's events come in position order; partitions may follow one
 // another (ledger.PartitionReader). Ownership records are not read.
 func (s *Store) ReadPartitions(ctx context.Context, from uint64, n int, ps []int, fn func(ledger.Record) error) (uint64, error) {
 	if n != s.partitions {
@@ -46,7 +46,10 @@ func (s *Store) ReadPartitions(ctx context.Context, from uint64, n int, ps []int
 			list = append(list, p)
 		}
 	}
-	if !s.subjects.Partitioned || len(list)*partitionShare > n {
+	// Without allow_direct nobody answers a direct get (ReadAccountDirect and the fence heads
+	// read such a stream another way too): the stream is read once.
+	direct := s.stream.CachedInfo().Config.AllowDirect
+	if !s.subjects.Partitioned || len(list)*partitionShare > n || !direct {
 		return s.Read(ctx, from, func(r ledger.Record) error {
 			if !want[ledger.PartitionOf(r.AccountID, n)] {
 				return nil
