@@ -133,6 +133,11 @@ func TestAuditorRole(t *testing.T) {
 	cps, err := src.Checkpoints(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, cps)
+	// One account's events, read with direct gets on its partitioned subject (ledger.events.<p>.<id>).
+	one, err := audit.Verify(ctx, src, audit.VerifyOptions{AccountID: "acct-aud"})
+	require.NoError(t, err)
+	assert.True(t, one.OK, "findings: %v", one.Findings)
+	assert.Equal(t, uint64(3), one.Events)
 
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
