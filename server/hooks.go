@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/partition"
 	"github.com/creditledger/creditledger/writer"
 )
@@ -25,9 +26,11 @@ type Hooks struct {
 	LeaseClock func() time.Time
 }
 
-// hookedStore runs Hooks.BeforeAppend before each append.
+// hookedStore runs Hooks.BeforeAppend before each append. It embeds the JetStream store itself,
+// not the ledger.Store port, so that what the writer looks for beyond the port (partition reads,
+// version hints) is still there: a hooked node runs the writer production runs.
 type hookedStore struct {
-	ledger.Store
+	*jetstore.Store
 	before func()
 }
 
@@ -77,7 +80,7 @@ func (s *Server) leaseClock() func() time.Time {
 	return s.cfg.Hooks.LeaseClock
 }
 
-func (s *Server) hookStore(st ledger.Store) ledger.Store {
+func (s *Server) hookStore(st *jetstore.Store) ledger.Store {
 	if s.cfg.Hooks == nil || s.cfg.Hooks.BeforeAppend == nil {
 		return st
 	}
