@@ -53,6 +53,12 @@ func TestOpenRefusesAWeakerStream(t *testing.T) {
 		{"per-subject limit", func(c *jetstream.StreamConfig) { c.MaxMsgsPerSubject = 100 }, "limits"},
 		{"no atomic batches", func(c *jetstream.StreamConfig) { c.AllowAtomicPublish = false }, "allow_atomic"},
 		{"other subjects", func(c *jetstream.StreamConfig) { c.Subjects = []string{"ledger.events.*.x"} }, "does not capture"},
+		// Partitioned subjects (the metadata says so) on a stream that captures account subjects
+		// too: an older build opens it and appends an account's events under a second subject,
+		// beside the version checks of the first.
+		{"partitioned, capturing account subjects", func(c *jetstream.StreamConfig) {
+			c.Subjects = []string{jetstore.SubjectAll, jetstore.FenceAll}
+		}, "ledger.events.<account_id>"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
