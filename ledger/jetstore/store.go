@@ -133,12 +133,20 @@ func CheckStreamConfig(c jetstream.StreamConfig) error {
 	if subjects.Partitioned {
 		want = PartitionedSubjectsAll
 	}
+	captured := false
 	for _, s := range c.Subjects {
-		if s == SubjectAll || s == want {
-			return nil
+		if subjects.Partitioned && capturesAccountSubjects(s) {
+			// An older build (which requires ledger.events.>) would open the stream and file an
+			// account's events under a second subject, beside the version checks of the first.
+			return fmt.Errorf("stream %s files events under %s but captures %s, which takes account subjects (ledger.events.<account_id>) too; capture %s only (%s)",
+				StreamName, want, s, want, fix)
 		}
+		captured = captured || s == want
 	}
-	return fmt.Errorf("stream %s does not capture %s (%s)", StreamName, want, fix)
+	if !captured {
+		return fmt.Errorf("stream %s does not capture %s (%s)", StreamName, want, fix)
+	}
+	return nil
 }
 
 // Open creates the LEDGER stream if it is missing and refuses one whose settings are weaker.

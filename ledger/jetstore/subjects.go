@@ -85,6 +85,25 @@ func (s Subjects) AccountOf(subject string) (string, bool) {
 	return e.AccountID, true
 }
 
+// capturesAccountSubjects reports whether a stream subject matches some account subject
+// ledger.events.<account_id> (three tokens, the first two literal).
+func capturesAccountSubjects(subject string) bool {
+	want := []string{"ledger", "events"}
+	toks := strings.Split(subject, ".")
+	for i, tok := range toks {
+		switch {
+		case tok == ">":
+			return i <= 2
+		case i > 2:
+			return false
+		case tok == "*" || i == 2:
+		case tok != want[i]:
+			return false
+		}
+	}
+	return len(toks) == 3
+}
+
 // EventSubject is an event subject taken apart.
 type EventSubject struct {
 	AccountID string

@@ -138,3 +138,22 @@ func TestStreamSubjectsByTheBuildThatCreatedIt(t *testing.T) {
 		assert.True(t, strings.Contains(err.Error(), "by-day"), err.Error())
 	})
 }
+
+// A stream with partitioned subjects is refused when any subject it captures takes an account
+// subject (ledger.events.<account_id>) too, however it is written.
+func TestPartitionedStreamCapturesNoAccountSubject(t *testing.T) {
+	for extra, takes := range map[string]bool{
+		">": true, "ledger.>": true, "ledger.*.*": true, "*.events.>": true, "ledger.events.*": true,
+		"ledger.events.acme": true, "ledger.events.>": true,
+		"ledger.events.*.*.*": false, "ledger.fence.>": false, "ledger.events.*.x": false, "other.>": false, "ledger.*": false,
+	} {
+		c := jetstore.StreamConfig(1)
+		c.Subjects = append(c.Subjects, extra)
+		err := jetstore.CheckStreamConfig(c)
+		if takes {
+			assert.ErrorContains(t, err, "ledger.events.<account_id>", extra)
+		} else {
+			assert.NoError(t, err, extra)
+		}
+	}
+}
