@@ -328,6 +328,33 @@ func TestForeignMessageRefusesTheAccountAtOnce(t *testing.T) {
 	metricValue(t, srv, "creditledger_accounts_marked_broken_total", 1) // the ledger's own events mark nothing
 }
 
+// TestMessageUnderAnotherPartitionLeavesTheAccount: a message filed under another partition's
+// subject (ledger.events.<q>.victim, q not victim's partition) is no event of the account: the
+// writer never reads it, at a load or after, and the account's own subject holds an unbroken
+// history. The projector parks it, but must not report it to the writer as a break: the live
+// writer refused the account history_broken, which a restarted one (its load never sees the
+// message) accepts.
+func TestMessageUnderAnotherPartitionLeavesTheAccount(t *testing.T) {
+	t.Parallel()
+	srv, acc, admin := attackLedger(t)
+	svc := client(t, func() *nats.Conn { nc, _ := as(t, srv.ClientURL(), asService(acc)); return nc }())
+	_, err := svc.PurchaseLicense(ctxT(t), purchase("w-1", "victim", "L-w", "10"))
+	require.NoError(t, err)
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	n := srv.PartitionCount()
+	other := fmt.Sprintf("%s%d.victim", jetstore.SubjectPrefix, (ledger.PartitionOf("victim", n)+1)%n)
+	_, err = js.Publish(ctxT(t), other, []byte(`{"ok":true,"account_id":"victim"}`))
+	require.NoError(t, err)
+	var body string
+	require.Eventually(t, func() bool {
+		_, body = httpDo(t, "http://"+srv.HTTPAddr()+"/healthz", "")
+		return jsonField(t, body, "parked_count") == float64(1)
+	}, waitFor, pollTick, "the projector never parked the message: %s", body)
+	_, err = svc.PurchaseLicense(ctxT(t), purchase("w-2", "victim", "L-w2", "5"))
+	require.NoError(t, err, "victim's own history is whole")
+}
+
 // TestOpenRoutesHoldNoData: /healthz and /readyz answer without a token with up or not and
 // counts, never account ids or event content; the parked messages' details need the metrics or
 // auditor token.
