@@ -73,7 +73,7 @@ func (r *rebuilder) catchUp(ctx context.Context, to uint64) error {
 		if acct := m.AccountID(); acct != "" {
 			if got, ok := r.subjects.AccountOf(m.Subject); !ok || got != acct {
 				r.proj.ApplyDecoded(m.Position, acct, events.Event{},
-					fmt.Errorf("stored under %s, not the account's subject %s", m.Subject, r.subjects.Of(acct)))
+					fmt.Errorf("stored under %s, %w %s", m.Subject, projections.ErrNotAccountSubject, r.subjects.Of(acct)))
 				return nil
 			}
 		}

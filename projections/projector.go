@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -50,6 +51,12 @@ type Projector struct {
 	broken   BrokenHook
 	reported map[string]struct{}
 }
+
+// ErrNotAccountSubject is why the projector parks a message filed under a subject that is not
+// where the store files its account's events (another partition's, or the other scheme's). It
+// is not reported to the BrokenHook: the account's own subject, the only one its writer reads,
+// holds no break (audit verify reports the message, wrong_subject).
+var ErrNotAccountSubject = errors.New("not the account's subject")
 
 // BrokenHook is told of a message the projector parked on an account's subject: the account's
 // stored history does not continue there. It is called once per account, under the projector's
@@ -121,7 +128,9 @@ func (p *Projector) ApplyDecoded(position uint64, accountID string, ev events.Ev
 			return
 		}
 	}
-	p.reportBroken(position, accountID, err)
+	if !errors.Is(err, ErrNotAccountSubject) {
+		p.reportBroken(position, accountID, err)
+	}
 	p.parkedN++
 	if len(p.parked) < maxParked {
 		p.parked = append(p.parked, Parked{Position: position, AccountID: accountID, Reason: err.Error()})
@@ -262,7 +271,7 @@ func (p *Projector) Run(ctx context.Context, stream jetstream.Stream) error {
 			d.accountID = e.AccountID
 			if acct, ok := subjects.AccountOf(m.Subject()); !ok || acct != e.AccountID {
 				// Not where the store files this account's events: its owner never reads it.
-				d.err = fmt.Errorf("stored under %s, not the account's subject %s", m.Subject(), subjects.Of(e.AccountID))
+				d.err = fmt.Errorf("stored under %s, %w %s", m.Subject(), ErrNotAccountSubject, subjects.Of(e.AccountID))
 			} else {
 				d.ev, d.err = events.Decode(m.Data())
 			}
