@@ -4,10 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -52,17 +49,8 @@ func TestJetStreamStoreContractWithAccountSubjects(t *testing.T) {
 
 // contractStore opens a store on a fresh server, after before (when set) has prepared it.
 func contractStore(t *testing.T, before func(jetstream.JetStream)) (ledger.Store, storetest.Uncertain) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	require.NoError(t, err)
-	ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	nc, js := bareJetStream(t)
 	if before != nil {
-		js, err := jetstream.New(nc)
-		require.NoError(t, err)
 		before(js)
 	}
 	st, err := jetstore.Open(context.Background(), nc, jetstore.Config{})
