@@ -248,14 +248,20 @@ func (s *Server) openShared(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	err := s.retryJS(ctx, "the id reservations", func(ctx context.Context) error {
-		claims, err := jetstore.OpenClaims(ctx, js, s.cfg.Replicas)
+	var claims *jetstore.Claims
+	err := s.retryJS(ctx, "the id reservations", func(ctx context.Context) (err error) {
+		claims, err = jetstore.OpenClaims(ctx, js, s.cfg.Replicas)
 		if err == nil {
 			s.prod.claims, s.prod.subscriptions = claims, subscriptionClaims{claims}
 		}
 		return err
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.retryJS(ctx, "the id reservations' mark", func(ctx context.Context) error {
+		return claims.CheckKept(ctx, s.store)
+	}); err != nil {
 		return err
 	}
 	if !s.cfg.Checkpoints.Disabled {

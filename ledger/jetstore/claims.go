@@ -54,6 +54,50 @@ func OpenClaims(ctx context.Context, js jetstream.JetStream, replicas int) (*Cla
 	return &Claims{kv: kv, nc: js.Conn()}, nil
 }
 
+// ErrClaimsLost means the reservation bucket lacks the mark every node leaves in it while the
+// LEDGER stream is still empty, although the stream, with partitioned subjects, holds messages:
+// the bucket was deleted or recreated. In such a store it is the only record, across
+// partitions, of which account holds each unique id (a node reads only its own partitions), so a
+// node that went on would accept ids that another partition's accounts hold.
+var ErrClaimsLost = errors.New("the id reservations were lost")
+
+// keptMark is the key every node makes in the reservation bucket while the LEDGER stream is
+// empty (its value: the stream's name). Claim keys are "<kind>.<id>", never this.
+const keptMark = "_ledger.kept"
+
+// CheckKept makes sure the bucket holds the reservations of every id st holds: it marks the
+// bucket while st is empty, and returns ErrClaimsLost when st holds messages and the bucket has
+// no mark. Every node runs it before it appends anything, so the mark is made before the first
+// event; a store with account subjects is not checked (its nodes also learn ids from the
+// stream and the partition snapshots' id lists).
+func (c *Claims) CheckKept(ctx context.Context, st *Store) error {
+	if !st.PartitionsApart() {
+		return nil
+	}
+	// The head first: whoever appended marked the bucket before, so a head above 0 read now
+	// means the mark, read after it, is there unless the bucket was lost.
+	head, err := st.Head(ctx)
+	if err != nil {
+		return err
+	}
+	if head > 0 {
+		// From the bucket's leader: a replica that lags may not have the mark yet.
+		seq, _, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+keptMark)
+		if err != nil {
+			return fmt.Errorf("read %s in %s: %w", keptMark, ClaimsBucket, err)
+		}
+		if seq != 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: bucket %s has no %s mark while stream %s holds %d messages (it was deleted or recreated); restore it from a backup (`nats stream restore` of KV_%s, after deleting the empty one) before starting the ledger",
+			ErrClaimsLost, ClaimsBucket, keptMark, StreamName, head, ClaimsBucket)
+	}
+	if _, err := c.kv.Create(ctx, keptMark, []byte(StreamName)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("mark %s: %w", ClaimsBucket, err)
+	}
+	return nil
+}
+
 // Claim makes accountID the holder of id unless another account holds it, and returns the
 // holder. ids are "kind:value" with values restricted to A-Za-z0-9_- (ledger.ValidID), which
 // are valid key tokens.

@@ -1,0 +1,70 @@
+package productiontest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/server"
+)
+
+// TestLostReservationsRefuseToStart: in a store with partitioned subjects the LEDGER_IDS bucket
+// is the only record, across partitions, of which account holds each license id (a node reads
+// only its own partitions). A node that finds it missing (or empty, without the mark made while
+// the stream was empty) beside a stream with events refuses to start (ErrClaimsLost), every time,
+// rather than accept ids that accounts hold; with the bucket restored, it starts and still
+// refuses the held id.
+func TestLostReservationsRefuseToStart(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	first := start(t, sharedNode(t, url, "a", nil))
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	_, err := cl.PurchaseLicense(ctxT(t), purchase("p-1", "holder", "L-held", "10"))
+	require.NoError(t, err)
+	first.Shutdown(context.Background())
+
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	kv, err := js.KeyValue(ctxT(t), jetstore.ClaimsBucket)
+	require.NoError(t, err)
+	var backup []jetstream.KeyValueEntry
+	keys, err := kv.ListKeys(ctxT(t))
+	require.NoError(t, err)
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctxT(t), k)
+		require.NoError(t, err)
+		backup = append(backup, e)
+	}
+	require.Len(t, backup, 2, "the reservation and the mark")
+	require.NoError(t, js.DeleteKeyValue(ctxT(t), jetstore.ClaimsBucket))
+
+	for attempt := range 2 { // refused again after a refusal: it leaves the empty bucket unmarked
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		srv, err := server.Start(ctx, sharedNode(t, url, "a", nil))
+		cancel()
+		if err == nil {
+			srv.Shutdown(context.Background())
+		}
+		require.Error(t, err, "start %d with the reservations gone", attempt+1)
+		assert.True(t, errors.Is(err, jetstore.ErrClaimsLost), err.Error())
+	}
+
+	// The operator restores the bucket from a backup: every key it held, the mark among them.
+	kv, err = js.KeyValue(ctxT(t), jetstore.ClaimsBucket)
+	require.NoError(t, err, "the refused start left the empty bucket it made")
+	for _, e := range backup {
+		_, err = kv.Create(ctxT(t), e.Key(), e.Value())
+		require.NoError(t, err)
+	}
+	second := start(t, sharedNode(t, url, "a", nil))
+	defer second.Shutdown(context.Background())
+	_, err = cl.PurchaseLicense(ctxT(t), purchase("p-2", "thief", "L-held", "10"))
+	assert.Equal(t, "already_exists", string(code(err)), "the restored reservation holds")
+}
