@@ -35,6 +35,9 @@ type Leases interface {
 	Nodes(ctx context.Context) ([]string, error)
 	// Acquire takes partition p's lease for node if nobody holds it (ErrHeld otherwise).
 	Acquire(ctx context.Context, p int, node string) (revision uint64, err error)
+	// Seize takes partition p's lease for node from the node it names, if that is one of from
+	// (nodes proven down), with a write checked against the lease's revision; ErrHeld otherwise.
+	Seize(ctx context.Context, p int, node string, from []string) (revision uint64, err error)
 	// Renew extends the lease held at revision (ErrLost when it moved).
 	Renew(ctx context.Context, p int, node string, revision uint64) (uint64, error)
 	// Release gives the lease up, if it is still node's.
@@ -61,10 +64,11 @@ type Config struct {
 	Changed func()
 	// Probe, when set, asks whether a node is alive over a path that does not go through the
 	// lease store (server: a request on NATS core, which answers while the lease bucket elects
-	// a leader). It is used only while a while after a lease-store gap runs, to end it once every
-	// node that was a member before the gap is a member again or proven down (comeback.go). An
-	// error counts as NodeUnknown. Nil: the while ends only when every member is seen again or
-	// settle is over.
+	// a leader). While a while after a lease-store gap runs, it ends the while once every node
+	// that was a member before the gap is a member again or proven down (comeback.go); at every
+	// other step it finds members proven down whose heartbeats have not lapsed yet (a node killed
+	// a moment ago), whose partitions are then taken at once (liveness.go, gone). An error
+	// counts as NodeUnknown. Nil: neither.
 	Probe func(ctx context.Context, node string) (Liveness, error)
 	Log   zerolog.Logger
 }
@@ -96,6 +100,9 @@ type Keeper struct {
 	held map[int]*lease
 	// comeback is owned by the goroutine that steps (Run, or the caller of Step).
 	comeback comeback
+	// gone are the members the last steady-state probe round proved down (liveness.go); owned
+	// by the goroutine that steps.
+	gone map[string]bool
 }
 
 // NewKeeper checks the config.
@@ -293,8 +300,9 @@ func (k *Keeper) Step(ctx context.Context) error {
 		nodes = append(nodes, k.cfg.Node) // our own heartbeat may not be visible yet
 	}
 	k.comeback.seen(nodes)
-	k.probe(ctx, nodes) // only while a while after a gap runs
-	want := Assign(k.cfg.Partitions, k.comeback.assignees(nodes, k.cfg.Now()))
+	k.probe(ctx, nodes)     // only while a while after a gap runs
+	k.probeGone(ctx, nodes) // only while none runs
+	want := Assign(k.cfg.Partitions, without(k.comeback.assignees(nodes, k.cfg.Now()), k.gone))
 	for p, owner := range want {
 		held := k.holds(p)
 		switch {
@@ -401,10 +409,16 @@ func (k *Keeper) renewOne(ctx context.Context, p int) bool {
 	return false
 }
 
-// acquire takes a free lease and fences the previous owner; it reports success.
+// acquire takes a free lease, or one held by a member proven down (seizable), and fences the
+// previous owner; it reports success.
 func (k *Keeper) acquire(ctx context.Context, p int) bool {
 	sent := k.cfg.Now()
 	rev, err := k.cfg.Leases.Acquire(ctx, p, k.cfg.Node)
+	if errors.Is(err, ErrHeld) {
+		if from := k.seizable(); len(from) > 0 {
+			rev, err = k.cfg.Leases.Seize(ctx, p, k.cfg.Node, from)
+		}
+	}
 	if err != nil {
 		return false // held: its owner hands it over, or it expires
 	}

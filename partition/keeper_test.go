@@ -3,6 +3,7 @@ package partition_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +90,21 @@ func (f *fakeLeases) Acquire(_ context.Context, p int, node string) (uint64, err
 		return 0, errNoAnswer
 	}
 	if _, ok := f.live(p); ok {
+		return 0, partition.ErrHeld
+	}
+	f.rev++
+	f.keys[p] = fakeLease{node: node, rev: f.rev, written: f.now()}
+	return f.rev, nil
+}
+
+func (f *fakeLeases) Seize(_ context.Context, p int, node string, from []string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return 0, errNoAnswer
+	}
+	l, ok := f.live(p)
+	if !ok || !slices.Contains(from, l.node) {
 		return 0, partition.ErrHeld
 	}
 	f.rev++

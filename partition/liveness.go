@@ -147,3 +147,77 @@ func (k *Keeper) probeAll(ctx context.Context, nodes []string) []Liveness {
 	wg.Wait()
 	return got
 }
+
+// probeGone finds, at a step outside a while after a gap, the members proven down although their
+// heartbeats have not lapsed yet (a node killed a moment ago: its server dropped its
+// subscriptions when its connection closed, a fraction of a second after the kill, while its
+// heartbeat key lives for the TTL). They leave the assignment, and their leases are seized
+// (Leases.Seize) rather than waited out: the first accepted command on a killed node's partition
+// no longer waits for its leases to lapse. As in a while, a Down counts only in a round where
+// this node's probe of itself answered Up. A member wrongly proven down (its interest missing
+// for a moment while a route reconnects) loses its partitions to the fence and gets them back
+// on a later step: churn, never two writers. Called from the stepping goroutine only.
+func (k *Keeper) probeGone(ctx context.Context, nodes []string) {
+	if k.cfg.Probe == nil || !k.comeback.until.IsZero() {
+		k.gone = nil
+		return
+	}
+	ask := []string{k.cfg.Node}
+	for _, n := range nodes {
+		if n != k.cfg.Node {
+			ask = append(ask, n)
+		}
+	}
+	if len(ask) == 1 {
+		k.gone = nil
+		return
+	}
+	got := k.probeAll(ctx, ask)
+	gone := map[string]bool{}
+	if got[0] == NodeUp {
+		for i, l := range got[1:] {
+			if l == NodeDown {
+				gone[ask[i+1]] = true
+			}
+		}
+	}
+	for n := range gone {
+		if !k.gone[n] {
+			k.cfg.Log.Info().Str("node", n).Msg("member proven down before its heartbeat lapsed; taking its partitions without waiting for its leases")
+		}
+	}
+	if len(gone) == 0 {
+		gone = nil
+	}
+	k.gone = gone
+}
+
+// seizable are the nodes whose leases acquire may seize: the members proven down, in a while
+// after a gap (comeback.down) or outside one (gone).
+func (k *Keeper) seizable() []string {
+	var out []string
+	for n := range k.gone {
+		out = append(out, n)
+	}
+	for n := range k.comeback.down {
+		if !k.gone[n] {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// without is nodes less those in drop.
+func without(nodes []string, drop map[string]bool) []string {
+	if len(drop) == 0 {
+		return nodes
+	}
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		if !drop[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}

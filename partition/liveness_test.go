@@ -13,10 +13,12 @@ import (
 	"github.com/creditledger/creditledger/partition"
 )
 
-// fakeProbe answers from a table (a node missing from it is NodeUnknown) and counts the probes.
+// fakeProbe answers NodeUp for every node until died is set, then from a table (a node missing
+// from it is NodeUnknown); it counts the probes.
 type fakeProbe struct {
 	mu      sync.Mutex
 	answers map[string]partition.Liveness
+	died    bool
 	calls   int
 }
 
@@ -24,7 +26,17 @@ func (p *fakeProbe) probe(_ context.Context, node string) (partition.Liveness, e
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
+	if !p.died {
+		return partition.NodeUp, nil
+	}
 	return p.answers[node], nil
+}
+
+// die makes the probe answer from its table from now on.
+func (p *fakeProbe) die() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.died = true
 }
 
 func (p *fakeProbe) count() int {
@@ -37,7 +49,7 @@ func (p *fakeProbe) count() int {
 // are taken at once when every member not seen again (c) is probed down, and only at the end of
 // the while (TTL + 2 ticks: 7 s here) when it is probed up or unknown, when this node's probe of
 // itself does not answer up, or without a probe (the behaviour before probes). No probe is sent
-// while no while runs.
+// while the store does not answer (a step ends at its failed heartbeat).
 func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 	t.Parallel()
 	const (
@@ -103,12 +115,14 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 			}
 
 			f.setDown(true) // the bucket's leader dies, and c with it: c never steps again
+			fp.die()
+			probed := fp.count()
 			for i := 0; i < 8; i++ {
 				c.add(time.Second)
 				require.Error(t, a.Step(ctx))
 				require.Error(t, b.Step(ctx))
 			}
-			assert.Zero(t, fp.count(), "no probe while no while runs")
+			assert.Equal(t, probed, fp.count(), "no probe while the store does not answer")
 			f.setDown(false)
 			c.add(time.Second)
 			back = c.now()
@@ -140,11 +154,7 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 			}
 			assert.Equal(t, tc.first, first, "first of c's partitions taken, after the store came back")
 			assert.Equal(t, tc.all, all, "all of c's partitions taken, after the store came back")
-			if tc.answers != nil {
-				n := fp.count()
-				require.NoError(t, a.Step(ctx))
-				assert.Equal(t, n, fp.count(), "no probe once the while is over")
-			}
+
 		})
 	}
 }
@@ -219,4 +229,70 @@ func TestSlowProbeIsUnknown(t *testing.T) {
 	c.add(time.Second)
 	require.NoError(t, a.Step(ctx))
 	assert.Len(t, a.Held(), own, "the while goes on")
+}
+
+// Outside a while after a gap, a member proven down while its heartbeat still lives (killed a
+// moment ago) leaves the assignment at once and its leases are seized, not waited out; one that
+// is up or unknown, or proven down in a round where this node's own probe did not answer up,
+// keeps them until they lapse (the TTL, 5 s after its last renewal: 4 s after the kill here).
+func TestMemberProvenDownLosesItsLeasesAtOnce(t *testing.T) {
+	t.Parallel()
+	const (
+		up      = partition.NodeUp
+		down    = partition.NodeDown
+		unknown = partition.NodeUnknown
+	)
+	for _, tc := range []struct {
+		name    string
+		answers map[string]partition.Liveness
+		// taken is how long after c's last step all of its partitions are held by a and b.
+		taken time.Duration
+	}{
+		{"c proven down", map[string]partition.Liveness{"a": up, "b": up, "c": down}, time.Second},
+		{"c unknown", map[string]partition.Liveness{"a": up, "b": up, "c": unknown}, 4 * time.Second},
+		{"c answers", map[string]partition.Liveness{"a": up, "b": up, "c": up}, 4 * time.Second},
+		{"own probe not up", map[string]partition.Liveness{"a": unknown, "b": unknown, "c": down}, 4 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{t: time.Unix(1_000_000, 0)}
+			f := newFake(c.now)
+			ctx := context.Background()
+			fp := &fakeProbe{answers: tc.answers}
+			mk := func(name string) *partition.Keeper {
+				k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop(), Probe: fp.probe})
+				require.NoError(t, err)
+				return k
+			}
+			a, b, dead := mk("a"), mk("b"), mk("c")
+			for i := 0; i < 3; i++ {
+				for _, k := range []*partition.Keeper{a, b, dead} {
+					require.NoError(t, k.Step(ctx))
+				}
+				c.add(time.Second)
+			}
+			lost := dead.Held()
+			require.NotEmpty(t, lost)
+			fp.die() // c is killed: it never steps again, its heartbeat lives on for the TTL
+			taken := time.Duration(-1)
+			for at := time.Second; at <= 7*time.Second; at += time.Second {
+				c.add(time.Second)
+				require.NoError(t, a.Step(ctx))
+				require.NoError(t, b.Step(ctx))
+				n := 0
+				for p := range lost {
+					_, inA := a.Held()[p]
+					_, inB := b.Held()[p]
+					assert.False(t, inA && inB, "partition %d held twice", p)
+					if inA || inB {
+						n++
+					}
+				}
+				if n == len(lost) && taken < 0 {
+					taken = at
+				}
+			}
+			assert.Equal(t, tc.taken, taken, "all of c's partitions held by the survivors")
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +167,21 @@ func (l *Leases) Acquire(ctx context.Context, p int, node string) (uint64, error
 		return 0, partition.ErrHeld
 	}
 	rev, err = l.kv.Update(ctx, leaseKey(p), []byte(node), cur)
+	if err != nil {
+		return 0, partition.ErrHeld
+	}
+	return rev, nil
+}
+
+// Seize takes the partition's key for node from a node in from (proven down by the keeper's
+// liveness probe) with a write checked against the key's revision as the bucket's leader has it,
+// instead of waiting for the key to lapse. A key that names another node (or none) is left.
+func (l *Leases) Seize(ctx context.Context, p int, node string, from []string) (uint64, error) {
+	seq, data, err := leaderLast(ctx, l.nc, "KV_"+LeaseBucket, "$KV."+LeaseBucket+"."+leaseKey(p))
+	if err != nil || seq == 0 || !slices.Contains(from, string(data)) {
+		return 0, partition.ErrHeld
+	}
+	rev, err := l.kv.Update(ctx, leaseKey(p), []byte(node), seq)
 	if err != nil {
 		return 0, partition.ErrHeld
 	}

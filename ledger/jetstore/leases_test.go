@@ -65,3 +65,30 @@ func TestKeepersShareAndHandOver(t *testing.T) {
 	require.NoError(t, b.Step(ctx))
 	assert.Len(t, b.Held(), 64, "b takes a's partitions at once after a's graceful stop")
 }
+
+// A lease is seized from a node in from (proven down) with a revision-checked write, never from
+// another; the node it was seized from then finds it lost.
+func TestSeizeTakesOnlyFromTheNodesNamed(t *testing.T) {
+	t.Parallel()
+	js := leaseServer(t)
+	ctx := context.Background()
+	leases, err := jetstore.OpenLeases(ctx, js, 1, time.Hour)
+	require.NoError(t, err)
+	defer leases.Close()
+	revB, err := leases.Acquire(ctx, 1, "b")
+	require.NoError(t, err)
+	_, err = leases.Acquire(ctx, 2, "c")
+	require.NoError(t, err)
+
+	_, err = leases.Seize(ctx, 2, "a", []string{"b"})
+	assert.ErrorIs(t, err, partition.ErrHeld, "c's lease is not b's")
+	_, err = leases.Seize(ctx, 3, "a", []string{"b"})
+	assert.ErrorIs(t, err, partition.ErrHeld, "nobody's lease is not seized: it is acquired")
+	revA, err := leases.Seize(ctx, 1, "a", []string{"b"})
+	require.NoError(t, err)
+	assert.Greater(t, revA, revB)
+	_, err = leases.Renew(ctx, 1, "b", revB)
+	assert.ErrorIs(t, err, partition.ErrLost, "b's lease was seized")
+	_, err = leases.Renew(ctx, 1, "a", revA)
+	assert.NoError(t, err)
+}
