@@ -80,22 +80,15 @@ func (c *Claims) CheckKept(ctx context.Context, st *Store) error {
 	if err != nil {
 		return err
 	}
-	if head > 0 {
-		// From the bucket's leader: a replica that lags may not have the mark yet.
-		seq, _, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+keptMark)
-		if err != nil {
-			return fmt.Errorf("read %s in %s: %w", keptMark, ClaimsBucket, err)
-		}
-		if seq != 0 {
-			return nil
-		}
-		return fmt.Errorf("%w: bucket %s has no %s mark while stream %s holds %d messages (it was deleted or recreated); restore it from a backup (`nats stream restore` of KV_%s, after deleting the empty one) before starting the ledger",
-			ErrClaimsLost, ClaimsBucket, keptMark, StreamName, head, ClaimsBucket)
+	if head == 0 {
+		return c.MarkKept(ctx)
 	}
-	if _, err := c.kv.Create(ctx, keptMark, []byte(StreamName)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("mark %s: %w", ClaimsBucket, err)
+	kept, err := c.Kept(ctx)
+	if err != nil || kept {
+		return err
 	}
-	return nil
+	return fmt.Errorf("%w: bucket %s has no %s mark while stream %s holds %d messages (it was deleted or recreated); with every ledger process stopped, restore it from a backup or rebuild it from the stream (`creditledger reservations rebuild`)",
+		ErrClaimsLost, ClaimsBucket, keptMark, StreamName, head)
 }
 
 // Claim makes accountID the holder of id unless another account holds it, and returns the
@@ -198,4 +191,23 @@ func (c *Claims) ClaimSubscription(ctx context.Context, id string, sc Subscripti
 		return 0, fmt.Errorf("%w: %v", ErrClaimMoved, err)
 	}
 	return rev, err
+}
+
+// MarkKept marks the bucket as holding every reservation the stream implies: for a rebuild
+// (server.RebuildReservations) that has just written them.
+func (c *Claims) MarkKept(ctx context.Context) error {
+	if _, err := c.kv.Create(ctx, keptMark, []byte(StreamName)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("mark %s: %w", ClaimsBucket, err)
+	}
+	return nil
+}
+
+// Kept reports whether the bucket holds the mark, read from the bucket's leader (a replica that
+// lags may not have it yet).
+func (c *Claims) Kept(ctx context.Context) (bool, error) {
+	seq, _, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+keptMark)
+	if err != nil {
+		return false, fmt.Errorf("read %s in %s: %w", keptMark, ClaimsBucket, err)
+	}
+	return seq != 0, nil
 }

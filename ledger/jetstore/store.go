@@ -249,6 +249,9 @@ func Partitions(c jetstream.StreamConfig) (int, error) {
 // Partitions is the store's partition count.
 func (s *Store) Partitions() int { return s.partitions }
 
+// Replicas is the LEDGER stream's replica count as it was opened.
+func (s *Store) Replicas() int { return s.stream.CachedInfo().Config.Replicas }
+
 // Subjects names the store's event subjects.
 func (s *Store) Subjects() Subjects { return s.subjects }
 

@@ -68,3 +68,33 @@ func TestLostReservationsRefuseToStart(t *testing.T) {
 	_, err = cl.PurchaseLicense(ctxT(t), purchase("p-2", "thief", "L-held", "10"))
 	assert.Equal(t, "already_exists", string(code(err)), "the restored reservation holds")
 }
+
+// TestRebuiltReservationsLetTheLedgerStart: with the bucket lost, `creditledger reservations
+// rebuild` (server.RebuildReservations) reserves from the stream every id its events created and
+// marks the bucket: the ledger starts again and still refuses the held license id to another
+// account. A second rebuild is refused: the bucket is no longer lost.
+func TestRebuiltReservationsLetTheLedgerStart(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	first := start(t, sharedNode(t, url, "a", nil))
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	_, err := cl.PurchaseLicense(ctxT(t), purchase("p-1", "holder", "L-held", "10"))
+	require.NoError(t, err)
+	first.Shutdown(context.Background())
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteKeyValue(ctxT(t), jetstore.ClaimsBucket))
+
+	got, err := server.RebuildReservations(ctxT(t), nc, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.IDs, "the one license id")
+	assert.Empty(t, got.Clashes)
+	_, err = server.RebuildReservations(ctxT(t), nc, time.Now())
+	assert.ErrorIs(t, err, server.ErrReservationsKept)
+
+	second := start(t, sharedNode(t, url, "a", nil))
+	defer second.Shutdown(context.Background())
+	_, err = cl.PurchaseLicense(ctxT(t), purchase("p-2", "thief", "L-held", "10"))
+	assert.Equal(t, "already_exists", string(code(err)), "the rebuilt reservation holds")
+}
