@@ -11,10 +11,11 @@ with the ledger; the repository's tests run it against testdata/ when Python is 
   verify.py export EXPORT CHECKPOINT VKEY [PARTITIONS]
                                           EXPORT from `audit export --format jsonl` (the whole
                                           stream, with positions and subjects): the same, with each
-                                          message checked against its subject, and given the
-                                          stream's partition count (its metadata
-                                          creditledger_partitions, 64 when absent) each event's
-                                          partition in its subject and each ownership record's count
+                                          message checked against its subject, and each event's
+                                          partition in its subject and each ownership record's
+                                          count against the stream's partition count: PARTITIONS
+                                          (its metadata creditledger_partitions) or, not given,
+                                          the count the first ownership record names
   verify.py proof PROOF VKEY              a proof from `audit proof` or GET /v1/audit/proof
 """
 import base64
@@ -112,7 +113,8 @@ def check_messages(items, partitions=None):
     hash), and every partition ownership record, over (position, subject, stored bytes) in
     position order. With subject None (a replay) a record is known by its bytes alone; with
     subjects, each event is checked against its own (check_event_subject), all in the scheme of
-    the first: a stream captures one."""
+    the first: a stream captures one. Without partitions, the first ownership record's count
+    stands for the stream's from there on."""
     heads, fences, scheme = {}, 0, None
     for pos, subject, stored in items:
         if subject is None:
@@ -128,6 +130,10 @@ def check_messages(items, partitions=None):
                 check_fence(stored, subject, partitions)
             except ValueError as e:
                 raise SystemExit("FAILED at position %d: not a partition ownership record (foreign_fence): %s" % (pos, e))
+            if partitions is None and subject is not None:
+                # Not given: every ownership record names the stream's partition count, and the
+                # later ones (and the events' partitions) are checked against the first.
+                partitions = json.loads(stored)["partitions"]
             fences += 1
             continue
         ev, h = event_hash(stored)
