@@ -88,6 +88,10 @@ type lease struct {
 	// unreachable is set while the last renewal failed without an answer from the store (an
 	// error that is neither ErrLost nor ErrHeld: the lease bucket is electing a leader, say).
 	unreachable bool
+	// from is when a seized lease starts counting as owned (zero: at once): its previous holder,
+	// proven down, may be alive but cut off and still answering from memory until its own lease
+	// clock runs out (seize.go).
+	from time.Time
 }
 
 // Keeper holds this node's share of the partition leases: it renews them, acquires the ones
@@ -135,7 +139,8 @@ func (k *Keeper) Owns(p int) (tenure uint64, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.held[p]
-	if l == nil || l.releasing || l.dropped || !k.cfg.Now().Before(l.validUntil) {
+	now := k.cfg.Now()
+	if l == nil || l.releasing || l.dropped || !now.Before(l.validUntil) || now.Before(l.from) {
 		return 0, false
 	}
 	return l.acquired, true
@@ -153,7 +158,7 @@ func (k *Keeper) OwnsFenced(p int) (tenure uint64, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.held[p]
-	if l == nil || l.releasing || l.dropped {
+	if l == nil || l.releasing || l.dropped || k.cfg.Now().Before(l.from) {
 		return 0, false
 	}
 	if !l.unreachable && !k.cfg.Now().Before(l.validUntil) {
@@ -409,15 +414,14 @@ func (k *Keeper) renewOne(ctx context.Context, p int) bool {
 	return false
 }
 
-// acquire takes a free lease, or one held by a member proven down (seizable), and fences the
+// acquire takes a free lease, or one held by a member proven down (seize), and fences the
 // previous owner; it reports success.
 func (k *Keeper) acquire(ctx context.Context, p int) bool {
 	sent := k.cfg.Now()
 	rev, err := k.cfg.Leases.Acquire(ctx, p, k.cfg.Node)
+	var from time.Time
 	if errors.Is(err, ErrHeld) {
-		if from := k.seizable(); len(from) > 0 {
-			rev, err = k.cfg.Leases.Seize(ctx, p, k.cfg.Node, from)
-		}
+		rev, from, err = k.seize(ctx, p)
 	}
 	if err != nil {
 		return false // held: its owner hands it over, or it expires
@@ -430,9 +434,29 @@ func (k *Keeper) acquire(ctx context.Context, p int) bool {
 		}
 	}
 	k.mu.Lock()
-	k.held[p] = &lease{rev: rev, acquired: rev, validUntil: sent.Add(k.ttl - k.margin())}
+	k.held[p] = &lease{rev: rev, acquired: rev, validUntil: sent.Add(k.ttl - k.margin()), from: from}
 	k.mu.Unlock()
 	return true
+}
+
+// seize takes p's lease from the member proven down that holds it (seizable, Leases.Seize),
+// and says from when the lease may count as owned. A member proven down may be alive but cut off
+// (its server's routes closed while its own clients still reach it): it goes on answering from
+// memory until its lease clock runs out, TTL less the margin after it sent its last renewal, on
+// its own clock. That renewal landed before Seize read the key, so before this node's clock reads
+// now after Seize: from is now plus TTL less the margin. Until then the partition is held (its
+// fence is moved, so the old holder's appends fail, and it is loaded) but not owned: nothing is
+// decided for it that could contradict an answer the old holder gives from memory.
+func (k *Keeper) seize(ctx context.Context, p int) (uint64, time.Time, error) {
+	from := k.seizable()
+	if len(from) == 0 {
+		return 0, time.Time{}, ErrHeld
+	}
+	rev, err := k.cfg.Leases.Seize(ctx, p, k.cfg.Node, from)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return rev, k.cfg.Now().Add(k.ttl - k.margin()), nil
 }
 
 // release stops owning p, waits until nothing is in flight for it, and gives the lease back.
