@@ -85,3 +85,60 @@ func TestSeizedPartitionIsNotOwnedWhileItsHoldersLeaseClockRuns(t *testing.T) {
 	assert.Less(t, held, 4*time.Second, "c's partitions taken before its leases lapsed")
 	assert.Positive(t, owned, "c's partitions decided for again")
 }
+
+// A member wrongly proven down, alive and renewing its leases (a route between two servers is
+// closed while each reaches the third, so the lease store; one way, or both at once as a route's
+// close is seen by both of its ends), keeps its partitions: none changes hands while the closed
+// route lasts, instead of being seized, fenced and loaded at every step, by one side then the
+// other.
+func TestMemberThatRenewsKeepsItsPartitionsWhenWronglyProvenDown(t *testing.T) {
+	t.Parallel()
+	const (
+		up   = partition.NodeUp
+		down = partition.NodeDown
+	)
+	for _, tc := range []struct {
+		name   string
+		aSeesC partition.Liveness
+		cSeesA partition.Liveness
+	}{
+		{"a sees c down", down, up},
+		{"a and c see each other down", down, down},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{t: time.Unix(1_000_000, 0)}
+			f := newFake(c.now)
+			ctx := context.Background()
+			probes := map[string]*fakeProbe{
+				"a": {answers: map[string]partition.Liveness{"a": up, "b": up, "c": tc.aSeesC}},
+				"b": {answers: map[string]partition.Liveness{"a": up, "b": up, "c": up}},
+				"c": {answers: map[string]partition.Liveness{"a": tc.cSeesA, "b": up, "c": up}},
+			}
+			ks := probeKeepers(t, f, c, probes)
+			step := func() {
+				for _, n := range []string{"a", "b", "c"} {
+					require.NoError(t, ks[n].Step(ctx))
+				}
+				c.add(time.Second)
+			}
+			for i := 0; i < 3; i++ {
+				step()
+			}
+			before := map[string]map[int]uint64{}
+			for n, k := range ks {
+				before[n] = k.Held()
+				require.NotEmpty(t, before[n])
+			}
+			for _, p := range probes {
+				p.die() // the route between a's and c's servers closes
+			}
+			for i := 0; i < 8; i++ {
+				step()
+				for n, k := range ks {
+					assert.Equal(t, before[n], k.Held(), "%s's partitions at +%ds", n, i+1)
+				}
+			}
+		})
+	}
+}
