@@ -35,9 +35,13 @@ type Leases interface {
 	Nodes(ctx context.Context) ([]string, error)
 	// Acquire takes partition p's lease for node if nobody holds it (ErrHeld otherwise).
 	Acquire(ctx context.Context, p int, node string) (revision uint64, err error)
-	// Seize takes partition p's lease for node from the node it names, if that is one of from
-	// (nodes proven down), with a write checked against the lease's revision; ErrHeld otherwise.
-	Seize(ctx context.Context, p int, node string, from []string) (revision uint64, err error)
+	// Holder reads partition p's lease as the store's leader has it: the node it names and its
+	// revision ("" and 0 when nobody holds it).
+	Holder(ctx context.Context, p int) (node string, revision uint64, err error)
+	// Seize takes partition p's lease for node if it is still at revision, with a write checked
+	// against it (ErrHeld otherwise): the keeper seizes the lease of a member proven down that
+	// has not renewed it for a while (seize.go).
+	Seize(ctx context.Context, p int, node string, revision uint64) (uint64, error)
 	// Renew extends the lease held at revision (ErrLost when it moved).
 	Renew(ctx context.Context, p int, node string, revision uint64) (uint64, error)
 	// Release gives the lease up, if it is still node's.
@@ -67,8 +71,8 @@ type Config struct {
 	// a leader). While a while after a lease-store gap runs, it ends the while once every node
 	// that was a member before the gap is a member again or proven down (comeback.go); at every
 	// other step it finds members proven down whose heartbeats have not lapsed yet (a node killed
-	// a moment ago), whose partitions are then taken at once (liveness.go, gone). An error
-	// counts as NodeUnknown. Nil: neither.
+	// a moment ago), whose partitions are then taken without waiting for their leases to lapse
+	// (liveness.go, gone; seize.go). An error counts as NodeUnknown. Nil: neither.
 	Probe func(ctx context.Context, node string) (Liveness, error)
 	Log   zerolog.Logger
 }
@@ -107,6 +111,9 @@ type Keeper struct {
 	// gone are the members the last steady-state probe round proved down (liveness.go); owned
 	// by the goroutine that steps.
 	gone map[string]bool
+	// idle are the lease revisions of members proven down as this node first read them, per
+	// partition (seize.go); owned by the goroutine that steps.
+	idle map[int]idleLease
 }
 
 // NewKeeper checks the config.
@@ -124,7 +131,7 @@ func NewKeeper(cfg Config) (*Keeper, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Keeper{cfg: cfg, ttl: ttl, held: map[int]*lease{}}, nil
+	return &Keeper{cfg: cfg, ttl: ttl, held: map[int]*lease{}, idle: map[int]idleLease{}}, nil
 }
 
 // margin is how long before its expiry a lease stops counting as owned: the clocks of this node
@@ -437,26 +444,6 @@ func (k *Keeper) acquire(ctx context.Context, p int) bool {
 	k.held[p] = &lease{rev: rev, acquired: rev, validUntil: sent.Add(k.ttl - k.margin()), from: from}
 	k.mu.Unlock()
 	return true
-}
-
-// seize takes p's lease from the member proven down that holds it (seizable, Leases.Seize),
-// and says from when the lease may count as owned. A member proven down may be alive but cut off
-// (its server's routes closed while its own clients still reach it): it goes on answering from
-// memory until its lease clock runs out, TTL less the margin after it sent its last renewal, on
-// its own clock. That renewal landed before Seize read the key, so before this node's clock reads
-// now after Seize: from is now plus TTL less the margin. Until then the partition is held (its
-// fence is moved, so the old holder's appends fail, and it is loaded) but not owned: nothing is
-// decided for it that could contradict an answer the old holder gives from memory.
-func (k *Keeper) seize(ctx context.Context, p int) (uint64, time.Time, error) {
-	from := k.seizable()
-	if len(from) == 0 {
-		return 0, time.Time{}, ErrHeld
-	}
-	rev, err := k.cfg.Leases.Seize(ctx, p, k.cfg.Node, from)
-	if err != nil {
-		return 0, time.Time{}, err
-	}
-	return rev, k.cfg.Now().Add(k.ttl - k.margin()), nil
 }
 
 // release stops owning p, waits until nothing is in flight for it, and gives the lease back.

@@ -3,7 +3,6 @@ package partition_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -97,14 +96,27 @@ func (f *fakeLeases) Acquire(_ context.Context, p int, node string) (uint64, err
 	return f.rev, nil
 }
 
-func (f *fakeLeases) Seize(_ context.Context, p int, node string, from []string) (uint64, error) {
+func (f *fakeLeases) Holder(_ context.Context, p int) (string, uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return "", 0, errNoAnswer
+	}
+	l, ok := f.live(p)
+	if !ok {
+		return "", 0, nil
+	}
+	return l.node, l.rev, nil
+}
+
+func (f *fakeLeases) Seize(_ context.Context, p int, node string, rev uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
 		return 0, errNoAnswer
 	}
 	l, ok := f.live(p)
-	if !ok || !slices.Contains(from, l.node) {
+	if !ok || l.rev != rev {
 		return 0, partition.ErrHeld
 	}
 	f.rev++

@@ -152,11 +152,13 @@ func (k *Keeper) probeAll(ctx context.Context, nodes []string) []Liveness {
 // heartbeats have not lapsed yet (a node killed a moment ago: its server dropped its
 // subscriptions when its connection closed, a fraction of a second after the kill, while its
 // heartbeat key lives for the TTL). They leave the assignment, and their leases are seized
-// (Leases.Seize) rather than waited out: the first accepted command on a killed node's partition
-// no longer waits for its leases to lapse. As in a while, a Down counts only in a round where
-// this node's probe of itself answered Up. A member wrongly proven down (its interest missing
-// for a moment while a route reconnects) loses its partitions to the fence and gets them back
-// on a later step: churn, never two writers. Called from the stepping goroutine only.
+// (seize.go) rather than waited out, once their keys have not moved for two ticks: the first
+// accepted command on a killed node's partition no longer waits for its leases to lapse. As in a
+// while, a Down counts only in a round where this node's probe of itself answered Up. A member
+// wrongly proven down (its server's routes closed, or one reconnecting) that goes on renewing
+// keeps its leases; one that also misses its renewals loses its partitions to the fence and gets
+// them back on a later step: churn, never two writers nor two owners. Called from the stepping
+// goroutine only.
 func (k *Keeper) probeGone(ctx context.Context, nodes []string) {
 	if k.cfg.Probe == nil || !k.comeback.until.IsZero() {
 		k.gone = nil

@@ -232,7 +232,8 @@ func TestSlowProbeIsUnknown(t *testing.T) {
 }
 
 // Outside a while after a gap, a member proven down while its heartbeat still lives (killed a
-// moment ago) leaves the assignment at once and its leases are seized, not waited out; one that
+// moment ago) leaves the assignment at once and its leases are seized once their keys have not
+// moved for two ticks (first read 1 s after the kill, seized 3 s after), not waited out; one that
 // is up or unknown, or proven down in a round where this node's own probe did not answer up,
 // keeps them until they lapse (the TTL, 5 s after its last renewal: 4 s after the kill here).
 func TestMemberProvenDownLosesItsLeasesAtOnce(t *testing.T) {
@@ -248,7 +249,7 @@ func TestMemberProvenDownLosesItsLeasesAtOnce(t *testing.T) {
 		// taken is how long after c's last step all of its partitions are held by a and b.
 		taken time.Duration
 	}{
-		{"c proven down", map[string]partition.Liveness{"a": up, "b": up, "c": down}, time.Second},
+		{"c proven down", map[string]partition.Liveness{"a": up, "b": up, "c": down}, 3 * time.Second},
 		{"c unknown", map[string]partition.Liveness{"a": up, "b": up, "c": unknown}, 4 * time.Second},
 		{"c answers", map[string]partition.Liveness{"a": up, "b": up, "c": up}, 4 * time.Second},
 		{"own probe not up", map[string]partition.Liveness{"a": unknown, "b": unknown, "c": down}, 4 * time.Second},

@@ -53,9 +53,12 @@ func TestSeizedPartitionIsNotOwnedWhileItsHoldersLeaseClockRuns(t *testing.T) {
 	for _, p := range probes {
 		p.die() // c is cut off: it steps no more (no quorum), but answers its own clients
 	}
+	// a and b step every half second from c's last step on: their first read of c's keys comes
+	// soon after it, as after a kill a moment after a renewal.
+	c.add(-time.Second)
 	held, owned := time.Duration(-1), time.Duration(-1)
-	for at := time.Second; at <= 7*time.Second; at += time.Second {
-		c.add(time.Second)
+	for at := time.Second / 2; at <= 7*time.Second; at += time.Second / 2 {
+		c.add(time.Second / 2)
 		require.NoError(t, ks["a"].Step(ctx))
 		require.NoError(t, ks["b"].Step(ctx))
 		nHeld, nOwned := 0, 0

@@ -49,7 +49,8 @@ func (oneNode) Heartbeat(context.Context, string) error                    { ret
 func (oneNode) Leave(context.Context, string) error                        { return nil }
 func (oneNode) Nodes(context.Context) ([]string, error)                    { return []string{"n"}, nil }
 func (oneNode) Acquire(_ context.Context, p int, _ string) (uint64, error) { return uint64(p + 1), nil }
-func (oneNode) Seize(context.Context, int, string, []string) (uint64, error) {
+func (oneNode) Holder(context.Context, int) (string, uint64, error)        { return "", 0, nil }
+func (oneNode) Seize(context.Context, int, string, uint64) (uint64, error) {
 	return 0, partition.ErrHeld
 }
 func (oneNode) Renew(_ context.Context, _ int, _ string, r uint64) (uint64, error) {

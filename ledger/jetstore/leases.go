@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,15 +172,25 @@ func (l *Leases) Acquire(ctx context.Context, p int, node string) (uint64, error
 	return rev, nil
 }
 
-// Seize takes the partition's key for node from a node in from (proven down by the keeper's
-// liveness probe) with a write checked against the key's revision as the bucket's leader has it,
-// instead of waiting for the key to lapse. A key that names another node (or none) is left.
-func (l *Leases) Seize(ctx context.Context, p int, node string, from []string) (uint64, error) {
+// Holder reads the partition's key from the bucket's leader (a replica that lags may show an
+// older holder): the node it names and its revision, "" and 0 when there is none (a delete or
+// purge marker names nobody).
+func (l *Leases) Holder(ctx context.Context, p int) (string, uint64, error) {
 	seq, data, err := leaderLast(ctx, l.nc, "KV_"+LeaseBucket, "$KV."+LeaseBucket+"."+leaseKey(p))
-	if err != nil || seq == 0 || !slices.Contains(from, string(data)) {
-		return 0, partition.ErrHeld
+	if err != nil {
+		return "", 0, err
 	}
-	rev, err := l.kv.Update(ctx, leaseKey(p), []byte(node), seq)
+	if seq == 0 || len(data) == 0 {
+		return "", 0, nil
+	}
+	return string(data), seq, nil
+}
+
+// Seize takes the partition's key for node with a write checked against revision (the keeper
+// read it there, naming a node proven down, and saw it not move since) instead of waiting for
+// the key to lapse; a key that moved meanwhile is left (ErrHeld).
+func (l *Leases) Seize(ctx context.Context, p int, node string, revision uint64) (uint64, error) {
+	rev, err := l.kv.Update(ctx, leaseKey(p), []byte(node), revision)
 	if err != nil {
 		return 0, partition.ErrHeld
 	}

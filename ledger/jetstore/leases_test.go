@@ -66,9 +66,10 @@ func TestKeepersShareAndHandOver(t *testing.T) {
 	assert.Len(t, b.Held(), 64, "b takes a's partitions at once after a's graceful stop")
 }
 
-// A lease is seized from a node in from (proven down) with a revision-checked write, never from
-// another; the node it was seized from then finds it lost.
-func TestSeizeTakesOnlyFromTheNodesNamed(t *testing.T) {
+// Holder reads a lease's node and revision from the bucket's leader (nobody's for a key never
+// written or deleted); Seize takes it only at the revision read, so never after its holder
+// renewed it, and the node it was seized from then finds it lost.
+func TestSeizeTakesALeaseOnlyAtTheRevisionRead(t *testing.T) {
 	t.Parallel()
 	js := leaseServer(t)
 	ctx := context.Background()
@@ -77,17 +78,29 @@ func TestSeizeTakesOnlyFromTheNodesNamed(t *testing.T) {
 	defer leases.Close()
 	revB, err := leases.Acquire(ctx, 1, "b")
 	require.NoError(t, err)
-	_, err = leases.Acquire(ctx, 2, "c")
+	revC, err := leases.Acquire(ctx, 2, "c")
 	require.NoError(t, err)
+	require.NoError(t, leases.Release(ctx, 2, "c", revC))
 
-	_, err = leases.Seize(ctx, 2, "a", []string{"b"})
-	assert.ErrorIs(t, err, partition.ErrHeld, "c's lease is not b's")
-	_, err = leases.Seize(ctx, 3, "a", []string{"b"})
-	assert.ErrorIs(t, err, partition.ErrHeld, "nobody's lease is not seized: it is acquired")
-	revA, err := leases.Seize(ctx, 1, "a", []string{"b"})
+	holder, rev, err := leases.Holder(ctx, 1)
 	require.NoError(t, err)
-	assert.Greater(t, revA, revB)
-	_, err = leases.Renew(ctx, 1, "b", revB)
+	assert.Equal(t, "b", holder)
+	assert.Equal(t, revB, rev)
+	for _, p := range []int{2, 3} { // released (a delete marker), never written
+		holder, rev, err = leases.Holder(ctx, p)
+		require.NoError(t, err)
+		assert.Empty(t, holder, "partition %d", p)
+		assert.Zero(t, rev, "partition %d", p)
+	}
+
+	renewed, err := leases.Renew(ctx, 1, "b", revB)
+	require.NoError(t, err)
+	_, err = leases.Seize(ctx, 1, "a", revB)
+	assert.ErrorIs(t, err, partition.ErrHeld, "b renewed its lease after it was read")
+	revA, err := leases.Seize(ctx, 1, "a", renewed)
+	require.NoError(t, err)
+	assert.Greater(t, revA, renewed)
+	_, err = leases.Renew(ctx, 1, "b", renewed)
 	assert.ErrorIs(t, err, partition.ErrLost, "b's lease was seized")
 	_, err = leases.Renew(ctx, 1, "a", revA)
 	assert.NoError(t, err)
