@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,4 +97,96 @@ func coreServer(t *testing.T, route string) *natsserver.Server {
 	require.True(t, s.ReadyForConnections(10*time.Second))
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return s
+}
+
+// A probe's "down" proves that the prober's server knows no subscription of the node, not that
+// the node is dead: with the route between two servers closed, a node alive on the other server,
+// still answering there, is down to this one (partition/seize.go: why a seized lease waits for
+// its holder's lease clock, and is taken only from a holder that stopped renewing).
+func TestAliveProbeDownAcrossAClosedRoute(t *testing.T) {
+	t.Parallel()
+	s1 := coreServer(t, "")
+	cut := routeProxy(t, s1.ClusterAddr().String())
+	s2 := coreServer(t, cut.addr)
+	require.Eventually(t, func() bool { return s1.NumRoutes() > 0 && s2.NumRoutes() > 0 }, 10*time.Second, 10*time.Millisecond)
+	responder := nats.CustomInboxPrefix(authz.ResponderInboxPrefix)
+	var conns []*nats.Conn
+	for _, s := range []*natsserver.Server{s1, s2} {
+		nc, err := nats.Connect(s.ClientURL(), responder)
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		conns = append(conns, nc)
+	}
+	_, err := serveAlive(conns[1], "n2")
+	require.NoError(t, err)
+	require.NoError(t, conns[1].Flush())
+	ask := func(nc *nats.Conn) partition.Liveness {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		l, _ := probeAlive(nc)(ctx, "n2")
+		return l
+	}
+	require.Eventually(t, func() bool { return ask(conns[0]) == partition.NodeUp }, 10*time.Second, 20*time.Millisecond)
+
+	cut.close()
+	require.Eventually(t, func() bool { return ask(conns[0]) == partition.NodeDown }, 10*time.Second, 20*time.Millisecond,
+		"n2 is down to s1 while the route is closed")
+	assert.Equal(t, partition.NodeUp, ask(conns[1]), "n2 is alive and answers on its own server")
+}
+
+// tcpCut passes TCP connections to a target until closed; then it closes them and refuses more.
+type tcpCut struct {
+	addr string
+	mu   sync.Mutex
+	cut  bool
+	open []net.Conn
+}
+
+// routeProxy passes connections to target (a server's route port) until the returned cut closes.
+func routeProxy(t *testing.T, target string) *tcpCut {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	c := &tcpCut{addr: ln.Addr().String()}
+	t.Cleanup(c.close)
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil || !c.keep(in, out) {
+				_ = in.Close()
+				if out != nil {
+					_ = out.Close()
+				}
+				continue
+			}
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
+	return c
+}
+
+func (c *tcpCut) keep(conns ...net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		return false
+	}
+	c.open = append(c.open, conns...)
+	return true
+}
+
+func (c *tcpCut) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = true
+	for _, conn := range c.open {
+		_ = conn.Close()
+	}
+	c.open = nil
 }
