@@ -185,7 +185,7 @@ func (k *Keeper) probeGone(ctx context.Context, nodes []string) {
 	}
 	for n := range gone {
 		if !k.gone[n] {
-			k.cfg.Log.Info().Str("node", n).Msg("member proven down before its heartbeat lapsed; taking its partitions without waiting for its leases")
+			k.cfg.Log.Info().Str("node", n).Msg("member proven down before its heartbeat lapsed; taking its partitions once its leases stop moving, without waiting for them to lapse")
 		}
 	}
 	if len(gone) == 0 {
