@@ -205,9 +205,10 @@ func (c *Claims) MarkKept(ctx context.Context) error {
 // Kept reports whether the bucket holds the mark, read from the bucket's leader (a replica that
 // lags may not have it yet).
 func (c *Claims) Kept(ctx context.Context) (bool, error) {
-	seq, _, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+keptMark)
+	seq, data, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+keptMark)
 	if err != nil {
 		return false, fmt.Errorf("read %s in %s: %w", keptMark, ClaimsBucket, err)
 	}
-	return seq != 0, nil
+	// A deleted or purged mark leaves a marker with no value: not the mark.
+	return seq != 0 && string(data) == StreamName, nil
 }
