@@ -59,7 +59,14 @@ func (s Subjects) Of(accountID string) string {
 	if !s.Partitioned {
 		return SubjectPrefix + accountID
 	}
-	return SubjectPrefix + strconv.Itoa(ledger.PartitionOf(accountID, s.Partitions)) + "." + accountID
+	// One allocation, as the account subject's concatenation: Of runs for every appended record.
+	var b strings.Builder
+	b.Grow(len(SubjectPrefix) + 5 + len(accountID))
+	b.WriteString(SubjectPrefix)
+	b.WriteString(strconv.Itoa(ledger.PartitionOf(accountID, s.Partitions))) // below 100: no allocation
+	b.WriteByte('.')
+	b.WriteString(accountID)
+	return b.String()
 }
 
 // Filter is the subject filter of an account's events (its subject: one per account).

@@ -157,3 +157,10 @@ func TestPartitionedStreamCapturesNoAccountSubject(t *testing.T) {
 		}
 	}
 }
+
+// Subjects.Of runs for every appended record: one allocation, as the account subject's.
+func TestSubjectOfAllocatesOnce(t *testing.T) {
+	acct := "acct-0123456789"
+	got := testing.AllocsPerRun(100, func() { _ = jetstore.DefaultSubjects.Of(acct) })
+	assert.LessOrEqual(t, got, 1.0)
+}
