@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,7 +24,8 @@ func TestClaimsKeptMark(t *testing.T) {
 		_, err := st.Append(ctx, []ledger.Record{{AccountID: "acme", Data: []byte(`{"version":1}`), Version: 1, CheckVersion: true}})
 		require.NoError(t, err)
 	}
-	t.Run("marked while empty, kept after", func(t *testing.T) {
+	// marked opens a fresh store and its bucket, checks (marks) it while empty, and appends.
+	marked := func(t *testing.T) (jetstream.JetStream, *jetstore.Store, *jetstore.Claims) {
 		nc, js := bareJetStream(t)
 		st, err := jetstore.Open(ctx, nc, jetstore.Config{})
 		require.NoError(t, err)
@@ -31,21 +33,19 @@ func TestClaimsKeptMark(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, claims.CheckKept(ctx, st))
 		appendOne(t, st)
+		return js, st, claims
+	}
+	t.Run("marked while empty, kept after", func(t *testing.T) {
+		js, st, claims := marked(t)
 		require.NoError(t, claims.CheckKept(ctx, st), "marked before the first event")
 		require.NoError(t, js.DeleteKeyValue(ctx, jetstore.ClaimsBucket))
-		claims, err = jetstore.OpenClaims(ctx, js, 1)
+		claims, err := jetstore.OpenClaims(ctx, js, 1)
 		require.NoError(t, err)
 		assert.ErrorIs(t, claims.CheckKept(ctx, st), jetstore.ErrClaimsLost, "recreated beside events")
 		assert.ErrorIs(t, claims.CheckKept(ctx, st), jetstore.ErrClaimsLost, "and again: the refusal marks nothing")
 	})
 	t.Run("a deleted mark is no mark", func(t *testing.T) {
-		nc, js := bareJetStream(t)
-		st, err := jetstore.Open(ctx, nc, jetstore.Config{})
-		require.NoError(t, err)
-		claims, err := jetstore.OpenClaims(ctx, js, 1)
-		require.NoError(t, err)
-		require.NoError(t, claims.CheckKept(ctx, st))
-		appendOne(t, st)
+		js, st, claims := marked(t)
 		kv, err := js.KeyValue(ctx, jetstore.ClaimsBucket)
 		require.NoError(t, err)
 		require.NoError(t, kv.Delete(ctx, "_ledger.kept"))

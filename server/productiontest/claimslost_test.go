@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/server"
 )
@@ -22,13 +24,7 @@ import (
 // refuses the held id.
 func TestLostReservationsRefuseToStart(t *testing.T) {
 	t.Parallel()
-	url := jetStreamServer(t)
-	first := start(t, sharedNode(t, url, "a", nil))
-	nc := connectTo(t, url)
-	cl := client(t, nc)
-	_, err := cl.PurchaseLicense(ctxT(t), purchase("p-1", "holder", "L-held", "10"))
-	require.NoError(t, err)
-	first.Shutdown(context.Background())
+	url, nc, cl := heldLicenseStopped(t)
 
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
@@ -75,13 +71,7 @@ func TestLostReservationsRefuseToStart(t *testing.T) {
 // account. A second rebuild is refused: the bucket is no longer lost.
 func TestRebuiltReservationsLetTheLedgerStart(t *testing.T) {
 	t.Parallel()
-	url := jetStreamServer(t)
-	first := start(t, sharedNode(t, url, "a", nil))
-	nc := connectTo(t, url)
-	cl := client(t, nc)
-	_, err := cl.PurchaseLicense(ctxT(t), purchase("p-1", "holder", "L-held", "10"))
-	require.NoError(t, err)
-	first.Shutdown(context.Background())
+	url, nc, cl := heldLicenseStopped(t)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	require.NoError(t, js.DeleteKeyValue(ctxT(t), jetstore.ClaimsBucket))
@@ -97,4 +87,18 @@ func TestRebuiltReservationsLetTheLedgerStart(t *testing.T) {
 	defer second.Shutdown(context.Background())
 	_, err = cl.PurchaseLicense(ctxT(t), purchase("p-2", "thief", "L-held", "10"))
 	assert.Equal(t, "already_exists", string(code(err)), "the rebuilt reservation holds")
+}
+
+// heldLicenseStopped runs a ledger on a fresh server until account holder has bought license
+// L-held, and stops it: the server's URL, a connection and a client to it.
+func heldLicenseStopped(t *testing.T) (string, *nats.Conn, *commands.Client) {
+	t.Helper()
+	url := jetStreamServer(t)
+	first := start(t, sharedNode(t, url, "a", nil))
+	nc := connectTo(t, url)
+	cl := client(t, nc)
+	_, err := cl.PurchaseLicense(ctxT(t), purchase("p-1", "holder", "L-held", "10"))
+	require.NoError(t, err)
+	first.Shutdown(context.Background())
+	return url, nc, cl
 }
