@@ -110,21 +110,16 @@ func (f *fakeLeases) Holder(_ context.Context, p int) (string, uint64, error) {
 }
 
 func (f *fakeLeases) Seize(_ context.Context, p int, node string, rev uint64) (uint64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return 0, errNoAnswer
-	}
-	l, ok := f.live(p)
-	if !ok || l.rev != rev {
-		return 0, partition.ErrHeld
-	}
-	f.rev++
-	f.keys[p] = fakeLease{node: node, rev: f.rev, written: f.now()}
-	return f.rev, nil
+	return f.writeAt(p, node, rev, partition.ErrHeld)
 }
 
 func (f *fakeLeases) Renew(_ context.Context, p int, node string, rev uint64) (uint64, error) {
+	return f.writeAt(p, node, rev, partition.ErrLost)
+}
+
+// writeAt rewrites p's live key for node if it is still at rev (the server's revision check),
+// and answers moved otherwise.
+func (f *fakeLeases) writeAt(p int, node string, rev uint64, moved error) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
@@ -132,7 +127,7 @@ func (f *fakeLeases) Renew(_ context.Context, p int, node string, rev uint64) (u
 	}
 	l, ok := f.live(p)
 	if !ok || l.rev != rev {
-		return 0, partition.ErrLost
+		return 0, moved
 	}
 	f.rev++
 	f.keys[p] = fakeLease{node: node, rev: f.rev, written: f.now()}
@@ -165,7 +160,14 @@ func (c *clock) add(d time.Duration) {
 
 func keeper(t *testing.T, name string, f *fakeLeases, c *clock) *partition.Keeper {
 	t.Helper()
-	k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop()})
+	return probedKeeper(t, name, f, c, nil)
+}
+
+// probedKeeper is a keeper of 16 partitions on leases and c's clock, with probe as its
+// Config.Probe (nil: none).
+func probedKeeper(t *testing.T, name string, leases partition.Leases, c *clock, probe func(context.Context, string) (partition.Liveness, error)) *partition.Keeper {
+	t.Helper()
+	k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: leases, Now: c.now, Log: zerolog.Nop(), Probe: probe})
 	require.NoError(t, err)
 	return k
 }

@@ -6,11 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/partition"
+)
+
+// The probe answers, short, for the tables below.
+const (
+	up      = partition.NodeUp
+	down    = partition.NodeDown
+	unknown = partition.NodeUnknown
 )
 
 // fakeProbe answers NodeUp for every node until died is set, then from a table (a node missing
@@ -52,11 +58,6 @@ func (p *fakeProbe) count() int {
 // while the store does not answer (a step ends at its failed heartbeat).
 func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 	t.Parallel()
-	const (
-		up      = partition.NodeUp
-		down    = partition.NodeDown
-		unknown = partition.NodeUnknown
-	)
 	const whileEnd = 7 * time.Second // settle: TTL 5 s + 2 ticks of 1 s
 	for _, tc := range []struct {
 		name    string
@@ -90,13 +91,11 @@ func TestComebackEndsEarlyOnlyWhenMissingMembersAreProvenDown(t *testing.T) {
 				view := &laggingView{fakeLeases: f, hide: func(n string) bool {
 					return n != name && n != "c" && !back.IsZero() && c.now().Sub(back) < tc.lag
 				}}
-				cfg := partition.Config{Node: name, Partitions: 16, Leases: view, Now: c.now, Log: zerolog.Nop()}
+				var probe func(context.Context, string) (partition.Liveness, error)
 				if tc.answers != nil {
-					cfg.Probe = fp.probe
+					probe = fp.probe
 				}
-				k, err := partition.NewKeeper(cfg)
-				require.NoError(t, err)
-				return k
+				return probedKeeper(t, name, view, c, probe)
 			}
 			a, b, dead := mk("a"), mk("b"), mk("c")
 			for i := 0; i < 3; i++ { // joins and hand-overs settle
@@ -208,12 +207,7 @@ func TestSlowProbeIsUnknown(t *testing.T) {
 			return partition.NodeUnknown, nil
 		}
 	}
-	mk := func(name string) *partition.Keeper {
-		k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop(), Probe: probe})
-		require.NoError(t, err)
-		return k
-	}
-	a, dead := mk("a"), mk("c")
+	a, dead := probedKeeper(t, "a", f, c, probe), probedKeeper(t, "c", f, c, probe)
 	for i := 0; i < 3; i++ {
 		require.NoError(t, a.Step(ctx))
 		require.NoError(t, dead.Step(ctx))
@@ -238,11 +232,6 @@ func TestSlowProbeIsUnknown(t *testing.T) {
 // keeps them until they lapse (the TTL, 5 s after its last renewal: 4 s after the kill here).
 func TestMemberProvenDownLosesItsLeasesAtOnce(t *testing.T) {
 	t.Parallel()
-	const (
-		up      = partition.NodeUp
-		down    = partition.NodeDown
-		unknown = partition.NodeUnknown
-	)
 	for _, tc := range []struct {
 		name    string
 		answers map[string]partition.Liveness
@@ -260,12 +249,7 @@ func TestMemberProvenDownLosesItsLeasesAtOnce(t *testing.T) {
 			f := newFake(c.now)
 			ctx := context.Background()
 			fp := &fakeProbe{answers: tc.answers}
-			mk := func(name string) *partition.Keeper {
-				k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop(), Probe: fp.probe})
-				require.NoError(t, err)
-				return k
-			}
-			a, b, dead := mk("a"), mk("b"), mk("c")
+			a, b, dead := probedKeeper(t, "a", f, c, fp.probe), probedKeeper(t, "b", f, c, fp.probe), probedKeeper(t, "c", f, c, fp.probe)
 			for i := 0; i < 3; i++ {
 				for _, k := range []*partition.Keeper{a, b, dead} {
 					require.NoError(t, k.Step(ctx))

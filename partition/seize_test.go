@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,9 +17,7 @@ func probeKeepers(t *testing.T, f *fakeLeases, c *clock, probes map[string]*fake
 	t.Helper()
 	out := map[string]*partition.Keeper{}
 	for _, name := range []string{"a", "b", "c"} {
-		k, err := partition.NewKeeper(partition.Config{Node: name, Partitions: 16, Leases: f, Now: c.now, Log: zerolog.Nop(), Probe: probes[name].probe})
-		require.NoError(t, err)
-		out[name] = k
+		out[name] = probedKeeper(t, name, f, c, probes[name].probe)
 	}
 	return out
 }
