@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/writer"
@@ -37,6 +38,15 @@ var ErrReservationsKept = errors.New("the id reservations are not lost (the buck
 // start meanwhile, and a node still running from before the loss would be claiming ids in the
 // bucket while it is rebuilt. It refuses a bucket that holds its mark (ErrReservationsKept).
 func RebuildReservations(ctx context.Context, nc *nats.Conn, now time.Time) (Rebuilt, error) {
+	// A maintenance command: it must not make the stream (jetstore.Open would, on a server that
+	// has none, say a wrong --nats-url, and then mark an empty bucket beside it).
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return Rebuilt{}, err
+	}
+	if _, err := js.Stream(ctx, jetstore.StreamName); err != nil {
+		return Rebuilt{}, fmt.Errorf("stream %s: %w", jetstore.StreamName, err)
+	}
 	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
 	if err != nil {
 		return Rebuilt{}, err

@@ -76,6 +76,16 @@ func TestRebuiltReservationsLetTheLedgerStart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, js.DeleteKeyValue(ctxT(t), jetstore.ClaimsBucket))
 
+	empty, err := nats.Connect(jetStreamServer(t)) // no ledger there
+	require.NoError(t, err)
+	defer empty.Close()
+	_, err = server.RebuildReservations(ctxT(t), empty, time.Now())
+	assert.ErrorIs(t, err, jetstream.ErrStreamNotFound, "a server without the stream (a wrong URL)")
+	jsEmpty, err := jetstream.New(empty)
+	require.NoError(t, err)
+	_, err = jsEmpty.KeyValue(ctxT(t), jetstore.ClaimsBucket)
+	assert.ErrorIs(t, err, jetstream.ErrBucketNotFound, "nothing made there")
+
 	got, err := server.RebuildReservations(ctxT(t), nc, time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, 1, got.IDs, "the one license id")
