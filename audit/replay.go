@@ -184,7 +184,7 @@ func (s *Source) Scan(ctx context.Context, f Filter, fn func(Message) error) (ui
 		if err != nil {
 			return 0, err
 		}
-		subject = subjects.Filter(f.AccountID)
+		subject = subjects.Of(f.AccountID)
 	}
 	first, last, err := s.bounds(ctx, subject, max(f.FromPosition, 1))
 	if f.ToPosition > 0 && f.ToPosition < last {

@@ -442,7 +442,7 @@ func (s *Store) ReadAccount(ctx context.Context, accountID string, from uint64) 
 	var out []ledger.Record
 	started := from <= 1
 	err = s.consume(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.subjects.Filter(accountID)},
+		FilterSubjects: []string{s.subjects.Of(accountID)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}, last, func(r ledger.Record) error {
 		r.Version, _ = events.VersionOf(r.Data) // 0: none to read; the caller finds the break

@@ -29,8 +29,8 @@ const PartitionedSubjectsAll = "ledger.events.*.*"
 
 // Subjects names a store's event subjects: ledger.events.<account_id> in a store created before
 // partitioned subjects, ledger.events.<p>.<account_id> (p = ledger.PartitionOf) in one created
-// since. In both, an account's events are one subject filter (Filter) and the account id is the
-// subject's last token.
+// since. In both, an account's events are one subject (Of, also their filter) and the account id
+// is the subject's last token.
 type Subjects struct {
 	// Partitions is the store's partition count.
 	Partitions int
@@ -68,9 +68,6 @@ func (s Subjects) Of(accountID string) string {
 	b.WriteString(accountID)
 	return b.String()
 }
-
-// Filter is the subject filter of an account's events (its subject: one per account).
-func (s Subjects) Filter(accountID string) string { return s.Of(accountID) }
 
 // PartitionFilter is the subject filter of partition p's events, or "" when the store's
 // subjects do not carry partitions (its events are then only readable together).
