@@ -34,6 +34,7 @@ func TestForwardLostWithItsOwnerIsSentAgain(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = svc.Stop() })
 	require.NoError(t, front.Register(svc))
+	require.NoError(t, frontNC.Flush()) // the front's subscriptions are in place before the request
 
 	// The dying owner: it takes the command and never answers.
 	taken := make(chan struct{}, 1)
