@@ -127,6 +127,19 @@ type PartitionReader interface {
 	ReadPartitions(ctx context.Context, from uint64, n int, ps []int, fn func(Record) error) (uint64, error)
 }
 
+// NearReader is a Store that can replay its records without its leader: from what the nearest
+// replica holds, which may be behind the head (the JetStream store in a cluster, with direct
+// gets). A node that takes partitions over loads them this way while their ownership records are
+// being written, which waits for the stream's leader (an election, when the leader died), and
+// then reads the rest from the leader (writer.Writer.Preload, then CatchUp).
+type NearReader interface {
+	// ReadNear calls fn for every record from position from on, in position order, up to the last
+	// position the replica it reads holds, which it returns (whatever that position holds). Every
+	// record from from up to that position is passed; records after it may exist. On a store
+	// with no replicas it reads what Read reads.
+	ReadNear(ctx context.Context, from uint64, fn func(Record) error) (uint64, error)
+}
+
 // VersionHints is what a store that enforces versions through positions of its own (the
 // JetStream store) may be told by a caller that loaded accounts from it (a writer's snapshot and
 // replay): account id stands at version, at position. A store that is told spares itself a read

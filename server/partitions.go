@@ -284,15 +284,15 @@ func (n *node) load(ctx context.Context) error {
 	return nil
 }
 
-// generation fences the partitions it takes over (fences.go), then builds and loads a writer
-// for the given tenures: the load reads past every fence it wrote, so it holds whatever the
-// previous owners appended before it.
+// generation builds and loads a writer for the given tenures while it fences the partitions it
+// takes over (fences.go): the load reads the nearest replica (writer.Writer.Preload), so it goes
+// on while the fence waits for the stream's leader (for an election, when the leader died with
+// the node whose partitions these were), and then catches up from the leader past every fence
+// it wrote, so it holds whatever the previous owners appended before it. A load beside the fence
+// that fails (the replica is behind the writer snapshot, nobody serves direct gets) is done again
+// after it, from the leader.
 func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]uint64) (*generation, error) {
-	fences, err := n.fence(ctx, prev, tenure)
-	if err != nil {
-		return nil, err
-	}
-	g := &generation{node: n, tenure: tenures(tenure), fences: fences}
+	g := &generation{node: n, tenure: tenures(tenure)}
 	var holds func(string) bool
 	var held []int
 	if len(tenure) < n.n {
@@ -306,8 +306,37 @@ func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Load(ctx); err != nil {
-		return nil, err
+	type fenced struct {
+		fences map[int]uint64
+		err    error
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	done := make(chan fenced, 1)
+	go func() {
+		f, err := n.fence(ctx, prev, tenure)
+		if err != nil {
+			stopLoad() // the partitions are not this node's: the load is for nothing
+		}
+		done <- fenced{f, err}
+	}()
+	loadErr := w.Preload(loadCtx)
+	f := <-done
+	if f.err != nil {
+		return nil, f.err
+	}
+	g.fences = f.fences
+	if loadErr == nil {
+		loadErr = w.CatchUp(ctx)
+	}
+	if loadErr != nil {
+		n.log.Warn().Err(loadErr).Msg("loading beside the fence; loading again after it")
+		if w, err = n.newWriter(holds, g, held); err != nil {
+			return nil, err
+		}
+		if err := w.Load(ctx); err != nil {
+			return nil, err
+		}
 	}
 	n.loads.Add(1)
 	g.w = w

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -35,13 +36,18 @@ func (s *steps) all() []string {
 	return append([]string(nil), s.log...)
 }
 
-// recordedFences is the node's fence store, noting each write once it is stored.
+// recordedFences is the node's fence store, noting each write once it is stored; with a gate,
+// a write waits for it to close first (a stream electing its leader).
 type recordedFences struct {
 	st    *memstore.Store
 	steps *steps
+	gate  <-chan struct{}
 }
 
 func (f recordedFences) Fence(ctx context.Context, claims []ledger.FenceClaim) ([]uint64, error) {
+	if f.gate != nil {
+		<-f.gate
+	}
 	pos, err := f.st.Fence(ctx, claims)
 	if err == nil {
 		ps := make([]int, len(claims))
@@ -97,7 +103,7 @@ func TestGenerationFencesBeforeItLoadsRejections(t *testing.T) {
 
 	g1, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"fenced [0 1]", "new writer", "read rejections"}, rec.all())
+	assert.Equal(t, []string{"new writer", "fenced [0 1]", "read rejections"}, rec.all())
 	heads, err := st.FenceHeads(ctx, []int{0, 1, 2})
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{g1.fences[0], g1.fences[1], 0}, heads)
@@ -106,6 +112,94 @@ func TestGenerationFencesBeforeItLoadsRejections(t *testing.T) {
 	rec.log = nil
 	g2, err := n.generation(ctx, g1, map[int]uint64{0: 1, 1: 1, 2: 7})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"fenced [2]", "new writer", "read rejections"}, rec.all())
+	assert.Equal(t, []string{"new writer", "fenced [2]", "read rejections"}, rec.all())
 	assert.Equal(t, g1.fences[0], g2.fences[0], "a partition held in the same tenure keeps its record")
+}
+
+// notedReads is a store that notes each whole-store read as it ends: from the nearest replica
+// (ReadNear) or from the leader (Read).
+type notedReads struct {
+	*memstore.Store
+	steps *steps
+	// nearFails makes ReadNear fail (nobody serves direct gets).
+	nearFails bool
+}
+
+func (s notedReads) ReadNear(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	head, err := s.Store.ReadNear(ctx, from, fn)
+	if s.nearFails {
+		err = errors.New("nobody serves direct gets")
+	}
+	s.steps.add(fmt.Sprintf("read near from %d", from))
+	return head, err
+}
+
+func (s notedReads) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	head, err := s.Store.Read(ctx, from, fn)
+	s.steps.add(fmt.Sprintf("read from %d", from))
+	return head, err
+}
+
+// TestGenerationLoadsWhileItFences: a takeover's load does not wait for its ownership records,
+// whose write waits for the stream's leader (an election of 4-9 s when the leader died with the
+// node whose partitions these were): the writer reads the nearest replica while the fence is held
+// up, then, once the records are stored, reads the rest from the leader, past them, and the
+// rejection log.
+func TestGenerationLoadsWhileItFences(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, rec, gate := memstore.New(), &steps{}, make(chan struct{})
+	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec, gate: gate}, owner: "node-a", clock: clock}
+	n.newWriter = func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
+		rec.add("new writer")
+		return writer.New(writer.Options{Store: notedReads{Store: st, steps: rec}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
+			Clock: clock, NewID: func() string { return "id" }, Log: zerolog.Nop(), Rejections: recordedRejections{steps: rec},
+			Holds: holds, Owner: owner, Fences: owner, Partitions: writer.Partitions{Count: 4, Held: held}})
+	}
+	type result struct {
+		g   *generation
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		g, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
+		done <- result{g, err}
+	}()
+	assert.Eventually(t, func() bool { return len(rec.all()) >= 2 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, []string{"new writer", "read near from 1"}, rec.all(), "loaded while the fence waits")
+	close(gate)
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, []string{"new writer", "read near from 1", "fenced [0 1]", "read from 1", "read rejections"}, rec.all(),
+		"then the rest from the leader, past the records stored")
+	heads, err := st.FenceHeads(ctx, []int{0, 1})
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{r.g.fences[0], r.g.fences[1]}, heads)
+	assert.Equal(t, heads[1], r.g.w.Head(), "the writer's head is past its ownership records")
+}
+
+// TestGenerationLoadsAfterTheFenceWhenTheNearReadFails: a load beside the fence that fails is
+// not the end of the takeover: a new writer loads from the leader once the records are stored.
+func TestGenerationLoadsAfterTheFenceWhenTheNearReadFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, rec := memstore.New(), &steps{}
+	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec}, owner: "node-a", clock: clock}
+	n.newWriter = func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
+		rec.add("new writer")
+		return writer.New(writer.Options{Store: notedReads{Store: st, steps: rec, nearFails: true}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
+			Clock: clock, NewID: func() string { return "id" }, Log: zerolog.Nop(), Rejections: recordedRejections{steps: rec},
+			Holds: holds, Owner: owner, Fences: owner, Partitions: writer.Partitions{Count: 4, Held: held}})
+	}
+	g, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
+	require.NoError(t, err)
+	log := rec.all()
+	require.Len(t, log, 6, "%v", log)
+	assert.ElementsMatch(t, []string{"read near from 1", "fenced [0 1]"}, log[1:3], "the near read and the fence, in either order")
+	assert.Equal(t, []string{"new writer", "new writer", "read from 1", "read rejections"}, []string{log[0], log[3], log[4], log[5]})
+	heads, err := st.FenceHeads(ctx, []int{0, 1})
+	require.NoError(t, err)
+	assert.Equal(t, heads[1], g.w.Head())
 }

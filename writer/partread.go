@@ -25,3 +25,13 @@ func (w *Writer) readHeld(ctx context.Context, from uint64, fn func(ledger.Recor
 	}
 	return w.opts.Store.Read(ctx, from, fn)
 }
+
+// readNear is readHeld for Preload: the whole-stream read goes to the nearest replica
+// (ledger.NearReader), which may end behind the leader's head. A read of partitions apart stays
+// with the leader: it reads only a few partitions, and is short.
+func (w *Writer) readNear(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	if nr, ok := w.opts.Store.(ledger.NearReader); ok && (w.apart == nil || !w.partitioned()) {
+		return nr.ReadNear(ctx, from, fn)
+	}
+	return w.readHeld(ctx, from, fn)
+}

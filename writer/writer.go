@@ -317,7 +317,20 @@ func (w *Writer) Head() uint64 { return w.head.Load() }
 
 // Load restores the newest snapshot and folds the rest of the store into memory; call it once
 // before Run.
-func (w *Writer) Load(ctx context.Context) error {
+func (w *Writer) Load(ctx context.Context) error { return w.load(ctx, false) }
+
+// Preload is Load for a writer whose partitions' ownership records are written meanwhile (a
+// takeover fences and loads at once, server/partitions.go): it reads what the nearest replica of
+// the store holds (ledger.NearReader), without waiting for the stream's leader, which the fence
+// does wait for (for an election when the leader died), and leaves the rejection log to CatchUp.
+// CatchUp must follow, once the ownership records are written, and before Run. ErrBehind: the
+// replica is behind the snapshot restored; the writer is then unusable (load a new one).
+func (w *Writer) Preload(ctx context.Context) error { return w.load(ctx, true) }
+
+// ErrBehind is Preload's answer when the replica it read holds less than the snapshot it restored.
+var ErrBehind = errors.New("the replica read is behind the writer snapshot")
+
+func (w *Writer) load(ctx context.Context, near bool) error {
 	start := time.Now()
 	rp := w.loadSnapshot(ctx)
 	snapDone := time.Now()
@@ -329,9 +342,16 @@ func (w *Writer) Load(ctx context.Context) error {
 		}
 		return nil
 	}
-	head, err := w.readHeld(ctx, rp.from, fold)
+	readFrom := w.readHeld
+	if near {
+		readFrom = w.readNear
+	}
+	head, err := readFrom(ctx, rp.from, fold)
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
+	}
+	if head < rp.maxHead && near {
+		return fmt.Errorf("load accounts up to position %d, snapshot at %d: %w", head, rp.maxHead, ErrBehind)
 	}
 	if head < rp.maxHead {
 		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
@@ -350,12 +370,14 @@ func (w *Writer) Load(ctx context.Context) error {
 	w.compactCommands()
 	w.hintVersions()
 	readDone := time.Now()
-	if err := w.loadRejections(ctx); err != nil {
-		return err
+	if !near {
+		if err := w.loadRejections(ctx); err != nil {
+			return err
+		}
 	}
 	// One line per load: a takeover's time splits into these phases (docs/OPERATIONS.md).
 	w.opts.Log.Info().Uint64("from", rp.from).Uint64("head", head).Int("records_read", read).Int("accounts", len(w.cache.accounts)).
-		Int("partitions", len(w.heldPartitions())).
+		Int("partitions", len(w.heldPartitions())).Bool("near", near).
 		Dur("snapshot", snapDone.Sub(start)).Dur("read", readDone.Sub(snapDone)).Dur("rejections", time.Since(readDone)).
 		Msg("writer loaded")
 	for id, a := range w.cache.accounts {

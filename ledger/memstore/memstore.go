@@ -134,6 +134,11 @@ func (s *Store) FenceHeads(_ context.Context, ps []int) ([]uint64, error) {
 	return heads, nil
 }
 
+// ReadNear (ledger.NearReader) is Read: one copy has no replica behind it.
+func (s *Store) ReadNear(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	return s.Read(ctx, from, fn)
+}
+
 // Read calls fn for every record from position from up to the head at the time of the call.
 func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
 	s.mu.Lock()
@@ -225,4 +230,7 @@ func (s *Store) ReadAt(_ context.Context, position uint64) (ledger.Record, error
 	return s.recs[position-1], nil
 }
 
-var _ ledger.Store = (*Store)(nil)
+var (
+	_ ledger.Store      = (*Store)(nil)
+	_ ledger.NearReader = (*Store)(nil)
+)

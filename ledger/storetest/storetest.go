@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (ledger.Store, Uncertain)) {
 	t.Run("an append that breaks the version rules is refused", func(t *testing.T) { malformed(t, newStore) })
 	runFences(t, newStore)
 	t.Run("a partition read returns exactly those partitions' records, up to the head", func(t *testing.T) { partitionReads(t, newStore) })
+	t.Run("a read without the leader returns what Read returns on a settled store", func(t *testing.T) { nearReads(t, newStore) })
 }
 
 // body is a record's stored bytes in the suite: an envelope-shaped object that carries its

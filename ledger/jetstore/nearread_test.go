@@ -1,0 +1,112 @@
+package jetstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
+)
+
+// TestReadNearWithoutALeader: a replica left without its stream's leader (the two other servers
+// stopped: no quorum, no election can end) still replays every event it holds through ReadNear,
+// in order, passing over the ownership records, from any position; the leader's read (Read)
+// cannot answer there. A node taking partitions over loads them this way while the stream elects
+// a leader (writer.Writer.Preload).
+func TestReadNearWithoutALeader(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	servers := jsCluster(t)
+	conns := connectAll(t, servers)
+	st := openElected(t, conns[0], jetstore.Config{Replicas: 3, Partitions: 4})
+	for i := 0; i < 12; i++ {
+		_, err := st.Append(ctx, []ledger.Record{ev(fmt.Sprintf("acct-%d", i%3), uint64(1+i/3), false)})
+		require.NoError(t, err)
+	}
+	fenceAll(t, st, "n1", make([]uint64, 4)) // positions 13-16: not events
+	for i := 12; i < 18; i++ {
+		_, err := st.Append(ctx, []ledger.Record{ev(fmt.Sprintf("acct-%d", i%3), uint64(1+i/3), false)})
+		require.NoError(t, err)
+	}
+	head, err := st.Head(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(22), head)
+
+	// The survivor: a replica that is not the stream's leader, once it holds the whole stream.
+	info, err := jetstore.LeaderInfo(ctx, mustStream(t, st))
+	require.NoError(t, err)
+	survivor := -1
+	for i, ns := range servers {
+		if ns.Name() != info.Cluster.Leader {
+			survivor = i
+			break
+		}
+	}
+	require.Eventually(t, func() bool { return replicaLast(servers[survivor]) == head }, 10*time.Second, 20*time.Millisecond)
+	near, err := jetstore.Open(ctx, conns[survivor], jetstore.Config{})
+	require.NoError(t, err)
+	for i, ns := range servers {
+		if i != survivor {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = near.Read(rctx, 1, func(ledger.Record) error { return nil })
+	cancel()
+	require.Error(t, err, "the leader's read answered without a leader")
+
+	for _, from := range []uint64{1, 14, 20, 23} {
+		var got []uint64
+		last, err := near.ReadNear(ctx, from, func(r ledger.Record) error {
+			assert.Equal(t, fmt.Sprintf("acct-%d", (positionEvent(r.Position))%3), r.AccountID, "position %d", r.Position)
+			got = append(got, r.Position)
+			return nil
+		})
+		require.NoError(t, err, "from %d", from)
+		var want []uint64
+		for p := max(from, 1); p <= head; p++ {
+			if p < 13 || p > 16 {
+				want = append(want, p)
+			}
+		}
+		assert.Equal(t, want, got, "events from %d", from)
+		assert.GreaterOrEqual(t, last, min(head, from-1), "from %d", from)
+		assert.LessOrEqual(t, last, head, "from %d", from)
+		if from <= head {
+			assert.Equal(t, head, last, "from %d: the replica's last position", from)
+		}
+	}
+}
+
+// positionEvent is the append index of the event at position p in TestReadNearWithoutALeader
+// (the four ownership records sit at 13-16).
+func positionEvent(p uint64) uint64 {
+	if p > 16 {
+		return p - 5
+	}
+	return p - 1
+}
+
+// replicaLast is the last position of LEDGER on ns's own replica.
+func replicaLast(ns *natsserver.Server) uint64 {
+	jsz, err := ns.Jsz(&natsserver.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return 0
+	}
+	for _, a := range jsz.AccountDetails {
+		for _, s := range a.Streams {
+			if s.Name == jetstore.StreamName {
+				return s.State.LastSeq
+			}
+		}
+	}
+	return 0
+}
