@@ -284,13 +284,11 @@ func (n *node) load(ctx context.Context) error {
 	return nil
 }
 
-// generation builds and loads a writer for the given tenures while it fences the partitions it
-// takes over (fences.go): the load reads the nearest replica (writer.Writer.Preload), so it goes
-// on while the fence waits for the stream's leader (for an election, when the leader died with
-// the node whose partitions these were), and then catches up from the leader past every fence
-// it wrote, so it holds whatever the previous owners appended before it. A load beside the fence
-// that fails (the replica is behind the writer snapshot, nobody serves direct gets) is done again
-// after it, from the leader.
+// generation fences the partitions it takes over (fences.go) and builds and loads a writer for
+// the given tenures; the load ends past every fence it wrote, so it holds whatever the previous
+// owners appended before it. At start (no prev) it fences, then loads from the leader. A running
+// node's takeover loads beside its fence (loadBesideFence), since the fence waits for the stream's
+// leader: for an election, when the leader died with the node whose partitions these are.
 func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]uint64) (*generation, error) {
 	g := &generation{node: n, tenure: tenures(tenure)}
 	var holds func(string) bool
@@ -302,7 +300,41 @@ func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]
 			held = append(held, p)
 		}
 	}
-	w, err := n.newWriter(holds, g, held)
+	newWriter := func() (*writer.Writer, error) { return n.newWriter(holds, g, held) }
+	var w *writer.Writer
+	if prev != nil {
+		var err error
+		if w, err = n.loadBesideFence(ctx, g, prev, tenure, newWriter); err != nil {
+			return nil, err
+		}
+	}
+	if g.fences == nil {
+		fences, err := n.fence(ctx, prev, tenure)
+		if err != nil {
+			return nil, err
+		}
+		g.fences = fences
+	}
+	if w == nil {
+		var err error
+		if w, err = newWriter(); err != nil {
+			return nil, err
+		}
+		if err := w.Load(ctx); err != nil {
+			return nil, err
+		}
+	}
+	n.loads.Add(1)
+	g.w = w
+	return g, nil
+}
+
+// loadBesideFence fences g's partitions while a new writer loads them from the nearest replica
+// (writer.Writer.Preload), then catches it up from the leader, past the records stored. It
+// returns no writer, and no error, when the load failed but the fence was written (the replica
+// is behind the writer snapshot, nobody serves direct gets): the caller loads again after it.
+func (n *node) loadBesideFence(ctx context.Context, g, prev *generation, tenure map[int]uint64, newWriter func() (*writer.Writer, error)) (*writer.Writer, error) {
+	w, err := newWriter()
 	if err != nil {
 		return nil, err
 	}
@@ -331,16 +363,9 @@ func (n *node) generation(ctx context.Context, prev *generation, tenure map[int]
 	}
 	if loadErr != nil {
 		n.log.Warn().Err(loadErr).Msg("loading beside the fence; loading again after it")
-		if w, err = n.newWriter(holds, g, held); err != nil {
-			return nil, err
-		}
-		if err := w.Load(ctx); err != nil {
-			return nil, err
-		}
+		return nil, nil
 	}
-	n.loads.Add(1)
-	g.w = w
-	return g, nil
+	return w, nil
 }
 
 // run runs the writer, the keeper and the reconciler until ctx ends; then it hands every

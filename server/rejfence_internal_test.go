@@ -103,12 +103,13 @@ func TestGenerationFencesBeforeItLoadsRejections(t *testing.T) {
 
 	g1, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"new writer", "fenced [0 1]", "read rejections"}, rec.all())
+	assert.Equal(t, []string{"fenced [0 1]", "new writer", "read rejections"}, rec.all(), "at start: the fence, then the load")
 	heads, err := st.FenceHeads(ctx, []int{0, 1, 2})
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{g1.fences[0], g1.fences[1], 0}, heads)
 
-	// A later generation takes partition 2 over as well: the new fence, then the load.
+	// A later generation takes partition 2 over as well: the load beside the new fence, the
+	// rejection log after it.
 	rec.log = nil
 	g2, err := n.generation(ctx, g1, map[int]uint64{0: 1, 1: 1, 2: 7})
 	require.NoError(t, err)
@@ -140,7 +141,12 @@ func (s notedReads) Read(ctx context.Context, from uint64, fn func(ledger.Record
 	return head, err
 }
 
-// TestGenerationLoadsWhileItFences: a takeover's load does not wait for its ownership records,
+// running is the generation of a running node that held no partition yet (a takeover's prev).
+func running(n *node) *generation {
+	return &generation{node: n, tenure: tenures(nil), fences: map[int]uint64{}}
+}
+
+// TestGenerationLoadsWhileItFences: a running node's takeover load does not wait for its ownership records,
 // whose write waits for the stream's leader (an election of 4-9 s when the leader died with the
 // node whose partitions these were): the writer reads the nearest replica while the fence is held
 // up, then, once the records are stored, reads the rest from the leader, past them, and the
@@ -163,7 +169,7 @@ func TestGenerationLoadsWhileItFences(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		g, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
+		g, err := n.generation(ctx, running(n), map[int]uint64{0: 1, 1: 1})
 		done <- result{g, err}
 	}()
 	assert.Eventually(t, func() bool { return len(rec.all()) >= 2 }, 10*time.Second, time.Millisecond)
@@ -193,7 +199,7 @@ func TestGenerationLoadsAfterTheFenceWhenTheNearReadFails(t *testing.T) {
 			Clock: clock, NewID: func() string { return "id" }, Log: zerolog.Nop(), Rejections: recordedRejections{steps: rec},
 			Holds: holds, Owner: owner, Fences: owner, Partitions: writer.Partitions{Count: 4, Held: held}})
 	}
-	g, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
+	g, err := n.generation(ctx, running(n), map[int]uint64{0: 1, 1: 1})
 	require.NoError(t, err)
 	log := rec.all()
 	require.Len(t, log, 6, "%v", log)
