@@ -322,7 +322,8 @@ func (w *Writer) Load(ctx context.Context) error { return w.load(ctx, false) }
 // Preload is Load for a writer whose partitions' ownership records are written meanwhile (a
 // takeover fences and loads at once, server/partitions.go): it reads what the nearest replica of
 // the store holds (ledger.NearReader), without waiting for the stream's leader, which the fence
-// does wait for (for an election when the leader died), and leaves the rejection log to CatchUp.
+// does wait for (for an election when the leader died), and leaves the rejection log, and the
+// re-read of accounts its snapshot missed events of, to CatchUp.
 // CatchUp must follow, once the ownership records are written, and before Run. ErrBehind: the
 // replica is behind the snapshot restored; the writer is then unusable (load a new one).
 func (w *Writer) Preload(ctx context.Context) error { return w.load(ctx, true) }
@@ -365,7 +366,12 @@ func (w *Writer) load(ctx context.Context, near bool) error {
 		}
 	}
 	w.head.Store(head)
-	w.rereadSuspects(ctx)
+	if !near {
+		// A near load's suspects are re-read by CatchUp, after its read: the leader's copy of an
+		// account may reach past the replica's last position, and a re-read here would fold it
+		// again in CatchUp, and move the head past the other accounts' events CatchUp reads.
+		w.rereadSuspects(ctx)
+	}
 	w.rescheduleAll()
 	w.compactCommands()
 	w.hintVersions()
@@ -598,7 +604,9 @@ func (w *Writer) Barrier(ctx context.Context) error {
 }
 
 // CatchUp folds what the store holds beyond the writer's head (another writer of this node
-// appended while this one loaded); call it after Load and before Run.
+// appended while this one loaded); call it after Load and before Run. After Preload it also
+// re-reads the accounts a restored snapshot missed events of (rereadSuspects), once the rest of
+// the stream is folded.
 func (w *Writer) CatchUp(ctx context.Context) error {
 	head, err := w.readHeld(ctx, w.head.Load()+1, func(r ledger.Record) error {
 		w.apply(r)
@@ -610,6 +618,7 @@ func (w *Writer) CatchUp(ctx context.Context) error {
 	if head > w.head.Load() {
 		w.head.Store(head)
 	}
+	w.rereadSuspects(ctx) // a Preload's (load)
 	w.rescheduleAll()
 	return w.loadRejections(ctx)
 }

@@ -1,0 +1,84 @@
+package writer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/memstore"
+	"github.com/creditledger/creditledger/writer"
+)
+
+// laggingReplica is a store whose nearest replica holds the stream up to position upto only
+// (ledger.NearReader): the leader (Read, ReadAccount) holds it all.
+type laggingReplica struct {
+	*memstore.Store
+	upto uint64
+}
+
+func (s laggingReplica) ReadNear(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	head, err := s.Read(ctx, from, func(r ledger.Record) error {
+		if r.Position > s.upto {
+			return nil
+		}
+		return fn(r)
+	})
+	return min(head, s.upto), err
+}
+
+// A takeover's writer preloaded from a replica that lags the leader, whose snapshot missed an
+// event of one of its accounts (another node appended to it below the snapshot's head), holds
+// after CatchUp what a writer loaded from the leader holds: the re-read of that account, from the
+// leader, past the replica's last position, neither moves the writer's head past the other
+// accounts' events the replica did not have (CatchUp would start after them) nor folds the
+// account's own events twice (its history would be called broken).
+func TestPreloadFromALaggingReplicaWithAMissedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, snaps := memstore.New(), &snapStore{}
+	ids := accountsIn(1, 2, "nl")
+	acct, other := ids[0], ids[1]
+	w1, _ := partWriter(t, st, snaps, 1)
+	stop1 := run(t, w1)
+	require.Nil(t, send(t, w1, "purchase_license", buyL("c1", acct, "L1")).Err)
+	require.Nil(t, send(t, w1, "purchase_license", buyL("c2", other, "L2")).Err)
+	intruder, _ := partWriter(t, st, nil) // believes it owns everything
+	stopI := run(t, intruder)
+	require.Nil(t, send(t, intruder, "activate_license", map[string]any{"command_id": "c3", "account_id": acct, "license_id": "L1"}).Err)
+	require.Nil(t, send(t, w1, "activate_license", map[string]any{"command_id": "c4", "account_id": other, "license_id": "L2"}).Err)
+	stop1() // its snapshot of partition 1 misses c3
+	allocate := func(cmd, id string) {
+		require.Nil(t, send(t, intruder, "allocate_credits", map[string]any{"command_id": cmd, "account_id": id, "feature": "file_security", "credits": "1"}).Err)
+	}
+	allocate("c5", acct) // the replica's last position
+	upto, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
+	require.NoError(t, err)
+	require.Nil(t, send(t, intruder, "purchase_license", buyL("c6", other, "L3")).Err) // only the leader holds these
+	allocate("c7", acct)
+	stopI()
+
+	o := partOwner{n: testParts, held: map[int]bool{1: true}}
+	w2, err := writer.New(writer.Options{Store: laggingReplica{Store: st, upto: upto}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
+		Log: zerolog.Nop(), Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
+		NewID: uuid.NewString, Partitions: writer.Partitions{Count: testParts, Held: []int{1}}, Owner: o, Holds: o.holds, Snapshots: snaps})
+	require.NoError(t, err)
+	require.NoError(t, w2.Preload(ctx))
+	require.NoError(t, w2.CatchUp(ctx))
+	head, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, head, w2.Head())
+	replay, _ := partWriter(t, st, nil, 1)
+	assert.Equal(t, states(replay), states(w2), "the events only the leader held are folded once each")
+	stop := run(t, w2)
+	defer stop()
+	for _, id := range []string{acct, other} {
+		res := send(t, w2, "allocate_credits", map[string]any{"command_id": "c8-" + id, "account_id": id, "feature": "file_security", "credits": "1"})
+		assert.Nil(t, res.Err, "%s: not history_broken", id)
+	}
+}
