@@ -2,6 +2,7 @@ package writer_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,3 +83,66 @@ func TestPreloadFromALaggingReplicaWithAMissedEvent(t *testing.T) {
 		assert.Nil(t, res.Err, "%s: not history_broken", id)
 	}
 }
+
+// countedReads is a store that keeps partitions apart and counts its near reads and its reads
+// of partitions apart.
+type countedReads struct {
+	*memstore.Store
+	near, apart *int
+}
+
+func (s countedReads) ReadNear(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	*s.near++
+	return s.Store.ReadNear(ctx, from, fn)
+}
+
+func (s countedReads) ReadPartitions(ctx context.Context, from uint64, n int, ps []int, fn func(ledger.Record) error) (uint64, error) {
+	*s.apart++
+	return s.Store.ReadPartitions(ctx, from, n, ps, fn)
+}
+
+// On a store that keeps partitions apart (the JetStream store's partitioned subjects), a writer
+// of a share of the partitions larger than ledger.PartitionReadShare preloads from the nearest
+// replica, and folds only its partitions' accounts, as a load from the leader does; a smaller
+// share is read apart, from the leader. (Preload first read apart stores only from the leader:
+// a cluster node's takeover, which holds some partitions, never read near.)
+func TestPreloadOfAPartitionShareReadsNear(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := memstore.New()
+	st.KeepPartitionsApart()
+	all, _ := partWriter(t, st, nil)
+	stop := run(t, all)
+	for p := 0; p < testParts; p++ {
+		for i, id := range accountsIn(p, 2, "sh") {
+			require.Nil(t, send(t, all, "purchase_license", buyL(fmt.Sprintf("c-%d-%d", p, i), id, fmt.Sprintf("L-%d-%d", p, i))).Err)
+		}
+	}
+	stop()
+
+	preload := func(n int, held ...int) (w *writer.Writer, near, apart int) {
+		o := partOwner{n: n, held: map[int]bool{}}
+		for _, p := range held {
+			o.held[p] = true
+		}
+		w, err := writer.New(writer.Options{Store: countedReads{Store: st, near: &near, apart: &apart}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
+			Log: zerolog.Nop(), Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
+			NewID: uuid.NewString, Partitions: writer.Partitions{Count: n, Held: held}, Owner: o, Holds: o.holds})
+		require.NoError(t, err)
+		require.NoError(t, w.Preload(ctx))
+		preNear, preApart := near, apart
+		require.NoError(t, w.CatchUp(ctx)) // from the leader (apart), whatever the preload read
+		return w, preNear, preApart
+	}
+	w, near, apart := preload(testParts, 1, 2)
+	assert.Equal(t, 1, near, "half the partitions: read near")
+	assert.Zero(t, apart)
+	loaded, _ := partWriter(t, st, nil, 1, 2)
+	assert.Equal(t, statesOf(loaded, 1, 2), states(w), "its partitions' accounts only, as a load has them")
+	assert.Len(t, states(w), 4)
+
+	_, near, apart = preload(8*ledger.PartitionReadShare, 1)
+	assert.Zero(t, near, "an eighth of the partitions or less: read apart")
+	assert.Equal(t, 1, apart)
+}
+

@@ -26,12 +26,31 @@ func (w *Writer) readHeld(ctx context.Context, from uint64, fn func(ledger.Recor
 	return w.opts.Store.Read(ctx, from, fn)
 }
 
-// readNear is readHeld for Preload: the whole-stream read goes to the nearest replica
-// (ledger.NearReader), which may end behind the leader's head. A read of partitions apart stays
-// with the leader: it reads only a few partitions, and is short.
+// readNear is readHeld for Preload: it reads the nearest replica (ledger.NearReader), which may
+// end behind the leader's head, wherever readHeld would read the whole stream; a writer of some
+// partitions of a store that keeps them apart gets only its partitions' records, as from
+// ReadPartitions. A share small enough to be read apart (ledger.PartitionReadShare) stays with
+// the leader: it is read partition by partition, and is short.
 func (w *Writer) readNear(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
-	if nr, ok := w.opts.Store.(ledger.NearReader); ok && (w.apart == nil || !w.partitioned()) {
+	nr, ok := w.opts.Store.(ledger.NearReader)
+	if !ok {
+		return w.readHeld(ctx, from, fn)
+	}
+	if w.apart == nil || !w.partitioned() {
 		return nr.ReadNear(ctx, from, fn)
 	}
-	return w.readHeld(ctx, from, fn)
+	held, n := w.heldPartitions(), w.opts.Partitions.Count
+	if len(held)*ledger.PartitionReadShare <= n {
+		return w.readHeld(ctx, from, fn)
+	}
+	want := make([]bool, n)
+	for _, p := range held {
+		want[p] = true
+	}
+	return nr.ReadNear(ctx, from, func(r ledger.Record) error {
+		if !want[ledger.PartitionOf(r.AccountID, n)] {
+			return nil // another partition's: read apart, it would not have come
+		}
+		return fn(r)
+	})
 }

@@ -13,17 +13,6 @@ import (
 // reads every event and passes on the partitions' own).
 func (s *Store) PartitionsApart() bool { return s.subjects.Partitioned }
 
-// partitionShare is how small a share of the partitions ReadPartitions reads apart: at most one
-// n-th of them (8 of 64), one partition after another. Measured on a three-node cluster here
-// (53,000 events of 20,000 accounts in 64 partitions, docs/bench/partread): the whole stream read
-// in 0.25-0.55 s; one partition with direct gets on its subjects in 28-51 ms, 8 one after another
-// in 0.20-0.38 s, 16 in 0.39-0.55 s (the server finds a partition's next event in its
-// per-subject index, about five times the cost of the next message of the stream). A larger
-// share reads the stream once and passes over the other partitions' events without decoding
-// them. One consumer with a filter per partition was slower still: 12 filters 0.9-1.2 s, 40 in
-// 11.5 s.
-const partitionShare = 8
-
 // ReadPartitions calls fn for every event of an account in partitions ps (of n, which must be the
 // store's count) from position from up to the stream's head at the time of the call, which it
 // returns. With partitioned subjects, direct gets allowed and at most an eighth of the partitions
@@ -49,7 +38,7 @@ func (s *Store) ReadPartitions(ctx context.Context, from uint64, n int, ps []int
 	// Without allow_direct nobody answers a direct get (ReadAccountDirect and the fence heads
 	// read such a stream another way too): the stream is read once.
 	direct := s.stream.CachedInfo().Config.AllowDirect
-	if !s.subjects.Partitioned || len(list)*partitionShare > n || !direct {
+	if !s.subjects.Partitioned || len(list)*ledger.PartitionReadShare > n || !direct {
 		return s.Read(ctx, from, func(r ledger.Record) error {
 			if !want[ledger.PartitionOf(r.AccountID, n)] {
 				return nil

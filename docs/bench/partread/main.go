@@ -1,6 +1,6 @@
 // Command partread times jetstore.Store.ReadPartitions on a running ledger's LEDGER stream for
 // growing shares of its partitions, beside a read of the whole stream, a few rounds each (a
-// consumer that stalls shows as an outlier): the figures behind jetstore's partitionShare.
+// consumer that stalls shows as an outlier): the figures behind ledger.PartitionReadShare.
 package main
 
 import (
