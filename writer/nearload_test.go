@@ -146,3 +146,75 @@ func TestPreloadOfAPartitionShareReadsNear(t *testing.T) {
 	assert.Equal(t, 1, apart)
 }
 
+// movingLeader is a store whose first Read ends at position upto, as a read from the leader ends
+// at the head it took when it began while another writer of the node goes on appending (a
+// takeover's Load beside the running writer); later reads, and ReadAccount, see it all.
+type movingLeader struct {
+	*memstore.Store
+	upto  uint64
+	reads *int
+}
+
+func (s movingLeader) Read(ctx context.Context, from uint64, fn func(ledger.Record) error) (uint64, error) {
+	*s.reads++
+	if *s.reads > 1 {
+		return s.Store.Read(ctx, from, fn)
+	}
+	head, err := s.Store.Read(ctx, from, func(r ledger.Record) error {
+		if r.Position > s.upto {
+			return nil
+		}
+		return fn(r)
+	})
+	return min(head, s.upto), err
+}
+
+// The same snapshot that missed an event, loaded from the leader while the node's running writer
+// appends: the load's re-read of that account reaches past the position the load read to, and
+// must not move the writer's head past the other accounts' events appended meanwhile (CatchUp
+// would start after them), nor have CatchUp fold the account's own later events again.
+func TestLoadBesideAnAppendingWriterWithAMissedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, snaps := memstore.New(), &snapStore{}
+	ids := accountsIn(1, 2, "ml")
+	acct, other := ids[0], ids[1]
+	w1, _ := partWriter(t, st, snaps, 1)
+	stop1 := run(t, w1)
+	require.Nil(t, send(t, w1, "purchase_license", buyL("c1", acct, "L1")).Err)
+	require.Nil(t, send(t, w1, "purchase_license", buyL("c2", other, "L2")).Err)
+	intruder, _ := partWriter(t, st, nil) // believes it owns everything
+	stopI := run(t, intruder)
+	require.Nil(t, send(t, intruder, "activate_license", map[string]any{"command_id": "c3", "account_id": acct, "license_id": "L1"}).Err)
+	require.Nil(t, send(t, w1, "activate_license", map[string]any{"command_id": "c4", "account_id": other, "license_id": "L2"}).Err)
+	stop1() // its snapshot of partition 1 misses c3
+	allocate := func(cmd, id string) {
+		require.Nil(t, send(t, intruder, "allocate_credits", map[string]any{"command_id": cmd, "account_id": id, "feature": "file_security", "credits": "1"}).Err)
+	}
+	allocate("c5", acct) // the load reads up to here
+	upto, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
+	require.NoError(t, err)
+	require.Nil(t, send(t, intruder, "purchase_license", buyL("c6", other, "L3")).Err) // appended during the load
+	allocate("c7", acct)
+	stopI()
+
+	reads := 0
+	o := partOwner{n: testParts, held: map[int]bool{1: true}}
+	w2, err := writer.New(writer.Options{Store: movingLeader{Store: st, upto: upto, reads: &reads}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
+		Log: zerolog.Nop(), Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
+		NewID: uuid.NewString, Partitions: writer.Partitions{Count: testParts, Held: []int{1}}, Owner: o, Holds: o.holds, Snapshots: snaps})
+	require.NoError(t, err)
+	require.NoError(t, w2.Load(ctx))
+	require.NoError(t, w2.CatchUp(ctx))
+	head, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, head, w2.Head())
+	replay, _ := partWriter(t, st, nil, 1)
+	assert.Equal(t, states(replay), states(w2), "the events appended during the load are folded once each")
+	stop := run(t, w2)
+	defer stop()
+	for _, id := range []string{acct, other} {
+		res := send(t, w2, "allocate_credits", map[string]any{"command_id": "c8-" + id, "account_id": id, "feature": "file_security", "credits": "1"})
+		assert.Nil(t, res.Err, "%s: not history_broken", id)
+	}
+}

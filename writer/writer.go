@@ -413,12 +413,17 @@ func (w *Writer) hintVersions() {
 // rereadSuspects re-reads the accounts restored from a snapshot whose next event did not continue
 // them: another node appended to them (the holder's side of a subscription move) below the
 // snapshot's head. One that cannot be read now stays stale and is re-read before its next command.
+// The writer's head stays where the load's read ended: a re-read may reach past it (the node's
+// running writer appends meanwhile, or the load read a lagging replica), and CatchUp must still
+// read the other accounts' records from there (apply passes over the re-read account's).
 func (w *Writer) rereadSuspects(ctx context.Context) {
+	head := w.head.Load()
 	for _, id := range w.cache.takeSuspects() {
 		if err := w.reload(ctx, id); err != nil {
 			w.opts.Log.Warn().Err(err).Str("account_id", id).Msg("re-reading an account its snapshot missed events of")
 		}
 	}
+	w.head.Store(head)
 }
 
 // apply folds one stored record into the in-memory state (load and reload path).
@@ -444,6 +449,9 @@ func (w *Writer) apply(r ledger.Record) {
 	}
 	if a.stale {
 		return // re-read in full (rereadSuspects, or before its next command)
+	}
+	if r.Position <= a.head {
+		return // folded already: the account was re-read past the position a catch-up reads from
 	}
 	prevPosition := a.head
 	a.head = r.Position
