@@ -21,7 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/internal/testledger"
-	"github.com/creditledger/creditledger/server"
 )
 
 // m is a JSON object under construction.
@@ -36,11 +35,12 @@ const (
 	eventuallyTick = 10 * time.Millisecond
 )
 
-// startLedger starts a ledger whose min_position waits are short, so a test of the bounded
-// wait does not hold the suite up.
-func startLedger(t *testing.T) *testledger.Ledger {
+// startLedger starts a ledger with the default min_position wait: a read at the position of a
+// write just acknowledged waits for the projector, which on a loaded CI machine can take longer
+// than a short wait (a 300 ms one answered such reads unavailable).
+func startLedger(t *testing.T, opts ...testledger.Option) *testledger.Ledger {
 	t.Helper()
-	l := testledger.Start(t, func(c *server.Config) { c.QueryMaxWait = 300 * time.Millisecond })
+	l := testledger.Start(t, opts...)
 	waitServing(t, l)
 	return l
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/internal/testledger"
+	"github.com/creditledger/creditledger/server"
 )
 
 var queryNames = []string{"balance", "licenses", "switches"}
@@ -302,7 +303,8 @@ func TestReadYourWrites(t *testing.T) {
 // after the bounded wait instead of hanging.
 func TestMinPositionWaitIsBounded(t *testing.T) {
 	t.Parallel()
-	l := startLedger(t)
+	// A short wait, so that this test does not hold the suite up.
+	l := startLedger(t, func(c *server.Config) { c.QueryMaxWait = 300 * time.Millisecond })
 	r := newAccount(t, l, "mp").ok("purchase_payg_contract", m{"contract_id": "mp-P"})
 	far := r.Position + 1000
 	start := time.Now()
