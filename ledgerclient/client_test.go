@@ -178,12 +178,14 @@ func TestRetryKeepsTheCommandID(t *testing.T) {
 		attempts int
 		wantErr  error
 		wantTry  int
+		timeout  time.Duration // of each attempt: DefaultTimeout when 0
 	}{
-		{"unavailable twice, then accepted", [][]byte{unavailable, unavailable, accepted}, 5, nil, 3},
-		{"a timeout, then accepted", [][]byte{nil, accepted}, 3, nil, 2},
-		{"always unavailable: bounded", [][]byte{unavailable}, 4, ledgerclient.ErrUnavailable, 4},
-		{"a business rejection is final", [][]byte{rejected}, 5, ledgerclient.ErrInsufficientCredits, 1},
-		{"no retry by default", [][]byte{unavailable, accepted}, 0, ledgerclient.ErrUnavailable, 1},
+		{"unavailable twice, then accepted", [][]byte{unavailable, unavailable, accepted}, 5, nil, 3, 0},
+		// Short, as the unanswered try waits it out; the answered one must still come within it.
+		{"a timeout, then accepted", [][]byte{nil, accepted}, 3, nil, 2, 2 * time.Second},
+		{"always unavailable: bounded", [][]byte{unavailable}, 4, ledgerclient.ErrUnavailable, 4, 0},
+		{"a business rejection is final", [][]byte{rejected}, 5, ledgerclient.ErrInsufficientCredits, 1, 0},
+		{"no retry by default", [][]byte{unavailable, accepted}, 0, ledgerclient.ErrUnavailable, 1, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -193,7 +195,10 @@ func TestRetryKeepsTheCommandID(t *testing.T) {
 			_, err := nc.Subscribe(commands.Subject("allocate_credits"), r.handle)
 			require.NoError(t, err)
 			require.NoError(t, nc.Flush())
-			opts := []ledgerclient.Option{ledgerclient.WithTimeout(300 * time.Millisecond)}
+			var opts []ledgerclient.Option
+			if c.timeout > 0 {
+				opts = append(opts, ledgerclient.WithTimeout(c.timeout))
+			}
 			if c.attempts > 0 {
 				opts = append(opts, ledgerclient.WithRetry(ledgerclient.RetryPolicy{Attempts: c.attempts, Backoff: noWait}))
 			}
