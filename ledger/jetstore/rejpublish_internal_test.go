@@ -48,6 +48,10 @@ func (p *lostAcks) publish(ctx context.Context, subject string, data []byte, opt
 	return nil, ctx.Err()
 }
 
+// sendWait bounds each send in the lost-answer tests: a lost answer waits it out, and every real
+// send must be answered within it (on a loaded 2-core -race run, 200-300 ms was not always enough).
+const sendWait = time.Second
+
 // rejectionLogWith starts a JetStream server and opens a rejection log whose sends wait at most
 // timeout, its publish wrapped in p.
 func rejectionLogWith(t *testing.T, timeout time.Duration, p *lostAcks) (*RejectionLog, jetstream.Stream) {
@@ -82,7 +86,7 @@ func TestLostAckIsAnsweredByTheDuplicate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := &lostAcks{}
-	log, stream := rejectionLogWith(t, 300*time.Millisecond, p)
+	log, stream := rejectionLogWith(t, sendWait, p)
 
 	small, large := rejectionsFor(3, 10), rejectionsFor(150, 4000) // large: two messages
 	var all []ledger.RejectionAt
@@ -137,7 +141,7 @@ func TestUnansweredSendsAreBoundedAndUncertain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := &lostAcks{always: true}
-	log, stream := rejectionLogWith(t, 200*time.Millisecond, p)
+	log, stream := rejectionLogWith(t, sendWait, p)
 
 	_, err := log.AppendRejections(ctx, rejectionsFor(2, 10))
 	require.ErrorIs(t, err, ledger.ErrUncertain)
