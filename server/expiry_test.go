@@ -97,7 +97,7 @@ func TestExpiryProcessor(t *testing.T) {
 		rr, _ := ls.byID("exp-R")
 		return x.Status == "expired" && rr.ExpiresAt.After(expiry)
 	}
-	if !assert.Eventually(t, swept, 2*time.Second, eventuallyTick,
+	if !assert.Eventually(t, swept, eventuallyWait, eventuallyTick,
 		"BUG: l.Sweep() did not run the expiry processor: writer.Run parks the sweep's single AdvanceTime request in carry "+
 			"(launch turned 1 request into 1 request, so the loop saw no progress) until another request or tick arrives") {
 		// Any other command wakes the writer up; carry on checking the outcome of the sweep.
