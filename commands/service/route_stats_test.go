@@ -56,7 +56,7 @@ func TestRelayedRejectionsCount(t *testing.T) {
 
 	front, err := service.New(fakeWriter{}, zerolog.Nop())
 	require.NoError(t, err)
-	require.NoError(t, front.Route(router{local: false}, frontNC, 2*time.Second))
+	require.NoError(t, front.Route(router{local: false}, frontNC, time.Minute)) // the owner serves: no wait is expected
 	svc, err := microsvc.Add(frontNC, microsvc.Config{Name: commands.ServiceName, Version: "1.2.3", StatsHandler: front.EndpointStats})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = svc.Stop() })
