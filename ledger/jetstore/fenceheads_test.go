@@ -270,7 +270,7 @@ func TestFenceHeadsIgnoresAMirrorsAnswer(t *testing.T) {
 	require.Eventually(t, func() bool {
 		info, err := mirror.Info(ctx)
 		return err == nil && info.State.Msgs == 1
-	}, 5*time.Second, 10*time.Millisecond, "the mirror never copied partition 0's record")
+	}, 20*time.Second, 10*time.Millisecond, "the mirror never copied partition 0's record")
 	calls := watchAPI(t, ns.ClientURL())
 	const reads = 30
 	for i := 0; i < reads; i++ {
