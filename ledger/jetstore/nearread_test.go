@@ -57,6 +57,13 @@ func TestReadNearWithoutALeader(t *testing.T) {
 			ns.WaitForShutdown()
 		}
 	}
+	// A follower joins the stream's direct gets only once nats-server's check (every 2 s) finds it
+	// caught up: under load that can come after the others stopped (ReadNear then answered "nobody
+	// serves direct gets"). Past the head, a serving replica answers that it holds nothing more.
+	require.Eventually(t, func() bool {
+		_, err := near.ReadNear(ctx, head+1, func(ledger.Record) error { return nil })
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the survivor never served direct gets")
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	_, err = near.Read(rctx, 1, func(ledger.Record) error { return nil })
