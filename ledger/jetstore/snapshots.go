@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -16,6 +17,9 @@ const SnapshotBucket = "LEDGER_SNAPSHOTS"
 // Snapshots keeps named snapshot blobs in a JetStream object store.
 type Snapshots struct {
 	obs jetstream.ObjectStore
+	// nc and direct read snapshots with direct gets when the bucket allows them (snapread.go).
+	nc     *nats.Conn
+	direct bool
 	// prefix keeps one node's snapshots apart from another's, and saveTimeout bounds a save
 	// when nodes share the stream (ForNode, leader.go).
 	prefix      string
@@ -47,7 +51,15 @@ func OpenSnapshots(ctx context.Context, js jetstream.JetStream, replicas int) (*
 	if err != nil {
 		return nil, fmt.Errorf("snapshot bucket: %w", err)
 	}
-	return &Snapshots{obs: obs}, nil
+	st, err := obs.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot bucket: %w", err)
+	}
+	direct := false
+	if bs, ok := st.(interface{ StreamInfo() *jetstream.StreamInfo }); ok && bs.StreamInfo() != nil {
+		direct = bs.StreamInfo().Config.AllowDirect
+	}
+	return &Snapshots{obs: obs, nc: js.Conn(), direct: direct}, nil
 }
 
 // Save replaces the named snapshot.
@@ -64,10 +76,15 @@ func (s *Snapshots) Save(ctx context.Context, name string, data []byte) error {
 	return nil
 }
 
-// Load returns the named snapshot, or nil when there is none.
+// Load returns the named snapshot, or nil when there is none: read with direct gets, which any
+// replica answers (snapread.go), or through nats.go where those cannot read it.
 func (s *Snapshots) Load(ctx context.Context, name string) ([]byte, error) {
 	name = s.prefix + name
-	b, err := s.obs.GetBytes(ctx, name)
+	b, err := s.loadDirect(ctx, name)
+	if err == nil || ctx.Err() != nil {
+		return b, err
+	}
+	b, err = s.obs.GetBytes(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, nil
 	}
