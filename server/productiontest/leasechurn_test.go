@@ -88,10 +88,27 @@ func TestLeaseBucketLeaderLossKeepsPartitions(t *testing.T) {
 		return true
 	}
 	require.Eventually(t, lapsed, waitFor, pollTick, "the leases never lapsed")
-	send("during the outage")
-	for _, acct := range accounts { // a rejection is answered too, under its fence read
-		_, err := cl.AllocateCredits(ctxT(t), allocate(acct+"-over", acct, "5000"))
-		require.Equal(t, ledger.CodeInsufficientCredits, code(err), "during the outage: %v", err)
+	// All four at once: the window between the lapse and the bucket's new leader is what is left
+	// of a 4-9 s election, and four commands one after another outlasted it on a loaded machine.
+	var during sync.WaitGroup
+	accepted, rejected := make([]error, len(accounts)), make([]error, len(accounts))
+	for i, acct := range accounts {
+		seq++
+		id := fmt.Sprintf("churn-%d", seq)
+		during.Add(2)
+		go func() {
+			defer during.Done()
+			_, accepted[i] = cl.AllocateCredits(ctxT(t), allocate(id, acct, "1"))
+		}()
+		go func() { // a rejection is answered too, under its fence read
+			defer during.Done()
+			_, rejected[i] = cl.AllocateCredits(ctxT(t), allocate(acct+"-over", acct, "5000"))
+		}()
+	}
+	during.Wait()
+	for i, acct := range accounts {
+		require.NoError(t, accepted[i], "during the outage: a command on %s", acct)
+		require.Equal(t, ledger.CodeInsufficientCredits, code(rejected[i]), "during the outage: %v", rejected[i])
 	}
 	require.True(t, lapsed(), "the lease bucket was back before the commands were answered (%s after the kill)", time.Since(killed))
 	t.Logf("commands accepted on the fences %s after the kill", time.Since(killed).Round(time.Millisecond))
