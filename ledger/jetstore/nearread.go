@@ -13,6 +13,11 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 )
 
+// nearBatch is how many messages one direct get of ReadNear asks for: a takeover's load reads
+// tens of thousands, and each batch costs a round trip. 60,000 records on one server here:
+// 0.48-0.58 s with 8,192 a batch, 0.65-0.70 s with 1,000; through a consumer, 0.22-0.30 s.
+const nearBatch = 8192
+
 // ReadNear (ledger.NearReader) replays the events from position from on, up to the last message
 // that the replica answering holds, with batched direct gets: it asks nothing of the stream's
 // leader (no stream info, no consumer), so it goes on while the stream elects one, after its
@@ -28,14 +33,14 @@ func (s *Store) ReadNear(ctx context.Context, from uint64, fn func(ledger.Record
 		from = 1
 	}
 	inbox := s.nc.NewInbox()
-	answers, unsub, err := s.directInbox(inbox, directBatch+1) // a batch, then its end
+	answers, unsub, err := s.directInbox(inbox, nearBatch+1) // a batch, then its end
 	if err != nil {
 		return 0, err
 	}
 	defer unsub()
 	next := from
 	for empty := 0; ; {
-		req, _ := json.Marshal(directRequest{Seq: next, Batch: directBatch})
+		req, _ := json.Marshal(directRequest{Seq: next, Batch: nearBatch})
 		if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+cfg.Name, inbox, req); err != nil {
 			return 0, fmt.Errorf("read near: %w", err)
 		}

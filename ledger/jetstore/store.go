@@ -390,6 +390,13 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 	if head < from {
 		return head, nil
 	}
+	if head-from < directReadMax && s.stream.CachedInfo().Config.AllowDirect {
+		next, err := s.readFewDirect(ctx, from, head, fn)
+		if err == nil || next > head {
+			return head, err
+		}
+		from = next // read on through a consumer from where the direct gets stopped
+	}
 	// The ownership records are read too (and skipped): the head may be one, and a consumer
 	// filtered on the events alone would never deliver it. No filter at all (the stream holds
 	// only events and ownership records): a consumer with two filter subjects is served by the
@@ -399,6 +406,35 @@ func (s *Store) Read(ctx context.Context, from uint64, fn func(ledger.Record) er
 		OptStartSeq:   from,
 	}, head, fn)
 	return head, err
+}
+
+// directReadMax is how many positions Read reads with batched direct gets rather than through
+// an ordered consumer: a catch-up after a load, a few records behind. An ordered consumer created
+// just after the stream's leader moved can miss its first pull, which costs about 2 s
+// (readPullHeartbeat, direct.go): a takeover's catch-up, right after the election that its fence
+// waited for, took 2.2 s so (docs/bench/takeover.sh); a long read pays that rarely, and reads
+// faster through a consumer.
+const directReadMax = 4096
+
+// readFewDirect is Read's short path: the events from from up to head (the leader's), with
+// batched direct gets, which ask a lagging replica again (readFilterDirect). It returns the
+// position to go on from when the direct gets failed (past head when fn failed: fn's error).
+func (s *Store) readFewDirect(ctx context.Context, from, head uint64, fn func(ledger.Record) error) (uint64, error) {
+	next := from
+	var failed error
+	err := s.readFilterDirect(ctx, s.stream.CachedInfo().Config.Name, "", from, head, func(pos uint64, subject string, data []byte) {
+		if failed != nil {
+			return
+		}
+		next = pos + 1
+		if acct, ok := s.subjects.AccountOf(subject); ok {
+			failed = fn(ledger.Record{AccountID: acct, Data: data, Position: pos})
+		}
+	})
+	if failed != nil {
+		return head + 1, failed
+	}
+	return next, err
 }
 
 // AccountVersion is the version of the account's last message (read from the stream leader),
