@@ -17,7 +17,8 @@ import (
 // TestShortReadsPlaceNoConsumer: a read of a few positions (a catch-up after a load) is served by
 // batched direct gets, every event in order and an ownership record at the head passed over,
 // with no consumer placed (one created just after the stream's leader moved can miss its first
-// pull: 2 s); a long read (a load) goes through an ordered consumer, the faster read.
+// pull: 2 s); a long read (a load) goes through an ordered consumer, the faster read, and so does
+// a near read when the stream's leader answers.
 func TestShortReadsPlaceNoConsumer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -69,6 +70,14 @@ func TestShortReadsPlaceNoConsumer(t *testing.T) {
 	assert.Equal(t, n, count)
 	c, _ = consumers()
 	assert.Positive(t, c, "a long read goes through a consumer")
+
+	count = 0 // a near read of a stream whose leader answers reads as Read does
+	last, err := st.ReadNear(ctx, 1, func(ledger.Record) error { count++; return nil })
+	require.NoError(t, err)
+	assert.Equal(t, uint64(n+4), last)
+	assert.Equal(t, n, count)
+	c, _ = consumers()
+	assert.Positive(t, c, "a long near read, the leader answering, goes through a consumer")
 
 	stop := fmt.Errorf("enough")
 	count = 0
