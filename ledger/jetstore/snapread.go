@@ -25,8 +25,14 @@ import (
 // metadata's size and SHA-256 digest as nats.go checks them.
 
 // errNotDirect means the object cannot be read with direct gets (a link, a bucket without
-// allow_direct); Load then reads it through nats.go.
+// allow_direct, a size over snapDirectMax); Load then reads it through nats.go.
 var errNotDirect = errors.New("not readable with direct gets")
+
+// snapDirectMax is the largest object read with direct gets, which set aside the metadata's size
+// before any chunk has come: that size is the bucket's word, checked only against what arrives (a
+// bucket restored or edited wrongly may claim exabytes, which must cost a fallback to nats.go's
+// read, not the process). Snapshots measure tens of MB.
+const snapDirectMax = 1 << 30
 
 // loadDirect reads the named object's bytes with direct gets; nil, nil when there is none.
 func (s *Snapshots) loadDirect(ctx context.Context, name string) ([]byte, error) {
@@ -40,7 +46,7 @@ func (s *Snapshots) loadDirect(ctx context.Context, name string) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	if info.NUID == "" || info.Opts != nil && info.Opts.Link != nil {
+	if info.NUID == "" || info.Opts != nil && info.Opts.Link != nil || info.Size > snapDirectMax {
 		return nil, errNotDirect
 	}
 	if info.Size == 0 {
