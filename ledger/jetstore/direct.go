@@ -38,6 +38,8 @@ type directRequest struct {
 	NextFor string `json:"next_by_subj"`
 	Batch   int    `json:"batch"`
 	UpToSeq uint64 `json:"up_to_seq"`
+	// MaxBytes ends a batch early once that many bytes are sent (0: the server's max_pending).
+	MaxBytes int `json:"max_bytes,omitempty"`
 }
 
 // ReadAccountDirect returns all of one account's records in order, like ReadAccount, read with batched

@@ -24,6 +24,11 @@ import (
 // are read here with batched direct gets, which any replica answers, and checked against the
 // metadata's size and SHA-256 digest as nats.go checks them.
 
+// snapBatchBytes bounds one batch of chunks (128 KiB each): without it the server sends up to
+// its max_pending (64 MiB) at once to the ledger's connection, which other traffic to that
+// connection could push past the limit at which the server closes it as a slow consumer.
+const snapBatchBytes = 8 << 20
+
 // errNotDirect means the object cannot be read with direct gets (a link, a bucket without
 // allow_direct, a size over snapDirectMax); Load then reads it through nats.go.
 var errNotDirect = errors.New("not readable with direct gets")
@@ -76,7 +81,7 @@ func (s *Snapshots) readChunks(ctx context.Context, subject string, chunks int, 
 	buf.Grow(int(size))
 	got, next := 0, uint64(1)
 	for empty := 0; got < chunks; {
-		req, _ := json.Marshal(directRequest{Seq: next, NextFor: subject, Batch: min(chunks-got, directBatch)})
+		req, _ := json.Marshal(directRequest{Seq: next, NextFor: subject, Batch: min(chunks-got, directBatch), MaxBytes: snapBatchBytes})
 		if err := s.nc.PublishRequest("$JS.API.DIRECT.GET.OBJ_"+SnapshotBucket, inbox, req); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,4 +152,36 @@ func streamLastOn(ns *natsserver.Server, name string) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestSnapshotReadInBoundedBatches: a snapshot larger than one batch's byte bound (8 MiB) is read
+// whole, in order, over several direct gets, not sent by the server in one burst of up to its
+// max_pending (64 MiB) to the ledger's connection.
+func TestSnapshotReadInBoundedBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := jsServer(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	snaps, err := jetstore.OpenSnapshots(ctx, js, 1)
+	require.NoError(t, err)
+	blob := make([]byte, 20<<20)
+	_, err = rand.Read(blob)
+	require.NoError(t, err)
+	require.NoError(t, snaps.Save(ctx, "whole", blob))
+	calls := watchAPI(t, ns.ClientURL())
+	got, err := snaps.Load(ctx, "whole")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(blob, got), "the whole snapshot, in order")
+	gets := 0
+	for subj, n := range calls.since(t, nc) {
+		if strings.HasPrefix(subj, "$JS.API.DIRECT.GET.OBJ_") {
+			gets += n
+		}
+		assert.False(t, strings.HasPrefix(subj, "$JS.API.CONSUMER."), "no consumer: %s", subj)
+	}
+	assert.GreaterOrEqual(t, gets, 3, "20 MiB in batches of at most 8 MiB")
 }
