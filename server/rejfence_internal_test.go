@@ -83,6 +83,17 @@ func (recordedRejections) ReadRejectionAt(context.Context, ledger.RejectionAt) (
 	return ledger.Rejection{}, ledger.ErrNoRecord
 }
 
+// notedWriters is a node's writer factory over st (four partitions), noting each writer built;
+// its writers note their reads of the rejection log.
+func notedWriters(st ledger.Store, rec *steps, clock writer.Clock) func(func(string) bool, fencedOwner, []int) (*writer.Writer, error) {
+	return func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
+		rec.add("new writer")
+		return writer.New(writer.Options{Store: st, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: clock,
+			NewID: func() string { return "id" }, Log: zerolog.Nop(), Rejections: recordedRejections{steps: rec},
+			Holds: holds, Owner: owner, Fences: owner, Partitions: writer.Partitions{Count: 4, Held: held}})
+	}
+}
+
 // TestGenerationFencesBeforeItLoadsRejections pins the order a writer's rejection answers rely on
 // (writer/rejections.go, finishRejections): a generation that takes partitions over stores their
 // ownership records first, and its writer reads the rejection log only after that write is
@@ -94,12 +105,7 @@ func TestGenerationFencesBeforeItLoadsRejections(t *testing.T) {
 	st, rec := memstore.New(), &steps{}
 	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec}, owner: "node-a", clock: clock}
-	n.newWriter = func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
-		rec.add("new writer")
-		return writer.New(writer.Options{Store: st, Rules: ledger.NewRules(ledger.DefaultCatalogue()), Clock: clock,
-			NewID: func() string { return "id" }, Log: zerolog.Nop(), Rejections: recordedRejections{steps: rec},
-			Holds: holds, Owner: owner, Fences: owner, Partitions: writer.Partitions{Count: 4, Held: held}})
-	}
+	n.newWriter = notedWriters(st, rec, clock)
 
 	g1, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
 	require.NoError(t, err)
@@ -157,12 +163,7 @@ func TestGenerationLoadsWhileItFences(t *testing.T) {
 	st, rec, gate := memstore.New(), &steps{}, make(chan struct{})
 	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec, gate: gate}, owner: "node-a", clock: clock}
-	n.newWriter = func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
-		rec.add("new writer")
-		return writer.New(writer.Options{Store: notedReads{Store: st, steps: rec}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
-			Clock: clock, NewID: func() string { return "id" }, Log: zerolog.Nop(), Rejections: recordedRejections{steps: rec},
-			Holds: holds, Owner: owner, Fences: owner, Partitions: writer.Partitions{Count: 4, Held: held}})
-	}
+	n.newWriter = notedWriters(notedReads{Store: st, steps: rec}, rec, clock)
 	type result struct {
 		g   *generation
 		err error
@@ -193,12 +194,7 @@ func TestGenerationLoadsAfterTheFenceWhenTheNearReadFails(t *testing.T) {
 	st, rec := memstore.New(), &steps{}
 	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec}, owner: "node-a", clock: clock}
-	n.newWriter = func(holds func(string) bool, owner fencedOwner, held []int) (*writer.Writer, error) {
-		rec.add("new writer")
-		return writer.New(writer.Options{Store: notedReads{Store: st, steps: rec, nearFails: true}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
-			Clock: clock, NewID: func() string { return "id" }, Log: zerolog.Nop(), Rejections: recordedRejections{steps: rec},
-			Holds: holds, Owner: owner, Fences: owner, Partitions: writer.Partitions{Count: 4, Held: held}})
-	}
+	n.newWriter = notedWriters(notedReads{Store: st, steps: rec, nearFails: true}, rec, clock)
 	g, err := n.generation(ctx, running(n), map[int]uint64{0: 1, 1: 1})
 	require.NoError(t, err)
 	log := rec.all()

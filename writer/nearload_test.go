@@ -16,6 +16,62 @@ import (
 	"github.com/creditledger/creditledger/writer"
 )
 
+// missedEvent writes the history both tests below read: a partition-1 snapshot that misses an
+// event of acct (an intruder appended c3 below its head), then c5 on acct; upto is the position
+// of c5, after which c6 (on other) and c7 (on acct) follow.
+func missedEvent(t *testing.T, prefix string) (st *memstore.Store, snaps *snapStore, acct, other string, upto uint64) {
+	t.Helper()
+	st, snaps = memstore.New(), &snapStore{}
+	ids := accountsIn(1, 2, prefix)
+	acct, other = ids[0], ids[1]
+	w1, _ := partWriter(t, st, snaps, 1)
+	stop1 := run(t, w1)
+	require.Nil(t, send(t, w1, "purchase_license", buyL("c1", acct, "L1")).Err)
+	require.Nil(t, send(t, w1, "purchase_license", buyL("c2", other, "L2")).Err)
+	intruder, _ := partWriter(t, st, nil) // believes it owns everything
+	stopI := run(t, intruder)
+	require.Nil(t, send(t, intruder, "activate_license", map[string]any{"command_id": "c3", "account_id": acct, "license_id": "L1"}).Err)
+	require.Nil(t, send(t, w1, "activate_license", map[string]any{"command_id": "c4", "account_id": other, "license_id": "L2"}).Err)
+	stop1() // its snapshot of partition 1 misses c3
+	allocate := func(cmd, id string) {
+		require.Nil(t, send(t, intruder, "allocate_credits", map[string]any{"command_id": cmd, "account_id": id, "feature": "file_security", "credits": "1"}).Err)
+	}
+	allocate("c5", acct)
+	upto, err := st.Read(context.Background(), 1, func(ledger.Record) error { return nil })
+	require.NoError(t, err)
+	require.Nil(t, send(t, intruder, "purchase_license", buyL("c6", other, "L3")).Err)
+	allocate("c7", acct)
+	stopI()
+	return st, snaps, acct, other, upto
+}
+
+// partitionOneWriter is a writer of partition 1 over st (not loaded).
+func partitionOneWriter(t *testing.T, st ledger.Store, snaps writer.SnapshotStore) *writer.Writer {
+	t.Helper()
+	o := partOwner{n: testParts, held: map[int]bool{1: true}}
+	w, err := writer.New(writer.Options{Store: st, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
+		Log: zerolog.Nop(), Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
+		NewID: uuid.NewString, Partitions: writer.Partitions{Count: testParts, Held: []int{1}}, Owner: o, Holds: o.holds, Snapshots: snaps})
+	require.NoError(t, err)
+	return w
+}
+
+// sameAsReplay checks that w holds what a full replay of st holds, and decides for acct and other.
+func sameAsReplay(t *testing.T, st *memstore.Store, w *writer.Writer, acct, other string) {
+	t.Helper()
+	head, err := st.Read(context.Background(), 1, func(ledger.Record) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, head, w.Head())
+	replay, _ := partWriter(t, st, nil, 1)
+	assert.Equal(t, states(replay), states(w), "the events only the leader held are folded once each")
+	stop := run(t, w)
+	defer stop()
+	for _, id := range []string{acct, other} {
+		res := send(t, w, "allocate_credits", map[string]any{"command_id": "c8-" + id, "account_id": id, "feature": "file_security", "credits": "1"})
+		assert.Nil(t, res.Err, "%s: not history_broken", id)
+	}
+}
+
 // laggingReplica is a store whose nearest replica holds the stream up to position upto only
 // (ledger.NearReader): the leader (Read, ReadAccount) holds it all.
 type laggingReplica struct {
@@ -42,46 +98,11 @@ func (s laggingReplica) ReadNear(ctx context.Context, from uint64, fn func(ledge
 func TestPreloadFromALaggingReplicaWithAMissedEvent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, snaps := memstore.New(), &snapStore{}
-	ids := accountsIn(1, 2, "nl")
-	acct, other := ids[0], ids[1]
-	w1, _ := partWriter(t, st, snaps, 1)
-	stop1 := run(t, w1)
-	require.Nil(t, send(t, w1, "purchase_license", buyL("c1", acct, "L1")).Err)
-	require.Nil(t, send(t, w1, "purchase_license", buyL("c2", other, "L2")).Err)
-	intruder, _ := partWriter(t, st, nil) // believes it owns everything
-	stopI := run(t, intruder)
-	require.Nil(t, send(t, intruder, "activate_license", map[string]any{"command_id": "c3", "account_id": acct, "license_id": "L1"}).Err)
-	require.Nil(t, send(t, w1, "activate_license", map[string]any{"command_id": "c4", "account_id": other, "license_id": "L2"}).Err)
-	stop1() // its snapshot of partition 1 misses c3
-	allocate := func(cmd, id string) {
-		require.Nil(t, send(t, intruder, "allocate_credits", map[string]any{"command_id": cmd, "account_id": id, "feature": "file_security", "credits": "1"}).Err)
-	}
-	allocate("c5", acct) // the replica's last position
-	upto, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
-	require.NoError(t, err)
-	require.Nil(t, send(t, intruder, "purchase_license", buyL("c6", other, "L3")).Err) // only the leader holds these
-	allocate("c7", acct)
-	stopI()
-
-	o := partOwner{n: testParts, held: map[int]bool{1: true}}
-	w2, err := writer.New(writer.Options{Store: laggingReplica{Store: st, upto: upto}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
-		Log: zerolog.Nop(), Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
-		NewID: uuid.NewString, Partitions: writer.Partitions{Count: testParts, Held: []int{1}}, Owner: o, Holds: o.holds, Snapshots: snaps})
-	require.NoError(t, err)
+	st, snaps, acct, other, upto := missedEvent(t, "nl") // the replica's last position: c5
+	w2 := partitionOneWriter(t, laggingReplica{Store: st, upto: upto}, snaps)
 	require.NoError(t, w2.Preload(ctx))
 	require.NoError(t, w2.CatchUp(ctx))
-	head, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
-	require.NoError(t, err)
-	assert.Equal(t, head, w2.Head())
-	replay, _ := partWriter(t, st, nil, 1)
-	assert.Equal(t, states(replay), states(w2), "the events only the leader held are folded once each")
-	stop := run(t, w2)
-	defer stop()
-	for _, id := range []string{acct, other} {
-		res := send(t, w2, "allocate_credits", map[string]any{"command_id": "c8-" + id, "account_id": id, "feature": "file_security", "credits": "1"})
-		assert.Nil(t, res.Err, "%s: not history_broken", id)
-	}
+	sameAsReplay(t, st, w2, acct, other)
 }
 
 // countedReads is a store that keeps partitions apart and counts its near reads and its reads
@@ -176,45 +197,10 @@ func (s movingLeader) Read(ctx context.Context, from uint64, fn func(ledger.Reco
 func TestLoadBesideAnAppendingWriterWithAMissedEvent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, snaps := memstore.New(), &snapStore{}
-	ids := accountsIn(1, 2, "ml")
-	acct, other := ids[0], ids[1]
-	w1, _ := partWriter(t, st, snaps, 1)
-	stop1 := run(t, w1)
-	require.Nil(t, send(t, w1, "purchase_license", buyL("c1", acct, "L1")).Err)
-	require.Nil(t, send(t, w1, "purchase_license", buyL("c2", other, "L2")).Err)
-	intruder, _ := partWriter(t, st, nil) // believes it owns everything
-	stopI := run(t, intruder)
-	require.Nil(t, send(t, intruder, "activate_license", map[string]any{"command_id": "c3", "account_id": acct, "license_id": "L1"}).Err)
-	require.Nil(t, send(t, w1, "activate_license", map[string]any{"command_id": "c4", "account_id": other, "license_id": "L2"}).Err)
-	stop1() // its snapshot of partition 1 misses c3
-	allocate := func(cmd, id string) {
-		require.Nil(t, send(t, intruder, "allocate_credits", map[string]any{"command_id": cmd, "account_id": id, "feature": "file_security", "credits": "1"}).Err)
-	}
-	allocate("c5", acct) // the load reads up to here
-	upto, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
-	require.NoError(t, err)
-	require.Nil(t, send(t, intruder, "purchase_license", buyL("c6", other, "L3")).Err) // appended during the load
-	allocate("c7", acct)
-	stopI()
-
+	st, snaps, acct, other, upto := missedEvent(t, "ml") // the load reads up to c5
 	reads := 0
-	o := partOwner{n: testParts, held: map[int]bool{1: true}}
-	w2, err := writer.New(writer.Options{Store: movingLeader{Store: st, upto: upto, reads: &reads}, Rules: ledger.NewRules(ledger.DefaultCatalogue()),
-		Log: zerolog.Nop(), Clock: fixedClock{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, SweepInterval: time.Hour,
-		NewID: uuid.NewString, Partitions: writer.Partitions{Count: testParts, Held: []int{1}}, Owner: o, Holds: o.holds, Snapshots: snaps})
-	require.NoError(t, err)
+	w2 := partitionOneWriter(t, movingLeader{Store: st, upto: upto, reads: &reads}, snaps)
 	require.NoError(t, w2.Load(ctx))
 	require.NoError(t, w2.CatchUp(ctx))
-	head, err := st.Read(ctx, 1, func(ledger.Record) error { return nil })
-	require.NoError(t, err)
-	assert.Equal(t, head, w2.Head())
-	replay, _ := partWriter(t, st, nil, 1)
-	assert.Equal(t, states(replay), states(w2), "the events appended during the load are folded once each")
-	stop := run(t, w2)
-	defer stop()
-	for _, id := range []string{acct, other} {
-		res := send(t, w2, "allocate_credits", map[string]any{"command_id": "c8-" + id, "account_id": id, "feature": "file_security", "credits": "1"})
-		assert.Nil(t, res.Err, "%s: not history_broken", id)
-	}
+	sameAsReplay(t, st, w2, acct, other)
 }

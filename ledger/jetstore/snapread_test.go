@@ -103,16 +103,9 @@ func TestSnapshotReadWithoutALeader(t *testing.T) {
 func TestSnapshotWithAWrongSizeDoesNotCrash(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns := jsServer(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	snaps, err := jetstore.OpenSnapshots(ctx, js, 1)
-	require.NoError(t, err)
+	_, _, js, snaps := oneServerSnapshots(t)
 	blob := make([]byte, 300_000) // three chunks
-	_, err = rand.Read(blob)
+	_, err := rand.Read(blob)
 	require.NoError(t, err)
 	require.NoError(t, snaps.Save(ctx, "wrong-size", blob))
 
@@ -160,16 +153,9 @@ func streamLastOn(ns *natsserver.Server, name string) uint64 {
 func TestSnapshotReadInBoundedBatches(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns := jsServer(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	snaps, err := jetstore.OpenSnapshots(ctx, js, 1)
-	require.NoError(t, err)
+	ns, nc, _, snaps := oneServerSnapshots(t)
 	blob := make([]byte, 20<<20)
-	_, err = rand.Read(blob)
+	_, err := rand.Read(blob)
 	require.NoError(t, err)
 	require.NoError(t, snaps.Save(ctx, "whole", blob))
 	calls := watchAPI(t, ns.ClientURL())
@@ -184,4 +170,18 @@ func TestSnapshotReadInBoundedBatches(t *testing.T) {
 		assert.False(t, strings.HasPrefix(subj, "$JS.API.CONSUMER."), "no consumer: %s", subj)
 	}
 	assert.GreaterOrEqual(t, gets, 3, "20 MiB in batches of at most 8 MiB")
+}
+
+// oneServerSnapshots is the snapshot bucket on one JetStream server, with a connection to it.
+func oneServerSnapshots(t *testing.T) (*natsserver.Server, *nats.Conn, jetstream.JetStream, *jetstore.Snapshots) {
+	t.Helper()
+	ns := jsServer(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	snaps, err := jetstore.OpenSnapshots(context.Background(), js, 1)
+	require.NoError(t, err)
+	return ns, nc, js, snaps
 }
