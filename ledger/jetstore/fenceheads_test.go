@@ -35,14 +35,37 @@ func watchAPI(t *testing.T, url string) *apiCalls {
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	c := &apiCalls{n: map[string]int{}, markers: make(chan struct{}, 1)}
-	_, err = nc.Subscribe("$JS.API.>", func(m *nats.Msg) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.n[strings.TrimSuffix(m.Subject, "."+jetstore.StreamName)]++
-	})
+	// Both subscriptions feed one channel, which the connection's reader fills in the order the
+	// server sent: a marker is counted after every copy before it. (Two callback subscriptions
+	// each have a goroutine of their own: a marker's could run before the last copy was counted.)
+	msgs := make(chan *nats.Msg, 65536)
+	_, err = nc.ChanSubscribe("$JS.API.>", msgs)
 	require.NoError(t, err)
-	_, err = nc.Subscribe(apiMarker, func(*nats.Msg) { c.markers <- struct{}{} })
+	_, err = nc.ChanSubscribe(apiMarker, msgs)
 	require.NoError(t, err)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			var m *nats.Msg
+			select {
+			case m = <-msgs:
+			case <-done:
+				return
+			}
+			if m.Subject != apiMarker {
+				c.mu.Lock()
+				c.n[strings.TrimSuffix(m.Subject, "."+jetstore.StreamName)]++
+				c.mu.Unlock()
+				continue
+			}
+			select {
+			case c.markers <- struct{}{}:
+			case <-done:
+				return
+			}
+		}
+	}()
 	require.NoError(t, nc.Flush())
 	return c
 }
@@ -193,8 +216,10 @@ func startServers(t *testing.T, opts []*natsserver.Options) []*natsserver.Server
 			ns.WaitForShutdown()
 		}
 	})
-	for _, ns := range servers {
-		require.True(t, ns.ReadyForConnections(10*time.Second))
+	for i, ns := range servers {
+		// 30 s: three JetStream servers starting beside the package's other parallel clusters,
+		// under -race on two loaded cores (10 s ran out once in CI).
+		require.True(t, ns.ReadyForConnections(30*time.Second), "server %d (%s) never listened", i, ns.Name())
 	}
 	return servers
 }
