@@ -94,6 +94,17 @@ func notedWriters(st ledger.Store, rec *steps, clock writer.Clock) func(func(str
 	}
 }
 
+// notedNode is a node of four partitions over a memstore whose fence writes (held until gate
+// closes, when there is one) and whose writers note their steps; its writers read the store
+// through read(st, steps).
+func notedNode(gate <-chan struct{}, read func(*memstore.Store, *steps) ledger.Store) (*node, *memstore.Store, *steps) {
+	st, rec := memstore.New(), &steps{}
+	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec, gate: gate}, owner: "node-a", clock: clock}
+	n.newWriter = notedWriters(read(st, rec), rec, clock)
+	return n, st, rec
+}
+
 // TestGenerationFencesBeforeItLoadsRejections pins the order a writer's rejection answers rely on
 // (writer/rejections.go, finishRejections): a generation that takes partitions over stores their
 // ownership records first, and its writer reads the rejection log only after that write is
@@ -102,10 +113,7 @@ func notedWriters(st ledger.Store, rec *steps, clock writer.Clock) func(func(str
 func TestGenerationFencesBeforeItLoadsRejections(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, rec := memstore.New(), &steps{}
-	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec}, owner: "node-a", clock: clock}
-	n.newWriter = notedWriters(st, rec, clock)
+	n, st, rec := notedNode(nil, func(st *memstore.Store, _ *steps) ledger.Store { return st })
 
 	g1, err := n.generation(ctx, nil, map[int]uint64{0: 1, 1: 1})
 	require.NoError(t, err)
@@ -160,10 +168,8 @@ func running(n *node) *generation {
 func TestGenerationLoadsWhileItFences(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, rec, gate := memstore.New(), &steps{}, make(chan struct{})
-	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec, gate: gate}, owner: "node-a", clock: clock}
-	n.newWriter = notedWriters(notedReads{Store: st, steps: rec}, rec, clock)
+	gate := make(chan struct{})
+	n, st, rec := notedNode(gate, func(st *memstore.Store, rec *steps) ledger.Store { return notedReads{Store: st, steps: rec} })
 	type result struct {
 		g   *generation
 		err error
@@ -191,10 +197,9 @@ func TestGenerationLoadsWhileItFences(t *testing.T) {
 func TestGenerationLoadsAfterTheFenceWhenTheNearReadFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, rec := memstore.New(), &steps{}
-	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	n := &node{log: zerolog.Nop(), n: 4, fences: recordedFences{st: st, steps: rec}, owner: "node-a", clock: clock}
-	n.newWriter = notedWriters(notedReads{Store: st, steps: rec, nearFails: true}, rec, clock)
+	n, st, rec := notedNode(nil, func(st *memstore.Store, rec *steps) ledger.Store {
+		return notedReads{Store: st, steps: rec, nearFails: true}
+	})
 	g, err := n.generation(ctx, running(n), map[int]uint64{0: 1, 1: 1})
 	require.NoError(t, err)
 	log := rec.all()

@@ -92,10 +92,7 @@ func (c *apiCalls) since(t *testing.T, conn *nats.Conn) map[string]int {
 // after one stream info for the leader's head.
 func TestFenceHeadsIsOneRequest(t *testing.T) {
 	t.Parallel()
-	ns := jsServer(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	ns, nc := jsServerConn(t)
 	ctx := context.Background()
 	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
 	require.NoError(t, err)
@@ -118,6 +115,16 @@ func jsServer(t *testing.T) *natsserver.Server {
 	require.True(t, ns.ReadyForConnections(10*time.Second))
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns
+}
+
+// jsServerConn is jsServer with a connection to it, closed when the test ends.
+func jsServerConn(t *testing.T) (*natsserver.Server, *nats.Conn) {
+	t.Helper()
+	ns := jsServer(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return ns, nc
 }
 
 func fenceAll(t *testing.T, st *jetstore.Store, owner string, expect []uint64) []uint64 {
@@ -281,10 +288,7 @@ func TestFenceHeadsReadsAfterEveryWriteOnAReplica(t *testing.T) {
 // another stream, and reads an empty one from the leader.
 func TestFenceHeadsIgnoresAMirrorsAnswer(t *testing.T) {
 	t.Parallel()
-	ns := jsServer(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	ns, nc := jsServerConn(t)
 	ctx := context.Background()
 	st, err := jetstore.Open(ctx, nc, jetstore.Config{Partitions: 4})
 	require.NoError(t, err)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,10 +21,7 @@ import (
 func TestShortReadsPlaceNoConsumer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns := jsServer(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	ns, nc := jsServerConn(t)
 	st, err := jetstore.Open(ctx, nc, jetstore.Config{Partitions: 4})
 	require.NoError(t, err)
 	const n = 5000 // more than a short read

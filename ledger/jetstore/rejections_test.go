@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stretchr/testify/assert"
@@ -138,10 +137,7 @@ func TestRejectionMessageCapsItsCount(t *testing.T) {
 func TestRejectionLogIsReadWithoutAConsumer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns := jsServer(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	ns, nc := jsServerConn(t)
 	store, err := jetstore.Open(ctx, nc, jetstore.Config{})
 	require.NoError(t, err)
 	log, err := jetstore.OpenRejections(ctx, store, 1)

@@ -175,10 +175,7 @@ func TestSnapshotReadInBoundedBatches(t *testing.T) {
 // oneServerSnapshots is the snapshot bucket on one JetStream server, with a connection to it.
 func oneServerSnapshots(t *testing.T) (*natsserver.Server, *nats.Conn, jetstream.JetStream, *jetstore.Snapshots) {
 	t.Helper()
-	ns := jsServer(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	ns, nc := jsServerConn(t)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	snaps, err := jetstore.OpenSnapshots(context.Background(), js, 1)
