@@ -137,14 +137,14 @@ type PartitionReader interface {
 // filters 0.9-1.2 s, 40 in 11.5 s.
 const PartitionReadShare = 8
 
-// NearReader is a Store that can replay its records without its leader: from what the nearest
-// replica holds, which may be behind the head (the JetStream store in a cluster, with direct
-// gets). A node that takes partitions over loads them this way while their ownership records are
+// NearReader is a Store that can replay its records without waiting for its leader: from the
+// leader when it answers at once, else from what the nearest replica holds, which may be behind
+// the head (the JetStream store in a cluster, with direct gets). A node that takes partitions over loads them this way while their ownership records are
 // being written, which waits for the stream's leader (an election, when the leader died), and
 // then reads the rest from the leader (writer.Writer.Preload, then CatchUp).
 type NearReader interface {
 	// ReadNear calls fn for every record from position from on, in position order, up to the last
-	// position the replica it reads holds, which it returns (whatever that position holds). Every
+	// position the copy it reads holds, which it returns (whatever that position holds). Every
 	// record from from up to that position is passed; records after it may exist. On a store
 	// with no replicas it reads what Read reads.
 	ReadNear(ctx context.Context, from uint64, fn func(Record) error) (uint64, error)
