@@ -26,8 +26,8 @@ func (w *Writer) readHeld(ctx context.Context, from uint64, fn func(ledger.Recor
 	return w.opts.Store.Read(ctx, from, fn)
 }
 
-// readNear is readHeld for Preload: it reads the nearest replica (ledger.NearReader), which may
-// end behind the leader's head, wherever readHeld would read the whole stream; a writer of some
+// readNear is readHeld for Preload: it reads without waiting for the leader (ledger.NearReader),
+// and may end behind the leader's head, wherever readHeld would read the whole stream; a writer of some
 // partitions of a store that keeps them apart gets only its partitions' records, as from
 // ReadPartitions. A share small enough to be read apart (ledger.PartitionReadShare) stays with
 // the leader: it is read partition by partition, and is short.

@@ -320,9 +320,9 @@ func (w *Writer) Head() uint64 { return w.head.Load() }
 func (w *Writer) Load(ctx context.Context) error { return w.load(ctx, false) }
 
 // Preload is Load for a writer whose partitions' ownership records are written meanwhile (a
-// takeover fences and loads at once, server/partitions.go): it reads what the nearest replica of
-// the store holds (ledger.NearReader), without waiting for the stream's leader, which the fence
-// does wait for (for an election when the leader died), and leaves the rejection log, and the
+// takeover fences and loads at once, server/partitions.go): it reads the store without waiting
+// for the stream's leader (ledger.NearReader: a replica's copy while the leader does not answer),
+// which the fence does wait for (for an election when the leader died), and leaves the rejection log, and the
 // re-read of accounts its snapshot missed events of, to CatchUp.
 // CatchUp must follow, once the ownership records are written, and before Run. ErrBehind: the
 // replica is behind the snapshot restored; the writer is then unusable (load a new one).
