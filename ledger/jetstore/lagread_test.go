@@ -2,10 +2,12 @@ package jetstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,8 +56,16 @@ func TestReadDoesNotEndAtALaggingReplicasLastMessage(t *testing.T) {
 
 	appendSome := func(from, to int) {
 		for i := from; i <= to; i++ {
-			_, err := st.Append(ctx, []ledger.Record{ev(fmt.Sprintf("acct-%d", i%5), uint64(1+i/5), false)})
-			require.NoError(t, err)
+			rec := []ledger.Record{ev(fmt.Sprintf("acct-%d", i%5), uint64(1+i/5), false)}
+			// The cut replica may call an election that the meta leader's server votes for: the
+			// stream has no leader for a moment and an append finds no responders (stored
+			// nothing; CI saw it once). Appended again until a leader answers.
+			_, err := st.Append(ctx, rec)
+			for deadline := time.Now().Add(30 * time.Second); errors.Is(err, nats.ErrNoResponders) && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond) // a retry interval, not a synchronisation
+				_, err = st.Append(ctx, rec)
+			}
+			require.NoError(t, err, "append %d", i)
 		}
 	}
 	appendSome(0, 9)
