@@ -397,6 +397,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 		if s.prod.leases != nil {
 			s.prod.leases.Close()
 		}
+		if s.cmds != nil && !s.cmds.AwaitForwards(ctx) {
+			s.cfg.Log.Warn().Int("commands", s.cmds.Forwarding()).Msg("stopping before the commands passed on to their owners were answered")
+		}
 		if s.svcNC != nil {
 			s.svcNC.Close()
 		}

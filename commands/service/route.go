@@ -102,6 +102,31 @@ func (s *Service) Forwarding() int {
 	return len(s.fwd.slots)
 }
 
+// forwardsPoll is how often AwaitForwards looks at the forwards still in flight.
+const forwardsPoll = 10 * time.Millisecond
+
+// AwaitForwards returns once no command is being passed to its owner by this node, or when ctx
+// ends (false), and at the latest once the forward wait is over (every forward answers by then):
+// a stopping node keeps its connection open until the commands it passed on are answered (its
+// own partitions' included, which their next owner decides a tick after the hand-over).
+func (s *Service) AwaitForwards(ctx context.Context) bool {
+	if s.fwd == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.fwd.wait+time.Second)
+	defer cancel()
+	t := time.NewTicker(forwardsPoll)
+	defer t.Stop()
+	for s.Forwarding() > 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
 // startForward passes the request to its owner on a goroutine of its own, holding a slot until
 // the reply is sent; with every slot taken it answers unavailable at once instead.
 func (s *Service) startForward(req micro.Request, name, commandID, accountID string, start time.Time) {
