@@ -18,8 +18,8 @@ import (
 
 // In a cluster every account's partition is written by one node (the holder of its lease). A
 // command may arrive at any node on the public subject ledger.cmd.<name>; a node that does not
-// own the account passes the request, unchanged, to the owner on the internal subject
-// OwnerSubject(partition, name), which only the owner subscribes to, and relays its reply.
+// own the account passes the request's body (not its headers) to the owner on the internal
+// subject OwnerSubject(partition, name), which only the owner subscribes to, and relays its reply.
 const (
 	// OwnerSubjectPrefix is the internal subject prefix of commands passed to a partition's owner.
 	OwnerSubjectPrefix = "ledger.owner"
@@ -163,11 +163,12 @@ func (s *Service) forward(req micro.Request, name, commandID, accountID string, 
 	defer cancel()
 	subject := OwnerSubject(f.router.Partition(accountID), name)
 	for {
-		m := nats.NewMsg(subject)
-		m.Data = req.Data()
-		for k, v := range req.Headers() {
-			m.Header[k] = v
-		}
+		// The body only: the owner decides from it and reads no header, and the server acts on
+		// some headers of a message (Nats-Trace-Dest: where to publish trace events) checking the
+		// publisher's permissions, here the responder's. A requester's trace destination, one it
+		// may publish to, is one the responder may not: the server dropped every forward of the
+		// request, which then waited out the whole wait holding a forward slot.
+		m := &nats.Msg{Subject: subject, Data: req.Data()}
 		actx, acancel := context.WithTimeout(ctx, forwardAttempt)
 		resp, err := f.nc.RequestMsgWithContext(actx, m)
 		acancel()
