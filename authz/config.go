@@ -56,7 +56,8 @@ type Config struct {
 // NATSConfig lists the NATS users.
 type NATSConfig struct {
 	Users []User `json:"users" yaml:"users"`
-	// Cluster, when set, is required of every cluster route (all nodes share it).
+	// Cluster is required of every cluster route (all nodes share it); a cluster node with an
+	// access config but no Cluster does not start (server.ErrOpenRoutes).
 	Cluster *RouteAuth `json:"cluster,omitempty" yaml:"cluster,omitempty"`
 	// AuditorStreams are the streams the auditor role may read (DefaultAuditorStreams if empty).
 	AuditorStreams []string `json:"auditor_streams,omitempty" yaml:"auditor_streams,omitempty"`

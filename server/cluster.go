@@ -59,6 +59,15 @@ type ClusterConfig struct {
 // Enabled reports whether the embedded server is to join a cluster.
 func (c ClusterConfig) Enabled() bool { return c.Name != "" || c.Listen != "" || len(c.Routes) > 0 }
 
+// ErrOpenRoutes refuses a cluster node whose access config gives no route credentials. A route
+// is another server of the cluster: what it sends is not checked against any permission, so a
+// server of anyone's that reached the route listener could join and publish events, answer on
+// the ledger's internal subjects or read every reply. Route TLS alone does not stop it: it checks
+// only that a certificate comes from the CA, which under --tls-verify signs the clients' too.
+var ErrOpenRoutes = errors.New("cluster: the access config has no nats.cluster route user; without one any server that reaches " +
+	"--cluster-listen joins the cluster with no permissions (its clients could publish events and read every reply): " +
+	"give nats.cluster {user, password}, the same on every node (docs/SECURITY.md)")
+
 // applyCluster sets the route listener, the routes (with the access config's route
 // credentials) and route TLS (always mutual) in the embedded server's options.
 func applyCluster(opts *natsserver.Options, cfg EmbeddedConfig) error {
@@ -77,7 +86,9 @@ func applyCluster(opts *natsserver.Options, cfg EmbeddedConfig) error {
 	opts.LameDuckDuration, opts.LameDuckGracePeriod = lameDuckDuration, lameDuckGrace
 	var ra *authz.RouteAuth
 	if cfg.Auth != nil {
-		ra = cfg.Auth.NATS.Cluster
+		if ra = cfg.Auth.NATS.Cluster; ra == nil {
+			return ErrOpenRoutes
+		}
 	}
 	if ra != nil {
 		opts.Cluster.Username, opts.Cluster.Password = ra.User, ra.Password

@@ -75,6 +75,7 @@ nats:
     - {role: service, nkey: %s}
     - {role: dashboard, user: dashboard, password: %q}
     - {role: auditor, user: auditor, password: %q}
+  cluster: {user: route, password: "route-secret-for-tests"}
 http:
   tokens:
     - {role: dashboard, name: web, token: %q}
