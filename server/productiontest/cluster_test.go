@@ -428,7 +428,9 @@ func balanceOf(t *testing.T, base, account string, minPos uint64) balanceAnswer 
 
 // TestSecuredClusterAuditor: with the access config, the auditors' account (authz.AuditAccount)
 // works across a cluster: an auditor on one node verifies what the service wrote through
-// another, and its reads' answers still cannot reach the replicated streams.
+// another, and its reads' answers still cannot reach the replicated streams. The routes
+// authenticate (nats.cluster), and a command a node passes to its account's owner carries none
+// of the requester's headers.
 func TestSecuredClusterAuditor(t *testing.T) {
 	// Not parallel: a second three-node cluster beside TestThreeNodeCluster's, on a small machine
 	// under -race, slowed that one past its deadlines.
@@ -440,6 +442,18 @@ func TestSecuredClusterAuditor(t *testing.T) {
 	svc, _ := as(t, urls[0], svcOpts)
 	waitServing(t, svc)
 	waitSplit(t, nodes[0].server(), nodes[1].server(), nodes[2].server()) // no owner moves during the purchase
+	// A command on an account another node owns, with a trace header naming the service's own
+	// command subject, is passed to its owner (its body only) and decided at once: passed on, the
+	// header made the server drop the responder's forward (commands/service).
+	elsewhere := accountOn(t, nodes[1].server(), "fwd")
+	m := nats.NewMsg(commands.Subject("purchase_license"))
+	m.Header.Set("Nats-Trace-Dest", commands.Subject("purchase_license"))
+	var err error
+	m.Data, err = json.Marshal(purchase("c-fwd", elsewhere, "L-fwd", "10"))
+	require.NoError(t, err)
+	fwd, err := svc.RequestMsg(m, waitFor)
+	require.NoError(t, err)
+	require.Contains(t, string(fwd.Data), `"ok":true`, "the forwarded command was not decided: %s", fwd.Data)
 	res, err := client(t, svc).PurchaseLicense(ctxT(t), purchase("c-1", "victim", "L-c", "10"))
 	require.NoError(t, err)
 	ledgerOpts := asLedger()
