@@ -61,7 +61,8 @@ func httpRoles(path string) (open bool, roles []authz.Role) {
 func (s *Server) wrapHTTP(next api.Router) api.Router {
 	m := s.observability()
 	mux := api.NewMux()
-	mux.HandleFunc("GET /readyz", s.serveReady)
+	heads := newSharedHead(s.store.Head, time.Now) // the route is open: readyhead.go
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { s.serveReady(w, r, heads) })
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("GET /v1/audit/proof", newProofHandler(s.nc)) // auditproof.go
 	mux.Mount(next)                                          // one mux: its 404 and 405 are JSON (api.Mux)
@@ -143,8 +144,9 @@ func writeHTTPError(w http.ResponseWriter, status int, code ledger.Code, msg str
 }
 
 // serveReady answers 200 when this node can serve: both NATS connections up, the writer
-// running, and the event store answering (a cluster node without quorum is not ready).
-func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+// running, and the event store answering (a cluster node without quorum is not ready); the
+// store's head comes from head, shared by the probes of half a second.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, heads *sharedHead) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	pos := s.proj.Position()
@@ -158,7 +160,7 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "writer stopped")
 	default:
 	}
-	if head, err := s.store.Head(ctx); err != nil {
+	if head, err := heads.get(ctx); err != nil {
 		problems = append(problems, "event store unreachable: "+err.Error())
 	} else {
 		body["head"] = head
