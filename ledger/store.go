@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -109,6 +111,26 @@ type Store interface {
 	// record stored by then is seen, whichever replica answers (the writer's rejection answers
 	// rely on it, writer/rejections.go).
 	FenceHeads(ctx context.Context, ps []int) ([]uint64, error)
+	// Fingerprints returns, for each position in ps and in that order, the fingerprint of the
+	// message the store holds there, an event or an ownership record (MessageFingerprint over
+	// what identifies it in the store), or nil where it holds none (past its head, or removed).
+	// The read comes after every write that finished before the call began, whichever replica
+	// answers: a nil is never a replica's lag. A writer snapshot records the fingerprint at its
+	// head, so that a load tells a snapshot of another history (the stream was recreated) from
+	// one of this store's (writer/snapident.go).
+	Fingerprints(ctx context.Context, ps []uint64) ([][]byte, error)
+}
+
+// MessageFingerprint is the fingerprint of a stored message (Store.Fingerprints): SHA-256 over the
+// length of its key (uvarint), its key and its data. The key is what the store files the message
+// under: its JetStream subject (docs/FORMAT.md), or, in the in-memory store, the account id (an
+// ownership record's: "fence.<p>"). Two messages with the same key and data are the same message.
+func MessageFingerprint(key string, data []byte) []byte {
+	h := sha256.New()
+	_, _ = h.Write(binary.AppendUvarint(nil, uint64(len(key))))
+	_, _ = h.Write([]byte(key))
+	_, _ = h.Write(data)
+	return h.Sum(nil)
 }
 
 // PartitionReader is a Store that reads some partitions' records without reading the others'
@@ -148,6 +170,11 @@ type NearReader interface {
 	// record from from up to that position is passed; records after it may exist. On a store
 	// with no replicas it reads what Read reads.
 	ReadNear(ctx context.Context, from uint64, fn func(Record) error) (uint64, error)
+	// FingerprintsNear is Fingerprints without waiting for the leader: from the leader when it
+	// answers at once, else from the replica that answers. A fingerprint it returns is the
+	// message's (every copy of a position holds the same message), but a nil may only mean that
+	// the copy that answered does not hold that position yet.
+	FingerprintsNear(ctx context.Context, ps []uint64) ([][]byte, error)
 }
 
 // VersionHints is what a store that enforces versions through positions of its own (the

@@ -13,9 +13,9 @@ type MemStore struct {
 	mem *memstore.Store
 	// BeforeAppend, when set, runs before an append is applied; a non-nil error refuses it.
 	BeforeAppend func(recs []ledger.Record) error
-	// BeforeRead, when set, runs before ReadAccount, AccountVersion, ReadAt and FenceHeads (op
-	// names which; accountID is "" for the last two); it may block, and a non-nil error fails
-	// the read.
+	// BeforeRead, when set, runs before ReadAccount, AccountVersion, ReadAt, FenceHeads and
+	// Fingerprints (op names which; accountID is "" for the last three); it may block, and a
+	// non-nil error fails the read.
 	BeforeRead func(ctx context.Context, op, accountID string) error
 }
 
@@ -92,4 +92,12 @@ func (s *MemStore) FenceHeads(ctx context.Context, ps []int) ([]uint64, error) {
 		return nil, err
 	}
 	return s.store().FenceHeads(ctx, ps)
+}
+
+// Fingerprints returns the fingerprints of the messages at ps, after BeforeRead.
+func (s *MemStore) Fingerprints(ctx context.Context, ps []uint64) ([][]byte, error) {
+	if err := s.before(ctx, "Fingerprints", ""); err != nil {
+		return nil, err
+	}
+	return s.store().Fingerprints(ctx, ps)
 }

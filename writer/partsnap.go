@@ -234,14 +234,17 @@ func (c *snapCapture) encodeIDs(p int, v *snapView) []byte {
 		b = appendString(b, kv[0])
 		b = appendString(b, kv[1])
 	}
-	return b
+	// The fingerprint at head ends the list (snapident.go): an older build stops before it.
+	return appendString(b, string(c.fingerprint))
 }
 
-// idList is a decoded list of ids: who holds each, at head.
+// idList is a decoded list of ids: who holds each, at head, and the store's fingerprint at head
+// when it was taken (nil: an older build's).
 type idList struct {
 	parts, part int
 	head        uint64
 	pairs       [][2]string
+	fingerprint []byte
 }
 
 func decodeIDs(data []byte) (*idList, error) {
@@ -257,6 +260,11 @@ func decodeIDs(data []byte) (*idList, error) {
 	l.pairs = make([][2]string, 0, n)
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		l.pairs = append(l.pairs, [2]string{r.str(), r.str()})
+	}
+	if r.err == nil && len(r.b) > 0 {
+		if fp := r.str(); fp != "" {
+			l.fingerprint = []byte(fp)
+		}
 	}
 	return l, r.err
 }
@@ -353,8 +361,9 @@ type partSources struct {
 }
 
 // loadPartitions restores the held partitions from their snapshots and the ids of the other
-// partitions from their lists; it returns the replay plan.
-func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
+// partitions from their lists, passing over those taken on another history (snapident.go; near:
+// as Preload reads); it returns the replay plan.
+func (w *Writer) loadPartitions(ctx context.Context, near bool) (*replayPlan, error) {
 	n := w.opts.Partitions.Count
 	held := make([]bool, n)
 	for _, p := range w.heldPartitions() {
@@ -395,6 +404,9 @@ func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
 			defer wg.Done()
 			defer func() { <-sem }()
 			st, err := decodeSnapshot(data)
+			if err == nil {
+				st.name = name
+			}
 			if err == nil && (st.part != p || st.parts != n) {
 				err = errors.New("snapshot of another partition or partition count")
 			}
@@ -411,15 +423,52 @@ func (w *Writer) loadPartitions(ctx context.Context) *replayPlan {
 			src.own[p] = st
 		}
 	}
+	if err := w.passOverOtherHistory(ctx, near, src); err != nil {
+		return nil, err
+	}
 	w.loadLegacy(ctx, src)
 	want := n // partitions the load needs a snapshot or an id list of
 	if w.apart != nil {
 		want = len(w.heldPartitions())
 	}
 	if len(src.own)+len(src.ids) < want { // some partition has no snapshot of its own
-		src.whole = w.fetchWhole(ctx)
+		whole, err := w.fetchWholeOf(ctx, near)
+		if err != nil {
+			return nil, err
+		}
+		src.whole = whole
 	}
-	return w.installPartitions(src, held)
+	return w.installPartitions(src, held), nil
+}
+
+// passOverOtherHistory drops from src the partition snapshots and id lists taken on another
+// history than the store holds (snapident.go); their partitions are then loaded as if they had
+// none (from the whole snapshot, or the stream's start), and snapshotted soon.
+func (w *Writer) passOverOtherHistory(ctx context.Context, near bool, src *partSources) error {
+	var snaps []stamped
+	var own, ids []int
+	for p, st := range src.own {
+		snaps, own = append(snaps, st.stamped()), append(own, p)
+	}
+	for p, l := range src.ids {
+		snaps, ids = append(snaps, stamped{name: partitionIDsName(p), head: l.head, fingerprint: l.fingerprint}), append(ids, p)
+	}
+	other, err := w.otherHistory(ctx, near, snaps)
+	if err != nil {
+		return err
+	}
+	for i, p := range own {
+		if other[i] {
+			delete(src.own, p)
+			w.snap.soon = true
+		}
+	}
+	for i, p := range ids {
+		if other[len(own)+i] {
+			delete(src.ids, p)
+		}
+	}
+	return nil
 }
 
 // loadLegacy reads the legacy entries the held partitions' snapshots rely on; a snapshot whose
@@ -458,6 +507,24 @@ func (w *Writer) loadLegacy(ctx context.Context, src *partSources) {
 	}
 }
 
+// fetchWholeOf is fetchWhole, passing over a snapshot taken on another history than the store
+// holds (snapident.go; near: as Preload reads).
+func (w *Writer) fetchWholeOf(ctx context.Context, near bool) (*snapState, error) {
+	st := w.fetchWhole(ctx)
+	if st == nil {
+		return nil, nil
+	}
+	other, err := w.otherHistory(ctx, near, []stamped{st.stamped()})
+	if err != nil {
+		return nil, err
+	}
+	if other[0] {
+		w.snap.soon = true // replace it
+		return nil, nil
+	}
+	return st, nil
+}
+
 // fetchWhole loads and decodes the newest whole snapshot (v5, else v4, else v3); nil if none.
 func (w *Writer) fetchWhole(ctx context.Context) *snapState {
 	for _, name := range []string{snapshotName, snapshotNameV4, snapshotNameV3} {
@@ -474,6 +541,7 @@ func (w *Writer) fetchWhole(ctx context.Context) *snapState {
 			w.opts.Log.Warn().Err(err).Str("snapshot", name).Msg("snapshot unreadable")
 			return nil
 		}
+		st.name = name
 		return st
 	}
 	return nil

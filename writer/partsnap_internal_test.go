@@ -67,7 +67,8 @@ func TestLegacyEntriesTravelOnce(t *testing.T) {
 	}
 
 	r := heldWriter(t, snaps, 1)
-	rp := r.loadPartitions(context.Background())
+	rp, err := r.loadPartitions(context.Background(), false)
+	require.NoError(t, err)
 	assert.Equal(t, uint64(6), rp.from, "from the oldest snapshot head (5) on")
 	assert.Equal(t, []uint64{5, 6, 5, 5}, rp.above)
 	assert.Equal(t, map[uint64]uint64{commandKey("old"): legacy, commandKey("new"): known}, r.idem.compacted,

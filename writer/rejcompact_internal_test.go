@@ -190,7 +190,8 @@ func TestSnapshotCarriesCompactRejections(t *testing.T) {
 		require.NoError(t, snaps.Save(context.Background(), o.name, o.data))
 	}
 	one := heldWriter(t, snaps, 1)
-	one.loadPartitions(context.Background())
+	_, err = one.loadPartitions(context.Background(), false)
+	require.NoError(t, err)
 	assert.Equal(t, map[uint64]uint64{commandKey("r1"): e1}, one.idem.rejCompact, "partition 1's only")
 
 	one.idem.rejCompact[commandKey("r0")] = e0

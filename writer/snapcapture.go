@@ -57,6 +57,9 @@ type snapCapture struct {
 	legacy      string
 	legacyData  []byte
 	legacySaved bool
+	// fingerprint is the store's fingerprint of the message at head, read beside the writer
+	// goroutine before the encoding (snapident.go); every object encoded carries it.
+	fingerprint []byte
 }
 
 // partitionOf is an account's partition (-1: no partition count).

@@ -6,13 +6,14 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/creditledger/creditledger/ledger"
 )
 
 // The body shared by every snapshot format: the length of a gob section (head, type table,
-// accounts), the gob section, then the compact sections: full idempotency records, remembered
+// accounts and, written since snapshots name their history, the stamp: snapident.go), the gob section, then the compact sections: full idempotency records, remembered
 // rejections (oldest first) with the rejection log position they reflect, (v4 on) the
 // compacted idempotency entries, and (v5, written since rejections are compacted) the compacted
 // rejection entries (rejcompact.go). The length lets a restore decode the gob section and the
@@ -125,6 +126,9 @@ func (c *snapCapture) appendBody(b []byte, v *snapView) ([]byte, error) {
 	if err := enc.Encode(v.accts); err != nil {
 		return nil, fmt.Errorf("encode snapshot accounts: %w", err)
 	}
+	if err := enc.Encode(snapStamp{Fingerprint: c.fingerprint}); err != nil { // snapident.go
+		return nil, fmt.Errorf("encode snapshot stamp: %w", err)
+	}
 	b = binary.AppendUvarint(b, uint64(sec.Len()))
 	b = append(b, sec.Bytes()...)
 	b = binary.AppendUvarint(b, uint64(len(v.cmds)))
@@ -194,6 +198,10 @@ type snapState struct {
 	legacy string
 	head   uint64
 	bytes  int
+	// name is the object it was read from; fingerprint the store's at head when it was taken (nil:
+	// an older build's, unchecked; snapident.go).
+	name        string
+	fingerprint []byte
 
 	accounts   map[string]accountSnap
 	commands   map[string]*commandRecord
@@ -269,7 +277,17 @@ func (st *snapState) decodeBody(hdr *snapReader) error {
 	if accErr != nil {
 		return fmt.Errorf("decode snapshot accounts: %w", accErr)
 	}
+	var stamp snapStamp
+	if err := dec.Decode(&stamp); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an older build's
+		return fmt.Errorf("decode snapshot stamp: %w", err)
+	}
+	st.fingerprint = stamp.Fingerprint
 	return nil
+}
+
+// stamped is the snapshot as the load's check of its history sees it (snapident.go).
+func (st *snapState) stamped() stamped {
+	return stamped{name: st.name, head: st.head, fingerprint: st.fingerprint}
 }
 
 // account is the in-memory account a snapshot restores.

@@ -212,19 +212,19 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 	switch mode {
 	case snapBeside:
 		f := w.share(c)
-		w.side.start(func(context.Context) func() []*request {
-			job.encode()
+		w.side.start(func(sctx context.Context) func() []*request {
+			job.encode(sctx)
 			c.release()
 			close(f.encoded)
 			go job.save()
 			return func() []*request { w.thaw(f); return nil }
 		})
 	case snapEncode:
-		job.encode()
+		job.encode(ctx)
 		w.snap.adoptLegacy(c)
 		go job.save()
 	default:
-		job.encode()
+		job.encode(ctx)
 		w.snap.adoptLegacy(c)
 		job.save()
 	}
@@ -247,11 +247,16 @@ type snapSave struct {
 	prev, done chan struct{}
 }
 
-func (s *snapSave) encode() {
+// encode reads the fingerprint of the message at the capture's head (snapident.go), then encodes
+// the capture. ctx bounds the read: the side workers' beside the loop, the save's otherwise.
+func (s *snapSave) encode(ctx context.Context) {
 	if h := s.w.snap.encodeHook; h != nil {
 		h()
 	}
-	s.objs, s.err = s.capture.encode(s.whole, s.parts)
+	s.capture.fingerprint, s.err = headFingerprint(ctx, s.w.opts.Store, s.capture.head)
+	if s.err == nil {
+		s.objs, s.err = s.capture.encode(s.whole, s.parts)
+	}
 	s.encoded = time.Since(s.start)
 }
 
@@ -327,31 +332,42 @@ func (w *Writer) freshenStale(ctx context.Context) error {
 }
 
 // loadSnapshot restores the newest usable snapshot (for a writer that holds only some
-// partitions, one per partition: partsnap.go); it returns the replay plan.
-func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
+// partitions, one per partition: partsnap.go) taken on the history the store holds
+// (snapident.go; near: as Preload reads, where a replica that lacks a snapshot's head is
+// ErrBehind); it returns the replay plan.
+func (w *Writer) loadSnapshot(ctx context.Context, near bool) (*replayPlan, error) {
 	if w.opts.Snapshots == nil {
-		return &replayPlan{from: 1}
+		return &replayPlan{from: 1}, nil
 	}
 	start := time.Now()
 	if w.partitioned() {
-		rp := w.loadPartitions(ctx)
+		rp, err := w.loadPartitions(ctx, near)
+		if err != nil {
+			return nil, err
+		}
 		w.head.Store(rp.from - 1)
 		w.snap.head = rp.from - 1
 		w.opts.Log.Info().Uint64("from", rp.from).Uint64("newest", rp.maxHead).Dur("took", time.Since(start)).
 			Int("accounts", len(w.cache.accounts)).Int("commands", len(w.idem.accepted)).Int("commands_compacted", len(w.idem.compacted)).
 			Msg("partition snapshots restored")
-		return rp
+		return rp, nil
 	}
-	st := w.fetchWhole(ctx)
+	st, err := w.fetchWholeOf(ctx, near)
+	if err != nil {
+		return nil, err
+	}
 	if st == nil && w.opts.Partitions.Count > 0 {
 		// No whole snapshot (a cluster that shrank to this node): the partitions' own, if any.
-		rp := w.loadPartitions(ctx)
+		rp, err := w.loadPartitions(ctx, near)
+		if err != nil {
+			return nil, err
+		}
 		w.head.Store(rp.from - 1)
 		w.snap.head = 0 // a whole snapshot soon
-		return rp
+		return rp, nil
 	}
 	if st == nil {
-		return &replayPlan{from: 1}
+		return &replayPlan{from: 1}, nil
 	}
 	w.install(st)
 	w.head.Store(st.head)
@@ -362,5 +378,5 @@ func (w *Writer) loadSnapshot(ctx context.Context) *replayPlan {
 	w.opts.Log.Info().Uint64("position", st.head).Int("bytes", st.bytes).Dur("took", time.Since(start)).
 		Int("accounts", len(w.cache.accounts)).Int("commands", len(w.idem.accepted)).
 		Int("commands_compacted", len(w.idem.compacted)).Msg("snapshot restored")
-	return &replayPlan{from: st.head + 1, maxHead: st.head}
+	return &replayPlan{from: st.head + 1, maxHead: st.head}, nil
 }

@@ -333,7 +333,10 @@ var ErrBehind = errors.New("the replica read is behind the writer snapshot")
 
 func (w *Writer) load(ctx context.Context, near bool) error {
 	start := time.Now()
-	rp := w.loadSnapshot(ctx)
+	rp, err := w.loadSnapshot(ctx, near)
+	if err != nil {
+		return fmt.Errorf("load snapshot: %w", err)
+	}
 	snapDone := time.Now()
 	read := 0
 	fold := func(r ledger.Record) error {

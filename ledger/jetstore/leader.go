@@ -17,46 +17,54 @@ const errCodeNoMessage = 10037
 // leaderLast reads the last message on subject from the stream's leader (STREAM.MSG.GET, not a
 // direct get); seq is 0 when there is none.
 func leaderLast(ctx context.Context, nc *nats.Conn, stream, subject string) (uint64, []byte, error) {
-	seq, data, _, err := leaderGet(ctx, nc, stream, map[string]any{"last_by_subj": subject})
-	return seq, data, err
+	m, _, err := leaderGet(ctx, nc, stream, map[string]any{"last_by_subj": subject})
+	return m.seq, m.data, err
 }
 
 // leaderAt reads the message at seq from the stream leader (a message get, not a direct get that
 // any replica may answer); found is false when the leader holds none there.
 func leaderAt(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (data []byte, found bool, err error) {
-	_, data, found, err = leaderGet(ctx, nc, stream, map[string]any{"seq": seq})
-	return data, found, err
+	m, found, err := leaderGet(ctx, nc, stream, map[string]any{"seq": seq})
+	return m.data, found, err
+}
+
+// leaderMsg is one message as a message get answers it.
+type leaderMsg struct {
+	seq     uint64
+	subject string
+	data    []byte
 }
 
 // leaderGet asks the stream leader for one message (a JetStream message get request body).
-func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string]any) (uint64, []byte, bool, error) {
+func leaderGet(ctx context.Context, nc *nats.Conn, stream string, req map[string]any) (leaderMsg, bool, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return 0, nil, false, err
+		return leaderMsg{}, false, err
 	}
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
-		return 0, nil, false, err
+		return leaderMsg{}, false, err
 	}
 	var resp struct {
 		Message *struct {
-			Seq  uint64 `json:"seq"`
-			Data []byte `json:"data"`
+			Subject string `json:"subject"`
+			Seq     uint64 `json:"seq"`
+			Data    []byte `json:"data"`
 		} `json:"message"`
 		Error *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return 0, nil, false, err
+		return leaderMsg{}, false, err
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == errCodeNoMessage:
-		return 0, nil, false, nil
+		return leaderMsg{}, false, nil
 	case resp.Error != nil:
-		return 0, nil, false, resp.Error
+		return leaderMsg{}, false, resp.Error
 	case resp.Message == nil:
-		return 0, nil, false, errors.New("empty answer")
+		return leaderMsg{}, false, errors.New("empty answer")
 	}
-	return resp.Message.Seq, resp.Message.Data, true, nil
+	return leaderMsg{seq: resp.Message.Seq, subject: resp.Message.Subject, data: resp.Message.Data}, true, nil
 }
 
 // sharedSaveTimeout bounds one snapshot save on a shared stream: a save whose acknowledgements

@@ -6,6 +6,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/creditledger/creditledger/ledger"
@@ -132,6 +133,31 @@ func (s *Store) FenceHeads(_ context.Context, ps []int) ([]uint64, error) {
 		heads[i] = s.fenceLast[p]
 	}
 	return heads, nil
+}
+
+// Fingerprints returns the fingerprint of the message at each position (ledger.MessageFingerprint
+// over the account id and the data, an ownership record's key being "fence.<p>"), nil past the head.
+func (s *Store) Fingerprints(_ context.Context, ps []uint64) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]byte, len(ps))
+	for i, pos := range ps {
+		if pos < 1 || pos > uint64(len(s.recs)) {
+			continue
+		}
+		r := s.recs[pos-1]
+		key := r.AccountID
+		if p, fence := s.fences[pos]; fence {
+			key = "fence." + strconv.Itoa(p)
+		}
+		out[i] = ledger.MessageFingerprint(key, r.Data)
+	}
+	return out, nil
+}
+
+// FingerprintsNear (ledger.NearReader) is Fingerprints: one copy has no replica behind it.
+func (s *Store) FingerprintsNear(ctx context.Context, ps []uint64) ([][]byte, error) {
+	return s.Fingerprints(ctx, ps)
 }
 
 // ReadNear (ledger.NearReader) is Read: one copy has no replica behind it.

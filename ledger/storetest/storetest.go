@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (ledger.Store, Uncertain)) {
 	runFences(t, newStore)
 	t.Run("a partition read returns exactly those partitions' records, up to the head", func(t *testing.T) { partitionReads(t, newStore) })
 	t.Run("a read without the leader returns what Read returns on a settled store", func(t *testing.T) { nearReads(t, newStore) })
+	t.Run("a fingerprint names the message at its position, nil where there is none", func(t *testing.T) { fingerprints(t, newStore) })
 }
 
 // body is a record's stored bytes in the suite: an envelope-shaped object that carries its
