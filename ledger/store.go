@@ -123,7 +123,7 @@ type Store interface {
 
 // MessageFingerprint is the fingerprint of a stored message (Store.Fingerprints): SHA-256 over the
 // length of its key (uvarint), its key and its data. The key is what the store files the message
-// under: its JetStream subject (docs/FORMAT.md), or, in the in-memory store, the account id (an
+// under: its JetStream subject, or, in the in-memory store, the account id (an
 // ownership record's: "fence.<p>"). Two messages with the same key and data are the same message.
 func MessageFingerprint(key string, data []byte) []byte {
 	h := sha256.New()

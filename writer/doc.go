@@ -21,7 +21,8 @@
 //     reserved, and how the last append went.
 //   - batching (batching.go): when a round starts, a pure function of what waits and when.
 //   - snapshotter (snapshotter.go): when the next snapshot is due, the save and encoding in
-//     flight, and the legacy object of compacted entries; snapshot.go and partsnap.go drive it.
+//     flight, and the legacy object of compacted entries; snapshot.go and partsnap.go drive it,
+//     and snapident.go keeps a load from restoring a snapshot of another history of the stream.
 //   - dueHeap (due.go): when accounts fall due for the expiry processor.
 //   - sideWork (side.go): the store calls beside the loop, and their results handed back.
 //

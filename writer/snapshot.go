@@ -212,19 +212,19 @@ func (w *Writer) saveSnapshot(ctx context.Context, whole bool, parts []int, mode
 	switch mode {
 	case snapBeside:
 		f := w.share(c)
-		w.side.start(func(sctx context.Context) func() []*request {
-			job.encode(sctx)
+		w.side.start(func(context.Context) func() []*request {
+			job.encode()
 			c.release()
 			close(f.encoded)
 			go job.save()
 			return func() []*request { w.thaw(f); return nil }
 		})
 	case snapEncode:
-		job.encode(ctx)
+		job.encode()
 		w.snap.adoptLegacy(c)
 		go job.save()
 	default:
-		job.encode(ctx)
+		job.encode()
 		w.snap.adoptLegacy(c)
 		job.save()
 	}
@@ -248,12 +248,13 @@ type snapSave struct {
 }
 
 // encode reads the fingerprint of the message at the capture's head (snapident.go), then encodes
-// the capture. ctx bounds the read: the side workers' beside the loop, the save's otherwise.
-func (s *snapSave) encode(ctx context.Context) {
+// the capture. The read is bounded by fingerprintTimeout, not cut short at a stop (as the save
+// is not): the snapshot's head is taken already, and the final snapshot is then not taken again.
+func (s *snapSave) encode() {
 	if h := s.w.snap.encodeHook; h != nil {
 		h()
 	}
-	s.capture.fingerprint, s.err = headFingerprint(ctx, s.w.opts.Store, s.capture.head)
+	s.capture.fingerprint, s.err = headFingerprint(s.ctx, s.w.opts.Store, s.capture.head)
 	if s.err == nil {
 		s.objs, s.err = s.capture.encode(s.whole, s.parts)
 	}

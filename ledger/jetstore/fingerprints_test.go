@@ -15,7 +15,7 @@ import (
 )
 
 // TestFingerprintIsTheSubjectAndData: a position's fingerprint is SHA-256 over the length of its
-// subject (uvarint), its subject and its data (docs/FORMAT.md), for an event and an ownership
+// subject (uvarint), its subject and its data (docs/OPERATIONS.md), for an event and an ownership
 // record alike, with direct gets and without them (read from the leader), near or not.
 func TestFingerprintIsTheSubjectAndData(t *testing.T) {
 	t.Parallel()
