@@ -441,36 +441,6 @@ func (w *Writer) loadPartitions(ctx context.Context, near bool) (*replayPlan, er
 	return w.installPartitions(src, held), nil
 }
 
-// passOverOtherHistory drops from src the partition snapshots and id lists taken on another
-// history than the store holds (snapident.go); their partitions are then loaded as if they had
-// none (from the whole snapshot, or the stream's start), and snapshotted soon.
-func (w *Writer) passOverOtherHistory(ctx context.Context, near bool, src *partSources) error {
-	var snaps []stamped
-	var own, ids []int
-	for p, st := range src.own {
-		snaps, own = append(snaps, st.stamped()), append(own, p)
-	}
-	for p, l := range src.ids {
-		snaps, ids = append(snaps, stamped{name: partitionIDsName(p), head: l.head, fingerprint: l.fingerprint}), append(ids, p)
-	}
-	other, err := w.otherHistory(ctx, near, snaps)
-	if err != nil {
-		return err
-	}
-	for i, p := range own {
-		if other[i] {
-			delete(src.own, p)
-			w.snap.soon = true
-		}
-	}
-	for i, p := range ids {
-		if other[len(own)+i] {
-			delete(src.ids, p)
-		}
-	}
-	return nil
-}
-
 // loadLegacy reads the legacy entries the held partitions' snapshots rely on; a snapshot whose
 // legacy object cannot be read is not used.
 func (w *Writer) loadLegacy(ctx context.Context, src *partSources) {
@@ -505,24 +475,6 @@ func (w *Writer) loadLegacy(ctx context.Context, src *partSources) {
 		}
 		src.names = append(src.names, name)
 	}
-}
-
-// fetchWholeOf is fetchWhole, passing over a snapshot taken on another history than the store
-// holds (snapident.go; near: as Preload reads).
-func (w *Writer) fetchWholeOf(ctx context.Context, near bool) (*snapState, error) {
-	st := w.fetchWhole(ctx)
-	if st == nil {
-		return nil, nil
-	}
-	other, err := w.otherHistory(ctx, near, []stamped{st.stamped()})
-	if err != nil {
-		return nil, err
-	}
-	if other[0] {
-		w.snap.soon = true // replace it
-		return nil, nil
-	}
-	return st, nil
 }
 
 // fetchWhole loads and decodes the newest whole snapshot (v5, else v4, else v3); nil if none.

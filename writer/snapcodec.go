@@ -13,10 +13,11 @@ import (
 )
 
 // The body shared by every snapshot format: the length of a gob section (head, type table,
-// accounts and, written since snapshots name their history, the stamp: snapident.go), the gob section, then the compact sections: full idempotency records, remembered
-// rejections (oldest first) with the rejection log position they reflect, (v4 on) the
-// compacted idempotency entries, and (v5, written since rejections are compacted) the compacted
-// rejection entries (rejcompact.go). The length lets a restore decode the gob section and the
+// accounts and, written since snapshots name their history, the stamp: snapident.go), the gob
+// section, then the compact sections: full idempotency records, remembered rejections (oldest
+// first) with the rejection log position they reflect, (v4 on) the compacted idempotency entries,
+// and (v5, written since rejections are compacted) the compacted rejection entries
+// (rejcompact.go). The length lets a restore decode the gob section and the
 // compact sections on two cores at once.
 //
 // A section added at the end is optional: a snapshot that ends before it (written by an earlier
@@ -283,11 +284,6 @@ func (st *snapState) decodeBody(hdr *snapReader) error {
 	}
 	st.fingerprint = stamp.Fingerprint
 	return nil
-}
-
-// stamped is the snapshot as the load's check of its history sees it (snapident.go).
-func (st *snapState) stamped() stamped {
-	return stamped{name: st.name, head: st.head, fingerprint: st.fingerprint}
 }
 
 // account is the in-memory account a snapshot restores.

@@ -125,3 +125,56 @@ func (w *Writer) otherHistory(ctx context.Context, near bool, snaps []stamped) (
 	}
 	return out, nil
 }
+
+// stamped is the snapshot as the load's check of its history sees it.
+func (st *snapState) stamped() stamped {
+	return stamped{name: st.name, head: st.head, fingerprint: st.fingerprint}
+}
+
+// fetchWholeOf is fetchWhole, passing over a snapshot taken on another history than the store
+// holds (near: as Preload reads).
+func (w *Writer) fetchWholeOf(ctx context.Context, near bool) (*snapState, error) {
+	st := w.fetchWhole(ctx)
+	if st == nil {
+		return nil, nil
+	}
+	other, err := w.otherHistory(ctx, near, []stamped{st.stamped()})
+	if err != nil {
+		return nil, err
+	}
+	if other[0] {
+		w.snap.soon = true // replace it
+		return nil, nil
+	}
+	return st, nil
+}
+
+// passOverOtherHistory drops from src the partition snapshots and id lists taken on another
+// history than the store holds; their partitions are then loaded as if they had
+// none (from the whole snapshot, or the stream's start), and snapshotted soon.
+func (w *Writer) passOverOtherHistory(ctx context.Context, near bool, src *partSources) error {
+	var snaps []stamped
+	var own, ids []int
+	for p, st := range src.own {
+		snaps, own = append(snaps, st.stamped()), append(own, p)
+	}
+	for p, l := range src.ids {
+		snaps, ids = append(snaps, stamped{name: partitionIDsName(p), head: l.head, fingerprint: l.fingerprint}), append(ids, p)
+	}
+	other, err := w.otherHistory(ctx, near, snaps)
+	if err != nil {
+		return err
+	}
+	for i, p := range own {
+		if other[i] {
+			delete(src.own, p)
+			w.snap.soon = true
+		}
+	}
+	for i, p := range ids {
+		if other[len(own)+i] {
+			delete(src.ids, p)
+		}
+	}
+	return nil
+}

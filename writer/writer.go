@@ -328,7 +328,8 @@ func (w *Writer) Load(ctx context.Context) error { return w.load(ctx, false) }
 // replica is behind the snapshot restored; the writer is then unusable (load a new one).
 func (w *Writer) Preload(ctx context.Context) error { return w.load(ctx, true) }
 
-// ErrBehind is Preload's answer when the replica it read holds less than the snapshot it restored.
+// ErrBehind is Preload's answer when the replica it read holds less than the snapshot it restored,
+// or does not hold the message at a snapshot's head yet (snapident.go).
 var ErrBehind = errors.New("the replica read is behind the writer snapshot")
 
 func (w *Writer) load(ctx context.Context, near bool) error {
