@@ -170,6 +170,15 @@ func openElected(t *testing.T, nc *nats.Conn, cfg jetstore.Config) *jetstore.Sto
 		st, err = jetstore.Open(context.Background(), nc, cfg)
 		return err == nil
 	}, 20*time.Second, 100*time.Millisecond, "the stream was never created")
+	// Created is not elected: the stream's leader subscribes to its subjects once elected, and
+	// an append before that finds no responders (CI saw it in TestReadNearWithoutALeader). The
+	// leader answers its head only after it subscribed, through the same route.
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := st.Head(ctx)
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the stream never elected a leader")
 	return st
 }
 
