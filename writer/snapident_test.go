@@ -363,3 +363,40 @@ func TestPreloadFromAReplicaThatLacksTheSnapshotsHeadIsBehind(t *testing.T) {
 	assert.Equal(t, states(w1), states(w))
 	assert.Len(t, logs.lines(t, "snapshot restored"), 1)
 }
+
+// An older build's snapshot (no fingerprint) ahead of a recreated stream is passed over whole:
+// the rejection it remembered is not replayed to a retry on the new history, which decides it
+// afresh, as a load without a snapshot does (the rejection log, when there is one, is read from
+// its start). The reset used to keep the snapshot's rejections.
+func TestSnapshotAheadOfTheStreamForgetsItsRejections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRig(t)
+	w1, stop1 := r.start(t, r.snaps, 1000)
+	buyAndAllocate(t, w1, "shared", "L-first", "100", "10")
+	big := map[string]any{"command_id": "alloc-big", "account_id": "shared", "feature": "file_security", "credits": "500"}
+	require.Equal(t, ledger.CodeInsufficientCredits, send(t, w1, "allocate_credits", big).Err.Code)
+	stop1()
+	data, err := r.snaps.Load(ctx, "writer-v5")
+	require.NoError(t, err)
+	older, err := writer.AsOlderBuild(data)
+	require.NoError(t, err)
+	require.NoError(t, r.snaps.Save(ctx, "writer-v5", older))
+
+	recreate(t, r) // shorter than the snapshot's head: an older snapshot is only found ahead
+	w2, stop2 := r.start(t, nil, 0)
+	buy := buyL("buy-new", "shared", "L-new")
+	buy["credits"] = "1000"
+	require.Nil(t, send(t, w2, "purchase_license", buy).Err)
+	require.Nil(t, send(t, w2, "activate_license", map[string]any{"command_id": "act-new", "account_id": "shared", "license_id": "L-new"}).Err)
+	stop2()
+	require.Less(t, w2.Head(), w1.Head())
+
+	w, _, err := loadWriter(t, r.store, writer.Options{Snapshots: r.snaps}, false)
+	require.NoError(t, err)
+	stop := run(t, w)
+	defer stop()
+	res := send(t, w, "allocate_credits", big)
+	require.Nil(t, res.Err, "the old history's rejection was replayed on the new one")
+	assert.False(t, res.Replayed)
+}

@@ -361,8 +361,12 @@ func (w *Writer) load(ctx context.Context, near bool) error {
 	if head < rp.maxHead {
 		// The stream is behind the snapshot (it was recreated): the snapshot describes another history.
 		w.opts.Log.Warn().Uint64("snapshot", rp.maxHead).Uint64("stream_head", head).Msg("snapshot is ahead of the stream; replaying from the start")
+		// Everything the snapshot restored goes, its remembered rejections and rejection-log
+		// position too: the load is then one without a snapshot (loadRejections reads the log
+		// from its start).
 		w.cache.reset(0)
-		w.idem.accepted, w.idem.compacted, w.snap.legacy.name = map[string]*commandRecord{}, nil, ""
+		w.idem = idempotency{accepted: map[string]*commandRecord{}, rejected: map[string]*rejection{}}
+		w.snap.legacy.name = ""
 		w.snap.head = 0
 		rp = &replayPlan{from: 1}
 		if head, err = w.readHeld(ctx, 1, fold); err != nil {
