@@ -30,6 +30,11 @@ type RawBaselines struct {
 	AtomicBatchOfClients float64 `json:"atomic_batch_of_clients_msgs_per_s"`
 	// Replicas is the scratch stream's replica count: LEDGER's.
 	Replicas int `json:"replicas"`
+	// The process's CPU time per message of the closed-loop ceiling and of the batch of 1,000
+	// (embedded server only; 0 when the server is another process): what raw JetStream costs
+	// the machine per message, beside the ledger's CPU per request (LoadResult.CPUMicrosPerOp).
+	BatchOfClientsCPUMicrosPerMsg float64 `json:"atomic_batch_of_clients_cpu_us_per_msg,omitempty"`
+	Batch1000CPUMicrosPerMsg      float64 `json:"atomic_batch_1000_cpu_us_per_msg,omitempty"`
 }
 
 // rawStreamConfig is the scratch stream: file storage like LEDGER, and as many replicas, so a
@@ -60,18 +65,18 @@ func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration, clients i
 	defer func() { _ = js.DeleteStream(context.Background(), rawStream) }()
 	r := &rawRun{nc: nc, payload: make([]byte, 300), last: map[int]uint64{}}
 	out := RawBaselines{Replicas: max(1, replicas)}
-	if out.PublishOneAtATime, err = r.run(ctx, per, 1); err != nil {
+	if out.PublishOneAtATime, _, err = r.run(ctx, per, 1); err != nil {
 		return out, err
 	}
-	if out.AtomicBatch100, err = r.run(ctx, per, 100); err != nil {
+	if out.AtomicBatch100, _, err = r.run(ctx, per, 100); err != nil {
 		return out, err
 	}
-	if out.AtomicBatch1000, err = r.run(ctx, per, 1000); err != nil {
+	if out.AtomicBatch1000, out.Batch1000CPUMicrosPerMsg, err = r.run(ctx, per, 1000); err != nil {
 		return out, err
 	}
 	if clients >= 2 && clients <= 1000 {
 		out.BatchOfClients = clients
-		if out.AtomicBatchOfClients, err = r.run(ctx, per, clients); err != nil {
+		if out.AtomicBatchOfClients, out.BatchOfClientsCPUMicrosPerMsg, err = r.run(ctx, per, clients); err != nil {
 			return out, err
 		}
 	}
@@ -85,17 +90,19 @@ type rawRun struct {
 	next    int
 }
 
-// run publishes batches of size n for about d and returns messages per second.
-func (r *rawRun) run(ctx context.Context, d time.Duration, n int) (float64, error) {
-	start := time.Now()
+// run publishes batches of size n for about d and returns messages per second and the
+// process's CPU time per message in microseconds.
+func (r *rawRun) run(ctx context.Context, d time.Duration, n int) (float64, float64, error) {
+	start, cpu := time.Now(), processCPU()
 	msgs := 0
 	for time.Since(start) < d {
 		if err := r.batch(ctx, n); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		msgs += n
 	}
-	return float64(msgs) / time.Since(start).Seconds(), nil
+	perMsg := float64((processCPU() - cpu).Microseconds()) / float64(msgs)
+	return float64(msgs) / time.Since(start).Seconds(), perMsg, nil
 }
 
 func (r *rawRun) batch(ctx context.Context, n int) error {

@@ -46,7 +46,11 @@ type Options struct {
 
 // Report is everything one run measured; it is printed as a table and written as JSON.
 type Report struct {
-	Machine   string    `json:"machine"`
+	Machine string `json:"machine"`
+	// Cores is the machine's CPU count; Embedded says the ledger and its nats-server ran in this
+	// process, so that the process's CPU figures cover them.
+	Cores     int       `json:"cores"`
+	Embedded  bool      `json:"embedded"`
 	StartedAt time.Time `json:"started_at"`
 	// Raw is the mean of RawBefore and RawAfter, measured either side of the ledger's load: the
 	// machine's speed drifts during a run, and the ratios should not depend on which side of
@@ -105,7 +109,8 @@ type RestartResult struct {
 
 // Run performs the whole benchmark.
 func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
-	rep := &Report{StartedAt: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	rep := &Report{StartedAt: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Cores: runtime.NumCPU(), Embedded: o.NATSURL == ""}
 	var srv *server.Server
 	url := o.NATSURL
 	startCfg := server.Config{DataDir: o.DataDir, NATSListen: "127.0.0.1:-1", Log: o.Log, MaxInflight: o.MaxInflight, Linger: o.Linger}
@@ -265,7 +270,9 @@ func meanRaw(a, b RawBaselines) RawBaselines {
 		AtomicBatch100:    (a.AtomicBatch100 + b.AtomicBatch100) / 2,
 		AtomicBatch1000:   (a.AtomicBatch1000 + b.AtomicBatch1000) / 2,
 		BatchOfClients:    a.BatchOfClients, AtomicBatchOfClients: (a.AtomicBatchOfClients + b.AtomicBatchOfClients) / 2,
-		Replicas: a.Replicas,
+		Replicas:                      a.Replicas,
+		BatchOfClientsCPUMicrosPerMsg: (a.BatchOfClientsCPUMicrosPerMsg + b.BatchOfClientsCPUMicrosPerMsg) / 2,
+		Batch1000CPUMicrosPerMsg:      (a.Batch1000CPUMicrosPerMsg + b.Batch1000CPUMicrosPerMsg) / 2,
 	}
 }
 
@@ -287,6 +294,18 @@ func ratios(r *Report) map[string]float64 {
 		out["accepted_vs_atomic_batch_of_clients"] = div(r.Load.AcceptedPerSecond, r.Raw.AtomicBatchOfClients)
 		out["commands_vs_atomic_batch_of_clients"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatchOfClients)
 		out["answered_vs_atomic_batch_of_clients"] = div(r.Load.AnsweredPerSecond, r.Raw.AtomicBatchOfClients)
+	}
+	if cores := float64(r.Cores); r.Embedded && cores > 0 && r.Load.CPUMicrosPerOp > 0 && r.Load.Accepted > 0 {
+		// The most accepted commands a second this machine's cores could carry at the CPU the
+		// run measured per request (ledger, server and load tool, the mix's queries and
+		// rejections included): a ratio no change to the command path's waiting can pass
+		// without also cutting that CPU.
+		perAccepted := r.Load.CPUMicrosPerOp * float64(r.Load.Commands+r.Load.Queries) / float64(r.Load.Accepted)
+		bound := cores * 1e6 / perAccepted
+		out["accepted_cpu_bound_vs_atomic_batch_1000"] = div(bound, r.Raw.AtomicBatch1000)
+		if r.Raw.AtomicBatchOfClients > 0 {
+			out["accepted_cpu_bound_vs_atomic_batch_of_clients"] = div(bound, r.Raw.AtomicBatchOfClients)
+		}
 	}
 	out["rebuild_vs_raw_read"] = div(r.Replay.RebuildPerSec, r.Replay.RawOrderedPerSec)
 	out["audit_replay_vs_raw_read"] = div(r.Replay.AuditReplayPerSec, r.Replay.RawOrderedPerSec)
@@ -334,6 +353,11 @@ func (r *Report) WriteTable(w io.Writer) {
 	if l.CPUMicrosPerOp > 0 {
 		p("process CPU per request (ledger, server and load)\t%.0f us", l.CPUMicrosPerOp)
 	}
+	if r.Embedded && r.Raw.BatchOfClientsCPUMicrosPerMsg > 0 {
+		p("process CPU per raw message: batch of %d / of 1000\t%.1f / %.1f us", r.Raw.BatchOfClients, r.Raw.BatchOfClientsCPUMicrosPerMsg, r.Raw.Batch1000CPUMicrosPerMsg)
+	} else if r.Embedded && r.Raw.Batch1000CPUMicrosPerMsg > 0 {
+		p("process CPU per raw message: batch of 1000\t%.1f us", r.Raw.Batch1000CPUMicrosPerMsg)
+	}
 	p("ledger: command latency p50 / p99 / p99.9\t%.2f / %.2f / %.2f ms", l.Latency.P50, l.Latency.P99, l.Latency.P999)
 	p("ledger: rejections by code\t%s", countList(l.Rejections))
 	p("ledger: errors\t%s", countList(l.Errors))
@@ -347,6 +371,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	for _, k := range []string{"accepted_vs_atomic_batch_1000", "answered_vs_atomic_batch_1000", "accepted_vs_atomic_batch_100",
 		"accepted_vs_one_at_a_time", "commands_vs_one_at_a_time", "accepted_vs_atomic_batch_of_clients",
 		"answered_vs_atomic_batch_of_clients", "commands_vs_atomic_batch_of_clients",
+		"accepted_cpu_bound_vs_atomic_batch_of_clients", "accepted_cpu_bound_vs_atomic_batch_1000",
 		"rebuild_vs_raw_read", "audit_replay_vs_raw_read"} {
 		if v, ok := r.Ratios[k]; ok {
 			p("ratio %s\t%.2f", k, v)
