@@ -310,6 +310,10 @@ func (c *Config) Ledger() User {
 	return User{}
 }
 
+// AuditorStreamNames are the streams the auditor role may read: the ledger serves their direct
+// gets (SubjectAuditRead) for these and no others.
+func (c *Config) AuditorStreamNames() []string { return append([]string(nil), c.auditorStreams()...) }
+
 // Streams the auditor may read.
 func (c *Config) auditorStreams() []string {
 	if len(c.NATS.AuditorStreams) > 0 {

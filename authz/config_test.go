@@ -150,9 +150,10 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 		assert.NotContains(t, s, "ledger.audit")
 	}
 	led := c.Permissions(c.Ledger())
-	assert.Equal(t, []string{"_INBOX_ledger.>"}, led.Subscribe.Allow)
-	assert.Subset(t, led.Publish.Deny, []string{"_INBOX.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>"},
-		"the appender answers no one")
+	assert.Equal(t, []string{"_INBOX_ledger.>", authz.SubjectAuditRead}, led.Subscribe.Allow,
+		"its own inbox, and the auditors' direct gets, which it bounds and passes on")
+	assert.Subset(t, led.Publish.Deny, []string{"_INBOX.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>", authz.SubjectAuditRead},
+		"the appender answers no one, and auditors' reads come only through their imports")
 	resp := c.ResponderPermissions()
 	assert.ElementsMatch(t, []string{"_INBOX_ledger.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>",
 		authz.SubjectOwner, authz.SubjectNode, authz.ResponderInboxPrefix + ".>", "_R_.>"}, resp.Publish.Allow,
@@ -163,7 +164,11 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 		assert.Contains(t, p.Subscribe.Deny, authz.SubjectNode, "%s may not answer for a node", name)
 		assert.Contains(t, p.Publish.Deny, authz.SubjectOwner, "%s may not pass commands to an owner", name)
 		assert.Contains(t, p.Subscribe.Deny, authz.SubjectOwner, "%s may not take commands meant for an owner", name)
+		assert.Contains(t, p.Publish.Deny, authz.SubjectAuditRead, "%s may not send the ledger a direct get with a reply of its choice", name)
+		assert.Contains(t, p.Subscribe.Deny, authz.SubjectAuditRead, "%s may not take the auditors' direct gets", name)
 	}
+	assert.NotContains(t, resp.Publish.Allow, authz.SubjectAuditRead)
+	assert.NotContains(t, resp.Subscribe.Allow, authz.SubjectAuditRead)
 	assert.Nil(t, c.Permissions(authz.User{Role: authz.RoleMetrics}), "metrics is an HTTP role only")
 }
 
@@ -201,9 +206,15 @@ func TestShippedConfigsLoad(t *testing.T) {
 		for _, a := range accounts {
 			names = append(names, a.Name)
 			if a.Name == "$G" { // an auditor's direct gets do not hold routes back for minutes
-				d, err := a.ServiceExportResponseThreshold("$JS.API.DIRECT.GET.LEDGER")
-				require.NoError(t, err, path)
-				assert.Equal(t, 10*time.Second, d, path)
+				for _, subj := range []string{authz.AuditReadSubject("LEDGER"), authz.AuditReadSubject("LEDGER") + ".>"} {
+					d, err := a.ServiceExportResponseThreshold(subj)
+					require.NoError(t, err, path)
+					assert.Equal(t, 10*time.Second, d, path)
+				}
+				// The JetStream API's direct gets are not exported: the auditors' reach the
+				// ledger, which bounds them.
+				_, err := a.ServiceExportResponseThreshold("$JS.API.DIRECT.GET.LEDGER")
+				assert.Error(t, err, path)
 			}
 		}
 		assert.ElementsMatch(t, []string{"$G", authz.AuditAccount}, names, path)

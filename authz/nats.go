@@ -68,7 +68,8 @@ func (c *Config) ClientInboxPrefixes() []string {
 // arrive), so no one reads another's replies or the ledger's own deliveries.
 //
 //   - ledger (the appender): publishes to the streams and the JetStream API, never to an inbox
-//     (it answers no requests: the responder does), subscribes to its own inbox only.
+//     (it answers no requests: the responder does), subscribes to its own inbox and to the
+//     auditors' direct gets (SubjectAuditRead), which it bounds before the JetStream API sees them.
 //   - service: publish ledger.cmd.> and ledger.query.>.
 //   - dashboard: publish ledger.query.>.
 //   - auditor: publish ledger.query.> (nothing else under ledger., not even a checkpoint
@@ -76,19 +77,23 @@ func (c *Config) ClientInboxPrefixes() []string {
 //     no consumers, so it cannot make the server deliver anywhere. No stream admin.
 //
 // Every role but the ledger is also explicitly denied ledger.events.>, ledger.fence.>, the rejection log,
-// the nodes' internal subjects (SubjectOwner and SubjectNode: publish and subscribe) and the stream
+// the nodes' internal subjects (SubjectOwner, SubjectNode and SubjectAuditRead: publish and
+// subscribe) and the stream
 // admin API, so a later widening of an allow list cannot reopen them.
 func (c *Config) Permissions(u User) *natsserver.Permissions {
 	inbox := &natsserver.SubjectPermission{Allow: []string{c.InboxPrefix(u) + ".>"}}
-	deny := []string{subjEvents, subjFences, subjRejections, SubjectOwner, SubjectNode, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
+	deny := []string{subjEvents, subjFences, subjRejections, SubjectOwner, SubjectNode, SubjectAuditRead, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
 		jsAPI + "STREAM.PURGE.>", jsAPI + "STREAM.MSG.DELETE.>", jsAPI + "CONSUMER.DELETE.>"}
 	if u.Role != RoleLedger {
-		inbox.Deny = []string{SubjectOwner, SubjectNode}
+		inbox.Deny = []string{SubjectOwner, SubjectNode, SubjectAuditRead}
 	}
 	switch u.Role {
 	case RoleLedger:
+		// It also takes the auditors' direct gets (SubjectAuditRead), which it bounds and passes
+		// on to the JetStream API.
+		inbox.Allow = append(inbox.Allow, SubjectAuditRead)
 		return &natsserver.Permissions{
-			Publish:   &natsserver.SubjectPermission{Allow: []string{">"}, Deny: c.inboxSpace()},
+			Publish:   &natsserver.SubjectPermission{Allow: []string{">"}, Deny: append(c.inboxSpace(), SubjectAuditRead)},
 			Subscribe: inbox,
 		}
 	case RoleService:
@@ -160,6 +165,20 @@ const SubjectNode = "ledger.node.>"
 // completeness, so its connection never uses _INBOX.).
 const ResponderInboxPrefix = InboxPrefixBase + ResponderUser
 
+// SubjectAuditRead is where the auditors' direct gets arrive in the ledger's account
+// (ledger.auditread.<stream>, and ledger.auditread.<stream>.<subject> for the last message on a
+// subject): their account's imports map $JS.API.DIRECT.GET.<stream>[.>] here (ServerAccounts),
+// and the ledger bounds each request (batch, max_bytes, reads at once) before it passes it on to
+// the JetStream API. NATS permissions cannot see a request's body, and nats-server queues a
+// direct get's whole range at once: a raw direct get let an auditor fill the node's memory. No
+// role but the ledger may publish or subscribe here (the auditors reach it only through their
+// imports).
+const SubjectAuditRead = "ledger.auditread.>"
+
+// AuditReadSubject is the subject, in the ledger's account, of the auditors' direct gets of
+// stream s (AuditReadSubject(s)+".<subject>" for the last message on a subject).
+func AuditReadSubject(s string) string { return "ledger.auditread." + s }
+
 // AuditorStreamAPI lists the JetStream API subjects that reading stream s needs, and no more:
 //
 //	STREAM.INFO.s               stream handle, head, configuration check
@@ -197,7 +216,10 @@ const ImportReplyPrefix = "_R_"
 // ServerAccounts are the embedded server's accounts: the global account ($G), where the ledger's
 // streams live, with JetStream on and exporting to AuditAccount exactly what an auditor may
 // request (queries and, for each auditor stream, AuditorStreamAPI), and AuditAccount importing
-// them. Direct gets answer with a batch of messages, so their exports stream responses.
+// them. An auditor's direct gets are not the JetStream API's: its account maps
+// $JS.API.DIRECT.GET.<stream>[.>] onto the ledger's AuditReadSubject(stream)[.>], where the
+// ledger bounds them and passes them on. Direct gets answer with a batch of messages, so their
+// exports stream responses.
 func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	type export struct {
 		Service  string `json:"service"`
@@ -212,10 +234,15 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	}
 	type imp struct {
 		Service importFrom `json:"service"`
+		// To is the subject the auditor publishes in its own account (the export's subject when
+		// empty).
+		To string `json:"to,omitempty"`
 	}
 	var exports []export
 	var imports []imp
-	add := func(subject, response string) {
+	// add exports subject from the ledger's account; the auditor requests it as to (subject
+	// when empty).
+	add := func(subject, to, response string) {
 		e := export{Service: subject, Response: response, Accounts: []string{AuditAccount}}
 		if response == "stream" {
 			// A stream of answers keeps its route back until the threshold, however fast the
@@ -224,21 +251,24 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 			e.Threshold = directGetAnswerWindow
 		}
 		exports = append(exports, e)
-		imports = append(imports, imp{Service: importFrom{Account: ledgerAccountDraft, Subject: subject}})
+		imports = append(imports, imp{Service: importFrom{Account: ledgerAccountDraft, Subject: subject}, To: to})
 	}
-	add(subjQueries, "")
+	add(subjQueries, "", "")
 	// An account without JetStream that imports no $JS.API.INFO gets the whole JetStream API
 	// from the system account, in its own name (where JetStream is off), shadowing the imports
 	// below. Importing it from the ledger's account prevents that; the auditor's permissions do
 	// not allow publishing it.
-	add(jsAPI+"INFO", "")
+	add(jsAPI+"INFO", "", "")
 	for _, s := range c.auditorStreams() {
 		for _, subj := range AuditorStreamAPI(s) {
-			resp := ""
-			if strings.HasPrefix(subj, jsAPI+"DIRECT.GET.") {
-				resp = "stream"
+			switch {
+			case subj == jsAPI+"DIRECT.GET."+s:
+				add(AuditReadSubject(s), subj, "stream")
+			case subj == jsAPI+"DIRECT.GET."+s+".>":
+				add(AuditReadSubject(s)+".>", subj, "stream")
+			default:
+				add(subj, "", "")
 			}
-			add(subj, resp)
 		}
 	}
 	var doc strings.Builder // JSON is a NATS configuration; no \u escapes of '>' for it

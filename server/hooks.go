@@ -24,6 +24,9 @@ type Hooks struct {
 	// validity on (partition.Config.Now): a test stops it to play a paused process whose clock
 	// did not move meanwhile.
 	LeaseClock func() time.Time
+	// InAuditRead runs in each auditor direct get's slot before the read is passed on
+	// (auditread.Config.InSlot): a test holds slots with it.
+	InAuditRead func()
 }
 
 // hookedStore runs Hooks.BeforeAppend before each append. It embeds the JetStream store itself,

@@ -62,6 +62,8 @@ type Config struct {
 	// queries, the dashboard's history and log) running at once; more wait a little, then are
 	// answered unavailable (0: projections.DefaultAccountReads).
 	MaxAccountReads int
+	// AuditReads bounds the auditors' direct gets this node serves (auditreads.go).
+	AuditReads AuditReadConfig
 	// MaxForwards bounds the commands this node passes to their partitions' owners at once;
 	// more are answered unavailable at once (0: commandservice.DefaultForwardLimit).
 	MaxForwards int
@@ -115,7 +117,10 @@ type Server struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	prod     production // issue 6: metrics, id claims (security.go)
-	dirLock  *dirLock   // one process per data directory (datadir.go)
+	// audit serves the auditors' direct gets, bounded, on auditNC (auditreads.go); nil without.
+	audit   *auditReads
+	auditNC *nats.Conn
+	dirLock *dirLock // one process per data directory (datadir.go)
 }
 
 // Start brings every part up and returns once the projections have caught up with the stream.
@@ -153,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if s.svcNC, err = s.dial("creditledger-service", true); err != nil { // the responder: responder.go
+		return nil, err
+	}
+	if err := s.startAuditReads(); err != nil { // the auditors' direct gets, bounded: auditreads.go
 		return nil, err
 	}
 	if s.store, err = s.openStore(ctx); err != nil { // retries while a cluster forms: cluster.go
@@ -400,6 +408,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		if s.cmds != nil && !s.cmds.AwaitForwards(ctx) {
 			s.cfg.Log.Warn().Int("commands", s.cmds.Forwarding()).Msg("stopping before the commands passed on to their owners were answered")
 		}
+		s.stopAuditReads()
 		if s.svcNC != nil {
 			s.svcNC.Close()
 		}

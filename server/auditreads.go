@@ -1,0 +1,99 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/creditledger/creditledger/auditread"
+	"github.com/creditledger/creditledger/authz"
+)
+
+// AuditReadConfig bounds the auditors' direct gets this node serves (auditread); zero values are
+// auditread's defaults: batches of at most 1,000 messages and 4 MiB, 16 reads at once.
+type AuditReadConfig struct {
+	MaxBatch int
+	MaxBytes int
+	Slots    int
+}
+
+// auditReads is the relay of the auditors' direct gets and the two connections it uses: the
+// ledger identity takes the requests and asks the JetStream API, the responder's identity (which
+// may publish only replies) answers the auditors.
+type auditReads struct {
+	relay *auditread.Relay
+	wire  *auditread.Wire
+}
+
+// startAuditReads serves the auditors' direct gets (authz.SubjectAuditRead) when this process
+// embeds the server with an access config, the only case in which the auditors' account maps
+// their direct gets to the ledger (authz.ServerAccounts). Towards --nats-url the operator's
+// server decides (docs/SECURITY.md).
+func (s *Server) startAuditReads() error {
+	if s.ns == nil || s.cfg.Auth == nil || s.prod.responder == nil {
+		return nil
+	}
+	u, err := url.Parse(s.ns.ClientURL())
+	if err != nil {
+		return fmt.Errorf("audit reads: %w", err)
+	}
+	tc, err := s.auditWireTLS()
+	if err != nil {
+		return err
+	}
+	wire, err := auditread.NewWire(func() (net.Conn, error) { return net.Dial("tcp", u.Host) }, tc,
+		"creditledger-auditread-answers", authz.ResponderUser, s.prod.responder.Password)
+	if err != nil {
+		return err
+	}
+	nc, err := s.dial("creditledger-auditread", false)
+	if err != nil {
+		return err
+	}
+	c := s.cfg.AuditReads
+	cfg := auditread.Config{
+		Streams: s.cfg.Auth.AuditorStreamNames(),
+		Limits:  auditread.Limits{MaxBatch: c.MaxBatch, MaxBytes: c.MaxBytes},
+		Slots:   c.Slots,
+		Log:     s.cfg.Log.With().Str("component", "auditread").Logger(),
+	}
+	if s.cfg.Hooks != nil {
+		cfg.InSlot = s.cfg.Hooks.InAuditRead
+	}
+	relay, err := auditread.Start(nc, wire, cfg)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	s.audit = &auditReads{relay: relay, wire: wire}
+	s.auditNC = nc
+	return nil
+}
+
+// auditWireTLS is the client TLS of the answering connection to the embedded server (nil
+// without TLS): the same pinned self-TLS as the process's other connections.
+func (s *Server) auditWireTLS() (*tls.Config, error) {
+	if !s.cfg.TLS.Enabled() {
+		return nil, nil
+	}
+	return selfTLS(s.cfg.TLS)
+}
+
+// stopAuditReads ends the relay (running reads finish) and its connections.
+func (s *Server) stopAuditReads() {
+	if s.audit == nil {
+		return
+	}
+	s.audit.relay.Stop()
+	s.audit.wire.Close()
+	s.auditNC.Close()
+}
+
+// AuditReadStats are the counts of the relay of the auditors' direct gets (zero without one).
+func (s *Server) AuditReadStats() auditread.Stats {
+	if s.audit == nil {
+		return auditread.Stats{}
+	}
+	return s.audit.relay.Stats()
+}
