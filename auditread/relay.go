@@ -61,8 +61,9 @@ const jsDirectGet = "$JS.API.DIRECT.GET."
 
 // Stats are a Relay's counts, for metrics and tests.
 type Stats struct {
-	// InFlight is the reads holding a slot now; Peak the most there ever were.
-	InFlight, Peak int64
+	// InFlight is the reads holding a slot now; Peak the most there ever were; Waiting the reads
+	// queued for a slot now.
+	InFlight, Peak, Waiting int64
 	// Served, Refused (malformed), Busy (no slot in time) and Dropped (no reply subject of an
 	// import, or a stream not served) count the requests so far.
 	Served, Refused, Busy, Dropped uint64
@@ -157,7 +158,7 @@ func (r *Relay) Stop() {
 
 // Stats are the counts so far.
 func (r *Relay) Stats() Stats {
-	return Stats{InFlight: r.inFlight.Load(), Peak: r.peak.Load(), Served: r.served.Load(),
+	return Stats{InFlight: r.inFlight.Load(), Peak: r.peak.Load(), Waiting: int64(len(r.queue)), Served: r.served.Load(),
 		Refused: r.refused.Load(), Busy: r.busy.Load(), Dropped: r.dropped.Load()}
 }
 

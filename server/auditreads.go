@@ -11,11 +11,13 @@ import (
 )
 
 // AuditReadConfig bounds the auditors' direct gets this node serves (auditread); zero values are
-// auditread's defaults: batches of at most 1,000 messages and 4 MiB, 16 reads at once.
+// auditread's defaults: batches of at most 1,000 messages and 4 MiB, 16 reads at once, 256
+// waiting.
 type AuditReadConfig struct {
 	MaxBatch int
 	MaxBytes int
 	Slots    int
+	Queue    int
 }
 
 // auditReads is the relay of the auditors' direct gets and the two connections it uses: the
@@ -56,6 +58,7 @@ func (s *Server) startAuditReads() error {
 		Streams: s.cfg.Auth.AuditorStreamNames(),
 		Limits:  auditread.Limits{MaxBatch: c.MaxBatch, MaxBytes: c.MaxBytes},
 		Slots:   c.Slots,
+		Queue:   c.Queue,
 		Log:     s.cfg.Log.With().Str("component", "auditread").Logger(),
 	}
 	if s.cfg.Hooks != nil {
