@@ -19,7 +19,8 @@ import (
 // batch of messages in stream order and an end-of-batch marker.
 const (
 	// directBatch is how many messages one direct get request asks for (the server also stops at
-	// its byte limit and sends the end-of-batch marker early).
+	// its byte limit and sends the end-of-batch marker early; the ledger caps an auditor's batch
+	// at 1,000 and 4 MiB: the reading goes on from the last message received).
 	directBatch = 1000
 	// directWait bounds the wait for each message of a batch.
 	directWait = 10 * time.Second
@@ -28,6 +29,10 @@ const (
 	directRetries   = 20
 	directRetryWait = 100 * time.Millisecond
 )
+
+// errDirectBusy is the ledger's answer when its slots for auditors' reads are all taken and
+// its queue is full: ask again later.
+var errDirectBusy = errors.New("direct get answered 429: the ledger's reads for auditors are busy")
 
 // directRequest is the body of a JetStream direct get ($JS.API.DIRECT.GET.<stream>).
 type directRequest struct {
@@ -51,22 +56,29 @@ func consumeRange(ctx context.Context, nc *nats.Conn, stream jetstream.Stream, s
 		return fmt.Errorf("read stream %s: %w", name, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	next, empty := first, 0
+	next, empty, busy := first, 0, 0
 	for next <= last {
 		req, _ := json.Marshal(directRequest{Seq: next, NextFor: subject, Batch: directBatch, UpToSeq: last})
 		if err := nc.PublishRequest("$JS.API.DIRECT.GET."+name, inbox, req); err != nil {
 			return fmt.Errorf("read stream %s: %w", name, err)
 		}
 		n, done, err := readBatch(ctx, sub, name, last, &next, fn, progress)
-		if err != nil || done {
+		switch {
+		case errors.Is(err, errDirectBusy):
+			// The ledger serves auditors' reads a few at a time (auditread): ask again a little
+			// later, a bounded number of times.
+			if busy++; busy > directRetries {
+				return err
+			}
+		case err != nil || done:
 			return err
-		}
-		if n > 0 {
-			empty = 0
+		case n > 0:
+			empty, busy = 0, 0
 			continue
-		}
-		if empty++; empty > directRetries {
-			return nil // nothing more on this subject up to last
+		default:
+			if empty++; empty > directRetries {
+				return nil // nothing more on this subject up to last
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -97,6 +109,8 @@ func readBatch(ctx context.Context, sub *nats.Subscription, name string, last ui
 			return n, false, nil
 		case "404": // nothing at or after the position (yet, on a lagging replica)
 			return n, false, nil
+		case "429": // the ledger's reads for auditors are all taken (auditread)
+			return n, false, fmt.Errorf("read stream %s: %w", name, errDirectBusy)
 		default:
 			return n, false, fmt.Errorf("read stream %s: direct get answered %s %s", name, status, msg.Header.Get("Description"))
 		}

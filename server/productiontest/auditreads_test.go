@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/authz"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/server"
@@ -104,6 +105,7 @@ func TestAuditorDirectGetIsBounded(t *testing.T) {
 		}
 		assert.Equal(t, int(total), read)
 		assert.Empty(t, ae.all())
+		auditReadsWhole(t, aud, total)
 	})
 	t.Run("bytes", func(t *testing.T) {
 		t.Parallel()
@@ -119,7 +121,20 @@ func TestAuditorDirectGetIsBounded(t *testing.T) {
 		// max_bytes 0 is the cap too, not the server's 64 MiB.
 		b := directBatch(t, aud, "$JS.API.DIRECT.GET."+jetstore.StreamName, `{"seq":1,"batch":1000}`)
 		assert.Equal(t, a.msgs, b.msgs)
+		auditReadsWhole(t, aud, total)
 	})
+}
+
+// auditReadsWhole: the audit tool's verification, as `creditledger audit verify` runs it, reads
+// the whole stream through batches the ledger cut short.
+func auditReadsWhole(t *testing.T, aud *nats.Conn, head uint64) {
+	t.Helper()
+	src, err := audit.NewSource(ctxT(t), aud)
+	require.NoError(t, err)
+	rep, err := audit.Verify(ctxT(t), src, audit.VerifyOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.OK, "%v", rep.Findings)
+	assert.Equal(t, head, rep.HeadPosition)
 }
 
 // TestAuditorReadsRunBoundedAtOnce: the node runs at most Slots auditor reads at once; the next
