@@ -58,6 +58,9 @@ type Sources struct {
 	ReadModels []string
 	// ParkedCount, when set, tells how many messages the projector has parked.
 	ParkedCount func() int
+	// AuditReads, when set, tells what the auditors' bounded direct-get relay has done
+	// (auditread.Relay): nil where the node runs none.
+	AuditReads func() AuditReads
 	// Build labels creditledger_build_info (the running binary's when zero).
 	Build buildinfo.Info
 	// Now is the wall clock for lag in seconds (time.Now when nil; stored times are wall times).
@@ -129,6 +132,9 @@ func New(src Sources) (*Metrics, error) {
 	cs = append(cs, buildInfo(src.Build))
 	if src.ParkedCount != nil {
 		cs = append(cs, parkedMessages(src.ParkedCount))
+	}
+	if src.AuditReads != nil {
+		cs = append(cs, auditReadCollectors(src.AuditReads)...)
 	}
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {

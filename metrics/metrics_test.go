@@ -156,3 +156,26 @@ func TestBuildInfoParkedAndQueryCodes(t *testing.T) {
 		assert.Equal(t, c.want, metrics.QueryCode(c.status, c.ledger), "%d %q", c.status, c.ledger)
 	}
 }
+
+// The auditors' relay is read at scrape time: its slots in use, its queue and its requests by
+// outcome; a node without a relay has none of these series.
+func TestAuditReadMetrics(t *testing.T) {
+	t.Parallel()
+	var a metrics.AuditReads
+	m, err := metrics.New(metrics.Sources{Writer: fakeWriter{}, Projector: fakeProjector(0),
+		AuditReads: func() metrics.AuditReads { return a }})
+	require.NoError(t, err)
+	a = metrics.AuditReads{InFlight: 3, Waiting: 5, Served: 40, Refused: 2, Busy: 7, Dropped: 1}
+	assert.Equal(t, 3.0, value(t, m, "creditledger_audit_reads_in_flight"))
+	assert.Equal(t, 5.0, value(t, m, "creditledger_audit_reads_waiting"))
+	for outcome, want := range map[string]float64{"served": 40, "refused": 2, "busy": 7, "dropped": 1} {
+		assert.Equal(t, want, value(t, m, "creditledger_audit_reads_total", "outcome", outcome), outcome)
+	}
+	none, err := metrics.New(metrics.Sources{Writer: fakeWriter{}, Projector: fakeProjector(0)})
+	require.NoError(t, err)
+	families, err := none.Registry().Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		assert.NotContains(t, f.GetName(), "audit_reads")
+	}
+}

@@ -182,11 +182,18 @@ func (s *Server) observability() *metrics.Metrics {
 	if s.prod.metrics != nil {
 		return s.prod.metrics
 	}
-	m, err := metrics.New(metrics.Sources{
+	src := metrics.Sources{
 		Writer: s.writer, Projector: s.proj, Stream: s.store,
 		ReadModels:  append(append([]string(nil), projections.AccountQueries...), projections.FleetQueries...),
 		ParkedCount: func() int { _, n := s.proj.ParkedMessages(); return n },
-	})
+	}
+	if s.audit != nil {
+		src.AuditReads = func() metrics.AuditReads {
+			a := s.AuditReadStats()
+			return metrics.AuditReads{InFlight: a.InFlight, Waiting: a.Waiting, Served: a.Served, Refused: a.Refused, Busy: a.Busy, Dropped: a.Dropped}
+		}
+	}
+	m, err := metrics.New(src)
 	if err != nil {
 		// Only a duplicate registration fails, and the registry is fresh: a programming error.
 		panic(err)

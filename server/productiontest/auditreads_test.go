@@ -2,9 +2,9 @@ package productiontest
 
 import (
 	"bufio"
-	"io"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -52,8 +52,8 @@ func auditReadLedger(t *testing.T, reads server.AuditReadConfig, hooks *server.H
 // received, data: what the server counts against max_bytes, near enough) and its final status.
 type batchAnswer struct {
 	msgs, bytes, largest int
-	status, desc        string
-	pending             uint64
+	status, desc         string
+	pending              uint64
 }
 
 // directBatch sends one direct get on nc and reads its answers up to the first status.
@@ -172,6 +172,8 @@ func TestAuditorReadsRunBoundedAtOnce(t *testing.T) {
 	assert.EqualValues(t, 2, st.Peak, "never more than the slots")
 	assert.EqualValues(t, 1, st.Busy)
 	assert.EqualValues(t, 5, st.Served)
+	metricValue(t, srv, `creditledger_audit_reads_total{outcome="busy"}`, 1) // what operators see
+	metricValue(t, srv, `creditledger_audit_reads_total{outcome="served"}`, 5)
 }
 
 // TestAuditorDirectGetAnswersAsJetStream: what the auditor receives through the ledger is what
