@@ -41,32 +41,122 @@ type RejectionLog struct {
 }
 
 // OpenRejections creates or binds the rejection stream, and gives it a duplicate window that
-// covers every send of one message (rejpublish.go).
+// covers every send of one message (rejpublish.go). LEDGER's metadata records when the log was
+// created (RejectionsCreatedMetadata): a log missing or created since is ErrRejectionsLost,
+// and is not created again, so the rejections it held are not forgotten without an operator's
+// word (AcceptLostRejections). A store whose LEDGER records nothing yet (a new store, or one an
+// older build made) gets the record now.
 func OpenRejections(ctx context.Context, s *Store, replicas int) (*RejectionLog, error) {
-	if replicas < 1 {
-		replicas = 1
+	info, err := s.stream.Info(ctx) // fresh: another node may have recorded the log meanwhile
+	if err != nil {
+		return nil, fmt.Errorf("stream %s info: %w", StreamName, err)
 	}
+	recorded, marked := info.Config.Metadata[RejectionsCreatedMetadata]
 	st, err := s.js.Stream(ctx, RejectionStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:               RejectionStream,
-			Description:        "creditledger: rejected commands, replayed to retries of the same command_id",
-			Subjects:           []string{RejectionSubjectPrefix + ">"},
-			Storage:            jetstream.FileStorage,
-			MaxAge:             RejectionRetention,
-			AllowAtomicPublish: true,
-			AllowDirect:        true,
-			Replicas:           replicas,
-			Duplicates:         duplicateWindow(s.timeout),
-		})
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) && marked:
+		// Wrapping the API's answer keeps it retried while a cluster forms (a stream another
+		// node created a moment ago can be unknown to the node asked next), then fatal.
+		return nil, fmt.Errorf("%w: stream %s (created %s by LEDGER's record) is gone: %w; %s",
+			ErrRejectionsLost, RejectionStream, recorded, err, rejectionsLostAdvice)
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		st, err = createRejections(ctx, s, replicas)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rejection stream: %w", err)
+	}
+	created := st.CachedInfo().Created
+	if marked && !sameCreated(recorded, created) {
+		return nil, fmt.Errorf("%w: stream %s was created %s, LEDGER records %s (it was deleted and created again); %s",
+			ErrRejectionsLost, RejectionStream, created.UTC().Format(time.RFC3339Nano), recorded, rejectionsLostAdvice)
+	}
+	if !marked {
+		if err := recordRejections(ctx, s, created); err != nil {
+			return nil, err
+		}
 	}
 	if st, err = ensureDuplicateWindow(ctx, s.js, st, s.timeout); err != nil {
 		return nil, err
 	}
 	return &RejectionLog{store: s, stream: st, publish: s.js.Publish}, nil
+}
+
+// RejectionsCreatedMetadata is the LEDGER stream metadata key recording when the rejection log
+// was created (the log stream's own creation time, RFC 3339, UTC).
+const RejectionsCreatedMetadata = "creditledger_rejections_created"
+
+// ErrRejectionsLost means the rejection log LEDGER records is missing, or was created again
+// since: the rejections it held (answers retries must get again) are gone. A ledger refuses to
+// start on it rather than decide those retries afresh.
+var ErrRejectionsLost = errors.New("the rejection log was lost")
+
+const rejectionsLostAdvice = "with every ledger process stopped, restore " + RejectionStream +
+	" from a backup, or accept that retries of the commands it rejected are decided again (`creditledger rejections accept-loss`)"
+
+// AcceptLostRejections is the operator's word that a lost rejection log stays lost: it creates
+// the log if it is missing and records the log there is now in LEDGER's metadata, so that the
+// ledger starts again (a retry of a command the lost log rejected is then decided afresh). It
+// returns whether LEDGER recorded another log before (false: nothing was lost). A log it
+// creates has LEDGER's replica count.
+func AcceptLostRejections(ctx context.Context, s *Store) (bool, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("stream %s info: %w", StreamName, err)
+	}
+	recorded, marked := info.Config.Metadata[RejectionsCreatedMetadata]
+	st, err := s.js.Stream(ctx, RejectionStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = createRejections(ctx, s, info.Config.Replicas)
+	}
+	if err != nil {
+		return false, fmt.Errorf("rejection stream: %w", err)
+	}
+	created := st.CachedInfo().Created
+	if marked && sameCreated(recorded, created) {
+		return false, nil
+	}
+	return marked, recordRejections(ctx, s, created)
+}
+
+// createRejections creates the rejection stream.
+func createRejections(ctx context.Context, s *Store, replicas int) (jetstream.Stream, error) {
+	return s.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:               RejectionStream,
+		Description:        "creditledger: rejected commands, replayed to retries of the same command_id",
+		Subjects:           []string{RejectionSubjectPrefix + ">"},
+		Storage:            jetstream.FileStorage,
+		MaxAge:             RejectionRetention,
+		AllowAtomicPublish: true,
+		AllowDirect:        true,
+		Replicas:           max(1, replicas),
+		Duplicates:         duplicateWindow(s.timeout),
+	})
+}
+
+// recordRejections records in LEDGER's metadata the creation time of the rejection log (a
+// one-time config update, like recordPartitions).
+func recordRejections(ctx context.Context, s *Store, created time.Time) error {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s info: %w", StreamName, err)
+	}
+	cfg := info.Config
+	md := map[string]string{}
+	for k, v := range cfg.Metadata {
+		md[k] = v
+	}
+	md[RejectionsCreatedMetadata] = created.UTC().Format(time.RFC3339Nano)
+	cfg.Metadata = md
+	if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("record the rejection log on stream %s: %w", StreamName, err)
+	}
+	return nil
+}
+
+// sameCreated compares a recorded creation time with a stream's.
+func sameCreated(recorded string, created time.Time) bool {
+	t, err := time.Parse(time.RFC3339Nano, recorded)
+	return err == nil && t.Equal(created)
 }
 
 // RejectionSubject is where the ledger writes a round's rejections, all in one message.

@@ -611,9 +611,9 @@ func TestStoreFaultConnectionCutUnderAppends(t *testing.T) {
 // answers "maximum messages exceeded"): a business rejection is answered unavailable, saying
 // why, and forgotten; an appended command is accepted; a rejection answered before is still
 // replayed; and once the log takes writes again, a retry is decided and its answer sticks. Then
-// the log is deleted: rejections are answered unavailable until a restart, which recreates it
-// empty, and the rejections it held are forgotten (docs/OPERATIONS.md, Known limitations: a retry
-// of one is decided afresh, here accepted).
+// the log is deleted: rejections are answered unavailable until a restart, which refuses to
+// start (jetstore.ErrRejectionsLost) rather than create it again, empty, until the operator
+// accepts the loss; a retry of a rejection the lost log held is then decided afresh.
 func TestRejectionLogRefusingWrites(t *testing.T) {
 	t.Parallel()
 	ns := newRestartableNATS(t)
@@ -661,6 +661,18 @@ func TestRejectionLogRefusingWrites(t *testing.T) {
 	assert.Equal(t, ledger.CodeInsufficientCredits, code(err), "replayed from memory: %v", err)
 
 	n.Shutdown(context.Background())
+	_, err = server.Start(ctxT(t), cfg)
+	require.ErrorIs(t, err, jetstore.ErrRejectionsLost, "a start does not create the lost log again, empty")
+	_, err = js.Stream(ctxT(t), jetstore.RejectionStream)
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
+
+	// The operator accepts the loss (`creditledger rejections accept-loss`); the retry of a
+	// rejection the deleted log held is then decided afresh, here accepted.
+	store, err := jetstore.Open(ctxT(t), nc, jetstore.Config{})
+	require.NoError(t, err)
+	lost, err := jetstore.AcceptLostRejections(ctxT(t), store)
+	require.NoError(t, err)
+	require.True(t, lost)
 	start(t, cfg)
 	waitServing(t, nc)
 	_, err = cl.PurchaseLicense(ctxT(t), purchase("more", acct, acct+"-L2", "100"))
@@ -668,7 +680,7 @@ func TestRejectionLogRefusingWrites(t *testing.T) {
 	_, err = cl.ActivateLicense(ctxT(t), activate("more-a", acct, acct+"-L2"))
 	require.NoError(t, err)
 	_, err = cl.AllocateCredits(ctxT(t), over("c1"))
-	assert.NoError(t, err, "the limitation as documented: a rejection the deleted log held is decided afresh")
+	assert.NoError(t, err, "after the operator accepted the loss, a rejection the deleted log held is decided afresh")
 }
 
 // ledgerGoroutines lists the stacks of live goroutines running ledger code (not this package's).

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/natsconn"
+)
+
+func rejectionsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rejections",
+		Short: "Maintain the rejection log (the LEDGER_REJECTIONS stream)",
+	}
+	cmd.AddCommand(rejectionsAcceptLossCmd())
+	return cmd
+}
+
+func rejectionsAcceptLossCmd() *cobra.Command {
+	var (
+		url  string
+		conn natsconn.Options
+	)
+	cmd := &cobra.Command{
+		Use:   "accept-loss",
+		Short: "Let the ledger start on a rejection log that was lost (every ledger process stopped)",
+		Long: "A ledger whose LEDGER_REJECTIONS stream was deleted, or deleted and created again,\n" +
+			"refuses to start (the rejection log was lost): a retry of a command the lost log\n" +
+			"rejected would be decided afresh, and could be accepted. Restore the stream from a\n" +
+			"backup if there is one. Otherwise, with every ledger process stopped, this records the\n" +
+			"log there is now (creating it, empty, when it is missing) in LEDGER's metadata, so the\n" +
+			"ledger starts and decides such retries again. See docs/OPERATIONS.md.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			conn.URL = url
+			nc, err := natsconn.Connect(conn, nats.Name("creditledger-rejections"))
+			if err != nil {
+				return &exitCodeError{exitError, err}
+			}
+			defer nc.Close()
+			st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+			if err != nil {
+				return &exitCodeError{exitError, err}
+			}
+			lost, err := jetstore.AcceptLostRejections(ctx, st)
+			if err != nil {
+				return &exitCodeError{exitError, err}
+			}
+			if !lost {
+				fmt.Fprintln(cmd.OutOrStdout(), "nothing was lost: LEDGER records the rejection log there is now")
+				return nil
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "the rejection log there is now is recorded: the ledger may start (retries of what the lost log rejected are decided again)")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "nats-url", defaultNATSURL(), "NATS URL of the ledger's JetStream ($NATS_URL, when set, is the default)")
+	conn.AddCredentialFlags(f)
+	conn.AddTLSFlags(f)
+	return cmd
+}
