@@ -65,19 +65,21 @@ var queryExamples = map[string]string{
 // groupExamples are the examples of the commands that only group others, and of those defined
 // without one (the audit subcommands), by command path; addExamples fills them in.
 var groupExamples = map[string]string{
-	"creditledger command":              "creditledger command allocate_credits --account acme --feature container_security --credits 250",
-	"creditledger query":                "creditledger query balance --account acme --min-position 3",
-	"creditledger audit":                "creditledger audit verify --nats-url nats://127.0.0.1:4222",
-	"creditledger reservations":         "creditledger reservations rebuild --nats-url nats://127.0.0.1:4222",
-	"creditledger reservations rebuild": "creditledger reservations rebuild --nats-url nats://127.0.0.1:4222 --nats-creds ledger.creds",
-	"creditledger audit replay":         "creditledger audit replay --account acme --since 2026-01-01T00:00:00Z --with-position",
-	"creditledger audit export":         "creditledger audit export --format csv --out events.csv\n  creditledger audit export --format jsonl --out - | gzip > events.jsonl.gz",
-	"creditledger audit verify":         "creditledger audit verify --trusted-checkpoint cp-41.json",
-	"creditledger audit balance":        "creditledger audit balance --account acme --at 2026-03-31T23:59:59Z",
-	"creditledger audit rebuild":        "creditledger audit rebuild --json",
-	"creditledger audit checkpoint":     "creditledger audit checkpoint --request --out cp.json",
-	"creditledger audit proof":          "creditledger audit proof --account acme --checkpoint 41 > proof.json\n  creditledger audit proof --verify proof.json",
-	"creditledger completion":           "creditledger completion bash > /etc/bash_completion.d/creditledger",
+	"creditledger command":                "creditledger command allocate_credits --account acme --feature container_security --credits 250",
+	"creditledger query":                  "creditledger query balance --account acme --min-position 3",
+	"creditledger audit":                  "creditledger audit verify --nats-url nats://127.0.0.1:4222",
+	"creditledger reservations":           "creditledger reservations rebuild --nats-url nats://127.0.0.1:4222",
+	"creditledger reservations rebuild":   "creditledger reservations rebuild --nats-url nats://127.0.0.1:4222 --nats-creds ledger.creds",
+	"creditledger rejections":             "creditledger rejections accept-loss --nats-url nats://127.0.0.1:4222",
+	"creditledger rejections accept-loss": "creditledger rejections accept-loss --nats-url nats://127.0.0.1:4222 --nats-creds ledger.creds",
+	"creditledger audit replay":           "creditledger audit replay --account acme --since 2026-01-01T00:00:00Z --with-position",
+	"creditledger audit export":           "creditledger audit export --format csv --out events.csv\n  creditledger audit export --format jsonl --out - | gzip > events.jsonl.gz",
+	"creditledger audit verify":           "creditledger audit verify --trusted-checkpoint cp-41.json",
+	"creditledger audit balance":          "creditledger audit balance --account acme --at 2026-03-31T23:59:59Z",
+	"creditledger audit rebuild":          "creditledger audit rebuild --json",
+	"creditledger audit checkpoint":       "creditledger audit checkpoint --request --out cp.json",
+	"creditledger audit proof":            "creditledger audit proof --account acme --checkpoint 41 > proof.json\n  creditledger audit proof --verify proof.json",
+	"creditledger completion":             "creditledger completion bash > /etc/bash_completion.d/creditledger",
 }
 
 // addExamples gives every command without an example the one in groupExamples.

@@ -145,39 +145,27 @@ type mixedAnswer struct {
 func startMixedLoad(t *testing.T, conns []*nats.Conn, accounts []string, workers int) *mixedLoad {
 	t.Helper()
 	l := &mixedLoad{answers: map[string]mixedAnswer{}, stop: make(chan struct{})}
-	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			cl, _ := commands.NewClient(conns[w%len(conns)], 3*time.Second)
-			for seq := 0; ; seq++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				acct := accounts[(w+seq)%len(accounts)]
-				amount := "1"
-				if seq%2 == 1 {
-					amount = "900000000"
-				}
-				cmd := allocate(fmt.Sprintf("mixed-w%d-%d", w, seq), acct, amount)
-				for attempt := 0; attempt < 40; attempt++ {
-					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-					a, err := cl.AllocateCredits(ctx, cmd)
-					cancel()
-					if c := code(err); err == nil || (c != "" && c != ledger.CodeUnavailable) {
-						l.mu.Lock()
-						l.answers[cmd.CommandID] = mixedAnswer{cmd: cmd, position: a.Position, code: c}
-						l.mu.Unlock()
-						l.total.Add(1)
-						break
-					}
-					time.Sleep(20 * time.Millisecond) // a client's retry pacing, not synchronisation
-				}
+	runWorkers(&l.wg, l.stop, conns, accounts, workers, func(cl *commands.Client, w, seq int, acct string) bool {
+		amount := "1"
+		if seq%2 == 1 {
+			amount = "900000000"
+		}
+		cmd := allocate(fmt.Sprintf("mixed-w%d-%d", w, seq), acct, amount)
+		for attempt := 0; attempt < 40; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			a, err := cl.AllocateCredits(ctx, cmd)
+			cancel()
+			if c := code(err); err == nil || (c != "" && c != ledger.CodeUnavailable) {
+				l.mu.Lock()
+				l.answers[cmd.CommandID] = mixedAnswer{cmd: cmd, position: a.Position, code: c}
+				l.mu.Unlock()
+				l.total.Add(1)
+				break
 			}
-		}()
-	}
+			time.Sleep(20 * time.Millisecond) // a client's retry pacing, not synchronisation
+		}
+		return true
+	})
 	return l
 }
 

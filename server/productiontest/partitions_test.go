@@ -297,35 +297,44 @@ type load struct {
 func startLoad(t *testing.T, conns []*nats.Conn, accounts []string, workers int) *load {
 	t.Helper()
 	l := &load{acked: map[string]ack{}, stop: make(chan struct{})}
+	runWorkers(&l.wg, l.stop, conns, accounts, workers, func(cl *commands.Client, w, seq int, acct string) bool {
+		id := fmt.Sprintf("load-w%d-%d", w, seq)
+		a, ok, err := sendUntilAcked(cl, allocate(id, acct, "1"), l.stop)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err != nil {
+			l.failed = append(l.failed, err)
+		} else if ok {
+			l.acked[id] = ack{account: acct, position: a.Position}
+			l.total.Add(1)
+		}
+		return err == nil
+	})
+	return l
+}
+
+// runWorkers starts workers goroutines, each with a client on one of conns (in turn), that call
+// body with the next sequence number and account (in turn) until stop closes or body returns
+// false; wg counts them.
+func runWorkers(wg *sync.WaitGroup, stop chan struct{}, conns []*nats.Conn, accounts []string, workers int,
+	body func(cl *commands.Client, w, seq int, acct string) bool) {
 	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer l.wg.Done()
+			defer wg.Done()
 			cl, _ := commands.NewClient(conns[w%len(conns)], 3*time.Second)
 			for seq := 0; ; seq++ {
 				select {
-				case <-l.stop:
+				case <-stop:
 					return
 				default:
 				}
-				acct := accounts[(w+seq)%len(accounts)]
-				id := fmt.Sprintf("load-w%d-%d", w, seq)
-				a, ok, err := sendUntilAcked(cl, allocate(id, acct, "1"), l.stop)
-				l.mu.Lock()
-				if err != nil {
-					l.failed = append(l.failed, err)
-				} else if ok {
-					l.acked[id] = ack{account: acct, position: a.Position}
-					l.total.Add(1)
-				}
-				l.mu.Unlock()
-				if err != nil {
+				if !body(cl, w, seq, accounts[(w+seq)%len(accounts)]) {
 					return
 				}
 			}
 		}()
 	}
-	return l
 }
 
 func (l *load) waitAcks(t *testing.T, n int64, what string) {
