@@ -160,6 +160,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if rep.RawAfter, err = MeasureRaw(ctx, conns[0], o.RawFor, o.Load.Clients); err != nil {
 		return nil, err
 	}
+	if !rep.Embedded { // the process's CPU is the load tool's alone: no figure of the server's
+		for _, b := range []*RawBaselines{&rep.RawBefore, &rep.RawAfter} {
+			b.BatchOfClientsCPUMicrosPerMsg, b.Batch1000CPUMicrosPerMsg = 0, 0
+		}
+	}
 	rep.Raw = meanRaw(rep.RawBefore, rep.RawAfter)
 
 	step("replay")
