@@ -78,7 +78,7 @@ func BenchmarkRebuildPipeline(b *testing.B) {
 			}
 			close(decoded)
 		}()
-		p.fold(ctx, decoded)
+		p.fold(ctx, decoded, nil)
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}

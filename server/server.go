@@ -157,6 +157,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.nc, err = s.dial("creditledger-store", false); err != nil {
 		return nil, err
 	}
+	// The projector follows the stream again at once after the store connection reconnects
+	// (projections.Projector.Run); one signal pending is enough.
+	reconnected := make(chan struct{}, 1)
+	s.nc.SetReconnectHandler(func(*nats.Conn) {
+		select {
+		case reconnected <- struct{}{}:
+		default:
+		}
+	})
 	if s.svcNC, err = s.dial("creditledger-service", true); err != nil { // the responder: responder.go
 		return nil, err
 	}
@@ -232,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("stream handle: %w", err)
 	}
 	s.goRun(func() {
-		if err := s.proj.Run(runCtx, stream); err != nil {
+		if err := s.proj.Run(runCtx, stream, reconnected); err != nil {
 			cfg.Log.Error().Err(err).Msg("projector stopped")
 		}
 	})
