@@ -382,13 +382,19 @@ func setupRetry(t *testing.T, send func() error) {
 
 func fundedAccounts(t *testing.T, cl *commands.Client, prefix string, n int) []string {
 	t.Helper()
+	return fundAccounts(t, cl, prefix, n, "1000000")
+}
+
+// fundAccounts gives n accounts an active license of credits each.
+func fundAccounts(t *testing.T, cl *commands.Client, prefix string, n int, credits string) []string {
+	t.Helper()
 	var out []string
 	for i := 0; i < n; i++ {
 		acct := fmt.Sprintf("%s-%02d", prefix, i)
 		// Set-up, not the subject of any test: retried with the same command_id as a client
 		// would (a partition still settling can hold a command past one request's deadline).
 		setupRetry(t, func() error {
-			_, err := cl.PurchaseLicense(ctxT(t), purchase(acct+"-p", acct, acct+"-L", "1000000"))
+			_, err := cl.PurchaseLicense(ctxT(t), purchase(acct+"-p", acct, acct+"-L", credits))
 			return err
 		})
 		setupRetry(t, func() error {

@@ -306,20 +306,23 @@ func (l *faultLoad) finish(t *testing.T, nc *nats.Conn, accounts []string) {
 // smallAccounts funds n accounts with 10 credits each (a few allocations use them up).
 func smallAccounts(t *testing.T, cl *commands.Client, prefix string, n int) []string {
 	t.Helper()
-	var out []string
-	for i := 0; i < n; i++ {
-		acct := fmt.Sprintf("%s-%02d", prefix, i)
-		setupRetry(t, func() error {
-			_, err := cl.PurchaseLicense(ctxT(t), purchase(acct+"-p", acct, acct+"-L", "10"))
-			return err
-		})
-		setupRetry(t, func() error {
-			_, err := cl.ActivateLicense(ctxT(t), activate(acct+"-a", acct, acct+"-L"))
-			return err
-		})
-		out = append(out, acct)
-	}
-	return out
+	return fundAccounts(t, cl, prefix, n, "10")
+}
+
+// faultNode starts the soaks' single node on url (ns's, or a proxy's to it) with its appends
+// and rejection writes behind the gates and a snapshot every 40 events, and a client connection
+// straight to ns that reconnects at once.
+func faultNode(t *testing.T, ns *restartableNATS, url string, appends, rejs *gate) (server.Config, *server.Server, *nats.Conn) {
+	t.Helper()
+	cfg := sharedNode(t, url, "a", &server.Hooks{BeforeAppend: appends.pass, BeforeRejections: rejs.pass})
+	cfg.SnapshotEvery = 40
+	n := start(t, cfg)
+	require.Eventually(t, func() bool { return len(n.Partitions()) == n.PartitionCount() }, waitFor, pollTick)
+	nc, err := nats.Connect(ns.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	waitServing(t, nc)
+	return cfg, n, nc
 }
 
 // single node on a nats-server that is stopped mid-load and started again on the same store.
@@ -389,14 +392,7 @@ func TestStoreFaultNATSRestartUnderAppends(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newRestartableNATS(t)
 			appends, rejs := &gate{}, &gate{}
-			cfg := sharedNode(t, ns.url(), "a", &server.Hooks{BeforeAppend: appends.pass, BeforeRejections: rejs.pass})
-			cfg.SnapshotEvery = 40
-			n := start(t, cfg)
-			require.Eventually(t, func() bool { return len(n.Partitions()) == n.PartitionCount() }, waitFor, pollTick)
-			nc, err := nats.Connect(ns.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-			require.NoError(t, err)
-			t.Cleanup(nc.Close)
-			waitServing(t, nc)
+			cfg, n, nc := faultNode(t, ns, ns.url(), appends, rejs)
 			accounts := smallAccounts(t, client(t, nc), "ra", 6)
 			l := startFaultLoad(t, ns.url(), accounts, 8, time.Second)
 			l.wait(t, 100, "load before the stop")
@@ -563,14 +559,7 @@ func TestStoreFaultConnectionCutUnderAppends(t *testing.T) {
 			ns := newRestartableNATS(t)
 			proxy := newFaultProxy(t, fmt.Sprintf("127.0.0.1:%d", ns.opts.Port))
 			appends, rejs := &gate{}, &gate{}
-			cfg := sharedNode(t, proxy.url(), "a", &server.Hooks{BeforeAppend: appends.pass, BeforeRejections: rejs.pass})
-			cfg.SnapshotEvery = 40
-			n := start(t, cfg)
-			require.Eventually(t, func() bool { return len(n.Partitions()) == n.PartitionCount() }, waitFor, pollTick)
-			nc, err := nats.Connect(ns.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-			require.NoError(t, err)
-			t.Cleanup(nc.Close)
-			waitServing(t, nc)
+			_, n, nc := faultNode(t, ns, proxy.url(), appends, rejs)
 			accounts := smallAccounts(t, client(t, nc), "rc", 6)
 			l := startFaultLoad(t, ns.url(), accounts, 8, 8*time.Second)
 			l.wait(t, 100, "load before the fault")
