@@ -59,6 +59,10 @@ const queueGroup = "creditledger-auditread"
 // jsDirectGet is the JetStream API subject the reads are passed on to.
 const jsDirectGet = "$JS.API.DIRECT.GET."
 
+// maxControlLine is nats-server's default max_control_line, the longest protocol line it takes
+// from a client (the embedded server keeps the default): a longer one closes the connection.
+const maxControlLine = 4096
+
 // Stats are a Relay's counts, for metrics and tests.
 type Stats struct {
 	// InFlight is the reads holding a slot now; Peak the most there ever were; Waiting the reads
@@ -75,6 +79,8 @@ type Relay struct {
 	nc      *nats.Conn
 	out     Publisher
 	streams map[string]bool
+	// maxRest is the longest "<stream>[.<subject>]" passed on: one line within maxControlLine.
+	maxRest int
 	sub     *nats.Subscription
 	queue   chan job
 	stop    chan struct{}
@@ -114,6 +120,9 @@ func Start(nc *nats.Conn, out Publisher, cfg Config) (*Relay, error) {
 		cfg.AnswerWindow = DefaultAnswerWindow
 	}
 	r := &Relay{cfg: cfg, nc: nc, out: out, streams: map[string]bool{}, queue: make(chan job, cfg.Queue), stop: make(chan struct{})}
+	// "HPUB <target> <inbox> <header length> <total length>": the lengths take 8 digits each at
+	// most (max_payload is at most 64 MiB), the spaces 4.
+	r.maxRest = maxControlLine - len(jsDirectGet) - len(nc.NewInbox()) - 2*8 - 4
 	for _, s := range cfg.Streams {
 		r.streams[s] = true
 	}
@@ -175,6 +184,13 @@ func (r *Relay) take(m *nats.Msg) {
 	stream, subject, bySubject := strings.Cut(rest, ".")
 	if !r.streams[stream] || (bySubject && subject == "") {
 		r.dropped.Add(1)
+		return
+	}
+	if len(rest) > r.maxRest {
+		// Passed on with the relay's longer inbox as its reply, the request's line would pass
+		// the server's max_control_line, and the server would cut the relay's connection (every
+		// auditor's reads with it) for one auditor's request.
+		r.answer(m.Reply, statusBad, &r.refused)
 		return
 	}
 	req, refused := r.cfg.Limits.bound(m.Data, bySubject)

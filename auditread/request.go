@@ -97,6 +97,11 @@ func (l Limits) bound(body []byte, bySubject bool) (bounded, *status) {
 		return bounded{}, &statusBad
 	}
 	req.Batch = min(req.Batch, l.MaxBatch)
+	if len(req.MultiLastFor) > 0 && req.Batch == 0 {
+		// Without a batch JetStream answers multi_last with up to 1,024 messages, past the cap
+		// (and past what the relay copies: the auditor then never saw the end-of-batch marker).
+		req.Batch = l.MaxBatch
+	}
 	if req.MaxBytes == 0 || req.MaxBytes > l.MaxBytes {
 		req.MaxBytes = l.MaxBytes
 	}

@@ -320,3 +320,31 @@ func (r *rawConn) request(t *testing.T, subject, body string, batch bool) []stri
 		}
 	}
 }
+
+// TestAuditorDirectGetLimits: the forms of a direct get whose answer or request the server does
+// not bound itself. multi_last without a batch is answered with up to 1,024 messages, past the
+// ledger's batch cap (and past what the relay copied: the auditor never saw the end-of-batch
+// marker); the last message on a subject as long as the auditor's protocol line allows became,
+// with the relay's longer reply subject, a line past the server's max_control_line, and the
+// server cut the relay's connection: every auditor's reads failed for one auditor's request.
+func TestAuditorDirectGetLimits(t *testing.T) {
+	t.Parallel()
+	srv, _ := auditReadLedger(t, server.AuditReadConfig{MaxBatch: 3}, nil, 8)
+	direct := "$JS.API.DIRECT.GET." + jetstore.StreamName
+	aud, ae := as(t, srv.ClientURL(), asAuditor())
+	a := directBatch(t, aud, direct, `{"multi_last":["ledger.events.>"]}`)
+	assert.Equal(t, "204", a.status, "end of batch")
+	assert.Equal(t, 3, a.msgs, "the batch cap, not the 1,024 multi_last allows")
+	assert.Positive(t, a.pending)
+
+	raw := rawAuditor(t, srv.ClientURL())
+	reply := fmt.Sprintf(" _INBOX_auditor.raw.%d 0", raw.n+1)
+	long := direct + "." + strings.Repeat("a", 4096-len(direct)-1-len(reply)) // the longest line the server takes
+	got := raw.request(t, long, "", false)
+	require.Len(t, got, 1)
+	assert.True(t, strings.HasPrefix(got[0], "NATS/1.0 408 Bad Request\r\n"), "%q", got[0])
+	// The relay's connection is still there: the next read is served at once.
+	_, err := aud.Request(direct, []byte(`{"seq":1}`), waitFor)
+	require.NoError(t, err)
+	assert.Empty(t, ae.all())
+}
