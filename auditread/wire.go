@@ -31,6 +31,9 @@ type Wire struct {
 	conn net.Conn
 	w    *bufio.Writer
 	err  error // the connection's last -ERR or read error (then conn is nil)
+	// closed: Close was called; nothing connects again (a request the relay was still taking
+	// when it stopped would otherwise dial a connection no one closes).
+	closed bool
 }
 
 // wireTimeout bounds the connect handshake and each flush.
@@ -96,11 +99,15 @@ func (p *Wire) Flush() error {
 func (p *Wire) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	if p.conn != nil {
 		_ = p.conn.Close()
-		p.conn, p.err = nil, errors.New("auditread: wire closed")
 	}
+	p.conn, p.err = nil, errWireClosed
 }
+
+// errWireClosed answers a Publish after Close.
+var errWireClosed = errors.New("auditread: wire closed")
 
 // failed drops the connection after a write error (the next Publish connects again). Lock held.
 func (p *Wire) failed(err error) error {
@@ -115,6 +122,9 @@ func (p *Wire) failed(err error) error {
 func (p *Wire) ensure() error {
 	if p.conn != nil {
 		return nil
+	}
+	if p.closed {
+		return errWireClosed
 	}
 	c, br, err := p.handshake()
 	if err != nil {
