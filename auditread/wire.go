@@ -59,6 +59,11 @@ func NewWire(dial func() (net.Conn, error), tc *tls.Config, name, user, password
 // Publish queues a message for subject: hdr is a whole header block ("NATS/1.0 ...\r\n...\r\n\r\n")
 // or nil. Flush sends what is queued.
 func (p *Wire) Publish(subject string, hdr, data []byte) error {
+	if !literalSubject(subject) {
+		// Written into the protocol line as it is: a space or a line break in it would end
+		// the line and let the rest be read as commands of the answering identity.
+		return fmt.Errorf("auditread: wire: not a subject to publish to: %.60q", subject)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.ensure(); err != nil {
@@ -246,4 +251,18 @@ func wireHeader(h nats.Header) []byte {
 	}
 	b.WriteString("\r\n")
 	return b.Bytes()
+}
+
+// literalSubject reports whether s is a subject a message can be published to: tokens of
+// printable characters without spaces or wildcards, separated by single dots.
+func literalSubject(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f || c == '*' || c == '>' {
+			return false
+		}
+	}
+	return true
 }
