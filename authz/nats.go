@@ -208,6 +208,14 @@ func AuditorStreamAPI(s string) []string {
 // imported request to one of its own (_R_.) in the ledger's account.
 const AuditAccount = "CREDITLEDGER_AUDIT"
 
+// AuditorMaxConnections bounds the connections of AuditAccount, all auditors together. The
+// server keeps the answers a connection has not read yet, up to its max_pending (64 MiB by
+// default) until the write deadline closes it: auditors whose tools do not read could otherwise
+// make it hold that much per connection, with no bound on connections (review12 measured
+// 170 MiB held 10 s by five such). At most 16 x 64 MiB so; a connection over the bound is refused
+// ("maximum account active connections exceeded").
+const AuditorMaxConnections = 16
+
 // ImportReplyPrefix starts the reply subject the server gives a request that came through a
 // service import (an auditor's query, in the ledger's account): the responder answers on it, and
 // the server routes the answer back to the auditor's inbox in the auditor's account.
@@ -276,7 +284,7 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(map[string]any{"accounts": map[string]any{
 		ledgerAccountDraft: map[string]any{"jetstream": "enabled", "exports": exports},
-		AuditAccount:       map[string]any{"imports": imports},
+		AuditAccount:       map[string]any{"imports": imports, "limits": map[string]any{"max_connections": AuditorMaxConnections}},
 	}}); err != nil {
 		return nil, err
 	}

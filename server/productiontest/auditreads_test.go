@@ -348,3 +348,26 @@ func TestAuditorDirectGetLimits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, ae.all())
 }
+
+// The auditors' account takes at most authz.AuditorMaxConnections connections, all auditors
+// together: one more is refused, so auditors that never read their answers cannot make the
+// server hold a connection's pending answers times any number of connections.
+func TestAuditorConnectionsAreBounded(t *testing.T) {
+	t.Parallel()
+	srv, _ := auditReadLedger(t, server.AuditReadConfig{}, nil, 0)
+	opts, err := asAuditor().NATSOptions()
+	require.NoError(t, err)
+	for i := 0; i < authz.AuditorMaxConnections; i++ {
+		nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.NoReconnect())...)
+		require.NoError(t, err, "auditor connection %d", i+1)
+		t.Cleanup(nc.Close)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.NoReconnect())...)
+	if err == nil {
+		// The server may take the connection and close it at once: it must not stay open.
+		defer nc.Close()
+		require.Eventually(t, func() bool { return nc.IsClosed() }, waitFor, pollTick, "one auditor connection over the bound stays open")
+		return
+	}
+	assert.Contains(t, err.Error(), "maximum account active connections exceeded")
+}
