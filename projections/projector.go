@@ -278,9 +278,9 @@ func (p *Projector) follow(ctx context.Context, stream jetstream.Stream, subject
 	if start := p.Position() + 1; start > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
+	cons, err := p.orderedConsumer(ctx, stream, cfg, again)
 	if err != nil {
-		return false, fmt.Errorf("projector consumer: %w", err)
+		return false, err
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -331,6 +331,39 @@ func (p *Projector) follow(ctx context.Context, stream jetstream.Stream, subject
 	}()
 	return true, nil
 }
+
+// orderedConsumer makes the consumer follow reads through, asking again until it is made or
+// ctx ends. Making it is a JetStream API request: right after a reconnect (the moment Run follows
+// again) the store can be unable to answer for a while (a nats-server still starting, a stream
+// electing its leader), and a refusal then must not stop the projector for good: the read
+// models would stay where they are for the rest of the process. A reconnect signalled meanwhile
+// asks again at once.
+func (p *Projector) orderedConsumer(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, again <-chan struct{}) (jetstream.Consumer, error) {
+	pause := consumerRetryFirst
+	for {
+		cons, err := stream.OrderedConsumer(ctx, cfg)
+		if err == nil {
+			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("projector consumer: %w", err)
+		}
+		p.log.Warn().Err(err).Uint64("position", p.Position()).Dur("retry_in", pause).Msg("projector cannot follow the stream yet; asking again")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("projector consumer: %w", ctx.Err())
+		case <-again:
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, consumerRetryMax)
+	}
+}
+
+// The pauses between requests for the projector's consumer while the store cannot make it.
+const (
+	consumerRetryFirst = 100 * time.Millisecond
+	consumerRetryMax   = 2 * time.Second
+)
 
 // fold applies decoded messages until ctx ends or decoded is closed (false), or again is
 // signalled (true).
