@@ -480,3 +480,35 @@ func (a subscriptionClaims) ClaimSubscription(ctx context.Context, id string, c 
 	}
 	return rev, err
 }
+
+// lostLogGrace is how long a start waits for a rejection log that LEDGER records but the
+// cluster does not show: a log another node created a moment ago can be unknown to the node asked
+// next, one deleted stays missing.
+const lostLogGrace = 30 * time.Second
+
+// lostLog ends the retries of a rejection log that stays lost. jetstore.ErrRejectionsLost for a
+// missing log wraps the API's "stream not found", which retryJS takes for a cluster still
+// forming; retried for ever, a node whose log was deleted waited without end instead of refusing
+// to start (review13).
+type lostLog struct {
+	grace time.Duration
+	now   func() time.Time
+	since time.Time // when the log was first found missing; zero while it was not
+}
+
+// check passes err on, except a lost log past the grace: that is returned without the API error,
+// so that retryJS gives up.
+func (l *lostLog) check(err error) error {
+	if !errors.Is(err, jetstore.ErrRejectionsLost) {
+		l.since = time.Time{}
+		return err
+	}
+	if l.since.IsZero() {
+		l.since = l.now()
+	}
+	if l.now().Sub(l.since) < l.grace {
+		return err
+	}
+	rest := strings.TrimPrefix(err.Error(), jetstore.ErrRejectionsLost.Error())
+	return fmt.Errorf("%w%s (still missing after %s)", jetstore.ErrRejectionsLost, rest, l.grace)
+}

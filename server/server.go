@@ -185,13 +185,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	rules := ledger.NewRules(ledger.DefaultCatalogue())
 	cfg.Payg.apply(&rules) // hook: server/payg.go (issue 5)
 	var rejLog *jetstore.RejectionLog
-	// Retried while a cluster forms, like the other streams (retryJS, cluster.go).
+	// Retried while a cluster forms, like the other streams (retryJS, cluster.go); a log that
+	// stays lost past lostLogGrace ends the start (lostLog).
+	lost := lostLog{grace: lostLogGrace, now: time.Now}
 	if err := s.retryJS(ctx, "the rejection stream", func(ctx context.Context) (err error) {
 		if rejLog, err = jetstore.OpenRejections(ctx, s.store, cfg.Replicas); err != nil {
-			return err
+			return lost.check(err)
 		}
 		return rejLog.Visible(ctx) // the writer reads it next
-
 	}); err != nil {
 		return nil, err
 	}

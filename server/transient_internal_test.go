@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // TestTransientJS: the errors a forming cluster answers with are retried at start-up, others are
@@ -53,4 +55,27 @@ func TestFirstLoadAttemptOutlastsTheOpenTimeout(t *testing.T) {
 	assert.Greater(t, first, 10*clusterOpenTimeout, "the first load is not cut at the set-up bound")
 	setup := bound(clusterOpenTimeout, s.retryJS)
 	assert.LessOrEqual(t, setup, clusterOpenTimeout)
+}
+
+// TestLostLogEndsTheRetries: a rejection log LEDGER records but the cluster does not show is
+// retried as a cluster still forming (another node may have just created it), and no longer once
+// it has been missing for the grace: the start then refuses, saying why. Before, a node whose
+// log was deleted retried for ever (review13). A log found again starts the count afresh.
+func TestLostLogEndsTheRetries(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	l := lostLog{grace: 30 * time.Second, now: func() time.Time { return now }}
+	missing := fmt.Errorf("%w: stream LEDGER_REJECTIONS is gone: %w", jetstore.ErrRejectionsLost, jetstream.ErrStreamNotFound)
+
+	assert.True(t, transientJS(l.check(missing)), "a cluster still forming")
+	now = now.Add(29 * time.Second)
+	assert.True(t, transientJS(l.check(missing)))
+	other := errors.New("stream info: timeout")
+	assert.Equal(t, other, l.check(other), "other errors pass as they are")
+	assert.True(t, transientJS(l.check(missing)), "found again meanwhile: the grace starts afresh")
+	now = now.Add(30 * time.Second)
+	err := l.check(missing)
+	assert.False(t, transientJS(err), "missing past the grace: %v", err)
+	assert.ErrorIs(t, err, jetstore.ErrRejectionsLost)
+	assert.Contains(t, err.Error(), "is gone")
+	assert.Contains(t, err.Error(), "still missing after 30s")
 }

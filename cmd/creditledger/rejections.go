@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/creditledger/creditledger/ledger/jetstore"
@@ -46,6 +47,15 @@ func rejectionsAcceptLossCmd() *cobra.Command {
 				return &exitCodeError{exitError, err}
 			}
 			defer nc.Close()
+			// Only a deployment that holds a ledger: Open would create an empty LEDGER (and the
+			// log) where --nats-url names the wrong server or account.
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return &exitCodeError{exitError, err}
+			}
+			if _, err := js.Stream(ctx, jetstore.StreamName); err != nil {
+				return &exitCodeError{exitError, fmt.Errorf("no ledger here (stream %s: %w): is --nats-url the ledger's?", jetstore.StreamName, err)}
+			}
 			st, err := jetstore.Open(ctx, nc, jetstore.Config{})
 			if err != nil {
 				return &exitCodeError{exitError, err}

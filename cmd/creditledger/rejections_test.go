@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"testing"
+	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -36,4 +38,30 @@ func TestRejectionsAcceptLoss(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "nothing was lost")
 	l.Restart(t) // on the log recorded now (a start on the deleted one is refused: jetstore tests)
+}
+
+// Pointed at a nats-server that holds no ledger, `rejections accept-loss` creates nothing and
+// says so (jetstore.Open would have made an empty LEDGER and rejection log there; review13).
+func TestRejectionsAcceptLossNeedsALedger(t *testing.T) {
+	t.Parallel()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	ns.Start()
+	require.True(t, ns.ReadyForConnections(10*time.Second))
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	code, _, errOut := cli(t, "rejections", "accept-loss", "--nats-url", ns.ClientURL())
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errOut, "no ledger here")
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	names := js.StreamNames(context.Background())
+	var got []string
+	for n := range names.Name() {
+		got = append(got, n)
+	}
+	assert.Empty(t, got, "no stream was created")
 }
