@@ -171,8 +171,7 @@ func startMixedLoad(t *testing.T, conns []*nats.Conn, accounts []string, workers
 
 func (l *mixedLoad) wait(t *testing.T, n int64, what string) {
 	t.Helper()
-	target := l.total.Load() + n
-	require.Eventually(t, func() bool { return l.total.Load() >= target }, 60*time.Second, pollTick, what)
+	waitMore(t, &l.total, n, what)
 }
 
 // finish stops the load and retries every command answered: each gets its first answer.

@@ -339,8 +339,14 @@ func runWorkers(wg *sync.WaitGroup, stop chan struct{}, conns []*nats.Conn, acco
 
 func (l *load) waitAcks(t *testing.T, n int64, what string) {
 	t.Helper()
-	target := l.total.Load() + n
-	require.Eventually(t, func() bool { return l.total.Load() >= target }, 60*time.Second, pollTick, what)
+	waitMore(t, &l.total, n, what)
+}
+
+// waitMore waits until count has grown by n (a load's answers).
+func waitMore(t *testing.T, count *atomic.Int64, n int64, what string) {
+	t.Helper()
+	target := count.Load() + n
+	require.Eventually(t, func() bool { return count.Load() >= target }, 60*time.Second, pollTick, what)
 }
 
 // finish stops the load and checks: no command rejected, every acknowledged command in the

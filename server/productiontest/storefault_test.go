@@ -209,8 +209,7 @@ func (l *faultLoad) note(id string, o faultOutcome) {
 
 func (l *faultLoad) wait(t *testing.T, n int64, what string) {
 	t.Helper()
-	target := l.answered.Load() + n
-	require.Eventually(t, func() bool { return l.answered.Load() >= target }, 60*time.Second, pollTick, what)
+	waitMore(t, &l.answered, n, what)
 }
 
 // finish stops the load, retries every command it sent (answered or not) until it has a definite
