@@ -1,17 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/creditledger/creditledger/ledger/jetstore"
-	"github.com/creditledger/creditledger/natsconn"
 )
 
 func rejectionsCmd() *cobra.Command {
@@ -24,10 +21,7 @@ func rejectionsCmd() *cobra.Command {
 }
 
 func rejectionsAcceptLossCmd() *cobra.Command {
-	var (
-		url  string
-		conn natsconn.Options
-	)
+	var tool storeTool
 	cmd := &cobra.Command{
 		Use:   "accept-loss",
 		Short: "Let the ledger start on a rejection log that was lost (every ledger process stopped)",
@@ -39,42 +33,33 @@ func rejectionsAcceptLossCmd() *cobra.Command {
 			"ledger starts and decides such retries again. See docs/OPERATIONS.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			conn.URL = url
-			nc, err := natsconn.Connect(conn, nats.Name("creditledger-rejections"))
-			if err != nil {
-				return &exitCodeError{exitError, err}
-			}
-			defer nc.Close()
-			// Only a deployment that holds a ledger: Open would create an empty LEDGER (and the
-			// log) where --nats-url names the wrong server or account.
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return &exitCodeError{exitError, err}
-			}
-			if _, err := js.Stream(ctx, jetstore.StreamName); err != nil {
-				return &exitCodeError{exitError, fmt.Errorf("no ledger here (stream %s: %w): is --nats-url the ledger's?", jetstore.StreamName, err)}
-			}
-			st, err := jetstore.Open(ctx, nc, jetstore.Config{})
-			if err != nil {
-				return &exitCodeError{exitError, err}
-			}
-			lost, err := jetstore.AcceptLostRejections(ctx, st)
-			if err != nil {
-				return &exitCodeError{exitError, err}
-			}
-			if !lost {
-				fmt.Fprintln(cmd.OutOrStdout(), "nothing was lost: LEDGER records the rejection log there is now")
+			return tool.run(cmd, "creditledger-rejections", func(ctx context.Context, nc *nats.Conn) error {
+				// Only a deployment that holds a ledger: Open would create an empty LEDGER (and
+				// the log) where --nats-url names the wrong server or account.
+				js, err := jetstream.New(nc)
+				if err != nil {
+					return err
+				}
+				if _, err := js.Stream(ctx, jetstore.StreamName); err != nil {
+					return fmt.Errorf("no ledger here (stream %s: %w): is --nats-url the ledger's?", jetstore.StreamName, err)
+				}
+				st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+				if err != nil {
+					return err
+				}
+				lost, err := jetstore.AcceptLostRejections(ctx, st)
+				if err != nil {
+					return err
+				}
+				if !lost {
+					fmt.Fprintln(cmd.OutOrStdout(), "nothing was lost: LEDGER records the rejection log there is now")
+					return nil
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "the rejection log there is now is recorded: the ledger may start (retries of what the lost log rejected are decided again)")
 				return nil
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "the rejection log there is now is recorded: the ledger may start (retries of what the lost log rejected are decided again)")
-			return nil
+			})
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&url, "nats-url", defaultNATSURL(), "NATS URL of the ledger's JetStream ($NATS_URL, when set, is the default)")
-	conn.AddCredentialFlags(f)
-	conn.AddTLSFlags(f)
+	tool.addFlags(cmd)
 	return cmd
 }

@@ -1,16 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/creditledger/creditledger/natsconn"
 	"github.com/creditledger/creditledger/server"
 )
 
@@ -24,10 +21,7 @@ func reservationsCmd() *cobra.Command {
 }
 
 func reservationsRebuildCmd() *cobra.Command {
-	var (
-		url  string
-		conn natsconn.Options
-	)
+	var tool storeTool
 	cmd := &cobra.Command{
 		Use:   "rebuild",
 		Short: "Rebuild lost id reservations from the LEDGER stream (every ledger process stopped)",
@@ -38,34 +32,25 @@ func reservationsRebuildCmd() *cobra.Command {
 			"ledger starts again. It refuses a bucket that was not lost. See docs/OPERATIONS.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			conn.URL = url
-			nc, err := natsconn.Connect(conn, nats.Name("creditledger-reservations"))
-			if err != nil {
-				return &exitCodeError{exitError, err}
-			}
-			defer nc.Close()
-			got, err := server.RebuildReservations(ctx, nc, time.Now())
-			if err != nil {
-				return &exitCodeError{exitError, err}
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "read LEDGER up to position %d\nids reserved: %d\nsubscription claims written: %d (found in place: %d)\n",
-				got.Head, got.IDs, got.Subscriptions, got.Kept)
-			if got.Undecodable > 0 {
-				fmt.Fprintf(out, "events that could not be read (their ids not reserved): %d\n", got.Undecodable)
-			}
-			for _, c := range got.Clashes {
-				fmt.Fprintf(out, "left as it is: %s\n", c)
-			}
-			fmt.Fprintln(out, "bucket marked: the ledger may start")
-			return nil
+			return tool.run(cmd, "creditledger-reservations", func(ctx context.Context, nc *nats.Conn) error {
+				got, err := server.RebuildReservations(ctx, nc, time.Now())
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "read LEDGER up to position %d\nids reserved: %d\nsubscription claims written: %d (found in place: %d)\n",
+					got.Head, got.IDs, got.Subscriptions, got.Kept)
+				if got.Undecodable > 0 {
+					fmt.Fprintf(out, "events that could not be read (their ids not reserved): %d\n", got.Undecodable)
+				}
+				for _, c := range got.Clashes {
+					fmt.Fprintf(out, "left as it is: %s\n", c)
+				}
+				fmt.Fprintln(out, "bucket marked: the ledger may start")
+				return nil
+			})
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&url, "nats-url", defaultNATSURL(), "NATS URL of the ledger's JetStream ($NATS_URL, when set, is the default)")
-	conn.AddCredentialFlags(f)
-	conn.AddTLSFlags(f)
+	tool.addFlags(cmd)
 	return cmd
 }
