@@ -246,7 +246,8 @@ func isSelf(route, listen, serverName string) bool {
 
 // openShared prepares what every node shares with the others (a single node is a cluster of
 // one): the id reservations bucket (so no two accounts ever hold one license id, whichever
-// nodes write them), the lease bucket, the checkpoint stream, and a warning when the LEDGER
+// nodes write them), the command ids bucket (so no command_id is decided for two accounts of
+// partitions that two nodes write), the lease bucket, the checkpoint stream, and a warning when the LEDGER
 // stream has fewer replicas than this cluster calls for.
 func (s *Server) openShared(ctx context.Context) error {
 	js := s.store.JetStream()
@@ -268,6 +269,15 @@ func (s *Server) openShared(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.retryJS(ctx, "the command ids", func(ctx context.Context) error {
+		commands, err := jetstore.OpenCommandClaims(ctx, js, s.cfg.Replicas)
+		if err == nil {
+			s.prod.commands = commands
+		}
+		return err
+	}); err != nil {
 		return err
 	}
 	if err := s.retryJS(ctx, "the id reservations' mark", func(ctx context.Context) error {
@@ -360,7 +370,7 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 			Rejections: s.hookRejections(rejLog), Holds: holds, Owner: owner, Fences: owner,
 			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
-			Subscriptions: s.prod.subscriptions,
+			Subscriptions: s.prod.subscriptions, Commands: s.prod.commands,
 			MaxInflight:   cfg.MaxInflight, Linger: cfg.Linger,
 			Snapshots: writerSnaps, Partitions: writer.Partitions{Count: n.n, Held: held},
 		}

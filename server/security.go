@@ -53,6 +53,8 @@ func (t TLSFiles) validate() error {
 type production struct {
 	metrics *metrics.Metrics
 	claims  writer.IDClaims
+	// commands records command ids across partitions (LEDGER_COMMANDS).
+	commands writer.CommandClaims
 	// responder is the identity that answers requests on the embedded server (nil: none, the
 	// ledger identity answers; see responder.go).
 	responder *authz.Responder

@@ -32,6 +32,8 @@ type request struct {
 	// sub is what a subscription link or unlink has read and written beside the loop so far
 	// (substep.go); nil for every other command.
 	sub *subStep
+	// commandClaimed: the shared store holds the command id for this account (commandclaims.go).
+	commandClaimed bool
 }
 
 // EventRef names one appended event in a result (submit.EventRef, the wire type).

@@ -54,6 +54,8 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		plans   []planned
 		next    []*request
 		rejects []pendingReject
+		claims  []*request // new commands whose command ids are recorded first (commandclaims.go)
+		ownsAll int8
 	)
 	for i, r := range reqs {
 		if len(recs) >= w.opts.MaxBatch {
@@ -104,6 +106,10 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				w.replayRejection(r, s.rejEntry) // read back beside the loop (rejcompact.go)
 				continue
 			}
+			if w.claimsCommand(r, &ownsAll) {
+				claims = append(claims, r)
+				continue
+			}
 		}
 		// Hook (subscriptions.go): planGroup wraps plan; a subscription move plans two accounts.
 		group, err := w.planGroup(ctx, r, now, len(recs))
@@ -140,6 +146,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			}
 			plans = append(plans, p)
 		}
+	}
+	if len(claims) > 0 {
+		w.claimCommandsBeside(claims)
 	}
 	if len(plans) == 0 && len(rejects) == 0 {
 		return next

@@ -107,6 +107,10 @@ type Options struct {
 	// Claims, when set, reserves globally unique ids in a store shared with other ledger
 	// processes before they are appended (cluster.go); nil in a single-process deployment.
 	Claims IDClaims
+	// Commands, when set, records each new command's command_id for its account in a store
+	// shared with other ledger processes, before it is decided, while this writer does not own
+	// every partition (commandclaims.go); nil in a single-process deployment.
+	Commands CommandClaims
 }
 
 // Ownership says which accounts this writer may decide for now (partition.Keeper through the
@@ -160,6 +164,9 @@ type Stats struct {
 	// MarksDropped the reports dropped because maxMarks were waiting.
 	MarkedBroken uint64 `json:"accounts_marked_broken"`
 	MarksDropped uint64 `json:"broken_marks_dropped"`
+	// CommandClaims counts command ids recorded in the shared store before their commands were
+	// decided (commandclaims.go).
+	CommandClaims uint64 `json:"command_ids_recorded"`
 }
 
 // Writer owns all account state and is the only goroutine that appends events. Its state is in a
@@ -168,6 +175,7 @@ type Writer struct {
 	stats struct {
 		appends, records, commands, appendMicros, failed, retried, replayed, readBack atomic.Uint64
 		marked, marksDropped, rejReadBack, rejPruned, revoked, revokeFailed           atomic.Uint64
+		commandClaims                                                                 atomic.Uint64
 	}
 	opts Options
 	// apart reads the held partitions without the others' (nil: the store keeps them together;
@@ -308,7 +316,7 @@ func (w *Writer) Stats() Stats {
 		AppendMicros: s.appendMicros.Load(), FailedAppends: s.failed.Load(), Retried: s.retried.Load(),
 		Replayed: s.replayed.Load(), ReadBack: s.readBack.Load(), RejectionReadBack: s.rejReadBack.Load(),
 		RejectionsPruned: s.rejPruned.Load(), Revocations: s.revoked.Load(), RevocationsFailed: s.revokeFailed.Load(),
-		MarkedBroken: s.marked.Load(), MarksDropped: s.marksDropped.Load(),
+		MarkedBroken: s.marked.Load(), MarksDropped: s.marksDropped.Load(), CommandClaims: s.commandClaims.Load(),
 	}
 }
 

@@ -260,3 +260,48 @@ var (
 	_ ledger.Store      = (*Store)(nil)
 	_ ledger.NearReader = (*Store)(nil)
 )
+
+// CommandClaims is a command-id record in memory (writer.CommandClaims) shared by the writers of
+// a test; it passes the same contract (storetest.RunCommandClaims) as the JetStream bucket.
+type CommandClaims struct {
+	mu      sync.Mutex
+	holders map[string]string
+	fail    error
+	asked   int
+}
+
+// FailWith makes every later claim return err (a record that cannot be reached); nil mends it.
+func (c *CommandClaims) FailWith(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fail = err
+}
+
+// ClaimCommands makes accounts[i] the holder of commandIDs[i] unless another account holds it.
+func (c *CommandClaims) ClaimCommands(_ context.Context, commandIDs, accounts []string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	if c.holders == nil {
+		c.holders = map[string]string{}
+	}
+	c.asked += len(commandIDs)
+	out := make([]string, len(commandIDs))
+	for i, id := range commandIDs {
+		if h, ok := c.holders[id]; ok {
+			out[i] = h
+			continue
+		}
+		c.holders[id], out[i] = accounts[i], accounts[i]
+	}
+	return out, nil
+}
+
+// Asked counts the command ids claimed so far.
+func (c *CommandClaims) Asked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asked
+}

@@ -14,3 +14,10 @@ func TestMemStoreContract(t *testing.T) {
 		return st, func(stored bool) bool { st.UncertainNext(stored); return true }
 	})
 }
+
+func TestMemCommandClaimsContract(t *testing.T) {
+	storetest.RunCommandClaims(t, func(*testing.T) (storetest.CommandClaims, storetest.CommandClaims) {
+		c := &memstore.CommandClaims{}
+		return c, c
+	})
+}

@@ -1,0 +1,72 @@
+package writer
+
+import (
+	"context"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// CommandClaims records, in a store every ledger process shares, which account each command_id
+// was first used for. A writer's idempotency record knows the command ids of the partitions it
+// holds; a command_id used on an account of another partition, written by another node, is known
+// only there. Without this record such a command_id, sent again with another body for an account
+// of this writer, would be decided afresh where one writer answers idempotency_key_reused.
+type CommandClaims interface {
+	// ClaimCommands makes accounts[i] the holder of commandIDs[i] unless another account already
+	// holds it, and returns the holders in order. Claiming a command id the same account holds
+	// succeeds.
+	ClaimCommands(ctx context.Context, commandIDs, accounts []string) (holders []string, err error)
+}
+
+// claimsCommand reports whether r must record its command id before it is decided: a client's
+// command not recorded yet, on a writer that shares the store with writers of other partitions
+// now. A writer that owns every partition is the only one deciding any command, so its own
+// record answers every reuse; ownsAll caches OwnsEverything for one round (it reads every lease).
+func (w *Writer) claimsCommand(r *request, ownsAll *int8) bool {
+	if w.opts.Commands == nil || r.internal || r.commandClaimed || w.opts.Owner == nil {
+		return false
+	}
+	if *ownsAll == 0 {
+		*ownsAll = -1
+		if w.opts.Owner.OwnsEverything() {
+			*ownsAll = 1
+		}
+	}
+	return *ownsAll < 0
+}
+
+// claimCommandsBeside records the command ids of a round's new commands beside the loop (one
+// job, one round trip for all of them), then puts back those whose account holds its command id,
+// to be decided, and answers the others idempotency_key_reused: the command id was used for
+// another account first (a retry of that command belongs to that account's partition). A store
+// that does not answer fails them unavailable; a retry with the same command_id records again.
+func (w *Writer) claimCommandsBeside(rs []*request) {
+	claims := w.opts.Commands
+	ids, accounts := make([]string, len(rs)), make([]string, len(rs))
+	for i, r := range rs {
+		ids[i], accounts[i] = r.CommandID, r.AccountID
+	}
+	w.side.start(func(ctx context.Context) func() []*request {
+		cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+		holders, err := claims.ClaimCommands(cctx, ids, accounts)
+		cancel()
+		return func() []*request {
+			w.stats.commandClaims.Add(uint64(len(rs)))
+			var back []*request
+			for i, r := range rs {
+				switch {
+				case err != nil:
+					w.reject(r, ledger.Reject(ledger.CodeUnavailable,
+						"recording command_id %s: %v; retry with the same command_id", r.CommandID, err))
+				case holders[i] != r.AccountID:
+					w.reject(r, ledger.Reject(ledger.CodeIdempotencyKeyReused,
+						"command_id %s was already used for another account", r.CommandID))
+				default:
+					r.commandClaimed = true
+					back = append(back, r)
+				}
+			}
+			return back
+		}
+	})
+}
