@@ -91,10 +91,11 @@ type driver struct {
 	queries    atomic.Int64
 	seq        atomic.Int64
 	runID      string
+	cpu        cpuMeter
 }
 
-func newDriver(conns []*nats.Conn, runID string) *driver {
-	return &driver{conns: conns, rejections: map[string]int{}, errors: map[string]int{}, runID: runID}
+func newDriver(conns []*nats.Conn, runID string, cpu cpuMeter) *driver {
+	return &driver{conns: conns, rejections: map[string]int{}, errors: map[string]int{}, runID: runID, cpu: cpu}
 }
 
 func (d *driver) cmdID() string { return d.runID + "-" + strconv.FormatInt(d.seq.Add(1), 10) }
@@ -251,7 +252,7 @@ func (d *driver) Run(ctx context.Context, cfg LoadConfig, lag bool) LoadResult {
 	d.mu.Lock()
 	d.rejections, d.errors = map[string]int{}, map[string]int{}
 	d.mu.Unlock()
-	cpuBefore := processCPU()
+	cpuBefore := d.cpu.used()
 	var wg sync.WaitGroup
 	for c := 0; c < cfg.Clients; c++ {
 		wg.Add(1)
@@ -300,7 +301,7 @@ func (d *driver) Run(ctx context.Context, cfg LoadConfig, lag bool) LoadResult {
 		}(c)
 	}
 	wg.Wait()
-	secs, cpu := time.Since(start).Seconds(), processCPU()-cpuBefore
+	secs, cpu := time.Since(start).Seconds(), d.cpu.used()-cpuBefore
 	res := LoadResult{
 		Clients: cfg.Clients, Mix: cmp.Or(cfg.Mix, MixFull), Accounts: cfg.Accounts, Seconds: secs,
 		Commands: d.commands.Load() - startCmds, Accepted: d.accepted.Load() - startAcc, Queries: d.queries.Load() - startQ,

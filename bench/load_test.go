@@ -12,7 +12,7 @@ import (
 // started, so its commands stay acceptable for the whole load: each release names the account,
 // feature and credits of the allocation before it, and the next command allocates again.
 func TestAllocateReleaseReleasesWhatItAllocated(t *testing.T) {
-	d := newDriver(nil, "t")
+	d := newDriver(nil, "t", cpuMeter{})
 	r := rand.New(rand.NewPCG(1, 2))
 	var held *heldCredits
 	for i := 0; i < 100; i++ {

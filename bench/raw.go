@@ -50,6 +50,11 @@ func rawStreamConfig(replicas int) jetstream.StreamConfig {
 // subjects, with an expected-last-subject-sequence check on every message. clients sizes the
 // closed-loop ceiling (an atomic batch of that many messages; skipped outside 2..1000).
 func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration, clients int) (RawBaselines, error) {
+	return measureRaw(ctx, nc, per, clients, cpuMeter{})
+}
+
+// measureRaw is MeasureRaw with the CPU of the processes cpu reads.
+func measureRaw(ctx context.Context, nc *nats.Conn, per time.Duration, clients int, cpu cpuMeter) (RawBaselines, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return RawBaselines{}, err
@@ -63,7 +68,7 @@ func MeasureRaw(ctx context.Context, nc *nats.Conn, per time.Duration, clients i
 		return RawBaselines{}, fmt.Errorf("scratch stream: %w", err)
 	}
 	defer func() { _ = js.DeleteStream(context.Background(), rawStream) }()
-	r := &rawRun{nc: nc, payload: make([]byte, 300), last: map[int]uint64{}}
+	r := &rawRun{nc: nc, payload: make([]byte, 300), last: map[int]uint64{}, cpu: cpu}
 	out := RawBaselines{Replicas: max(1, replicas)}
 	if out.PublishOneAtATime, _, err = r.run(ctx, per, 1); err != nil {
 		return out, err
@@ -88,12 +93,13 @@ type rawRun struct {
 	payload []byte
 	last    map[int]uint64
 	next    int
+	cpu     cpuMeter
 }
 
 // run publishes batches of size n for about d and returns messages per second and the
 // process's CPU time per message in microseconds.
 func (r *rawRun) run(ctx context.Context, d time.Duration, n int) (float64, float64, error) {
-	start, cpu := time.Now(), processCPU()
+	start, cpu := time.Now(), r.cpu.used()
 	msgs := 0
 	for time.Since(start) < d {
 		if err := r.batch(ctx, n); err != nil {
@@ -101,7 +107,7 @@ func (r *rawRun) run(ctx context.Context, d time.Duration, n int) (float64, floa
 		}
 		msgs += n
 	}
-	perMsg := float64((processCPU() - cpu).Microseconds()) / float64(msgs)
+	perMsg := float64((r.cpu.used() - cpu).Microseconds()) / float64(msgs)
 	return float64(msgs) / time.Since(start).Seconds(), perMsg, nil
 }
 

@@ -41,7 +41,11 @@ type Options struct {
 	MaxInflight int
 	// Linger tunes the embedded ledger's group-commit linger (0: default).
 	Linger time.Duration
-	Log    zerolog.Logger
+	// CPUOf names the processes, beside this one, whose CPU the figures count (the nodes and
+	// servers of NATSURL on this machine, by process id): with them a run over NATSURL has CPU
+	// figures and a CPU bound, as an embedded run has.
+	CPUOf []int
+	Log   zerolog.Logger
 }
 
 // Report is everything one run measured; it is printed as a table and written as JSON.
@@ -49,8 +53,10 @@ type Report struct {
 	Machine string `json:"machine"`
 	// Cores is the machine's CPU count; Embedded says the ledger and its nats-server ran in this
 	// process, so that the process's CPU figures cover them.
-	Cores     int       `json:"cores"`
-	Embedded  bool      `json:"embedded"`
+	Cores    int  `json:"cores"`
+	Embedded bool `json:"embedded"`
+	// CPUOf is Options.CPUOf: the other processes the CPU figures count.
+	CPUOf     []int     `json:"cpu_of_pids,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	// Raw is the mean of RawBefore and RawAfter, measured either side of the ledger's load: the
 	// machine's speed drifts during a run, and the ratios should not depend on which side of
@@ -107,10 +113,18 @@ type RestartResult struct {
 	Seconds float64 `json:"seconds_to_ready"`
 }
 
+// cpuCovered says the CPU figures cover the ledger and its servers, not only the load tool:
+// they ran in this process, or CPUOf named their processes.
+func (r *Report) cpuCovered() bool { return r.Embedded || len(r.CPUOf) > 0 }
+
 // Run performs the whole benchmark.
 func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep := &Report{StartedAt: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
-		Cores: runtime.NumCPU(), Embedded: o.NATSURL == ""}
+		Cores: runtime.NumCPU(), Embedded: o.NATSURL == "", CPUOf: o.CPUOf}
+	meter := cpuMeter{pids: o.CPUOf}
+	if err := meter.check(); err != nil {
+		return nil, err
+	}
 	var srv *server.Server
 	url := o.NATSURL
 	startCfg := server.Config{DataDir: o.DataDir, NATSListen: "127.0.0.1:-1", Log: o.Log, MaxInflight: o.MaxInflight, Linger: o.Linger}
@@ -131,13 +145,13 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	step := func(s string) { fmt.Fprintf(progress, "bench: %s\n", s) }
 
 	step("raw JetStream baselines")
-	if rep.RawBefore, err = MeasureRaw(ctx, conns[0], o.RawFor, o.Load.Clients); err != nil {
+	if rep.RawBefore, err = measureRaw(ctx, conns[0], o.RawFor, o.Load.Clients, meter); err != nil {
 		return nil, err
 	}
 	if o.Load.RunID == "" {
 		o.Load.RunID = strconv.FormatInt(time.Now().Unix()%100000, 36)
 	}
-	d := newDriver(conns, o.Load.RunID)
+	d := newDriver(conns, o.Load.RunID, meter)
 	step(fmt.Sprintf("setting up %d accounts", o.Load.Accounts))
 	if err := d.Setup(ctx, o.Load); err != nil {
 		return nil, err
@@ -157,10 +171,10 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep.LagLoad = d.Run(ctx, half, true)
 
 	step("raw JetStream baselines again")
-	if rep.RawAfter, err = MeasureRaw(ctx, conns[0], o.RawFor, o.Load.Clients); err != nil {
+	if rep.RawAfter, err = measureRaw(ctx, conns[0], o.RawFor, o.Load.Clients, meter); err != nil {
 		return nil, err
 	}
-	if !rep.Embedded { // the process's CPU is the load tool's alone: no figure of the server's
+	if !rep.cpuCovered() { // the process's CPU is the load tool's alone: no figure of the server's
 		for _, b := range []*RawBaselines{&rep.RawBefore, &rep.RawAfter} {
 			b.BatchOfClientsCPUMicrosPerMsg, b.Batch1000CPUMicrosPerMsg = 0, 0
 		}
@@ -300,7 +314,7 @@ func ratios(r *Report) map[string]float64 {
 		out["commands_vs_atomic_batch_of_clients"] = div(r.Load.CommandsPerSecond, r.Raw.AtomicBatchOfClients)
 		out["answered_vs_atomic_batch_of_clients"] = div(r.Load.AnsweredPerSecond, r.Raw.AtomicBatchOfClients)
 	}
-	if cores := float64(r.Cores); r.Embedded && cores > 0 && r.Load.CPUMicrosPerOp > 0 && r.Load.Accepted > 0 {
+	if cores := float64(r.Cores); r.cpuCovered() && cores > 0 && r.Load.CPUMicrosPerOp > 0 && r.Load.Accepted > 0 {
 		// The most accepted commands a second this machine's cores could carry at the CPU the
 		// run measured per request (ledger, server and load tool, the mix's queries and
 		// rejections included): a ratio no change to the command path's waiting can pass
@@ -358,9 +372,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	if l.CPUMicrosPerOp > 0 {
 		p("process CPU per request (ledger, server and load)\t%.0f us", l.CPUMicrosPerOp)
 	}
-	if r.Embedded && r.Raw.BatchOfClientsCPUMicrosPerMsg > 0 {
+	if r.cpuCovered() && r.Raw.BatchOfClientsCPUMicrosPerMsg > 0 {
 		p("process CPU per raw message: batch of %d / of 1000\t%.1f / %.1f us", r.Raw.BatchOfClients, r.Raw.BatchOfClientsCPUMicrosPerMsg, r.Raw.Batch1000CPUMicrosPerMsg)
-	} else if r.Embedded && r.Raw.Batch1000CPUMicrosPerMsg > 0 {
+	} else if r.cpuCovered() && r.Raw.Batch1000CPUMicrosPerMsg > 0 {
 		p("process CPU per raw message: batch of 1000\t%.1f us", r.Raw.Batch1000CPUMicrosPerMsg)
 	}
 	p("ledger: command latency p50 / p99 / p99.9\t%.2f / %.2f / %.2f ms", l.Latency.P50, l.Latency.P99, l.Latency.P999)

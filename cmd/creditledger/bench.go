@@ -38,6 +38,9 @@ func benchCmd() *cobra.Command {
 					return err
 				}
 			}
+			if o.NATSURL == "" && len(o.CPUOf) > 0 {
+				return fmt.Errorf("--cpu-of counts the processes of a ledger driven with --nats-url; an embedded one is counted already")
+			}
 			if o.NATSURL == "" && o.DataDir == "" {
 				dir, err := os.MkdirTemp("", "creditledger-bench-")
 				if err != nil {
@@ -91,6 +94,7 @@ func benchCmd() *cobra.Command {
 	f.Uint64Var(&o.RestartEvents, "restart-events", 0, "top the store up to this many events and time a restart (embedded only; e.g. 1000000)")
 	f.IntVar(&o.MaxInflight, "max-inflight", 0, "appends the embedded ledger's writer keeps in flight (0: default)")
 	f.DurationVar(&o.Linger, "linger", 0, "the embedded ledger's group-commit linger (0: default, negative: off)")
+	f.IntSliceVar(&o.CPUOf, "cpu-of", nil, "with --nats-url: process ids of the ledger nodes (and servers) on this machine whose CPU the figures count, so that the run has a CPU bound as an embedded one has")
 	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (ledger and load) to this file")
 	f.StringVar(&memProfile, "memprofile", "", "write a heap profile at the end of the run (go tool pprof -sample_index=alloc_space: what the whole run allocated)")
