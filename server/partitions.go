@@ -230,7 +230,7 @@ func (n *node) Sweep() { n.current().w.Sweep() }
 func (n *node) Stats() writer.Stats {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	return addStats(n.retired, n.gen.w.Stats())
+	return n.retired.Plus(n.gen.w.Stats())
 }
 
 // signsCheckpoints says whether this node signs the audit checkpoints now: the owner of
@@ -243,13 +243,6 @@ func (n *node) signsCheckpoints() bool {
 
 // Stopped is closed when the node has stopped.
 func (n *node) Stopped() <-chan struct{} { return n.stopped }
-
-func addStats(a, b writer.Stats) writer.Stats {
-	return writer.Stats{Appends: a.Appends + b.Appends, Records: a.Records + b.Records, Commands: a.Commands + b.Commands,
-		AppendMicros: a.AppendMicros + b.AppendMicros, FailedAppends: a.FailedAppends + b.FailedAppends,
-		Retried: a.Retried + b.Retried, Replayed: a.Replayed + b.Replayed, ReadBack: a.ReadBack + b.ReadBack,
-		MarkedBroken: a.MarkedBroken + b.MarkedBroken, MarksDropped: a.MarksDropped + b.MarksDropped}
-}
 
 // Drain waits until the current writer has nothing in flight (partition.Config.Drain): the
 // keeper has already stopped counting the partition as owned, so nothing new starts for it.
@@ -450,7 +443,7 @@ func (n *node) reconcile(ctx context.Context) error {
 		ng.tenure, ng.fences = map[int]*atomic.Uint64{}, map[int]uint64{}
 	}
 	n.mu.Lock()
-	n.retired = addStats(n.retired, g.w.Stats())
+	n.retired = n.retired.Plus(g.w.Stats())
 	n.gen = ng
 	n.mu.Unlock()
 	n.start(ng)

@@ -308,6 +308,17 @@ func (w *Writer) EachAccount(f func(id string, a ledger.Account)) {
 	}
 }
 
+// Plus sums two writers' totals: a node's metrics count the writers of its earlier tenures too.
+func (s Stats) Plus(b Stats) Stats {
+	return Stats{Appends: s.Appends + b.Appends, Records: s.Records + b.Records, Commands: s.Commands + b.Commands,
+		AppendMicros: s.AppendMicros + b.AppendMicros, FailedAppends: s.FailedAppends + b.FailedAppends,
+		Retried: s.Retried + b.Retried, Replayed: s.Replayed + b.Replayed, ReadBack: s.ReadBack + b.ReadBack,
+		RejectionReadBack: s.RejectionReadBack + b.RejectionReadBack, RejectionsPruned: s.RejectionsPruned + b.RejectionsPruned,
+		Revocations: s.Revocations + b.Revocations, RevocationsFailed: s.RevocationsFailed + b.RevocationsFailed,
+		MarkedBroken: s.MarkedBroken + b.MarkedBroken, MarksDropped: s.MarksDropped + b.MarksDropped,
+		CommandClaims: s.CommandClaims + b.CommandClaims}
+}
+
 // Stats returns the running totals.
 func (w *Writer) Stats() Stats {
 	s := &w.stats
