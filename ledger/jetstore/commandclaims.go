@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // CommandsBucket is the key-value bucket that records, across partitions, which account each
@@ -32,8 +35,8 @@ type CommandClaims struct {
 }
 
 // OpenCommandClaims opens the command bucket, creating it (file storage, one value per key,
-// CommandRetention) with the given replicas if it is missing. Several processes may race to
-// create it.
+// CommandRetention) with the given replicas if it is missing, and allows atomic batches on it
+// (a round's claims are one batch: ClaimCommands). Several processes may race to create it.
 func OpenCommandClaims(ctx context.Context, js jetstream.JetStream, replicas int) (*CommandClaims, error) {
 	if replicas < 1 {
 		replicas = 1
@@ -55,8 +58,23 @@ func OpenCommandClaims(ctx context.Context, js jetstream.JetStream, replicas int
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", CommandsBucket, err)
 	}
+	// A key-value bucket is made without atomic batches; the bucket's stream is updated to allow
+	// them (once; every process that finds them off does the same update).
+	st, err := js.Stream(ctx, commandsStream)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", CommandsBucket, err)
+	}
+	if cfg := st.CachedInfo().Config; !cfg.AllowAtomicPublish {
+		cfg.AllowAtomicPublish = true
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("allow atomic batches on %s: %w", commandsStream, err)
+		}
+	}
 	return &CommandClaims{js: js, nc: js.Conn()}, nil
 }
+
+// commandsStream is the command bucket's stream.
+const commandsStream = "KV_" + CommandsBucket
 
 // commandKey is the bucket key of a command id: command ids are any 1-128 bytes, key tokens are
 // not, so the key is the first 128 bits of its SHA-256 (a collision between two command ids is
@@ -67,17 +85,73 @@ func commandKey(commandID string) string {
 }
 
 // ClaimCommands makes accounts[i] the holder of commandIDs[i] unless another account holds it,
-// and returns the holders in order. The creates are published at once and their acknowledgements
-// awaited together (one round trip for a round's commands, not one each); a command id held
-// already is read back from the bucket's leader. An error leaves some of them unknown.
+// and returns the holders in order. A round's claims are one atomic batch (one replicated write
+// for all of them, where a create each cost one each); when that batch is refused (a command id
+// held already, or twice in it) or its outcome is unknown, each is created again on its own,
+// which finds its holder either way (a claim the batch stored is this account's own). An error
+// leaves some of them unknown.
 func (c *CommandClaims) ClaimCommands(ctx context.Context, commandIDs, accounts []string) ([]string, error) {
+	holders := make([]string, 0, len(commandIDs))
+	for from := 0; from < len(commandIDs); from += MaxBatch {
+		to := min(from+MaxBatch, len(commandIDs))
+		if to-from > 1 && c.claimBatch(ctx, commandIDs[from:to], accounts[from:to]) == nil {
+			holders = append(holders, accounts[from:to]...)
+			continue
+		}
+		h, err := c.claimEach(ctx, commandIDs[from:to], accounts[from:to])
+		if err != nil {
+			return nil, err
+		}
+		holders = append(holders, h...)
+	}
+	return holders, nil
+}
+
+// claimBatch creates every command id's key for its account in one atomic batch, each with an
+// expected last subject sequence of 0: all are stored, or none.
+func (c *CommandClaims) claimBatch(ctx context.Context, commandIDs, accounts []string) error {
+	batchID := nuid.Next()
+	for i, id := range commandIDs {
+		m := claimMsg(id, accounts[i])
+		m.Header.Set("Nats-Batch-Id", batchID)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i < len(commandIDs)-1 {
+			if err := c.nc.PublishMsg(m); err != nil {
+				return err
+			}
+			continue
+		}
+		m.Header.Set("Nats-Batch-Commit", "1")
+		resp, err := c.nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return err
+		}
+		var ack pubAck
+		if err := json.Unmarshal(resp.Data, &ack); err != nil {
+			return err
+		}
+		if ack.Error != nil {
+			return fmt.Errorf("%s (err_code %d)", ack.Error.Description, ack.Error.ErrCode)
+		}
+	}
+	return nil
+}
+
+// claimMsg is the create of a command id's key for account.
+func claimMsg(commandID, account string) *nats.Msg {
+	m := nats.NewMsg("$KV." + CommandsBucket + "." + commandKey(commandID))
+	m.Data = []byte(account)
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	return m
+}
+
+// claimEach creates the command ids' keys one by one (published at once, acknowledgements awaited
+// together) and reads the holder of each that is held already from the bucket's leader.
+func (c *CommandClaims) claimEach(ctx context.Context, commandIDs, accounts []string) ([]string, error) {
 	holders := make([]string, len(commandIDs))
 	acks := make([]jetstream.PubAckFuture, len(commandIDs))
 	for i, id := range commandIDs {
-		m := nats.NewMsg("$KV." + CommandsBucket + "." + commandKey(id))
-		m.Data = []byte(accounts[i])
-		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-		f, err := c.js.PublishMsgAsync(m)
+		f, err := c.js.PublishMsgAsync(claimMsg(id, accounts[i]))
 		if err != nil {
 			return nil, fmt.Errorf("record command_id: %w", err)
 		}

@@ -58,6 +58,9 @@ func TestCommandClaimsContract(t *testing.T) {
 			st, err := kv.Status(ctx)
 			require.NoError(t, err)
 			assert.Equal(t, jetstore.CommandRetention, st.TTL(), "command ids are held for the retention, not for ever")
+			info, err := js.Stream(ctx, "KV_"+jetstore.CommandsBucket)
+			require.NoError(t, err)
+			assert.True(t, info.CachedInfo().Config.AllowAtomicPublish, "a round's claims are one atomic batch")
 		})
 	}
 }

@@ -37,6 +37,9 @@ func RunCommandClaims(t *testing.T, newClaims func(t *testing.T) (CommandClaims,
 		holders, err = a.ClaimCommands(ctx, []string{"c-2"}, []string{"acct-b"})
 		require.NoError(t, err)
 		assert.Equal(t, []string{"acct-b"}, holders, "a holder's own claim, through another handle, succeeds")
+		holders, err = a.ClaimCommands(ctx, []string{"twice", "twice", "c-4"}, []string{"acct-a", "acct-b", "acct-a"})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"acct-a", "acct-a", "acct-a"}, holders, "a command id twice in one call has one holder: the first")
 	})
 	t.Run("two writers racing for the same command ids learn one holder each", func(t *testing.T) {
 		a, b := newClaims(t)
