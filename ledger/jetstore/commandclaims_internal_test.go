@@ -37,3 +37,8 @@ func TestCommandClaimsBatchIsAllOrNothing(t *testing.T) {
 	_, err = st.JetStream().KeyValue(ctx, CommandsBucket)
 	assert.NotErrorIs(t, err, jetstream.ErrBucketNotFound, "still a key-value bucket to the nats CLI")
 }
+
+// ClaimBatch exposes claimBatch to the contract test, which runs on a three-server cluster too.
+func (c *CommandClaims) ClaimBatch(ctx context.Context, ids, accounts []string) error {
+	return c.claimBatch(ctx, ids, accounts)
+}

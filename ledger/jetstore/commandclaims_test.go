@@ -51,6 +51,8 @@ func TestCommandClaimsContract(t *testing.T) {
 				return open(t, conns[0]), open(t, conns[1])
 			})
 
+			require.NoError(t, open(t, conns[1]).ClaimBatch(ctx, []string{"batch-1", "batch-2"}, []string{"a", "b"}),
+				"new command ids are one atomic batch, on %d replicas too", tc.replicas)
 			js, err := jetstream.New(conns[0])
 			require.NoError(t, err)
 			kv, err := js.KeyValue(ctx, jetstore.CommandsBucket)
