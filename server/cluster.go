@@ -370,8 +370,8 @@ func (s *Server) newNode(ctx context.Context, rejLog *jetstore.RejectionLog, rul
 			Rejections: s.hookRejections(rejLog), Holds: holds, Owner: owner, Fences: owner,
 			Store: s.hookStore(s.store), Rules: rules, Clock: cfg.Clock, NewID: newEventID, Log: cfg.Log.With().Str("component", "writer").Logger(),
 			SweepInterval: cfg.SweepInterval, Claims: s.prod.claims, SnapshotEvery: cfg.SnapshotEvery,
-			Subscriptions: s.prod.subscriptions, Commands: s.prod.commands,
-			MaxInflight:   cfg.MaxInflight, Linger: cfg.Linger,
+			Subscriptions: s.prod.subscriptions, Commands: s.prod.commands, RecordEveryCommand: s.multiNode(),
+			MaxInflight: cfg.MaxInflight, Linger: cfg.Linger,
 			Snapshots: writerSnaps, Partitions: writer.Partitions{Count: n.n, Held: held},
 		}
 		return writer.New(o)

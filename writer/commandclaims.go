@@ -20,10 +20,17 @@ type CommandClaims interface {
 
 // claimsCommand reports whether r must record its command id before it is decided: a client's
 // command not recorded yet, on a writer that shares the store with writers of other partitions
-// now. A writer that owns every partition is the only one deciding any command, so its own
-// record answers every reuse; ownsAll caches OwnsEverything for one round (it reads every lease).
+// now, or may later (RecordEveryCommand). Otherwise a writer that owns every partition is the
+// only one deciding any command, so its own record answers every reuse; ownsAll caches
+// OwnsEverything for one round (it reads every lease).
 func (w *Writer) claimsCommand(r *request, ownsAll *int8) bool {
-	if w.opts.Commands == nil || r.internal || r.commandClaimed || w.opts.Owner == nil {
+	if w.opts.Commands == nil || r.internal || r.commandClaimed {
+		return false
+	}
+	if w.opts.RecordEveryCommand {
+		return true
+	}
+	if w.opts.Owner == nil {
 		return false
 	}
 	if *ownsAll == 0 {

@@ -62,8 +62,8 @@ func TestCommandIDReusedInAnotherPartitionIsRefused(t *testing.T) {
 	assert.Equal(t, uint64(2), w1.Stats().CommandClaims, "w1 recorded buy-1 and alloc-1")
 }
 
-// A writer that owns every partition records no command id (its own record knows them all); a
-// record that cannot be reached fails new commands unavailable, appending nothing, and a retry
+// A writer that owns every partition records no command id (its own record knows them all),
+// unless other processes may share its store (RecordEveryCommand); a record that cannot be reached fails new commands unavailable, appending nothing, and a retry
 // with the same command_id once it answers is decided.
 func TestCommandIDRecordOnlyWhereOthersDecide(t *testing.T) {
 	t.Parallel()
@@ -76,6 +76,17 @@ func TestCommandIDRecordOnlyWhereOthersDecide(t *testing.T) {
 	stop := run(t, alone)
 	require.Nil(t, send(t, alone, "purchase_license", buyL("alone-1", a0, "L-alone")).Err)
 	assert.Zero(t, claims.Asked(), "a writer of every partition records nothing")
+	stop()
+
+	// Where other processes may share the store, a writer that owns every partition now records
+	// all the same: it may give partitions away later.
+	shared, _ := partWriterWith(t, st, nil, func(o *writer.Options) {
+		o.Commands, o.RecordEveryCommand = claims, true
+		o.Owner = ownsAll{o.Owner.(partOwner)}
+	}, 0, 1, 2, 3)
+	stop = run(t, shared)
+	require.Nil(t, send(t, shared, "purchase_license", buyL("shared-1", a0, "L-shared")).Err)
+	assert.Equal(t, 1, claims.Asked(), "a writer that may share the store records while it owns everything")
 	stop()
 
 	w, _ := partWriterWith(t, st, nil, func(o *writer.Options) { o.Commands = claims }, 0, 1)

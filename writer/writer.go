@@ -111,6 +111,12 @@ type Options struct {
 	// shared with other ledger processes, before it is decided, while this writer does not own
 	// every partition (commandclaims.go); nil in a single-process deployment.
 	Commands CommandClaims
+	// RecordEveryCommand makes the writer record every new command's command_id in Commands, also
+	// while it owns every partition: set where other ledger processes may share the store (a
+	// cluster node, or a process on a NATS server it does not embed). A node that owns everything
+	// now (alone at the cluster's start, or while the others restart) gives partitions away later,
+	// and a command it decided unrecorded could then be decided again for an account of those.
+	RecordEveryCommand bool
 }
 
 // Ownership says which accounts this writer may decide for now (partition.Keeper through the

@@ -74,3 +74,47 @@ func TestCommandIDIsOneCommandAcrossPartitions(t *testing.T) {
 		assert.Equal(t, [2]int{1, 1}, [2]int{decided, refused}, "round %d: one account decides %s, the other is refused", round, id)
 	}
 }
+
+// A node alone (the first of a cluster to start, or the one left while the others restart) owns
+// every partition, and decides commands whose command ids are then still reused across
+// partitions once it gives partitions away: it records them too (RecordEveryCommand). On the
+// previous build it recorded nothing while it owned everything, and a node that joined later
+// accepted such a command_id, sent with another body, for an account of its partitions. Several
+// command ids are used, on accounts of different partitions, so that some stay with the first
+// node after the split (a reuse there is known to its own record either way).
+func TestCommandIDsDecidedAloneAreRecorded(t *testing.T) {
+	t.Parallel()
+	url := jetStreamServer(t)
+	a := start(t, sharedNode(t, url, "a", nil))
+	require.Eventually(t, func() bool { return len(a.Partitions()) == a.PartitionCount() }, waitFor, pollTick)
+	cl := client(t, connectTo(t, url))
+	ctx := ctxT(t)
+	first := map[string]string{} // command id -> the account it was used for alone
+	for i := 0; i < 16; i++ {
+		acct, id := fmt.Sprintf("alone-%d", i), fmt.Sprintf("alone-buy-%d", i)
+		_, err := cl.PurchaseLicense(ctx, purchase(id, acct, acct+"-L", "10"))
+		require.NoError(t, err)
+		first[id] = acct
+	}
+	over := allocate("alone-over", "alone-0", "500")
+	_, err := cl.AllocateCredits(ctx, over)
+	require.Equal(t, ledger.CodeInsufficientCredits, code(err), "%v", err)
+
+	b := start(t, sharedNode(t, url, "b", nil))
+	waitSplit(t, a, b)
+	onB := accountOn(t, b, "joined")
+	stayed := 0
+	for id, acct := range first {
+		if holds(b, acct) {
+			continue
+		}
+		stayed++
+		_, err := cl.PurchaseLicense(ctx, purchase(id, onB, id+"-other", "10"))
+		assert.Equal(t, ledger.CodeIdempotencyKeyReused, code(err), "%s, decided for %s by a alone, reused for %s on b: %v", id, acct, onB, err)
+	}
+	require.NotZero(t, stayed, "no account stayed with a")
+	if !holds(b, over.AccountID) {
+		_, err = cl.AllocateCredits(ctx, allocate(over.CommandID, onB, "5"))
+		assert.Equal(t, ledger.CodeIdempotencyKeyReused, code(err), "rejected by a alone, reused on b: %v", err)
+	}
+}
