@@ -42,6 +42,19 @@ func (w *Writer) claimsCommand(r *request, ownsAll *int8) bool {
 	return *ownsAll < 0
 }
 
+// At most maxCommandJobs side jobs record command ids at once, each for at most maxCommandBatch
+// commands: a new command that finds them all running waits in the round's queue and goes with
+// the next batch, once one is done. The side workers (maxSideWorkers) also read accounts back,
+// replay older commands, reserve ids and step subscription moves; without the bound, a record
+// that stalls (its leader's election: seconds) held every worker with one job per round, and
+// the others queued behind them until each timed out (claimTimeout). The batch bound keeps the
+// jobs' creates in flight within what one connection publishes at once (the JetStream client's
+// 4,000 pending acknowledgements).
+const (
+	maxCommandJobs  = maxSideWorkers / 2
+	maxCommandBatch = 1000
+)
+
 // claimCommandsBeside records the command ids of a round's new commands beside the loop (one
 // job, one round trip for all of them), then puts back those whose account holds its command id,
 // to be decided, and answers the others idempotency_key_reused: the command id was used for
@@ -53,11 +66,13 @@ func (w *Writer) claimCommandsBeside(rs []*request) {
 	for i, r := range rs {
 		ids[i], accounts[i] = r.CommandID, r.AccountID
 	}
+	w.commandJobs++
 	w.side.start(func(ctx context.Context) func() []*request {
 		cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 		holders, err := claims.ClaimCommands(cctx, ids, accounts)
 		cancel()
 		return func() []*request {
+			w.commandJobs--
 			w.stats.commandClaims.Add(uint64(len(rs)))
 			var back []*request
 			for i, r := range rs {

@@ -3,7 +3,10 @@ package writer_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -109,4 +112,97 @@ func storeHead(t *testing.T, st ledger.Store) uint64 {
 	head, err := st.Read(context.Background(), 1, func(ledger.Record) error { return nil })
 	require.NoError(t, err)
 	return head
+}
+
+// hangingCommands is a command-id record that does not answer (its leader's election): every
+// claim waits for its context, which is counted.
+type hangingCommands struct{ entered, left atomic.Int32 }
+
+func (h *hangingCommands) ClaimCommands(ctx context.Context, _, _ []string) ([]string, error) {
+	h.entered.Add(1)
+	defer h.left.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// While the command-id record hangs, new commands arriving round after round hold a few side
+// workers, not all of them: a retry of an older command, read back from the store beside the
+// loop, is still answered at once, before any record's wait has ended, and the new commands
+// wait together for the next record. On the previous build each round's new commands took a
+// worker until all eight waited out claimTimeout (5 s), and the read-back queued behind them.
+func TestHangingCommandRecordLeavesSideWorkersFree(t *testing.T) {
+	t.Parallel()
+	st := memstore.New()
+	mine := accountsIn(0, 13, "hang")
+	old, _ := partWriterWith(t, st, nil, nil, 0, 1)
+	stop := run(t, old)
+	first := send(t, old, "purchase_license", buyL("old-1", mine[0], "L-old"))
+	require.Nil(t, first.Err)
+	stop()
+
+	hang := &hangingCommands{}
+	w, _ := partWriterWith(t, st, nil, func(o *writer.Options) { o.Commands = hang }, 0, 1) // its load compacts old-1
+	run(t, w)
+	other := accountsIn(2, 1, "hang")[0]
+	var pending []<-chan writer.Result
+	for i, acct := range mine[1:] {
+		pending = append(pending, submitted(t, w, "purchase_license", buyL(fmt.Sprintf("new-%d", i), acct, fmt.Sprintf("L-new-%d", i))))
+		// A command this writer passes on, answered in the round: the next new command comes in
+		// a round of its own.
+		require.True(t, send(t, w, "purchase_license", buyL(fmt.Sprintf("probe-%d", i), other, fmt.Sprintf("L-p-%d", i))).Redirect)
+	}
+	replay := submitted(t, w, "purchase_license", buyL("old-1", mine[0], "L-old"))
+	select {
+	case res := <-replay:
+		require.Nil(t, res.Err)
+		assert.True(t, res.Replayed)
+		assert.Equal(t, first.Position, res.Position)
+		assert.Zero(t, hang.left.Load(), "answered while every record still waited")
+		assert.Equal(t, uint64(1), w.Stats().ReadBack, "old-1 was read back beside the loop")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read-back never ran")
+	}
+	assert.LessOrEqual(t, hang.entered.Load(), int32(4), "records at once")
+	for _, c := range pending {
+		select {
+		case res := <-c:
+			t.Fatalf("a new command was answered while its record hung: %+v", res)
+		default:
+		}
+	}
+}
+
+// batchCounting is the in-memory record that keeps the largest batch it was asked to record.
+type batchCounting struct {
+	memstore.CommandClaims
+	largest atomic.Int32
+}
+
+func (b *batchCounting) ClaimCommands(ctx context.Context, ids, accounts []string) ([]string, error) {
+	for n := int32(len(ids)); ; {
+		if cur := b.largest.Load(); n <= cur || b.largest.CompareAndSwap(cur, n) {
+			break
+		}
+	}
+	return b.CommandClaims.ClaimCommands(ctx, ids, accounts)
+}
+
+// A round of more new commands than one record holds (1,500 queued at once) records them in
+// batches of at most 1,000, whose creates stay within what the JetStream client keeps pending
+// (4,000 over the four jobs at once, not a stall), and every command is decided.
+func TestCommandRecordBatchesAreBounded(t *testing.T) {
+	t.Parallel()
+	claims := &batchCounting{}
+	w, _ := partWriterWith(t, memstore.New(), nil, func(o *writer.Options) { o.Commands = claims }, 0, 1)
+	accts := append(accountsIn(0, 750, "many"), accountsIn(1, 750, "many")...)
+	results := make([]<-chan writer.Result, len(accts))
+	for i, acct := range accts { // queued before the writer runs: one round
+		results[i] = submitted(t, w, "purchase_license", buyL("many-"+acct, acct, "L-"+acct))
+	}
+	run(t, w)
+	for _, c := range results {
+		require.Nil(t, result(t, c).Err)
+	}
+	assert.Equal(t, int32(1000), claims.largest.Load())
+	assert.Equal(t, uint64(len(accts)), w.Stats().CommandClaims)
 }

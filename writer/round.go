@@ -107,7 +107,11 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				continue
 			}
 			if w.claimsCommand(r, &ownsAll) {
-				claims = append(claims, r)
+				if w.commandJobs >= maxCommandJobs || len(claims) >= maxCommandBatch {
+					next = append(next, r) // with the next batch, once a job is done (commandclaims.go)
+				} else {
+					claims = append(claims, r)
+				}
 				continue
 			}
 		}
