@@ -206,3 +206,49 @@ func TestCommandRecordBatchesAreBounded(t *testing.T) {
 	assert.Equal(t, int32(1000), claims.largest.Load())
 	assert.Equal(t, uint64(len(accts)), w.Stats().CommandClaims)
 }
+
+// gatedCommands holds every record until its gate opens, then records in the shared record.
+type gatedCommands struct {
+	*memstore.CommandClaims
+	gate *gate
+}
+
+func (g gatedCommands) ClaimCommands(ctx context.Context, ids, accounts []string) ([]string, error) {
+	if err := g.gate.pass(ctx); err != nil {
+		return nil, err
+	}
+	return g.CommandClaims.ClaimCommands(ctx, ids, accounts)
+}
+
+// A command whose account's partition moves away while its command_id is being recorded is
+// passed on (Redirect), not decided by the writer that recorded it, and the new owner, which
+// records it again for the same account, decides it: a record of its own account never refuses
+// it. Another account's use of that command_id is then refused.
+func TestCommandRecordedBeforeItsPartitionMovedIsDecidedByTheNewOwner(t *testing.T) {
+	t.Parallel()
+	st, claims := memstore.New(), &memstore.CommandClaims{}
+	acct, elsewhere := accountsIn(0, 1, "mv")[0], accountsIn(2, 1, "mv")[0]
+	g := newGate()
+	o := &owner{mine: map[string]bool{acct: true}}
+	o.on.Store(true)
+	old := memWriter(t, st, writer.Options{Owner: o, Commands: gatedCommands{claims, g}})
+	run(t, old)
+	moving := submitted(t, old, "purchase_license", buyL("mv-1", acct, "L-mv"))
+	<-g.entered
+	o.on.Store(false) // the partition moves while the record is written
+	close(g.open)
+	res := result(t, moving)
+	require.NotNil(t, res.Err)
+	assert.True(t, res.Redirect, "passed on to the new owner: %v", res.Err)
+
+	next, _ := partWriterWith(t, st, nil, func(o *writer.Options) { o.Commands = claims }, 0, 1)
+	run(t, next)
+	res = send(t, next, "purchase_license", buyL("mv-1", acct, "L-mv"))
+	require.Nil(t, res.Err, "the new owner decides the command its account recorded")
+	assert.False(t, res.Replayed)
+	other, _ := partWriterWith(t, st, nil, func(o *writer.Options) { o.Commands = claims }, 2, 3)
+	run(t, other)
+	res = send(t, other, "purchase_license", buyL("mv-1", elsewhere, "L-else"))
+	require.NotNil(t, res.Err)
+	assert.Equal(t, ledger.CodeIdempotencyKeyReused, res.Err.Code)
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/ledger/jetstore"
+	"github.com/creditledger/creditledger/natsconn"
 	"github.com/creditledger/creditledger/server"
 )
 
@@ -178,4 +179,37 @@ func TestAuditorRole(t *testing.T) {
 	info, err := st.Info(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, head, info.State.Msgs, "every event still there")
+}
+
+// No client role can write or read the command-id record (LEDGER_COMMANDS): a service that could
+// create a key there would hold another client's command_id for an account of its choosing, and
+// every later use of it would be refused idempotency_key_reused on a node that records (a denial
+// of service). The creates, reads, purges and deletes are refused and nothing lands in it.
+func TestClientsCannotTouchTheCommandRecord(t *testing.T) {
+	t.Parallel()
+	srv, acc, admin := securedLedger(t)
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	bucket, err := js.Stream(ctxT(t), "KV_"+jetstore.CommandsBucket)
+	require.NoError(t, err, "the node opened the record")
+	before, err := bucket.Info(ctxT(t))
+	require.NoError(t, err)
+
+	for role, opts := range map[string]natsconn.Options{"service": asService(acc), "dashboard": asDashboard(), "auditor": asAuditor()} {
+		nc, ae := as(t, srv.ClientURL(), opts)
+		for _, subj := range []string{
+			"$KV." + jetstore.CommandsBucket + ".c.0123456789abcdef0123456789abcdef",
+			"$JS.API.DIRECT.GET.KV_" + jetstore.CommandsBucket + ".$KV." + jetstore.CommandsBucket + ".c.x",
+			"$JS.API.STREAM.MSG.GET.KV_" + jetstore.CommandsBucket,
+			"$JS.API.STREAM.PURGE.KV_" + jetstore.CommandsBucket,
+			"$JS.API.STREAM.DELETE.KV_" + jetstore.CommandsBucket,
+		} {
+			require.NoError(t, nc.Publish(subj, []byte("victim-account")), role)
+			ae.requireViolation(t, "Publish", subj)
+		}
+	}
+	require.NoError(t, admin.Flush())
+	after, err := bucket.Info(ctxT(t))
+	require.NoError(t, err)
+	assert.Equal(t, before.State.Msgs, after.State.Msgs, "nothing recorded by a client")
 }

@@ -82,6 +82,7 @@ var replyTargets = []string{
 	"$O." + jetstore.SnapshotBucket + ".M.d3JpdGVyLXY0",
 	"$O." + jetstore.SnapshotBucket + ".C.x",
 	"$KV." + jetstore.ClaimsBucket + ".x",
+	"$KV." + jetstore.CommandsBucket + ".c.x",
 	"$JS.API.STREAM.DELETE." + jetstore.RejectionStream,
 	"$JS.API.STREAM.PURGE." + audit.CheckpointStream,
 	"ledger.audit.checkpoint",

@@ -5,11 +5,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/commands"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/jetstore"
 )
 
 // Issue 12's "idempotency of accepted and rejected commands, cluster-wide": a command_id used on
@@ -46,6 +48,22 @@ func TestCommandIDIsOneCommandAcrossPartitions(t *testing.T) {
 	replay, err := cl.AllocateCredits(ctx, allocate("cid-accepted", onA, "10"))
 	require.NoError(t, err, "the first command's retry is still its first answer")
 	assert.True(t, replay.Replayed)
+
+	// A node that recorded a command_id and then crashed before its append, or whose create
+	// landed but its acknowledgement was lost: the retry on the same account finds its own record
+	// and is decided; on another account it is refused.
+	js, err := jetstream.New(connectTo(t, url))
+	require.NoError(t, err)
+	record, err := jetstore.OpenCommandClaims(ctx, js, 1)
+	require.NoError(t, err)
+	holders, err := record.ClaimCommands(ctx, []string{"cid-crashed"}, []string{onA})
+	require.NoError(t, err)
+	require.Equal(t, []string{onA}, holders)
+	retried, err := cl.AllocateCredits(ctx, allocate("cid-crashed", onA, "1"))
+	require.NoError(t, err, "recorded for its own account, never decided: decided now")
+	assert.False(t, retried.Replayed)
+	_, err = cl.AllocateCredits(ctx, allocate("cid-crashed", onB, "1"))
+	assert.Equal(t, ledger.CodeIdempotencyKeyReused, code(err), "%v", err)
 
 	for round := 0; round < 10; round++ {
 		id := fmt.Sprintf("cid-race-%d", round)
