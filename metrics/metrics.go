@@ -164,7 +164,7 @@ func writerCollectors(w Writer) []prometheus.Collector {
 			func(s writer.Stats) uint64 { return s.Replayed }),
 		counter("idempotency_read_back_total", "Replays of older commands whose first reply was read back from the stream (the record was in compact form).",
 			func(s writer.Stats) uint64 { return s.ReadBack }),
-		counter("command_ids_recorded_total", "Command ids recorded for their account in the shared LEDGER_COMMANDS bucket before their commands were decided (a node that does not own every partition).",
+		counter("command_ids_recorded_total", "Command ids recorded for their account in the shared LEDGER_COMMANDS bucket before their commands were decided (every new command on a node that may share its store; a lone node only while it does not own every partition).",
 			func(s writer.Stats) uint64 { return s.CommandClaims }),
 		counter("rejection_read_back_total", "Replays of older rejections read back from the rejection log (the rejection was in compact form).",
 			func(s writer.Stats) uint64 { return s.RejectionReadBack }),
