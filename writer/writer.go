@@ -109,8 +109,8 @@ type Options struct {
 	Claims IDClaims
 	// Commands, when set, records each new command's command_id for its account in a store
 	// shared with other ledger processes, before it is decided, while this writer does not own
-	// every partition or always (RecordEveryCommand; commandclaims.go); nil in a
-	// single-process deployment.
+	// every partition or always (RecordEveryCommand; commandclaims.go); nil: none (a writer
+	// alone on its store).
 	Commands CommandClaims
 	// RecordEveryCommand makes the writer record every new command's command_id in Commands, also
 	// while it owns every partition: set where other ledger processes may share the store (a
