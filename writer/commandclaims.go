@@ -43,8 +43,9 @@ func (w *Writer) claimsCommand(r *request, ownsAll *int8) bool {
 }
 
 // At most maxCommandJobs side jobs record command ids at once, each for at most maxCommandBatch
-// commands: a new command that finds them all running waits in the round's queue and goes with
-// the next batch, once one is done. The side workers (maxSideWorkers) also read accounts back,
+// commands: new commands that find them all running wait (unrecorded, outside the rounds, which
+// would otherwise look them over again each time) and go back into the round, to be recorded
+// together, once one of them ends. The side workers (maxSideWorkers) also read accounts back,
 // replay older commands, reserve ids and step subscription moves; without the bound, a record
 // that stalls (its leader's election: seconds) held every worker with one job per round, and
 // the others queued behind them until each timed out (claimTimeout). The batch bound keeps the
@@ -55,8 +56,19 @@ const (
 	maxCommandBatch = 1000
 )
 
-// claimCommandsBeside records the command ids of a round's new commands beside the loop (one
-// job, one round trip for all of them), then puts back those whose account holds its command id,
+// recordCommands records the command ids of a round's new commands beside the loop, in as many
+// jobs as the bounds allow; the rest wait for one of them to end.
+func (w *Writer) recordCommands(rs []*request) {
+	for len(rs) > 0 && w.commandJobs < maxCommandJobs {
+		n := min(len(rs), maxCommandBatch)
+		w.claimCommandsBeside(rs[:n:n])
+		rs = rs[n:]
+	}
+	w.unrecorded = append(w.unrecorded, rs...)
+}
+
+// claimCommandsBeside records the command ids of new commands beside the loop (one job, one
+// round trip for all of them), then puts back those whose account holds its command id,
 // to be decided, and answers the others idempotency_key_reused: the command id was used for
 // another account first (a retry of that command belongs to that account's partition). A store
 // that does not answer fails them unavailable; a retry with the same command_id records again.
@@ -74,7 +86,8 @@ func (w *Writer) claimCommandsBeside(rs []*request) {
 		return func() []*request {
 			w.commandJobs--
 			w.stats.commandClaims.Add(uint64(len(rs)))
-			var back []*request
+			back := w.unrecorded // to be recorded again with the next round's, in a free job
+			w.unrecorded = nil
 			for i, r := range rs {
 				switch {
 				case err != nil:

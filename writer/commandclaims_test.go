@@ -207,13 +207,18 @@ func TestCommandRecordBatchesAreBounded(t *testing.T) {
 	assert.Equal(t, uint64(len(accts)), w.Stats().CommandClaims)
 }
 
-// gatedCommands holds every record until its gate opens, then records in the shared record.
+// gatedCommands holds every record until its gate opens, then records in the shared record;
+// calls counts the records asked for.
 type gatedCommands struct {
 	*memstore.CommandClaims
-	gate *gate
+	gate  *gate
+	calls *atomic.Int32
 }
 
 func (g gatedCommands) ClaimCommands(ctx context.Context, ids, accounts []string) ([]string, error) {
+	if g.calls != nil {
+		g.calls.Add(1)
+	}
 	if err := g.gate.pass(ctx); err != nil {
 		return nil, err
 	}
@@ -231,7 +236,7 @@ func TestCommandRecordedBeforeItsPartitionMovedIsDecidedByTheNewOwner(t *testing
 	g := newGate()
 	o := &owner{mine: map[string]bool{acct: true}}
 	o.on.Store(true)
-	old := memWriter(t, st, writer.Options{Owner: o, Commands: gatedCommands{claims, g}})
+	old := memWriter(t, st, writer.Options{Owner: o, Commands: gatedCommands{claims, g, nil}})
 	run(t, old)
 	moving := submitted(t, old, "purchase_license", buyL("mv-1", acct, "L-mv"))
 	<-g.entered
@@ -251,4 +256,28 @@ func TestCommandRecordedBeforeItsPartitionMovedIsDecidedByTheNewOwner(t *testing
 	res = send(t, other, "purchase_license", buyL("mv-1", elsewhere, "L-else"))
 	require.NotNil(t, res.Err)
 	assert.Equal(t, ledger.CodeIdempotencyKeyReused, res.Err.Code)
+}
+
+// New commands that find every record job running wait and are then recorded together, in one
+// job, once a job ends; all are decided. On the previous build each round's were a job of its
+// own, queued behind the others.
+func TestWaitingCommandsAreRecordedTogether(t *testing.T) {
+	t.Parallel()
+	g, calls := newGate(), &atomic.Int32{}
+	w, _ := partWriterWith(t, memstore.New(), nil, func(o *writer.Options) {
+		o.Commands = gatedCommands{&memstore.CommandClaims{}, g, calls}
+	}, 0, 1)
+	run(t, w)
+	mine, other := accountsIn(0, 12, "tog"), accountsIn(2, 1, "tog")[0]
+	var pending []<-chan writer.Result
+	for i, acct := range mine {
+		pending = append(pending, submitted(t, w, "purchase_license", buyL("tog-"+acct, acct, "L-"+acct)))
+		require.True(t, send(t, w, "purchase_license", buyL(fmt.Sprintf("tog-probe-%d", i), other, fmt.Sprintf("L-tp-%d", i))).Redirect)
+	}
+	close(g.open)
+	for _, c := range pending {
+		require.Nil(t, result(t, c).Err)
+	}
+	assert.Equal(t, int32(5), calls.Load(), "four jobs, then one for the eight that waited")
+	assert.Equal(t, uint64(len(mine)), w.Stats().CommandClaims)
 }

@@ -107,11 +107,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				continue
 			}
 			if w.claimsCommand(r, &ownsAll) {
-				if w.commandJobs >= maxCommandJobs || len(claims) >= maxCommandBatch {
-					next = append(next, r) // with the next batch, once a job is done (commandclaims.go)
-				} else {
-					claims = append(claims, r)
-				}
+				claims = append(claims, r)
 				continue
 			}
 		}
@@ -152,7 +148,7 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		}
 	}
 	if len(claims) > 0 {
-		w.claimCommandsBeside(claims)
+		w.recordCommands(claims)
 	}
 	if len(plans) == 0 && len(rejects) == 0 {
 		return next

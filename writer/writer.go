@@ -217,8 +217,10 @@ type Writer struct {
 	redecided uint64
 	// claimed are the holders of unique ids the claims store has told of (claims.go).
 	claimed map[string]string
-	// commandJobs counts the side jobs recording command ids now (commandclaims.go).
+	// commandJobs counts the side jobs recording command ids now; unrecorded are the new
+	// commands waiting for one of them to end (commandclaims.go).
 	commandJobs int
+	unrecorded  []*request
 	// subHeld maps the subscription key and the account of each link or unlink whose store I/O
 	// runs beside the loop to its request (substep.go); foreignAppends counts the appends that
 	// landed on accounts of other partitions (a subscription move's side), which invalidate the
