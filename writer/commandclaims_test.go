@@ -281,3 +281,28 @@ func TestWaitingCommandsAreRecordedTogether(t *testing.T) {
 	assert.Equal(t, int32(5), calls.Load(), "four jobs, then one for the eight that waited")
 	assert.Equal(t, uint64(len(mine)), w.Stats().CommandClaims)
 }
+
+// A writer retired (a takeover builds the node's next writer) while a command's id is being
+// recorded passes the command on to the writer that replaces it, and so does one stopped while
+// a command waits for a record job; neither is answered unavailable for this writer's moment.
+func TestRetiredWritersRecordingCommandIsRedirected(t *testing.T) {
+	t.Parallel()
+	g := newGate() // never opened: the record ends with the writer's stop
+	w, _ := partWriterWith(t, memstore.New(), nil, func(o *writer.Options) {
+		o.Commands = gatedCommands{&memstore.CommandClaims{}, g, nil}
+	}, 0, 1)
+	stop := run(t, w)
+	mine, other := accountsIn(0, 5, "ret"), accountsIn(2, 1, "ret")[0]
+	var pending []<-chan writer.Result
+	for i, acct := range mine { // four record jobs, then one command waiting for a job
+		pending = append(pending, submitted(t, w, "purchase_license", buyL("ret-"+acct, acct, "L-"+acct)))
+		require.True(t, send(t, w, "purchase_license", buyL(fmt.Sprintf("ret-probe-%d", i), other, fmt.Sprintf("L-rp-%d", i))).Redirect)
+	}
+	w.Retire()
+	stop()
+	for i, c := range pending {
+		res := result(t, c)
+		require.NotNil(t, res.Err)
+		assert.True(t, res.Redirect, "command %d passed on, not refused: %v", i, res.Err)
+	}
+}
