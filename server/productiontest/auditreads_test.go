@@ -252,7 +252,8 @@ func TestAuditReadSubjectIsTheLedgers(t *testing.T) {
 	aud, _ := as(t, srv.ClientURL(), asAuditor())
 	_, err := aud.Request("$JS.API.DIRECT.GET."+jetstore.StreamName, []byte(`{"seq":1}`), waitFor)
 	require.NoError(t, err)
-	assert.Equal(t, before+1, srv.AuditReadStats().Served)
+	// Counted once the relay has passed the answer on, so a moment after the auditor has it.
+	assert.Eventually(t, func() bool { return srv.AuditReadStats().Served == before+1 }, waitFor, pollTick)
 }
 
 // rawConn is an auditor connection spoken in the client protocol itself, to see header blocks
