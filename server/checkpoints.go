@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,11 +65,12 @@ type CheckpointConfig struct {
 }
 
 // startCheckpoints starts the publisher: it follows the LEDGER stream with its own ordered
-// consumer, verifies every event's hash and chain link (and every partition ownership record) as
-// it goes (it never signs a history it
-// has not verified), and signs checkpoints into LEDGER_CHECKPOINTS every Every events, every
-// Interval, on demand over ledger.audit.checkpoint, and once more on shutdown; never two for one
-// stream head, and each only once an RFC 6962 consistency proof from the last one verifies.
+// consumer (a new one, from where it is, each time the store connection reconnects), verifies
+// every event's hash and chain link (and every partition ownership record) as it goes (it never
+// signs a history it has not verified), and signs checkpoints into LEDGER_CHECKPOINTS every
+// Every events, every Interval, on demand over ledger.audit.checkpoint, and once more on
+// shutdown; never two for one stream head, and each only once an RFC 6962 consistency proof from
+// the last one verifies.
 func (s *Server) startCheckpoints(ctx context.Context) error {
 	cfg := s.cfg.Checkpoints
 	if cfg.Disabled {
@@ -87,6 +89,7 @@ func (s *Server) startCheckpoints(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.again = s.reconnected.checkpoints
 	if create { // the data directory's key: publish the verifier key beside it, once
 		if err := audit.WriteVerifierKey(audit.VerifierKeyFile(keyFile), p.vkey); err != nil {
 			return err
@@ -117,6 +120,11 @@ type checkpointPublisher struct {
 	signs int
 	// carried holds the requests a restart of follow takes over from the one before.
 	carried []checkpointDemand
+	// again is signalled when the store connection reconnects (nil: never): the publisher then
+	// follows on from its chain's position with a new consumer (follow).
+	again <-chan struct{}
+	// left counts the consumers left at a reconnect, still stopping; run waits for them.
+	left sync.WaitGroup
 	// Reset at each (re)start of follow.
 	chain  *audit.Chain
 	last   *lastCheckpoint
@@ -285,6 +293,7 @@ func (p *checkpointPublisher) onDemand(ctx context.Context) ([]byte, error) {
 // run follows the stream and signs until ctx ends; it starts over (a bounded number of times
 // in a row) when the checkpoint stream moved under it.
 func (p *checkpointPublisher) run(ctx context.Context) {
+	defer p.left.Wait()
 	defer func() {
 		p.answer(p.carried, nil, ledger.Reject(ledger.CodeUnavailable, "checkpoint publisher stopped"))
 		p.carried = nil
@@ -309,8 +318,12 @@ func (p *checkpointPublisher) run(ctx context.Context) {
 	}
 }
 
-// follow reads the last checkpoint, then the stream from its start, verifying and signing. It
-// returns errResync when the checkpoint stream moved under it.
+// follow reads the last checkpoint, then the stream from its start, verifying and signing. A
+// reconnect signalled on again leaves the consumer and follows on with a new one from the chain's
+// position: nats.go's own consumer, after a connection that stalled and was cut, waits for the
+// request it sent into the stall to time out (10 s) before it asks again. The verified chain, the
+// log tree and the waiting requests carry over. It returns errResync when the checkpoint stream
+// moved under it.
 func (p *checkpointPublisher) follow(ctx context.Context) error {
 	last, broken, err := p.loadLast(ctx)
 	if err != nil {
@@ -328,35 +341,35 @@ func (p *checkpointPublisher) follow(ctx context.Context) error {
 	// The publisher signs by count only once it has verified up to the head it started at, so
 	// catching up with a long history signs once, not once per Every.
 	startHead := info.State.LastSeq
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msgs, stop, err := p.consume(fctx)
+	waiting := p.carried
+	p.carried = nil
+	feed, err := p.consume(ctx, 1)
 	if err != nil {
-		return err
+		return p.stopped(ctx, waiting, err)
 	}
-	defer stop()
+	defer func() { feed.stop() }() // the feed of the moment
 	var tick <-chan time.Time
 	if p.interval > 0 {
 		t := time.NewTicker(p.interval)
 		defer t.Stop()
 		tick = t.C
 	}
-	waiting := p.carried
-	p.carried = nil
 	for {
 		err = nil
 		select {
 		case <-ctx.Done():
-			p.answer(waiting, nil, ledger.Reject(ledger.CodeUnavailable, "ledger is shutting down"))
-			if p.due(1) {
-				_, _ = p.sign(context.Background())
-			}
-			return ctx.Err()
-		case m := <-msgs:
+			return p.stopped(ctx, waiting, ctx.Err())
+		case m := <-feed.msgs:
 			p.apply(m)
 			if p.chain.Position() >= startHead && p.due(p.every) {
 				_, err = p.sign(ctx)
 			}
+		case <-p.again:
+			feed.leave(&p.left)
+			if feed, err = p.consume(ctx, p.chain.Position()+1); err != nil {
+				return p.stopped(ctx, waiting, err)
+			}
+			p.log.Info().Uint64("position", p.chain.Position()).Msg("checkpoint publisher follows the stream again after a reconnect")
 		case <-tick:
 			if p.due(1) {
 				_, err = p.sign(ctx)
@@ -374,29 +387,18 @@ func (p *checkpointPublisher) follow(ctx context.Context) error {
 	}
 }
 
-// consume starts an ordered consumer over the whole LEDGER stream, feeding msgs until ctx ends:
-// every subject (events and partition ownership records), since the log tree covers every
-// stored message.
-func (p *checkpointPublisher) consume(ctx context.Context) (<-chan audit.Message, func(), error) {
-	msgs := make(chan audit.Message, checkpointBuffer)
-	cons, err := p.ledger.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoints: consumer: %w", err)
+// stopped ends follow with err: at ctx's end it answers the waiting requests and signs the
+// head once more; otherwise run answers them (carried) as it stops.
+func (p *checkpointPublisher) stopped(ctx context.Context, waiting []checkpointDemand, err error) error {
+	if ctx.Err() == nil {
+		p.carried = waiting
+		return err
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		md, merr := m.Metadata()
-		if merr != nil {
-			return
-		}
-		select {
-		case msgs <- audit.Message{Position: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), StoredAt: md.Timestamp}:
-		case <-ctx.Done():
-		}
-	}, jetstream.PullMaxMessages(checkpointBuffer), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second)) // as the projector's
-	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoints: consume: %w", err)
+	p.answer(waiting, nil, ledger.Reject(ledger.CodeUnavailable, "ledger is shutting down"))
+	if p.due(1) {
+		_, _ = p.sign(context.Background())
 	}
-	return msgs, cc.Stop, nil
+	return ctx.Err()
 }
 
 // due reports whether this node signs and at least n verified events follow the last

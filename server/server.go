@@ -121,6 +121,8 @@ type Server struct {
 	audit   *auditReads
 	auditNC *nats.Conn
 	dirLock *dirLock // one process per data directory (datadir.go)
+	// reconnected tells the stream's followers that nc reconnected (reconnects.go).
+	reconnected *reconnects
 }
 
 // Start brings every part up and returns once the projections have caught up with the stream.
@@ -157,15 +159,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.nc, err = s.dial("creditledger-store", false); err != nil {
 		return nil, err
 	}
-	// The projector follows the stream again at once after the store connection reconnects
-	// (projections.Projector.Run); one signal pending is enough.
-	reconnected := make(chan struct{}, 1)
-	s.nc.SetReconnectHandler(func(*nats.Conn) {
-		select {
-		case reconnected <- struct{}{}:
-		default:
-		}
-	})
+	// The projector and the checkpoint publisher follow the stream again at once after the store
+	// connection reconnects (projections.Projector.Run, checkpointPublisher.follow).
+	s.reconnected = newReconnects()
+	s.nc.SetReconnectHandler(func(*nats.Conn) { s.reconnected.signal() })
 	if s.svcNC, err = s.dial("creditledger-service", true); err != nil { // the responder: responder.go
 		return nil, err
 	}
@@ -242,7 +239,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("stream handle: %w", err)
 	}
 	s.goRun(func() {
-		if err := s.proj.Run(runCtx, stream, reconnected); err != nil {
+		if err := s.proj.Run(runCtx, stream, s.reconnected.projector); err != nil {
 			cfg.Log.Error().Err(err).Msg("projector stopped")
 		}
 	})
