@@ -9,6 +9,7 @@ run one64ar --accounts 10000 --clients 64 --duration 15s --lag-for 5s --raw-for 
 run one1024 --accounts 10000 --clients 1024 --duration 15s --lag-for 5s --raw-for 2s
 . "$(dirname "$0")/threenodes.sh"
 start_three 4 810 /tmp/msn "$O"
-run three64 --nats-url $URLS --accounts 10000 --clients 64 --duration 15s --lag-for 5s --raw-for 2s
-run three64ar --nats-url $URLS --accounts 10000 --clients 64 --duration 15s --lag-for 5s --raw-for 2s --mix allocate-release --seed 2
+CPU_OF=$(IFS=,; echo "${PIDS[*]}") # the three nodes' CPU counts too: a CPU bound for three nodes
+run three64 --nats-url $URLS --cpu-of $CPU_OF --accounts 10000 --clients 64 --duration 15s --lag-for 5s --raw-for 2s
+run three64ar --nats-url $URLS --cpu-of $CPU_OF --accounts 10000 --clients 64 --duration 15s --lag-for 5s --raw-for 2s --mix allocate-release --seed 2
 kill "${PIDS[@]}"; wait
