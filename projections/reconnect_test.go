@@ -3,8 +3,6 @@ package projections_test
 import (
 	"context"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,23 +12,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/internal/logsignal"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/projections"
 )
-
-// signalWriter closes seen the first time a log line contains want.
-type signalWriter struct {
-	want string
-	once sync.Once
-	seen chan struct{}
-}
-
-func (w *signalWriter) Write(b []byte) (int, error) {
-	if strings.Contains(string(b), w.want) {
-		w.once.Do(func() { close(w.seen) })
-	}
-	return len(b), nil
-}
 
 // A reconnect signalled while the store cannot make the projector's new consumer (here: its
 // nats-server is down; after a real reconnect, one still starting) is not the projector's end:
@@ -66,7 +51,7 @@ func TestProjectorOutlivesAStoreThatCannotFollowYet(t *testing.T) {
 		return pos
 	}
 
-	warned := &signalWriter{want: "cannot follow the stream yet", seen: make(chan struct{})}
+	warned := logsignal.New("cannot follow the stream yet")
 	p := projections.NewProjector(zerolog.New(warned))
 	again := make(chan struct{}, 1)
 	runCtx, stop := context.WithCancel(context.Background()) // no deadline, as the server runs it
@@ -81,7 +66,7 @@ func TestProjectorOutlivesAStoreThatCannotFollowYet(t *testing.T) {
 	select {
 	case err := <-ran:
 		t.Fatalf("the projector stopped when the store could not make its consumer: %v", err)
-	case <-warned.seen:
+	case <-warned.Seen():
 	case <-ctx.Done():
 		t.Fatal("the projector never asked for a consumer")
 	}

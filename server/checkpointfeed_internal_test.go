@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,23 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creditledger/creditledger/audit"
+	"github.com/creditledger/creditledger/internal/logsignal"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/ledger/jetstore"
 )
-
-// logSignal closes seen the first time a log line contains want.
-type logSignal struct {
-	want string
-	once sync.Once
-	seen chan struct{}
-}
-
-func (w *logSignal) Write(b []byte) (int, error) {
-	if strings.Contains(string(b), w.want) {
-		w.once.Do(func() { close(w.seen) })
-	}
-	return len(b), nil
-}
 
 // As the projector's (projections.TestProjectorOutlivesAStoreThatCannotFollowYet): a reconnect
 // signalled while the store cannot make the publisher's new consumer (here its nats-server is
@@ -74,7 +59,7 @@ func TestCheckpointPublisherOutlivesAStoreThatCannotFollowYet(t *testing.T) {
 	_, key, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
 	pub := key.Public().(ed25519.PublicKey)
-	warned := &logSignal{want: "cannot follow the stream yet", seen: make(chan struct{})}
+	warned := logsignal.New("cannot follow the stream yet")
 	p, err := newCheckpointPublisher(ctx, js, Config{Clock: SystemClock{}, Checkpoints: CheckpointConfig{Every: -1, Interval: -1}},
 		key, zerolog.New(warned))
 	require.NoError(t, err)
@@ -101,7 +86,7 @@ func TestCheckpointPublisherOutlivesAStoreThatCannotFollowYet(t *testing.T) {
 	select {
 	case <-ran:
 		t.Fatal("the publisher stopped when the store could not make its consumer")
-	case <-warned.seen:
+	case <-warned.Seen():
 	case <-ctx.Done():
 		t.Fatal("the publisher never asked for a consumer")
 	}

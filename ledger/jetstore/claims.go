@@ -35,21 +35,15 @@ func OpenClaims(ctx context.Context, js jetstream.JetStream, replicas int) (*Cla
 	if replicas < 1 {
 		replicas = 1
 	}
-	kv, err := js.KeyValue(ctx, ClaimsBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      ClaimsBucket,
-			Description: "creditledger: which account holds each globally unique id",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, ClaimsBucket)
-		}
-	}
+	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      ClaimsBucket,
+		Description: "creditledger: which account holds each globally unique id",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", ClaimsBucket, err)
+		return nil, err
 	}
 	return &Claims{kv: kv, nc: js.Conn()}, nil
 }
@@ -103,24 +97,45 @@ func (c *Claims) Claim(ctx context.Context, id, accountID string) (string, error
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return "", fmt.Errorf("reserve %s: %w", id, err)
 	}
-	// Read the holder from the bucket's leader: a direct get (kv.Get) may be answered by a
-	// replica that has not seen the reservation yet. The leader refuses a second create as soon
-	// as the first is in flight, before it has stored it, so the read may briefly find nothing.
+	return leaderHolder(ctx, c.nc, ClaimsBucket, key, "reservation of "+id)
+}
+
+// openBucket opens a key-value bucket, creating it with cfg if it is missing. Several processes
+// may race to create it: the loser opens the winner's.
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// leaderHolder reads the value of key in bucket from the bucket's leader: a direct get may be
+// answered by a replica that has not seen a create yet. The leader refuses a second create as
+// soon as the first is in flight, before it has stored it, so the read may briefly find nothing
+// and is asked again (claimReadAttempts). what names the key in errors.
+func leaderHolder(ctx context.Context, nc *nats.Conn, bucket, key, what string) (string, error) {
 	for attempt := 0; attempt < claimReadAttempts; attempt++ {
-		seq, holder, err := leaderLast(ctx, c.nc, "KV_"+ClaimsBucket, "$KV."+ClaimsBucket+"."+key)
+		seq, holder, err := leaderLast(ctx, nc, "KV_"+bucket, "$KV."+bucket+"."+key)
 		if err != nil {
-			return "", fmt.Errorf("read reservation of %s: %w", id, err)
+			return "", fmt.Errorf("read %s: %w", what, err)
 		}
 		if seq != 0 {
 			return string(holder), nil
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("read reservation of %s: %w", id, ctx.Err())
+			return "", fmt.Errorf("read %s: %w", what, ctx.Err())
 		case <-time.After(claimReadPause):
 		}
 	}
-	return "", fmt.Errorf("reservation of %s exists but could not be read", id)
+	return "", fmt.Errorf("%s exists but could not be read", what)
 }
 
 // StoredAt is when JetStream stored the message at position (a direct get on the LEDGER stream).

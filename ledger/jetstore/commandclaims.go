@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,22 +40,15 @@ func OpenCommandClaims(ctx context.Context, js jetstream.JetStream, replicas int
 	if replicas < 1 {
 		replicas = 1
 	}
-	_, err := js.KeyValue(ctx, CommandsBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      CommandsBucket,
-			Description: "creditledger: which account each command_id was first used for",
-			History:     1,
-			TTL:         CommandRetention,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			_, err = js.KeyValue(ctx, CommandsBucket)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", CommandsBucket, err)
+	if _, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      CommandsBucket,
+		Description: "creditledger: which account each command_id was first used for",
+		History:     1,
+		TTL:         CommandRetention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}); err != nil {
+		return nil, err
 	}
 	// A key-value bucket is made without atomic batches; the bucket's stream is updated to allow
 	// them (once; every process that finds them off does the same update).
@@ -184,24 +176,7 @@ func (c *CommandClaims) claimEach(ctx context.Context, commandIDs, accounts []st
 	return holders, nil
 }
 
-// holder reads the account a command id's key names from the bucket's leader (a replica may not
-// have it yet). The leader refuses a second create as soon as the first is in flight, before it
-// has stored it, so the read may briefly find nothing.
+// holder reads the account a command id's key names from the bucket's leader.
 func (c *CommandClaims) holder(ctx context.Context, commandID string) (string, error) {
-	subject := "$KV." + CommandsBucket + "." + commandKey(commandID)
-	for attempt := 0; attempt < claimReadAttempts; attempt++ {
-		seq, holder, err := leaderLast(ctx, c.nc, "KV_"+CommandsBucket, subject)
-		if err != nil {
-			return "", fmt.Errorf("read the account of command_id %q: %w", commandID, err)
-		}
-		if seq != 0 {
-			return string(holder), nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("read the account of command_id %q: %w", commandID, ctx.Err())
-		case <-time.After(claimReadPause):
-		}
-	}
-	return "", fmt.Errorf("the account of command_id %q is recorded but could not be read", commandID)
+	return leaderHolder(ctx, c.nc, CommandsBucket, commandKey(commandID), fmt.Sprintf("the account of command_id %q", commandID))
 }

@@ -47,25 +47,19 @@ func OpenLeases(ctx context.Context, js jetstream.JetStream, replicas int, ttl t
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	kv, err := js.KeyValue(ctx, LeaseBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      LeaseBucket,
-			Description: "creditledger: which node writes each partition (leases expire after the TTL)",
-			History:     1,
-			TTL:         ttl,
-			// Memory: leases live seconds and are rewritten every tick (64 writes a second per
-			// node by default); fsyncing them competed with the ledger's appends for the disk. A
-			// whole cluster that restarts finds the bucket empty and takes the leases afresh.
-			Storage:  jetstream.MemoryStorage,
-			Replicas: replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, LeaseBucket)
-		}
-	}
+	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket,
+		Description: "creditledger: which node writes each partition (leases expire after the TTL)",
+		History:     1,
+		TTL:         ttl,
+		// Memory: leases live seconds and are rewritten every tick (64 writes a second per
+		// node by default); fsyncing them competed with the ledger's appends for the disk. A
+		// whole cluster that restarts finds the bucket empty and takes the leases afresh.
+		Storage:  jetstream.MemoryStorage,
+		Replicas: replicas,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", LeaseBucket, err)
+		return nil, err
 	}
 	st, err := kv.Status(ctx)
 	if err != nil {
