@@ -18,12 +18,14 @@ type CommandClaims interface {
 	ClaimCommands(ctx context.Context, commandIDs, accounts []string) (holders []string, err error)
 }
 
-// claimsCommand reports whether r must record its command id before it is decided: a client's
-// command not recorded yet, on a writer that shares the store with writers of other partitions
-// now, or may later (RecordEveryCommand). Otherwise a writer that owns every partition is the
-// only one deciding any command, so its own record answers every reuse; ownsAll caches
-// OwnsEverything for one round (it reads every lease).
-func (w *Writer) claimsCommand(r *request, ownsAll *int8) bool {
+// claimsCommand reports whether r must record its command id before its decision is kept: a
+// client's command not recorded yet, on a writer that shares the store with writers of other
+// partitions now, or may later (RecordEveryCommand). Otherwise a writer that owns every
+// partition is the only one deciding any command, so its own record answers every reuse;
+// roundOwns caches OwnsEverything for one round (it reads every lease). Only decisions a writer
+// remembers record (events to append, a rejection it stores): an answer about the moment or a
+// malformed command leaves the command id free, as on one node.
+func (w *Writer) claimsCommand(r *request) bool {
 	if w.opts.Commands == nil || r.internal || r.commandClaimed {
 		return false
 	}
@@ -33,13 +35,23 @@ func (w *Writer) claimsCommand(r *request, ownsAll *int8) bool {
 	if w.opts.Owner == nil {
 		return false
 	}
-	if *ownsAll == 0 {
-		*ownsAll = -1
+	if w.roundOwns == 0 {
+		w.roundOwns = -1
 		if w.opts.Owner.OwnsEverything() {
-			*ownsAll = 1
+			w.roundOwns = 1
 		}
 	}
-	return *ownsAll < 0
+	return w.roundOwns < 0
+}
+
+// movesSubscription reports whether r links or unlinks a marketplace subscription: those write
+// the subscription's claim while they are planned, so their command id is recorded before.
+func movesSubscription(r *request) bool {
+	switch r.Command.(type) {
+	case ledger.LinkSubscription, ledger.UnlinkSubscription:
+		return true
+	}
+	return false
 }
 
 // At most maxCommandJobs side jobs record command ids at once, each for at most maxCommandBatch

@@ -306,3 +306,33 @@ func TestRetiredWritersRecordingCommandIsRedirected(t *testing.T) {
 		assert.True(t, res.Redirect, "command %d passed on, not refused: %v", i, res.Err)
 	}
 }
+
+// Only a decision one writer remembers records its command id: a command answered
+// version_conflict (an answer about the moment) leaves the id free, so the same id then used for
+// an account of another writer is decided there, as on one writer, and a remembered rejection
+// or an acceptance records it. Before, the id was recorded on arrival and the second use was
+// refused idempotency_key_reused.
+func TestOnlyRememberedDecisionsRecordTheCommandID(t *testing.T) {
+	t.Parallel()
+	st, claims := memstore.New(), &memstore.CommandClaims{}
+	withClaims := func(o *writer.Options) { o.Commands = claims }
+	a0, a2 := accountsIn(0, 1, "rd")[0], accountsIn(2, 1, "rd")[0]
+	w1, _ := partWriterWith(t, st, nil, withClaims, 0, 1)
+	w2, _ := partWriterWith(t, st, nil, withClaims, 2, 3)
+	run(t, w1)
+	run(t, w2)
+
+	stale := buyL("rd-1", a0, "L-rd-a0")
+	stale["expected_version"] = 7
+	res := sendAs(t, w1, "purchase_license", stale)
+	require.NotNil(t, res.Err)
+	require.Equal(t, ledger.CodeVersionConflict, res.Err.Code)
+	assert.Zero(t, claims.Asked(), "a version conflict records nothing")
+
+	res = send(t, w2, "purchase_license", buyL("rd-1", a2, "L-rd-a2"))
+	require.Nil(t, res.Err, "the id is still free: decided for the other writer's account")
+	assert.Equal(t, 1, claims.Asked())
+	res = send(t, w1, "purchase_license", buyL("rd-1", a0, "L-rd-a0"))
+	require.NotNil(t, res.Err)
+	assert.Equal(t, ledger.CodeIdempotencyKeyReused, res.Err.Code, "now held by the account it was accepted for")
+}

@@ -54,9 +54,8 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 		plans   []planned
 		next    []*request
 		rejects []pendingReject
-		claims  []*request // new commands whose command ids are recorded first (commandclaims.go)
-		ownsAll int8
 	)
+	w.roundOwns, w.toRecord = 0, nil // commandclaims.go: this round's, recorded below
 	for i, r := range reqs {
 		if len(recs) >= w.opts.MaxBatch {
 			next = append(next, reqs[i:]...)
@@ -106,8 +105,10 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 				w.replayRejection(r, s.rejEntry) // read back beside the loop (rejcompact.go)
 				continue
 			}
-			if w.claimsCommand(r, &ownsAll) {
-				claims = append(claims, r)
+			if w.claimsCommand(r) && movesSubscription(r) {
+				// A link or unlink writes the subscription's claim while it is planned: its
+				// command id is recorded before any of that (the others' once decided: plan).
+				w.toRecord = append(w.toRecord, r)
 				continue
 			}
 		}
@@ -121,6 +122,12 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			}
 			if errors.Is(err, errHeld) {
 				continue // side work holds it (beside.go)
+			}
+			if le := asError(err); rememberable(r, le) && w.claimsCommand(r) {
+				// A rejection one writer remembers: its command id is recorded first, then the
+				// command is decided again (commandclaims.go).
+				w.toRecord = append(w.toRecord, r)
+				continue
 			}
 			if le := asError(err); w.opts.Rejections != nil && rememberable(r, le) && (!r.fenced || w.opts.Fences != nil) {
 				// Written to the rejection log with this round's append; answered after, once a
@@ -147,8 +154,9 @@ func (w *Writer) launch(ctx context.Context, reqs []*request) []*request {
 			plans = append(plans, p)
 		}
 	}
-	if len(claims) > 0 {
-		w.recordCommands(claims)
+	if len(w.toRecord) > 0 {
+		w.recordCommands(w.toRecord) // the jobs keep the slice: the next round starts a new one
+		w.toRecord = nil
 	}
 	if len(plans) == 0 && len(rejects) == 0 {
 		return next
@@ -285,6 +293,13 @@ func (w *Writer) plan(ctx context.Context, r *request, now time.Time, queued int
 				return nil, errDefer
 			}
 		}
+	}
+	if w.claimsCommand(r) {
+		// Decided to append: its command id is recorded first, and it is decided again once that
+		// is done (commandclaims.go). A command answered without being remembered (invalid,
+		// a version conflict, nothing to append) records nothing, as one writer keeps nothing.
+		w.toRecord = append(w.toRecord, r)
+		return nil, errHeld
 	}
 	if err := w.claimIDs(r, payloads); err != nil { // cross-process uniqueness: cluster.go
 		return nil, err

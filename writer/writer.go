@@ -221,6 +221,10 @@ type Writer struct {
 	// commands waiting for one of them to end (commandclaims.go).
 	commandJobs int
 	unrecorded  []*request
+	// toRecord are the commands of the round being launched whose command ids are recorded at
+	// its end; roundOwns caches OwnsEverything for it (0: not asked yet, 1: yes, -1: no).
+	toRecord  []*request
+	roundOwns int8
 	// subHeld maps the subscription key and the account of each link or unlink whose store I/O
 	// runs beside the loop to its request (substep.go); foreignAppends counts the appends that
 	// landed on accounts of other partitions (a subscription move's side), which invalidate the
