@@ -97,7 +97,9 @@ func (w *Writer) claimCommandsBeside(rs []*request) {
 		cancel()
 		return func() []*request {
 			w.commandJobs--
-			w.stats.commandClaims.Add(uint64(len(rs)))
+			if err == nil {
+				w.stats.commandClaims.Add(uint64(len(rs)))
+			}
 			back := w.unrecorded // to be recorded again with the next round's, in a free job
 			w.unrecorded = nil
 			for i, r := range rs {
