@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditledger/creditledger/ledger/jetstore"
 	"github.com/creditledger/creditledger/writer"
@@ -40,14 +39,7 @@ var ErrReservationsKept = errors.New("the id reservations are not lost (the buck
 func RebuildReservations(ctx context.Context, nc *nats.Conn, now time.Time) (Rebuilt, error) {
 	// A maintenance command: it must not make the stream (jetstore.Open would, on a server that
 	// has none, say a wrong --nats-url, and then mark an empty bucket beside it).
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return Rebuilt{}, err
-	}
-	if _, err := js.Stream(ctx, jetstore.StreamName); err != nil {
-		return Rebuilt{}, fmt.Errorf("stream %s: %w", jetstore.StreamName, err)
-	}
-	st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+	st, err := jetstore.OpenExisting(ctx, nc, jetstore.Config{})
 	if err != nil {
 		return Rebuilt{}, err
 	}

@@ -519,7 +519,7 @@ func (w *Writer) apply(r ledger.Record) {
 	a.state = ledger.Evolve(a.state, ev)
 	a.hash = ev.Hash
 	w.cache.own(r.AccountID, ev.Data)
-	if ev.CommandID == "" || isTimeCommand(ev.CommandID) || isMoveSideEvent(ev) {
+	if _, ok := ClientCommandOf(ev); !ok {
 		return
 	}
 	rec := w.idem.accepted[ev.CommandID]
@@ -532,6 +532,17 @@ func (w *Writer) apply(r ledger.Record) {
 	}
 	rec.result.Version, rec.result.Position = ev.Version, r.Position
 	rec.result.Events = append(rec.result.Events, EventRef{Type: ev.Type, Version: ev.Version, Position: r.Position})
+}
+
+// ClientCommandOf is the command_id of the client's command that appended ev to its account, and
+// false for an event without one and for the writer's own: a time command's, and the former
+// holder's side of a subscription move (isMoveSideEvent). These are the command ids a writer
+// remembers for the account, and those `command-ids record` records for it.
+func ClientCommandOf(ev events.Event) (string, bool) {
+	if ev.CommandID == "" || isTimeCommand(ev.CommandID) || isMoveSideEvent(ev) {
+		return "", false
+	}
+	return ev.CommandID, true
 }
 
 // isMoveSideEvent reports the former holder's event of a subscription move: it carries the move's

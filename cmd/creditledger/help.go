@@ -72,6 +72,8 @@ var groupExamples = map[string]string{
 	"creditledger reservations rebuild":   "creditledger reservations rebuild --nats-url nats://127.0.0.1:4222 --nats-creds ledger.creds",
 	"creditledger rejections":             "creditledger rejections accept-loss --nats-url nats://127.0.0.1:4222",
 	"creditledger rejections accept-loss": "creditledger rejections accept-loss --nats-url nats://127.0.0.1:4222 --nats-creds ledger.creds",
+	"creditledger command-ids":            "creditledger command-ids record --nats-url nats://127.0.0.1:4222",
+	"creditledger command-ids record":     "creditledger command-ids record --nats-url nats://127.0.0.1:4222 --nats-creds ledger.creds",
 	"creditledger audit replay":           "creditledger audit replay --account acme --since 2026-01-01T00:00:00Z --with-position",
 	"creditledger audit export":           "creditledger audit export --format csv --out events.csv\n  creditledger audit export --format jsonl --out - | gzip > events.jsonl.gz",
 	"creditledger audit verify":           "creditledger audit verify --trusted-checkpoint cp-41.json",

@@ -62,7 +62,7 @@ func rootCmd() *cobra.Command {
 	}
 	root.SetVersionTemplate("creditledger {{.Version}}\n")
 	root.AddCommand(serveCmd(), commandCmd(), queryCmd(), benchCmd())
-	root.AddCommand(auditCmd(), reservationsCmd(), rejectionsCmd())
+	root.AddCommand(auditCmd(), reservationsCmd(), rejectionsCmd(), commandIDsCmd())
 	// Flags are kebab-case (--license-id); the snake_case spelling of a request field
 	// (--license_id) is accepted as the same flag.
 	root.SetGlobalNormalizationFunc(kebabCase)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/creditledger/creditledger/ledger/jetstore"
@@ -36,14 +35,7 @@ func rejectionsAcceptLossCmd() *cobra.Command {
 			return tool.run(cmd, "creditledger-rejections", func(ctx context.Context, nc *nats.Conn) error {
 				// Only a deployment that holds a ledger: Open would create an empty LEDGER (and
 				// the log) where --nats-url names the wrong server or account.
-				js, err := jetstream.New(nc)
-				if err != nil {
-					return err
-				}
-				if _, err := js.Stream(ctx, jetstore.StreamName); err != nil {
-					return fmt.Errorf("no ledger here (stream %s: %w): is --nats-url the ledger's?", jetstore.StreamName, err)
-				}
-				st, err := jetstore.Open(ctx, nc, jetstore.Config{})
+				st, err := jetstore.OpenExisting(ctx, nc, jetstore.Config{})
 				if err != nil {
 					return err
 				}

@@ -12,8 +12,9 @@ import (
 	"github.com/creditledger/creditledger/natsconn"
 )
 
-// storeTool is what the store maintenance commands (reservations rebuild, rejections
-// accept-loss) share: the ledger's NATS connection, from the same flags, and their exit codes.
+// storeTool is what the store maintenance commands (reservations rebuild, rejections accept-loss,
+// command-ids record) share: the ledger's NATS connection, from the same flags, and their exit
+// codes.
 type storeTool struct {
 	url  string
 	conn natsconn.Options

@@ -83,14 +83,36 @@ func commandKey(commandID string) string {
 // which finds its holder either way (a claim the batch stored is this account's own). An error
 // leaves some of them unknown.
 func (c *CommandClaims) ClaimCommands(ctx context.Context, commandIDs, accounts []string) ([]string, error) {
+	return c.claim(ctx, commandIDs, accounts, nil)
+}
+
+// ClaimCommandsCreated is ClaimCommands that also says which claims it created (false: the key
+// was there already, for this account or another), for `command-ids record`'s counts. A claim
+// whose create landed but was not answered, and was found on the second try, counts as found.
+func (c *CommandClaims) ClaimCommandsCreated(ctx context.Context, commandIDs, accounts []string) (holders []string, created []bool, err error) {
+	created = make([]bool, len(commandIDs))
+	holders, err = c.claim(ctx, commandIDs, accounts, created)
+	return holders, created, err
+}
+
+// claim is ClaimCommands, setting created[i] (when created is not nil) where it created the
+// claim of commandIDs[i].
+func (c *CommandClaims) claim(ctx context.Context, commandIDs, accounts []string, created []bool) ([]string, error) {
 	holders := make([]string, 0, len(commandIDs))
 	for from := 0; from < len(commandIDs); from += MaxBatch {
 		to := min(from+MaxBatch, len(commandIDs))
+		var made []bool
+		if created != nil {
+			made = created[from:to]
+		}
 		if to-from > 1 && c.claimBatch(ctx, commandIDs[from:to], accounts[from:to]) == nil {
 			holders = append(holders, accounts[from:to]...)
+			for i := range made {
+				made[i] = true
+			}
 			continue
 		}
-		h, err := c.claimEach(ctx, commandIDs[from:to], accounts[from:to])
+		h, err := c.claimEach(ctx, commandIDs[from:to], accounts[from:to], made)
 		if err != nil {
 			return nil, err
 		}
@@ -138,8 +160,9 @@ func claimMsg(commandID, account string) *nats.Msg {
 }
 
 // claimEach creates the command ids' keys one by one (published at once, acknowledgements awaited
-// together) and reads the holder of each that is held already from the bucket's leader.
-func (c *CommandClaims) claimEach(ctx context.Context, commandIDs, accounts []string) ([]string, error) {
+// together) and reads the holder of each that is held already from the bucket's leader; it sets
+// created[i] (created may be nil) for each it created.
+func (c *CommandClaims) claimEach(ctx context.Context, commandIDs, accounts []string, created []bool) ([]string, error) {
 	holders := make([]string, len(commandIDs))
 	acks := make([]jetstream.PubAckFuture, len(commandIDs))
 	for i, id := range commandIDs {
@@ -154,6 +177,9 @@ func (c *CommandClaims) claimEach(ctx context.Context, commandIDs, accounts []st
 		select {
 		case <-f.Ok():
 			holders[i] = accounts[i]
+			if created != nil {
+				created[i] = true
+			}
 		case err := <-f.Err():
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||

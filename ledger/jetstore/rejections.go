@@ -81,6 +81,17 @@ func OpenRejections(ctx context.Context, s *Store, replicas int) (*RejectionLog,
 	return &RejectionLog{store: s, stream: st, publish: s.js.Publish}, nil
 }
 
+// BindRejections opens the rejection log to read it, as a maintenance command does: it creates
+// nothing and changes nothing (OpenRejections creates a missing log and records it in LEDGER's
+// metadata); a missing log is an error wrapping jetstream.ErrStreamNotFound.
+func BindRejections(ctx context.Context, s *Store) (*RejectionLog, error) {
+	st, err := s.js.Stream(ctx, RejectionStream)
+	if err != nil {
+		return nil, fmt.Errorf("rejection stream: %w", err)
+	}
+	return &RejectionLog{store: s, stream: st, publish: s.js.Publish}, nil
+}
+
 // RejectionsCreatedMetadata is the LEDGER stream metadata key recording when the rejection log
 // was created (the log stream's own creation time, RFC 3339, UTC).
 const RejectionsCreatedMetadata = "creditledger_rejections_created"

@@ -187,6 +187,23 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	return &Store{nc: nc, js: js, stream: stream, timeout: timeout, partitions: subjects.Partitions, subjects: subjects, versions: newVersions()}, nil
 }
 
+// OpenExisting is Open for the maintenance commands: where the server holds no LEDGER stream
+// (--nats-url names another server or account) it refuses, wrapping jetstream.ErrStreamNotFound,
+// and creates nothing (Open would create an empty LEDGER, and the command then buckets beside it).
+func OpenExisting(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	if nc == nil {
+		return nil, errors.New("jetstore: nil connection")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	if _, err := js.Stream(ctx, StreamName); err != nil {
+		return nil, fmt.Errorf("no ledger here (stream %s: %w): is --nats-url the ledger's?", StreamName, err)
+	}
+	return Open(ctx, nc, cfg)
+}
+
 func orDefault(n int) int {
 	if n <= 0 {
 		return ledger.DefaultPartitions
