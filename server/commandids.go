@@ -82,8 +82,8 @@ type commandUse struct {
 	commandID, account string
 }
 
-// where says where a command use was read, for a conflict's report.
-type where struct {
+// usedAt says where a command use was read, for a conflict's report.
+type usedAt struct {
 	stream   string
 	position uint64
 }
@@ -94,12 +94,12 @@ type commandBatch struct {
 	claims *jetstore.CommandClaims
 	out    *CommandIDsRecorded
 	uses   []commandUse
-	wheres []where
+	wheres []usedAt
 	seen   map[commandUse]bool // the uses in this batch
 }
 
 // add queues a use; a full batch is recorded first. A use the batch holds already is passed over.
-func (b *commandBatch) add(ctx context.Context, u commandUse, at where) error {
+func (b *commandBatch) add(ctx context.Context, u commandUse, at usedAt) error {
 	if b.seen[u] {
 		return nil
 	}
@@ -160,7 +160,7 @@ func (b *commandBatch) readEvents(ctx context.Context, st *jetstore.Store, since
 		if !ok {
 			return nil
 		}
-		return b.add(ctx, commandUse{id, rec.AccountID}, where{jetstore.StreamName, rec.Position})
+		return b.add(ctx, commandUse{id, rec.AccountID}, usedAt{jetstore.StreamName, rec.Position})
 	})
 	if err != nil {
 		return PositionRange{}, fmt.Errorf("read %s: %w", jetstore.StreamName, err)
@@ -187,7 +187,7 @@ func (b *commandBatch) readRejections(ctx context.Context, st *jetstore.Store, s
 	var failed error // the read goes on to its end; the adds stop at the first failure
 	head, err := log.ReadRejections(ctx, from, func(r ledger.Rejection, at ledger.RejectionAt) {
 		if failed == nil {
-			failed = b.add(ctx, commandUse{r.CommandID, r.AccountID}, where{jetstore.RejectionStream, at.Position})
+			failed = b.add(ctx, commandUse{r.CommandID, r.AccountID}, usedAt{jetstore.RejectionStream, at.Position})
 		}
 	}, nil)
 	if err == nil {
