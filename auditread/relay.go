@@ -22,15 +22,16 @@ type Publisher interface {
 
 // Config configures a Relay.
 type Config struct {
-	// Streams are the streams whose direct gets are served (authz.Config.AuditorStreamNames).
+	// Streams are the streams whose requests are served (authz.Config.AuditorStreamNames).
 	Streams []string
-	// Limits cap each request.
+	// Limits cap each direct get (Start; StartStreamInfo has none).
 	Limits Limits
-	// Slots bounds the reads passed on at once, on this node (DefaultSlots): the node holds at
-	// most Slots answers of at most Limits.MaxBytes (and one message) for the auditors.
+	// Slots bounds the requests passed on at once, on this node (DefaultSlots, and
+	// DefaultInfoSlots for stream infos): the node holds at most Slots answers of at most
+	// Limits.MaxBytes (and one message) for the auditors' direct gets.
 	Slots int
-	// Queue bounds the requests waiting for a slot (DefaultQueue); one more is answered busy
-	// (429 Too Many Requests) at once.
+	// Queue bounds the requests waiting for a slot (DefaultQueue, DefaultInfoQueue); one more is
+	// answered busy (429 Too Many Requests) at once.
 	Queue int
 	// QueueWait is the longest a request waits for a slot (DefaultQueueWait); one that waited
 	// longer is answered busy.
@@ -59,6 +60,46 @@ const queueGroup = "creditledger-auditread"
 // jsDirectGet is the JetStream API subject the reads are passed on to.
 const jsDirectGet = "$JS.API.DIRECT.GET."
 
+// kind is what one Relay serves: where its requests arrive and go, how many it runs at once by
+// default, how it reads each one and how it words its own answers.
+type kind struct {
+	subject, group string
+	// target is the JetStream API subject a request for "<rest>" is passed on to: target+rest.
+	target       string
+	slots, queue int
+	// read checks a request whose subject ends in rest: what to pass on, the relay's own answer
+	// in its place, or drop (a form no auditor import sends).
+	read func(rest string, body []byte) (req bounded, refused *reply, drop bool)
+	// busy answers a request that found no slot in time; tooLong one whose protocol line, passed
+	// on, would pass the server's max_control_line.
+	busy, tooLong reply
+}
+
+// reply is one answer the relay gives itself: a header block (nil for none) and data.
+type reply struct {
+	hdr, data []byte
+}
+
+// directGets is the kind of the auditors' direct gets (Start).
+func directGets(l Limits, streams map[string]bool) kind {
+	return kind{
+		subject: authz.SubjectAuditRead, group: queueGroup, target: jsDirectGet, slots: DefaultSlots, queue: DefaultQueue,
+		read: func(rest string, body []byte) (bounded, *reply, bool) {
+			stream, subject, bySubject := strings.Cut(rest, ".")
+			if !streams[stream] || (bySubject && subject == "") {
+				return bounded{}, nil, true
+			}
+			req, refused := l.bound(body, bySubject)
+			if refused != nil {
+				r := refused.reply()
+				return bounded{}, &r, false
+			}
+			return req, nil, false
+		},
+		busy: statusBusy.reply(), tooLong: statusBad.reply(),
+	}
+}
+
 // maxControlLine is nats-server's default max_control_line, the longest protocol line it takes
 // from a client (the embedded server keeps the default): a longer one closes the connection.
 const maxControlLine = 4096
@@ -73,12 +114,13 @@ type Stats struct {
 	Served, Refused, Busy, Dropped uint64
 }
 
-// Relay takes the auditors' direct gets on authz.SubjectAuditRead and passes them on, bounded.
+// Relay takes the auditors' direct gets on authz.SubjectAuditRead (Start), or their stream infos
+// on authz.SubjectAuditInfo (StartStreamInfo), and passes them on, bounded.
 type Relay struct {
-	cfg     Config
-	nc      *nats.Conn
-	out     Publisher
-	streams map[string]bool
+	cfg  Config
+	kind kind
+	nc   *nats.Conn
+	out  Publisher
 	// maxRest is the longest "<stream>[.<subject>]" passed on: one line within maxControlLine.
 	maxRest int
 	sub     *nats.Subscription
@@ -100,18 +142,33 @@ type job struct {
 	hdr    nats.Header
 }
 
-// Start subscribes on nc, which must be allowed to subscribe to authz.SubjectAuditRead and to
-// publish to the JetStream API (the ledger identity), and answers through out.
+// Start serves the auditors' direct gets: it subscribes on nc, which must be allowed to
+// subscribe to authz.SubjectAuditRead and to publish to the JetStream API (the ledger
+// identity), and answers through out.
 func Start(nc *nats.Conn, out Publisher, cfg Config) (*Relay, error) {
+	return start(nc, out, cfg, directGets(cfg.Limits.withDefaults(), streamSet(cfg.Streams)))
+}
+
+// streamSet is names as a set.
+func streamSet(names []string) map[string]bool {
+	set := make(map[string]bool, len(names))
+	for _, s := range names {
+		set[s] = true
+	}
+	return set
+}
+
+// start runs a Relay of kind k.
+func start(nc *nats.Conn, out Publisher, cfg Config, k kind) (*Relay, error) {
 	if nc == nil || out == nil {
 		return nil, errors.New("auditread: relay needs a connection and a publisher")
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Slots <= 0 {
-		cfg.Slots = DefaultSlots
+		cfg.Slots = k.slots
 	}
 	if cfg.Queue <= 0 {
-		cfg.Queue = DefaultQueue
+		cfg.Queue = k.queue
 	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = DefaultQueueWait
@@ -119,14 +176,11 @@ func Start(nc *nats.Conn, out Publisher, cfg Config) (*Relay, error) {
 	if cfg.AnswerWindow <= 0 {
 		cfg.AnswerWindow = DefaultAnswerWindow
 	}
-	r := &Relay{cfg: cfg, nc: nc, out: out, streams: map[string]bool{}, queue: make(chan job, cfg.Queue), stop: make(chan struct{})}
+	r := &Relay{cfg: cfg, kind: k, nc: nc, out: out, queue: make(chan job, cfg.Queue), stop: make(chan struct{})}
 	// "HPUB <target> <inbox> <header length> <total length>": the lengths take 8 digits each at
 	// most (max_payload is at most 64 MiB), the spaces 4.
-	r.maxRest = maxControlLine - len(jsDirectGet) - len(nc.NewInbox()) - 2*8 - 4
-	for _, s := range cfg.Streams {
-		r.streams[s] = true
-	}
-	sub, err := nc.QueueSubscribe(authz.SubjectAuditRead, queueGroup, r.take)
+	r.maxRest = maxControlLine - len(k.target) - len(nc.NewInbox()) - 2*8 - 4
+	sub, err := nc.QueueSubscribe(k.subject, k.group, r.take)
 	if err != nil {
 		return nil, fmt.Errorf("auditread: subscribe: %w", err)
 	}
@@ -157,7 +211,7 @@ func (r *Relay) Stop() {
 		for {
 			select {
 			case j := <-r.queue:
-				r.answer(j.reply, statusBusy, &r.busy)
+				r.answer(j.reply, r.kind.busy, &r.busy)
 			default:
 				return
 			}
@@ -176,37 +230,35 @@ func (r *Relay) take(m *nats.Msg) {
 	at := time.Now()
 	// Only a request that came through an auditor's import has a reply subject of the server's
 	// (_R_.); nothing else may publish here (authz), and the answers go nowhere else.
-	rest, ok := strings.CutPrefix(m.Subject, strings.TrimSuffix(authz.SubjectAuditRead, ">"))
+	rest, ok := strings.CutPrefix(m.Subject, strings.TrimSuffix(r.kind.subject, ">"))
 	if !ok || !strings.HasPrefix(m.Reply, authz.ImportReplyPrefix+".") {
 		r.dropped.Add(1)
 		return
 	}
-	stream, subject, bySubject := strings.Cut(rest, ".")
-	if !r.streams[stream] || (bySubject && subject == "") {
+	req, refused, drop := r.kind.read(rest, m.Data)
+	switch {
+	case drop:
 		r.dropped.Add(1)
 		return
-	}
-	if len(rest) > r.maxRest {
+	case len(rest) > r.maxRest:
 		// Passed on with the relay's longer inbox as its reply, the request's line would pass
 		// the server's max_control_line, and the server would cut the relay's connection (every
 		// auditor's reads with it) for one auditor's request.
-		r.answer(m.Reply, statusBad, &r.refused)
+		r.answer(m.Reply, r.kind.tooLong, &r.refused)
 		return
-	}
-	req, refused := r.cfg.Limits.bound(m.Data, bySubject)
-	if refused != nil {
+	case refused != nil:
 		r.answer(m.Reply, *refused, &r.refused)
 		return
 	}
-	j := job{at: at, reply: m.Reply, target: jsDirectGet + rest, req: req}
-	// The one request header JetStream reads on a direct get.
+	j := job{at: at, reply: m.Reply, target: r.kind.target + rest, req: req}
+	// The one request header JetStream reads on a direct get or a stream info.
 	if lvl := m.Header.Get("Nats-Required-Api-Level"); lvl != "" {
 		j.hdr = nats.Header{"Nats-Required-Api-Level": []string{lvl}}
 	}
 	select {
 	case r.queue <- j:
 	default:
-		r.answer(m.Reply, statusBusy, &r.busy)
+		r.answer(m.Reply, r.kind.busy, &r.busy)
 	}
 }
 
@@ -219,7 +271,7 @@ func (r *Relay) work() {
 			return
 		case j := <-r.queue:
 			if time.Since(j.at) > r.cfg.QueueWait {
-				r.answer(j.reply, statusBusy, &r.busy)
+				r.answer(j.reply, r.kind.busy, &r.busy)
 				continue
 			}
 			n := r.inFlight.Add(1)
@@ -229,7 +281,7 @@ func (r *Relay) work() {
 				r.cfg.InSlot()
 			}
 			if err := r.relay(j); err != nil {
-				r.cfg.Log.Warn().Err(err).Str("subject", j.target).Msg("an auditor's direct get was not answered in full")
+				r.cfg.Log.Warn().Err(err).Str("subject", j.target).Msg("an auditor's read was not answered in full")
 			}
 			r.inFlight.Add(-1)
 			r.served.Add(1)
@@ -273,10 +325,10 @@ func (r *Relay) relay(j job) error {
 	return r.out.Flush()
 }
 
-// answer sends the relay's own status to reply and counts it.
-func (r *Relay) answer(reply string, s status, count *atomic.Uint64) {
+// answer sends the relay's own answer a to subject and counts it.
+func (r *Relay) answer(subject string, a reply, count *atomic.Uint64) {
 	count.Add(1)
-	if err := r.out.Publish(reply, s.header(), nil); err == nil {
+	if err := r.out.Publish(subject, a.hdr, a.data); err == nil {
 		_ = r.out.Flush()
 	}
 }

@@ -71,6 +71,9 @@ func (s status) header() []byte {
 	return []byte("NATS/1.0 " + strconv.Itoa(s.code) + " " + s.text + "\r\n\r\n")
 }
 
+// reply is the status as the relay's answer: the header block alone.
+func (s status) reply() reply { return reply{hdr: s.header()} }
+
 // bounded is a request ready to pass on: its body with the caps applied, and whether its answer
 // is a batch (messages, then a status: the end-of-batch marker or an error) or one message.
 type bounded struct {

@@ -150,9 +150,9 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 		assert.NotContains(t, s, "ledger.audit")
 	}
 	led := c.Permissions(c.Ledger())
-	assert.Equal(t, []string{"_INBOX_ledger.>", authz.SubjectAuditRead}, led.Subscribe.Allow,
-		"its own inbox, and the auditors' direct gets, which it bounds and passes on")
-	assert.Subset(t, led.Publish.Deny, []string{"_INBOX.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>", authz.SubjectAuditRead},
+	assert.Equal(t, []string{"_INBOX_ledger.>", authz.SubjectAuditRead, authz.SubjectAuditInfo}, led.Subscribe.Allow,
+		"its own inbox, and the auditors' direct gets and stream infos, which it bounds and passes on")
+	assert.Subset(t, led.Publish.Deny, []string{"_INBOX.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>", authz.SubjectAuditRead, authz.SubjectAuditInfo},
 		"the appender answers no one, and auditors' reads come only through their imports")
 	resp := c.ResponderPermissions()
 	assert.ElementsMatch(t, []string{"_INBOX_ledger.>", "_INBOX_orders.>", "_INBOX_dash.>", "_INBOX_audit.>",
@@ -166,9 +166,13 @@ func TestPermissionsAreLeastPrivilege(t *testing.T) {
 		assert.Contains(t, p.Subscribe.Deny, authz.SubjectOwner, "%s may not take commands meant for an owner", name)
 		assert.Contains(t, p.Publish.Deny, authz.SubjectAuditRead, "%s may not send the ledger a direct get with a reply of its choice", name)
 		assert.Contains(t, p.Subscribe.Deny, authz.SubjectAuditRead, "%s may not take the auditors' direct gets", name)
+		assert.Contains(t, p.Publish.Deny, authz.SubjectAuditInfo, "%s may not send the ledger a stream info with a reply of its choice", name)
+		assert.Contains(t, p.Subscribe.Deny, authz.SubjectAuditInfo, "%s may not take the auditors' stream infos", name)
 	}
-	assert.NotContains(t, resp.Publish.Allow, authz.SubjectAuditRead)
-	assert.NotContains(t, resp.Subscribe.Allow, authz.SubjectAuditRead)
+	for _, subj := range []string{authz.SubjectAuditRead, authz.SubjectAuditInfo} {
+		assert.NotContains(t, resp.Publish.Allow, subj)
+		assert.NotContains(t, resp.Subscribe.Allow, subj)
+	}
 	assert.Nil(t, c.Permissions(authz.User{Role: authz.RoleMetrics}), "metrics is an HTTP role only")
 }
 
@@ -205,16 +209,18 @@ func TestShippedConfigsLoad(t *testing.T) {
 		names := []string{}
 		for _, a := range accounts {
 			names = append(names, a.Name)
-			if a.Name == "$G" { // an auditor's direct gets do not hold routes back for minutes
-				for _, subj := range []string{authz.AuditReadSubject("LEDGER"), authz.AuditReadSubject("LEDGER") + ".>"} {
+			if a.Name == "$G" { // an auditor's reads do not hold routes back for minutes
+				for _, subj := range []string{authz.AuditReadSubject("LEDGER"), authz.AuditReadSubject("LEDGER") + ".>", authz.AuditInfoSubject("LEDGER")} {
 					d, err := a.ServiceExportResponseThreshold(subj)
 					require.NoError(t, err, path)
 					assert.Equal(t, 10*time.Second, d, path)
 				}
-				// The JetStream API's direct gets are not exported: the auditors' reach the
-				// ledger, which bounds them.
-				_, err := a.ServiceExportResponseThreshold("$JS.API.DIRECT.GET.LEDGER")
-				assert.Error(t, err, path)
+				// The JetStream API's direct gets and stream infos are not exported: the
+				// auditors' reach the ledger, which bounds them.
+				for _, subj := range []string{"$JS.API.DIRECT.GET.LEDGER", "$JS.API.STREAM.INFO.LEDGER"} {
+					_, err := a.ServiceExportResponseThreshold(subj)
+					assert.Error(t, err, path, subj)
+				}
 			}
 		}
 		assert.ElementsMatch(t, []string{"$G", authz.AuditAccount}, names, path)

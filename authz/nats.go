@@ -69,7 +69,8 @@ func (c *Config) ClientInboxPrefixes() []string {
 //
 //   - ledger (the appender): publishes to the streams and the JetStream API, never to an inbox
 //     (it answers no requests: the responder does), subscribes to its own inbox and to the
-//     auditors' direct gets (SubjectAuditRead), which it bounds before the JetStream API sees them.
+//     auditors' direct gets (SubjectAuditRead) and stream infos (SubjectAuditInfo), which it
+//     bounds before the JetStream API sees them.
 //   - service: publish ledger.cmd.> and ledger.query.>.
 //   - dashboard: publish ledger.query.>.
 //   - auditor: publish ledger.query.> (nothing else under ledger., not even a checkpoint
@@ -77,23 +78,23 @@ func (c *Config) ClientInboxPrefixes() []string {
 //     no consumers, so it cannot make the server deliver anywhere. No stream admin.
 //
 // Every role but the ledger is also explicitly denied ledger.events.>, ledger.fence.>, the rejection log,
-// the nodes' internal subjects (SubjectOwner, SubjectNode and SubjectAuditRead: publish and
-// subscribe) and the stream
+// the nodes' internal subjects (SubjectOwner, SubjectNode, SubjectAuditRead and SubjectAuditInfo:
+// publish and subscribe) and the stream
 // admin API, so a later widening of an allow list cannot reopen them.
 func (c *Config) Permissions(u User) *natsserver.Permissions {
 	inbox := &natsserver.SubjectPermission{Allow: []string{c.InboxPrefix(u) + ".>"}}
-	deny := []string{subjEvents, subjFences, subjRejections, SubjectOwner, SubjectNode, SubjectAuditRead, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
+	deny := []string{subjEvents, subjFences, subjRejections, SubjectOwner, SubjectNode, SubjectAuditRead, SubjectAuditInfo, jsAPI + "STREAM.CREATE.>", jsAPI + "STREAM.UPDATE.>", jsAPI + "STREAM.DELETE.>",
 		jsAPI + "STREAM.PURGE.>", jsAPI + "STREAM.MSG.DELETE.>", jsAPI + "CONSUMER.DELETE.>"}
 	if u.Role != RoleLedger {
-		inbox.Deny = []string{SubjectOwner, SubjectNode, SubjectAuditRead}
+		inbox.Deny = []string{SubjectOwner, SubjectNode, SubjectAuditRead, SubjectAuditInfo}
 	}
 	switch u.Role {
 	case RoleLedger:
-		// It also takes the auditors' direct gets (SubjectAuditRead), which it bounds and passes
-		// on to the JetStream API.
-		inbox.Allow = append(inbox.Allow, SubjectAuditRead)
+		// It also takes the auditors' direct gets (SubjectAuditRead) and stream infos
+		// (SubjectAuditInfo), which it bounds and passes on to the JetStream API.
+		inbox.Allow = append(inbox.Allow, SubjectAuditRead, SubjectAuditInfo)
 		return &natsserver.Permissions{
-			Publish:   &natsserver.SubjectPermission{Allow: []string{">"}, Deny: append(c.inboxSpace(), SubjectAuditRead)},
+			Publish:   &natsserver.SubjectPermission{Allow: []string{">"}, Deny: append(c.inboxSpace(), SubjectAuditRead, SubjectAuditInfo)},
 			Subscribe: inbox,
 		}
 	case RoleService:
@@ -179,9 +180,23 @@ const SubjectAuditRead = "ledger.auditread.>"
 // stream s (AuditReadSubject(s)+".<subject>" for the last message on a subject).
 func AuditReadSubject(s string) string { return "ledger.auditread." + s }
 
+// SubjectAuditInfo is where the auditors' stream infos arrive in the ledger's account
+// (ledger.auditinfo.<stream>): their account's imports map $JS.API.STREAM.INFO.<stream> here
+// (ServerAccounts), and the ledger refuses a subjects_filter and runs a few at once before it
+// passes them on to the JetStream API. A STREAM.INFO with subjects_filter ">" makes the server
+// walk every subject of the stream (one per account on LEDGER), and the server's queue of info
+// requests, which the ledger's own head reads wait in and which the server drops whole once
+// 10,000 wait, took an auditor's requests as fast as it sent them. No role but the ledger may
+// publish or subscribe here.
+const SubjectAuditInfo = "ledger.auditinfo.>"
+
+// AuditInfoSubject is the subject, in the ledger's account, of the auditors' stream infos of
+// stream s.
+func AuditInfoSubject(s string) string { return "ledger.auditinfo." + s }
+
 // AuditorStreamAPI lists the JetStream API subjects that reading stream s needs, and no more:
 //
-//	STREAM.INFO.s               stream handle, head, configuration check
+//	STREAM.INFO.s               stream handle, head, configuration check (no subjects_filter)
 //	DIRECT.GET.s                a message by position, the next one on a subject, or a batch
 //	DIRECT.GET.s.>              the last message on a subject
 //
@@ -224,10 +239,11 @@ const ImportReplyPrefix = "_R_"
 // ServerAccounts are the embedded server's accounts: the global account ($G), where the ledger's
 // streams live, with JetStream on and exporting to AuditAccount exactly what an auditor may
 // request (queries and, for each auditor stream, AuditorStreamAPI), and AuditAccount importing
-// them. An auditor's direct gets are not the JetStream API's: its account maps
-// $JS.API.DIRECT.GET.<stream>[.>] onto the ledger's AuditReadSubject(stream)[.>], where the
-// ledger bounds them and passes them on. Direct gets answer with a batch of messages, so their
-// exports stream responses.
+// them. An auditor's direct gets and stream infos are not the JetStream API's: its account maps
+// $JS.API.DIRECT.GET.<stream>[.>] onto the ledger's AuditReadSubject(stream)[.>] and
+// $JS.API.STREAM.INFO.<stream> onto AuditInfoSubject(stream), where the ledger bounds them and
+// passes them on. Direct gets answer with a batch of messages, so their exports stream
+// responses.
 func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	type export struct {
 		Service  string `json:"service"`
@@ -252,10 +268,11 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	// when empty).
 	add := func(subject, to, response string) {
 		e := export{Service: subject, Response: response, Accounts: []string{AuditAccount}}
-		if response == "stream" {
+		if to != "" {
 			// A stream of answers keeps its route back until the threshold, however fast the
-			// answers came (the server's default: 2 minutes): a direct get is answered at once, so
-			// a short one keeps an auditor's many reads from piling up routes in the server.
+			// answers came (the server's default: 2 minutes), and a request the ledger's relay
+			// gave up on keeps it that long too: the relay answers within the window, so a short
+			// one keeps an auditor's many reads from piling up routes in the server.
 			e.Threshold = directGetAnswerWindow
 		}
 		exports = append(exports, e)
@@ -274,6 +291,8 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 				add(AuditReadSubject(s), subj, "stream")
 			case subj == jsAPI+"DIRECT.GET."+s+".>":
 				add(AuditReadSubject(s)+".>", subj, "stream")
+			case subj == jsAPI+"STREAM.INFO."+s:
+				add(AuditInfoSubject(s), subj, "")
 			default:
 				add(subj, "", "")
 			}
@@ -303,7 +322,8 @@ func (c *Config) ServerAccounts() ([]*natsserver.Account, error) {
 	return o.Accounts, nil
 }
 
-// directGetAnswerWindow is how long an auditor's direct get may take to be answered in full.
+// directGetAnswerWindow is how long an auditor's direct get or stream info may take to be
+// answered in full (auditread.DefaultAnswerWindow).
 const directGetAnswerWindow = "10s"
 
 // ledgerAccountDraft names the global account in the configuration ServerAccounts parses.

@@ -10,28 +10,32 @@ import (
 	"github.com/creditledger/creditledger/authz"
 )
 
-// AuditReadConfig bounds the auditors' direct gets this node serves (auditread); zero values are
-// auditread's defaults: batches of at most 1,000 messages and 4 MiB, 16 reads at once, 256
-// waiting.
+// AuditReadConfig bounds the auditors' direct gets and stream infos this node serves
+// (auditread); zero values are auditread's defaults: batches of at most 1,000 messages and 4 MiB,
+// 16 reads at once, 256 waiting; 2 stream infos at once, 64 waiting.
 type AuditReadConfig struct {
 	MaxBatch int
 	MaxBytes int
 	Slots    int
 	Queue    int
+	// InfoSlots and InfoQueue bound the stream infos (auditread.StartStreamInfo).
+	InfoSlots int
+	InfoQueue int
 }
 
-// auditReads is the relay of the auditors' direct gets and the two connections it uses: the
-// ledger identity takes the requests and asks the JetStream API, the responder's identity (which
-// may publish only replies) answers the auditors.
+// auditReads is the relays of the auditors' direct gets and stream infos and the two
+// connections they use: the ledger identity takes the requests and asks the JetStream API, the
+// responder's identity (which may publish only replies) answers the auditors.
 type auditReads struct {
 	relay *auditread.Relay
+	infos *auditread.Relay
 	wire  *auditread.Wire
 }
 
-// startAuditReads serves the auditors' direct gets (authz.SubjectAuditRead) when this process
-// embeds the server with an access config, the only case in which the auditors' account maps
-// their direct gets to the ledger (authz.ServerAccounts). Towards --nats-url the operator's
-// server decides (docs/SECURITY.md).
+// startAuditReads serves the auditors' direct gets (authz.SubjectAuditRead) and stream infos
+// (authz.SubjectAuditInfo) when this process embeds the server with an access config, the only
+// case in which the auditors' account maps them to the ledger (authz.ServerAccounts). Towards
+// --nats-url the operator's server decides (docs/SECURITY.md).
 func (s *Server) startAuditReads() error {
 	if s.ns == nil || s.cfg.Auth == nil || s.prod.responder == nil {
 		return nil
@@ -69,7 +73,17 @@ func (s *Server) startAuditReads() error {
 		nc.Close()
 		return err
 	}
-	s.audit = &auditReads{relay: relay, wire: wire}
+	icfg := auditread.Config{Streams: cfg.Streams, Slots: c.InfoSlots, Queue: c.InfoQueue, Log: cfg.Log}
+	if s.cfg.Hooks != nil {
+		icfg.InSlot = s.cfg.Hooks.InAuditInfo
+	}
+	infos, err := auditread.StartStreamInfo(nc, wire, icfg)
+	if err != nil {
+		relay.Stop()
+		nc.Close()
+		return err
+	}
+	s.audit = &auditReads{relay: relay, infos: infos, wire: wire}
 	s.auditNC = nc
 	return nil
 }
@@ -83,12 +97,13 @@ func (s *Server) auditWireTLS() (*tls.Config, error) {
 	return selfTLS(s.cfg.TLS)
 }
 
-// stopAuditReads ends the relay (running reads finish) and its connections.
+// stopAuditReads ends the relays (running reads finish) and their connections.
 func (s *Server) stopAuditReads() {
 	if s.audit == nil {
 		return
 	}
 	s.audit.relay.Stop()
+	s.audit.infos.Stop()
 	s.audit.wire.Close()
 	s.auditNC.Close()
 }
@@ -99,4 +114,12 @@ func (s *Server) AuditReadStats() auditread.Stats {
 		return auditread.Stats{}
 	}
 	return s.audit.relay.Stats()
+}
+
+// AuditInfoStats are the counts of the relay of the auditors' stream infos (zero without one).
+func (s *Server) AuditInfoStats() auditread.Stats {
+	if s.audit == nil {
+		return auditread.Stats{}
+	}
+	return s.audit.infos.Stats()
 }

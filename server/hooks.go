@@ -27,6 +27,9 @@ type Hooks struct {
 	// InAuditRead runs in each auditor direct get's slot before the read is passed on
 	// (auditread.Config.InSlot): a test holds slots with it.
 	InAuditRead func()
+	// InAuditInfo runs in each auditor stream info's slot before it is passed on: a test holds
+	// slots with it.
+	InAuditInfo func()
 }
 
 // hookedStore runs Hooks.BeforeAppend before each append. It embeds the JetStream store itself,

@@ -62,7 +62,8 @@ type Config struct {
 	// queries, the dashboard's history and log) running at once; more wait a little, then are
 	// answered unavailable (0: projections.DefaultAccountReads).
 	MaxAccountReads int
-	// AuditReads bounds the auditors' direct gets this node serves (auditreads.go).
+	// AuditReads bounds the auditors' direct gets and stream infos this node serves
+	// (auditreads.go).
 	AuditReads AuditReadConfig
 	// MaxForwards bounds the commands this node passes to their partitions' owners at once;
 	// more are answered unavailable at once (0: commandservice.DefaultForwardLimit).
@@ -117,7 +118,8 @@ type Server struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	prod     production // issue 6: metrics, id claims (security.go)
-	// audit serves the auditors' direct gets, bounded, on auditNC (auditreads.go); nil without.
+	// audit serves the auditors' direct gets and stream infos, bounded, on auditNC
+	// (auditreads.go); nil without.
 	audit   *auditReads
 	auditNC *nats.Conn
 	dirLock *dirLock // one process per data directory (datadir.go)

@@ -225,26 +225,28 @@ func TestAuditorDirectGetAnswersAsJetStream(t *testing.T) {
 }
 
 // TestAuditReadSubjectIsTheLedgers: no role but the ledger may publish or subscribe to the
-// subject the auditors' direct gets arrive on (a publisher there would choose the reply subject
-// the ledger's answers go to), and the auditor no longer reaches the JetStream API's direct
-// gets: its requests are the ledger's to bound.
+// subjects the auditors' direct gets and stream infos arrive on (a publisher there would choose
+// the reply subject the ledger's answers go to), and the auditor no longer reaches the JetStream
+// API's direct gets or stream infos: its requests are the ledger's to bound.
 func TestAuditReadSubjectIsTheLedgers(t *testing.T) {
 	t.Parallel()
 	srv, acc, _ := attackLedger(t)
-	subject := authz.AuditReadSubject(jetstore.StreamName)
-	for name, o := range map[string]func() (*nats.Conn, *asyncErrors){
-		"service":   func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asService(acc)) },
-		"dashboard": func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asDashboard()) },
-		"auditor":   func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asAuditor()) },
-		"ledger":    func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asLedger()) },
-	} {
-		nc, ae := o()
-		require.NoError(t, nc.PublishRequest(subject, nc.NewInbox(), []byte(`{"seq":1,"batch":1000000000}`)), name)
-		ae.requireViolation(t, "Publish", subject)
-		if name != "ledger" { // the ledger's own relay subscribes there
-			_, err := nc.SubscribeSync(subject)
-			require.NoError(t, err)
-			ae.requireViolation(t, "Subscription", subject)
+	for _, subject := range []string{authz.AuditReadSubject(jetstore.StreamName), authz.AuditInfoSubject(jetstore.StreamName)} {
+		for name, o := range map[string]func() (*nats.Conn, *asyncErrors){
+			"service":   func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asService(acc)) },
+			"dashboard": func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asDashboard()) },
+			"auditor":   func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asAuditor()) },
+			"ledger":    func() (*nats.Conn, *asyncErrors) { return as(t, srv.ClientURL(), asLedger()) },
+		} {
+			nc, ae := o()
+			require.NoError(t, nc.PublishRequest(subject, nc.NewInbox(), []byte(`{"seq":1,"batch":1000000000}`)), name)
+			ae.requireViolation(t, "Publish", subject)
+			if name != "ledger" { // the ledger's own relay subscribes there
+				_, err := nc.SubscribeSync(subject)
+				require.NoError(t, err)
+				ae.requireViolation(t, "Subscription", subject)
+			}
+			nc.Close() // the auditors' account takes 16 connections
 		}
 	}
 	// An auditor's direct get is served by the ledger's relay, not the JetStream API.
@@ -254,6 +256,10 @@ func TestAuditReadSubjectIsTheLedgers(t *testing.T) {
 	require.NoError(t, err)
 	// Counted once the relay has passed the answer on, so a moment after the auditor has it.
 	assert.Eventually(t, func() bool { return srv.AuditReadStats().Served == before+1 }, waitFor, pollTick)
+	infos := srv.AuditInfoStats().Served
+	_, err = aud.Request("$JS.API.STREAM.INFO."+jetstore.StreamName, nil, waitFor)
+	require.NoError(t, err)
+	assert.Eventually(t, func() bool { return srv.AuditInfoStats().Served == infos+1 }, waitFor, pollTick)
 }
 
 // rawConn is an auditor connection spoken in the client protocol itself, to see header blocks
