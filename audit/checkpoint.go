@@ -228,7 +228,7 @@ func ParseStoredCheckpoint(seq uint64, data []byte) StoredCheckpoint {
 
 // checkpointStream opens the checkpoint stream, or reports ErrNoCheckpoints.
 func (s *Source) checkpointStream(ctx context.Context) (jetstream.Stream, error) {
-	st, err := s.js.Stream(ctx, CheckpointStream)
+	st, err := openStream(ctx, s.js, CheckpointStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, ErrNoCheckpoints
 	}
@@ -244,7 +244,7 @@ func (s *Source) Checkpoints(ctx context.Context) ([]StoredCheckpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := st.Info(ctx)
+	info, err := streamInfo(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s info: %w", CheckpointStream, err)
 	}

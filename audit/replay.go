@@ -108,7 +108,7 @@ func NewSource(ctx context.Context, nc *nats.Conn) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
-	stream, err := js.Stream(ctx, jetstore.StreamName)
+	stream, err := openStream(ctx, js, jetstore.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", jetstore.StreamName, err)
 	}
@@ -117,7 +117,7 @@ func NewSource(ctx context.Context, nc *nats.Conn) (*Source, error) {
 
 // Info is the LEDGER stream's current configuration and state.
 func (s *Source) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
-	info, err := s.stream.Info(ctx)
+	info, err := streamInfo(ctx, s.stream)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s info: %w", jetstore.StreamName, err)
 	}

@@ -31,7 +31,8 @@ type Config struct {
 	// Limits.MaxBytes (and one message) for the auditors' direct gets.
 	Slots int
 	// Queue bounds the requests waiting for a slot (DefaultQueue, DefaultInfoQueue); one more is
-	// answered busy (429 Too Many Requests) at once.
+	// answered busy (429 Too Many Requests; JetStream's 429 "too many requests" error to a stream
+	// info) at once.
 	Queue int
 	// QueueWait is the longest a request waits for a slot (DefaultQueueWait); one that waited
 	// longer is answered busy.
@@ -109,8 +110,9 @@ type Stats struct {
 	// InFlight is the reads holding a slot now; Peak the most there ever were; Waiting the reads
 	// queued for a slot now.
 	InFlight, Peak, Waiting int64
-	// Served, Refused (malformed), Busy (no slot in time) and Dropped (no reply subject of an
-	// import, or a stream not served) count the requests so far.
+	// Served, Refused (malformed; a stream info asking for subjects_filter), Busy (no slot in
+	// time) and Dropped (no reply subject of an import, or a stream not served) count the
+	// requests so far.
 	Served, Refused, Busy, Dropped uint64
 }
 

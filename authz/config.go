@@ -311,7 +311,7 @@ func (c *Config) Ledger() User {
 }
 
 // AuditorStreamNames are the streams the auditor role may read: the ledger serves their direct
-// gets (SubjectAuditRead) for these and no others.
+// gets (SubjectAuditRead) and stream infos (SubjectAuditInfo) for these and no others.
 func (c *Config) AuditorStreamNames() []string { return append([]string(nil), c.auditorStreams()...) }
 
 // Streams the auditor may read.

@@ -27,29 +27,30 @@ func parkedMessages(count func() int) prometheus.Collector {
 	}, func() float64 { return float64(count()) })
 }
 
-// AuditReads are the auditors' direct-get relay's counts (auditread.Stats, by value: the metrics
-// package imports no relay).
+// AuditReads are the counts of one of the auditors' relays, of direct gets or of stream infos
+// (auditread.Stats, by value: the metrics package imports no relay).
 type AuditReads struct {
 	InFlight, Waiting              int64
 	Served, Refused, Busy, Dropped uint64
 }
 
-// auditReadCollectors are the relay's gauges and its requests by outcome: busy ones mean
-// auditors asked more at once than the node's slots and queue take (they are told 429).
-func auditReadCollectors(stats func() AuditReads) []prometheus.Collector {
-	gauge := func(name, help string, f func(AuditReads) int64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help},
+// auditReadCollectors are a relay's gauges and its requests by outcome, named name_in_flight,
+// name_waiting and name_total, for the auditors' requests of kind what: busy ones mean auditors
+// asked more at once than the node's slots and queue take (they are told 429).
+func auditReadCollectors(name, what string, stats func() AuditReads) []prometheus.Collector {
+	gauge := func(suffix, help string, f func(AuditReads) int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name + suffix, Help: help},
 			func() float64 { return float64(f(stats())) })
 	}
 	outcome := func(o string, f func(AuditReads) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "audit_reads_total", ConstLabels: prometheus.Labels{"outcome": o},
-			Help: "Auditors' direct gets through the ledger's relay, by outcome: served, refused (malformed), busy (429: no slot in time), dropped (not through an auditor import).",
+			Namespace: Namespace, Name: name + "_total", ConstLabels: prometheus.Labels{"outcome": o},
+			Help: "Auditors' " + what + " through the ledger's relay, by outcome: served, refused (malformed, or asking what the ledger does not serve), busy (429: no slot in time), dropped (not through an auditor import).",
 		}, func() float64 { return float64(f(stats())) })
 	}
 	return []prometheus.Collector{
-		gauge("audit_reads_in_flight", "Auditors' direct gets holding one of the relay's slots now.", func(a AuditReads) int64 { return a.InFlight }),
-		gauge("audit_reads_waiting", "Auditors' direct gets queued for a slot now.", func(a AuditReads) int64 { return a.Waiting }),
+		gauge("_in_flight", "Auditors' "+what+" holding one of the relay's slots now.", func(a AuditReads) int64 { return a.InFlight }),
+		gauge("_waiting", "Auditors' "+what+" queued for a slot now.", func(a AuditReads) int64 { return a.Waiting }),
 		outcome("served", func(a AuditReads) uint64 { return a.Served }),
 		outcome("refused", func(a AuditReads) uint64 { return a.Refused }),
 		outcome("busy", func(a AuditReads) uint64 { return a.Busy }),

@@ -61,6 +61,9 @@ type Sources struct {
 	// AuditReads, when set, tells what the auditors' bounded direct-get relay has done
 	// (auditread.Relay): nil where the node runs none.
 	AuditReads func() AuditReads
+	// AuditInfos, when set, tells what the auditors' bounded stream-info relay has done: nil
+	// where the node runs none.
+	AuditInfos func() AuditReads
 	// Build labels creditledger_build_info (the running binary's when zero).
 	Build buildinfo.Info
 	// Now is the wall clock for lag in seconds (time.Now when nil; stored times are wall times).
@@ -134,7 +137,10 @@ func New(src Sources) (*Metrics, error) {
 		cs = append(cs, parkedMessages(src.ParkedCount))
 	}
 	if src.AuditReads != nil {
-		cs = append(cs, auditReadCollectors(src.AuditReads)...)
+		cs = append(cs, auditReadCollectors("audit_reads", "direct gets", src.AuditReads)...)
+	}
+	if src.AuditInfos != nil {
+		cs = append(cs, auditReadCollectors("audit_infos", "stream infos", src.AuditInfos)...)
 	}
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {

@@ -157,19 +157,25 @@ func TestBuildInfoParkedAndQueryCodes(t *testing.T) {
 	}
 }
 
-// The auditors' relay is read at scrape time: its slots in use, its queue and its requests by
-// outcome; a node without a relay has none of these series.
+// The auditors' relays are read at scrape time: their slots in use, their queues and their
+// requests by outcome, one set of series each; a node without relays has none of these series.
 func TestAuditReadMetrics(t *testing.T) {
 	t.Parallel()
-	var a metrics.AuditReads
+	var a, i metrics.AuditReads
 	m, err := metrics.New(metrics.Sources{Writer: fakeWriter{}, Projector: fakeProjector(0),
-		AuditReads: func() metrics.AuditReads { return a }})
+		AuditReads: func() metrics.AuditReads { return a }, AuditInfos: func() metrics.AuditReads { return i }})
 	require.NoError(t, err)
 	a = metrics.AuditReads{InFlight: 3, Waiting: 5, Served: 40, Refused: 2, Busy: 7, Dropped: 1}
+	i = metrics.AuditReads{InFlight: 1, Waiting: 2, Served: 9, Refused: 4, Busy: 6, Dropped: 8}
 	assert.Equal(t, 3.0, value(t, m, "creditledger_audit_reads_in_flight"))
 	assert.Equal(t, 5.0, value(t, m, "creditledger_audit_reads_waiting"))
 	for outcome, want := range map[string]float64{"served": 40, "refused": 2, "busy": 7, "dropped": 1} {
 		assert.Equal(t, want, value(t, m, "creditledger_audit_reads_total", "outcome", outcome), outcome)
+	}
+	assert.Equal(t, 1.0, value(t, m, "creditledger_audit_infos_in_flight"))
+	assert.Equal(t, 2.0, value(t, m, "creditledger_audit_infos_waiting"))
+	for outcome, want := range map[string]float64{"served": 9, "refused": 4, "busy": 6, "dropped": 8} {
+		assert.Equal(t, want, value(t, m, "creditledger_audit_infos_total", "outcome", outcome), outcome)
 	}
 	none, err := metrics.New(metrics.Sources{Writer: fakeWriter{}, Projector: fakeProjector(0)})
 	require.NoError(t, err)
@@ -177,5 +183,6 @@ func TestAuditReadMetrics(t *testing.T) {
 	require.NoError(t, err)
 	for _, f := range families {
 		assert.NotContains(t, f.GetName(), "audit_reads")
+		assert.NotContains(t, f.GetName(), "audit_infos")
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/creditledger/creditledger/auditread"
 	"github.com/creditledger/creditledger/authz"
+	"github.com/creditledger/creditledger/metrics"
 )
 
 // AuditReadConfig bounds the auditors' direct gets and stream infos this node serves
@@ -122,4 +123,9 @@ func (s *Server) AuditInfoStats() auditread.Stats {
 		return auditread.Stats{}
 	}
 	return s.audit.infos.Stats()
+}
+
+// relayCounts are a relay's counts as the metrics read them.
+func relayCounts(a auditread.Stats) metrics.AuditReads {
+	return metrics.AuditReads{InFlight: a.InFlight, Waiting: a.Waiting, Served: a.Served, Refused: a.Refused, Busy: a.Busy, Dropped: a.Dropped}
 }

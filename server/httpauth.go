@@ -188,10 +188,8 @@ func (s *Server) observability() *metrics.Metrics {
 		ParkedCount: func() int { _, n := s.proj.ParkedMessages(); return n },
 	}
 	if s.audit != nil {
-		src.AuditReads = func() metrics.AuditReads {
-			a := s.AuditReadStats()
-			return metrics.AuditReads{InFlight: a.InFlight, Waiting: a.Waiting, Served: a.Served, Refused: a.Refused, Busy: a.Busy, Dropped: a.Dropped}
-		}
+		src.AuditReads = func() metrics.AuditReads { return relayCounts(s.AuditReadStats()) }
+		src.AuditInfos = func() metrics.AuditReads { return relayCounts(s.AuditInfoStats()) }
 	}
 	m, err := metrics.New(src)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creditledger/creditledger/audit"
 	"github.com/creditledger/creditledger/auditread"
 	"github.com/creditledger/creditledger/events"
 	"github.com/creditledger/creditledger/internal/testledger"
@@ -200,6 +201,37 @@ func TestAuditorStreamInfosRunBoundedAtOnce(t *testing.T) {
 	assert.EqualValues(t, 1, st.Busy)
 	assert.EqualValues(t, 2, st.Served)
 	assert.Zero(t, srv.AuditReadStats().Served, "the direct gets' relay is another")
+	metricValue(t, srv, `creditledger_audit_infos_total{outcome="busy"}`, 1) // what operators see
+	metricValue(t, srv, `creditledger_audit_infos_total{outcome="served"}`, 2)
+}
+
+// TestAuditToolAsksAgainWhenStreamInfosAreBusy: the audit tools open a stream with a stream
+// info; one answered busy (the ledger's slots and queue for them taken) is asked again a little
+// later, as their busy direct gets are, and the tool goes on once a slot is free.
+func TestAuditToolAsksAgainWhenStreamInfosAreBusy(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var once sync.Once
+	hooks := &server.Hooks{InAuditInfo: func() { <-release }}
+	srv, _ := auditReadLedger(t, server.AuditReadConfig{InfoSlots: 1, InfoQueue: 1}, hooks, 1)
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	holder, _ := as(t, srv.ClientURL(), asAuditor())
+	for range 2 { // one in the slot, one waiting
+		require.NoError(t, holder.PublishRequest(streamInfoLEDGER, holder.NewInbox(), nil))
+	}
+	require.Eventually(t, func() bool {
+		st := srv.AuditInfoStats()
+		return st.InFlight == 1 && st.Waiting == 1
+	}, waitFor, pollTick)
+	aud, _ := as(t, srv.ClientURL(), asAuditor())
+	opened := make(chan error, 1)
+	go func() {
+		_, err := audit.NewSource(ctxT(t), aud)
+		opened <- err
+	}()
+	require.Eventually(t, func() bool { return srv.AuditInfoStats().Busy > 0 }, waitFor, pollTick, "answered busy")
+	once.Do(func() { close(release) })
+	require.NoError(t, <-opened, "asked again once a slot was free")
 }
 
 // fillAccounts appends one sealed LicensePurchased for each of n fresh accounts straight into the
