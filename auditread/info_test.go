@@ -59,3 +59,25 @@ func TestStreamInfoAnswersAreJetStreams(t *testing.T) {
 		assert.NotEmpty(t, doc.Error.Description)
 	}
 }
+
+// Whatever an auditor sends, a body the relay passes on (ListsSubjects false) is one nats-server
+// reads no subjects filter from: the server reads a request body with encoding/json when it
+// starts an object or an array, as jsonObjectOrArray says.
+func FuzzListsSubjectsMissesNoFilter(f *testing.F) {
+	for _, seed := range []string{``, `{}`, `{"subjects_filter":">"}`, `{"SUBJECTS_FILTER":"a.>"}`,
+		`{"subjects_filter":""}{"subjects_filter":">"}`, `[1]`, ` {"offset":1,"subjects_filter":"x"`, `{"deleted_details":true}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if ListsSubjects(body) || !jsonObjectOrArray(body) {
+			return
+		}
+		var req struct {
+			SubjectsFilter string `json:"subjects_filter"`
+		}
+		_ = json.Unmarshal(body, &req)
+		if req.SubjectsFilter != "" {
+			t.Fatalf("passed on %q, which the server reads as subjects_filter %q", body, req.SubjectsFilter)
+		}
+	})
+}
