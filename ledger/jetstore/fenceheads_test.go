@@ -2,7 +2,9 @@ package jetstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -170,16 +172,27 @@ func openElected(t *testing.T, nc *nats.Conn, cfg jetstore.Config) *jetstore.Sto
 		st, err = jetstore.Open(context.Background(), nc, cfg)
 		return err == nil
 	}, 20*time.Second, 100*time.Millisecond, "the stream was never created")
-	// Created is not elected: the stream's leader subscribes to its subjects once elected, and
-	// an append before that finds no responders (CI saw it in TestReadNearWithoutALeader). The
-	// leader answers its head only after it subscribed, through the same route.
-	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := st.Head(ctx)
-		return err == nil
-	}, 20*time.Second, 100*time.Millisecond, "the stream never elected a leader")
+	// Created is not elected, and elected is not yet taking appends: the stream's leader answers
+	// STREAM.INFO as soon as its raft group has a leader, and subscribes to the stream's subjects
+	// a moment later, from the stream's own monitor (nats-server, setLeader); an append in
+	// between finds no responders (TestReadNearWithoutALeader's first append did, after its head
+	// had been read). A publish the leader must refuse (a last position the stream cannot have
+	// yet) stores nothing, and its refusal comes only from a leader that takes publishes, on a
+	// route that carries nc's.
+	require.Eventually(t, func() bool { return leaderTakesAppends(st) }, 20*time.Second, 100*time.Millisecond,
+		"the stream's leader never took appends")
 	return st
+}
+
+// leaderTakesAppends is whether st's stream leader answers a publish on nc's route: it refuses
+// one that expects a last position the stream does not have, and stores nothing.
+func leaderTakesAppends(st *jetstore.Store) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := st.JetStream().Publish(ctx, jetstore.FenceSubject(0), nil, jetstream.WithExpectLastSequence(math.MaxInt64))
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // jsCluster starts three clustered JetStream servers and returns them once they answer.

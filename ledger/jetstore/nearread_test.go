@@ -51,12 +51,7 @@ func TestReadNearWithoutALeader(t *testing.T) {
 	require.Eventually(t, func() bool { return replicaLast(servers[survivor]) == head }, 10*time.Second, 20*time.Millisecond)
 	near, err := jetstore.Open(ctx, conns[survivor], jetstore.Config{})
 	require.NoError(t, err)
-	for i, ns := range servers {
-		if i != survivor {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}
-	}
+	stopAllBut(t, servers, survivor)
 	// A follower joins the stream's direct gets only once nats-server's check (every 2 s) finds it
 	// caught up: under load that can come after the others stopped (ReadNear then answered "nobody
 	// serves direct gets"). Past the head, a serving replica answers that it holds nothing more.
@@ -91,6 +86,37 @@ func TestReadNearWithoutALeader(t *testing.T) {
 			assert.Equal(t, head, last, "from %d: the replica's last position", from)
 		}
 	}
+}
+
+// stopAllBut stops every server but servers[survivor], the stream's leader last, and returns
+// once the survivor leads no stream. A server that stops hands the streams it leads to a peer
+// that is still up (nats-server steps its raft groups down on shutdown): the leader stopped
+// while the third server ran made the survivor the leader, with the third's vote, and the
+// survivor then answered as the leader until it found its quorum lost (lostQuorumInterval, 10 s;
+// "the leader's read answered without a leader"). Stopped last, the leader leaves the survivor
+// an election that only the stopping leader's own vote could win; if a hand-over does reach the
+// survivor all the same, it steps down once it has gone without a quorum long enough.
+func stopAllBut(t *testing.T, servers []*natsserver.Server, survivor int) {
+	t.Helper()
+	leads := func(ns *natsserver.Server) bool {
+		return ns.JetStreamIsStreamLeader(natsserver.DEFAULT_GLOBAL_ACCOUNT, jetstore.StreamName)
+	}
+	var followers, leaders []*natsserver.Server
+	for i, ns := range servers {
+		switch {
+		case i == survivor:
+		case leads(ns):
+			leaders = append(leaders, ns)
+		default:
+			followers = append(followers, ns)
+		}
+	}
+	for _, ns := range append(followers, leaders...) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+	require.Eventually(t, func() bool { return !leads(servers[survivor]) }, 30*time.Second, 20*time.Millisecond,
+		"the survivor went on leading the stream without a quorum")
 }
 
 // positionEvent is the append index of the event at position p in TestReadNearWithoutALeader
