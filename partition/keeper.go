@@ -298,15 +298,27 @@ func (k *Keeper) Step(ctx context.Context) error {
 	sent := k.cfg.Now()
 	beat := k.cfg.Leases.Heartbeat(ctx, k.cfg.Node)
 	k.beat(sent, beat) // before renew: what this node held before a gap is still in k.held
+	// The member list is read as the heartbeat found the store, before the renewals: when the
+	// store goes away between the two, the renewals wait out the step's bound (the TTL), and a
+	// list read after them has forgotten every node whose heartbeats could not land meanwhile.
+	// Recorded as the members from before the gap (stepped), it ended the while after the gap at
+	// once, and this node took every other node's lapsed partitions, to hand them back when they
+	// showed again (TestComebackAfterAStepTheStoreLeftMidway).
+	var (
+		nodes    []string
+		nodesErr error
+	)
+	if beat == nil {
+		nodes, nodesErr = k.cfg.Leases.Nodes(ctx)
+	}
 	changed := k.renew(ctx)
 	if beat != nil {
 		k.notify(changed)
 		return fmt.Errorf("heartbeat: %w", beat)
 	}
-	nodes, err := k.cfg.Leases.Nodes(ctx)
-	if err != nil {
+	if nodesErr != nil {
 		k.notify(changed)
-		return fmt.Errorf("list nodes: %w", err)
+		return fmt.Errorf("list nodes: %w", nodesErr)
 	}
 	if !contains(nodes, k.cfg.Node) {
 		nodes = append(nodes, k.cfg.Node) // our own heartbeat may not be visible yet

@@ -25,6 +25,8 @@ type fakeLeases struct {
 	rev   uint64
 	keys  map[int]fakeLease
 	nodes map[string]time.Time
+	// beforeRenew, when set, runs before each renewal (outside the lock).
+	beforeRenew func()
 }
 
 type fakeLease struct {
@@ -114,7 +116,20 @@ func (f *fakeLeases) Seize(_ context.Context, p int, node string, rev uint64) (u
 }
 
 func (f *fakeLeases) Renew(_ context.Context, p int, node string, rev uint64) (uint64, error) {
+	f.mu.Lock()
+	hook := f.beforeRenew
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	return f.writeAt(p, node, rev, partition.ErrLost)
+}
+
+// onRenew sets beforeRenew.
+func (f *fakeLeases) onRenew(hook func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.beforeRenew = hook
 }
 
 // writeAt rewrites p's live key for node if it is still at rev (the server's revision check),
@@ -334,4 +349,51 @@ func TestComebackTakesBackOnlyOwnPartitions(t *testing.T) {
 		require.NoError(t, a.Step(ctx))
 	}
 	assert.Len(t, a.Held(), 16)
+}
+
+// The store goes away in the middle of a step: the heartbeat lands, then the renewals wait out
+// the step's bound (the TTL) for answers that never come, and by their end the member list has
+// forgotten the peer, whose heartbeats could not land meanwhile. That list is not the members
+// from before the gap: after it, a node that steps first still takes back only its own
+// partitions, and the peer its own. (The list read after the renewals made this node take every
+// partition, its peer's lapsed ones too, and hand them back once the peer showed again: every
+// partition fenced and loaded twice; TestLeaseBucketLeaderLossKeepsPartitions under load.)
+func TestComebackAfterAStepTheStoreLeftMidway(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	f := newFake(c.now)
+	ctx := context.Background()
+	a, b := keeper(t, "a", f, c), keeper(t, "b", f, c)
+	require.NoError(t, a.Step(ctx))
+	require.NoError(t, b.Step(ctx))
+	require.NoError(t, a.Step(ctx)) // hands b's share over
+	require.NoError(t, b.Step(ctx)) // takes it
+	before := map[string]map[int]uint64{"a": a.Held(), "b": b.Held()}
+	require.NotEmpty(t, before["a"])
+	require.NotEmpty(t, before["b"])
+
+	var once sync.Once
+	f.onRenew(func() {
+		once.Do(func() {
+			f.setDown(true)
+			c.add(f.TTL()) // the renewals wait out the step's bound
+		})
+	})
+	c.add(time.Second / 2)
+	require.NoError(t, a.Step(ctx), "the heartbeat landed")
+	f.onRenew(nil)
+	for i := 0; i < 4; i++ {
+		c.add(time.Second)
+		require.Error(t, a.Step(ctx))
+		require.Error(t, b.Step(ctx))
+	}
+	f.setDown(false)
+	c.add(time.Second)
+	require.NoError(t, a.Step(ctx)) // a first: b's leases have lapsed, and b is not a member now
+	assert.Len(t, a.Held(), len(before["a"]), "a took back its own partitions only")
+	for p := range a.Held() {
+		assert.Contains(t, before["a"], p)
+	}
+	require.NoError(t, b.Step(ctx))
+	assert.Equal(t, len(before["b"]), len(b.Held()), "b took back its own")
 }
